@@ -1,0 +1,653 @@
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { type DiskThresholds, RUNBOOK_THRESHOLDS, thresholdProblems } from './thresholds';
+
+/**
+ * The app's configuration, typed and validated in one place.
+ *
+ * Sources, later wins: the `stemedb` object in `cdk.json` context (or `-c stemedb='{...}'`),
+ * then a JSON file given with `-c stemedbConfig=PATH`. Nested objects (`thresholds`,
+ * `expansion`, `wal`, `snapshots`, `archive`, `remediation`) merge key by key; `nodes` and
+ * `notifyEmails` are replaced whole.
+ */
+
+/** EBS volume types the data volume may use. */
+export type EbsVolumeType = 'gp3' | 'gp2' | 'io1' | 'io2' | 'st1' | 'sc1' | 'standard';
+
+/** A data volume the stack creates and owns (but never deletes: it is retained). */
+export interface NewDataVolumeConfig {
+  /** Size in GiB, within the type's limits. */
+  readonly sizeGiB: number;
+  /** @default 'gp3' */
+  readonly type: EbsVolumeType;
+  /** Provisioned IOPS (gp3, io1, io2 only). @default type's baseline (gp3: 3000) */
+  readonly iops?: number;
+  /** Throughput in MiB/s (gp3 only). @default 125 */
+  readonly throughput?: number;
+  /** Device name the volume is attached as. @default '/dev/sdf' */
+  readonly deviceName: string;
+}
+
+/** One StemeDB node. */
+export interface NodeConfig {
+  /** Short name, used in resource names, tags and alarm names. */
+  readonly name: string;
+  /** The EC2 instance the node runs on. */
+  readonly instanceId: string;
+  /** The instance's Availability Zone; the data volume is created there. */
+  readonly availabilityZone: string;
+  /** A volume the stack creates, attaches and owns. Exactly one of this and `existingVolumeId`. */
+  readonly dataVolume?: NewDataVolumeConfig;
+  /** A volume that already exists: tagged and alarmed, never owned or deleted. */
+  readonly existingVolumeId?: string;
+}
+
+/** How the expand-volume Lambda sizes a volume. */
+export interface ExpansionConfig {
+  /** Grow by at least this % of the current size. @default 50 */
+  readonly growPercent: number;
+  /** Grow by at least this many GiB. @default 10 */
+  readonly minGrowGiB: number;
+  /** Never grow beyond this size (a cost guard); also capped by the type's maximum. @default 4096 */
+  readonly maxSizeGiB: number;
+  /** Take a snapshot before modifying the volume. @default true */
+  readonly snapshotBeforeExpand: boolean;
+}
+
+/** WAL retention and archival (runbook §2 and §5C). */
+export interface WalConfig {
+  /** `[wal] retention_days` the WalCleanup document sets. @default 7 */
+  readonly retentionDays: number;
+  /** Segments older than this are archived to S3 by the warning alarm's automation. @default 30 */
+  readonly archiveAfterDays: number;
+  /** `[wal] max_segments`. @default 100 */
+  readonly maxSegments: number;
+  /** `[wal] segment_size_mb`. @default 64 */
+  readonly segmentSizeMb: number;
+}
+
+/** Data Lifecycle Manager snapshots of every managed data volume. */
+export interface SnapshotConfig {
+  /** How many daily snapshots to keep. @default 7 (the runbook keeps 7 daily backups) */
+  readonly retainCount: number;
+  /** Time of day (UTC, HH:MM) the daily snapshot starts. @default '03:00' */
+  readonly timeUtc: string;
+}
+
+/** The WAL archive bucket. */
+export interface ArchiveConfig {
+  /** Days before archived WAL moves to Glacier Instant Retrieval. @default 30 */
+  readonly transitionAfterDays: number;
+  /** Days before a noncurrent object version is expired. @default 90 */
+  readonly noncurrentExpireDays: number;
+  /** Object Lock (governance mode) retention in days; 0 turns Object Lock off. @default 0 */
+  readonly objectLockDays: number;
+}
+
+/** Which automation an alarm starts. */
+export interface RemediationConfig {
+  /** Document section the warning alarm starts ('' for none). @default 'ArchiveWal' */
+  readonly warning: string;
+  /** Document section the critical alarm starts ('' for none). @default 'ExpandVolume' */
+  readonly critical: string;
+  /** Minutes between re-checks of alarms that stay in ALARM. @default 15 */
+  readonly recheckMinutes: number;
+}
+
+export interface StemeDbConfig {
+  /** Prefix of document, alarm and resource names. @default 'StemeDB' */
+  readonly prefix: string;
+  /** @default '/data' */
+  readonly dataMount: string;
+  /** @default '/data/wal' */
+  readonly walDir: string;
+  /** @default '/data/db' */
+  readonly dbDir: string;
+  /** @default '/backups' */
+  readonly backupDir: string;
+  /** systemd unit of the database. @default 'stemedb-api' */
+  readonly serviceName: string;
+  /** @default 'http://localhost:18180/v1/health' */
+  readonly healthUrl: string;
+  /** @default the runbook's numbers ({@link RUNBOOK_THRESHOLDS}) */
+  readonly thresholds: DiskThresholds;
+  readonly expansion: ExpansionConfig;
+  readonly wal: WalConfig;
+  readonly snapshots: SnapshotConfig;
+  readonly archive: ArchiveConfig;
+  readonly remediation: RemediationConfig;
+  /** Email addresses subscribed to the notification topic. @default [] */
+  readonly notifyEmails: readonly string[];
+  /** Amazon Managed Service for Prometheus workspace that receives the rules. @default none */
+  readonly prometheusWorkspaceId?: string;
+  /** @default [] (synth still succeeds and warns) */
+  readonly nodes: readonly NodeConfig[];
+}
+
+export const DEFAULT_CONFIG: StemeDbConfig = {
+  prefix: 'StemeDB',
+  dataMount: '/data',
+  walDir: '/data/wal',
+  dbDir: '/data/db',
+  backupDir: '/backups',
+  serviceName: 'stemedb-api',
+  healthUrl: 'http://localhost:18180/v1/health',
+  thresholds: RUNBOOK_THRESHOLDS,
+  expansion: { growPercent: 50, minGrowGiB: 10, maxSizeGiB: 4096, snapshotBeforeExpand: true },
+  wal: { retentionDays: 7, archiveAfterDays: 30, maxSegments: 100, segmentSizeMb: 64 },
+  snapshots: { retainCount: 7, timeUtc: '03:00' },
+  archive: { transitionAfterDays: 30, noncurrentExpireDays: 90, objectLockDays: 0 },
+  remediation: { warning: 'ArchiveWal', critical: 'ExpandVolume', recheckMinutes: 15 },
+  notifyEmails: [],
+  nodes: [],
+};
+
+/** Per volume type: size limits (GiB) and, where provisioned, IOPS and throughput limits. */
+export const VOLUME_LIMITS: Readonly<
+  Record<
+    EbsVolumeType,
+    {
+      readonly minGiB: number;
+      readonly maxGiB: number;
+      readonly iops?: { readonly min: number; readonly max: number; readonly perGiB: number };
+      readonly throughput?: { readonly min: number; readonly max: number; readonly perIops: number };
+    }
+  >
+> = {
+  gp3: {
+    minGiB: 1,
+    maxGiB: 65_536,
+    iops: { min: 3000, max: 80_000, perGiB: 500 },
+    throughput: { min: 125, max: 2000, perIops: 0.25 },
+  },
+  io2: { minGiB: 4, maxGiB: 65_536, iops: { min: 100, max: 256_000, perGiB: 1000 } },
+  io1: { minGiB: 4, maxGiB: 16_384, iops: { min: 100, max: 64_000, perGiB: 50 } },
+  gp2: { minGiB: 1, maxGiB: 16_384 },
+  st1: { minGiB: 125, maxGiB: 16_384 },
+  sc1: { minGiB: 125, maxGiB: 16_384 },
+  standard: { minGiB: 1, maxGiB: 1024 },
+};
+
+/** Document sections the router may start for an alarm. */
+export const REMEDIATION_SECTIONS = [
+  'DiagnoseDiskFull',
+  'EmergencyCleanup',
+  'WalCleanup',
+  'CompactDatabase',
+  'InodeCleanup',
+  'ExpandVolume',
+  'AddDataVolume',
+  'ArchiveWal',
+  'ValidateDiskHealth',
+] as const;
+
+/** Thrown when configuration is invalid; the message lists every problem found. */
+export class ConfigError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(`Invalid StemeDB configuration:\n  - ${problems.join('\n  - ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+const PATTERNS = {
+  name: /^[a-z][a-z0-9-]{0,30}[a-z0-9]$/,
+  instanceId: /^i-(?:[0-9a-f]{8}|[0-9a-f]{17})$/,
+  volumeId: /^vol-(?:[0-9a-f]{8}|[0-9a-f]{17})$/,
+  availabilityZone: /^[a-z]{2}(?:-[a-z]+)+-\d{1,2}[a-z](?:-[a-z]+-\d[a-z])?$/,
+  deviceName: /^\/dev\/(?:sd[f-p]|xvd[f-p])$/,
+  prefix: /^[A-Za-z][A-Za-z0-9]{0,19}$/,
+  path: /^\/(?:[A-Za-z0-9._-]+\/?)*$/,
+  serviceName: /^[A-Za-z0-9][A-Za-z0-9@._-]{0,99}$/,
+  healthUrl: /^http:\/\/(?:localhost|127\.0\.0\.1)(?::\d{1,5})?\/[A-Za-z0-9._/-]*$/,
+  email: /^[^@\s]+@[^@\s]+\.[^@\s]+$/,
+  workspaceId: /^ws-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/,
+  timeUtc: /^(?:[01]\d|2[0-3]):[0-5]\d$/,
+};
+
+const TOP_KEYS = new Set<string>([...Object.keys(DEFAULT_CONFIG), 'prometheusWorkspaceId']);
+const NESTED_KEYS = ['thresholds', 'expansion', 'wal', 'snapshots', 'archive', 'remediation'] as const;
+
+type Json = Record<string, unknown>;
+
+function isObject(v: unknown): v is Json {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Merges `over` onto `base`: top-level keys replace, the nested sections merge key by key. */
+export function mergeRawConfig(base: Json, over: Json): Json {
+  const out: Json = { ...base, ...over };
+  for (const key of NESTED_KEYS) {
+    if (isObject(base[key]) && isObject(over[key])) out[key] = { ...base[key], ...over[key] };
+  }
+  return out;
+}
+
+/** Reads the raw configuration from CDK context values (as `node.tryGetContext` returns them). */
+export function readRawConfig(contextValue: unknown, configFilePath: unknown): Json {
+  let raw: Json = {};
+  if (contextValue !== undefined) {
+    const parsed =
+      typeof contextValue === 'string' ? parseJson(contextValue, 'context key "stemedb"') : contextValue;
+    if (!isObject(parsed)) {
+      throw new ConfigError([`context key "stemedb" must be a JSON object, got ${JSON.stringify(parsed)}`]);
+    }
+    raw = parsed;
+  }
+  if (configFilePath !== undefined) {
+    if (typeof configFilePath !== 'string' || configFilePath.length === 0) {
+      throw new ConfigError([
+        `context key "stemedbConfig" must be a file path, got ${JSON.stringify(configFilePath)}`,
+      ]);
+    }
+    let text: string;
+    try {
+      text = readFileSync(resolve(configFilePath), 'utf8');
+    } catch (err) {
+      throw new ConfigError([
+        `stemedbConfig file ${configFilePath} cannot be read: ${(err as Error).message}`,
+      ]);
+    }
+    const parsed = parseJson(text, `stemedbConfig file ${configFilePath}`);
+    if (!isObject(parsed)) {
+      throw new ConfigError([`stemedbConfig file ${configFilePath} must hold a JSON object`]);
+    }
+    raw = mergeRawConfig(raw, parsed);
+  }
+  return raw;
+}
+
+function parseJson(text: string, what: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError([`${what} is not valid JSON: ${(err as Error).message}`]);
+  }
+}
+
+/** Applies defaults to a raw configuration and validates every value. Throws {@link ConfigError}. */
+export function resolveConfig(raw: Json): StemeDbConfig {
+  const problems: string[] = [];
+  for (const key of Object.keys(raw)) {
+    if (!TOP_KEYS.has(key))
+      problems.push(`${key} is not a configuration key; accepted keys: ${[...TOP_KEYS].join(', ')}`);
+  }
+  for (const key of NESTED_KEYS) {
+    if (raw[key] !== undefined && !isObject(raw[key])) {
+      problems.push(`${key} must be an object, got ${JSON.stringify(raw[key])}`);
+    } else if (isObject(raw[key])) {
+      const known = Object.keys(DEFAULT_CONFIG[key]);
+      for (const sub of Object.keys(raw[key])) {
+        if (!known.includes(sub))
+          problems.push(`${key}.${sub} is not a configuration key; accepted: ${known.join(', ')}`);
+      }
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  const merged = mergeRawConfig(DEFAULT_CONFIG as unknown as Json, raw) as unknown as StemeDbConfig;
+  const config: StemeDbConfig = {
+    ...merged,
+    nodes: Array.isArray(merged.nodes) ? merged.nodes.map(withVolumeDefaults) : merged.nodes,
+  };
+  problems.push(...configProblems(config));
+  if (problems.length > 0) throw new ConfigError(problems);
+  return config;
+}
+
+function withVolumeDefaults(node: NodeConfig): NodeConfig {
+  if (!isObject(node) || !isObject(node.dataVolume)) return node;
+  return { ...node, dataVolume: { type: 'gp3', deviceName: '/dev/sdf', ...node.dataVolume } };
+}
+
+function check(problems: string[], ok: boolean, key: string, value: unknown, accepted: string): void {
+  if (!ok) problems.push(`${key} is ${JSON.stringify(value)}; expected ${accepted}`);
+}
+
+function isInt(v: unknown, min: number, max: number): boolean {
+  return typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max;
+}
+
+function matches(re: RegExp, v: unknown): boolean {
+  return typeof v === 'string' && re.test(v);
+}
+
+function isSafePath(v: unknown): boolean {
+  return matches(PATTERNS.path, v) && !(v as string).split('/').includes('..') && (v as string).length <= 200;
+}
+
+/** Every problem in a resolved configuration; empty when valid. Exported for tests. */
+export function configProblems(c: StemeDbConfig): string[] {
+  const p: string[] = [];
+  check(
+    p,
+    matches(PATTERNS.prefix, c.prefix) && !/^(aws|amazon)/i.test(c.prefix),
+    'prefix',
+    c.prefix,
+    'a letter then up to 19 letters or digits, not starting with "AWS" or "Amazon" (SSM reserves those)',
+  );
+  for (const key of ['dataMount', 'walDir', 'dbDir', 'backupDir'] as const) {
+    check(
+      p,
+      isSafePath(c[key]),
+      key,
+      c[key],
+      'an absolute path of letters, digits, ".", "_", "-" and "/" with no ".." segment',
+    );
+  }
+  for (const key of ['walDir', 'dbDir'] as const) {
+    if (
+      isSafePath(c[key]) &&
+      isSafePath(c.dataMount) &&
+      !c[key].startsWith(`${c.dataMount.replace(/\/$/, '')}/`)
+    ) {
+      p.push(`${key} is ${JSON.stringify(c[key])}; expected a directory inside dataMount (${c.dataMount})`);
+    }
+  }
+  check(
+    p,
+    matches(PATTERNS.serviceName, c.serviceName),
+    'serviceName',
+    c.serviceName,
+    'a systemd unit name (letters, digits, "@", ".", "_", "-")',
+  );
+  check(
+    p,
+    matches(PATTERNS.healthUrl, c.healthUrl),
+    'healthUrl',
+    c.healthUrl,
+    'an http URL on localhost or 127.0.0.1, such as http://localhost:18180/v1/health',
+  );
+  if (!isObject(c.thresholds)) {
+    p.push(`thresholds must be an object`);
+  } else {
+    p.push(...thresholdProblems(c.thresholds));
+  }
+
+  const e = c.expansion;
+  check(
+    p,
+    isInt(e.growPercent, 1, 1000),
+    'expansion.growPercent',
+    e.growPercent,
+    'a whole number from 1 to 1000',
+  );
+  check(
+    p,
+    isInt(e.minGrowGiB, 1, 65_536),
+    'expansion.minGrowGiB',
+    e.minGrowGiB,
+    'a whole number of GiB from 1 to 65536',
+  );
+  check(
+    p,
+    isInt(e.maxSizeGiB, 1, 65_536),
+    'expansion.maxSizeGiB',
+    e.maxSizeGiB,
+    'a whole number of GiB from 1 to 65536',
+  );
+  check(
+    p,
+    typeof e.snapshotBeforeExpand === 'boolean',
+    'expansion.snapshotBeforeExpand',
+    e.snapshotBeforeExpand,
+    'true or false',
+  );
+
+  const w = c.wal;
+  check(
+    p,
+    isInt(w.retentionDays, 1, 3650),
+    'wal.retentionDays',
+    w.retentionDays,
+    'a whole number of days from 1 to 3650',
+  );
+  check(
+    p,
+    isInt(w.archiveAfterDays, 0, 3650),
+    'wal.archiveAfterDays',
+    w.archiveAfterDays,
+    'a whole number of days from 0 to 3650',
+  );
+  check(
+    p,
+    isInt(w.maxSegments, 1, 1_000_000),
+    'wal.maxSegments',
+    w.maxSegments,
+    'a whole number from 1 to 1000000',
+  );
+  check(
+    p,
+    isInt(w.segmentSizeMb, 1, 4096),
+    'wal.segmentSizeMb',
+    w.segmentSizeMb,
+    'a whole number of MB from 1 to 4096',
+  );
+
+  const s = c.snapshots;
+  check(
+    p,
+    isInt(s.retainCount, 1, 1000),
+    'snapshots.retainCount',
+    s.retainCount,
+    'a whole number from 1 to 1000',
+  );
+  check(
+    p,
+    matches(PATTERNS.timeUtc, s.timeUtc),
+    'snapshots.timeUtc',
+    s.timeUtc,
+    'a time of day as HH:MM in UTC, such as "03:00"',
+  );
+
+  const a = c.archive;
+  check(
+    p,
+    isInt(a.transitionAfterDays, 30, 3650),
+    'archive.transitionAfterDays',
+    a.transitionAfterDays,
+    'a whole number of days from 30 to 3650 (S3 needs 30 before a colder class)',
+  );
+  check(
+    p,
+    isInt(a.noncurrentExpireDays, 1, 3650),
+    'archive.noncurrentExpireDays',
+    a.noncurrentExpireDays,
+    'a whole number of days from 1 to 3650',
+  );
+  check(
+    p,
+    isInt(a.objectLockDays, 0, 3650),
+    'archive.objectLockDays',
+    a.objectLockDays,
+    'a whole number of days from 0 (off) to 3650',
+  );
+
+  const r = c.remediation;
+  for (const key of ['warning', 'critical'] as const) {
+    check(
+      p,
+      r[key] === '' || (REMEDIATION_SECTIONS as readonly string[]).includes(r[key]),
+      `remediation.${key}`,
+      r[key],
+      `"" (none) or one of ${REMEDIATION_SECTIONS.join(', ')}`,
+    );
+  }
+  check(
+    p,
+    isInt(r.recheckMinutes, 5, 1440),
+    'remediation.recheckMinutes',
+    r.recheckMinutes,
+    'a whole number of minutes from 5 to 1440',
+  );
+
+  if (!Array.isArray(c.notifyEmails)) {
+    p.push(`notifyEmails is ${JSON.stringify(c.notifyEmails)}; expected a list of email addresses`);
+  } else {
+    c.notifyEmails.forEach((m, i) => {
+      check(
+        p,
+        matches(PATTERNS.email, m),
+        `notifyEmails[${i}]`,
+        m,
+        'an email address such as ops@example.com',
+      );
+    });
+  }
+  if (c.prometheusWorkspaceId !== undefined) {
+    check(
+      p,
+      matches(PATTERNS.workspaceId, c.prometheusWorkspaceId),
+      'prometheusWorkspaceId',
+      c.prometheusWorkspaceId,
+      'an Amazon Managed Service for Prometheus workspace ID such as ws-12345678-abcd-ef01-2345-6789abcdef01',
+    );
+  }
+
+  if (!Array.isArray(c.nodes)) {
+    p.push(`nodes is ${JSON.stringify(c.nodes)}; expected a list of nodes`);
+    return p;
+  }
+  const seenNames = new Set<string>();
+  const seenInstances = new Set<string>();
+  c.nodes.forEach((n, i) => {
+    p.push(...nodeProblems(n, `nodes[${i}]`));
+    if (isObject(n)) {
+      if (seenNames.has(n.name))
+        p.push(`nodes[${i}].name ${JSON.stringify(n.name)} is used twice; node names must be unique`);
+      if (seenInstances.has(n.instanceId))
+        p.push(`nodes[${i}].instanceId ${JSON.stringify(n.instanceId)} is used twice; one node per instance`);
+      seenNames.add(n.name);
+      seenInstances.add(n.instanceId);
+    }
+  });
+  return p;
+}
+
+function nodeProblems(n: NodeConfig, at: string): string[] {
+  const p: string[] = [];
+  if (!isObject(n))
+    return [
+      `${at} is ${JSON.stringify(n)}; expected an object with name, instanceId, availabilityZone and dataVolume or existingVolumeId`,
+    ];
+  const known = ['name', 'instanceId', 'availabilityZone', 'dataVolume', 'existingVolumeId'];
+  for (const key of Object.keys(n)) {
+    if (!known.includes(key)) p.push(`${at}.${key} is not a node key; accepted: ${known.join(', ')}`);
+  }
+  check(
+    p,
+    matches(PATTERNS.name, n.name),
+    `${at}.name`,
+    n.name,
+    '2 to 32 lower-case letters, digits and "-", starting with a letter and not ending with "-"',
+  );
+  check(
+    p,
+    matches(PATTERNS.instanceId, n.instanceId),
+    `${at}.instanceId`,
+    n.instanceId,
+    'an EC2 instance ID such as i-0123456789abcdef0',
+  );
+  check(
+    p,
+    matches(PATTERNS.availabilityZone, n.availabilityZone),
+    `${at}.availabilityZone`,
+    n.availabilityZone,
+    'an Availability Zone name such as eu-west-1a',
+  );
+  const hasNew = n.dataVolume !== undefined;
+  const hasExisting = n.existingVolumeId !== undefined;
+  if (hasNew === hasExisting) {
+    p.push(
+      `${at} must have exactly one of dataVolume (a volume the stack creates) and existingVolumeId (a volume it adopts)`,
+    );
+    return p;
+  }
+  if (hasExisting) {
+    check(
+      p,
+      matches(PATTERNS.volumeId, n.existingVolumeId),
+      `${at}.existingVolumeId`,
+      n.existingVolumeId,
+      'an EBS volume ID such as vol-0123456789abcdef0',
+    );
+    return p;
+  }
+  const v = n.dataVolume as NewDataVolumeConfig;
+  if (!isObject(v)) return [...p, `${at}.dataVolume must be an object with sizeGiB`];
+  const knownVolume = ['sizeGiB', 'type', 'iops', 'throughput', 'deviceName'];
+  for (const key of Object.keys(v)) {
+    if (!knownVolume.includes(key))
+      p.push(`${at}.dataVolume.${key} is not a data volume key; accepted: ${knownVolume.join(', ')}`);
+  }
+  const limits = VOLUME_LIMITS[v.type];
+  if (limits === undefined) {
+    p.push(
+      `${at}.dataVolume.type is ${JSON.stringify(v.type)}; expected one of ${Object.keys(VOLUME_LIMITS).join(', ')}`,
+    );
+    return p;
+  }
+  check(
+    p,
+    isInt(v.sizeGiB, limits.minGiB, limits.maxGiB),
+    `${at}.dataVolume.sizeGiB`,
+    v.sizeGiB,
+    `a whole number of GiB from ${limits.minGiB} to ${limits.maxGiB} for ${v.type}`,
+  );
+  check(
+    p,
+    matches(PATTERNS.deviceName, v.deviceName),
+    `${at}.dataVolume.deviceName`,
+    v.deviceName,
+    'a device name from /dev/sdf to /dev/sdp or /dev/xvdf to /dev/xvdp',
+  );
+  if (v.iops !== undefined) {
+    if (limits.iops === undefined) {
+      p.push(
+        `${at}.dataVolume.iops is set, but ${v.type} volumes do not take provisioned IOPS; remove it or use gp3, io1 or io2`,
+      );
+    } else {
+      const max = Math.min(
+        limits.iops.max,
+        isInt(v.sizeGiB, 1, 65_536) ? v.sizeGiB * limits.iops.perGiB : limits.iops.max,
+      );
+      check(
+        p,
+        isInt(v.iops, limits.iops.min, Math.max(limits.iops.min, max)),
+        `${at}.dataVolume.iops`,
+        v.iops,
+        `a whole number from ${limits.iops.min} to ${Math.max(limits.iops.min, max)} for a ${v.sizeGiB} GiB ${v.type} volume (${limits.iops.perGiB} IOPS per GiB, at most ${limits.iops.max})`,
+      );
+    }
+  } else if (v.type === 'io1' || v.type === 'io2') {
+    p.push(`${at}.dataVolume.iops is required for ${v.type} volumes`);
+  }
+  if (v.throughput !== undefined) {
+    if (limits.throughput === undefined) {
+      p.push(`${at}.dataVolume.throughput is set, but only gp3 volumes take a throughput; remove it`);
+    } else {
+      const iops = v.iops ?? limits.iops?.min ?? 3000;
+      const max = Math.min(limits.throughput.max, Math.floor(iops * limits.throughput.perIops));
+      check(
+        p,
+        isInt(v.throughput, limits.throughput.min, Math.max(limits.throughput.min, max)),
+        `${at}.dataVolume.throughput`,
+        v.throughput,
+        `a whole number of MiB/s from ${limits.throughput.min} to ${Math.max(limits.throughput.min, max)} for ${iops} IOPS (at most ${limits.throughput.perIops} MiB/s per IOPS, ${limits.throughput.max} in all)`,
+      );
+    }
+  }
+  return p;
+}
+
+/** Reads, merges, defaults and validates the configuration from a construct's CDK context. */
+export function loadConfig(tryGetContext: (key: string) => unknown): StemeDbConfig {
+  return resolveConfig(readRawConfig(tryGetContext('stemedb'), tryGetContext('stemedbConfig')));
+}
+
+/** The resource-name-safe, upper-camel form of a node name: `db-1` → `Db1`. */
+export function nodeLogicalName(name: string): string {
+  return name
+    .split('-')
+    .map((part) => part.charAt(0).toUpperCase() + part.slice(1))
+    .join('');
+}

@@ -1,0 +1,221 @@
+/**
+ * The one place where the runbook's disk numbers live.
+ *
+ * CloudWatch alarms, Prometheus rules, the dashboard annotations, the docs and the Lambdas'
+ * "recovered" check are all generated from a {@link DiskThresholds} value, so they cannot drift.
+ * Percentages are of the filesystem's total size (or total inodes), exactly as the runbook's
+ * Prometheus expressions compute them: `avail / size`.
+ */
+export interface DiskThresholds {
+  /** Runbook Prevention `StemeDBDiskSpaceWarning`: available space below this % of total. */
+  readonly warningFreePercent: number;
+  /** How long the warning condition must hold (`for: 15m`). */
+  readonly warningMinutes: number;
+  /** Runbook Prevention `StemeDBDiskSpaceCritical`: available space below this % of total. */
+  readonly criticalFreePercent: number;
+  /** How long the critical condition must hold (`for: 5m`). */
+  readonly criticalMinutes: number;
+  /** Runbook Prevention `StemeDBInodeExhaustion`: free inodes below this % of total. */
+  readonly inodeWarningFreePercent: number;
+  /** How long the inode warning must hold (`for: 15m`). */
+  readonly inodeWarningMinutes: number;
+  /** Runbook Metrics Alerts: `node_filesystem_avail_bytes < 5% of total`. */
+  readonly emergencyFreePercent: number;
+  /** Runbook Metrics Alerts: `node_filesystem_files_free < 1000`. */
+  readonly emergencyInodesFree: number;
+  /** How long an emergency (symptom) condition must hold before it alarms. */
+  readonly emergencyMinutes: number;
+  /** Runbook Validation: disk usage below this % counts as recovered (`< 80%`). */
+  readonly recoveredUsedPercent: number;
+  /** Runbook Validation: free inodes above this % counts as recovered (`> 10%`). */
+  readonly recoveredInodesFreePercent: number;
+  /** Predictive alert: the filesystem is projected to be full within this many hours. */
+  readonly fillsWithinHours: number;
+  /** How much history the prediction is fitted on, in hours. */
+  readonly fillsLookbackHours: number;
+  /** Minutes without any agent datapoint before the "no data" alarm fires. */
+  readonly noDataMinutes: number;
+}
+
+/** The runbook's numbers (sections "Metrics Alerts", "Prevention" and "Validation"). */
+export const RUNBOOK_THRESHOLDS: DiskThresholds = {
+  warningFreePercent: 20,
+  warningMinutes: 15,
+  criticalFreePercent: 10,
+  criticalMinutes: 5,
+  inodeWarningFreePercent: 10,
+  inodeWarningMinutes: 15,
+  emergencyFreePercent: 5,
+  emergencyInodesFree: 1000,
+  emergencyMinutes: 2,
+  recoveredUsedPercent: 80,
+  recoveredInodesFreePercent: 10,
+  fillsWithinHours: 4,
+  fillsLookbackHours: 6,
+  noDataMinutes: 10,
+};
+
+/** The kinds of disk alarm every node gets. Names are stable: the alarm router keys on them. */
+export type DiskAlarmKind =
+  | 'warning'
+  | 'critical'
+  | 'inode-warning'
+  | 'emergency-space'
+  | 'emergency-inodes'
+  | 'no-data';
+
+/** What a disk alarm watches, independent of CloudWatch or Prometheus syntax. */
+export interface DiskAlarmRule {
+  readonly kind: DiskAlarmKind;
+  /** Prometheus alert name (the runbook's names where the runbook has one). */
+  readonly prometheusName: string;
+  readonly severity: 'warning' | 'critical';
+  /** Which ratio or count the rule compares. */
+  readonly signal: 'free-percent' | 'inodes-free-percent' | 'inodes-free' | 'agent-heartbeat';
+  /** The rule fires while the signal is below this value. */
+  readonly below: number;
+  /** How long the condition must hold. */
+  readonly minutes: number;
+  readonly summary: string;
+}
+
+/** Every per-node disk alarm rule, derived from the thresholds. */
+export function diskAlarmRules(t: DiskThresholds): readonly DiskAlarmRule[] {
+  return [
+    {
+      kind: 'warning',
+      prometheusName: 'StemeDBDiskSpaceWarning',
+      severity: 'warning',
+      signal: 'free-percent',
+      below: t.warningFreePercent,
+      minutes: t.warningMinutes,
+      summary: `Disk space <${t.warningFreePercent}% on the data mount`,
+    },
+    {
+      kind: 'critical',
+      prometheusName: 'StemeDBDiskSpaceCritical',
+      severity: 'critical',
+      signal: 'free-percent',
+      below: t.criticalFreePercent,
+      minutes: t.criticalMinutes,
+      summary: `Disk space <${t.criticalFreePercent}% on the data mount`,
+    },
+    {
+      kind: 'inode-warning',
+      prometheusName: 'StemeDBInodeExhaustion',
+      severity: 'warning',
+      signal: 'inodes-free-percent',
+      below: t.inodeWarningFreePercent,
+      minutes: t.inodeWarningMinutes,
+      summary: `Inodes <${t.inodeWarningFreePercent}% available`,
+    },
+    {
+      kind: 'emergency-space',
+      prometheusName: 'StemeDBDiskSpaceEmergency',
+      severity: 'critical',
+      signal: 'free-percent',
+      below: t.emergencyFreePercent,
+      minutes: t.emergencyMinutes,
+      summary: `Disk space <${t.emergencyFreePercent}% on the data mount: writes are about to fail`,
+    },
+    {
+      kind: 'emergency-inodes',
+      prometheusName: 'StemeDBInodesNearlyExhausted',
+      severity: 'critical',
+      signal: 'inodes-free',
+      below: t.emergencyInodesFree,
+      minutes: t.emergencyMinutes,
+      summary: `Fewer than ${t.emergencyInodesFree} free inodes on the data mount`,
+    },
+    {
+      kind: 'no-data',
+      prometheusName: 'StemeDBDiskMetricsAbsent',
+      severity: 'warning',
+      signal: 'agent-heartbeat',
+      below: 1,
+      minutes: t.noDataMinutes,
+      summary: 'No disk metrics from the node: a full disk would go unseen',
+    },
+  ];
+}
+
+/** Validation levels ("recovered"), as a pure check the Lambdas and scripts share. */
+export function isRecovered(
+  t: DiskThresholds,
+  usage: { readonly usedPercent: number; readonly inodesFreePercent: number },
+): boolean {
+  return usage.usedPercent < t.recoveredUsedPercent && usage.inodesFreePercent > t.recoveredInodesFreePercent;
+}
+
+/**
+ * Checks that the thresholds are numbers in a sensible order and returns the problems found,
+ * each naming the key under `thresholds.` and the accepted form. Empty when valid.
+ */
+export function thresholdProblems(t: DiskThresholds): string[] {
+  const problems: string[] = [];
+  const percentKeys = [
+    'warningFreePercent',
+    'criticalFreePercent',
+    'inodeWarningFreePercent',
+    'emergencyFreePercent',
+    'recoveredUsedPercent',
+    'recoveredInodesFreePercent',
+  ] as const;
+  for (const key of percentKeys) {
+    const v = t[key];
+    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0 || v >= 100) {
+      problems.push(`thresholds.${key} is ${JSON.stringify(v)}; expected a number above 0 and below 100`);
+    }
+  }
+  const minuteKeys = [
+    'warningMinutes',
+    'criticalMinutes',
+    'inodeWarningMinutes',
+    'emergencyMinutes',
+    'noDataMinutes',
+  ] as const;
+  for (const key of minuteKeys) {
+    const v = t[key];
+    // CloudWatch allows at most 1 day of evaluation (1440 one-minute periods).
+    if (!Number.isInteger(v) || v < 1 || v > 1440) {
+      problems.push(
+        `thresholds.${key} is ${JSON.stringify(v)}; expected a whole number of minutes from 1 to 1440`,
+      );
+    }
+  }
+  if (!Number.isInteger(t.emergencyInodesFree) || t.emergencyInodesFree < 1) {
+    problems.push(
+      `thresholds.emergencyInodesFree is ${JSON.stringify(t.emergencyInodesFree)}; expected a whole number of at least 1`,
+    );
+  }
+  for (const key of ['fillsWithinHours', 'fillsLookbackHours'] as const) {
+    const v = t[key];
+    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0 || v > 24 * 30) {
+      problems.push(
+        `thresholds.${key} is ${JSON.stringify(v)}; expected a number of hours above 0 and at most 720`,
+      );
+    }
+  }
+  if (problems.length > 0) return problems;
+  if (!(t.emergencyFreePercent < t.criticalFreePercent && t.criticalFreePercent < t.warningFreePercent)) {
+    problems.push(
+      `thresholds.emergencyFreePercent (${t.emergencyFreePercent}) < criticalFreePercent (${t.criticalFreePercent}) < warningFreePercent (${t.warningFreePercent}) must hold: each level must fire before the next`,
+    );
+  }
+  if (t.recoveredUsedPercent > 100 - t.warningFreePercent) {
+    problems.push(
+      `thresholds.recoveredUsedPercent (${t.recoveredUsedPercent}) must be at most 100 - warningFreePercent (${100 - t.warningFreePercent}): a recovered disk must not still be in warning`,
+    );
+  }
+  if (t.recoveredInodesFreePercent < t.inodeWarningFreePercent) {
+    problems.push(
+      `thresholds.recoveredInodesFreePercent (${t.recoveredInodesFreePercent}) must be at least inodeWarningFreePercent (${t.inodeWarningFreePercent})`,
+    );
+  }
+  if (t.criticalMinutes > t.warningMinutes) {
+    problems.push(
+      `thresholds.criticalMinutes (${t.criticalMinutes}) must be at most warningMinutes (${t.warningMinutes}): critical must not wait longer than warning`,
+    );
+  }
+  return problems;
+}

@@ -1,0 +1,13 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    // Real-part tests (loop devices, moto_server, synth + cfn-lint) take seconds each.
+    testTimeout: 120_000,
+    hookTimeout: 120_000,
+    // Two cores: two workers keep the loop-device and moto tests from starving each other.
+    maxWorkers: 2,
+    pool: 'forks',
+  },
+});
