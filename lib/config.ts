@@ -296,7 +296,8 @@ export function resolveConfig(raw: Json): StemeDbConfig {
 
 function withVolumeDefaults(node: NodeConfig): NodeConfig {
   if (!isObject(node) || !isObject(node.dataVolume)) return node;
-  return { ...node, dataVolume: { type: 'gp3', deviceName: '/dev/sdf', ...node.dataVolume } };
+  const defaults: Partial<NewDataVolumeConfig> = { type: 'gp3', deviceName: '/dev/sdf' };
+  return { ...node, dataVolume: { ...defaults, ...node.dataVolume } };
 }
 
 function check(problems: string[], ok: boolean, key: string, value: unknown, accepted: string): void {
@@ -511,7 +512,7 @@ export function configProblems(c: StemeDbConfig): string[] {
   const seenInstances = new Set<string>();
   c.nodes.forEach((n, i) => {
     p.push(...nodeProblems(n, `nodes[${i}]`));
-    if (isObject(n)) {
+    if (isObject(n) && typeof n.name === 'string' && typeof n.instanceId === 'string') {
       if (seenNames.has(n.name))
         p.push(`nodes[${i}].name ${JSON.stringify(n.name)} is used twice; node names must be unique`);
       if (seenInstances.has(n.instanceId))
