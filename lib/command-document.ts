@@ -1,0 +1,325 @@
+import { readFileSync } from 'node:fs';
+import { isAbsolute, join, resolve } from 'node:path';
+import { Stack } from 'aws-cdk-lib';
+import { CfnDocument } from 'aws-cdk-lib/aws-ssm';
+import { Construct } from 'constructs';
+import { parse as parseYaml } from 'yaml';
+
+/**
+ * An SSM Command document built from two files: `ssm-documents/<kebab>.command.yml` (schema 2.2,
+ * parameters, one `aws:runShellScript` step with `runCommand: []`) and
+ * `ssm-documents/scripts/<kebab>.sh`, whose lines become `runCommand` at synth.
+ *
+ * Parameter rules enforced here (the contract in DESIGN.md):
+ * - every parameter has an anchored `allowedPattern` (`^...$`, no top-level `|`) or `allowedValues`;
+ * - patterns use only the regex subset that JavaScript, Java (the SSM service) and Go RE2 (the
+ *   agent) all accept: no look-around, no back-references, no possessive/atomic groups;
+ * - every String parameter has `interpolationType: ENV_VAR`, so the script reads `"$SSM_<Name>"`
+ *   and no value is ever pasted into shell text; the script contains no `{{`;
+ * - a default, when present, satisfies the parameter's own pattern or values.
+ */
+
+/** Repository root: `lib/..`. Relative definition and script paths resolve from here. */
+export const REPO_ROOT = resolve(__dirname, '..');
+
+/** One parameter of a Command document (the subset this project uses). */
+export interface CommandDocumentParameter {
+  readonly type: string;
+  readonly description?: string;
+  readonly default?: unknown;
+  readonly allowedPattern?: string;
+  readonly allowedValues?: readonly string[];
+  readonly interpolationType?: string;
+}
+
+/** The `aws:runShellScript` step. */
+export interface RunShellScriptStep {
+  readonly action: string;
+  readonly name: string;
+  readonly precondition?: unknown;
+  readonly inputs: {
+    readonly runCommand: readonly string[];
+    readonly timeoutSeconds?: number | string;
+    readonly workingDirectory?: string;
+  };
+}
+
+/** A Command document's content, as handed to `CfnDocument` (an object, not a string). */
+export interface CommandDocumentContent {
+  readonly schemaVersion: string;
+  readonly description?: string;
+  readonly parameters?: Readonly<Record<string, CommandDocumentParameter>>;
+  readonly mainSteps: readonly RunShellScriptStep[];
+}
+
+/** Where a document's two source files are; relative paths resolve from the repository root. */
+export interface CommandDocumentSources {
+  /** @default `ssm-documents/<kebab-name>.command.yml` */
+  readonly definitionFile?: string;
+  /** @default `ssm-documents/scripts/<kebab-name>.sh` */
+  readonly scriptFile?: string;
+}
+
+export interface CommandDocumentProps extends CommandDocumentSources {
+  /** Name prefix of every deployed resource (config `prefix`), e.g. `StemeDB`. */
+  readonly prefix: string;
+  /** PascalCase document name, e.g. `GrowFilesystem`; deployed as `<prefix>-Host-<name>`. */
+  readonly name: string;
+}
+
+/** Thrown when a definition or script breaks the rules; `problems` lists each, naming the field. */
+export class CommandDocumentError extends Error {
+  constructor(
+    message: string,
+    readonly problems: readonly string[],
+  ) {
+    super(message);
+    this.name = 'CommandDocumentError';
+  }
+}
+
+const NAME_PATTERN = /^[A-Z][A-Za-z0-9]{0,63}$/;
+const PREFIX_PATTERN = /^[A-Za-z][A-Za-z0-9]{0,19}$/;
+const PARAMETER_NAME_PATTERN = /^[A-Za-z0-9]+$/;
+
+/** `GrowFilesystem` → `grow-filesystem`, `ArchiveWAL` → `archive-wal`. */
+export function kebabCase(name: string): string {
+  return name
+    .replace(/([a-z0-9])([A-Z])/g, '$1-$2')
+    .replace(/([A-Z]+)([A-Z][a-z])/g, '$1-$2')
+    .toLowerCase();
+}
+
+/** The default definition and script paths (relative to the repository root) for a document name. */
+export function defaultCommandDocumentFiles(name: string): Required<CommandDocumentSources> {
+  const kebab = kebabCase(name);
+  return {
+    definitionFile: join('ssm-documents', `${kebab}.command.yml`),
+    scriptFile: join('ssm-documents', 'scripts', `${kebab}.sh`),
+  };
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Regex features that one of JavaScript, Java and Go RE2 lacks or reads differently. */
+const UNPORTABLE_REGEX: ReadonlyArray<readonly [RegExp, string]> = [
+  [/\(\?[=!]/, 'look-ahead'],
+  [/\(\?<[=!]/, 'look-behind'],
+  [/\(\?>/, 'atomic group'],
+  [/\\[1-9]/, 'back-reference'],
+  [/\\k</, 'named back-reference'],
+  [/[*+?}]\+/, 'possessive quantifier'],
+  [/\\[zZA]/, 'anchor \\A/\\z/\\Z (write ^...$)'],
+];
+
+/**
+ * True when `^` and `$` bind the whole value: the pattern starts with `^`, ends with an unescaped
+ * `$`, and has no `|` outside parentheses and character classes (`^a|b$` is not anchored).
+ */
+export function isAnchoredPattern(pattern: string): boolean {
+  if (!pattern.startsWith('^') || !pattern.endsWith('$')) return false;
+  let depth = 0;
+  let inClass = false;
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i];
+    if (c === '\\') {
+      if (i === pattern.length - 2) return false; // the final `$` is escaped
+      i++;
+      continue;
+    }
+    if (inClass) {
+      if (c === ']') inClass = false;
+      continue;
+    }
+    if (c === '[') inClass = true;
+    else if (c === '(') depth++;
+    else if (c === ')') depth--;
+    else if (c === '|' && depth === 0) return false;
+  }
+  return true;
+}
+
+function patternProblems(where: string, pattern: unknown): string[] {
+  if (typeof pattern !== 'string') return [`${where}.allowedPattern must be a string`];
+  const problems: string[] = [];
+  if (!isAnchoredPattern(pattern)) {
+    problems.push(
+      `${where}.allowedPattern ${JSON.stringify(pattern)} must be anchored as ^...$ (no top-level |)`,
+    );
+  }
+  for (const [re, what] of UNPORTABLE_REGEX) {
+    if (re.test(pattern)) {
+      problems.push(
+        `${where}.allowedPattern ${JSON.stringify(pattern)} uses a ${what}, which the SSM agent (Go RE2) or service does not support`,
+      );
+    }
+  }
+  try {
+    new RegExp(pattern);
+  } catch (err) {
+    problems.push(`${where}.allowedPattern does not compile: ${(err as Error).message}`);
+  }
+  return problems;
+}
+
+function parameterProblems(name: string, raw: unknown): string[] {
+  const where = `parameters.${name}`;
+  if (!PARAMETER_NAME_PATTERN.test(name))
+    return [`${where}: a parameter name must match ${PARAMETER_NAME_PATTERN}`];
+  if (!isRecord(raw)) return [`${where} must be a mapping`];
+  const problems: string[] = [];
+  const hasPattern = raw.allowedPattern !== undefined;
+  const hasValues = raw.allowedValues !== undefined;
+  if (!hasPattern && !hasValues) problems.push(`${where} needs an anchored allowedPattern or allowedValues`);
+  if (hasPattern) problems.push(...patternProblems(where, raw.allowedPattern));
+  if (hasValues) {
+    const values = raw.allowedValues;
+    if (!Array.isArray(values) || values.length === 0 || !values.every((v) => typeof v === 'string')) {
+      problems.push(`${where}.allowedValues must be a non-empty list of strings`);
+    }
+  }
+  if (raw.type === 'String' && raw.interpolationType !== 'ENV_VAR') {
+    problems.push(`${where} is a String parameter and needs interpolationType: ENV_VAR`);
+  }
+  if (raw.default !== undefined && problems.length === 0) {
+    const value = String(raw.default);
+    if (hasPattern && typeof raw.allowedPattern === 'string' && !new RegExp(raw.allowedPattern).test(value)) {
+      problems.push(`${where}.default ${JSON.stringify(value)} does not match its own allowedPattern`);
+    }
+    if (hasValues && Array.isArray(raw.allowedValues) && !raw.allowedValues.includes(value)) {
+      problems.push(`${where}.default ${JSON.stringify(value)} is not one of its allowedValues`);
+    }
+  }
+  return problems;
+}
+
+/**
+ * Every way a definition (parsed YAML) and its script break the Command document rules.
+ * Empty when the pair is valid. Each message names the field it is about.
+ */
+export function commandDocumentProblems(definition: unknown, script: string): string[] {
+  if (!isRecord(definition)) return ['definition must be a YAML mapping'];
+  const problems: string[] = [];
+  if (definition.schemaVersion !== '2.2') {
+    problems.push(`schemaVersion must be the string '2.2', got ${JSON.stringify(definition.schemaVersion)}`);
+  }
+  const parameters = definition.parameters ?? {};
+  if (!isRecord(parameters)) problems.push('parameters must be a mapping');
+  else for (const [name, raw] of Object.entries(parameters)) problems.push(...parameterProblems(name, raw));
+
+  const steps = definition.mainSteps;
+  if (!Array.isArray(steps) || steps.length !== 1) {
+    problems.push('mainSteps must hold exactly one step (aws:runShellScript)');
+  } else {
+    const step: unknown = steps[0];
+    if (!isRecord(step) || step.action !== 'aws:runShellScript') {
+      problems.push('mainSteps[0].action must be aws:runShellScript');
+    } else {
+      if (typeof step.name !== 'string' || step.name === '') problems.push('mainSteps[0].name is required');
+      const inputs = step.inputs;
+      if (!isRecord(inputs) || !Array.isArray(inputs.runCommand) || inputs.runCommand.length !== 0) {
+        problems.push('mainSteps[0].inputs.runCommand must be [] (filled from the script at synth)');
+      }
+    }
+  }
+  const labelled = problems.map((p) => `definitionFile: ${p}`);
+  if (script.includes('{{')) {
+    labelled.push('scriptFile: the script contains "{{": read parameters from "$SSM_<Name>" instead');
+  }
+  if (!script.startsWith('#!')) labelled.push('scriptFile: the script must start with a #! line');
+  return labelled;
+}
+
+/** Splits a script into `runCommand` lines (no trailing empty line). */
+export function scriptLines(script: string): string[] {
+  const lines = script.replace(/\r\n/g, '\n').split('\n');
+  while (lines.length > 0 && lines[lines.length - 1] === '') lines.pop();
+  return lines;
+}
+
+function resolveFromRepo(path: string): string {
+  return isAbsolute(path) ? path : join(REPO_ROOT, path);
+}
+
+/**
+ * Reads a document's definition and script, checks them, and returns the content object with
+ * `runCommand` filled from the script. Throws `CommandDocumentError` naming each problem.
+ * Pure apart from reading the two files; the construct and the tests both use it.
+ */
+export function loadCommandDocumentContent(
+  name: string,
+  sources: CommandDocumentSources = {},
+): CommandDocumentContent {
+  const defaults = defaultCommandDocumentFiles(name);
+  const definitionFile = resolveFromRepo(sources.definitionFile ?? defaults.definitionFile);
+  const scriptFile = resolveFromRepo(sources.scriptFile ?? defaults.scriptFile);
+  let definition: unknown;
+  let script: string;
+  try {
+    definition = parseYaml(readFileSync(definitionFile, 'utf8'));
+  } catch (err) {
+    const message = `definitionFile ${definitionFile}: ${(err as Error).message}`;
+    throw new CommandDocumentError(`Command document ${name}: ${message}`, [message]);
+  }
+  try {
+    script = readFileSync(scriptFile, 'utf8');
+  } catch (err) {
+    const message = `scriptFile ${scriptFile}: ${(err as Error).message}`;
+    throw new CommandDocumentError(`Command document ${name}: ${message}`, [message]);
+  }
+  const problems = commandDocumentProblems(definition, script);
+  if (problems.length > 0) {
+    throw new CommandDocumentError(
+      `Command document ${name} is invalid (definitionFile ${definitionFile}, scriptFile ${scriptFile}): ${problems.join('; ')}`,
+      problems,
+    );
+  }
+  const doc = definition as unknown as CommandDocumentContent;
+  const [step] = doc.mainSteps;
+  if (step === undefined) throw new CommandDocumentError(`Command document ${name} has no step`, ['no step']);
+  return {
+    ...doc,
+    mainSteps: [{ ...step, inputs: { ...step.inputs, runCommand: scriptLines(script) } }],
+  };
+}
+
+/** An SSM Command document `<prefix>-Host-<name>` made from a YAML definition and a shell script. */
+export class CommandDocument extends Construct {
+  /** The deployed document's name, `<prefix>-Host-<name>`. */
+  public readonly documentName: string;
+  /** `arn:<partition>:ssm:<region>:<account>:document/<documentName>` (for SendCommand policies). */
+  public readonly documentArn: string;
+  /** The content as synthesized (runCommand filled), for tests and other constructs. */
+  public readonly content: CommandDocumentContent;
+  public readonly resource: CfnDocument;
+
+  constructor(scope: Construct, id: string, props: CommandDocumentProps) {
+    super(scope, id);
+    if (!PREFIX_PATTERN.test(props.prefix) || /^(aws|amazon|amzn)/i.test(props.prefix)) {
+      throw new Error(
+        `CommandDocument prefix ${JSON.stringify(props.prefix)} is invalid: expected ${PREFIX_PATTERN} not starting with aws/amazon/amzn`,
+      );
+    }
+    if (!NAME_PATTERN.test(props.name)) {
+      throw new Error(
+        `CommandDocument name ${JSON.stringify(props.name)} is invalid: expected PascalCase matching ${NAME_PATTERN}`,
+      );
+    }
+    this.content = loadCommandDocumentContent(props.name, props);
+    this.documentName = `${props.prefix}-Host-${props.name}`;
+    this.resource = new CfnDocument(this, 'Resource', {
+      name: this.documentName,
+      documentType: 'Command',
+      documentFormat: 'JSON',
+      content: this.content,
+      updateMethod: 'NewVersion',
+    });
+    this.documentArn = Stack.of(this).formatArn({
+      service: 'ssm',
+      resource: 'document',
+      resourceName: this.documentName,
+    });
+  }
+}
