@@ -1,0 +1,101 @@
+import { Duration } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import { Construct } from 'constructs';
+import type { NodeDiskAlarms } from './node-disk-alarms';
+import type { DiskThresholds } from './thresholds';
+
+export interface DiskDashboardNode {
+  readonly nodeName: string;
+  readonly alarms: NodeDiskAlarms;
+}
+
+export interface DiskDashboardProps {
+  /** Dashboard name. @default '<prefix>-disk' */
+  readonly dashboardName?: string;
+  /** Name prefix. @default 'StemeDB' */
+  readonly prefix?: string;
+  /** Levels drawn as horizontal annotations. */
+  readonly thresholds: DiskThresholds;
+  /** One row per node. @default none (an explanatory text widget only) */
+  readonly nodes?: readonly DiskDashboardNode[];
+}
+
+/** The horizontal lines of the free-space graph: warning, critical, emergency. */
+export function freeSpaceAnnotations(t: DiskThresholds): cloudwatch.HorizontalAnnotation[] {
+  return [
+    { value: t.warningFreePercent, label: `warning < ${t.warningFreePercent}%`, color: '#ff7f0e' },
+    { value: t.criticalFreePercent, label: `critical < ${t.criticalFreePercent}%`, color: '#d62728' },
+    { value: t.emergencyFreePercent, label: `emergency < ${t.emergencyFreePercent}%`, color: '#7f0000' },
+    {
+      value: 100 - t.recoveredUsedPercent,
+      label: `recovered > ${100 - t.recoveredUsedPercent}%`,
+      color: '#2ca02c',
+      fill: cloudwatch.Shading.NONE,
+    },
+  ];
+}
+
+/**
+ * One CloudWatch dashboard: per node, free space %, free bytes, free inodes % and the node's
+ * alarm states, with the thresholds drawn as horizontal annotations.
+ */
+export class DiskDashboard extends Construct {
+  public readonly dashboard: cloudwatch.Dashboard;
+
+  constructor(scope: Construct, id: string, props: DiskDashboardProps) {
+    super(scope, id);
+    const prefix = props.prefix ?? 'StemeDB';
+    const nodes = props.nodes ?? [];
+    const t = props.thresholds;
+    this.dashboard = new cloudwatch.Dashboard(this, 'Dashboard', {
+      dashboardName: props.dashboardName ?? `${prefix}-disk`,
+      defaultInterval: Duration.hours(24),
+    });
+    this.dashboard.addWidgets(
+      new cloudwatch.TextWidget({
+        width: 24,
+        height: 2,
+        markdown:
+          nodes.length === 0
+            ? `# ${prefix} disk\nNo nodes configured yet: add them under \`stemedb.nodes\` in cdk.json or a \`-c stemedbConfig=\` file.`
+            : `# ${prefix} disk\nFree space and inodes of the data mount per node. Lines: warning ${t.warningFreePercent}%, critical ${t.criticalFreePercent}%, emergency ${t.emergencyFreePercent}%; recovered when used < ${t.recoveredUsedPercent}% and inodes > ${t.recoveredInodesFreePercent}% free.`,
+      }),
+    );
+    for (const node of nodes) {
+      const a = node.alarms;
+      this.dashboard.addWidgets(
+        new cloudwatch.GraphWidget({
+          title: `${node.nodeName}: free space %`,
+          width: 6,
+          left: [a.freePercent],
+          leftYAxis: { min: 0, max: 100, label: '%', showUnits: false },
+          leftAnnotations: freeSpaceAnnotations(t),
+        }),
+        new cloudwatch.GraphWidget({
+          title: `${node.nodeName}: bytes available`,
+          width: 6,
+          left: [a.freeBytes.with({ label: 'available bytes' })],
+          leftYAxis: { min: 0 },
+        }),
+        new cloudwatch.GraphWidget({
+          title: `${node.nodeName}: free inodes %`,
+          width: 6,
+          left: [a.inodesFreePercent],
+          leftYAxis: { min: 0, max: 100, label: '%', showUnits: false },
+          leftAnnotations: [
+            {
+              value: t.inodeWarningFreePercent,
+              label: `inode warning < ${t.inodeWarningFreePercent}%`,
+              color: '#ff7f0e',
+            },
+          ],
+        }),
+        new cloudwatch.AlarmStatusWidget({
+          title: `${node.nodeName}: alarms`,
+          width: 6,
+          alarms: Object.values(a.alarms),
+        }),
+      );
+    }
+  }
+}

@@ -1,0 +1,124 @@
+import { Duration } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as actions from 'aws-cdk-lib/aws-cloudwatch-actions';
+import type * as sns from 'aws-cdk-lib/aws-sns';
+import { Construct } from 'constructs';
+import { AGENT_METRICS, AGENT_NAMESPACE } from './disk-metrics-agent';
+import { type DiskAlarmKind, type DiskAlarmRule, type DiskThresholds, diskAlarmRules } from './thresholds';
+
+export interface NodeDiskAlarmsProps {
+  /** Prefix of alarm names. @default 'StemeDB' */
+  readonly prefix?: string;
+  /** StemeDB node name; part of every alarm name. */
+  readonly nodeName: string;
+  /** The node's instance (the agent's `InstanceId` dimension). */
+  readonly instanceId: string;
+  /** The data mount (the agent's `path` dimension). @default '/data' */
+  readonly dataMount?: string;
+  /** Alarm levels and windows. */
+  readonly thresholds: DiskThresholds;
+  /** Topic notified on ALARM and on OK. @default no actions (EventBridge still sees state changes) */
+  readonly topic?: sns.ITopic;
+}
+
+/** Alarm name contract shared with the router: `<prefix>-<node>-disk-<kind>`. */
+export function diskAlarmName(prefix: string, nodeName: string, kind: DiskAlarmKind): string {
+  return `${prefix}-${nodeName}-disk-${kind}`;
+}
+
+const ONE_MINUTE = Duration.minutes(1);
+
+/**
+ * The runbook's disk alarms for one node, from the thresholds module: warning, critical,
+ * inode warning, the two emergency (symptom) alarms, and a "no data" alarm.
+ *
+ * Missing data never moves a threshold alarm (`MISSING` keeps its last state): a silent agent
+ * neither starts automation nor turns a full disk's alarm back to OK. The no-data alarm is the
+ * one that treats silence as breaching.
+ */
+export class NodeDiskAlarms extends Construct {
+  public readonly alarms: Readonly<Record<DiskAlarmKind, cloudwatch.Alarm>>;
+  /** Free space, % of total (the runbook's `avail / size`), for dashboards. */
+  public readonly freePercent: cloudwatch.IMetric;
+  /** Free inodes, % of total. */
+  public readonly inodesFreePercent: cloudwatch.IMetric;
+  /** Bytes available. */
+  public readonly freeBytes: cloudwatch.Metric;
+  /** Free inodes. */
+  public readonly inodesFree: cloudwatch.Metric;
+
+  constructor(scope: Construct, id: string, props: NodeDiskAlarmsProps) {
+    super(scope, id);
+    const prefix = props.prefix ?? 'StemeDB';
+    const dataMount = props.dataMount ?? '/data';
+    if (!/^i-(?:[0-9a-f]{8}|[0-9a-f]{17})$/.test(props.instanceId)) {
+      throw new Error(
+        `NodeDiskAlarms instanceId is ${JSON.stringify(props.instanceId)}; expected i- and 8 or 17 hex digits`,
+      );
+    }
+    if (!/^[a-z][a-z0-9-]{0,30}[a-z0-9]$/.test(props.nodeName)) {
+      throw new Error(
+        `NodeDiskAlarms nodeName is ${JSON.stringify(props.nodeName)}; expected 2-32 lower-case letters, digits and "-"`,
+      );
+    }
+    const agentMetric = (metricName: string, statistic: string): cloudwatch.Metric =>
+      new cloudwatch.Metric({
+        namespace: AGENT_NAMESPACE,
+        metricName,
+        dimensionsMap: { InstanceId: props.instanceId, path: dataMount },
+        statistic,
+        period: ONE_MINUTE,
+      });
+    this.freeBytes = agentMetric(AGENT_METRICS.free, 'Minimum');
+    this.inodesFree = agentMetric(AGENT_METRICS.inodesFree, 'Minimum');
+    this.freePercent = new cloudwatch.MathExpression({
+      expression: '100 * free / total',
+      usingMetrics: { free: this.freeBytes, total: agentMetric(AGENT_METRICS.total, 'Maximum') },
+      label: 'Free space %',
+      period: ONE_MINUTE,
+    });
+    this.inodesFreePercent = new cloudwatch.MathExpression({
+      expression: '100 * ifree / itotal',
+      usingMetrics: { ifree: this.inodesFree, itotal: agentMetric(AGENT_METRICS.inodesTotal, 'Maximum') },
+      label: 'Free inodes %',
+      period: ONE_MINUTE,
+    });
+    const heartbeat = agentMetric(AGENT_METRICS.total, 'SampleCount');
+
+    const signal = (rule: DiskAlarmRule): cloudwatch.IMetric => {
+      switch (rule.signal) {
+        case 'free-percent':
+          return this.freePercent;
+        case 'inodes-free-percent':
+          return this.inodesFreePercent;
+        case 'inodes-free':
+          return this.inodesFree;
+        case 'agent-heartbeat':
+          return heartbeat;
+      }
+    };
+
+    const alarms: Partial<Record<DiskAlarmKind, cloudwatch.Alarm>> = {};
+    for (const rule of diskAlarmRules(props.thresholds)) {
+      const alarm = new cloudwatch.Alarm(this, `Alarm-${rule.kind}`, {
+        alarmName: diskAlarmName(prefix, props.nodeName, rule.kind),
+        alarmDescription: `${rule.summary} (${rule.prometheusName}, severity ${rule.severity}) on node ${props.nodeName} (${props.instanceId}, ${dataMount}).`,
+        metric: signal(rule),
+        threshold: rule.below,
+        comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+        evaluationPeriods: rule.minutes,
+        datapointsToAlarm: rule.minutes,
+        treatMissingData:
+          rule.signal === 'agent-heartbeat'
+            ? cloudwatch.TreatMissingData.BREACHING
+            : cloudwatch.TreatMissingData.MISSING,
+      });
+      if (props.topic !== undefined) {
+        alarm.addAlarmAction(new actions.SnsAction(props.topic));
+        alarm.addOkAction(new actions.SnsAction(props.topic));
+      }
+      alarms[rule.kind] = alarm;
+    }
+    this.alarms = alarms as Record<DiskAlarmKind, cloudwatch.Alarm>;
+  }
+}

@@ -1,0 +1,71 @@
+import { Annotations, Stack, type StackProps } from 'aws-cdk-lib';
+import type { Construct } from 'constructs';
+import type { StemeDbConfig } from './config';
+import { DiskDashboard } from './disk-dashboard';
+import { DiskMetricsAgent } from './disk-metrics-agent';
+import { NotificationTopic } from './notification-topic';
+import { DataVolumeSnapshotPolicy } from './snapshot-policy';
+import { StemeDbKey } from './stemedb-key';
+import { StemeDbNode } from './stemedb-node';
+
+export interface StemeDbDiskStackProps extends StackProps {
+  /** The validated configuration (see lib/config.ts). */
+  readonly config: StemeDbConfig;
+}
+
+/**
+ * The StemeDB disk-full automation: shared resources (key, topic, agent configuration,
+ * snapshots, documents, Lambdas, router) and one {@link StemeDbNode} per configured node.
+ * The stack only composes constructs.
+ */
+export class StemeDbDiskStack extends Stack {
+  public readonly nodes: readonly StemeDbNode[];
+
+  constructor(scope: Construct, id: string, props: StemeDbDiskStackProps) {
+    super(scope, id, props);
+    const { config } = props;
+    const { prefix } = config;
+
+    const key = new StemeDbKey(this, 'Key', { prefix }).key;
+    const topic = new NotificationTopic(this, 'Notifications', {
+      encryptionKey: key,
+      emails: config.notifyEmails,
+      prefix,
+    }).topic;
+    new DiskMetricsAgent(this, 'DiskMetricsAgent', {
+      dataMount: config.dataMount,
+      instanceIds: config.nodes.map((n) => n.instanceId),
+      prefix,
+    });
+    new DataVolumeSnapshotPolicy(this, 'Snapshots', {
+      retainCount: config.snapshots.retainCount,
+      timeUtc: config.snapshots.timeUtc,
+      prefix,
+    });
+
+    this.nodes = config.nodes.map(
+      (node) =>
+        new StemeDbNode(this, `Node-${node.name}`, {
+          node,
+          prefix,
+          dataMount: config.dataMount,
+          thresholds: config.thresholds,
+          encryptionKey: key,
+          topic,
+        }),
+    );
+
+    new DiskDashboard(this, 'Dashboard', {
+      prefix,
+      thresholds: config.thresholds,
+      nodes: this.nodes.map((n) => ({ nodeName: n.nodeName, alarms: n.alarms })),
+    });
+
+    if (config.nodes.length === 0) {
+      Annotations.of(this).addWarningV2(
+        'stemedb:no-nodes',
+        'No StemeDB nodes are configured: only the shared resources are synthesized. Add nodes under "stemedb.nodes" in cdk.json, or pass a JSON file with -c stemedbConfig=path/to/config.json (see README "Adding a node").',
+      );
+    }
+  }
+}

@@ -1,0 +1,47 @@
+import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import { Construct } from 'constructs';
+
+export interface StemeDbKeyProps {
+  /** Prefix of the key alias (`alias/<prefix>-data`). @default 'StemeDB' */
+  readonly prefix?: string;
+  /** Days KMS waits before deleting the key if it is ever scheduled for deletion. @default 30 */
+  readonly pendingWindowDays?: number;
+}
+
+/**
+ * The customer-managed key for data volumes, snapshots, the notification topic and the WAL
+ * archive. Rotated yearly and retained: losing it would make every volume and archive unreadable.
+ */
+export class StemeDbKey extends Construct {
+  public readonly key: kms.Key;
+
+  constructor(scope: Construct, id: string, props: StemeDbKeyProps = {}) {
+    super(scope, id);
+    const prefix = props.prefix ?? 'StemeDB';
+    const pendingWindowDays = props.pendingWindowDays ?? 30;
+    if (!Number.isInteger(pendingWindowDays) || pendingWindowDays < 7 || pendingWindowDays > 30) {
+      throw new Error(
+        `StemeDbKey pendingWindowDays is ${pendingWindowDays}; expected a whole number from 7 to 30`,
+      );
+    }
+    this.key = new kms.Key(this, 'Key', {
+      alias: `alias/${prefix}-data`,
+      description: `${prefix} data volumes, snapshots, notifications and WAL archive`,
+      enableKeyRotation: true,
+      pendingWindow: Duration.days(pendingWindowDays),
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    // CloudWatch alarms publish to the encrypted topic: the service needs the key for that.
+    this.key.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'AllowCloudWatchAlarmsToUseTheTopicKey',
+        principals: [new iam.ServicePrincipal('cloudwatch.amazonaws.com')],
+        actions: ['kms:Decrypt', 'kms:GenerateDataKey*'],
+        resources: ['*'],
+        conditions: { StringEquals: { 'aws:SourceAccount': Stack.of(this).account } },
+      }),
+    );
+  }
+}

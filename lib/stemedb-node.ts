@@ -1,0 +1,113 @@
+import { Stack } from 'aws-cdk-lib';
+import type * as kms from 'aws-cdk-lib/aws-kms';
+import type * as sns from 'aws-cdk-lib/aws-sns';
+import * as ssm from 'aws-cdk-lib/aws-ssm';
+import { Construct } from 'constructs';
+import { AdoptedDataVolume } from './adopted-data-volume';
+import type { NodeConfig } from './config';
+import { DataVolume } from './data-volume';
+import { NodeDiskAlarms } from './node-disk-alarms';
+import type { DiskThresholds } from './thresholds';
+
+export interface StemeDbNodeProps {
+  /** The node, as validated by the configuration module. */
+  readonly node: NodeConfig;
+  /** Name prefix. @default 'StemeDB' */
+  readonly prefix?: string;
+  /** @default '/data' */
+  readonly dataMount?: string;
+  readonly thresholds: DiskThresholds;
+  /** Key for a volume the stack creates. Required when the node has `dataVolume`. */
+  readonly encryptionKey?: kms.IKey;
+  /** Topic the node's alarms notify. @default none */
+  readonly topic?: sns.ITopic;
+}
+
+/** What the router reads from `/<prefix>/nodes/<name>` to act on a node. */
+export interface NodeRegistryEntry {
+  readonly name: string;
+  readonly instanceId: string;
+  readonly availabilityZone: string;
+  readonly volumeId: string;
+  readonly dataMount: string;
+}
+
+/**
+ * Everything that belongs to one StemeDB node: its data volume (created or adopted), its disk
+ * alarms, and its entry in the node registry (an SSM parameter the alarm router reads, so an
+ * alarm for an unknown node starts nothing). Per-node resources stay in this one construct so
+ * nodes can be spread over several stacks.
+ */
+export class StemeDbNode extends Construct {
+  public readonly nodeName: string;
+  public readonly instanceId: string;
+  public readonly volumeId: string;
+  public readonly alarms: NodeDiskAlarms;
+  public readonly registryParameter: ssm.StringParameter;
+  /** The volume the stack created, when it created one. */
+  public readonly dataVolume?: DataVolume;
+
+  constructor(scope: Construct, id: string, props: StemeDbNodeProps) {
+    super(scope, id);
+    const { node } = props;
+    const prefix = props.prefix ?? 'StemeDB';
+    const dataMount = props.dataMount ?? '/data';
+    this.nodeName = node.name;
+    this.instanceId = node.instanceId;
+
+    if (node.dataVolume !== undefined) {
+      if (props.encryptionKey === undefined) {
+        throw new Error(
+          `StemeDbNode encryptionKey is required for node ${node.name}, whose dataVolume the stack creates`,
+        );
+      }
+      this.dataVolume = new DataVolume(this, 'DataVolume', {
+        nodeName: node.name,
+        instanceId: node.instanceId,
+        availabilityZone: node.availabilityZone,
+        sizeGiB: node.dataVolume.sizeGiB,
+        volumeType: node.dataVolume.type,
+        iops: node.dataVolume.iops,
+        throughput: node.dataVolume.throughput,
+        deviceName: node.dataVolume.deviceName,
+        encryptionKey: props.encryptionKey,
+        prefix,
+      });
+      this.volumeId = this.dataVolume.volumeId;
+    } else if (node.existingVolumeId !== undefined) {
+      this.volumeId = new AdoptedDataVolume(this, 'AdoptedVolume', {
+        nodeName: node.name,
+        volumeId: node.existingVolumeId,
+      }).volumeId;
+    } else {
+      throw new Error(`StemeDbNode node ${node.name} needs dataVolume or existingVolumeId`);
+    }
+
+    this.alarms = new NodeDiskAlarms(this, 'Alarms', {
+      prefix,
+      nodeName: node.name,
+      instanceId: node.instanceId,
+      dataMount,
+      thresholds: props.thresholds,
+      topic: props.topic,
+    });
+
+    const entry: NodeRegistryEntry = {
+      name: node.name,
+      instanceId: node.instanceId,
+      availabilityZone: node.availabilityZone,
+      volumeId: this.volumeId,
+      dataMount,
+    };
+    this.registryParameter = new ssm.StringParameter(this, 'Registry', {
+      parameterName: nodeRegistryParameterName(prefix, node.name),
+      description: `${prefix} node registry: ${node.name}`,
+      stringValue: Stack.of(this).toJsonString(entry),
+    });
+  }
+}
+
+/** `/<prefix>/nodes/<name>`: the node registry entry the router reads. */
+export function nodeRegistryParameterName(prefix: string, nodeName: string): string {
+  return `/${prefix}/nodes/${nodeName}`;
+}
