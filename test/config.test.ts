@@ -1,0 +1,290 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, DEFAULT_CONFIG, readRawConfig, resolveConfig } from '../lib/config';
+
+const node = (over: Record<string, unknown> = {}) => ({
+  name: 'db-1',
+  instanceId: 'i-0123456789abcdef0',
+  availabilityZone: 'eu-west-1a',
+  dataVolume: { sizeGiB: 100 },
+  ...over,
+});
+
+/** Resolves and returns the single error message, failing the test when it does not throw. */
+function problemsOf(raw: Record<string, unknown>): string {
+  try {
+    resolveConfig(raw);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as Error).message;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('configuration defaults', () => {
+  it('applies the documented defaults to an empty configuration', () => {
+    const c = resolveConfig({});
+    expect(c).toEqual(DEFAULT_CONFIG);
+    expect(c.prefix).toBe('StemeDB');
+    expect(c.walDir).toBe('/data/wal');
+    expect(c.healthUrl).toBe('http://localhost:18180/v1/health');
+    expect(c.wal).toMatchObject({ retentionDays: 7, archiveAfterDays: 30 });
+    expect(c.thresholds).toMatchObject({
+      warningFreePercent: 20,
+      criticalFreePercent: 10,
+      inodeWarningFreePercent: 10,
+    });
+  });
+
+  it('fills a data volume with gp3 and /dev/sdf', () => {
+    const c = resolveConfig({ nodes: [node()] });
+    expect(c.nodes[0]?.dataVolume).toEqual({ sizeGiB: 100, type: 'gp3', deviceName: '/dev/sdf' });
+  });
+
+  it('merges nested sections key by key', () => {
+    const c = resolveConfig({ expansion: { maxSizeGiB: 500 } });
+    expect(c.expansion).toEqual({ ...DEFAULT_CONFIG.expansion, maxSizeGiB: 500 });
+  });
+});
+
+describe('configuration sources', () => {
+  it('lets a stemedbConfig file win over the cdk.json context object', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'stemedb-config-'));
+    const file = join(dir, 'config.json');
+    writeFileSync(file, JSON.stringify({ prefix: 'Prod', thresholds: { warningMinutes: 30 } }));
+    const raw = readRawConfig({ prefix: 'Dev', dataMount: '/srv', thresholds: { criticalMinutes: 3 } }, file);
+    expect(raw).toEqual({
+      prefix: 'Prod',
+      dataMount: '/srv',
+      thresholds: { criticalMinutes: 3, warningMinutes: 30 },
+    });
+  });
+
+  it('accepts the context object as a JSON string (-c stemedb=...)', () => {
+    expect(readRawConfig('{"prefix":"Cli"}', undefined)).toEqual({ prefix: 'Cli' });
+  });
+
+  it('names a config file that cannot be read', () => {
+    expect(() => readRawConfig(undefined, '/nonexistent/stemedb.json')).toThrow(
+      /stemedbConfig file \/nonexistent\/stemedb.json cannot be read/,
+    );
+  });
+
+  it('names a config file that is not JSON', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'stemedb-config-'));
+    const file = join(dir, 'bad.json');
+    writeFileSync(file, '{ nodes: [');
+    expect(() => readRawConfig(undefined, file)).toThrow(/stemedbConfig file .*bad.json is not valid JSON/);
+  });
+});
+
+describe('configuration validation names the key, the value and the accepted form', () => {
+  const cases: ReadonlyArray<[string, Record<string, unknown>, RegExp]> = [
+    ['unknown top-level key', { prefx: 'X' }, /prefx is not a configuration key; accepted keys: prefix/],
+    [
+      'unknown nested key',
+      { expansion: { growPercnt: 5 } },
+      /expansion.growPercnt is not a configuration key/,
+    ],
+    [
+      'prefix with a dash',
+      { prefix: 'Steme-DB' },
+      /prefix is "Steme-DB"; expected a letter then up to 19 letters or digits/,
+    ],
+    ['prefix reserved by SSM', { prefix: 'AwsDb' }, /prefix is "AwsDb".*not starting with "AWS"/],
+    ['relative data mount', { dataMount: 'data' }, /dataMount is "data"; expected an absolute path/],
+    [
+      'path with ..',
+      { backupDir: '/backups/../etc' },
+      /backupDir is "\/backups\/..\/etc"; expected .* no ".." segment/,
+    ],
+    [
+      'walDir outside the data mount',
+      { walDir: '/var/wal' },
+      /walDir is "\/var\/wal"; expected a directory inside dataMount \(\/data\)/,
+    ],
+    [
+      'service name with a space',
+      { serviceName: 'stemedb api' },
+      /serviceName is "stemedb api"; expected a systemd unit name/,
+    ],
+    [
+      'health URL off the host',
+      { healthUrl: 'http://10.0.0.1/v1/health' },
+      /healthUrl is "http:\/\/10.0.0.1\/v1\/health"; expected an http URL on localhost/,
+    ],
+    [
+      'threshold out of range',
+      { thresholds: { warningFreePercent: 120 } },
+      /thresholds.warningFreePercent is 120; expected a number above 0 and below 100/,
+    ],
+    [
+      'thresholds out of order',
+      { thresholds: { criticalFreePercent: 25 } },
+      /emergencyFreePercent \(5\) < criticalFreePercent \(25\) < warningFreePercent \(20\) must hold/,
+    ],
+    [
+      'minutes not whole',
+      { thresholds: { warningMinutes: 2.5 } },
+      /thresholds.warningMinutes is 2.5; expected a whole number of minutes/,
+    ],
+    [
+      'recovered level inside warning',
+      { thresholds: { recoveredUsedPercent: 90 } },
+      /recoveredUsedPercent \(90\) must be at most 100 - warningFreePercent \(80\)/,
+    ],
+    [
+      'critical slower than warning',
+      { thresholds: { criticalMinutes: 30 } },
+      /criticalMinutes \(30\) must be at most warningMinutes \(15\)/,
+    ],
+    [
+      'grow percent zero',
+      { expansion: { growPercent: 0 } },
+      /expansion.growPercent is 0; expected a whole number from 1 to 1000/,
+    ],
+    [
+      'max size above every type',
+      { expansion: { maxSizeGiB: 70000 } },
+      /expansion.maxSizeGiB is 70000; expected a whole number of GiB from 1 to 65536/,
+    ],
+    [
+      'wal retention zero',
+      { wal: { retentionDays: 0 } },
+      /wal.retentionDays is 0; expected a whole number of days from 1 to 3650/,
+    ],
+    [
+      'snapshot time not HH:MM',
+      { snapshots: { timeUtc: '3am' } },
+      /snapshots.timeUtc is "3am"; expected a time of day as HH:MM/,
+    ],
+    [
+      'lifecycle transition too early',
+      { archive: { transitionAfterDays: 7 } },
+      /archive.transitionAfterDays is 7; expected a whole number of days from 30/,
+    ],
+    [
+      'unknown remediation',
+      { remediation: { critical: 'RebootEverything' } },
+      /remediation.critical is "RebootEverything"; expected "" \(none\) or one of/,
+    ],
+    ['bad email', { notifyEmails: ['oncall'] }, /notifyEmails\[0\] is "oncall"; expected an email address/],
+    [
+      'bad workspace id',
+      { prometheusWorkspaceId: 'my-workspace' },
+      /prometheusWorkspaceId is "my-workspace"; expected an Amazon Managed Service for Prometheus workspace ID/,
+    ],
+    ['nodes not a list', { nodes: 'db-1' }, /nodes is "db-1"; expected a list of nodes/],
+    [
+      'node name with upper case',
+      { nodes: [node({ name: 'DB1' })] },
+      /nodes\[0\].name is "DB1"; expected 2 to 32 lower-case letters/,
+    ],
+    [
+      'instance id malformed',
+      { nodes: [node({ instanceId: 'i-123' })] },
+      /nodes\[0\].instanceId is "i-123"; expected an EC2 instance ID such as i-0123456789abcdef0/,
+    ],
+    [
+      'availability zone is a region',
+      { nodes: [node({ availabilityZone: 'eu-west-1' })] },
+      /nodes\[0\].availabilityZone is "eu-west-1"; expected an Availability Zone name/,
+    ],
+    [
+      'both volume kinds',
+      { nodes: [node({ existingVolumeId: 'vol-0123456789abcdef0' })] },
+      /nodes\[0\] must have exactly one of dataVolume .* and existingVolumeId/,
+    ],
+    [
+      'neither volume kind',
+      { nodes: [node({ dataVolume: undefined })] },
+      /nodes\[0\] must have exactly one of dataVolume/,
+    ],
+    [
+      'existing volume id malformed',
+      { nodes: [node({ dataVolume: undefined, existingVolumeId: 'vol-xyz' })] },
+      /nodes\[0\].existingVolumeId is "vol-xyz"; expected an EBS volume ID/,
+    ],
+    [
+      'unknown volume type',
+      { nodes: [node({ dataVolume: { sizeGiB: 10, type: 'gp4' } })] },
+      /nodes\[0\].dataVolume.type is "gp4"; expected one of gp3, io2, io1, gp2, st1, sc1, standard/,
+    ],
+    [
+      'gp3 too large',
+      { nodes: [node({ dataVolume: { sizeGiB: 70000 } })] },
+      /nodes\[0\].dataVolume.sizeGiB is 70000; expected a whole number of GiB from 1 to 65536 for gp3/,
+    ],
+    [
+      'gp2 above its 16 TiB',
+      { nodes: [node({ dataVolume: { sizeGiB: 20000, type: 'gp2' } })] },
+      /sizeGiB is 20000; expected a whole number of GiB from 1 to 16384 for gp2/,
+    ],
+    [
+      'st1 below its minimum',
+      { nodes: [node({ dataVolume: { sizeGiB: 100, type: 'st1' } })] },
+      /sizeGiB is 100; expected a whole number of GiB from 125 to 16384 for st1/,
+    ],
+    [
+      'gp3 iops above 500 per GiB',
+      { nodes: [node({ dataVolume: { sizeGiB: 10, iops: 6000 } })] },
+      /dataVolume.iops is 6000; expected a whole number from 3000 to 5000 for a 10 GiB gp3 volume/,
+    ],
+    [
+      'gp3 throughput above 0.25 per IOPS',
+      { nodes: [node({ dataVolume: { sizeGiB: 100, throughput: 1000 } })] },
+      /dataVolume.throughput is 1000; expected a whole number of MiB\/s from 125 to 750 for 3000 IOPS/,
+    ],
+    [
+      'io2 without iops',
+      { nodes: [node({ dataVolume: { sizeGiB: 100, type: 'io2' } })] },
+      /dataVolume.iops is required for io2 volumes/,
+    ],
+    [
+      'io1 iops above its limit',
+      { nodes: [node({ dataVolume: { sizeGiB: 2000, type: 'io1', iops: 70000 } })] },
+      /dataVolume.iops is 70000; expected a whole number from 100 to 64000/,
+    ],
+    [
+      'iops on gp2',
+      { nodes: [node({ dataVolume: { sizeGiB: 100, type: 'gp2', iops: 3000 } })] },
+      /dataVolume.iops is set, but gp2 volumes do not take provisioned IOPS/,
+    ],
+    [
+      'throughput on io2',
+      { nodes: [node({ dataVolume: { sizeGiB: 100, type: 'io2', iops: 1000, throughput: 200 } })] },
+      /dataVolume.throughput is set, but only gp3 volumes take a throughput/,
+    ],
+    [
+      'device name outside sdf-sdp',
+      { nodes: [node({ dataVolume: { sizeGiB: 10, deviceName: '/dev/sda1' } })] },
+      /dataVolume.deviceName is "\/dev\/sda1"; expected a device name from \/dev\/sdf/,
+    ],
+    [
+      'duplicate node names',
+      { nodes: [node(), node({ instanceId: 'i-0fedcba9876543210' })] },
+      /nodes\[1\].name "db-1" is used twice/,
+    ],
+    [
+      'duplicate instances',
+      { nodes: [node(), node({ name: 'db-2' })] },
+      /nodes\[1\].instanceId "i-0123456789abcdef0" is used twice/,
+    ],
+    ['unknown node key', { nodes: [node({ size: 10 })] }, /nodes\[0\].size is not a node key/],
+  ];
+
+  for (const [what, raw, message] of cases) {
+    it(`rejects ${what}`, () => {
+      expect(problemsOf(raw)).toMatch(message);
+    });
+  }
+
+  it('reports every problem at once', () => {
+    const message = problemsOf({ prefix: '1', dataMount: 'x', nodes: [node({ instanceId: 'bad' })] });
+    expect(message).toMatch(/prefix is "1"/);
+    expect(message).toMatch(/dataMount is "x"/);
+    expect(message).toMatch(/nodes\[0\].instanceId is "bad"/);
+  });
+});

@@ -1,0 +1,37 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { App, Validations } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import { resolveConfig, type StemeDbConfig } from '../../lib/config';
+import { StemeDbDiskStack } from '../../lib/stemedb-disk-stack';
+
+export const TWO_NODES_FILE = join(__dirname, '..', 'fixtures', 'two-nodes.json');
+
+export interface SynthResult {
+  readonly app: App;
+  readonly stack: StemeDbDiskStack;
+  readonly template: Template;
+  readonly config: StemeDbConfig;
+}
+
+/**
+ * Synthesizes the stack in-process with cdk-nag enabled (a nag error makes `app.synth()` throw).
+ * Lambda bundling is skipped (`aws:cdk:bundling-stacks: []`): the template is the same, only the
+ * asset hashes differ; the CLI test in stack-lint.test.ts bundles for real.
+ */
+export function synthStack(raw: Record<string, unknown>): SynthResult {
+  const config = resolveConfig(raw);
+  const app = new App({
+    outdir: mkdtempSync(join(tmpdir(), 'stemedb-synth-')),
+    context: { 'aws:cdk:bundling-stacks': [] },
+  });
+  const stack = new StemeDbDiskStack(app, `${config.prefix}-Disk`, {
+    config,
+    env: { account: '123456789012', region: 'eu-west-1' },
+  });
+  Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+  app.synth();
+  return { app, stack, config, template: Template.fromStack(stack) };
+}
