@@ -18,18 +18,18 @@ export interface ThresholdsDocOptions {
 
 /**
  * What each signal is in CloudWatch: namespace `CWAgent`, dimensions `{InstanceId, path}`
- * (path = the data mount), the agent's metric names.
+ * (path = the data mount), the agent's metric names; mirrors lib/node-disk-alarms.ts.
  */
 export function cloudWatchSignal(rule: DiskAlarmRule): string {
   switch (rule.signal) {
     case 'free-percent':
-      return '`100 * disk_free / disk_total`';
+      return '`100 * disk_free / disk_total` (Minimum / Maximum, 1 min)';
     case 'inodes-free-percent':
-      return '`100 * disk_inodes_free / disk_inodes_total`';
+      return '`100 * disk_inodes_free / disk_inodes_total` (Minimum / Maximum, 1 min)';
     case 'inodes-free':
-      return '`disk_inodes_free`';
+      return '`disk_inodes_free` (Minimum, 1 min)';
     case 'agent-heartbeat':
-      return '`disk_total` datapoints (missing data = no-data alarm)';
+      return '`disk_total` SampleCount < 1 per minute (missing data = breaching)';
   }
 }
 
