@@ -1,0 +1,275 @@
+import { readFileSync } from 'node:fs';
+import { Annotations, Match } from 'aws-cdk-lib/assertions';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { type SynthResult, synthStack, TWO_NODES_FILE } from './support/synth';
+
+const twoNodes = JSON.parse(readFileSync(TWO_NODES_FILE, 'utf8')) as Record<string, unknown>;
+
+type Resource = {
+  Type: string;
+  Properties: Record<string, unknown>;
+  DeletionPolicy?: string;
+  UpdateReplacePolicy?: string;
+};
+
+function alarmNamed(result: SynthResult, name: string): Record<string, unknown> {
+  const alarms = result.template.findResources('AWS::CloudWatch::Alarm', { Properties: { AlarmName: name } });
+  const found = Object.values(alarms) as Resource[];
+  expect(found, `alarm ${name}`).toHaveLength(1);
+  return (found[0] as Resource).Properties;
+}
+
+type MetricQuery = {
+  Id: string;
+  Expression?: string;
+  MetricStat?: {
+    Metric: { MetricName: string; Namespace: string; Dimensions: unknown[] };
+    Period: number;
+    Stat: string;
+  };
+};
+
+describe('two-node stack', () => {
+  let r: SynthResult;
+  beforeAll(() => {
+    r = synthStack(twoNodes);
+  });
+
+  it('creates one data volume, for the node that has dataVolume', () => {
+    r.template.resourceCountIs('AWS::EC2::Volume', 1);
+  });
+
+  it('encrypts the volume with the customer-managed key and uses the configured type and performance', () => {
+    r.template.hasResourceProperties('AWS::EC2::Volume', {
+      AvailabilityZone: 'eu-west-1a',
+      Encrypted: true,
+      KmsKeyId: { 'Fn::GetAtt': [Match.stringLikeRegexp('^Key'), 'Arn'] },
+      Size: 100,
+      VolumeType: 'gp3',
+      Iops: 6000,
+      Throughput: 250,
+    });
+  });
+
+  it('retains the volume on delete and on replacement', () => {
+    r.template.hasResource('AWS::EC2::Volume', { DeletionPolicy: 'Retain', UpdateReplacePolicy: 'Retain' });
+  });
+
+  it('tags the volume managed and with its node, for tag-scoped IAM', () => {
+    r.template.hasResourceProperties('AWS::EC2::Volume', {
+      Tags: Match.arrayWith([
+        { Key: 'stemedb:managed', Value: 'true' },
+        { Key: 'stemedb:node', Value: 'db-1' },
+      ]),
+    });
+  });
+
+  it('attaches the volume to the node instance at the configured device', () => {
+    r.template.hasResourceProperties('AWS::EC2::VolumeAttachment', {
+      InstanceId: 'i-0123456789abcdef0',
+      Device: '/dev/sdf',
+      VolumeId: { Ref: Match.stringLikeRegexp('DataVolume') },
+    });
+  });
+
+  it('rotates and retains the key', () => {
+    r.template.hasResource('AWS::KMS::Key', {
+      Properties: Match.objectLike({ EnableKeyRotation: true }),
+      DeletionPolicy: 'Retain',
+      UpdateReplacePolicy: 'Retain',
+    });
+  });
+
+  it('tags the adopted volume without owning it', () => {
+    r.template.hasResourceProperties('Custom::AWS', {
+      Create: Match.stringLikeRegexp(
+        '"action":"createTags".*vol-0123456789abcdef0.*stemedb:managed.*stemedb:node.*db-2',
+      ),
+    });
+    const custom = Object.values(r.template.findResources('Custom::AWS')) as Resource[];
+    expect(custom[0]?.Properties.Delete).toBeUndefined();
+    r.template.resourceCountIs('AWS::EC2::VolumeAttachment', 1);
+  });
+
+  it('snapshots every managed volume daily and keeps the configured count', () => {
+    r.template.hasResourceProperties('AWS::DLM::LifecyclePolicy', {
+      State: 'ENABLED',
+      PolicyDetails: {
+        ResourceTypes: ['VOLUME'],
+        TargetTags: [{ Key: 'stemedb:managed', Value: 'true' }],
+        Schedules: [
+          Match.objectLike({
+            CreateRule: { Interval: 24, IntervalUnit: 'HOURS', Times: ['03:00'] },
+            RetainRule: { Count: 7 },
+          }),
+        ],
+      },
+    });
+  });
+
+  it('stores the agent configuration for the data mount and applies it to both nodes', () => {
+    const params = Object.values(
+      r.template.findResources('AWS::SSM::Parameter', {
+        Properties: { Name: 'AmazonCloudWatch-StemeDB-disk' },
+      }),
+    ) as Resource[];
+    expect(params).toHaveLength(1);
+    const agent = JSON.parse(params[0]?.Properties.Value as string);
+    expect(agent.metrics.metrics_collected.disk.resources).toEqual(['/data']);
+    expect(agent.metrics.metrics_collected.disk.measurement).toEqual(
+      expect.arrayContaining(['free', 'total', 'inodes_free', 'inodes_total', 'used_percent']),
+    );
+    expect(agent.metrics.aggregation_dimensions).toEqual([['InstanceId', 'path']]);
+    r.template.hasResourceProperties('AWS::SSM::Association', {
+      Name: 'AmazonCloudWatch-ManageAgent',
+      Parameters: Match.objectLike({
+        optionalConfigurationSource: ['ssm'],
+        optionalConfigurationLocation: [{ Ref: Match.stringLikeRegexp('^DiskMetricsAgentConfig') }],
+      }),
+      Targets: [{ Key: 'InstanceIds', Values: ['i-0123456789abcdef0', 'i-0fedcba9876543210'] }],
+    });
+    r.template.hasResourceProperties('AWS::SSM::Association', { Name: 'AWS-ConfigureAWSPackage' });
+  });
+
+  it('creates six alarms per node', () => {
+    r.template.resourceCountIs('AWS::CloudWatch::Alarm', 12);
+  });
+
+  const spaceAlarms: ReadonlyArray<[string, number, number]> = [
+    ['warning', 20, 15],
+    ['critical', 10, 5],
+    ['emergency-space', 5, 2],
+  ];
+  for (const [kind, threshold, minutes] of spaceAlarms) {
+    it(`alarms ${kind} when free space (avail/size) stays below ${threshold}% for ${minutes} minutes`, () => {
+      const a = alarmNamed(r, `StemeDB-db-1-disk-${kind}`);
+      expect(a).toMatchObject({
+        ComparisonOperator: 'LessThanThreshold',
+        Threshold: threshold,
+        EvaluationPeriods: minutes,
+        DatapointsToAlarm: minutes,
+        TreatMissingData: 'missing',
+      });
+      const metrics = a.Metrics as MetricQuery[];
+      const expr = metrics.find((m) => m.Expression !== undefined);
+      expect(expr?.Expression).toBe('100 * free / total');
+      const stats = metrics.filter((m) => m.MetricStat !== undefined);
+      expect(stats.map((m) => m.MetricStat?.Metric.MetricName).sort()).toEqual(['disk_free', 'disk_total']);
+      for (const m of stats) {
+        expect(m.MetricStat?.Period).toBe(60);
+        expect(m.MetricStat?.Metric.Namespace).toBe('CWAgent');
+        expect(m.MetricStat?.Metric.Dimensions).toEqual([
+          { Name: 'InstanceId', Value: 'i-0123456789abcdef0' },
+          { Name: 'path', Value: '/data' },
+        ]);
+      }
+      // period × evaluation periods is the runbook's window
+      expect((stats[0]?.MetricStat?.Period ?? 0) * (a.EvaluationPeriods as number)).toBe(minutes * 60);
+    });
+  }
+
+  it('alarms inode warning when free inodes stay below 10% for 15 minutes', () => {
+    const a = alarmNamed(r, 'StemeDB-db-2-disk-inode-warning');
+    expect(a).toMatchObject({
+      Threshold: 10,
+      EvaluationPeriods: 15,
+      DatapointsToAlarm: 15,
+      TreatMissingData: 'missing',
+    });
+    const metrics = a.Metrics as MetricQuery[];
+    expect(metrics.find((m) => m.Expression)?.Expression).toBe('100 * ifree / itotal');
+    expect(
+      metrics
+        .filter((m) => m.MetricStat)
+        .map((m) => m.MetricStat?.Metric.MetricName)
+        .sort(),
+    ).toEqual(['disk_inodes_free', 'disk_inodes_total']);
+  });
+
+  it('alarms when fewer than 1000 inodes are free', () => {
+    const a = alarmNamed(r, 'StemeDB-db-1-disk-emergency-inodes');
+    expect(a).toMatchObject({
+      MetricName: 'disk_inodes_free',
+      Namespace: 'CWAgent',
+      Statistic: 'Minimum',
+      Threshold: 1000,
+      Period: 60,
+      ComparisonOperator: 'LessThanThreshold',
+    });
+  });
+
+  it('alarms when the agent stops reporting, treating silence as breaching', () => {
+    const a = alarmNamed(r, 'StemeDB-db-1-disk-no-data');
+    expect(a).toMatchObject({
+      MetricName: 'disk_total',
+      Statistic: 'SampleCount',
+      Threshold: 1,
+      EvaluationPeriods: 10,
+      TreatMissingData: 'breaching',
+    });
+  });
+
+  it('notifies the encrypted topic on ALARM and on OK', () => {
+    const a = alarmNamed(r, 'StemeDB-db-1-disk-critical');
+    expect(a.AlarmActions).toEqual([{ Ref: expect.stringMatching(/^NotificationsTopic/) }]);
+    expect(a.OKActions).toEqual([{ Ref: expect.stringMatching(/^NotificationsTopic/) }]);
+    r.template.hasResourceProperties('AWS::SNS::Topic', {
+      KmsMasterKeyId: { 'Fn::GetAtt': [Match.stringLikeRegexp('^Key'), 'Arn'] },
+    });
+    r.template.hasResourceProperties('AWS::SNS::Subscription', {
+      Protocol: 'email',
+      Endpoint: 'oncall@example.com',
+    });
+  });
+
+  it('registers each node for the router', () => {
+    r.template.hasResourceProperties('AWS::SSM::Parameter', {
+      Name: '/StemeDB/nodes/db-2',
+      Value: Match.stringLikeRegexp('"instanceId":"i-0fedcba9876543210".*"volumeId":"vol-0123456789abcdef0"'),
+    });
+  });
+
+  it('draws a dashboard row per node with the thresholds as annotations', () => {
+    const dash = Object.values(r.template.findResources('AWS::CloudWatch::Dashboard')) as Resource[];
+    expect(dash).toHaveLength(1);
+    const body = JSON.stringify(dash[0]?.Properties.DashboardBody);
+    for (const text of [
+      'db-1: free space %',
+      'db-2: free inodes %',
+      'db-1: alarms',
+      'warning < 20%',
+      'critical < 10%',
+      'emergency < 5%',
+      'inode warning < 10%',
+    ]) {
+      expect(body).toContain(text);
+    }
+  });
+});
+
+describe('stack with no nodes', () => {
+  it('synthesizes the shared parts and warns how to add nodes', () => {
+    const r = synthStack({});
+    r.template.resourceCountIs('AWS::EC2::Volume', 0);
+    r.template.resourceCountIs('AWS::CloudWatch::Alarm', 0);
+    r.template.resourceCountIs('AWS::KMS::Key', 1);
+    r.template.resourceCountIs('AWS::SNS::Topic', 1);
+    Annotations.fromStack(r.stack).hasWarning(
+      '*',
+      Match.stringLikeRegexp('No StemeDB nodes are configured.*stemedbConfig'),
+    );
+  });
+});
+
+describe('thresholds from configuration', () => {
+  it('moves the warning alarm when the warning level changes', () => {
+    const r = synthStack({
+      ...twoNodes,
+      thresholds: { warningFreePercent: 25, warningMinutes: 30, recoveredUsedPercent: 75 },
+    });
+    expect(alarmNamed(r, 'StemeDB-db-1-disk-warning')).toMatchObject({
+      Threshold: 25,
+      EvaluationPeriods: 30,
+    });
+  });
+});
