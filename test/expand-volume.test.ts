@@ -1,0 +1,672 @@
+import {
+  CreateSnapshotCommand,
+  DescribeVolumesCommand,
+  DescribeVolumesModificationsCommand,
+  EC2Client,
+  EC2ServiceException,
+  ModifyVolumeCommand,
+  type Volume,
+  type VolumeModification,
+} from '@aws-sdk/client-ec2';
+import { mockClient } from 'aws-sdk-client-mock';
+import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import {
+  type ExpandConfig,
+  type ExpandDeps,
+  expandVolume,
+  handler,
+  loadExpandConfig,
+  parseExpandInput,
+} from '../lambda/expand-volume';
+import { logger, metrics } from '../lambda/shared/powertools';
+import { GIB } from '../lambda/shared/sizing-policy';
+
+/**
+ * Error paths of expand-volume that moto cannot produce (in-flight modifications, AWS refusals,
+ * throttling), with the EC2 client mocked. The end-to-end path runs against moto_server in
+ * expand-volume.moto.test.ts.
+ */
+
+const INSTANCE = 'i-0123456789abcdef0';
+const OTHER_INSTANCE = 'i-0fedcba9876543210';
+const VOLUME = 'vol-0123456789abcdef0';
+const VOLUME_2 = 'vol-0aaaaaaaaaaaaaaaa';
+const NOW = new Date('2025-06-01T12:00:00Z');
+
+const ec2Mock = mockClient(EC2Client);
+const client = new EC2Client({ region: 'eu-west-1', maxAttempts: 1 });
+const CONFIG: ExpandConfig = loadExpandConfig({});
+const noSleep = { sleep: async () => {}, maxAttempts: 4 };
+const deps = (config: Partial<ExpandConfig> = {}): ExpandDeps => ({
+  ec2: client,
+  config: { ...CONFIG, ...config },
+  now: () => NOW,
+  retry: noSleep,
+});
+
+function volume(over: Partial<Volume> = {}): Volume {
+  return {
+    VolumeId: VOLUME,
+    Size: 100,
+    VolumeType: 'gp3',
+    State: 'in-use',
+    Tags: [
+      { Key: 'stemedb:managed', Value: 'true' },
+      { Key: 'stemedb:node', Value: 'db-1' },
+    ],
+    Attachments: [{ InstanceId: INSTANCE, VolumeId: VOLUME, State: 'attached', Device: '/dev/sdf' }],
+    ...over,
+  };
+}
+
+function awsError(code: string, message = `${code} (mocked)`): EC2ServiceException {
+  return new EC2ServiceException({ name: code, $fault: 'client', $metadata: {}, message });
+}
+
+function modification(over: Partial<VolumeModification>): VolumeModification {
+  return {
+    VolumeId: VOLUME,
+    ModificationState: 'modifying',
+    OriginalSize: 100,
+    TargetSize: 150,
+    Progress: 0,
+    StartTime: new Date(NOW.getTime() - 60_000),
+    ...over,
+  };
+}
+
+/** One volume, no modification yet, snapshot and ModifyVolume succeed. */
+function happyPath(vol: Volume = volume()): void {
+  ec2Mock.on(DescribeVolumesCommand).resolves({ Volumes: [vol] });
+  ec2Mock.on(DescribeVolumesModificationsCommand).rejects(awsError('InvalidVolumeModification.NotFound'));
+  ec2Mock.on(CreateSnapshotCommand).resolves({ SnapshotId: 'snap-0123456789abcdef0', State: 'pending' });
+  ec2Mock.on(ModifyVolumeCommand).callsFake((input: { Size: number }) => ({
+    VolumeModification: modification({ TargetSize: input.Size }),
+  }));
+}
+
+const writes = () =>
+  ec2Mock.commandCalls(ModifyVolumeCommand).length + ec2Mock.commandCalls(CreateSnapshotCommand).length;
+
+beforeAll(() => {
+  logger.setLogLevel('SILENT');
+});
+
+beforeEach(() => {
+  ec2Mock.reset();
+});
+
+afterEach(() => {
+  vi.restoreAllMocks();
+  metrics.clearDimensions();
+  metrics.clearMetadata();
+});
+
+describe('expand-volume: which volume', () => {
+  it('refuses a volume that is not tagged managed and changes nothing', async () => {
+    happyPath(volume({ Tags: [{ Key: 'stemedb:node', Value: 'db-1' }] }));
+    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    expect(r.status).toBe('refused');
+    expect(r.reason).toBe(
+      `volume ${VOLUME} is not tagged stemedb:managed=true: only managed volumes are expanded`,
+    );
+    expect(writes()).toBe(0);
+  });
+
+  it('refuses a volume whose managed tag is not exactly "true"', async () => {
+    happyPath(volume({ Tags: [{ Key: 'stemedb:managed', Value: 'TRUE' }] }));
+    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    expect(r).toMatchObject({ status: 'refused' });
+    expect(r.reason).toContain('"TRUE", not "true"');
+  });
+
+  it('refuses a managed volume that is not attached', async () => {
+    happyPath(volume({ Attachments: [], State: 'available' }));
+    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    expect(r).toMatchObject({
+      status: 'refused',
+      reason: `volume ${VOLUME} is not attached to any instance (expected ${INSTANCE})`,
+    });
+    expect(writes()).toBe(0);
+  });
+
+  it('refuses a managed volume attached to another instance', async () => {
+    happyPath(volume({ Attachments: [{ InstanceId: OTHER_INSTANCE, State: 'attached' }] }));
+    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    expect(r).toMatchObject({
+      status: 'refused',
+      reason: `volume ${VOLUME} is attached to ${OTHER_INSTANCE}, not to ${INSTANCE}`,
+    });
+    expect(writes()).toBe(0);
+  });
+
+  it('refuses a managed volume that is still attaching', async () => {
+    happyPath(volume({ Attachments: [{ InstanceId: INSTANCE, State: 'attaching' }] }));
+    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    expect(r).toMatchObject({
+      status: 'refused',
+      reason: `volume ${VOLUME} is attaching on ${INSTANCE}, not attached`,
+    });
+  });
+
+  it('refuses a volume that does not exist', async () => {
+    ec2Mock.on(DescribeVolumesCommand).rejects(awsError('InvalidVolume.NotFound'));
+    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    expect(r).toMatchObject({ status: 'refused', reason: `volume ${VOLUME} does not exist`, apiCalls: 1 });
+  });
+
+  it('finds the instance’s one managed volume by tag and attachment when no volumeId is given', async () => {
+    happyPath();
+    const r = await expandVolume({ instanceId: INSTANCE }, deps());
+    expect(r).toMatchObject({ status: 'started', volumeId: VOLUME, node: 'db-1', targetSizeGiB: 150 });
+    expect(ec2Mock.commandCalls(DescribeVolumesCommand)[0]?.args[0].input.Filters).toEqual([
+      { Name: 'attachment.instance-id', Values: [INSTANCE] },
+      { Name: 'tag:stemedb:managed', Values: ['true'] },
+    ]);
+  });
+
+  it('refuses when the instance has no managed volume attached', async () => {
+    ec2Mock.on(DescribeVolumesCommand).resolves({ Volumes: [] });
+    const r = await expandVolume({ instanceId: INSTANCE }, deps());
+    expect(r).toMatchObject({
+      status: 'refused',
+      reason: `no volume tagged stemedb:managed=true is attached to ${INSTANCE}`,
+      apiCalls: 1,
+    });
+  });
+
+  it('refuses when the instance has two managed volumes, naming both', async () => {
+    ec2Mock.on(DescribeVolumesCommand).resolves({ Volumes: [volume(), volume({ VolumeId: VOLUME_2 })] });
+    const r = await expandVolume({ instanceId: INSTANCE }, deps());
+    expect(r.status).toBe('refused');
+    expect(r.reason).toContain(
+      `2 volumes tagged stemedb:managed=true are attached to ${INSTANCE} (${VOLUME}, ${VOLUME_2})`,
+    );
+    expect(writes()).toBe(0);
+  });
+
+  it('honours MANAGED_TAG_KEY and NODE_TAG_KEY', async () => {
+    happyPath(
+      volume({
+        Tags: [
+          { Key: 'acme:managed', Value: 'true' },
+          { Key: 'acme:node', Value: 'n7' },
+        ],
+      }),
+    );
+    const r = await expandVolume(
+      { instanceId: INSTANCE, volumeId: VOLUME },
+      deps({ managedTagKey: 'acme:managed', nodeTagKey: 'acme:node' }),
+    );
+    expect(r).toMatchObject({ status: 'started', node: 'n7' });
+  });
+});
+
+describe('expand-volume: the happy path', () => {
+  it('snapshots with tags, then modifies once, in four API calls', async () => {
+    happyPath();
+    const r = await expandVolume(
+      { instanceId: INSTANCE, volumeId: VOLUME, reason: 'critical alarm' },
+      deps(),
+    );
+    expect(r).toEqual({
+      status: 'started',
+      volumeId: VOLUME,
+      instanceId: INSTANCE,
+      node: 'db-1',
+      currentSizeGiB: 100,
+      targetSizeGiB: 150,
+      volumeType: 'gp3',
+      snapshotId: 'snap-0123456789abcdef0',
+      modificationState: 'modifying',
+      reason: 'grow 100 → 150 GiB (50% growth)',
+      retryAfter: '',
+      apiCalls: 4,
+    });
+    const snap = ec2Mock.commandCalls(CreateSnapshotCommand)[0]?.args[0].input;
+    expect(snap?.VolumeId).toBe(VOLUME);
+    expect(snap?.TagSpecifications).toEqual([
+      {
+        ResourceType: 'snapshot',
+        Tags: [
+          { Key: 'stemedb:managed', Value: 'true' },
+          { Key: 'stemedb:node', Value: 'db-1' },
+          { Key: 'stemedb:reason', Value: 'expand-volume' },
+        ],
+      },
+    ]);
+    expect(ec2Mock.commandCalls(ModifyVolumeCommand).map((c) => c.args[0].input)).toEqual([
+      { VolumeId: VOLUME, Size: 150 },
+    ]);
+  });
+
+  it('takes the snapshot before the modification', async () => {
+    happyPath();
+    await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    const order = ec2Mock.calls().map((c) => c.args[0].constructor.name);
+    expect(order.indexOf('CreateSnapshotCommand')).toBeLessThan(order.indexOf('ModifyVolumeCommand'));
+  });
+
+  it('takes no snapshot when SNAPSHOT_BEFORE_EXPAND is false', async () => {
+    happyPath();
+    const r = await expandVolume(
+      { instanceId: INSTANCE, volumeId: VOLUME },
+      deps({ snapshotBeforeExpand: false }),
+    );
+    expect(r).toMatchObject({ status: 'started', snapshotId: '', apiCalls: 3 });
+    expect(ec2Mock.commandCalls(CreateSnapshotCommand)).toHaveLength(0);
+  });
+
+  it('sizes from the disk report to bring free space above the warning level', async () => {
+    happyPath(volume({ Size: 200 }));
+    const r = await expandVolume(
+      {
+        instanceId: INSTANCE,
+        volumeId: VOLUME,
+        usedBytes: String(190 * GIB),
+        filesystemBytes: String(196 * GIB),
+      },
+      deps({ growPercent: 10, minGrowGiB: 1 }),
+    );
+    // 190 GiB / (1 - 20%) = 237.5 GiB of filesystem, × 200/196 for overhead = 242.3 → 243
+    expect(r).toMatchObject({ status: 'started', currentSizeGiB: 200, targetSizeGiB: 243 });
+    expect(r.reason).toBe('grow 200 → 243 GiB (free space back above 20% for the bytes in use now)');
+  });
+
+  it('refuses at the cap naming it and touches nothing', async () => {
+    happyPath(volume({ Size: 4096 }));
+    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    expect(r).toMatchObject({
+      status: 'refused',
+      currentSizeGiB: 4096,
+      reason: 'the volume is 4096 GiB, at the cap: maxSizeGiB (4096 GiB)',
+    });
+    expect(writes()).toBe(0);
+  });
+
+  it('in a dry run reports the target and makes no snapshot and no modification', async () => {
+    happyPath();
+    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME, dryRun: 'true' }, deps());
+    expect(r).toMatchObject({
+      status: 'dry-run',
+      targetSizeGiB: 150,
+      reason: 'would grow 100 → 150 GiB (50% growth)',
+      apiCalls: 2,
+    });
+    expect(writes()).toBe(0);
+  });
+});
+
+describe('expand-volume: modifications already there', () => {
+  it('reuses an in-flight modification that reaches the wanted size, without a new call', async () => {
+    // During a modification DescribeVolumes may already report the target size: sizing uses OriginalSize.
+    ec2Mock.on(DescribeVolumesCommand).resolves({ Volumes: [volume({ Size: 150 })] });
+    ec2Mock.on(DescribeVolumesModificationsCommand).resolves({
+      VolumesModifications: [modification({ ModificationState: 'optimizing', Progress: 40 })],
+    });
+    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    expect(r).toMatchObject({
+      status: 'reused',
+      currentSizeGiB: 100,
+      targetSizeGiB: 150,
+      modificationState: 'optimizing',
+      snapshotId: '',
+      apiCalls: 2,
+    });
+    expect(writes()).toBe(0);
+  });
+
+  it('defers when the in-flight modification is smaller than wanted, with retryAfter', async () => {
+    ec2Mock.on(DescribeVolumesCommand).resolves({ Volumes: [volume({ Size: 110 })] });
+    const start = new Date(NOW.getTime() - 3600_000);
+    ec2Mock.on(DescribeVolumesModificationsCommand).resolves({
+      VolumesModifications: [
+        modification({ TargetSize: 110, StartTime: start, ModificationState: 'optimizing' }),
+      ],
+    });
+    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    expect(r).toMatchObject({
+      status: 'deferred',
+      targetSizeGiB: 150,
+      modificationState: 'optimizing',
+      retryAfter: new Date(start.getTime() + 6 * 3600_000).toISOString(),
+    });
+    expect(r.reason).toContain('cannot expand before the modification optimizing (100 → 110 GiB');
+    expect(writes()).toBe(0);
+  });
+
+  it('reuses an in-flight modification at the cap as the last growth possible', async () => {
+    ec2Mock.on(DescribeVolumesCommand).resolves({ Volumes: [volume({ Size: 4096 })] });
+    ec2Mock.on(DescribeVolumesModificationsCommand).resolves({
+      VolumesModifications: [modification({ OriginalSize: 4000, TargetSize: 4096 })],
+    });
+    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    expect(r).toMatchObject({ status: 'reused', targetSizeGiB: 4096 });
+    expect(writes()).toBe(0);
+  });
+
+  it('tries again after a failed modification, saying so', async () => {
+    happyPath();
+    ec2Mock.on(DescribeVolumesModificationsCommand).resolves({
+      VolumesModifications: [modification({ ModificationState: 'failed', StatusMessage: 'Internal error' })],
+    });
+    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    expect(r.status).toBe('started');
+    expect(r.reason).toContain('failed (Internal error), trying again');
+    expect(ec2Mock.commandCalls(ModifyVolumeCommand)).toHaveLength(1);
+  });
+
+  it('does not grow again when a completed modification has not been grown into yet', async () => {
+    happyPath(volume({ Size: 150 }));
+    ec2Mock.on(DescribeVolumesModificationsCommand).resolves({
+      VolumesModifications: [modification({ ModificationState: 'completed', Progress: 100 })],
+    });
+    const r = await expandVolume(
+      { instanceId: INSTANCE, volumeId: VOLUME, usedBytes: 95 * GIB, filesystemBytes: 98 * GIB },
+      deps(),
+    );
+    expect(r).toMatchObject({
+      status: 'reused',
+      currentSizeGiB: 100,
+      targetSizeGiB: 150,
+      modificationState: 'completed',
+    });
+    expect(writes()).toBe(0);
+  });
+
+  it('grows again once the filesystem has used a completed modification', async () => {
+    happyPath(volume({ Size: 150 }));
+    ec2Mock.on(DescribeVolumesModificationsCommand).resolves({
+      VolumesModifications: [modification({ ModificationState: 'completed', Progress: 100 })],
+    });
+    const r = await expandVolume(
+      { instanceId: INSTANCE, volumeId: VOLUME, usedBytes: 140 * GIB, filesystemBytes: 147 * GIB },
+      deps(),
+    );
+    expect(r).toMatchObject({ status: 'started', currentSizeGiB: 150, targetSizeGiB: 225 });
+  });
+
+  it('picks the most recent of several modifications (moto returns the history)', async () => {
+    happyPath(volume({ Size: 150 }));
+    ec2Mock.on(DescribeVolumesModificationsCommand).resolves({
+      VolumesModifications: [
+        modification({ ModificationState: 'optimizing', StartTime: new Date(NOW.getTime() - 9e6) }),
+        modification({ ModificationState: 'completed', StartTime: new Date(NOW.getTime() - 1e6) }),
+      ],
+    });
+    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    expect(r).toMatchObject({ status: 'started', targetSizeGiB: 225 });
+  });
+});
+
+describe('expand-volume: AWS refusals and throttling', () => {
+  it('defers on VolumeModificationRateExceeded with one ModifyVolume call and no retry', async () => {
+    happyPath();
+    ec2Mock
+      .on(ModifyVolumeCommand)
+      .rejects(awsError('VolumeModificationRateExceeded', 'You have exceeded the rate'));
+    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    expect(r).toMatchObject({
+      status: 'deferred',
+      retryAfter: new Date(NOW.getTime() + 15 * 60_000).toISOString(),
+      apiCalls: 4,
+    });
+    expect(r.reason).toContain('VolumeModificationRateExceeded');
+    expect(ec2Mock.commandCalls(ModifyVolumeCommand)).toHaveLength(1);
+  });
+
+  it('defers on IncorrectModificationState when nothing large enough is in flight', async () => {
+    happyPath();
+    ec2Mock.on(ModifyVolumeCommand).rejects(awsError('IncorrectModificationState'));
+    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    expect(r).toMatchObject({ status: 'deferred', apiCalls: 5 });
+    expect(r.reason).toContain('IncorrectModificationState');
+    expect(ec2Mock.commandCalls(ModifyVolumeCommand)).toHaveLength(1);
+  });
+
+  it('reuses a concurrent modification found after IncorrectModificationState', async () => {
+    happyPath();
+    ec2Mock
+      .on(DescribeVolumesModificationsCommand)
+      .rejectsOnce(awsError('InvalidVolumeModification.NotFound'))
+      .resolves({ VolumesModifications: [modification({ TargetSize: 150 })] });
+    ec2Mock.on(ModifyVolumeCommand).rejects(awsError('IncorrectModificationState'));
+    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    expect(r).toMatchObject({ status: 'reused', targetSizeGiB: 150, modificationState: 'modifying' });
+    expect(ec2Mock.commandCalls(ModifyVolumeCommand)).toHaveLength(1);
+  });
+
+  it('retries throttling and then succeeds, counting every attempt', async () => {
+    happyPath();
+    ec2Mock
+      .on(DescribeVolumesCommand)
+      .rejectsOnce(awsError('RequestLimitExceeded'))
+      .rejectsOnce(awsError('RequestLimitExceeded'))
+      .resolves({ Volumes: [volume()] });
+    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    expect(r).toMatchObject({ status: 'started', apiCalls: 6 });
+  });
+
+  it('gives up after the bounded number of throttled attempts and surfaces the error', async () => {
+    happyPath();
+    ec2Mock.on(DescribeVolumesCommand).rejects(awsError('RequestLimitExceeded'));
+    await expect(expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps())).rejects.toMatchObject({
+      name: 'RequestLimitExceeded',
+    });
+    expect(ec2Mock.commandCalls(DescribeVolumesCommand)).toHaveLength(noSleep.maxAttempts);
+    expect(writes()).toBe(0);
+  });
+
+  it('throws other faults (e.g. UnauthorizedOperation) without retrying', async () => {
+    happyPath();
+    ec2Mock.on(ModifyVolumeCommand).rejects(awsError('UnauthorizedOperation'));
+    await expect(expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps())).rejects.toMatchObject({
+      name: 'UnauthorizedOperation',
+    });
+    expect(ec2Mock.commandCalls(ModifyVolumeCommand)).toHaveLength(1);
+  });
+});
+
+describe('expand-volume: duplicate invocation', () => {
+  it('makes one ModifyVolume call when called twice with the same request', async () => {
+    // A stateful fake: after ModifyVolume, DescribeVolumes reports the new size and the
+    // modification is in flight, as on AWS.
+    let size = 100;
+    let mods: VolumeModification[] = [];
+    ec2Mock.on(DescribeVolumesCommand).callsFake(() => ({ Volumes: [volume({ Size: size })] }));
+    ec2Mock.on(DescribeVolumesModificationsCommand).callsFake(() => {
+      if (mods.length === 0) throw awsError('InvalidVolumeModification.NotFound');
+      return { VolumesModifications: mods };
+    });
+    ec2Mock.on(CreateSnapshotCommand).resolves({ SnapshotId: 'snap-0123456789abcdef0' });
+    ec2Mock.on(ModifyVolumeCommand).callsFake((input: { Size: number }) => {
+      mods = [modification({ OriginalSize: size, TargetSize: input.Size })];
+      size = input.Size;
+      return { VolumeModification: mods[0] };
+    });
+    const request = {
+      instanceId: INSTANCE,
+      reason: 'critical alarm',
+      usedBytes: '96636764160',
+      filesystemBytes: '105226698752',
+    };
+    const first = await expandVolume(request, deps());
+    const second = await expandVolume(request, deps());
+    expect(first).toMatchObject({ status: 'started', targetSizeGiB: 150 });
+    expect(second).toMatchObject({ status: 'reused', targetSizeGiB: 150, currentSizeGiB: 100 });
+    expect(ec2Mock.commandCalls(ModifyVolumeCommand)).toHaveLength(1);
+    expect(ec2Mock.commandCalls(CreateSnapshotCommand)).toHaveLength(1);
+  });
+});
+
+describe('expand-volume: input validation', () => {
+  const hostile: [string, unknown][] = [
+    ['an instance ID with a shell command', { instanceId: 'i-123; rm -rf /' }],
+    ['an instance ID with $(...)', { instanceId: 'i-$(reboot)' }],
+    ['an instance ID with backticks', { instanceId: 'i-`id`' }],
+    ['an instance ID with a newline', { instanceId: 'i-0123456789abcdef0\nrm' }],
+    ['an instance ID with a trailing space', { instanceId: 'i-0123456789abcdef0 ' }],
+    ['an empty instance ID', { instanceId: '' }],
+    ['a missing instance ID', {}],
+    ['a numeric instance ID', { instanceId: 123 }],
+    ['a volume ID with a shell command', { instanceId: INSTANCE, volumeId: 'vol-123; rm -rf /' }],
+    ['a volume ID with ..', { instanceId: INSTANCE, volumeId: '../vol-0123456789abcdef0' }],
+    ['an upper-case volume ID', { instanceId: INSTANCE, volumeId: 'vol-0123456789ABCDEF0' }],
+    ['a reason with a newline', { instanceId: INSTANCE, reason: 'ok\nrm -rf /' }],
+    ['a reason with $(...)', { instanceId: INSTANCE, reason: '$(reboot)' }],
+    ['dryRun "yes"', { instanceId: INSTANCE, dryRun: 'yes' }],
+    ['usedBytes in exponent form', { instanceId: INSTANCE, usedBytes: '1e9' }],
+    ['negative usedBytes', { instanceId: INSTANCE, usedBytes: -1 }],
+    ['usedBytes with a command', { instanceId: INSTANCE, usedBytes: '12; rm' }],
+    ['a fractional filesystemBytes', { instanceId: INSTANCE, filesystemBytes: 1.5 }],
+    ['a zero filesystemBytes', { instanceId: INSTANCE, filesystemBytes: '0' }],
+    ['usedBytes above filesystemBytes', { instanceId: INSTANCE, usedBytes: 10, filesystemBytes: 5 }],
+    ['an unknown field', { instanceId: INSTANCE, volumeID: VOLUME }],
+    ['a string payload', 'i-0123456789abcdef0'],
+    ['null', null],
+    ['an array', [INSTANCE]],
+  ];
+  for (const [name, event] of hostile) {
+    it(`returns invalid for ${name} and makes no AWS call`, async () => {
+      happyPath();
+      const r = await expandVolume(event, deps());
+      expect(r.status).toBe('invalid');
+      expect(r.apiCalls).toBe(0);
+      expect(ec2Mock.calls()).toHaveLength(0);
+    });
+  }
+
+  it('names the bad field in the reason', () => {
+    expect(parseExpandInput({ instanceId: 'i-123; rm -rf /' })).toEqual({
+      ok: false,
+      reason: 'instanceId is "i-123; rm -rf /"; expected i- and 8 or 17 hex digits',
+    });
+    expect(parseExpandInput({ instanceId: INSTANCE, volumeID: VOLUME })).toMatchObject({
+      ok: false,
+      reason: expect.stringMatching(/^"volumeID" is not an input field/),
+    });
+  });
+
+  it('accepts the strings the Automation document passes', () => {
+    expect(
+      parseExpandInput({
+        instanceId: INSTANCE,
+        volumeId: '',
+        reason: 'alarm StemeDB-db-1-disk-critical',
+        dryRun: 'false',
+        usedBytes: '96636764160',
+        filesystemBytes: '',
+      }),
+    ).toEqual({
+      ok: true,
+      request: {
+        instanceId: INSTANCE,
+        volumeId: undefined,
+        reason: 'alarm StemeDB-db-1-disk-critical',
+        dryRun: false,
+        usedBytes: 96_636_764_160,
+        filesystemBytes: undefined,
+      },
+    });
+  });
+
+  it('accepts 8-digit legacy IDs', () => {
+    expect(parseExpandInput({ instanceId: 'i-0123abcd', volumeId: 'vol-0123abcd', dryRun: true }).ok).toBe(
+      true,
+    );
+  });
+});
+
+describe('expand-volume: configuration', () => {
+  it('defaults to the runbook values', () => {
+    expect(loadExpandConfig({})).toEqual({
+      growPercent: 50,
+      minGrowGiB: 10,
+      maxSizeGiB: 4096,
+      snapshotBeforeExpand: true,
+      warningFreePercent: 20,
+      managedTagKey: 'stemedb:managed',
+      nodeTagKey: 'stemedb:node',
+    });
+  });
+
+  it('reads every variable', () => {
+    expect(
+      loadExpandConfig({
+        GROW_PERCENT: '25',
+        MIN_GROW_GIB: '5',
+        MAX_SIZE_GIB: '16384',
+        SNAPSHOT_BEFORE_EXPAND: 'false',
+        WARNING_FREE_PERCENT: '12.5',
+        MANAGED_TAG_KEY: 'acme:managed',
+        NODE_TAG_KEY: 'acme:node',
+      }),
+    ).toEqual({
+      growPercent: 25,
+      minGrowGiB: 5,
+      maxSizeGiB: 16_384,
+      snapshotBeforeExpand: false,
+      warningFreePercent: 12.5,
+      managedTagKey: 'acme:managed',
+      nodeTagKey: 'acme:node',
+    });
+  });
+
+  it('rejects bad values at cold start, naming every variable', () => {
+    expect(() =>
+      loadExpandConfig({
+        GROW_PERCENT: '0',
+        MIN_GROW_GIB: 'ten',
+        MAX_SIZE_GIB: '70000',
+        SNAPSHOT_BEFORE_EXPAND: 'yes',
+        WARNING_FREE_PERCENT: '100',
+        MANAGED_TAG_KEY: 'aws:managed',
+        NODE_TAG_KEY: 'node;rm',
+      }),
+    ).toThrow(
+      [
+        'expand-volume configuration is invalid:',
+        '  - GROW_PERCENT is "0"; expected a whole number from 1 to 1000',
+        '  - MIN_GROW_GIB is "ten"; expected a whole number of GiB from 1 to 65536',
+        '  - MAX_SIZE_GIB is "70000"; expected a whole number of GiB from 1 to 65536',
+        '  - SNAPSHOT_BEFORE_EXPAND is "yes"; expected true or false',
+        '  - WARNING_FREE_PERCENT is "100"; expected a number above 0 and below 100, such as 20',
+        '  - MANAGED_TAG_KEY is "aws:managed"; expected a tag key of 1-128 letters, digits, spaces and _.:/=+-@, not starting with "aws:"',
+        '  - NODE_TAG_KEY is "node;rm"; expected a tag key of 1-128 letters, digits, spaces and _.:/=+-@, not starting with "aws:"',
+      ].join('\n'),
+    );
+  });
+});
+
+describe('expand-volume: handler', () => {
+  it('publishes one metric named for the outcome, with the node dimension, and flushes', async () => {
+    happyPath();
+    const addMetric = vi.spyOn(metrics, 'addMetric');
+    const addDimension = vi.spyOn(metrics, 'addDimension');
+    const publish = vi.spyOn(metrics, 'publishStoredMetrics').mockImplementation(() => metrics);
+    const r = await handler({ instanceId: INSTANCE, volumeId: VOLUME });
+    expect(r.status).toBe('started');
+    expect(addMetric).toHaveBeenCalledWith('ExpansionStarted', 'Count', 1);
+    expect(addDimension).toHaveBeenCalledWith('node', 'db-1');
+    expect(publish).toHaveBeenCalledTimes(1);
+  });
+
+  it('publishes ExpansionInvalid for a hostile payload', async () => {
+    const addMetric = vi.spyOn(metrics, 'addMetric');
+    vi.spyOn(metrics, 'publishStoredMetrics').mockImplementation(() => metrics);
+    const r = await handler({ instanceId: 'i-123; rm -rf /' });
+    expect(r.status).toBe('invalid');
+    expect(addMetric).toHaveBeenCalledWith('ExpansionInvalid', 'Count', 1);
+  });
+
+  it('rethrows a fault and still flushes metrics', async () => {
+    ec2Mock.on(DescribeVolumesCommand).rejects(awsError('UnauthorizedOperation'));
+    const addMetric = vi.spyOn(metrics, 'addMetric');
+    const publish = vi.spyOn(metrics, 'publishStoredMetrics').mockImplementation(() => metrics);
+    await expect(handler({ instanceId: INSTANCE, volumeId: VOLUME })).rejects.toMatchObject({
+      name: 'UnauthorizedOperation',
+    });
+    expect(addMetric).toHaveBeenCalledWith('ExpansionError', 'Count', 1);
+    expect(publish).toHaveBeenCalledTimes(1);
+  });
+});
