@@ -4,6 +4,8 @@ import type { StemeDbConfig } from './config';
 import { DiskDashboard } from './disk-dashboard';
 import { DiskMetricsAgent } from './disk-metrics-agent';
 import { NotificationTopic } from './notification-topic';
+import { PrometheusRuleGroupsNamespace } from './prometheus-rule-groups-namespace';
+import { renderPrometheusRules } from './prometheus-rules';
 import { DataVolumeSnapshotPolicy } from './snapshot-policy';
 import { StemeDbKey } from './stemedb-key';
 import { StemeDbNode } from './stemedb-node';
@@ -60,6 +62,13 @@ export class StemeDbDiskStack extends Stack {
       thresholds: config.thresholds,
       nodes: this.nodes.map((n) => ({ nodeName: n.nodeName, alarms: n.alarms })),
     });
+
+    if (config.prometheusWorkspaceId !== undefined) {
+      new PrometheusRuleGroupsNamespace(this, 'PrometheusRules', {
+        workspaceId: config.prometheusWorkspaceId,
+        rulesYaml: renderPrometheusRules(config.thresholds, { dataMount: config.dataMount }),
+      });
+    }
 
     if (config.nodes.length === 0) {
       Annotations.of(this).addWarningV2(

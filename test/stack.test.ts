@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Annotations, Match } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type SynthResult, synthStack, TWO_NODES_FILE } from './support/synth';
@@ -244,6 +245,21 @@ describe('two-node stack', () => {
     ]) {
       expect(body).toContain(text);
     }
+  });
+});
+
+describe('Prometheus rules in Amazon Managed Service for Prometheus', () => {
+  it('creates the rule groups namespace with the generated rules when a workspace is configured', () => {
+    const r = synthStack(twoNodes);
+    const committed = readFileSync(join(__dirname, '..', 'prometheus', 'stemedb-disk-rules.yml'), 'utf8');
+    r.template.hasResourceProperties('AWS::APS::RuleGroupsNamespace', {
+      Data: committed,
+      Workspace: Match.objectLike({ 'Fn::Join': Match.anyValue() }),
+    });
+  });
+
+  it('creates no namespace without a workspace', () => {
+    synthStack({}).template.resourceCountIs('AWS::APS::RuleGroupsNamespace', 0);
   });
 });
 
