@@ -217,10 +217,10 @@ describe('expand-volume against moto_server', () => {
     try {
       vi.resetModules();
       // Fresh modules read the environment as a cold start does; silence their logger and metrics.
-      const fresh = await import('../lambda/shared/powertools');
+      const fresh = await import('../lambda/shared/powertools.js');
       fresh.logger.setLogLevel('SILENT');
       const publish = vi.spyOn(fresh.metrics, 'publishStoredMetrics').mockImplementation(() => fresh.metrics);
-      const { handler } = await import('../lambda/expand-volume');
+      const { handler } = await import('../lambda/expand-volume.js');
       const r = await handler({ instanceId, volumeId: '', dryRun: 'false', reason: '' });
       expect(r).toMatchObject({
         status: 'started',
