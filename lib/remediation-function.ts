@@ -1,11 +1,12 @@
-import { Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { acknowledgeWildcard, nagArn } from './nag-acknowledgements';
 
 export interface RemediationFunctionProps {
   /** Handler file under `lambda/`, without `.ts` (e.g. `expand-volume`). */
@@ -48,11 +49,15 @@ export class RemediationFunction extends Construct {
     const prefix = props.prefix ?? 'StemeDB';
     const entry = join(LAMBDA_DIR, `${props.entryName}.ts`);
     if (!/^[a-z][a-z0-9-]*$/.test(props.entryName) || !existsSync(entry)) {
-      throw new Error(`RemediationFunction entryName is ${JSON.stringify(props.entryName)}; expected the name of a handler file in lambda/ (${entry} does not exist)`);
+      throw new Error(
+        `RemediationFunction entryName is ${JSON.stringify(props.entryName)}; expected the name of a handler file in lambda/ (${entry} does not exist)`,
+      );
     }
     const memorySize = props.memorySize ?? 256;
     if (!Number.isInteger(memorySize) || memorySize < 128 || memorySize > 10_240) {
-      throw new Error(`RemediationFunction memorySize is ${memorySize}; expected a whole number of MB from 128 to 10240`);
+      throw new Error(
+        `RemediationFunction memorySize is ${memorySize}; expected a whole number of MB from 128 to 10240`,
+      );
     }
     const functionName = `${prefix}-${props.entryName}`;
 
@@ -72,10 +77,11 @@ export class RemediationFunction extends Construct {
         resources: [this.logGroup.logGroupArn],
       }),
     );
-    Validations.of(this.role).acknowledge({
-      id: 'AwsSolutions-IAM5[Resource::<LogsXXXX.Arn>:*]'.replace('LogsXXXX', Stack.of(this).getLogicalId(this.logGroup.node.defaultChild as logs.CfnLogGroup)),
-      reason: 'Log streams are created by Lambda at run time with generated names; the wildcard is limited to this function\'s own log group.',
-    });
+    acknowledgeWildcard(
+      this.role,
+      `Resource::${nagArn(this.logGroup.node.defaultChild as logs.CfnLogGroup)}:*`,
+      "Log streams are created by Lambda at run time with generated names; the wildcard is limited to this function's own log group.",
+    );
 
     this.function = new NodejsFunction(this, 'Function', {
       functionName,
@@ -105,7 +111,8 @@ export class RemediationFunction extends Construct {
         bundleAwsSDK: true,
         externalModules: [],
         forceDockerBundling: false,
-        banner: "import { createRequire as __stemedbCreateRequire } from 'node:module'; const require = __stemedbCreateRequire(import.meta.url);",
+        banner:
+          "import { createRequire as __stemedbCreateRequire } from 'node:module'; const require = __stemedbCreateRequire(import.meta.url);",
       },
     });
   }

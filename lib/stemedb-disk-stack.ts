@@ -9,6 +9,7 @@ import { renderPrometheusRules } from './prometheus-rules';
 import { DataVolumeSnapshotPolicy } from './snapshot-policy';
 import { StemeDbKey } from './stemedb-key';
 import { StemeDbNode } from './stemedb-node';
+import { WalArchiveBucket } from './wal-archive-bucket';
 
 export interface StemeDbDiskStackProps extends StackProps {
   /** The validated configuration (see lib/config.ts). */
@@ -34,7 +35,7 @@ export class StemeDbDiskStack extends Stack {
       emails: config.notifyEmails,
       prefix,
     }).topic;
-    new DiskMetricsAgent(this, 'DiskMetricsAgent', {
+    const agent = new DiskMetricsAgent(this, 'DiskMetricsAgent', {
       dataMount: config.dataMount,
       instanceIds: config.nodes.map((n) => n.instanceId),
       prefix,
@@ -43,6 +44,13 @@ export class StemeDbDiskStack extends Stack {
       retainCount: config.snapshots.retainCount,
       timeUtc: config.snapshots.timeUtc,
       prefix,
+    });
+
+    const archive = new WalArchiveBucket(this, 'WalArchive', {
+      encryptionKey: key,
+      transitionAfterDays: config.archive.transitionAfterDays,
+      noncurrentExpireDays: config.archive.noncurrentExpireDays,
+      objectLockDays: config.archive.objectLockDays,
     });
 
     this.nodes = config.nodes.map(
@@ -54,6 +62,7 @@ export class StemeDbDiskStack extends Stack {
           thresholds: config.thresholds,
           encryptionKey: key,
           topic,
+          instanceAccess: { archive, agentConfig: agent.parameter },
         }),
     );
 

@@ -7,7 +7,9 @@ import { AdoptedDataVolume } from './adopted-data-volume';
 import type { NodeConfig } from './config';
 import { DataVolume } from './data-volume';
 import { NodeDiskAlarms } from './node-disk-alarms';
+import { NodeInstancePolicy } from './node-instance-policy';
 import type { DiskThresholds } from './thresholds';
+import type { WalArchiveBucket } from './wal-archive-bucket';
 
 export interface StemeDbNodeProps {
   /** The node, as validated by the configuration module. */
@@ -21,6 +23,11 @@ export interface StemeDbNodeProps {
   readonly encryptionKey?: kms.IKey;
   /** Topic the node's alarms notify. @default none */
   readonly topic?: sns.ITopic;
+  /** WAL archive and agent configuration: with both, the node gets its instance policy. @default none */
+  readonly instanceAccess?: {
+    readonly archive: WalArchiveBucket;
+    readonly agentConfig: ssm.IStringParameter;
+  };
 }
 
 /** What the router reads from `/<prefix>/nodes/<name>` to act on a node. */
@@ -46,6 +53,8 @@ export class StemeDbNode extends Construct {
   public readonly registryParameter: ssm.StringParameter;
   /** The volume the stack created, when it created one. */
   public readonly dataVolume?: DataVolume;
+  /** The managed policy to attach to the node's instance role, when `instanceAccess` is given. */
+  public readonly instancePolicy?: NodeInstancePolicy;
 
   constructor(scope: Construct, id: string, props: StemeDbNodeProps) {
     super(scope, id);
@@ -91,6 +100,15 @@ export class StemeDbNode extends Construct {
       thresholds: props.thresholds,
       topic: props.topic,
     });
+
+    if (props.instanceAccess !== undefined) {
+      this.instancePolicy = new NodeInstancePolicy(this, 'InstancePolicy', {
+        prefix,
+        nodeName: node.name,
+        archive: props.instanceAccess.archive,
+        agentConfig: props.instanceAccess.agentConfig,
+      });
+    }
 
     const entry: NodeRegistryEntry = {
       name: node.name,

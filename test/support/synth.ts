@@ -1,4 +1,4 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { App, Validations } from 'aws-cdk-lib';
@@ -6,6 +6,12 @@ import { Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { resolveConfig, type StemeDbConfig } from '../../lib/config';
 import { StemeDbDiskStack } from '../../lib/stemedb-disk-stack';
+
+const CDK_JSON_CONTEXT = (
+  JSON.parse(readFileSync(join(__dirname, '..', '..', 'cdk.json'), 'utf8')) as {
+    context: Record<string, unknown>;
+  }
+).context;
 
 export const TWO_NODES_FILE = join(__dirname, '..', 'fixtures', 'two-nodes.json');
 
@@ -25,7 +31,8 @@ export function synthStack(raw: Record<string, unknown>): SynthResult {
   const config = resolveConfig(raw);
   const app = new App({
     outdir: mkdtempSync(join(tmpdir(), 'stemedb-synth-')),
-    context: { 'aws:cdk:bundling-stacks': [] },
+    // The feature flags of cdk.json, so the test synth behaves as `cdk synth` does.
+    context: { ...CDK_JSON_CONTEXT, stemedb: undefined, 'aws:cdk:bundling-stacks': [] },
   });
   const stack = new StemeDbDiskStack(app, `${config.prefix}-Disk`, {
     config,

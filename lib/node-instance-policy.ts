@@ -1,0 +1,61 @@
+import type { CfnResource } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import type * as ssm from 'aws-cdk-lib/aws-ssm';
+import { Construct } from 'constructs';
+import { AGENT_NAMESPACE } from './disk-metrics-agent';
+import { acknowledgeWildcard, nagArn } from './nag-acknowledgements';
+import { type WalArchiveBucket, walArchivePrefix } from './wal-archive-bucket';
+
+export interface NodeInstancePolicyProps {
+  /** Name prefix. @default 'StemeDB' */
+  readonly prefix?: string;
+  readonly nodeName: string;
+  /** The WAL archive the node writes to (its own prefix only, no delete). */
+  readonly archive: WalArchiveBucket;
+  /** The CloudWatch agent configuration parameter the node reads. */
+  readonly agentConfig: ssm.IStringParameter;
+}
+
+/**
+ * What a node's instance role needs for this automation, as one managed policy per node that the
+ * platform team attaches to the instance role (`<prefix>-node-<name>`): publish the agent's disk
+ * metrics, read the agent configuration, and put and read (never delete) its own WAL archive.
+ * SSM itself needs `AmazonSSMManagedInstanceCore` on the same role.
+ */
+export class NodeInstancePolicy extends Construct {
+  public readonly policy: iam.ManagedPolicy;
+
+  constructor(scope: Construct, id: string, props: NodeInstancePolicyProps) {
+    super(scope, id);
+    const prefix = props.prefix ?? 'StemeDB';
+    this.policy = new iam.ManagedPolicy(this, 'Policy', {
+      managedPolicyName: `${prefix}-node-${props.nodeName}`,
+      description: `${prefix} node ${props.nodeName}: disk metrics, agent configuration, own WAL archive (no delete)`,
+      statements: [
+        new iam.PolicyStatement({
+          sid: 'PublishAgentDiskMetrics',
+          actions: ['cloudwatch:PutMetricData'],
+          // PutMetricData has no resource-level permissions; the namespace condition scopes it.
+          resources: ['*'],
+          conditions: { StringEquals: { 'cloudwatch:namespace': AGENT_NAMESPACE } },
+        }),
+        new iam.PolicyStatement({
+          sid: 'ReadAgentConfiguration',
+          actions: ['ssm:GetParameter'],
+          resources: [props.agentConfig.parameterArn],
+        }),
+        ...props.archive.nodeStatements(props.nodeName),
+      ],
+    });
+    acknowledgeWildcard(
+      this.policy,
+      'Resource::*',
+      'cloudwatch:PutMetricData has no resource-level permissions; the statement is limited to the CWAgent namespace by condition.',
+    );
+    acknowledgeWildcard(
+      this.policy,
+      `Resource::${nagArn(props.archive.bucket.node.defaultChild as CfnResource)}/${walArchivePrefix(props.nodeName)}*`,
+      "WAL segment keys are only known at archive time; the wildcard is the node's own prefix, and no delete action is granted.",
+    );
+  }
+}
