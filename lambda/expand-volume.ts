@@ -282,8 +282,8 @@ export function retryAfterFor(latest: VolumeModification | undefined, now: Date)
 }
 
 function describeMod(m: VolumeModification): string {
-  const start = m.StartTime ? ` started ${m.StartTime.toISOString()}` : '';
-  return `modification ${m.ModificationState ?? 'unknown'} (${m.OriginalSize ?? '?'} → ${m.TargetSize ?? '?'} GiB${start})`;
+  const start = m.StartTime ? `, started ${m.StartTime.toISOString()}` : '';
+  return `modification ${m.OriginalSize ?? '?'} → ${m.TargetSize ?? '?'} GiB (${m.ModificationState ?? 'unknown'}${start})`;
 }
 
 /** Runs the expansion decision and, unless refused/deferred/dry run, the snapshot and ModifyVolume. */
@@ -398,7 +398,7 @@ export async function expandVolume(event: unknown, deps: ExpandDeps): Promise<Ex
   if (decision.kind !== 'grow') return done('refused', { reason: decision.explanation });
   const previousFailure =
     latest?.ModificationState === 'failed'
-      ? `; the previous ${describeMod(latest)} failed (${latest.StatusMessage ?? 'no message'}), trying again`
+      ? `; the previous ${describeMod(latest)}: ${latest.StatusMessage ?? 'no message'}; trying again`
       : '';
   const reasonText = `${decision.explanation}${previousFailure}`;
   ctx = { ...ctx, targetSizeGiB: decision.targetSizeGiB };

@@ -331,7 +331,9 @@ describe('expand-volume: modifications already there', () => {
       modificationState: 'optimizing',
       retryAfter: new Date(start.getTime() + 6 * 3600_000).toISOString(),
     });
-    expect(r.reason).toContain('cannot expand before the modification optimizing (100 → 110 GiB');
+    expect(r.reason).toContain(
+      'cannot expand before the modification 100 → 110 GiB (optimizing, started 2025-06-01T11:00:00.000Z) is completed',
+    );
     expect(writes()).toBe(0);
   });
 
@@ -352,7 +354,7 @@ describe('expand-volume: modifications already there', () => {
     });
     const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
     expect(r.status).toBe('started');
-    expect(r.reason).toContain('failed (Internal error), trying again');
+    expect(r.reason).toContain('failed, started 2025-06-01T11:59:00.000Z): Internal error; trying again');
     expect(ec2Mock.commandCalls(ModifyVolumeCommand)).toHaveLength(1);
   });
 
