@@ -1,0 +1,481 @@
+#!/usr/bin/env bash
+# archive-wal.sh: upload phase of WAL archival to S3 (runbook §5C and §2), run by the
+# <Prefix>-Host-ArchiveWal Command document. Verification (verify-archive Lambda) and deletion
+# (delete-archived-wal.sh) are separate phases; this script never deletes anything.
+#
+# Reads (all required unless noted; the document's allowedPattern checks them first, and this
+# script checks them again so it is safe to run by hand):
+#   SSM_WalDir         absolute path of the WAL directory, e.g. /data/wal
+#   SSM_Bucket         archive bucket name
+#   SSM_Prefix         key prefix ending in '/', e.g. wal/node-1/  (its last part is the node name)
+#   SSM_OlderThanDays  archive only segments last modified more than this many days ago (0-3650)
+#   SSM_Concurrency    parallel uploads (1-64)
+#   SSM_DryRun         true|false: true selects, hashes and looks up every key, uploads nothing
+#   SSM_EndpointUrl    optional S3 endpoint (VPC endpoint, S3-compatible store); '' for the default
+#
+# Prints progress on stderr and, as the last stdout line, one JSON object: counts per status,
+# bytes, what was skipped and why, the first few conflicts and failures, and the manifest key.
+# Exit 0 when the manifest is written (conflicts and per-file failures are reported in it, and
+# those files are simply not archived), 1 with a one-line reason on stderr otherwise.
+#
+# What is selected: regular files directly in WalDir (find -P -xdev -maxdepth 1 -type f: never a
+# symlink, never a subdirectory, never another filesystem; the device is compared again per
+# file), last modified more than OlderThanDays days and at least MIN_AGE_MINUTES minutes ago,
+# except the newest file (the segment being written) and any file open or mapped by a process
+# (/proc/*/fd and /proc/*/map_files; no lsof/fuser needed).
+#
+# How each file is uploaded: one PutObject with x-amz-checksum-sha256 (the SHA-256 computed here)
+# and If-None-Match: * (create-only). S3 rejects a body that does not match the checksum, so an
+# object that exists under the key holds exactly the hashed bytes. 412 PreconditionFailed means
+# the key already exists: HeadObject with checksum mode gives its stored SHA-256 and size; equal
+# means already-archived, different (or no stored SHA-256) means conflict: the local file is kept
+# and reported. A file whose size or mtime changes during its upload is reported failed.
+#
+# Design for speed: one AWS CLI process costs about 0.4 s of CPU before it sends a byte, so
+# 10,000 segments must not mean 10,000 processes. The script finds the Python interpreter that
+# runs `aws` (the CLI v1 and pip/rpm installs of v2 are Python programs; `aws` is a script whose
+# #! line names it) and runs a small embedded helper with that interpreter: the same botocore,
+# credential chain and config files as the CLI, one process, one connection pool, a thread pool
+# of Concurrency workers, results streamed as JSON lines to a tmpfs file (memory stays bounded
+# by Concurrency, not by the number of files). When `aws` is not a Python program (the bundled
+# CLI v2 installer), the script falls back to one `aws s3api put-object` per file with the same
+# flags, Concurrency at a time (xargs -P): correct, but slow for many small files.
+#
+# The manifest (JSON: kind, version, runId, node, bucket, prefix, walDir, createdAt, entries of
+# {key, size, sha256 (lowercase hex), status[, reason]}) is written to <Prefix>_manifest/upload.json
+# (a key no segment can take: segment names contain no '/'). Status is one of uploaded,
+# already-archived, conflict, failed. It is overwritten by each run (the bucket is versioned).
+#
+# Nothing is written to the WAL filesystem: temp files go to a tmpfs (/dev/shm or /run), or to a
+# directory on another filesystem; the script refuses to run otherwise.
+set -euo pipefail
+
+# A segment modified less than this many minutes ago is never archived, whatever OlderThanDays.
+readonly MIN_AGE_MINUTES=10
+readonly MANIFEST_NAME='_manifest/upload.json'
+readonly MAX_LISTED=5
+readonly RE_PATH='^(/[A-Za-z0-9_-][A-Za-z0-9._-]{0,254})+/?$'
+readonly RE_BUCKET='^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$'
+readonly RE_PREFIX='^([A-Za-z0-9_-][A-Za-z0-9._-]{0,127}/){1,8}$'
+readonly RE_DAYS='^[0-9]{1,4}$'
+readonly RE_CONCURRENCY='^([1-9]|[1-5][0-9]|6[0-4])$'
+readonly RE_ENDPOINT='^(https?://[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?/?)?$'
+
+log() { printf 'archive-wal: %s\n' "$*" >&2; }
+die() {
+  printf 'archive-wal: %s\n' "$*" >&2
+  exit 1
+}
+
+# Checks every SSM_* value against its pattern; sets the global configuration.
+read_parameters() {
+  wal_dir=${SSM_WalDir:-}
+  bucket=${SSM_Bucket:-}
+  prefix=${SSM_Prefix:-}
+  older_than_days=${SSM_OlderThanDays:-}
+  concurrency=${SSM_Concurrency:-}
+  dry_run=${SSM_DryRun:-}
+  endpoint=${SSM_EndpointUrl:-}
+  [[ $wal_dir =~ $RE_PATH ]] || die "WalDir must be an absolute path of [A-Za-z0-9._-] parts, got '$wal_dir'"
+  [[ $bucket =~ $RE_BUCKET && ${#bucket} -ge 3 && ${#bucket} -le 63 ]] || die "Bucket is not a valid bucket name: '$bucket'"
+  [[ $prefix =~ $RE_PREFIX ]] || die "Prefix must be like wal/<node>/ (parts of [A-Za-z0-9._-], ending in /), got '$prefix'"
+  [[ $older_than_days =~ $RE_DAYS ]] || die "OlderThanDays must be 0-9999, got '$older_than_days'"
+  [[ $concurrency =~ $RE_CONCURRENCY ]] || die "Concurrency must be 1-64, got '$concurrency'"
+  [[ $dry_run == true || $dry_run == false ]] || die "DryRun must be true or false, got '$dry_run'"
+  [[ $endpoint =~ $RE_ENDPOINT ]] || die "EndpointUrl must be empty or http(s)://host[:port], got '$endpoint'"
+  node=${prefix%/}
+  node=${node##*/}
+}
+
+# Resolves WalDir (it may be reached through a symlink the operator configured) and records its device.
+resolve_wal_dir() {
+  [[ -d $wal_dir ]] || die "WalDir $wal_dir is not a directory"
+  wal_dir=$(realpath -e -- "$wal_dir") || die "cannot resolve WalDir $wal_dir"
+  wal_dev=$(stat -c %d -- "$wal_dir")
+}
+
+# A temp directory that is not on the WAL filesystem (which may be 100% full): tmpfs preferred.
+make_tmp_dir() {
+  local base
+  for base in /dev/shm /run "${TMPDIR:-/tmp}"; do
+    [[ -d $base && -w $base ]] || continue
+    if [[ $(stat -f -c %T -- "$base") == tmpfs || $(stat -c %d -- "$base") != "$wal_dev" ]]; then
+      if tmp=$(mktemp -d -p "$base" stemedb-archive-wal.XXXXXX 2>/dev/null); then
+        export TMPDIR=$tmp
+        trap 'rm -rf -- "$tmp"' EXIT
+        return
+      fi
+    fi
+  done
+  die "no writable temp directory off the WAL filesystem (tried /dev/shm, /run, \$TMPDIR)"
+}
+
+# jq builds the JSON; the AWS CLI must exist.
+check_tools() {
+  command -v jq >/dev/null 2>&1 || die "jq is not installed (needed to write the manifest and the JSON result)"
+  command -v aws >/dev/null 2>&1 || die "the aws CLI is not installed (need one from August 2024 or newer)"
+}
+
+# The CLI's S3 model must know create-only, SHA-256-checked PutObject (AWS CLI from August 2024 on).
+
+check_cli_flags() {
+  local skeleton
+  skeleton=$(aws s3api put-object --generate-cli-skeleton input 2>/dev/null) ||
+    die "aws s3api put-object --generate-cli-skeleton failed: the aws CLI is broken or too old"
+  jq -e 'has("IfNoneMatch") and has("ChecksumAlgorithm") and has("ChecksumSHA256")' <<<"$skeleton" >/dev/null ||
+    die "the aws CLI ($(aws --version 2>&1)) is too old: put-object lacks --if-none-match/--checksum-algorithm; upgrade it"
+}
+
+# Prints the interpreter (one word per line) that runs `aws`, when `aws` is a Python script with botocore.
+find_aws_python() {
+  local aws_bin first
+  local -a interp
+  aws_bin=$(command -v aws)
+  if [[ $aws_bin == */shims/aws ]] && command -v pyenv >/dev/null 2>&1; then
+    aws_bin=$(pyenv which aws 2>/dev/null) || return 1
+  fi
+  first=$(head -c 256 -- "$aws_bin" | head -n 1 | tr -d '\0')
+  [[ $first == '#!'*python* ]] || return 1
+  read -r -a interp <<<"${first#\#!}"
+  "${interp[@]}" -c 'import botocore.session' >/dev/null 2>&1 || return 1
+  printf '%s\n' "${interp[@]}"
+}
+
+# Prints the base64 form of a hex digest (S3's x-amz-checksum-sha256 form), with no extra tools.
+hex_to_base64() {
+  local hex=$1 escaped='' i
+  for ((i = 0; i < ${#hex}; i += 2)); do escaped+="\\x${hex:i:2}"; done
+  printf '%b' "$escaped" | base64
+}
+
+# Lists the names of files in WalDir that a process has open or mapped, NUL-separated.
+open_wal_files() {
+  find /proc/[0-9]*/fd /proc/[0-9]*/map_files -mindepth 1 -maxdepth 1 -type l -printf '%l\0' 2>/dev/null |
+    while IFS= read -r -d '' target; do
+      [[ $target == "$wal_dir"/* ]] || continue
+      target=${target#"$wal_dir"/}
+      [[ $target == */* ]] && continue
+      printf '%s\0' "$target"
+    done || true
+}
+
+# Writes the selected names (NUL-separated) to $tmp/selected and counts what was skipped and why.
+select_segments() {
+  local now cutoff_minutes cutoff newest_mtime=-1 newest_name='' type mtime size dev name
+  local -A open=()
+  now=$(date +%s)
+  cutoff_minutes=$((older_than_days * 1440))
+  ((cutoff_minutes < MIN_AGE_MINUTES)) && cutoff_minutes=$MIN_AGE_MINUTES
+  cutoff=$((now - cutoff_minutes * 60))
+  while IFS= read -r -d '' name; do open[$name]=1; done < <(open_wal_files)
+
+  find -P "$wal_dir" -xdev -mindepth 1 -maxdepth 1 -printf '%y/%Ts/%s/%D/%f\0' >"$tmp/listing"
+  while IFS=/ read -r -d '' type mtime size dev name; do
+    if [[ $type == f ]] && ((mtime > newest_mtime)); then
+      newest_mtime=$mtime
+      newest_name=$name
+    fi
+  done <"$tmp/listing"
+
+  skipped_unsafe_name=0 skipped_symlinks=0 skipped_not_regular=0 skipped_other_fs=0 skipped_open=0 skipped_recent=0 skipped_newest=0
+  selected=0 selected_bytes=0
+  : >"$tmp/selected"
+  while IFS=/ read -r -d '' type mtime size dev name; do
+    case $type in
+      f) ;;
+      l) skipped_symlinks=$((skipped_symlinks + 1)) && continue ;;
+      *) skipped_not_regular=$((skipped_not_regular + 1)) && continue ;;
+    esac
+    if [[ $dev != "$wal_dev" ]]; then
+      skipped_other_fs=$((skipped_other_fs + 1))
+    elif [[ $name == *[[:cntrl:]]* ]]; then
+      skipped_unsafe_name=$((skipped_unsafe_name + 1))
+    elif [[ $name == "$newest_name" ]]; then
+      skipped_newest=1
+    elif [[ -n ${open[$name]:-} ]]; then
+      skipped_open=$((skipped_open + 1))
+    elif ((mtime > cutoff)); then
+      skipped_recent=$((skipped_recent + 1))
+    else
+      printf '%s\0' "$name" >>"$tmp/selected"
+      selected=$((selected + 1))
+      selected_bytes=$((selected_bytes + size))
+    fi
+  done <"$tmp/listing"
+  log "selected $selected file(s), $selected_bytes bytes, in $wal_dir (newest '$newest_name' kept," \
+    "$skipped_open open, $skipped_recent too recent, $skipped_symlinks symlink(s))"
+}
+
+# The batch uploader, run by the Python that runs `aws`. argv: mode wal_dir wal_dev bucket
+# prefix concurrency endpoint names_file stats_file; writes one JSON line per file to stdout.
+read -r -d '' UPLOADER_PY <<'PY' || true
+import base64, hashlib, json, os, resource, stat, sys, threading
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+import botocore.session
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, ConnectionError as BotoConnectionError
+
+mode, wal_dir, wal_dev, bucket, prefix, concurrency, endpoint, names_file, stats_file = sys.argv[1:10]
+wal_dev, concurrency = int(wal_dev), int(concurrency)
+IN_MEMORY_MAX = 1 << 20          # files up to 1 MiB are read once and sent from memory
+SINGLE_PUT_MAX = 5 * (1 << 30)   # S3's limit for one PUT
+abort = threading.Event()
+out_lock = threading.Lock()
+
+session = botocore.session.get_session()
+s3 = session.create_client('s3', endpoint_url=endpoint or None, config=Config(
+    max_pool_connections=concurrency + 2, connect_timeout=10, read_timeout=120,
+    retries={'mode': 'standard', 'max_attempts': 4}))
+members = s3.meta.service_model.operation_model('PutObject').input_shape.members
+if not all(m in members for m in ('IfNoneMatch', 'ChecksumAlgorithm', 'ChecksumSHA256')):
+    sys.exit('botocore ' + botocore.__version__ + ' is too old: PutObject lacks IfNoneMatch/ChecksumSHA256')
+
+def names():
+    with open(names_file, 'rb') as f:
+        rest = b''
+        while chunk := f.read(65536):
+            parts = (rest + chunk).split(b'\0')
+            rest = parts.pop()
+            for p in parts:
+                yield os.fsdecode(p)
+        if rest:
+            yield os.fsdecode(rest)
+
+def compare_existing(rec, sha_b64):
+    head = s3.head_object(Bucket=bucket, Key=rec['key'], ChecksumMode='ENABLED')
+    stored = head.get('ChecksumSHA256')
+    if stored == sha_b64 and head.get('ContentLength') == rec['size']:
+        return 'already-archived', None
+    if stored is None:
+        return 'conflict', 'the existing object has no SHA-256 checksum'
+    return 'conflict', 'the existing object has a different SHA-256 or size'
+
+def archive(name):
+    rec = {'name': name, 'key': prefix + name}
+    if abort.is_set():
+        return dict(rec, status='failed', reason='not attempted: S3 unreachable')
+    try:
+        fd = os.open(os.path.join(wal_dir, name), os.O_RDONLY | os.O_NOFOLLOW | os.O_NOCTTY | os.O_NONBLOCK)
+    except OSError as e:
+        return dict(rec, status='failed', reason='cannot open: ' + e.strerror)
+    with os.fdopen(fd, 'rb') as f:
+        before = os.fstat(fd)
+        if not stat.S_ISREG(before.st_mode) or before.st_dev != wal_dev:
+            return dict(rec, status='failed', reason='not a regular file on the WAL filesystem')
+        if before.st_size > SINGLE_PUT_MAX:
+            return dict(rec, status='failed', reason='larger than 5 GiB (one PUT)')
+        h, size, data = hashlib.sha256(), 0, None
+        if before.st_size <= IN_MEMORY_MAX:
+            data = f.read(IN_MEMORY_MAX + 1)
+            h.update(data)
+            size = len(data)
+        else:
+            while chunk := f.read(1 << 20):
+                h.update(chunk)
+                size += len(chunk)
+        if size != before.st_size:
+            return dict(rec, status='failed', reason='changed while being hashed')
+        digest = h.digest()
+        sha_b64 = base64.b64encode(digest).decode()
+        rec.update(size=size, sha256=digest.hex())
+        try:
+            if mode == 'dry-run':
+                try:
+                    status, reason = compare_existing(rec, sha_b64)
+                except ClientError as e:
+                    if e.response.get('Error', {}).get('Code') not in ('404', 'NoSuchKey', 'NotFound'):
+                        raise
+                    status, reason = 'would-upload', None
+            else:
+                body = data
+                if body is None:
+                    f.seek(0)
+                    body = f
+                try:
+                    s3.put_object(Bucket=bucket, Key=rec['key'], Body=body, ContentLength=size,
+                                  ChecksumAlgorithm='SHA256', ChecksumSHA256=sha_b64, IfNoneMatch='*')
+                    status, reason = 'uploaded', None
+                except ClientError as e:
+                    err = e.response.get('Error', {})
+                    http = e.response.get('ResponseMetadata', {}).get('HTTPStatusCode')
+                    if err.get('Code') != 'PreconditionFailed' and http != 412:
+                        raise
+                    status, reason = compare_existing(rec, sha_b64)
+        except ClientError as e:
+            err = e.response.get('Error', {})
+            return dict(rec, status='failed', reason=(err.get('Code') or 'error') + ': ' + (err.get('Message') or ''))
+        except BotoConnectionError as e:
+            abort.set()
+            return dict(rec, status='failed', reason='S3 unreachable: ' + str(e))
+        except BotoCoreError as e:
+            return dict(rec, status='failed', reason=type(e).__name__ + ': ' + str(e))
+        after = os.fstat(fd)
+        if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
+            return dict(rec, status='failed', reason='changed during upload')
+    rec['status'] = status
+    if reason:
+        rec['reason'] = reason
+    return rec
+
+def emit(rec):
+    with out_lock:
+        sys.stdout.write(json.dumps(rec, separators=(',', ':')) + '\n')
+
+with ThreadPoolExecutor(max_workers=concurrency) as pool:
+    pending = set()
+    for name in names():
+        if len(pending) >= concurrency * 4:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                emit(fut.result())
+        pending.add(pool.submit(archive, name))
+    for fut in pending:
+        emit(fut.result())
+sys.stdout.flush()
+with open(stats_file, 'w') as f:
+    json.dump({'maxRssKiB': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}, f)
+PY
+
+# Uploads (or, in DryRun, looks up) every selected file in one helper process; JSON lines to $tmp/results.
+upload_batch() {
+  local mode=upload
+  [[ $dry_run == true ]] && mode=dry-run
+  log "batch mode: one ${aws_python[0]} process with $concurrency worker(s)"
+  PYTHONDONTWRITEBYTECODE=1 "${aws_python[@]}" -c "$UPLOADER_PY" "$mode" "$wal_dir" "$wal_dev" "$bucket" \
+    "$prefix" "$concurrency" "$endpoint" "$tmp/selected" "$tmp/helper-stats.json" >"$tmp/results" ||
+    die "the batch upload helper failed (see the error above)"
+}
+
+# Per-file fallback (run by xargs in a child bash): prints one JSON line for the file named $1.
+upload_one() {
+  local name=$1 path key size mtime dev sha_hex sha_b64 err head status reason=''
+  local -a endpoint_args=()
+  [[ -n $ARCHIVE_ENDPOINT ]] && endpoint_args=(--endpoint-url "$ARCHIVE_ENDPOINT")
+  path=$ARCHIVE_WAL_DIR/$name
+  key=$ARCHIVE_PREFIX$name
+  if [[ -L $path || ! -f $path ]] || ! read -r size mtime dev < <(stat -c '%s %Y %d' -- "$path") ||
+    [[ $dev != "$ARCHIVE_WAL_DEV" ]]; then
+    jq -cn --arg name "$name" --arg key "$key" \
+      '{name: $name, key: $key, status: "failed", reason: "not a regular file on the WAL filesystem"}'
+    return
+  fi
+  sha_hex=$(sha256sum <"$path")
+  sha_hex=${sha_hex:0:64}
+  sha_b64=$(hex_to_base64 "$sha_hex")
+  if [[ $ARCHIVE_MODE == dry-run ]]; then
+    status=would-upload
+  elif err=$(aws "${endpoint_args[@]}" s3api put-object --bucket "$ARCHIVE_BUCKET" --key "$key" --body "$path" \
+    --checksum-algorithm SHA256 --checksum-sha256 "$sha_b64" --if-none-match '*' 2>&1 >/dev/null); then
+    status=uploaded
+  elif [[ $err == *PreconditionFailed* || $err == *'(412)'* ]]; then
+    status=exists
+  else
+    status=failed reason=$(tail -n 1 <<<"$err")
+  fi
+  if [[ $status == exists || $ARCHIVE_MODE == dry-run ]]; then
+    if head=$(aws "${endpoint_args[@]}" s3api head-object --bucket "$ARCHIVE_BUCKET" --key "$key" \
+      --checksum-mode ENABLED --output json 2>&1); then
+      if jq -e --arg sha "$sha_b64" --argjson size "$size" \
+        '.ChecksumSHA256 == $sha and .ContentLength == $size' <<<"$head" >/dev/null; then
+        status=already-archived
+      else
+        status=conflict reason='the existing object has a different or no SHA-256, or another size'
+      fi
+    elif [[ $status == exists || $head != *'(404)'* ]]; then
+      status=failed reason=$(tail -n 1 <<<"$head")
+    fi
+  fi
+  if [[ $(stat -c '%s %Y' -- "$path" 2>/dev/null) != "$size $mtime" ]]; then
+    status=failed reason='changed during upload'
+  fi
+  jq -cn --arg name "$name" --arg key "$key" --argjson size "$size" --arg sha256 "$sha_hex" \
+    --arg status "$status" --arg reason "$reason" \
+    '{name: $name, key: $key, size: $size, sha256: $sha256, status: $status}
+     + (if $reason == "" then {} else {reason: $reason} end)'
+}
+
+# Fallback when `aws` is not a Python program: one CLI process per file, Concurrency at a time.
+upload_per_file() {
+  log "per-file mode: aws is not a Python program; one aws process per file, $concurrency at a time (slow for many files)"
+  export ARCHIVE_WAL_DIR=$wal_dir ARCHIVE_WAL_DEV=$wal_dev ARCHIVE_BUCKET=$bucket ARCHIVE_PREFIX=$prefix
+  export ARCHIVE_ENDPOINT=$endpoint ARCHIVE_MODE=upload
+  [[ $dry_run == true ]] && ARCHIVE_MODE=dry-run
+  export -f upload_one hex_to_base64
+  # Each child prints one short line (< PIPE_BUF), so lines from parallel children never interleave.
+  # shellcheck disable=SC2016 # $1 is expanded by the child bash
+  xargs -0 -r -P "$concurrency" -n 1 bash -c 'upload_one "$1"' _ <"$tmp/selected" | cat >"$tmp/results"
+  printf '{}' >"$tmp/helper-stats.json"
+}
+
+# Builds the manifest from the results and writes it to S3 (plain PUT with a SHA-256 checksum).
+write_manifest() {
+  local sha_hex sha_b64
+  local -a endpoint_args=()
+  [[ -n $endpoint ]] && endpoint_args=(--endpoint-url "$endpoint")
+  jq -sc --arg runId "$run_id" --arg node "$node" --arg bucket "$bucket" --arg prefix "$prefix" \
+    --arg walDir "$wal_dir" --arg createdAt "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --arg host "$(hostname)" \
+    '{kind: "stemedb-wal-archive-manifest", version: 1, runId: $runId, node: $node, bucket: $bucket,
+      prefix: $prefix, walDir: $walDir, host: $host, createdAt: $createdAt,
+      entries: map({key, size, sha256, status} + (if .reason then {reason} else {} end))}' \
+    "$tmp/results" >"$tmp/manifest.json"
+  sha_hex=$(sha256sum <"$tmp/manifest.json")
+  sha_b64=$(hex_to_base64 "${sha_hex:0:64}")
+  aws "${endpoint_args[@]}" s3api put-object --bucket "$bucket" --key "$prefix$MANIFEST_NAME" \
+    --body "$tmp/manifest.json" --content-type application/json --checksum-algorithm SHA256 \
+    --checksum-sha256 "$sha_b64" >/dev/null ||
+    die "could not write the manifest s3://$bucket/$prefix$MANIFEST_NAME: nothing may be deleted for this run"
+  log "manifest written to s3://$bucket/$prefix$MANIFEST_NAME"
+}
+
+# Prints the one-line JSON summary.
+print_summary() {
+  local mode=$1 started_ns=$2 manifest_key=''
+  [[ $dry_run == false ]] && manifest_key=$prefix$MANIFEST_NAME
+  jq -sc --argjson dryRun "$dry_run" --arg mode "$mode" --arg walDir "$wal_dir" --arg bucket "$bucket" \
+    --arg prefix "$prefix" --arg runId "$run_id" --arg manifestKey "$manifest_key" \
+    --argjson max "$MAX_LISTED" --argjson seconds "$((($(date +%s%N) - started_ns) / 1000000))e-3" \
+    --argjson helper "$(cat "$tmp/helper-stats.json")" \
+    --argjson skipped "{\"newest\":$skipped_newest,\"open\":$skipped_open,\"tooRecent\":$skipped_recent,\"symlinks\":$skipped_symlinks,\"otherFilesystem\":$skipped_other_fs,\"notRegular\":$skipped_not_regular,\"controlCharacterInName\":$skipped_unsafe_name}" \
+    'def count(s): map(select(.status == s)) | length;
+     def listed(s): map(select(.status == s) | {name, reason}) | .[:$max];
+     (map(select(.status == "uploaded") | .size) | add // 0) as $bytes
+     | {status: (if $dryRun then "dry-run" elif count("failed") > 0 then "partial" else "ok" end),
+        dryRun: $dryRun, mode: $mode, walDir: $walDir, bucket: $bucket, prefix: $prefix, runId: $runId,
+        manifestKey: $manifestKey, selected: length, uploaded: count("uploaded"),
+        alreadyArchived: count("already-archived"), wouldUpload: count("would-upload"),
+        conflicts: count("conflict"), failed: count("failed"), bytesUploaded: $bytes,
+        bytesSelected: (map(.size // 0) | add // 0), skipped: $skipped,
+        firstConflicts: listed("conflict"), firstFailures: listed("failed"),
+        durationSeconds: $seconds, filesPerSecond: (if $seconds > 0 then (length / $seconds | floor) else null end),
+        mibPerSecond: (if $seconds > 0 then ($bytes / 1048576 / $seconds * 10 | floor / 10) else null end)}
+       + (if $helper.maxRssKiB then {helperMaxRssKiB: $helper.maxRssKiB} else {} end)' \
+    "$tmp/results"
+}
+
+main() {
+  local started_ns mode
+  local -a aws_python=()
+  started_ns=$(date +%s%N)
+  read_parameters
+  resolve_wal_dir
+  make_tmp_dir
+  check_tools
+  # In batch mode the helper checks botocore's PutObject model itself (the same model the CLI uses).
+  if mapfile -t aws_python < <(find_aws_python) && ((${#aws_python[@]} > 0)); then
+    mode='batch'
+  else
+    mode='per-file-cli'
+    check_cli_flags
+  fi
+  run_id=$(cat /proc/sys/kernel/random/uuid)
+  select_segments
+  if [[ $mode == batch ]]; then upload_batch; else upload_per_file; fi
+  if [[ $dry_run == true ]]; then
+    log "DryRun: nothing uploaded, no manifest written"
+  else
+    write_manifest
+  fi
+  print_summary "$mode" "$started_ns"
+}
+
+main "$@"

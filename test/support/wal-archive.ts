@@ -1,0 +1,260 @@
+import { createHash } from 'node:crypto';
+import { mkdirSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  CreateBucketCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+} from '@aws-sdk/client-s3';
+import { uploadManifestKey } from '../../lambda/shared/wal-manifest';
+import { type VerifyArchiveResult, verifyArchive } from '../../lambda/verify-archive';
+import type { CommandDocumentContent } from '../../lib/command-document';
+import {
+  type RunOptions,
+  type RunResult,
+  runCommandDocument,
+  synthesizeCommandDocument,
+} from './command-document-runner';
+import { type MotoServer, TEST_REGION } from './moto-server';
+
+/**
+ * Shared parts of the WAL archive tests (archive-wal*.test.ts, verify-archive.test.ts): segment
+ * files with chosen ages, the three phases run the way production runs them (the synthesized
+ * Command documents through the local SSM runner, the Lambda logic with a real S3 client), and
+ * the final check that nothing was lost.
+ */
+
+export const DAY_MS = 86_400_000;
+
+let docs: { archive: CommandDocumentContent; remove: CommandDocumentContent } | undefined;
+
+/** The ArchiveWal and DeleteArchivedWal documents as CloudFormation would get them (cached). */
+export function walDocuments(): { archive: CommandDocumentContent; remove: CommandDocumentContent } {
+  docs ??= {
+    archive: synthesizeCommandDocument('ArchiveWal'),
+    remove: synthesizeCommandDocument('DeleteArchivedWal'),
+  };
+  return docs;
+}
+
+export function sha256Hex(data: Buffer | string): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+/** Writes `content` to `dir/name` with its mtime `ageDays` in the past; returns its SHA-256. */
+export function writeSegment(dir: string, name: string, content: Buffer | string, ageDays: number): string {
+  const path = join(dir, name);
+  writeFileSync(path, content);
+  setAgeDays(path, ageDays);
+  return sha256Hex(content);
+}
+
+export function setAgeDays(path: string, ageDays: number): void {
+  const t = new Date(Date.now() - ageDays * DAY_MS);
+  utimesSync(path, t, t);
+}
+
+/** Name → SHA-256 of every regular file directly in `dir`. */
+export function localSegments(dir: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    if (e.isFile()) out.set(e.name, sha256Hex(readFileSync(join(dir, e.name))));
+  }
+  return out;
+}
+
+export function s3Client(moto: MotoServer): S3Client {
+  return new S3Client({
+    endpoint: moto.endpoint,
+    region: TEST_REGION,
+    forcePathStyle: true,
+    maxAttempts: 1,
+    credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' },
+  });
+}
+
+let bucketCounter = 0;
+
+/** A fresh bucket (one per test keeps tests independent on a shared moto_server). */
+export async function newBucket(s3: S3Client): Promise<string> {
+  bucketCounter += 1;
+  const bucket = `wal-archive-${process.pid}-${bucketCounter}`;
+  await s3.send(
+    new CreateBucketCommand({
+      Bucket: bucket,
+      CreateBucketConfiguration: { LocationConstraint: TEST_REGION },
+    }),
+  );
+  return bucket;
+}
+
+/** Every key in the bucket (paginated). */
+export async function listKeys(s3: S3Client, bucket: string): Promise<string[]> {
+  const keys: string[] = [];
+  let token: string | undefined;
+  do {
+    const page = await s3.send(new ListObjectsV2Command({ Bucket: bucket, ContinuationToken: token }));
+    for (const o of page.Contents ?? []) if (o.Key !== undefined) keys.push(o.Key);
+    token = page.NextContinuationToken;
+  } while (token !== undefined);
+  return keys.sort();
+}
+
+/** SHA-256 (hex) of the object's body, read back from S3; undefined when it is not there. */
+export async function storedSha256(s3: S3Client, bucket: string, key: string): Promise<string | undefined> {
+  try {
+    const res = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+    const body = await res.Body?.transformToByteArray();
+    return body === undefined ? undefined : sha256Hex(Buffer.from(body));
+  } catch {
+    return undefined;
+  }
+}
+
+/** The stored ChecksumSHA256 of an object, as S3 reports it (base64). */
+export async function storedChecksum(s3: S3Client, bucket: string, key: string): Promise<string | undefined> {
+  const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key, ChecksumMode: 'ENABLED' }));
+  return head.ChecksumSHA256;
+}
+
+/** Puts an object the way a foreign writer would (no conditions). */
+export async function putObject(
+  s3: S3Client,
+  bucket: string,
+  key: string,
+  body: Buffer | string,
+): Promise<void> {
+  await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ChecksumAlgorithm: 'SHA256' }));
+}
+
+/**
+ * The "nothing lost" check: the names of original segments that are neither on disk with the
+ * same SHA-256 nor in S3 (body read back and hashed) with it. Empty means nothing was lost.
+ * With `s3` undefined (the server is gone), only the disk counts.
+ */
+export async function lostSegments(
+  originals: ReadonlyMap<string, string>,
+  walDir: string,
+  s3: S3Client | undefined,
+  bucket: string,
+  prefix: string,
+): Promise<string[]> {
+  const local = localSegments(walDir);
+  const missing = [...originals].filter(([name, sha]) => local.get(name) !== sha);
+  const lost: string[] = [];
+  const queue = [...missing];
+  const worker = async (): Promise<void> => {
+    for (let item = queue.shift(); item !== undefined; item = queue.shift()) {
+      const [name, sha] = item;
+      const stored = s3 === undefined ? undefined : await storedSha256(s3, bucket, prefix + name);
+      if (stored !== sha) lost.push(name);
+    }
+  };
+  await Promise.all(Array.from({ length: 16 }, worker));
+  return lost.sort();
+}
+
+/** One node's archive setup: where its WAL is, and where it goes. */
+export interface WalTarget {
+  readonly walDir: string;
+  readonly bucket: string;
+  readonly prefix: string;
+  readonly node: string;
+  readonly endpoint: string;
+  /** Environment for the scripts: moto credentials and region, plus stand-ins on PATH if any. */
+  readonly env: NodeJS.ProcessEnv;
+}
+
+export function walTarget(
+  moto: MotoServer,
+  root: string,
+  bucket: string,
+  node = 'node-1',
+  env: NodeJS.ProcessEnv = {},
+): WalTarget {
+  const walDir = join(root, node, 'wal');
+  mkdirSync(walDir, { recursive: true });
+  return {
+    walDir,
+    bucket,
+    prefix: `wal/${node}/`,
+    node,
+    endpoint: moto.endpoint,
+    env: { ...moto.env, ...env },
+  };
+}
+
+/** Runs the ArchiveWal document (upload phase). */
+export async function runArchive(
+  t: WalTarget,
+  overrides: Record<string, string> = {},
+  opts: RunOptions = {},
+): Promise<RunResult> {
+  return await runCommandDocument(
+    walDocuments().archive,
+    {
+      WalDir: t.walDir,
+      Bucket: t.bucket,
+      Prefix: t.prefix,
+      OlderThanDays: '7',
+      Concurrency: '4',
+      DryRun: 'false',
+      EndpointUrl: t.endpoint,
+      ...overrides,
+    },
+    { timeoutMs: 120_000, ...opts, env: { ...t.env, ...opts.env } },
+  );
+}
+
+/** Runs the verify phase: the Lambda's logic with a real S3 client, as the Automation calls it. */
+export async function runVerify(
+  s3: S3Client,
+  t: WalTarget,
+  overrides: Record<string, unknown> = {},
+): Promise<VerifyArchiveResult> {
+  return await verifyArchive(
+    s3,
+    {
+      bucket: t.bucket,
+      manifestKey: uploadManifestKey(t.prefix),
+      expectedPrefix: t.prefix,
+      node: t.node,
+      dryRun: false,
+      ...overrides,
+    },
+    { retry: { sleep: async () => {} } },
+  );
+}
+
+/** Runs the DeleteArchivedWal document (delete phase). */
+export async function runDelete(
+  t: WalTarget,
+  overrides: Record<string, string> = {},
+  opts: RunOptions = {},
+): Promise<RunResult> {
+  return await runCommandDocument(
+    walDocuments().remove,
+    {
+      WalDir: t.walDir,
+      Bucket: t.bucket,
+      Prefix: t.prefix,
+      DryRun: 'false',
+      EndpointUrl: t.endpoint,
+      ...overrides,
+    },
+    { timeoutMs: 120_000, ...opts, env: { ...t.env, ...opts.env } },
+  );
+}
+
+/** Fails with the script's stderr when it did not exit 0 (the message shows why). */
+export function expectExit0(r: RunResult): Record<string, unknown> {
+  if (r.exitCode !== 0 || r.lastJson === undefined) {
+    throw new Error(
+      `exit ${r.exitCode}${r.timedOut ? ' (timed out)' : ''}\nstderr:\n${r.stderr}\nstdout:\n${r.stdout}`,
+    );
+  }
+  return r.lastJson;
+}
