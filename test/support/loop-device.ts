@@ -112,14 +112,42 @@ export function isMounted(path: string): boolean {
   return spawnSync('findmnt', ['-n', '--mountpoint', path], { stdio: 'ignore' }).status === 0;
 }
 
+/** Labs with resources still held: released on process exit if a test run dies before afterAll. */
+const liveLabs = new Set<LoopDeviceLab>();
+let exitHookInstalled = false;
+function releaseOnExit(lab: LoopDeviceLab): void {
+  liveLabs.add(lab);
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.once('exit', () => {
+    for (const l of liveLabs) {
+      try {
+        l.cleanup();
+      } catch {
+        // best effort at exit
+      }
+    }
+  });
+}
+
 export class LoopDeviceLab {
-  /** Temp directory holding the images and the mount points. */
-  readonly root: string;
+  private readonly prefix: string;
+  private rootDir: string | undefined;
   private readonly devices: string[] = [];
   private readonly mounts: string[] = [];
 
+  /** Creates nothing yet: constructing a lab at test collection time is free. */
   constructor(prefix = 'loop-lab-') {
-    this.root = mkdtempSync(join(tmpdir(), prefix));
+    this.prefix = prefix;
+  }
+
+  /** Temp directory holding the images and the mount points (made on first use). */
+  get root(): string {
+    if (this.rootDir === undefined) {
+      this.rootDir = mkdtempSync(join(tmpdir(), this.prefix));
+      releaseOnExit(this);
+    }
+    return this.rootDir;
   }
 
   /** Creates, attaches, partitions, formats and (by default) mounts a new disk. */
@@ -230,7 +258,9 @@ export class LoopDeviceLab {
         errors.push(`losetup -d ${device}: ${r.stderr.trim()}`);
     }
     this.devices.length = 0;
-    rmSync(this.root, { recursive: true, force: true });
+    if (this.rootDir !== undefined) rmSync(this.rootDir, { recursive: true, force: true });
+    this.rootDir = undefined;
+    liveLabs.delete(this);
     if (errors.length > 0) throw new Error(`LoopDeviceLab cleanup: ${errors.join('; ')}`);
   }
 }
