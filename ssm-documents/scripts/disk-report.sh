@@ -112,29 +112,40 @@ wal_segments() {
     awk 'NR == 1 || $1 < min { min = $1 } END { printf "%d %s", NR, (NR ? min : "") }'
 }
 
-# JSON array of the largest directories (two levels deep) on the mount, biggest first.
+# "<bytes>\t<path>" of the largest directories (two levels deep) on the mount, biggest first.
+# One du pass serves both the human report and the JSON.
+largest_dirs() {
+  timeout "$DU_TIMEOUT_SECONDS" du -x -B1 -d 2 -- "$MOUNT_POINT" 2>/dev/null | sort -rn |
+    awk -F '\t' -v mp="$MOUNT_POINT" '$2 != mp' | head -n "$LARGEST_DIRS" || true
+}
+
 largest_dirs_json() {
   local first=1 bytes path
   printf '['
   while IFS=$'\t' read -r bytes path; do
-    [[ "$path" == "$MOUNT_POINT" ]] && continue
+    [[ -n "$path" ]] || continue
     if ((first)); then first=0; else printf ','; fi
     printf '{"path":%s,"bytes":%s}' "$(json_str "$path")" "$bytes"
-  done < <(timeout "$DU_TIMEOUT_SECONDS" du -x -B1 -d 2 -- "$MOUNT_POINT" 2>/dev/null | sort -rn | head -n $((LARGEST_DIRS + 1)))
+  done <<<"$1"
   printf ']'
 }
 
+human() { numfmt --to=iec "$1"; }
+
 print_human_report() {
-  local wal_dir=$1 db_dir=$2 segments=$3 oldest_days=$4
+  local wal_dir=$1 wal_bytes=$2 db_dir=$3 db_bytes=$4 segments=$5 oldest_days=$6 largest=$7 bytes path
   echo "== df -h $MOUNT_POINT"
   df -h -- "$MOUNT_POINT"
   echo "== df -i $MOUNT_POINT"
   df -i -- "$MOUNT_POINT"
   echo "== du -sh WAL and DB"
-  du -sh -x -- "$wal_dir" "$db_dir" 2>/dev/null || true
+  printf '%s\t%s\n' "$(human "$wal_bytes")" "$wal_dir" "$(human "$db_bytes")" "$db_dir"
   echo "== WAL segments: $segments, oldest ${oldest_days:-none} days"
   echo "== largest directories"
-  timeout "$DU_TIMEOUT_SECONDS" du -h -x -d 2 -- "$MOUNT_POINT" 2>/dev/null | sort -rh | head -n "$LARGEST_DIRS" || true
+  while IFS=$'\t' read -r bytes path; do
+    [[ -n "$path" ]] && printf '%s\t%s\n' "$(human "$bytes")" "$path"
+  done <<<"$largest"
+  return 0
 }
 
 main() {
@@ -198,7 +209,9 @@ main() {
     recovered=true
   fi
 
-  print_human_report "$wal_dir" "$db_dir" "$segments" "$oldest_days"
+  local largest
+  largest=$(largest_dirs)
+  print_human_report "$wal_dir" "$wal_bytes" "$db_dir" "$db_bytes" "$segments" "$oldest_days" "$largest"
   log "suggested section: $section (${reasons[*]}); recovered: $recovered"
 
   printf '{"mountPoint":%s,"device":%s,"filesystem":%s,"sizeBytes":%s,"usedBytes":%s,"availBytes":%s,' \
@@ -208,7 +221,7 @@ main() {
   printf '"walDir":%s,"walBytes":%s,"walSegments":%s,"oldestWalAgeDays":%s,"dbDir":%s,"dbBytes":%s,"otherBytes":%s,' \
     "$(json_str "$wal_dir")" "$wal_bytes" "$segments" "${oldest_days:-null}" "$(json_str "$db_dir")" "$db_bytes" "$other_bytes"
   printf '"largestDirs":%s,"suggestedSection":%s,"reasons":%s,"inodesExhausted":%s,"recovered":%s,"warnings":%s}\n' \
-    "$(largest_dirs_json)" "$(json_str "$section")" "$(json_array "${reasons[@]}")" "$inodes_exhausted" "$recovered" \
+    "$(largest_dirs_json "$largest")" "$(json_str "$section")" "$(json_array "${reasons[@]}")" "$inodes_exhausted" "$recovered" \
     "$(json_array ${WARNINGS[@]+"${WARNINGS[@]}"})"
 }
 
