@@ -1,0 +1,821 @@
+/**
+ * alarm-router: turns disk alarm state changes into SSM Automation executions (issue 3 item 5).
+ *
+ * Events (see ./shared/alarm-event.ts):
+ * - "CloudWatch Alarm State Change": a transition INTO `ALARM` of `<Prefix>-<node>-disk-<kind>`
+ *   starts the first document of the kind's chain for the node. OK and INSUFFICIENT_DATA never
+ *   start anything; `no-data` alarms never route (missing data never starts automation).
+ * - "Scheduled Event" (every `recheckMinutes`): alarm actions fire on state change only, so the
+ *   re-check lists this stack's alarms still in ALARM and, for each, starts the NEXT document of
+ *   the chain once the previous remediation of the same transition has finished (and
+ *   SETTLE_SECONDS have passed for the metrics to show its effect); when the chain is exhausted
+ *   it publishes once to TOPIC_ARN that a human is needed.
+ *
+ * Rules:
+ * - At most one remediation per node: before starting, the running executions of this stack's
+ *   documents (DocumentNamePrefix `<Prefix>-`, active statuses) are read, and any whose
+ *   `InstanceId` parameter is the node's instance (router-started, child or started by hand from
+ *   the console) means "busy: start nothing". The construct sets reserved concurrency 1, so this
+ *   check-then-start does not race with another invocation.
+ * - A repeated event for the same transition starts nothing new: executions are tagged
+ *   `stemedb:node`, `stemedb:alarm`, `stemedb:transition` (the state timestamp to the second),
+ *   executions of that transition are looked up before starting, and the ClientToken is a UUID
+ *   derived from sha256(alarm ARN | transition | document), so even a race makes AWS refuse the
+ *   second start (IdempotentParameterMismatch is read as "already started").
+ * - DescribeAutomationExecutions' `TagKey` filter is documented only as a tag-key filter (how it
+ *   treats values is not), so the router does not rely on it: it narrows by DocumentNamePrefix
+ *   and StartTimeAfter (`YYYY-MM-DDTHH:MM:SSZ`, as in the SSM user guide) and reads each
+ *   candidate's tags with ListTagsForResource (ResourceType `Automation`).
+ * - "Published once" for an exhausted chain is remembered on the alarm itself: a tag
+ *   `stemedb:escalated=<transition>` (CloudWatch TagResource), set after the publish succeeds.
+ * - A document that does not exist or rejects the parameters is skipped (logged as
+ *   `start-failed`) and the next one of the chain is tried.
+ * - Every decision is logged as one structured JSON line and counted in the metric
+ *   `RouterDecision` (dimension `decision`), flushed by the handler.
+ *
+ * StartAutomationExecution passes exactly `InstanceId`, `AutomationAssumeRole` and `Reason` (every
+ * document in a chain must declare them; `Reason` matches `^[A-Za-z0-9 ._:,/()=+@#-]{0,256}$`).
+ *
+ * Environment:
+ *   PREFIX                 name prefix of alarms and documents, e.g. StemeDB (required)
+ *   ROUTES                 JSON {kind: [document, ...]}; default: critical → [<P>-ExpandVolume,
+ *                          <P>-ArchiveWal], warning → [<P>-ArchiveWal], others → []
+ *   AUTOMATION_ROLE_ARN    role passed as AutomationAssumeRole (required)
+ *   TOPIC_ARN              SNS topic told when a chain is exhausted (required)
+ *   NODE_PARAMETER_PREFIX  node registry prefix (default /<PREFIX>/nodes/)
+ *   SETTLE_SECONDS         wait after a remediation ends before escalating (default 300)
+ *
+ * SNS: @aws-sdk/client-sns is not a dependency of this project yet, so `publishToSns` below signs
+ * one SNS Query API `Publish` call with the SDK's own SigV4 signer and the SSM client's
+ * credentials. Replace it with `PublishCommand` once the package is added.
+ */
+
+import { createHash, createHmac } from 'node:crypto';
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
+import {
+  CloudWatchClient,
+  DescribeAlarmsCommand,
+  ListTagsForResourceCommand as ListAlarmTagsCommand,
+  TagResourceCommand,
+} from '@aws-sdk/client-cloudwatch';
+import {
+  type AutomationExecutionFilter,
+  type AutomationExecutionMetadata,
+  DescribeAutomationExecutionsCommand,
+  GetAutomationExecutionCommand,
+  GetParameterCommand,
+  ListTagsForResourceCommand,
+  SSMClient,
+  StartAutomationExecutionCommand,
+} from '@aws-sdk/client-ssm';
+import { SignatureV4 } from '@smithy/signature-v4';
+import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smithy/types';
+import type { DiskAlarmKind } from '../lib/thresholds';
+import {
+  type AlarmIdentity,
+  type AlarmStateChange,
+  defaultRoutes,
+  type NodeRegistryEntry,
+  normalizeTransition,
+  PREFIX_PATTERN,
+  parseAlarmName,
+  parseNodeRegistryEntry,
+  parseRouterEvent,
+  parseRoutes,
+  type Routes,
+  shown,
+} from './shared/alarm-event';
+import { logger, metrics } from './shared/powertools';
+import { errorCode, type RetryOptions, withThrottlingRetry } from './shared/retry';
+
+// ---------------------------------------------------------------------------------------------
+// Configuration
+
+export interface RouterConfig {
+  readonly prefix: string;
+  readonly routes: Routes;
+  readonly automationRoleArn: string;
+  readonly topicArn: string;
+  readonly nodeParameterPrefix: string;
+  readonly settleSeconds: number;
+}
+
+const ROLE_ARN_PATTERN = /^arn:aws[a-z-]{0,20}:iam::\d{12}:role\/[A-Za-z0-9+=,.@_/-]{1,512}$/;
+const TOPIC_ARN_PATTERN = /^arn:(aws[a-z-]{0,20}):sns:([a-z0-9-]{1,30}):\d{12}:[A-Za-z0-9_-]{1,256}$/;
+const PARAMETER_PREFIX_PATTERN = /^\/[A-Za-z0-9_.\-/]{1,900}\/$/;
+
+/** Reads and validates the router's environment; throws an Error naming the bad variable. */
+export function loadRouterConfig(env: NodeJS.ProcessEnv): RouterConfig {
+  const prefix = env.PREFIX ?? '';
+  if (!PREFIX_PATTERN.test(prefix)) throw new Error(`PREFIX is ${shown(env.PREFIX)}; expected e.g. StemeDB`);
+  let routes: Routes = defaultRoutes(prefix, { critical: 'ExpandVolume', warning: 'ArchiveWal' });
+  if (env.ROUTES !== undefined && env.ROUTES !== '') {
+    const parsed = parseRoutes(env.ROUTES, prefix);
+    if (!parsed.ok) throw new Error(parsed.reason);
+    routes = parsed.value;
+  }
+  const automationRoleArn = env.AUTOMATION_ROLE_ARN ?? '';
+  if (!ROLE_ARN_PATTERN.test(automationRoleArn)) {
+    throw new Error(`AUTOMATION_ROLE_ARN is ${shown(env.AUTOMATION_ROLE_ARN)}; expected an IAM role ARN`);
+  }
+  const topicArn = env.TOPIC_ARN ?? '';
+  if (!TOPIC_ARN_PATTERN.test(topicArn)) {
+    throw new Error(`TOPIC_ARN is ${shown(env.TOPIC_ARN)}; expected an SNS topic ARN`);
+  }
+  const nodeParameterPrefix = env.NODE_PARAMETER_PREFIX || `/${prefix}/nodes/`;
+  if (!PARAMETER_PREFIX_PATTERN.test(nodeParameterPrefix)) {
+    throw new Error(`NODE_PARAMETER_PREFIX is ${shown(nodeParameterPrefix)}; expected /<path>/`);
+  }
+  const settleText = env.SETTLE_SECONDS ?? '300';
+  const settleSeconds = /^\d{1,5}$/.test(settleText) ? Number(settleText) : Number.NaN;
+  if (!Number.isInteger(settleSeconds) || settleSeconds > 86_400) {
+    throw new Error(`SETTLE_SECONDS is ${shown(env.SETTLE_SECONDS)}; expected 0 to 86400`);
+  }
+  return { prefix, routes, automationRoleArn, topicArn, nodeParameterPrefix, settleSeconds };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Decisions
+
+export type Decision =
+  | 'malformed-event'
+  | 'ignored-state'
+  | 'no-route'
+  | 'unknown-node'
+  | 'node-busy'
+  | 'already-started'
+  | 'started'
+  | 'start-failed'
+  | 'waiting'
+  | 'escalated-to-human'
+  | 'already-escalated';
+
+/** One decision: logged as one JSON line, counted in `RouterDecision{decision}`. */
+export interface RouterOutcome {
+  readonly decision: Decision;
+  readonly reason: string;
+  readonly alarmName?: string;
+  readonly node?: string;
+  readonly kind?: DiskAlarmKind;
+  readonly transition?: string;
+  readonly document?: string;
+  readonly executionId?: string;
+}
+
+/** Sends the "a human is needed" message. */
+export type Notifier = (subject: string, message: string) => Promise<void>;
+
+export interface RouterDeps {
+  readonly ssm: SSMClient;
+  readonly cloudwatch: CloudWatchClient;
+  readonly notify: Notifier;
+  /** @default () => new Date() */
+  readonly now?: () => Date;
+  /** Throttling retry options (tests inject a no-op sleep). */
+  readonly retry?: RetryOptions;
+}
+
+export const TAG_NODE = 'stemedb:node';
+export const TAG_ALARM = 'stemedb:alarm';
+export const TAG_TRANSITION = 'stemedb:transition';
+export const TAG_ESCALATED = 'stemedb:escalated';
+
+/** Statuses of an execution that is still running (or about to); at most 10 (a filter's limit). */
+export const ACTIVE_STATUSES = [
+  'Pending',
+  'InProgress',
+  'Waiting',
+  'Cancelling',
+  'PendingApproval',
+  'Approved',
+  'Scheduled',
+  'RunbookInProgress',
+  'PendingChangeCalendarOverride',
+  'ChangeCalendarOverrideApproved',
+] as const;
+const ACTIVE: ReadonlySet<string> = new Set(ACTIVE_STATUSES);
+const MAX_PAGES = 20;
+
+/**
+ * The ClientToken for starting `document` for one alarm transition: sha256 of
+ * `alarmArn|transition|document`, shaped as a version-5-style UUID (AWS enforces UUID format).
+ */
+export function clientToken(alarmArn: string, transition: string, document: string): string {
+  const h = createHash('sha256').update(`${alarmArn}|${transition}|${document}`).digest('hex');
+  const variant = ((Number.parseInt(h.charAt(16), 16) & 0x3) | 0x8).toString(16);
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-${variant}${h.slice(17, 20)}-${h.slice(20, 32)}`;
+}
+
+/** The Reason passed to the document (its pattern allows letters, digits, spaces and ._:,/()=+@#-). */
+export function remediationReason(alarmName: string, transition: string): string {
+  return `${alarmName} in ALARM since ${transition}`.slice(0, 256);
+}
+
+// ---------------------------------------------------------------------------------------------
+// AWS reads and writes (each call bounded-retried on throttling)
+
+interface Ctx {
+  readonly config: RouterConfig;
+  readonly deps: RouterDeps;
+  readonly now: Date;
+}
+
+function call<T>(ctx: Ctx, fn: () => Promise<T>): Promise<T> {
+  return withThrottlingRetry(fn, ctx.deps.retry);
+}
+
+async function readNode(ctx: Ctx, node: string): Promise<{ entry?: NodeRegistryEntry; reason: string }> {
+  const name = `${ctx.config.nodeParameterPrefix}${node}`;
+  try {
+    const out = await call(ctx, () => ctx.deps.ssm.send(new GetParameterCommand({ Name: name })));
+    const parsed = parseNodeRegistryEntry(out.Parameter?.Value, node);
+    if (!parsed.ok) return { reason: `registry parameter ${name}: ${parsed.reason}` };
+    return { entry: parsed.value, reason: '' };
+  } catch (err) {
+    if (errorCode(err) === 'ParameterNotFound') return { reason: `no registry parameter ${name}` };
+    throw err;
+  }
+}
+
+async function listExecutions(
+  ctx: Ctx,
+  filters: { readonly statuses?: readonly string[]; readonly startedAfter?: Date },
+): Promise<AutomationExecutionMetadata[]> {
+  const head = `${ctx.config.prefix}-`;
+  const Filters: AutomationExecutionFilter[] = [{ Key: 'DocumentNamePrefix', Values: [head] }];
+  if (filters.statuses) Filters.push({ Key: 'ExecutionStatus', Values: [...filters.statuses] });
+  if (filters.startedAfter) {
+    const after = `${filters.startedAfter.toISOString().slice(0, 19)}Z`;
+    Filters.push({ Key: 'StartTimeAfter', Values: [after] });
+  }
+  const all: AutomationExecutionMetadata[] = [];
+  let NextToken: string | undefined;
+  for (let page = 0; page < MAX_PAGES; page++) {
+    const out = await call(ctx, () =>
+      ctx.deps.ssm.send(new DescribeAutomationExecutionsCommand({ Filters, MaxResults: 50, NextToken })),
+    );
+    all.push(...(out.AutomationExecutionMetadataList ?? []));
+    NextToken = out.NextToken;
+    if (!NextToken) break;
+  }
+  // The filters narrow the listing; these checks do not depend on how the service combines them.
+  return all.filter(
+    (e) =>
+      e.DocumentName?.startsWith(head) === true &&
+      (filters.statuses === undefined || filters.statuses.includes(e.AutomationExecutionStatus ?? '')) &&
+      (filters.startedAfter === undefined ||
+        (e.ExecutionStartTime !== undefined && e.ExecutionStartTime >= filters.startedAfter)),
+  );
+}
+
+/** The running execution of this stack's documents that works on the node's instance, if any. */
+async function runningRemediation(
+  ctx: Ctx,
+  entry: NodeRegistryEntry,
+): Promise<AutomationExecutionMetadata | undefined> {
+  const active = await listExecutions(ctx, { statuses: ACTIVE_STATUSES });
+  for (const e of active) {
+    const id = e.AutomationExecutionId;
+    if (id === undefined) continue;
+    try {
+      const out = await call(ctx, () =>
+        ctx.deps.ssm.send(new GetAutomationExecutionCommand({ AutomationExecutionId: id })),
+      );
+      if (out.AutomationExecution?.Parameters?.InstanceId?.includes(entry.instanceId)) return e;
+    } catch (err) {
+      if (errorCode(err) !== 'AutomationExecutionNotFoundException') throw err;
+    }
+  }
+  return undefined;
+}
+
+interface TransitionHistory {
+  /** Router-started executions of this transition, with their children. */
+  readonly executions: readonly AutomationExecutionMetadata[];
+}
+
+/** Executions this router started for one alarm transition (matched by tags), plus their children. */
+async function transitionHistory(
+  ctx: Ctx,
+  alarm: { readonly alarmName: string; readonly node: string; readonly transition: string },
+): Promise<TransitionHistory> {
+  const since = new Date(Date.parse(alarm.transition) - 60_000);
+  const candidates = await listExecutions(ctx, { startedAfter: since });
+  const matched = new Set<string>();
+  for (const e of candidates) {
+    const id = e.AutomationExecutionId;
+    if (id === undefined || e.ParentAutomationExecutionId) continue;
+    const out = await call(ctx, () =>
+      ctx.deps.ssm.send(new ListTagsForResourceCommand({ ResourceType: 'Automation', ResourceId: id })),
+    );
+    const tags = new Map((out.TagList ?? []).map((t) => [t.Key, t.Value]));
+    if (
+      tags.get(TAG_NODE) === alarm.node &&
+      tags.get(TAG_ALARM) === alarm.alarmName &&
+      tags.get(TAG_TRANSITION) === alarm.transition
+    ) {
+      matched.add(id);
+    }
+  }
+  const executions = candidates.filter(
+    (e) =>
+      (e.AutomationExecutionId !== undefined && matched.has(e.AutomationExecutionId)) ||
+      (e.ParentAutomationExecutionId !== undefined && matched.has(e.ParentAutomationExecutionId)),
+  );
+  return { executions };
+}
+
+/** How starting went; `failures` are the documents skipped before (all of them for none-startable). */
+type StartResult = { readonly failures: readonly RouterOutcome[] } & (
+  | { readonly kind: 'started'; readonly document: string; readonly executionId: string }
+  | { readonly kind: 'already-started'; readonly document: string }
+  | { readonly kind: 'none-startable' }
+  | { readonly kind: 'limit'; readonly document: string; readonly reason: string }
+);
+
+/** Documents whose absence or parameter mismatch skips to the next one of the chain. */
+const SKIPPABLE_START_ERRORS: ReadonlySet<string> = new Set([
+  'AutomationDefinitionNotFoundException',
+  'AutomationDefinitionVersionNotFoundException',
+  'InvalidAutomationExecutionParametersException',
+  'InvalidDocument',
+]);
+
+/** Starts the first startable document of `chain` from `from`; tags it with the transition. */
+async function startFromChain(
+  ctx: Ctx,
+  alarm: AlarmStateChange & AlarmIdentity,
+  entry: NodeRegistryEntry,
+  chain: readonly string[],
+  from: number,
+): Promise<StartResult> {
+  const failures: RouterOutcome[] = [];
+  for (let i = from; i < chain.length; i++) {
+    const document = chain[i] as string;
+    const input = {
+      DocumentName: document,
+      ClientToken: clientToken(alarm.alarmArn, alarm.transition, document),
+      Parameters: {
+        InstanceId: [entry.instanceId],
+        AutomationAssumeRole: [ctx.config.automationRoleArn],
+        Reason: [remediationReason(alarm.alarmName, alarm.transition)],
+      },
+      Tags: [
+        { Key: TAG_NODE, Value: alarm.node },
+        { Key: TAG_ALARM, Value: alarm.alarmName },
+        { Key: TAG_TRANSITION, Value: alarm.transition },
+      ],
+    };
+    try {
+      const out = await call(ctx, () => ctx.deps.ssm.send(new StartAutomationExecutionCommand(input)));
+      return { kind: 'started', document, executionId: out.AutomationExecutionId ?? '', failures };
+    } catch (err) {
+      const code = errorCode(err) ?? 'Error';
+      if (code === 'IdempotentParameterMismatch') return { kind: 'already-started', document, failures };
+      if (code === 'AutomationExecutionLimitExceededException') {
+        return { kind: 'limit', document, reason: `${code}: ${(err as Error).message}`, failures };
+      }
+      if (!SKIPPABLE_START_ERRORS.has(code)) throw err;
+      failures.push({
+        decision: 'start-failed',
+        reason: `${code}: ${(err as Error).message}`.slice(0, 300),
+        alarmName: alarm.alarmName,
+        node: alarm.node,
+        kind: alarm.kind,
+        transition: alarm.transition,
+        document,
+      });
+    }
+  }
+  return { kind: 'none-startable', failures };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The decision for one alarm in ALARM
+
+/** Common part of both paths: known node, route, not busy → start `chain[from]` (or later). */
+async function startIfIdle(
+  ctx: Ctx,
+  alarm: AlarmStateChange & AlarmIdentity,
+  entry: NodeRegistryEntry,
+  chain: readonly string[],
+  from: number,
+  busyNodes: Set<string>,
+): Promise<{ readonly outcomes: RouterOutcome[]; readonly exhausted: boolean }> {
+  const base = {
+    alarmName: alarm.alarmName,
+    node: alarm.node,
+    kind: alarm.kind,
+    transition: alarm.transition,
+  };
+  if (busyNodes.has(alarm.node)) {
+    const reason = 'a remediation for this node was started in this run';
+    return { outcomes: [{ ...base, decision: 'node-busy', reason }], exhausted: false };
+  }
+  const running = await runningRemediation(ctx, entry);
+  if (running !== undefined) {
+    busyNodes.add(alarm.node);
+    const outcome: RouterOutcome = {
+      ...base,
+      decision: 'node-busy',
+      reason: `${running.DocumentName} ${running.AutomationExecutionId} (${running.AutomationExecutionStatus}) is running on ${entry.instanceId}`,
+      document: running.DocumentName,
+      executionId: running.AutomationExecutionId,
+    };
+    return { outcomes: [outcome], exhausted: false };
+  }
+  const result = await startFromChain(ctx, alarm, entry, chain, from);
+  switch (result.kind) {
+    case 'started': {
+      busyNodes.add(alarm.node);
+      const outcome: RouterOutcome = {
+        ...base,
+        decision: 'started',
+        reason: `started step ${chain.indexOf(result.document) + 1} of ${chain.length} of the ${alarm.kind} chain`,
+        document: result.document,
+        executionId: result.executionId,
+      };
+      return { outcomes: [...result.failures, outcome], exhausted: false };
+    }
+    case 'already-started': {
+      const outcome: RouterOutcome = {
+        ...base,
+        decision: 'already-started',
+        reason: 'the ClientToken of this transition was used already (IdempotentParameterMismatch)',
+        document: result.document,
+      };
+      return { outcomes: [...result.failures, outcome], exhausted: false };
+    }
+    case 'limit': {
+      const outcome: RouterOutcome = {
+        ...base,
+        decision: 'start-failed',
+        reason: result.reason,
+        document: result.document,
+      };
+      return { outcomes: [...result.failures, outcome], exhausted: false };
+    }
+    case 'none-startable':
+      return { outcomes: [...result.failures], exhausted: true };
+  }
+}
+
+/** Index in `chain` of the last document the history ran (children included), or -1. */
+function lastChainIndex(chain: readonly string[], history: TransitionHistory): number {
+  return Math.max(-1, ...history.executions.map((e) => chain.indexOf(e.DocumentName ?? '')));
+}
+
+async function escalateToHuman(
+  ctx: Ctx,
+  alarm: AlarmStateChange & AlarmIdentity,
+  entry: NodeRegistryEntry,
+  chain: readonly string[],
+  history: TransitionHistory,
+): Promise<RouterOutcome> {
+  const base = {
+    alarmName: alarm.alarmName,
+    node: alarm.node,
+    kind: alarm.kind,
+    transition: alarm.transition,
+  };
+  const tags = await call(ctx, () =>
+    ctx.deps.cloudwatch.send(new ListAlarmTagsCommand({ ResourceARN: alarm.alarmArn })),
+  );
+  if ((tags.Tags ?? []).some((t) => t.Key === TAG_ESCALATED && t.Value === alarm.transition)) {
+    return {
+      ...base,
+      decision: 'already-escalated',
+      reason: 'a human was told about this transition already',
+    };
+  }
+  const tried = history.executions
+    .map((e) => `  ${e.DocumentName} ${e.AutomationExecutionId}: ${e.AutomationExecutionStatus}`)
+    .join('\n');
+  const subject = `${ctx.config.prefix}: ${alarm.alarmName} still in ALARM, automation exhausted`.slice(
+    0,
+    100,
+  );
+  const message = [
+    `Alarm ${alarm.alarmName} (node ${alarm.node}, instance ${entry.instanceId}) has been in ALARM since ${alarm.transition}.`,
+    chain.length === 0
+      ? 'No automation is configured for this alarm.'
+      : `Every automation configured for it has run and finished:\n${tried || '  (none could be started)'}`,
+    'A human is needed: see the runbook "Disk Full" and the executions above in Systems Manager > Automation.',
+  ].join('\n');
+  await ctx.deps.notify(subject, message);
+  await call(ctx, () =>
+    ctx.deps.cloudwatch.send(
+      new TagResourceCommand({
+        ResourceARN: alarm.alarmArn,
+        Tags: [{ Key: TAG_ESCALATED, Value: alarm.transition }],
+      }),
+    ),
+  );
+  return { ...base, decision: 'escalated-to-human', reason: `published to ${ctx.config.topicArn}` };
+}
+
+/** Checks the name, the route and the node; returns the outcome that ends it, or what is needed. */
+async function resolveAlarm(
+  ctx: Ctx,
+  alarm: AlarmStateChange,
+): Promise<
+  | { readonly done: RouterOutcome }
+  | {
+      readonly alarm: AlarmStateChange & AlarmIdentity;
+      readonly chain: readonly string[];
+      readonly entry: NodeRegistryEntry;
+    }
+> {
+  const identity = parseAlarmName(alarm.alarmName, ctx.config.prefix);
+  if (!identity.ok) {
+    return { done: { decision: 'malformed-event', reason: identity.reason, transition: alarm.transition } };
+  }
+  const full = { ...alarm, ...identity.value };
+  const base = { alarmName: alarm.alarmName, node: full.node, kind: full.kind, transition: alarm.transition };
+  const chain = ctx.config.routes[full.kind];
+  if (chain.length === 0) {
+    return {
+      done: { ...base, decision: 'no-route', reason: `no automation is routed for ${full.kind} alarms` },
+    };
+  }
+  const node = await readNode(ctx, full.node);
+  if (node.entry === undefined) return { done: { ...base, decision: 'unknown-node', reason: node.reason } };
+  return { alarm: full, chain, entry: node.entry };
+}
+
+/** An alarm state change event: only a transition into ALARM can start something. */
+export async function handleAlarmStateChange(
+  alarm: AlarmStateChange,
+  config: RouterConfig,
+  deps: RouterDeps,
+): Promise<RouterOutcome[]> {
+  const ctx: Ctx = { config, deps, now: deps.now?.() ?? new Date() };
+  if (alarm.state !== 'ALARM' || alarm.previousState === 'ALARM') {
+    return [
+      {
+        decision: 'ignored-state',
+        reason: `${alarm.previousState ?? '?'} → ${alarm.state} starts nothing; only a transition into ALARM does`,
+        alarmName: alarm.alarmName,
+        transition: alarm.transition,
+      },
+    ];
+  }
+  const resolved = await resolveAlarm(ctx, alarm);
+  if ('done' in resolved) return [resolved.done];
+  const history = await transitionHistory(ctx, resolved.alarm);
+  if (history.executions.length > 0) {
+    const first = history.executions[0];
+    return [
+      {
+        decision: 'already-started',
+        reason: 'this transition already has a remediation; the re-check escalates if needed',
+        alarmName: alarm.alarmName,
+        node: resolved.alarm.node,
+        kind: resolved.alarm.kind,
+        transition: alarm.transition,
+        document: first?.DocumentName,
+        executionId: first?.AutomationExecutionId,
+      },
+    ];
+  }
+  const { outcomes } = await startIfIdle(ctx, resolved.alarm, resolved.entry, resolved.chain, 0, new Set());
+  return outcomes;
+}
+
+/** One alarm that stayed in ALARM: wait, start the next document, or tell a human once. */
+async function recheckOne(
+  ctx: Ctx,
+  alarm: AlarmStateChange,
+  busyNodes: Set<string>,
+): Promise<RouterOutcome[]> {
+  const resolved = await resolveAlarm(ctx, alarm);
+  if ('done' in resolved) return [resolved.done];
+  const { chain, entry } = resolved;
+  const full = resolved.alarm;
+  const base = { alarmName: full.alarmName, node: full.node, kind: full.kind, transition: full.transition };
+  const history = await transitionHistory(ctx, full);
+  const running = history.executions.find((e) => ACTIVE.has(e.AutomationExecutionStatus ?? ''));
+  if (running !== undefined) {
+    busyNodes.add(full.node);
+    return [
+      {
+        ...base,
+        decision: 'waiting',
+        reason: `${running.DocumentName} is ${running.AutomationExecutionStatus}`,
+        document: running.DocumentName,
+        executionId: running.AutomationExecutionId,
+      },
+    ];
+  }
+  const lastEnd = Math.max(0, ...history.executions.map((e) => e.ExecutionEndTime?.getTime() ?? 0));
+  const settledAt = lastEnd + ctx.config.settleSeconds * 1000;
+  if (history.executions.length > 0 && ctx.now.getTime() < settledAt) {
+    return [
+      {
+        ...base,
+        decision: 'waiting',
+        reason: `the last remediation ended at ${new Date(lastEnd).toISOString()}; escalation waits until ${new Date(settledAt).toISOString()}`,
+      },
+    ];
+  }
+  const next = lastChainIndex(chain, history) + 1;
+  if (next < chain.length) {
+    const { outcomes, exhausted } = await startIfIdle(ctx, full, entry, chain, next, busyNodes);
+    if (!exhausted) return outcomes;
+    // No document of the rest of the chain could be started: that exhausts it.
+    return [...outcomes, await escalateToHuman(ctx, full, entry, chain, history)];
+  }
+  return [await escalateToHuman(ctx, full, entry, chain, history)];
+}
+
+/** The scheduled re-check: every `<Prefix>-` alarm in ALARM, one at a time. */
+export async function recheckAlarms(config: RouterConfig, deps: RouterDeps): Promise<RouterOutcome[]> {
+  const ctx: Ctx = { config, deps, now: deps.now?.() ?? new Date() };
+  const alarms: AlarmStateChange[] = [];
+  let NextToken: string | undefined;
+  for (let page = 0; page < MAX_PAGES; page++) {
+    const out = await call(ctx, () =>
+      deps.cloudwatch.send(
+        new DescribeAlarmsCommand({
+          AlarmNamePrefix: `${config.prefix}-`,
+          StateValue: 'ALARM',
+          AlarmTypes: ['MetricAlarm', 'CompositeAlarm'],
+          MaxRecords: 100,
+          NextToken,
+        }),
+      ),
+    );
+    for (const a of [...(out.MetricAlarms ?? []), ...(out.CompositeAlarms ?? [])]) {
+      const transition = normalizeTransition(a.StateTransitionedTimestamp ?? a.StateUpdatedTimestamp);
+      if (a.AlarmName === undefined || a.AlarmArn === undefined || transition === undefined) continue;
+      if (a.StateValue !== 'ALARM') continue;
+      alarms.push({
+        type: 'alarm-state-change',
+        alarmName: a.AlarmName,
+        alarmArn: a.AlarmArn,
+        state: 'ALARM',
+        previousState: undefined,
+        transition,
+      });
+    }
+    NextToken = out.NextToken;
+    if (!NextToken) break;
+  }
+  const busyNodes = new Set<string>();
+  const outcomes: RouterOutcome[] = [];
+  for (const alarm of alarms) {
+    // Alarms that are not disk alarms of this stack are not the re-check's business: skip quietly.
+    if (!parseAlarmName(alarm.alarmName, config.prefix).ok) continue;
+    outcomes.push(...(await recheckOne(ctx, alarm, busyNodes)));
+  }
+  return outcomes;
+}
+
+/** Parses any event and routes it. Malformed events start nothing and say why. */
+export async function routeEvent(
+  raw: unknown,
+  config: RouterConfig,
+  deps: RouterDeps,
+): Promise<RouterOutcome[]> {
+  const parsed = parseRouterEvent(raw);
+  if (!parsed.ok) return [{ decision: 'malformed-event', reason: parsed.reason }];
+  if (parsed.value.type === 'scheduled-recheck') return recheckAlarms(config, deps);
+  return handleAlarmStateChange(parsed.value, config, deps);
+}
+
+// ---------------------------------------------------------------------------------------------
+// SNS Publish (until @aws-sdk/client-sns is a dependency)
+
+/** A node:crypto SHA-256 / HMAC-SHA-256 in the shape the SigV4 signer expects. */
+class NodeSha256 {
+  private readonly hash;
+  constructor(secret?: string | ArrayBuffer | ArrayBufferView) {
+    this.hash =
+      secret === undefined
+        ? createHash('sha256')
+        : createHmac('sha256', typeof secret === 'string' ? secret : Buffer.from(secret as ArrayBuffer));
+  }
+  update(data: string | ArrayBuffer | ArrayBufferView): void {
+    this.hash.update(typeof data === 'string' ? data : Buffer.from(data as ArrayBuffer));
+  }
+  async digest(): Promise<Uint8Array> {
+    return new Uint8Array(this.hash.digest());
+  }
+}
+
+class SnsError extends Error {
+  constructor(code: string, message: string) {
+    super(message);
+    this.name = code;
+  }
+}
+
+export interface SnsPublishOptions {
+  readonly topicArn: string;
+  readonly credentials: AwsCredentialIdentity | AwsCredentialIdentityProvider;
+  /** @default AWS_ENDPOINT_URL_SNS, AWS_ENDPOINT_URL, or https://sns.<region>.amazonaws.com[.cn] */
+  readonly endpoint?: string;
+}
+
+/** Publishes one message with the SNS Query API; returns the MessageId. Throws SnsError on failure. */
+export async function publishToSns(
+  options: SnsPublishOptions,
+  subject: string,
+  message: string,
+): Promise<string> {
+  const m = TOPIC_ARN_PATTERN.exec(options.topicArn);
+  if (m === null) throw new Error(`topic ARN ${shown(options.topicArn)} is not an SNS topic ARN`);
+  const partition = m[1] as string;
+  const region = m[2] as string;
+  const endpoint =
+    options.endpoint ??
+    process.env.AWS_ENDPOINT_URL_SNS ??
+    process.env.AWS_ENDPOINT_URL ??
+    `https://sns.${region}.amazonaws.com${partition === 'aws-cn' ? '.cn' : ''}`;
+  const url = new URL(endpoint);
+  const body = new URLSearchParams({
+    Action: 'Publish',
+    Version: '2010-03-31',
+    TopicArn: options.topicArn,
+    Subject: subject,
+    Message: message,
+  }).toString();
+  const signer = new SignatureV4({
+    service: 'sns',
+    region,
+    credentials: options.credentials,
+    sha256: NodeSha256,
+  });
+  const signed = await signer.sign({
+    method: 'POST',
+    protocol: url.protocol,
+    hostname: url.hostname,
+    port: url.port === '' ? undefined : Number(url.port),
+    path: url.pathname,
+    query: {},
+    headers: {
+      host: url.host,
+      'content-type': 'application/x-www-form-urlencoded; charset=utf-8',
+    },
+    body,
+  });
+  const res = await fetch(url, { method: 'POST', headers: signed.headers, body });
+  const text = await res.text();
+  if (!res.ok) {
+    const code = /<Code>([^<]{1,100})<\/Code>/.exec(text)?.[1] ?? `HTTP${res.status}`;
+    const msg = /<Message>([^<]{0,500})<\/Message>/.exec(text)?.[1] ?? text.slice(0, 200);
+    throw new SnsError(code, `SNS Publish failed: ${code}: ${msg}`);
+  }
+  return /<MessageId>([^<]{1,100})<\/MessageId>/.exec(text)?.[1] ?? '';
+}
+
+// ---------------------------------------------------------------------------------------------
+// Handler
+
+const ssmClient = new SSMClient({ maxAttempts: 1 });
+const cloudwatchClient = new CloudWatchClient({ maxAttempts: 1 });
+let cachedConfig: RouterConfig | undefined;
+
+/** Decisions logged at WARN: something is wrong or a human is needed. */
+const WARN_DECISIONS: ReadonlySet<Decision> = new Set<Decision>([
+  'malformed-event',
+  'unknown-node',
+  'start-failed',
+  'escalated-to-human',
+]);
+
+/** Logs each outcome and publishes one `RouterDecision` datapoint set per decision value. */
+export function recordOutcomes(outcomes: readonly RouterOutcome[]): void {
+  const counts = new Map<Decision, number>();
+  for (const o of outcomes) {
+    if (WARN_DECISIONS.has(o.decision)) logger.warn('router decision', { ...o });
+    else logger.info('router decision', { ...o });
+    counts.set(o.decision, (counts.get(o.decision) ?? 0) + 1);
+  }
+  for (const [decision, n] of counts) {
+    metrics.addDimension('decision', decision);
+    metrics.addMetric('RouterDecision', MetricUnit.Count, n);
+    metrics.publishStoredMetrics();
+  }
+}
+
+export const handler = async (event: unknown): Promise<{ readonly outcomes: readonly RouterOutcome[] }> => {
+  cachedConfig ??= loadRouterConfig(process.env);
+  const config = cachedConfig;
+  const deps: RouterDeps = {
+    ssm: ssmClient,
+    cloudwatch: cloudwatchClient,
+    notify: async (subject, message) => {
+      await withThrottlingRetry(() =>
+        publishToSns(
+          { topicArn: config.topicArn, credentials: ssmClient.config.credentials },
+          subject,
+          message,
+        ),
+      );
+    },
+  };
+  const outcomes = await routeEvent(event, config, deps);
+  recordOutcomes(outcomes);
+  return { outcomes };
+};

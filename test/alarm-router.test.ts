@@ -1,0 +1,857 @@
+/**
+ * alarm-router: client mocks for SSM Automation (moto 5.2 has no StartAutomationExecution,
+ * DescribeAutomationExecutions, GetAutomationExecution or automation tags: checked in
+ * moto/ssm/models.py), plus one test on moto_server for everything moto does support: the node
+ * registry (SSM GetParameter), the alarms (CloudWatch DescribeAlarms, SetAlarmState, tags) and
+ * the SNS Publish of the "human needed" message.
+ */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import {
+  CloudWatchClient,
+  DescribeAlarmsCommand,
+  ListTagsForResourceCommand as ListAlarmTagsCommand,
+  PutMetricAlarmCommand,
+  SetAlarmStateCommand,
+  TagResourceCommand,
+} from '@aws-sdk/client-cloudwatch';
+import {
+  type AutomationExecutionMetadata,
+  DescribeAutomationExecutionsCommand,
+  GetAutomationExecutionCommand,
+  GetParameterCommand,
+  ListTagsForResourceCommand,
+  ParameterNotFound,
+  PutParameterCommand,
+  SSMClient,
+  StartAutomationExecutionCommand,
+  type StartAutomationExecutionCommandInput,
+} from '@aws-sdk/client-ssm';
+import { mockClient } from 'aws-sdk-client-mock';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import {
+  clientToken,
+  handler,
+  loadRouterConfig,
+  publishToSns,
+  type RouterConfig,
+  type RouterDeps,
+  recordOutcomes,
+  remediationReason,
+  routeEvent,
+} from '../lambda/alarm-router';
+import {
+  defaultRoutes,
+  normalizeTransition,
+  parseAlarmName,
+  parseRouterEvent,
+} from '../lambda/shared/alarm-event';
+import { metrics } from '../lambda/shared/powertools';
+import { type MotoServer, startMotoServer, TEST_REGION } from './support/moto-server';
+
+const ACCOUNT = '123456789012';
+const INSTANCE = 'i-0123456789abcdef0';
+const OTHER_INSTANCE = 'i-0fedcba9876543210';
+const ROLE = `arn:aws:iam::${ACCOUNT}:role/StemeDB-Automation`;
+const TOPIC = `arn:aws:sns:${TEST_REGION}:${ACCOUNT}:StemeDB-alerts`;
+const CRITICAL = 'StemeDB-db-1-disk-critical';
+const WARNING = 'StemeDB-db-1-disk-warning';
+const TRANSITION_RAW = '2024-05-01T12:00:00.985+0000';
+const TRANSITION = '2024-05-01T12:00:00Z';
+const NOW = new Date('2024-05-01T12:30:00Z');
+const credentials = { accessKeyId: 'testing', secretAccessKey: 'testing' };
+
+const config: RouterConfig = {
+  prefix: 'StemeDB',
+  routes: defaultRoutes('StemeDB', { critical: 'ExpandVolume', warning: 'ArchiveWal' }),
+  automationRoleArn: ROLE,
+  topicArn: TOPIC,
+  nodeParameterPrefix: '/StemeDB/nodes/',
+  settleSeconds: 300,
+};
+
+function alarmArn(name: string): string {
+  return `arn:aws:cloudwatch:${TEST_REGION}:${ACCOUNT}:alarm:${name}`;
+}
+
+function alarmEvent(
+  overrides: { name?: string; state?: string; previous?: string; timestamp?: string } = {},
+): Record<string, unknown> {
+  const name = overrides.name ?? CRITICAL;
+  return {
+    version: '0',
+    id: 'c4c1c1c9-6542-e61b-6ef0-8c4d36933a92',
+    'detail-type': 'CloudWatch Alarm State Change',
+    source: 'aws.cloudwatch',
+    account: ACCOUNT,
+    time: '2024-05-01T12:00:01Z',
+    region: TEST_REGION,
+    resources: [alarmArn(name)],
+    detail: {
+      alarmName: name,
+      configuration: { metrics: [] },
+      previousState: { value: overrides.previous ?? 'OK', timestamp: '2024-04-30T10:00:00.000+0000' },
+      state: {
+        value: overrides.state ?? 'ALARM',
+        reason: 'Threshold Crossed',
+        timestamp: overrides.timestamp ?? TRANSITION_RAW,
+      },
+    },
+  };
+}
+
+const scheduledEvent = {
+  version: '0',
+  id: '53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa',
+  'detail-type': 'Scheduled Event',
+  source: 'aws.events',
+  account: ACCOUNT,
+  time: '2024-05-01T12:30:00Z',
+  region: TEST_REGION,
+  resources: [`arn:aws:events:${TEST_REGION}:${ACCOUNT}:rule/StemeDB-recheck`],
+  detail: {},
+};
+
+const registryValue = JSON.stringify({
+  name: 'db-1',
+  instanceId: INSTANCE,
+  availabilityZone: 'eu-west-1a',
+  volumeId: 'vol-0123456789abcdef0',
+  dataMount: '/data',
+});
+
+const ssm = new SSMClient({ region: TEST_REGION, credentials });
+const cloudwatch = new CloudWatchClient({ region: TEST_REGION, credentials });
+const ssmMock = mockClient(ssm);
+const cwMock = mockClient(cloudwatch);
+const notify = vi.fn(async (_subject: string, _message: string) => {});
+const deps: RouterDeps = {
+  ssm,
+  cloudwatch,
+  notify,
+  now: () => NOW,
+  retry: { sleep: async () => {}, random: () => 0 },
+};
+
+interface FakeExecution {
+  readonly id: string;
+  readonly document: string;
+  readonly status: string;
+  readonly instanceId?: string;
+  readonly tags?: Record<string, string>;
+  readonly start?: Date;
+  readonly end?: Date;
+  readonly parent?: string;
+}
+
+/** Serves DescribeAutomationExecutions / GetAutomationExecution / ListTagsForResource from a list. */
+function givenExecutions(executions: readonly FakeExecution[]): void {
+  ssmMock.on(DescribeAutomationExecutionsCommand).callsFake((input) => {
+    const statuses = input.Filters?.find((f: { Key: string }) => f.Key === 'ExecutionStatus')?.Values;
+    const list: AutomationExecutionMetadata[] = executions
+      .filter((e) => statuses === undefined || statuses.includes(e.status))
+      .map((e) => ({
+        AutomationExecutionId: e.id,
+        DocumentName: e.document,
+        AutomationExecutionStatus: e.status as AutomationExecutionMetadata['AutomationExecutionStatus'],
+        ExecutionStartTime: e.start ?? new Date('2024-05-01T12:00:30Z'),
+        ExecutionEndTime: e.end,
+        ParentAutomationExecutionId: e.parent,
+      }));
+    return { AutomationExecutionMetadataList: list };
+  });
+  ssmMock.on(GetAutomationExecutionCommand).callsFake((input) => {
+    const e = executions.find((x) => x.id === input.AutomationExecutionId);
+    return { AutomationExecution: { Parameters: { InstanceId: [e?.instanceId ?? INSTANCE] } } };
+  });
+  ssmMock.on(ListTagsForResourceCommand).callsFake((input) => {
+    const e = executions.find((x) => x.id === input.ResourceId);
+    return { TagList: Object.entries(e?.tags ?? {}).map(([Key, Value]) => ({ Key, Value })) };
+  });
+}
+
+function tagsOf(alarm: string, transition = TRANSITION): Record<string, string> {
+  return { 'stemedb:node': 'db-1', 'stemedb:alarm': alarm, 'stemedb:transition': transition };
+}
+
+function starts(): StartAutomationExecutionCommandInput[] {
+  return ssmMock.commandCalls(StartAutomationExecutionCommand).map((c) => c.args[0].input);
+}
+
+function givenCriticalInAlarm(alarmTags: Record<string, string> = {}): void {
+  cwMock.on(DescribeAlarmsCommand).resolves({
+    MetricAlarms: [
+      {
+        AlarmName: CRITICAL,
+        AlarmArn: alarmArn(CRITICAL),
+        StateValue: 'ALARM',
+        StateTransitionedTimestamp: new Date('2024-05-01T12:00:00.985Z'),
+      },
+    ],
+  });
+  cwMock.on(ListAlarmTagsCommand).resolves({
+    Tags: Object.entries(alarmTags).map(([Key, Value]) => ({ Key, Value })),
+  });
+  cwMock.on(TagResourceCommand).resolves({});
+}
+
+beforeEach(() => {
+  ssmMock.reset();
+  cwMock.reset();
+  notify.mockClear();
+  ssmMock.on(GetParameterCommand, { Name: '/StemeDB/nodes/db-1' }).resolves({
+    Parameter: { Name: '/StemeDB/nodes/db-1', Value: registryValue },
+  });
+  ssmMock.on(StartAutomationExecutionCommand).resolves({ AutomationExecutionId: 'exec-new' });
+  givenExecutions([]);
+});
+
+describe('malformed events', () => {
+  const cases: ReadonlyArray<readonly [string, unknown]> = [
+    ['not an object', 'CloudWatch Alarm State Change'],
+    ['null', null],
+    ['an array', [alarmEvent()]],
+    ['missing detail', { ...alarmEvent(), detail: undefined }],
+    ['wrong source', { ...alarmEvent(), source: 'custom.attacker' }],
+    ['wrong detail-type', { ...alarmEvent(), 'detail-type': 'EC2 Instance State-change Notification' }],
+    ['an alarm of another stack', alarmEvent({ name: 'Other-db-1-disk-critical' })],
+    ['an alarm that is not a disk alarm', alarmEvent({ name: 'StemeDB-db-1-cpu-high' })],
+    ['an unknown alarm kind', alarmEvent({ name: 'StemeDB-db-1-disk-apocalypse' })],
+    ['a command substitution in the node name', alarmEvent({ name: 'StemeDB-$(reboot)-disk-critical' })],
+    ['a shell separator in the node name', alarmEvent({ name: 'StemeDB-db; rm -rf /-disk-critical' })],
+    ['backticks in the node name', alarmEvent({ name: 'StemeDB-`reboot`-disk-critical' })],
+    ['a newline in the node name', alarmEvent({ name: 'StemeDB-db-1\n-disk-critical' })],
+    ['a path in the node name', alarmEvent({ name: 'StemeDB-../../x-disk-critical' })],
+    ['an upper-case node name', alarmEvent({ name: 'StemeDB-DB1-disk-critical' })],
+    ['an unknown state', alarmEvent({ state: 'ON_FIRE' })],
+    ['an unparseable timestamp', alarmEvent({ timestamp: 'yesterday' })],
+    [
+      'a resource ARN for another alarm',
+      { ...alarmEvent(), resources: [alarmArn('StemeDB-db-2-disk-critical')] },
+    ],
+    ['a detail that is a string', { ...alarmEvent(), detail: '{"alarmName":"x"}' }],
+  ];
+
+  it.each(cases)('starts nothing and reads nothing for %s', async (_label, event) => {
+    const outcomes = await routeEvent(event, config, deps);
+    expect(outcomes.map((o) => o.decision)).toEqual(['malformed-event']);
+    expect(outcomes[0]?.reason.length).toBeGreaterThan(0);
+    expect(ssmMock.calls()).toHaveLength(0);
+    expect(cwMock.calls()).toHaveLength(0);
+  });
+
+  it('says why in a reason that quotes the hostile value safely', async () => {
+    const [outcome] = await routeEvent(alarmEvent({ name: 'StemeDB-db\n$(x)-disk-critical' }), config, deps);
+    expect(outcome?.reason).toContain('"StemeDB-db\\n$(x)-disk-critical"');
+    expect(outcome?.reason).not.toContain('\n');
+  });
+});
+
+describe('alarm state changes', () => {
+  it('starts nothing for a transition to OK', async () => {
+    const outcomes = await routeEvent(alarmEvent({ state: 'OK', previous: 'ALARM' }), config, deps);
+    expect(outcomes.map((o) => o.decision)).toEqual(['ignored-state']);
+    expect(ssmMock.calls()).toHaveLength(0);
+  });
+
+  it('starts nothing for a transition to INSUFFICIENT_DATA', async () => {
+    const outcomes = await routeEvent(alarmEvent({ state: 'INSUFFICIENT_DATA' }), config, deps);
+    expect(outcomes.map((o) => o.decision)).toEqual(['ignored-state']);
+    expect(ssmMock.calls()).toHaveLength(0);
+  });
+
+  it('starts nothing when the no-data alarm fires (missing data never starts automation)', async () => {
+    const outcomes = await routeEvent(alarmEvent({ name: 'StemeDB-db-1-disk-no-data' }), config, deps);
+    expect(outcomes.map((o) => o.decision)).toEqual(['no-route']);
+    expect(starts()).toHaveLength(0);
+  });
+
+  it('starts nothing for a kind routed to notification only', async () => {
+    const outcomes = await routeEvent(alarmEvent({ name: 'StemeDB-db-1-disk-inode-warning' }), config, deps);
+    expect(outcomes.map((o) => o.decision)).toEqual(['no-route']);
+    expect(starts()).toHaveLength(0);
+  });
+
+  it('starts nothing for a node that is not in the registry', async () => {
+    ssmMock
+      .on(GetParameterCommand, { Name: '/StemeDB/nodes/db-9' })
+      .rejects(new ParameterNotFound({ message: 'not found', $metadata: {} }));
+    const outcomes = await routeEvent(alarmEvent({ name: 'StemeDB-db-9-disk-critical' }), config, deps);
+    expect(outcomes).toMatchObject([{ decision: 'unknown-node', node: 'db-9' }]);
+    expect(outcomes[0]?.reason).toContain('/StemeDB/nodes/db-9');
+    expect(starts()).toHaveLength(0);
+  });
+
+  it('starts nothing for a node whose registry entry is not valid', async () => {
+    ssmMock.on(GetParameterCommand, { Name: '/StemeDB/nodes/db-1' }).resolves({
+      Parameter: { Value: JSON.stringify({ name: 'db-1', instanceId: 'i-$(reboot)' }) },
+    });
+    const outcomes = await routeEvent(alarmEvent(), config, deps);
+    expect(outcomes).toMatchObject([{ decision: 'unknown-node' }]);
+    expect(starts()).toHaveLength(0);
+  });
+
+  it('starts ExpandVolume for a critical alarm with the node instance, the role, the reason, the tags and the token', async () => {
+    const outcomes = await routeEvent(alarmEvent(), config, deps);
+    expect(outcomes).toMatchObject([
+      { decision: 'started', document: 'StemeDB-ExpandVolume', executionId: 'exec-new', node: 'db-1' },
+    ]);
+    expect(starts()).toEqual([
+      {
+        DocumentName: 'StemeDB-ExpandVolume',
+        ClientToken: clientToken(alarmArn(CRITICAL), TRANSITION, 'StemeDB-ExpandVolume'),
+        Parameters: {
+          InstanceId: [INSTANCE],
+          AutomationAssumeRole: [ROLE],
+          Reason: [`${CRITICAL} in ALARM since ${TRANSITION}`],
+        },
+        Tags: [
+          { Key: 'stemedb:node', Value: 'db-1' },
+          { Key: 'stemedb:alarm', Value: CRITICAL },
+          { Key: 'stemedb:transition', Value: TRANSITION },
+        ],
+      },
+    ]);
+  });
+
+  it('starts ArchiveWal for a warning alarm', async () => {
+    const outcomes = await routeEvent(alarmEvent({ name: WARNING }), config, deps);
+    expect(outcomes).toMatchObject([{ decision: 'started', document: 'StemeDB-ArchiveWal' }]);
+  });
+
+  it('reads only running executions of this stack to decide whether the node is busy', async () => {
+    await routeEvent(alarmEvent(), config, deps);
+    const filters = ssmMock
+      .commandCalls(DescribeAutomationExecutionsCommand)
+      .map((c) => c.args[0].input.Filters ?? []);
+    expect(filters).toContainEqual([
+      { Key: 'DocumentNamePrefix', Values: ['StemeDB-'] },
+      {
+        Key: 'ExecutionStatus',
+        Values: expect.arrayContaining(['Pending', 'InProgress', 'Waiting', 'Cancelling']),
+      },
+    ]);
+  });
+
+  it('starts nothing new for a repeated event whose first start AWS already took (same ClientToken)', async () => {
+    ssmMock
+      .on(StartAutomationExecutionCommand)
+      .resolvesOnce({ AutomationExecutionId: 'exec-1' })
+      .rejects(Object.assign(new Error('token reused'), { name: 'IdempotentParameterMismatch' }));
+    const first = await routeEvent(alarmEvent(), config, deps);
+    const second = await routeEvent(alarmEvent(), config, deps);
+    expect(first.map((o) => o.decision)).toEqual(['started']);
+    expect(second.map((o) => o.decision)).toEqual(['already-started']);
+    const tokens = starts().map((s) => s.ClientToken);
+    expect(tokens).toHaveLength(2);
+    expect(tokens[1]).toBe(tokens[0]);
+  });
+
+  it('starts nothing for a repeated event once the transition has a tagged execution', async () => {
+    givenExecutions([
+      { id: 'exec-1', document: 'StemeDB-ExpandVolume', status: 'Success', tags: tagsOf(CRITICAL), end: NOW },
+    ]);
+    const outcomes = await routeEvent(alarmEvent(), config, deps);
+    expect(outcomes).toMatchObject([{ decision: 'already-started', executionId: 'exec-1' }]);
+    expect(starts()).toHaveLength(0);
+  });
+
+  it('starts nothing while another remediation runs on the node, even one started by hand', async () => {
+    givenExecutions([
+      { id: 'manual-1', document: 'StemeDB-WalCleanup', status: 'InProgress', instanceId: INSTANCE },
+    ]);
+    const outcomes = await routeEvent(alarmEvent(), config, deps);
+    expect(outcomes).toMatchObject([{ decision: 'node-busy', executionId: 'manual-1' }]);
+    expect(starts()).toHaveLength(0);
+  });
+
+  it('starts when the only running remediation works on another node', async () => {
+    givenExecutions([
+      { id: 'other-1', document: 'StemeDB-ArchiveWal', status: 'InProgress', instanceId: OTHER_INSTANCE },
+    ]);
+    const outcomes = await routeEvent(alarmEvent(), config, deps);
+    expect(outcomes.map((o) => o.decision)).toEqual(['started']);
+  });
+
+  it('retries throttled calls and then starts once', async () => {
+    const throttled = (): Error => Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' });
+    ssmMock
+      .on(GetParameterCommand)
+      .rejectsOnce(throttled())
+      .resolves({ Parameter: { Value: registryValue } });
+    ssmMock
+      .on(StartAutomationExecutionCommand)
+      .rejectsOnce(throttled())
+      .rejectsOnce(throttled())
+      .resolves({ AutomationExecutionId: 'exec-2' });
+    const outcomes = await routeEvent(alarmEvent(), config, deps);
+    expect(outcomes).toMatchObject([{ decision: 'started', executionId: 'exec-2' }]);
+    expect(ssmMock.commandCalls(GetParameterCommand)).toHaveLength(2);
+    expect(new Set(starts().map((s) => s.ClientToken)).size).toBe(1);
+    expect(starts()).toHaveLength(3);
+  });
+
+  it('fails the invocation when throttling outlasts the bounded retries', async () => {
+    ssmMock
+      .on(GetParameterCommand)
+      .rejects(Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' }));
+    await expect(routeEvent(alarmEvent(), config, deps)).rejects.toThrow('Rate exceeded');
+    expect(ssmMock.commandCalls(GetParameterCommand)).toHaveLength(5);
+    expect(starts()).toHaveLength(0);
+  });
+
+  it('skips a chain document that does not exist and starts the next one', async () => {
+    ssmMock
+      .on(StartAutomationExecutionCommand, { DocumentName: 'StemeDB-ExpandVolume' })
+      .rejects(
+        Object.assign(new Error('no such document'), { name: 'AutomationDefinitionNotFoundException' }),
+      );
+    const outcomes = await routeEvent(alarmEvent(), config, deps);
+    expect(outcomes.map((o) => [o.decision, o.document])).toEqual([
+      ['start-failed', 'StemeDB-ExpandVolume'],
+      ['started', 'StemeDB-ArchiveWal'],
+    ]);
+  });
+});
+
+describe('scheduled re-check', () => {
+  it('starts the next document of the chain once the previous remediation of the transition failed and settled', async () => {
+    givenCriticalInAlarm();
+    givenExecutions([
+      {
+        id: 'exec-1',
+        document: 'StemeDB-ExpandVolume',
+        status: 'Failed',
+        tags: tagsOf(CRITICAL),
+        end: new Date('2024-05-01T12:10:00Z'),
+      },
+    ]);
+    const outcomes = await routeEvent(scheduledEvent, config, deps);
+    expect(outcomes).toMatchObject([{ decision: 'started', document: 'StemeDB-ArchiveWal' }]);
+    expect(starts()).toMatchObject([
+      {
+        DocumentName: 'StemeDB-ArchiveWal',
+        ClientToken: clientToken(alarmArn(CRITICAL), TRANSITION, 'StemeDB-ArchiveWal'),
+        Tags: expect.arrayContaining([{ Key: 'stemedb:transition', Value: TRANSITION }]),
+      },
+    ]);
+  });
+
+  it('escalates after a remediation that succeeded but left the alarm in ALARM', async () => {
+    givenCriticalInAlarm();
+    givenExecutions([
+      {
+        id: 'exec-1',
+        document: 'StemeDB-ExpandVolume',
+        status: 'Success',
+        tags: tagsOf(CRITICAL),
+        end: new Date('2024-05-01T12:10:00Z'),
+      },
+    ]);
+    const outcomes = await routeEvent(scheduledEvent, config, deps);
+    expect(outcomes).toMatchObject([{ decision: 'started', document: 'StemeDB-ArchiveWal' }]);
+  });
+
+  it('waits while the previous remediation of the transition still runs', async () => {
+    givenCriticalInAlarm();
+    givenExecutions([
+      { id: 'exec-1', document: 'StemeDB-ExpandVolume', status: 'InProgress', tags: tagsOf(CRITICAL) },
+    ]);
+    const outcomes = await routeEvent(scheduledEvent, config, deps);
+    expect(outcomes).toMatchObject([{ decision: 'waiting', executionId: 'exec-1' }]);
+    expect(starts()).toHaveLength(0);
+  });
+
+  it('waits until the metrics had time to show the effect of a remediation that just ended', async () => {
+    givenCriticalInAlarm();
+    givenExecutions([
+      {
+        id: 'exec-1',
+        document: 'StemeDB-ExpandVolume',
+        status: 'Success',
+        tags: tagsOf(CRITICAL),
+        end: new Date('2024-05-01T12:28:00Z'),
+      },
+    ]);
+    const outcomes = await routeEvent(scheduledEvent, config, deps);
+    expect(outcomes).toMatchObject([{ decision: 'waiting' }]);
+    expect(starts()).toHaveLength(0);
+  });
+
+  it('starts the first document when the event was missed (no execution for the transition)', async () => {
+    givenCriticalInAlarm();
+    const outcomes = await routeEvent(scheduledEvent, config, deps);
+    expect(outcomes).toMatchObject([{ decision: 'started', document: 'StemeDB-ExpandVolume' }]);
+  });
+
+  it('ignores executions of an earlier transition of the same alarm', async () => {
+    givenCriticalInAlarm();
+    givenExecutions([
+      {
+        id: 'old-1',
+        document: 'StemeDB-ExpandVolume',
+        status: 'Failed',
+        tags: tagsOf(CRITICAL, '2024-04-20T08:00:00Z'),
+        end: new Date('2024-05-01T12:01:00Z'),
+      },
+    ]);
+    const outcomes = await routeEvent(scheduledEvent, config, deps);
+    expect(outcomes).toMatchObject([{ decision: 'started', document: 'StemeDB-ExpandVolume' }]);
+  });
+
+  it('publishes once that a human is needed when the chain is exhausted, and remembers it on the alarm', async () => {
+    givenCriticalInAlarm();
+    givenExecutions([
+      {
+        id: 'exec-1',
+        document: 'StemeDB-ExpandVolume',
+        status: 'Failed',
+        tags: tagsOf(CRITICAL),
+        end: new Date('2024-05-01T12:05:00Z'),
+      },
+      {
+        id: 'exec-2',
+        document: 'StemeDB-ArchiveWal',
+        status: 'Success',
+        tags: tagsOf(CRITICAL),
+        end: new Date('2024-05-01T12:15:00Z'),
+      },
+    ]);
+    const outcomes = await routeEvent(scheduledEvent, config, deps);
+    expect(outcomes).toMatchObject([{ decision: 'escalated-to-human' }]);
+    expect(notify).toHaveBeenCalledTimes(1);
+    const [subject, message] = notify.mock.calls[0] ?? [];
+    expect(subject).toContain(CRITICAL);
+    expect(subject?.length).toBeLessThanOrEqual(100);
+    expect(message).toContain('exec-1');
+    expect(message).toContain('exec-2');
+    expect(cwMock.commandCalls(TagResourceCommand).map((c) => c.args[0].input)).toEqual([
+      { ResourceARN: alarmArn(CRITICAL), Tags: [{ Key: 'stemedb:escalated', Value: TRANSITION }] },
+    ]);
+    expect(starts()).toHaveLength(0);
+  });
+
+  it('does not publish again for a transition a human was already told about', async () => {
+    givenCriticalInAlarm({ 'stemedb:escalated': TRANSITION });
+    givenExecutions([
+      {
+        id: 'exec-2',
+        document: 'StemeDB-ArchiveWal',
+        status: 'Failed',
+        tags: tagsOf(CRITICAL),
+        end: new Date('2024-05-01T12:15:00Z'),
+      },
+    ]);
+    const outcomes = await routeEvent(scheduledEvent, config, deps);
+    expect(outcomes).toMatchObject([{ decision: 'already-escalated' }]);
+    expect(notify).not.toHaveBeenCalled();
+  });
+
+  it('counts the WAL archival that ExpandVolume ran as its fallback as the next step of the chain', async () => {
+    givenCriticalInAlarm();
+    givenExecutions([
+      {
+        id: 'exec-1',
+        document: 'StemeDB-ExpandVolume',
+        status: 'Failed',
+        tags: tagsOf(CRITICAL),
+        end: new Date('2024-05-01T12:05:00Z'),
+      },
+      {
+        id: 'child-1',
+        document: 'StemeDB-ArchiveWal',
+        status: 'Success',
+        parent: 'exec-1',
+        end: new Date('2024-05-01T12:04:00Z'),
+      },
+    ]);
+    const outcomes = await routeEvent(scheduledEvent, config, deps);
+    expect(outcomes).toMatchObject([{ decision: 'escalated-to-human' }]);
+    expect(starts()).toHaveLength(0);
+  });
+
+  it('starts nothing for an alarm whose node is busy with another remediation', async () => {
+    givenCriticalInAlarm();
+    givenExecutions([
+      {
+        id: 'exec-1',
+        document: 'StemeDB-ExpandVolume',
+        status: 'Failed',
+        tags: tagsOf(CRITICAL),
+        end: new Date('2024-05-01T12:05:00Z'),
+      },
+      { id: 'warn-1', document: 'StemeDB-ArchiveWal', status: 'InProgress', tags: tagsOf(WARNING) },
+    ]);
+    const outcomes = await routeEvent(scheduledEvent, config, deps);
+    expect(outcomes).toMatchObject([{ decision: 'node-busy', executionId: 'warn-1' }]);
+    expect(starts()).toHaveLength(0);
+  });
+});
+
+describe('configuration and helpers', () => {
+  const env = {
+    PREFIX: 'StemeDB',
+    AUTOMATION_ROLE_ARN: ROLE,
+    TOPIC_ARN: TOPIC,
+  };
+
+  it('defaults the routes to critical → ExpandVolume then ArchiveWal and warning → ArchiveWal', () => {
+    const c = loadRouterConfig(env);
+    expect(c.routes.critical).toEqual(['StemeDB-ExpandVolume', 'StemeDB-ArchiveWal']);
+    expect(c.routes.warning).toEqual(['StemeDB-ArchiveWal']);
+    expect(c.routes['no-data']).toEqual([]);
+    expect(c.nodeParameterPrefix).toBe('/StemeDB/nodes/');
+  });
+
+  it.each([
+    [{ PREFIX: 'Steme DB' }, /PREFIX/],
+    [{ AUTOMATION_ROLE_ARN: 'role' }, /AUTOMATION_ROLE_ARN/],
+    [{ TOPIC_ARN: '' }, /TOPIC_ARN/],
+    [{ ROUTES: '{"no-data":["StemeDB-ExpandVolume"]}' }, /missing data never starts automation/],
+    [{ ROUTES: '{"critical":["Other-ExpandVolume"]}' }, /ROUTES.critical/],
+    [{ ROUTES: '{"panic":[]}' }, /not an alarm kind/],
+    [{ ROUTES: 'not json' }, /ROUTES is not JSON/],
+    [{ SETTLE_SECONDS: '-1' }, /SETTLE_SECONDS/],
+  ])('refuses the environment %j, naming the variable', (over, message) => {
+    expect(() => loadRouterConfig({ ...env, ...over })).toThrow(message);
+  });
+
+  it('derives a UUID-shaped ClientToken that is the same for the same transition and document only', () => {
+    const a = clientToken(alarmArn(CRITICAL), TRANSITION, 'StemeDB-ExpandVolume');
+    expect(a).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect(clientToken(alarmArn(CRITICAL), TRANSITION, 'StemeDB-ExpandVolume')).toBe(a);
+    expect(clientToken(alarmArn(CRITICAL), TRANSITION, 'StemeDB-ArchiveWal')).not.toBe(a);
+    expect(clientToken(alarmArn(CRITICAL), '2024-05-02T00:00:00Z', 'StemeDB-ExpandVolume')).not.toBe(a);
+  });
+
+  it('passes a Reason that the documents’ Reason pattern accepts', () => {
+    const longName = `StemeDB-${'a'.repeat(30)}b-disk-emergency-inodes`;
+    for (const reason of [remediationReason(CRITICAL, TRANSITION), remediationReason(longName, TRANSITION)]) {
+      expect(reason).toMatch(/^[A-Za-z0-9 ._:,/()=+@#-]{0,256}$/);
+    }
+  });
+
+  it('reads the same transition from the event timestamp and from DescribeAlarms', () => {
+    expect(normalizeTransition('2024-05-01T12:00:00.985+0000')).toBe(TRANSITION);
+    expect(normalizeTransition(new Date('2024-05-01T12:00:00.985Z'))).toBe(TRANSITION);
+    expect(normalizeTransition('2024-05-01T14:00:00.985+02:00')).toBe(TRANSITION);
+  });
+
+  it('parses the sample event from the CloudWatch documentation', () => {
+    const sample = {
+      version: '0',
+      id: 'c4c1c1c9-6542-e61b-6ef0-8c4d36933a92',
+      'detail-type': 'CloudWatch Alarm State Change',
+      source: 'aws.cloudwatch',
+      account: '123456789012',
+      time: '2019-10-02T17:04:40Z',
+      region: 'us-east-1',
+      resources: ['arn:aws:cloudwatch:us-east-1:123456789012:alarm:ServerCpuTooHigh'],
+      detail: {
+        alarmName: 'ServerCpuTooHigh',
+        configuration: {
+          description: 'Goes into alarm when server CPU utilization is too high!',
+          metrics: [],
+        },
+        previousState: { timestamp: '2019-10-01T13:56:40.987+0000', value: 'OK' },
+        state: { reason: 'Threshold Crossed', timestamp: '2019-10-02T17:04:40.989+0000', value: 'ALARM' },
+      },
+    };
+    expect(parseRouterEvent(sample)).toEqual({
+      ok: true,
+      value: {
+        type: 'alarm-state-change',
+        alarmName: 'ServerCpuTooHigh',
+        alarmArn: 'arn:aws:cloudwatch:us-east-1:123456789012:alarm:ServerCpuTooHigh',
+        state: 'ALARM',
+        previousState: 'OK',
+        transition: '2019-10-02T17:04:40Z',
+      },
+    });
+  });
+
+  it('reads node and kind from names whose node contains "disk" or hyphens', () => {
+    expect(parseAlarmName('StemeDB-disk-1-disk-inode-warning', 'StemeDB')).toEqual({
+      ok: true,
+      value: { node: 'disk-1', kind: 'inode-warning' },
+    });
+  });
+
+  it('publishes one RouterDecision datapoint set per decision value', () => {
+    const add = vi.spyOn(metrics, 'addMetric');
+    const dims = vi.spyOn(metrics, 'addDimension');
+    const flush = vi.spyOn(metrics, 'publishStoredMetrics').mockImplementation(() => metrics);
+    try {
+      recordOutcomes([
+        { decision: 'started', reason: 'x' },
+        { decision: 'malformed-event', reason: 'y' },
+        { decision: 'started', reason: 'z' },
+      ]);
+      expect(dims.mock.calls).toEqual([
+        ['decision', 'started'],
+        ['decision', 'malformed-event'],
+      ]);
+      expect(add.mock.calls).toEqual([
+        ['RouterDecision', 'Count', 2],
+        ['RouterDecision', 'Count', 1],
+      ]);
+      expect(flush).toHaveBeenCalledTimes(2);
+    } finally {
+      add.mockRestore();
+      dims.mockRestore();
+      flush.mockRestore();
+    }
+  });
+
+  it('fails the handler with a message naming a missing variable', async () => {
+    const saved = process.env.PREFIX;
+    delete process.env.PREFIX;
+    try {
+      await expect(handler(alarmEvent())).rejects.toThrow(/PREFIX/);
+    } finally {
+      if (saved !== undefined) process.env.PREFIX = saved;
+    }
+  });
+});
+
+describe('on moto_server (registry, alarms, tags and SNS real; Automation APIs mocked)', () => {
+  let moto: MotoServer;
+  const run = promisify(execFile);
+  let topicArn: string;
+
+  beforeAll(async () => {
+    moto = await startMotoServer();
+    const { stdout } = await run(
+      'aws',
+      ['sns', 'create-topic', '--name', 'StemeDB-alerts', '--output', 'text', '--query', 'TopicArn'],
+      {
+        env: moto.env,
+      },
+    );
+    topicArn = stdout.trim();
+  });
+
+  afterAll(async () => {
+    await moto?.stop();
+  });
+
+  afterEach(() => {
+    vi.unstubAllEnvs();
+  });
+
+  function clients(): { ssm: SSMClient; cloudwatch: CloudWatchClient } {
+    const opts = { endpoint: moto.endpoint, region: TEST_REGION, credentials };
+    return { ssm: new SSMClient(opts), cloudwatch: new CloudWatchClient(opts) };
+  }
+
+  async function sentNotifications(): Promise<unknown[][]> {
+    const data = (await (await fetch(`${moto.endpoint}/moto-api/data.json`)).json()) as {
+      sns: { Topic: { arn: string; sent_notifications: unknown[][] }[] };
+    };
+    return data.sns.Topic.find((t) => t.arn === topicArn)?.sent_notifications ?? [];
+  }
+
+  it('publishes to a real SNS topic with a SigV4-signed request', async () => {
+    const id = await publishToSns(
+      { topicArn, credentials, endpoint: moto.endpoint },
+      'subject line',
+      'body\nline 2',
+    );
+    expect(id).toMatch(/^[0-9a-f-]{36}$/);
+    const sent = await sentNotifications();
+    expect(sent.at(-1)?.slice(0, 3)).toEqual([id, 'body\nline 2', 'subject line']);
+  });
+
+  it('names the SNS error code when the topic does not exist', async () => {
+    const missing = `arn:aws:sns:${TEST_REGION}:${ACCOUNT}:nope`;
+    await expect(
+      publishToSns({ topicArn: missing, credentials, endpoint: moto.endpoint }, 's', 'm'),
+    ).rejects.toThrow(/NotFound/);
+  });
+
+  it('escalates a real alarm that stays in ALARM to a human once, through the registry and SNS', async () => {
+    const real = clients();
+    await real.ssm.send(
+      new PutParameterCommand({ Name: '/StemeDB/nodes/db-1', Type: 'String', Value: registryValue }),
+    );
+    await real.cloudwatch.send(
+      new PutMetricAlarmCommand({
+        AlarmName: CRITICAL,
+        Namespace: 'CWAgent',
+        MetricName: 'disk_free',
+        Dimensions: [
+          { Name: 'InstanceId', Value: INSTANCE },
+          { Name: 'path', Value: '/data' },
+        ],
+        Statistic: 'Minimum',
+        Period: 60,
+        EvaluationPeriods: 5,
+        Threshold: 10,
+        ComparisonOperator: 'LessThanThreshold',
+      }),
+    );
+    await real.cloudwatch.send(
+      new SetAlarmStateCommand({ AlarmName: CRITICAL, StateValue: 'ALARM', StateReason: 'test' }),
+    );
+    const described = await real.cloudwatch.send(new DescribeAlarmsCommand({ AlarmNames: [CRITICAL] }));
+    const alarm = described.MetricAlarms?.[0];
+    const transition = normalizeTransition(alarm?.StateTransitionedTimestamp ?? alarm?.StateUpdatedTimestamp);
+    expect(transition).toBeDefined();
+
+    // Only the Automation APIs moto lacks are mocked; everything else goes to moto_server.
+    const ssmReal = new SSMClient({ endpoint: moto.endpoint, region: TEST_REGION, credentials });
+    const passThrough = ssmReal.send.bind(ssmReal);
+    const automation = mockClient(ssmReal);
+    try {
+      automation.on(GetParameterCommand).callsFake((input) => passThrough(new GetParameterCommand(input)));
+      automation.on(DescribeAutomationExecutionsCommand).resolves({
+        AutomationExecutionMetadataList: [
+          {
+            AutomationExecutionId: 'exec-1',
+            DocumentName: 'StemeDB-ExpandVolume',
+            AutomationExecutionStatus: 'Failed',
+            ExecutionStartTime: new Date(),
+            ExecutionEndTime: new Date(Date.now() - 3_600_000),
+          },
+          {
+            AutomationExecutionId: 'exec-2',
+            DocumentName: 'StemeDB-ArchiveWal',
+            AutomationExecutionStatus: 'Failed',
+            ExecutionStartTime: new Date(),
+            ExecutionEndTime: new Date(Date.now() - 3_600_000),
+          },
+        ],
+      });
+      automation.on(ListTagsForResourceCommand).resolves({
+        TagList: Object.entries(tagsOf(CRITICAL, transition as string)).map(([Key, Value]) => ({
+          Key,
+          Value,
+        })),
+      });
+      const motoDeps: RouterDeps = {
+        ssm: ssmReal,
+        cloudwatch: real.cloudwatch,
+        notify: async (subject, message) => {
+          await publishToSns({ topicArn, credentials, endpoint: moto.endpoint }, subject, message);
+        },
+        retry: { sleep: async () => {} },
+      };
+      const motoConfig = { ...config, topicArn };
+      const before = (await sentNotifications()).length;
+
+      const first = await routeEvent(scheduledEvent, motoConfig, motoDeps);
+      const second = await routeEvent(scheduledEvent, motoConfig, motoDeps);
+
+      expect(first.map((o) => o.decision)).toEqual(['escalated-to-human']);
+      expect(second.map((o) => o.decision)).toEqual(['already-escalated']);
+      const sent = (await sentNotifications()).slice(before);
+      expect(sent).toHaveLength(1);
+      expect(String(sent[0]?.[1])).toContain(`Alarm ${CRITICAL} (node db-1, instance ${INSTANCE})`);
+      const tags = await real.cloudwatch.send(new ListAlarmTagsCommand({ ResourceARN: alarmArn(CRITICAL) }));
+      expect(tags.Tags).toContainEqual({ Key: 'stemedb:escalated', Value: transition });
+      expect(automation.commandCalls(StartAutomationExecutionCommand)).toHaveLength(0);
+    } finally {
+      automation.restore();
+    }
+  });
+});
