@@ -1,0 +1,240 @@
+import { readFileSync } from 'node:fs';
+import { isAbsolute, join } from 'node:path';
+import { Stack, Token } from 'aws-cdk-lib';
+import { CfnDocument } from 'aws-cdk-lib/aws-ssm';
+import { Construct } from 'constructs';
+import { parse as parseYaml } from 'yaml';
+import { kebabCase, REPO_ROOT } from './command-document';
+
+/**
+ * An SSM Automation document (schemaVersion 0.3) built from `ssm-documents/<kebab>.automation.yml`.
+ *
+ * Deploy-time values appear in the YAML as `${Placeholder}` tokens (letters and digits, starting
+ * with a letter) inside string values; `substitutions` gives each one its value, which may be a
+ * CDK token (a function name, a topic ARN). A placeholder with no value, or a value no placeholder
+ * uses, is a synth error naming it, so the YAML and the stack cannot drift apart. `$${Name}`
+ * stands for a literal `${Name}`. Runtime parameters stay `{{ Param }}` and are not touched.
+ *
+ * The YAML is parsed and substituted as an object (CfnDocument content must be an object; string
+ * values are substituted one by one, so a value can never break the YAML around it). The document
+ * is named `<prefix>-<name>` with `updateMethod: 'NewVersion'` (a fixed name needs it, or updates
+ * fail). A parameter default that is fully known at synth must satisfy its own allowedPattern or
+ * allowedValues.
+ */
+
+/** One parameter of an Automation document (the fields this construct checks). */
+export interface AutomationDocumentParameter {
+  readonly type: string;
+  readonly description?: string;
+  readonly default?: unknown;
+  readonly allowedPattern?: string;
+  readonly allowedValues?: readonly unknown[];
+}
+
+/** An Automation document's content as handed to `CfnDocument`. */
+export interface AutomationDocumentContent {
+  readonly schemaVersion: string;
+  readonly description?: string;
+  readonly assumeRole?: string;
+  readonly parameters?: Readonly<Record<string, AutomationDocumentParameter>>;
+  readonly mainSteps: readonly Readonly<Record<string, unknown>>[];
+  readonly outputs?: readonly string[];
+}
+
+export interface AutomationDocumentSources {
+  /** @default `ssm-documents/<kebab-name>.automation.yml` (relative paths resolve from the repo root) */
+  readonly definitionFile?: string;
+  /** Value of each `${Placeholder}` in the YAML; values may be CDK tokens. @default {} */
+  readonly substitutions?: Readonly<Record<string, string>>;
+}
+
+export interface AutomationDocumentProps extends AutomationDocumentSources {
+  /** Name prefix of every deployed resource (config `prefix`), e.g. `StemeDB`. */
+  readonly prefix: string;
+  /** PascalCase document name, e.g. `ExpandVolume`; deployed as `<prefix>-<name>`. */
+  readonly name: string;
+}
+
+/** Thrown when a definition or its substitutions are wrong; `problems` names each. */
+export class AutomationDocumentError extends Error {
+  constructor(
+    message: string,
+    readonly problems: readonly string[],
+  ) {
+    super(message);
+    this.name = 'AutomationDocumentError';
+  }
+}
+
+const NAME_PATTERN = /^[A-Z][A-Za-z0-9]{0,63}$/;
+const PREFIX_PATTERN = /^[A-Za-z][A-Za-z0-9]{0,19}$/;
+/** `${Name}` (group 2), or the escape `$${Name}` (group 1 is the extra `$`). */
+const PLACEHOLDER = /(\$?)\$\{([A-Za-z][A-Za-z0-9]*)\}/g;
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** The default definition path (relative to the repository root) for a document name. */
+export function defaultAutomationDefinitionFile(name: string): string {
+  return join('ssm-documents', `${kebabCase(name)}.automation.yml`);
+}
+
+function mapStrings(value: unknown, fn: (s: string) => string): unknown {
+  if (typeof value === 'string') return fn(value);
+  if (Array.isArray(value)) return value.map((v) => mapStrings(v, fn));
+  if (isRecord(value))
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, mapStrings(v, fn)]));
+  return value;
+}
+
+/** Every `${Placeholder}` name used in the string values of a parsed document (escapes excluded). */
+export function placeholdersIn(value: unknown): Set<string> {
+  const found = new Set<string>();
+  mapStrings(value, (s) => {
+    for (const m of s.matchAll(PLACEHOLDER)) if (m[1] === '' && m[2] !== undefined) found.add(m[2]);
+    return s;
+  });
+  return found;
+}
+
+/**
+ * Replaces every `${Name}` in the string values of `value` with `substitutions[Name]` (one pass,
+ * so a value is never substituted again). Throws AutomationDocumentError naming every unknown
+ * placeholder and every unused substitution.
+ */
+export function substitutePlaceholders(
+  value: unknown,
+  substitutions: Readonly<Record<string, string>>,
+): unknown {
+  const used = placeholdersIn(value);
+  const problems: string[] = [];
+  for (const name of used) {
+    if (!Object.hasOwn(substitutions, name)) problems.push(`placeholder \${${name}} has no substitution`);
+  }
+  for (const name of Object.keys(substitutions)) {
+    if (!used.has(name)) problems.push(`substitution ${name} is not used by any \${${name}} placeholder`);
+  }
+  if (problems.length > 0) throw new AutomationDocumentError(problems.join('; '), problems);
+  return mapStrings(value, (s) =>
+    s.replace(PLACEHOLDER, (whole, dollar: string, name: string) =>
+      dollar === '$' ? whole.slice(1) : (substitutions[name] as string),
+    ),
+  );
+}
+
+function defaultProblems(name: string, p: unknown): string[] {
+  if (!isRecord(p) || p.default === undefined) return [];
+  const value = p.default;
+  if (typeof value === 'string' && Token.isUnresolved(value)) return [];
+  const shown = JSON.stringify(value);
+  if (typeof p.allowedPattern === 'string' && !new RegExp(p.allowedPattern).test(String(value))) {
+    return [`parameters.${name}.default ${shown} does not match its allowedPattern ${p.allowedPattern}`];
+  }
+  if (Array.isArray(p.allowedValues) && !p.allowedValues.includes(value)) {
+    return [`parameters.${name}.default ${shown} is not one of its allowedValues`];
+  }
+  return [];
+}
+
+/**
+ * Reads a definition, substitutes its placeholders and checks the basics (schemaVersion 0.3,
+ * steps present, defaults valid). The construct and the tests both use it.
+ */
+export function loadAutomationDocumentContent(
+  name: string,
+  sources: AutomationDocumentSources = {},
+): AutomationDocumentContent {
+  const file = sources.definitionFile ?? defaultAutomationDefinitionFile(name);
+  const path = isAbsolute(file) ? file : join(REPO_ROOT, file);
+  let parsed: unknown;
+  try {
+    parsed = parseYaml(readFileSync(path, 'utf8'));
+  } catch (err) {
+    const message = `definitionFile ${path}: ${(err as Error).message}`;
+    throw new AutomationDocumentError(`Automation document ${name}: ${message}`, [message]);
+  }
+  let content: unknown;
+  try {
+    content = substitutePlaceholders(parsed, sources.substitutions ?? {});
+  } catch (err) {
+    if (!(err instanceof AutomationDocumentError)) throw err;
+    throw new AutomationDocumentError(
+      `Automation document ${name} (definitionFile ${path}): ${err.message}`,
+      err.problems,
+    );
+  }
+  const problems: string[] = [];
+  if (!isRecord(content)) {
+    problems.push('the definition must be a YAML mapping');
+  } else {
+    if (content.schemaVersion !== '0.3') {
+      problems.push(`schemaVersion must be the string '0.3', got ${JSON.stringify(content.schemaVersion)}`);
+    }
+    if (!Array.isArray(content.mainSteps) || content.mainSteps.length === 0) {
+      problems.push('mainSteps must be a non-empty list');
+    }
+    if (content.parameters !== undefined && !isRecord(content.parameters)) {
+      problems.push('parameters must be a mapping');
+    } else if (isRecord(content.parameters)) {
+      for (const [p, def] of Object.entries(content.parameters)) problems.push(...defaultProblems(p, def));
+    }
+  }
+  if (problems.length > 0) {
+    throw new AutomationDocumentError(
+      `Automation document ${name} is invalid (definitionFile ${path}): ${problems.join('; ')}`,
+      problems,
+    );
+  }
+  return content as unknown as AutomationDocumentContent;
+}
+
+/** An SSM Automation document `<prefix>-<name>` from a YAML definition with `${Placeholder}` values. */
+export class AutomationDocument extends Construct {
+  /** `<prefix>-<name>`. */
+  public readonly documentName: string;
+  /** `arn:<partition>:ssm:<region>:<account>:document/<documentName>`. */
+  public readonly documentArn: string;
+  /**
+   * `arn:<partition>:ssm:<region>:<account>:automation-definition/<documentName>:$DEFAULT`, the
+   * resource StartAutomationExecution (and aws:executeAutomation) is authorized on.
+   */
+  public readonly automationDefinitionArn: string;
+  /** The content as synthesized (placeholders substituted; may hold CDK tokens). */
+  public readonly content: AutomationDocumentContent;
+  public readonly resource: CfnDocument;
+
+  constructor(scope: Construct, id: string, props: AutomationDocumentProps) {
+    super(scope, id);
+    if (!PREFIX_PATTERN.test(props.prefix) || /^(aws|amazon|amzn)/i.test(props.prefix)) {
+      throw new Error(
+        `AutomationDocument prefix ${JSON.stringify(props.prefix)} is invalid: expected ${PREFIX_PATTERN} not starting with aws/amazon/amzn`,
+      );
+    }
+    if (!NAME_PATTERN.test(props.name)) {
+      throw new Error(
+        `AutomationDocument name ${JSON.stringify(props.name)} is invalid: expected PascalCase matching ${NAME_PATTERN}`,
+      );
+    }
+    this.content = loadAutomationDocumentContent(props.name, props);
+    this.documentName = `${props.prefix}-${props.name}`;
+    this.resource = new CfnDocument(this, 'Resource', {
+      name: this.documentName,
+      documentType: 'Automation',
+      documentFormat: 'JSON',
+      content: this.content,
+      updateMethod: 'NewVersion',
+    });
+    const stack = Stack.of(this);
+    this.documentArn = stack.formatArn({
+      service: 'ssm',
+      resource: 'document',
+      resourceName: this.documentName,
+    });
+    this.automationDefinitionArn = stack.formatArn({
+      service: 'ssm',
+      resource: 'automation-definition',
+      resourceName: `${this.documentName}:$DEFAULT`,
+    });
+  }
+}

@@ -1,0 +1,552 @@
+/**
+ * Every Automation document in the tree (`ssm-documents/*.automation.yml`, whoever adds it) is
+ * validated against AWS's published Automation schema (corrected where stale) plus the reference,
+ * step-name, target, order, flow and parameter checks; the validator itself is shown to catch each
+ * kind of mistake; and the AutomationDocument construct is checked as synthesized.
+ */
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Ajv from 'ajv';
+import { App, Stack } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as sns from 'aws-cdk-lib/aws-sns';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse as parseYaml, stringify } from 'yaml';
+import {
+  AutomationDocument,
+  AutomationDocumentError,
+  loadAutomationDocumentContent,
+  placeholdersIn,
+  substitutePlaceholders,
+} from '../lib/automation-document';
+import { REPO_ROOT } from '../lib/command-document';
+import { DEFAULT_CONFIG } from '../lib/config';
+import {
+  type AutomationCheck,
+  publishedSchemaPath,
+  schemaProblems,
+  validateAutomationDocument,
+} from './support/automation-validator';
+
+const DOCUMENTS_DIR = join(REPO_ROOT, 'ssm-documents');
+
+/** `expand-volume.automation.yml` → `ExpandVolume`. */
+function documentNameOf(file: string): string {
+  return file
+    .replace(/\.automation\.yml$/, '')
+    .split('-')
+    .map((p) => p.charAt(0).toUpperCase() + p.slice(1))
+    .join('');
+}
+
+/**
+ * A plausible value for a placeholder: configuration keys from DEFAULT_CONFIG (`${DataMount}` →
+ * dataMount, `${RetentionDays}` → wal.retentionDays), well-known deploy-time names, then a
+ * value shaped by the name's suffix.
+ */
+function dummyValue(placeholder: string): string {
+  const known: Record<string, string> = {
+    Prefix: DEFAULT_CONFIG.prefix,
+    AutomationRoleArn: 'arn:aws:iam::123456789012:role/StemeDB-Automation',
+    TopicArn: 'arn:aws:sns:eu-west-1:123456789012:StemeDB-alerts',
+    KeyArn: 'arn:aws:kms:eu-west-1:123456789012:key/0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0',
+    Bucket: 'stemedb-wal-archive-123456789012',
+    BucketName: 'stemedb-wal-archive-123456789012',
+  };
+  if (known[placeholder] !== undefined) return known[placeholder];
+  const camel = (s: string): string => s.charAt(0).toLowerCase() + s.slice(1);
+  const lookups: [unknown, string][] = [[DEFAULT_CONFIG, camel(placeholder)]];
+  for (const [section, values] of Object.entries(DEFAULT_CONFIG)) {
+    const head = section.charAt(0).toUpperCase() + section.slice(1);
+    if (typeof values === 'object' && values !== null && !Array.isArray(values)) {
+      lookups.push([values, camel(placeholder)]);
+      if (placeholder.startsWith(head)) lookups.push([values, camel(placeholder.slice(head.length))]);
+    }
+  }
+  for (const [section, key] of lookups) {
+    const value = (section as Record<string, unknown>)[key];
+    if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean')
+      return String(value);
+  }
+  if (placeholder.endsWith('FunctionName')) return `StemeDB-${placeholder.replace(/FunctionName$/, '')}`;
+  if (placeholder.endsWith('FunctionArn'))
+    return `arn:aws:lambda:eu-west-1:123456789012:function:StemeDB-${placeholder.replace(/FunctionArn$/, '')}`;
+  if (placeholder.endsWith('RoleArn')) return 'arn:aws:iam::123456789012:role/StemeDB-Dummy';
+  if (placeholder.endsWith('Arn')) return 'arn:aws:sns:eu-west-1:123456789012:StemeDB-dummy';
+  if (/(Dir|Mount|Path)$/.test(placeholder)) return '/data/dummy';
+  if (/(Days|Count|Seconds|Minutes|Percent|GiB|Mb)$/.test(placeholder)) return '1';
+  if (placeholder.endsWith('Url')) return 'http://localhost:18180/v1/health';
+  return 'dummy';
+}
+
+function loadWithDummies(file: string): unknown {
+  const raw = parseYaml(readFileSync(join(DOCUMENTS_DIR, file), 'utf8'));
+  const substitutions = Object.fromEntries([...placeholdersIn(raw)].map((p) => [p, dummyValue(p)]));
+  return loadAutomationDocumentContent(documentNameOf(file), {
+    definitionFile: join('ssm-documents', file),
+    substitutions,
+  });
+}
+
+const automationFiles = readdirSync(DOCUMENTS_DIR)
+  .filter((f) => f.endsWith('.automation.yml'))
+  .sort();
+
+describe('every Automation document in ssm-documents/', () => {
+  it('finds at least the ExpandVolume document', () => {
+    expect(automationFiles).toContain('expand-volume.automation.yml');
+  });
+
+  it.each(automationFiles)(
+    '%s passes the schema, reference, name, target, order, flow and parameter checks',
+    (file) => {
+      expect(validateAutomationDocument(loadWithDummies(file))).toEqual([]);
+    },
+  );
+});
+
+// ---------------------------------------------------------------------------------------------
+// The validator catches each kind of mistake
+
+/** A small valid document; each test breaks one thing. */
+function baseDocument(): Record<string, unknown> {
+  return {
+    schemaVersion: '0.3',
+    assumeRole: '{{ AutomationAssumeRole }}',
+    parameters: {
+      InstanceId: { type: 'String', allowedPattern: '^i-[0-9a-f]{8}([0-9a-f]{9})?$' },
+      DryRun: { type: 'String', default: 'false', allowedValues: ['true', 'false'] },
+      AutomationAssumeRole: {
+        type: 'String',
+        default: '',
+        allowedPattern: '^(arn:aws:iam::[0-9]{12}:role/[A-Za-z0-9-]+)?$',
+      },
+    },
+    mainSteps: [
+      {
+        name: 'Check',
+        action: 'aws:invokeLambdaFunction',
+        onFailure: 'step:Report',
+        inputs: {
+          FunctionName: 'check',
+          Payload: '{"instanceId": "{{ InstanceId }}", "dryRun": "{{ DryRun }}"}',
+        },
+        outputs: [{ Name: 'Status', Selector: '$.Payload.status', Type: 'String' }],
+      },
+      {
+        name: 'Decide',
+        action: 'aws:branch',
+        inputs: {
+          Choices: [{ NextStep: 'Act', Variable: '{{ Check.Status }}', StringEquals: 'go' }],
+          Default: 'Report',
+        },
+      },
+      {
+        name: 'Act',
+        action: 'aws:runCommand',
+        onFailure: 'step:Report',
+        inputs: { DocumentName: 'StemeDB-Host-Act', InstanceIds: ['{{ InstanceId }}'] },
+        nextStep: 'Report',
+      },
+      {
+        name: 'Report',
+        action: 'aws:executeAwsApi',
+        inputs: {
+          Service: 'sns',
+          Api: 'Publish',
+          TopicArn: 'arn:aws:sns:eu-west-1:123456789012:t',
+          Message: 'done {{ InstanceId }} {{ automation:EXECUTION_ID }} {{ global:REGION }}',
+        },
+        isEnd: true,
+      },
+    ],
+    outputs: ['Check.Status'],
+  };
+}
+
+type Doc = ReturnType<typeof baseDocument>;
+
+function steps(doc: Doc): Record<string, unknown>[] {
+  return doc.mainSteps as Record<string, unknown>[];
+}
+
+function step(doc: Doc, name: string): Record<string, unknown> {
+  const found = steps(doc).find((s) => s.name === name);
+  if (found === undefined) throw new Error(`no step ${name}`);
+  return found;
+}
+
+function checksFailed(doc: unknown): AutomationCheck[] {
+  return [...new Set(validateAutomationDocument(doc).map((p) => p.check))];
+}
+
+function messages(doc: unknown): string {
+  return validateAutomationDocument(doc)
+    .map((p) => `${p.check}: ${p.message}`)
+    .join('\n');
+}
+
+describe('the Automation validator', () => {
+  it('accepts the valid base document', () => {
+    expect(validateAutomationDocument(baseDocument())).toEqual([]);
+  });
+
+  it('fails the targets check for a nextStep that names no step', () => {
+    const doc = baseDocument();
+    step(doc, 'Act').nextStep = 'Reprot';
+    expect(checksFailed(doc)).toEqual(['targets']);
+    expect(messages(doc)).toContain('Act.nextStep names step "Reprot"');
+  });
+
+  it('fails the targets check for an onFailure step that does not exist', () => {
+    const doc = baseDocument();
+    step(doc, 'Act').onFailure = 'step:Rollback';
+    expect(checksFailed(doc)).toContain('targets');
+    expect(messages(doc)).toContain('Act.onFailure names step "Rollback"');
+  });
+
+  it('fails the targets check for a branch NextStep or Default that does not exist', () => {
+    const doc = baseDocument();
+    const inputs = step(doc, 'Decide').inputs as { Choices: { NextStep: string }[]; Default: string };
+    (inputs.Choices[0] as { NextStep: string }).NextStep = 'Nowhere';
+    inputs.Default = 'Elsewhere';
+    expect(messages(doc)).toContain('Decide.inputs.Choices[0].NextStep names step "Nowhere"');
+    expect(messages(doc)).toContain('Decide.inputs.Default names step "Elsewhere"');
+  });
+
+  it('fails the references check for an unknown parameter', () => {
+    const doc = baseDocument();
+    (step(doc, 'Act').inputs as Record<string, unknown>).InstanceIds = ['{{ InstanceID }}'];
+    expect(checksFailed(doc)).toEqual(['references']);
+    expect(messages(doc)).toContain('{{ InstanceID }}');
+  });
+
+  it('fails the references check for an output the step does not have', () => {
+    const doc = baseDocument();
+    (step(doc, 'Report').inputs as Record<string, unknown>).Message = '{{ Check.Result }}';
+    expect(messages(doc)).toContain('step Check has no output Result');
+  });
+
+  it('fails the references check for an unknown system variable', () => {
+    const doc = baseDocument();
+    (step(doc, 'Report').inputs as Record<string, unknown>).Message = '{{ automation:NODE }}';
+    expect(checksFailed(doc)).toEqual(['references']);
+  });
+
+  it('accepts the predefined outputs of an action without an outputs section', () => {
+    const doc = baseDocument();
+    (step(doc, 'Act').inputs as Record<string, unknown>).Comment =
+      '{{ Check.Payload }} {{ Check.StatusCode }}';
+    expect(checksFailed(doc)).toEqual([]);
+  });
+
+  it('fails the references check for a document output of a missing step', () => {
+    const doc = baseDocument();
+    doc.outputs = ['Missing.Status'];
+    expect(checksFailed(doc)).toEqual(['references']);
+  });
+
+  it('fails the step-names check for a duplicate step name', () => {
+    const doc = baseDocument();
+    step(doc, 'Act').name = 'Check';
+    expect(checksFailed(doc)).toContain('step-names');
+    expect(messages(doc)).toContain('step name Check is used more than once');
+  });
+
+  it('fails the order check for a step that reads an output on a path where its step failed', () => {
+    const doc = baseDocument();
+    (step(doc, 'Report').inputs as Record<string, unknown>).Message = 'status {{ Check.Status }}';
+    expect(checksFailed(doc)).toEqual(['order']);
+    expect(messages(doc)).toContain('step Report reads {{ Check.Status }}, but can run without step Check');
+  });
+
+  it('fails the order check when the producing step continues on failure', () => {
+    const doc = baseDocument();
+    step(doc, 'Check').onFailure = 'Continue';
+    expect(checksFailed(doc)).toEqual(['order']);
+  });
+
+  it('fails the flow check for a step no path reaches', () => {
+    const doc = baseDocument();
+    steps(doc).push({ name: 'Orphan', action: 'aws:sleep', inputs: { Duration: 'PT1S' } });
+    expect(checksFailed(doc)).toEqual(['flow']);
+  });
+
+  it('fails the schema check for an unknown action', () => {
+    const doc = baseDocument();
+    step(doc, 'Act').action = 'aws:runShellScript';
+    expect(checksFailed(doc)).toContain('schema');
+  });
+
+  it('fails the schema check for a step property the schema does not know', () => {
+    const doc = baseDocument();
+    step(doc, 'Act').onError = 'Abort';
+    expect(checksFailed(doc)).toEqual(['schema']);
+  });
+
+  it('fails the schema check for a missing required input', () => {
+    const doc = baseDocument();
+    (step(doc, 'Act').inputs as Record<string, unknown>).DocumentName = undefined;
+    expect(checksFailed(doc)).toEqual(['schema']);
+  });
+
+  it('fails the schema check for a branch choice with two operators (extension 5)', () => {
+    const doc = baseDocument();
+    const choice = (step(doc, 'Decide').inputs as { Choices: Record<string, unknown>[] })
+      .Choices[0] as Record<string, unknown>;
+    choice.StartsWith = 'g';
+    expect(checksFailed(doc)).toEqual(['schema']);
+  });
+
+  it('fails the schema check for a branch choice without NextStep (extension 5)', () => {
+    const doc = baseDocument();
+    const choice = (step(doc, 'Decide').inputs as { Choices: Record<string, unknown>[] })
+      .Choices[0] as Record<string, unknown>;
+    choice.NextStep = undefined;
+    expect(checksFailed(doc)).toContain('schema');
+  });
+
+  it('accepts nested And/Or/Not branch conditions (extension 5)', () => {
+    const doc = baseDocument();
+    (step(doc, 'Decide').inputs as { Choices: unknown[] }).Choices = [
+      {
+        NextStep: 'Act',
+        And: [
+          { Variable: '{{ Check.Status }}', StringEquals: 'go' },
+          { Not: { Variable: '{{ DryRun }}', StringEquals: 'true' } },
+        ],
+      },
+    ];
+    expect(validateAutomationDocument(doc)).toEqual([]);
+  });
+
+  it('fails the schema check for a Python runtime AWS no longer accepts (extension 4)', () => {
+    const doc = baseDocument();
+    steps(doc).splice(3, 0, {
+      name: 'Script',
+      action: 'aws:executeScript',
+      inputs: { Runtime: 'python3.7', Handler: 'h', Script: 'def h(e, c):\n  return {}' },
+    });
+    step(doc, 'Act').nextStep = 'Script';
+    expect(checksFailed(doc)).toEqual(['schema']);
+    (step(doc, 'Script').inputs as Record<string, unknown>).Runtime = 'python3.11';
+    expect(validateAutomationDocument(doc)).toEqual([]);
+  });
+
+  it('accepts onCancel, which the published schema rejects (extension 2)', () => {
+    const doc = baseDocument();
+    step(doc, 'Act').onCancel = 'step:Report';
+    expect(validateAutomationDocument(doc)).toEqual([]);
+  });
+
+  it('fails the schema check for a step output without a Selector (extension 8)', () => {
+    const doc = baseDocument();
+    step(doc, 'Check').outputs = [{ Name: 'Status', Selecter: '$.Payload.status' }];
+    expect(checksFailed(doc)).toContain('schema');
+  });
+
+  it('fails the parameters check for a String parameter with neither pattern nor values', () => {
+    const doc = baseDocument();
+    (doc.parameters as Record<string, unknown>).InstanceId = { type: 'String' };
+    expect(checksFailed(doc)).toEqual(['parameters']);
+  });
+
+  it('fails the parameters check for a pattern that is not anchored', () => {
+    const doc = baseDocument();
+    (doc.parameters as Record<string, unknown>).InstanceId = {
+      type: 'String',
+      allowedPattern: '^i-[0-9a-f]+|x$',
+    };
+    expect(checksFailed(doc)).toEqual(['parameters']);
+  });
+
+  it('fails the parameters check for a default outside the allowed values', () => {
+    const doc = baseDocument();
+    (doc.parameters as Record<string, Record<string, unknown>>).DryRun = {
+      type: 'String',
+      default: 'yes',
+      allowedValues: ['true', 'false'],
+    };
+    expect(checksFailed(doc)).toEqual(['parameters']);
+  });
+
+  it('needs the extensions: the published schema alone rejects onCancel and python3.11', () => {
+    const published = JSON.parse(readFileSync(publishedSchemaPath(), 'utf8')) as object;
+    const validate = new Ajv({ strict: false, unicodeRegExp: false }).compile(published);
+    const withOnCancel = baseDocument();
+    step(withOnCancel, 'Act').onCancel = 'Abort';
+    expect(validate(withOnCancel)).toBe(false);
+    expect(schemaProblems(withOnCancel)).toEqual([]);
+    const withPython311 = baseDocument();
+    step(withPython311, 'Report').isEnd = false;
+    steps(withPython311).push({
+      name: 'Script',
+      action: 'aws:executeScript',
+      inputs: { Runtime: 'python3.11', Handler: 'h', Script: 'def h(e, c):\n  return {}' },
+    });
+    expect(validate(withPython311)).toBe(false);
+    expect(schemaProblems(withPython311)).toEqual([]);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// The construct
+
+describe('AutomationDocument', () => {
+  let dir: string;
+
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'automation-document-'));
+  });
+
+  afterAll(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  function writeDefinition(name: string, doc: unknown): string {
+    const file = join(dir, `${name}.automation.yml`);
+    writeFileSync(file, stringify(doc));
+    return file;
+  }
+
+  function expandVolumeSubstitutions(stack: Stack): Record<string, string> {
+    const topic = new sns.Topic(stack, 'Topic');
+    const role = new iam.Role(stack, 'Role', { assumedBy: new iam.ServicePrincipal('ssm.amazonaws.com') });
+    return {
+      Prefix: 'StemeDB',
+      DataMount: '/data',
+      WalDir: '/data/wal',
+      DbDir: '/data/db',
+      AutomationRoleArn: role.roleArn,
+      TopicArn: topic.topicArn,
+      ExpandVolumeFunctionName: 'StemeDB-expand-volume',
+      WaitForModificationFunctionName: 'StemeDB-wait-for-modification',
+    };
+  }
+
+  it('synthesizes an Automation CfnDocument named <prefix>-<name>, updated as a new version', () => {
+    const stack = new Stack(new App(), 'Test');
+    new AutomationDocument(stack, 'ExpandVolume', {
+      prefix: 'StemeDB',
+      name: 'ExpandVolume',
+      substitutions: expandVolumeSubstitutions(stack),
+    });
+    Template.fromStack(stack).hasResourceProperties('AWS::SSM::Document', {
+      Name: 'StemeDB-ExpandVolume',
+      DocumentType: 'Automation',
+      DocumentFormat: 'JSON',
+      UpdateMethod: 'NewVersion',
+      Content: Match.objectLike({ schemaVersion: '0.3', assumeRole: '{{ AutomationAssumeRole }}' }),
+    });
+  });
+
+  it('puts CDK tokens where the placeholders were (topic Ref, role GetAtt, names)', () => {
+    const stack = new Stack(new App(), 'Test');
+    const doc = new AutomationDocument(stack, 'ExpandVolume', {
+      prefix: 'StemeDB',
+      name: 'ExpandVolume',
+      substitutions: expandVolumeSubstitutions(stack),
+    });
+    const content = stack.resolve(doc.resource.content) as {
+      parameters: Record<string, { default?: unknown }>;
+      mainSteps: { name: string; inputs: Record<string, unknown> }[];
+    };
+    const byName = (n: string) => content.mainSteps.find((s) => s.name === n)?.inputs;
+    expect(byName('Notify')?.TopicArn).toEqual({ Ref: 'TopicBFC7AF6E' });
+    expect(content.parameters.AutomationAssumeRole?.default).toEqual({
+      'Fn::GetAtt': ['Role1ABCC5F0', 'Arn'],
+    });
+    expect(byName('ExpandVolume')?.FunctionName).toBe('StemeDB-expand-volume');
+    expect(byName('GrowFilesystem')?.DocumentName).toBe('StemeDB-Host-GrowFilesystem');
+    expect(content.parameters.MountPoint?.default).toBe('/data');
+    expect(JSON.stringify(content)).not.toMatch(/\$\{[A-Za-z]/);
+  });
+
+  it('exposes the document ARN and the automation-definition ARN for StartAutomationExecution', () => {
+    const stack = new Stack(new App(), 'Test');
+    const doc = new AutomationDocument(stack, 'ExpandVolume', {
+      prefix: 'StemeDB',
+      name: 'ExpandVolume',
+      substitutions: expandVolumeSubstitutions(stack),
+    });
+    const arnOf = (v: string) => stack.resolve(v) as { 'Fn::Join': [string, unknown[]] };
+    expect(arnOf(doc.automationDefinitionArn)['Fn::Join'][1]).toEqual([
+      'arn:',
+      { Ref: 'AWS::Partition' },
+      ':ssm:',
+      { Ref: 'AWS::Region' },
+      ':',
+      { Ref: 'AWS::AccountId' },
+      ':automation-definition/StemeDB-ExpandVolume:$DEFAULT',
+    ]);
+    expect(arnOf(doc.documentArn)['Fn::Join'][1]).toContain(':document/StemeDB-ExpandVolume');
+    expect(doc.documentName).toBe('StemeDB-ExpandVolume');
+  });
+
+  it('throws naming a placeholder that has no substitution', () => {
+    const file = writeDefinition('unknown', {
+      ...baseDocument(),
+      description: `for \${Nope} and \${Prefix}`,
+    });
+    expect(
+      () =>
+        new AutomationDocument(new Stack(), 'D', {
+          prefix: 'StemeDB',
+          name: 'Unknown',
+          definitionFile: file,
+          substitutions: { Prefix: 'S' },
+        }),
+    ).toThrow(/placeholder \$\{Nope\} has no substitution/);
+  });
+
+  it('throws naming a substitution that no placeholder uses', () => {
+    const file = writeDefinition('unused', baseDocument());
+    expect(() =>
+      loadAutomationDocumentContent('Unused', { definitionFile: file, substitutions: { TopicArn: 'arn:x' } }),
+    ).toThrow(/substitution TopicArn is not used/);
+  });
+
+  it('lists every placeholder problem at once', () => {
+    const file = writeDefinition('several', { ...baseDocument(), description: `\${A} \${B}` });
+    try {
+      loadAutomationDocumentContent('Several', { definitionFile: file, substitutions: { C: 'c' } });
+      expect.unreachable();
+    } catch (err) {
+      expect(err).toBeInstanceOf(AutomationDocumentError);
+      expect((err as AutomationDocumentError).problems).toHaveLength(3);
+    }
+  });
+
+  it('keeps a doubled dollar placeholder as a literal placeholder', () => {
+    expect(substitutePlaceholders({ a: [`$\${Keep} \${Put}`] }, { Put: 'x' })).toEqual({ a: [`\${Keep} x`] });
+  });
+
+  it('substitutes a value once, never re-reading placeholders inside it', () => {
+    expect(substitutePlaceholders(`\${A}`, { A: `\${B}` })).toBe(`\${B}`);
+  });
+
+  it('throws naming the parameter when a known default breaks its own pattern', () => {
+    const stack = new Stack(new App(), 'Test');
+    const subs = { ...expandVolumeSubstitutions(stack), DataMount: '/data/' };
+    expect(
+      () =>
+        new AutomationDocument(stack, 'E', { prefix: 'StemeDB', name: 'ExpandVolume', substitutions: subs }),
+    ).toThrow(/parameters\.MountPoint\.default "\/data\/" does not match/);
+  });
+
+  it('throws for a schemaVersion other than 0.3', () => {
+    const file = writeDefinition('old', { ...baseDocument(), schemaVersion: '0.2' });
+    expect(() => loadAutomationDocumentContent('Old', { definitionFile: file })).toThrow(
+      /schemaVersion must be the string '0.3'/,
+    );
+  });
+
+  it.each([
+    [{ prefix: 'AWSStemeDB', name: 'ExpandVolume' }, /prefix/],
+    [{ prefix: 'StemeDB', name: 'expand-volume' }, /name/],
+  ])('refuses %j', (props, message) => {
+    expect(() => new AutomationDocument(new Stack(), 'D', props)).toThrow(message);
+  });
+});
