@@ -44,13 +44,9 @@
  *   TOPIC_ARN              SNS topic told when a chain is exhausted (required)
  *   NODE_PARAMETER_PREFIX  node registry prefix (default /<PREFIX>/nodes/)
  *   SETTLE_SECONDS         wait after a remediation ends before escalating (default 300)
- *
- * SNS: @aws-sdk/client-sns is not a dependency of this project yet, so `publishToSns` below signs
- * one SNS Query API `Publish` call with the SDK's own SigV4 signer and the SSM client's
- * credentials. Replace it with `PublishCommand` once the package is added.
  */
 
-import { createHash, createHmac } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import {
   CloudWatchClient,
@@ -58,6 +54,7 @@ import {
   ListTagsForResourceCommand as ListAlarmTagsCommand,
   TagResourceCommand,
 } from '@aws-sdk/client-cloudwatch';
+import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import {
   type AutomationExecutionFilter,
   type AutomationExecutionMetadata,
@@ -68,8 +65,6 @@ import {
   SSMClient,
   StartAutomationExecutionCommand,
 } from '@aws-sdk/client-ssm';
-import { SignatureV4 } from '@smithy/signature-v4';
-import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smithy/types';
 import type { DiskAlarmKind } from '../lib/thresholds';
 import {
   type AlarmIdentity,
@@ -101,7 +96,7 @@ export interface RouterConfig {
 }
 
 const ROLE_ARN_PATTERN = /^arn:aws[a-z-]{0,20}:iam::\d{12}:role\/[A-Za-z0-9+=,.@_/-]{1,512}$/;
-const TOPIC_ARN_PATTERN = /^arn:(aws[a-z-]{0,20}):sns:([a-z0-9-]{1,30}):\d{12}:[A-Za-z0-9_-]{1,256}$/;
+const TOPIC_ARN_PATTERN = /^arn:aws[a-z-]{0,20}:sns:[a-z0-9-]{1,30}:\d{12}:[A-Za-z0-9_-]{1,256}$/;
 const PARAMETER_PREFIX_PATTERN = /^\/[A-Za-z0-9_.\-/]{1,900}\/$/;
 
 /** Reads and validates the router's environment; throws an Error naming the bad variable. */
@@ -684,89 +679,19 @@ export async function routeEvent(
 }
 
 // ---------------------------------------------------------------------------------------------
-// SNS Publish (until @aws-sdk/client-sns is a dependency)
+// SNS
 
-/** A node:crypto SHA-256 / HMAC-SHA-256 in the shape the SigV4 signer expects. */
-class NodeSha256 {
-  private readonly hash;
-  constructor(secret?: string | ArrayBuffer | ArrayBufferView) {
-    this.hash =
-      secret === undefined
-        ? createHash('sha256')
-        : createHmac('sha256', typeof secret === 'string' ? secret : Buffer.from(secret as ArrayBuffer));
-  }
-  update(data: string | ArrayBuffer | ArrayBufferView): void {
-    this.hash.update(typeof data === 'string' ? data : Buffer.from(data as ArrayBuffer));
-  }
-  async digest(): Promise<Uint8Array> {
-    return new Uint8Array(this.hash.digest());
-  }
-}
-
-class SnsError extends Error {
-  constructor(code: string, message: string) {
-    super(message);
-    this.name = code;
-  }
-}
-
-export interface SnsPublishOptions {
-  readonly topicArn: string;
-  readonly credentials: AwsCredentialIdentity | AwsCredentialIdentityProvider;
-  /** @default AWS_ENDPOINT_URL_SNS, AWS_ENDPOINT_URL, or https://sns.<region>.amazonaws.com[.cn] */
-  readonly endpoint?: string;
-}
-
-/** Publishes one message with the SNS Query API; returns the MessageId. Throws SnsError on failure. */
-export async function publishToSns(
-  options: SnsPublishOptions,
-  subject: string,
-  message: string,
-): Promise<string> {
-  const m = TOPIC_ARN_PATTERN.exec(options.topicArn);
-  if (m === null) throw new Error(`topic ARN ${shown(options.topicArn)} is not an SNS topic ARN`);
-  const partition = m[1] as string;
-  const region = m[2] as string;
-  const endpoint =
-    options.endpoint ??
-    process.env.AWS_ENDPOINT_URL_SNS ??
-    process.env.AWS_ENDPOINT_URL ??
-    `https://sns.${region}.amazonaws.com${partition === 'aws-cn' ? '.cn' : ''}`;
-  const url = new URL(endpoint);
-  const body = new URLSearchParams({
-    Action: 'Publish',
-    Version: '2010-03-31',
-    TopicArn: options.topicArn,
-    Subject: subject,
-    Message: message,
-  }).toString();
-  const signer = new SignatureV4({
-    service: 'sns',
-    region,
-    credentials: options.credentials,
-    sha256: NodeSha256,
-  });
-  const signed = await signer.sign({
-    method: 'POST',
-    protocol: url.protocol,
-    hostname: url.hostname,
-    port: url.port === '' ? undefined : Number(url.port),
-    path: url.pathname,
-    query: {},
-    headers: {
-      host: url.host,
-      'content-type': 'application/x-www-form-urlencoded; charset=utf-8',
-    },
-    body,
-  });
-  const res = await fetch(url, { method: 'POST', headers: signed.headers, body });
-  const text = await res.text();
-  if (!res.ok) {
-    const code = /<Code>([^<]{1,100})<\/Code>/.exec(text)?.[1] ?? `HTTP${res.status}`;
-    const msg = /<Message>([^<]{0,500})<\/Message>/.exec(text)?.[1] ?? text.slice(0, 200);
-    throw new SnsError(code, `SNS Publish failed: ${code}: ${msg}`);
-  }
-  return /<MessageId>([^<]{1,100})<\/MessageId>/.exec(text)?.[1] ?? '';
+/** A Notifier that publishes to `topicArn` (Subject cut to SNS's 100 characters), retried on throttling. */
+export function snsNotifier(sns: SNSClient, topicArn: string, retry?: RetryOptions): Notifier {
+  return async (subject, message) => {
+    await withThrottlingRetry(
+      () =>
+        sns.send(
+          new PublishCommand({ TopicArn: topicArn, Subject: subject.slice(0, 100), Message: message }),
+        ),
+      retry,
+    );
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -774,6 +699,7 @@ export async function publishToSns(
 
 const ssmClient = new SSMClient({ maxAttempts: 1 });
 const cloudwatchClient = new CloudWatchClient({ maxAttempts: 1 });
+const snsClient = new SNSClient({ maxAttempts: 1 });
 let cachedConfig: RouterConfig | undefined;
 
 /** Decisions logged at WARN: something is wrong or a human is needed. */
@@ -805,15 +731,7 @@ export const handler = async (event: unknown): Promise<{ readonly outcomes: read
   const deps: RouterDeps = {
     ssm: ssmClient,
     cloudwatch: cloudwatchClient,
-    notify: async (subject, message) => {
-      await withThrottlingRetry(() =>
-        publishToSns(
-          { topicArn: config.topicArn, credentials: ssmClient.config.credentials },
-          subject,
-          message,
-        ),
-      );
-    },
+    notify: snsNotifier(snsClient, config.topicArn),
   };
   const outcomes = await routeEvent(event, config, deps);
   recordOutcomes(outcomes);

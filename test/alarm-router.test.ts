@@ -1,12 +1,10 @@
 /**
  * alarm-router: client mocks for SSM Automation (moto 5.2 has no StartAutomationExecution,
  * DescribeAutomationExecutions, GetAutomationExecution or automation tags: checked in
- * moto/ssm/models.py), plus one test on moto_server for everything moto does support: the node
+ * moto/ssm/models.py), plus tests on moto_server for everything moto does support: the node
  * registry (SSM GetParameter), the alarms (CloudWatch DescribeAlarms, SetAlarmState, tags) and
  * the SNS Publish of the "human needed" message.
  */
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import {
   CloudWatchClient,
   DescribeAlarmsCommand,
@@ -15,6 +13,7 @@ import {
   SetAlarmStateCommand,
   TagResourceCommand,
 } from '@aws-sdk/client-cloudwatch';
+import { CreateTopicCommand, SNSClient } from '@aws-sdk/client-sns';
 import {
   type AutomationExecutionMetadata,
   DescribeAutomationExecutionsCommand,
@@ -28,17 +27,17 @@ import {
   type StartAutomationExecutionCommandInput,
 } from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
   clientToken,
   handler,
   loadRouterConfig,
-  publishToSns,
   type RouterConfig,
   type RouterDeps,
   recordOutcomes,
   remediationReason,
   routeEvent,
+  snsNotifier,
 } from '../lambda/alarm-router';
 import {
   defaultRoutes,
@@ -716,27 +715,18 @@ describe('configuration and helpers', () => {
 
 describe('on moto_server (registry, alarms, tags and SNS real; Automation APIs mocked)', () => {
   let moto: MotoServer;
-  const run = promisify(execFile);
   let topicArn: string;
+  let sns: SNSClient;
 
   beforeAll(async () => {
     moto = await startMotoServer();
-    const { stdout } = await run(
-      'aws',
-      ['sns', 'create-topic', '--name', 'StemeDB-alerts', '--output', 'text', '--query', 'TopicArn'],
-      {
-        env: moto.env,
-      },
-    );
-    topicArn = stdout.trim();
+    sns = new SNSClient({ endpoint: moto.endpoint, region: TEST_REGION, credentials });
+    const created = await sns.send(new CreateTopicCommand({ Name: 'StemeDB-alerts' }));
+    topicArn = created.TopicArn ?? '';
   });
 
   afterAll(async () => {
     await moto?.stop();
-  });
-
-  afterEach(() => {
-    vi.unstubAllEnvs();
   });
 
   function clients(): { ssm: SSMClient; cloudwatch: CloudWatchClient } {
@@ -751,22 +741,16 @@ describe('on moto_server (registry, alarms, tags and SNS real; Automation APIs m
     return data.sns.Topic.find((t) => t.arn === topicArn)?.sent_notifications ?? [];
   }
 
-  it('publishes to a real SNS topic with a SigV4-signed request', async () => {
-    const id = await publishToSns(
-      { topicArn, credentials, endpoint: moto.endpoint },
-      'subject line',
-      'body\nline 2',
-    );
-    expect(id).toMatch(/^[0-9a-f-]{36}$/);
-    const sent = await sentNotifications();
-    expect(sent.at(-1)?.slice(0, 3)).toEqual([id, 'body\nline 2', 'subject line']);
+  it('publishes the message to the real topic, with the subject cut to 100 characters', async () => {
+    await snsNotifier(sns, topicArn)(`${'x'.repeat(120)}`, 'body\nline 2');
+    const last = (await sentNotifications()).at(-1);
+    expect(last?.[1]).toBe('body\nline 2');
+    expect(last?.[2]).toBe('x'.repeat(100));
   });
 
-  it('names the SNS error code when the topic does not exist', async () => {
+  it('fails with the SNS error when the topic does not exist', async () => {
     const missing = `arn:aws:sns:${TEST_REGION}:${ACCOUNT}:nope`;
-    await expect(
-      publishToSns({ topicArn: missing, credentials, endpoint: moto.endpoint }, 's', 'm'),
-    ).rejects.toThrow(/NotFound/);
+    await expect(snsNotifier(sns, missing)('s', 'm')).rejects.toThrow(/not exist|NotFound/i);
   });
 
   it('escalates a real alarm that stays in ALARM to a human once, through the registry and SNS', async () => {
@@ -831,9 +815,7 @@ describe('on moto_server (registry, alarms, tags and SNS real; Automation APIs m
       const motoDeps: RouterDeps = {
         ssm: ssmReal,
         cloudwatch: real.cloudwatch,
-        notify: async (subject, message) => {
-          await publishToSns({ topicArn, credentials, endpoint: moto.endpoint }, subject, message);
-        },
+        notify: snsNotifier(sns, topicArn, { sleep: async () => {} }),
         retry: { sleep: async () => {} },
       };
       const motoConfig = { ...config, topicArn };
