@@ -225,7 +225,7 @@ out_lock = threading.Lock()
 session = botocore.session.get_session()
 s3 = session.create_client('s3', endpoint_url=endpoint or None, config=Config(
     max_pool_connections=concurrency + 2, connect_timeout=10, read_timeout=120,
-    retries={'mode': 'standard', 'max_attempts': 4}))
+    retries={'mode': 'standard'}))  # attempts: AWS_MAX_ATTEMPTS / max_attempts in the config, else 3
 members = s3.meta.service_model.operation_model('PutObject').input_shape.members
 if not all(m in members for m in ('IfNoneMatch', 'ChecksumAlgorithm', 'ChecksumSHA256')):
     sys.exit('botocore ' + botocore.__version__ + ' is too old: PutObject lacks IfNoneMatch/ChecksumSHA256')

@@ -118,11 +118,11 @@ load_verified_manifest() {
   ((rc == 0)) || refuse "no upload manifest at s3://$bucket/$prefix$UPLOAD_NAME to match the verified one against"
   problem=$(jq -rs --arg bucket "$bucket" --arg prefix "$prefix" '
     .[0] as $v | .[1] as $u
-    | def bad_entry: (.key | type) != "string" or (.key | startswith($prefix) | not)
-        or (.key[($prefix | length):] | test("^[^/\u0000-\u001f\u007f]+$") | not)
-        or (.key[($prefix | length):] | . == "." or . == "..")
+    | def bad_name: length == 0 or . == "." or . == ".." or (explode | any(. < 32 or . == 127 or . == 47));
+      def bad_entry: (.key | type) != "string" or (.key | startswith($prefix) | not)
+        or (.key[($prefix | length):] | bad_name)
         or (.size | type) != "number" or .size < 0 or .size > 1e15 or .size != (.size | floor)
-        or (.sha256 | type) != "string" or (.sha256 | test("^[0-9a-f]{64}$") | not)
+        or (.sha256 | type) != "string" or (.sha256 | test("\\A[0-9a-f]{64}\\z") | not)
         or .status != "verified";
     if ($v | type) != "object" or $v.kind != "stemedb-wal-verified-manifest" then "it is not a verified WAL manifest"
     elif $v.version != 1 then "unsupported manifest version \($v.version)"

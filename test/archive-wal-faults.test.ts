@@ -1,0 +1,340 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, request, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { uploadManifestKey, verifiedManifestKey } from '../lambda/shared/wal-manifest';
+import { dfBytes, LoopDeviceLab } from './support/loop-device';
+import { type MotoServer, startMotoServer } from './support/moto-server';
+import {
+  expectExit0,
+  listKeys,
+  localSegments,
+  lostSegments,
+  newBucket,
+  putObject,
+  runArchive,
+  runDelete,
+  runVerify,
+  s3Client,
+  type WalTarget,
+  walTarget,
+  writeSegment,
+} from './support/wal-archive';
+
+/**
+ * Faults in the WAL archive pipeline, each ending with the "nothing lost" check: the S3 server
+ * stopping half-way through an upload, a checksum mismatch at verification, missing, foreign and
+ * stale manifests, local files changed after verification, and a WAL filesystem that is 100% full.
+ */
+
+let moto: MotoServer;
+let s3: S3Client;
+let root: string;
+
+beforeAll(async () => {
+  moto = await startMotoServer();
+  s3 = s3Client(moto);
+  root = mkdtempSync(join(tmpdir(), 'archive-wal-faults-'));
+});
+
+afterAll(async () => {
+  await moto?.stop();
+  if (root !== undefined) rmSync(root, { recursive: true, force: true });
+});
+
+let nodeCounter = 0;
+async function target(): Promise<WalTarget> {
+  nodeCounter += 1;
+  return walTarget(moto, root, await newBucket(s3), `node-${nodeCounter}`);
+}
+
+/** Old segments 0..n-1 (ages 40 days and down) and a newest one; returns name → SHA-256. */
+function segments(t: WalTarget, n: number, bytes = 2048): Map<string, string> {
+  const originals = new Map<string, string>();
+  for (let i = 0; i < n; i++) {
+    const name = `wal-${String(i).padStart(6, '0')}.log`;
+    originals.set(name, writeSegment(t.walDir, name, Buffer.alloc(bytes, `segment ${i} `), 40 - i / 1000));
+  }
+  originals.set('wal-newest.log', writeSegment(t.walDir, 'wal-newest.log', 'newest', 20));
+  return originals;
+}
+
+async function expectNothingLost(
+  t: WalTarget,
+  originals: ReadonlyMap<string, string>,
+  server = s3,
+): Promise<void> {
+  expect(await lostSegments(originals, t.walDir, server, t.bucket, t.prefix)).toEqual([]);
+}
+
+describe('S3 stops half-way through an upload run', () => {
+  let own: MotoServer | undefined;
+  let proxy: Server | undefined;
+
+  afterEach(async () => {
+    proxy?.closeAllConnections();
+    proxy?.close();
+    await own?.stop();
+  });
+
+  /**
+   * A pass-through proxy to its own moto_server that, once `after` segment PUTs have been
+   * answered, stops moto_server and itself: every later request finds nothing listening.
+   */
+  async function stoppingProxy(server: MotoServer, after: number): Promise<string> {
+    let puts = 0;
+    let stopped = false;
+    const p = createServer((req, res) => {
+      const upstream = request(
+        { host: '127.0.0.1', port: server.port, method: req.method, path: req.url, headers: req.headers },
+        (up) => {
+          res.writeHead(up.statusCode ?? 502, up.headers);
+          up.pipe(res);
+          up.on('end', () => {
+            const segmentPut = req.method === 'PUT' && !(req.url ?? '').includes('_manifest');
+            if (segmentPut && up.statusCode === 200) puts += 1;
+            if (puts >= after && !stopped) {
+              stopped = true;
+              res.on('finish', () => {
+                p.close();
+                p.closeAllConnections();
+                void server.stop();
+              });
+            }
+          });
+        },
+      );
+      upstream.on('error', () => res.destroy());
+      req.pipe(upstream);
+    });
+    proxy = p;
+    await new Promise<void>((r) => p.listen(0, '127.0.0.1', r));
+    const addr = p.address();
+    return `http://127.0.0.1:${typeof addr === 'object' && addr !== null ? addr.port : 0}`;
+  }
+
+  it('writes no manifest, exits non-zero and so nothing is deleted', async () => {
+    own = await startMotoServer();
+    const ownS3 = s3Client(own);
+    const bucket = await newBucket(ownS3);
+    const endpoint = await stoppingProxy(own, 5);
+    // One attempt per request (standard AWS setting, read by the CLI and botocore) keeps the test short.
+    const t = { ...walTarget(own, root, bucket, 'node-stopped', { AWS_MAX_ATTEMPTS: '1' }), endpoint };
+    const originals = segments(t, 30, 64 * 1024);
+
+    const archive = await runArchive(t, { Concurrency: '2' });
+    expect(archive.exitCode).toBe(1);
+    expect(archive.stderr).toMatch(/could not write the manifest/);
+
+    await expect(runVerify(s3Client(own), t)).rejects.toThrow();
+    const del = await runDelete(t);
+    expect(del.exitCode).toBe(1);
+    expect(localSegments(t.walDir)).toEqual(originals);
+    await expectNothingLost(t, originals, undefined);
+  });
+});
+
+describe('verification and deletion faults', () => {
+  it('keeps a segment whose archived copy fails verification', async () => {
+    const t = await target();
+    const originals = segments(t, 4);
+    expectExit0(await runArchive(t));
+    // The stored object changes after upload (corruption, a foreign writer): the checksum no longer matches.
+    await putObject(s3, t.bucket, `${t.prefix}wal-000001.log`, Buffer.alloc(2048, 'corrupted '));
+
+    const verify = await runVerify(s3, t);
+    expect(verify.counts).toMatchObject({ verified: 3, mismatched: 1 });
+    expect(verify.mismatches).toMatchObject([
+      { key: `${t.prefix}wal-000001.log`, reason: 'checksum-mismatch' },
+    ]);
+    expect(expectExit0(await runDelete(t))).toMatchObject({ deleted: 3 });
+    expect([...localSegments(t.walDir).keys()].sort()).toEqual(['wal-000001.log', 'wal-newest.log']);
+    await expectNothingLost(t, originals);
+  });
+
+  it('keeps local files that changed after verification', async () => {
+    const t = await target();
+    const originals = segments(t, 3);
+    expectExit0(await runArchive(t));
+    await runVerify(s3, t);
+    writeFileSync(join(t.walDir, 'wal-000000.log'), Buffer.alloc(2048, 'same size, new bytes '));
+    writeFileSync(join(t.walDir, 'wal-000001.log'), 'shorter');
+    const changed = localSegments(t.walDir);
+
+    const del = expectExit0(await runDelete(t));
+    expect(del).toMatchObject({
+      deleted: 1,
+      keptByReason: {
+        'sha256 differs from the verified archive': 1,
+        'size differs from the verified archive': 1,
+      },
+    });
+    expect(localSegments(t.walDir).get('wal-000000.log')).toBe(changed.get('wal-000000.log'));
+    originals.delete('wal-000000.log');
+    originals.delete('wal-000001.log');
+    await expectNothingLost(t, originals);
+  });
+
+  it('deletes nothing when there is no verified manifest', async () => {
+    const t = await target();
+    const originals = segments(t, 3);
+    expectExit0(await runArchive(t));
+    const del = await runDelete(t);
+    expect(del.exitCode).toBe(1);
+    expect(del.lastJson).toMatchObject({ status: 'refused', deleted: 0 });
+    expect(del.stderr).toMatch(/no verified manifest/);
+    expect(localSegments(t.walDir)).toEqual(originals);
+  });
+
+  it('deletes nothing when the verified manifest belongs to another node', async () => {
+    const t = await target();
+    const other = await target();
+    const originals = segments(t, 3);
+    segments(other, 3);
+    for (const x of [t, other]) {
+      expectExit0(await runArchive(x));
+      await runVerify(s3, x);
+    }
+    // Node 1's verified manifest replaced by node 2's (same file names, other prefix).
+    const foreign = await getText(other.bucket, verifiedManifestKey(other.prefix));
+    await putObject(s3, t.bucket, verifiedManifestKey(t.prefix), foreign);
+    const del = await runDelete(t);
+    expect(del.exitCode).toBe(1);
+    expect(del.stderr).toMatch(/unusable: it is for bucket|unusable: it is for prefix/);
+    expect(localSegments(t.walDir)).toEqual(originals);
+  });
+
+  it('deletes nothing when a new upload run has not been verified yet', async () => {
+    const t = await target();
+    const originals = segments(t, 3);
+    expectExit0(await runArchive(t));
+    await runVerify(s3, t);
+    expectExit0(await runArchive(t)); // a second run: new runId, its verification never ran
+    const del = await runDelete(t);
+    expect(del.exitCode).toBe(1);
+    expect(del.stderr).toMatch(/verifies run .*but the latest upload is run/);
+    expect(localSegments(t.walDir)).toEqual(originals);
+  });
+
+  it('deletes nothing when the upload manifest is missing', async () => {
+    const t = await target();
+    const originals = segments(t, 2);
+    await putObject(
+      s3,
+      t.bucket,
+      verifiedManifestKey(t.prefix),
+      JSON.stringify({
+        kind: 'stemedb-wal-verified-manifest',
+        version: 1,
+        runId: 'r',
+        node: t.node,
+        bucket: t.bucket,
+        prefix: t.prefix,
+        entries: [],
+      }),
+    );
+    const del = await runDelete(t);
+    expect(del.exitCode).toBe(1);
+    expect(del.stderr).toMatch(/no upload manifest/);
+    expect(await listKeys(s3, t.bucket)).not.toContain(uploadManifestKey(t.prefix));
+    expect(localSegments(t.walDir)).toEqual(originals);
+  });
+});
+
+describe('a tampered verified manifest', () => {
+  let t: WalTarget;
+  let originals: Map<string, string>;
+  let verified: Record<string, unknown>;
+
+  // One archived and verified node; each case replaces its verified manifest with a tampered copy.
+  beforeAll(async () => {
+    t = await target();
+    originals = segments(t, 3);
+    expectExit0(await runArchive(t));
+    await runVerify(s3, t);
+    verified = JSON.parse(await getText(t.bucket, verifiedManifestKey(t.prefix))) as Record<string, unknown>;
+  });
+
+  it.each([
+    ['another prefix', (m: Record<string, unknown>) => ({ ...m, prefix: 'wal/someone-else/' })],
+    ['another bucket', (m: Record<string, unknown>) => ({ ...m, bucket: 'another-bucket' })],
+    ['an older upload run', (m: Record<string, unknown>) => ({ ...m, runId: 'an-earlier-run' })],
+    [
+      'a key outside the prefix',
+      (m: Record<string, unknown>) => ({
+        ...m,
+        entries: [
+          ...(m.entries as object[]),
+          { key: 'wal/x/../../etc.log', size: 1, sha256: 'a'.repeat(64), status: 'verified' },
+        ],
+      }),
+    ],
+    [
+      'a file name with a control character',
+      (m: Record<string, unknown>) => ({
+        ...m,
+        entries: [
+          { key: `${t.prefix}wal-000000.log\n`, size: 1, sha256: 'a'.repeat(64), status: 'verified' },
+        ],
+      }),
+    ],
+    [
+      'a size that is not a whole number',
+      (m: Record<string, unknown>) => ({
+        ...m,
+        entries: (m.entries as Array<Record<string, unknown>>).map((e) => ({ ...e, size: '$(reboot)' })),
+      }),
+    ],
+    ['another kind of document', (m: Record<string, unknown>) => ({ ...m, kind: 'something-else' })],
+  ])('deletes nothing when it is for %s', async (_what, tamper) => {
+    await putObject(s3, t.bucket, verifiedManifestKey(t.prefix), JSON.stringify(tamper(verified)));
+    const del = await runDelete(t);
+    expect(del.exitCode).toBe(1);
+    expect(del.lastJson).toMatchObject({ status: 'refused', deleted: 0 });
+    expect(localSegments(t.walDir)).toEqual(originals);
+  });
+
+  it('deletes nothing when it is not JSON', async () => {
+    await putObject(s3, t.bucket, verifiedManifestKey(t.prefix), 'rm -rf /');
+    const del = await runDelete(t);
+    expect(del.exitCode).toBe(1);
+    expect(del.stderr).toMatch(/not valid JSON/);
+    expect(localSegments(t.walDir)).toEqual(originals);
+  });
+});
+
+describe('a WAL filesystem that is 100% full', () => {
+  const lab = new LoopDeviceLab('archive-wal-full-');
+  afterAll(() => lab.cleanup());
+
+  it('archives, verifies and deletes, freeing space without writing to the full disk', async () => {
+    const disk = lab.createDisk({ sizeMiB: 64, fs: 'ext4', mkfsArgs: ['-m', '0'] });
+    const mount = disk.mountPoint ?? '';
+    const bucket = await newBucket(s3);
+    const t: WalTarget = { ...walTarget(moto, root, bucket, 'node-full'), walDir: join(mount, 'wal') };
+    mkdirSync(t.walDir);
+    const originals = segments(t, 8, 1024 * 1024);
+    const filled = lab.fill(mount);
+    expect(filled.availBytes).toBeLessThan(4096); // not one block left
+    expect(() => writeFileSync(join(mount, 'probe'), Buffer.alloc(8192))).toThrow(/ENOSPC/);
+
+    expect(expectExit0(await runArchive(t))).toMatchObject({ uploaded: 8, failed: 0 });
+    expect(dfBytes(mount).avail).toBe(filled.availBytes); // the upload wrote nothing there
+    expect((await runVerify(s3, t)).counts).toMatchObject({ verified: 8 });
+    const del = expectExit0(await runDelete(t));
+    expect(del).toMatchObject({
+      deleted: 8,
+      bytesFreed: 8 * 1024 * 1024,
+      freeBytesBefore: filled.availBytes,
+    });
+    expect(dfBytes(mount).avail).toBeGreaterThanOrEqual(8 * 1024 * 1024);
+    await expectNothingLost(t, originals);
+  });
+});
+
+async function getText(bucket: string, key: string): Promise<string> {
+  const res = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+  return (await res.Body?.transformToString()) ?? '';
+}
