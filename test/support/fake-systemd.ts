@@ -106,10 +106,10 @@ start_unit() {
   local u="$1" dir="$STATE/units/$1" i check
   running "$u" && return 0
   wait_wrapper "$u"
-  rm -f "$dir/main.pid" "$dir/stopping" "$dir/result"
+  rm -f "$dir/main.pid" "$dir/stopping" "$dir/result" "$dir/launched"
   jlog "$u" 1 "Starting $u.service..."
   setsid bash "$STATE/run-unit" "$u" </dev/null >/dev/null 2>&1 9>&- &
-  for ((i = 0; i < 500; i++)); do [ -s "$dir/main.pid" ] && break; sleep 0.01; done
+  for ((i = 0; i < 500; i++)); do [ -e "$dir/launched" ] && break; sleep 0.01; done
   jlog "$u" 1 "Started $u.service."
   check=$(cat "$dir/start-check-ms" 2>/dev/null || echo 0)
   for ((i = 0; i < check / 10; i++)); do
@@ -226,6 +226,7 @@ bash "$dir/exec" > "$dir/out.fifo" 2>&1 &
 main=$!
 printf '%s\\n' "$EPOCHREALTIME" > "$dir/active-since"
 echo "$main" > "$dir/main.pid.tmp" && mv -f "$dir/main.pid.tmp" "$dir/main.pid"
+touch "$dir/launched"
 wait "$main"
 rc=$?
 wait "$stamper"
