@@ -167,7 +167,7 @@ read_parameters() {
 
 check_tools() {
   local t
-  for t in awk cmp cp mv mktemp chmod chown date curl systemctl journalctl; do
+  for t in awk cmp cp mv mktemp chmod chown date od tail tr grep sleep curl systemctl journalctl; do
     command -v "$t" >/dev/null 2>&1 || fail "required command '$t' not found on PATH"
   done
 }
@@ -449,7 +449,9 @@ roll_back() {
     fail "$why; rolled back $CONFIG from $BACKUP and restarted $SERVICE: healthy again with the old config"
   fi
   ROLLBACK_HEALTHY=false
-  fail "$why; rolled back $CONFIG from $BACKUP and restarted $SERVICE, but it is STILL NOT healthy at $HEALTH_URL: act now"
+  local before_note=''
+  [[ $HEALTHY_BEFORE == false ]] && before_note=' (it was not healthy before this run either)'
+  fail "$why; rolled back $CONFIG from $BACKUP and restarted $SERVICE, but it is STILL NOT healthy at $HEALTH_URL$before_note: act now"
 }
 
 apply_change() {
