@@ -24,7 +24,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import Ajv, { type ValidateFunction } from 'ajv';
-import { REPO_ROOT } from '../../lib/command-document';
+import { isAnchoredPattern, REPO_ROOT } from '../../lib/command-document';
 import { automationSchemaDependencies, extendAutomationSchema } from './automation-schema-extensions';
 
 export type AutomationCheck =
@@ -380,27 +380,6 @@ export function flowProblems(doc: unknown): AutomationProblem[] {
     }));
 }
 
-/** True when `^` and `$` bind the whole value (no top-level `|`). */
-function isAnchored(pattern: string): boolean {
-  if (!pattern.startsWith('^') || !pattern.endsWith('$') || pattern.endsWith('\\$')) return false;
-  let depth = 0;
-  let inClass = false;
-  for (let i = 0; i < pattern.length; i++) {
-    const c = pattern[i];
-    if (c === '\\') {
-      i++;
-      continue;
-    }
-    if (inClass) {
-      if (c === ']') inClass = false;
-    } else if (c === '[') inClass = true;
-    else if (c === '(') depth++;
-    else if (c === ')') depth--;
-    else if (c === '|' && depth === 0) return false;
-  }
-  return true;
-}
-
 export function parameterProblems(doc: unknown): AutomationProblem[] {
   if (!isRecord(doc) || !isRecord(doc.parameters)) return [];
   const problems: AutomationProblem[] = [];
@@ -416,7 +395,7 @@ export function parameterProblems(doc: unknown): AutomationProblem[] {
       continue;
     }
     if (typeof pattern === 'string') {
-      if (!isAnchored(pattern)) {
+      if (!isAnchoredPattern(pattern)) {
         problems.push({
           check: 'parameters',
           message: `parameters.${name}.allowedPattern ${JSON.stringify(pattern)} is not anchored as ^...$`,
