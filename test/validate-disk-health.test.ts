@@ -1,0 +1,519 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import {
+  appendFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+import { loadAutomationDocumentContent } from '../lib/automation-document';
+import type { CommandDocumentContent } from '../lib/command-document';
+import {
+  type StepResult,
+  simulateAutomation,
+  validateAutomationDocument,
+} from './support/automation-validator';
+import {
+  ParameterValidationError,
+  type RunResult,
+  runCommandDocument,
+  synthesizeCommandDocument,
+} from './support/command-document-runner';
+import { createFakeSystemd, type FakeSystemd } from './support/fake-systemd';
+import { dfBytes, LoopDeviceLab } from './support/loop-device';
+import { freePort, standinCommand } from './support/stemedb-standin';
+
+/**
+ * ValidateDiskHealth (runbook Validation): the synthesized Command document run like the SSM
+ * agent runs it, against the StemeDB stand-in as the `stemedb-api` unit of a fake systemd, on a
+ * real ext4 filesystem on a loop device; and the Automation document around it (validated,
+ * walked, and its result-reading Python run on real command output).
+ */
+
+const UNIT = 'stemedb-api';
+const SCRIPT = join(__dirname, '..', 'ssm-documents', 'scripts', 'validate-disk-health.sh');
+const CHECKS = ['disk', 'inodes', 'service', 'write', 'journal'];
+
+let doc: CommandDocumentContent;
+let mount: string;
+const lab = new LoopDeviceLab('validate-health-');
+
+beforeAll(() => {
+  doc = synthesizeCommandDocument('ValidateDiskHealth');
+  // -m 0: no root reserve, so df's Use% and ENOSPC line up with what the test fills; -b 4096:
+  // the fill's last 4 KiB writes leave no block free (a 64 MiB ext4 defaults to 1 KiB blocks).
+  const disk = lab.createDisk({ sizeMiB: 64, fs: 'ext4', mkfsArgs: ['-m', '0', '-b', '4096'] });
+  if (disk.mountPoint === undefined) throw new Error('disk not mounted');
+  mount = disk.mountPoint;
+});
+afterAll(() => lab.cleanup());
+
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const fn of cleanups.splice(0).reverse()) await fn();
+});
+
+interface Node {
+  readonly systemd: FakeSystemd;
+  readonly baseUrl: string;
+  run(params?: Record<string, string>): Promise<RunResult>;
+}
+
+async function waitHealthy(url: string): Promise<void> {
+  for (let i = 0; i < 300; i++) {
+    if (
+      await fetch(url).then(
+        (r) => r.ok,
+        () => false,
+      )
+    )
+      return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`${url} never became healthy`);
+}
+
+/** The stand-in as the started `stemedb-api` unit of a new fake systemd, data on `dataDir`. */
+async function startNode(dataDir = mount, mountPoint = mount): Promise<Node> {
+  const port = await freePort();
+  const systemd = createFakeSystemd({ [UNIT]: standinCommand({ port, dataDir }) });
+  cleanups.push(() => systemd.cleanup());
+  const started = await systemd.systemctl('start', UNIT);
+  if (started.code !== 0) throw new Error(`could not start the stand-in: ${started.stderr}`);
+  const baseUrl = `http://127.0.0.1:${port}`;
+  await waitHealthy(`${baseUrl}/v1/health`);
+  return {
+    systemd,
+    baseUrl,
+    run: (params = {}) =>
+      runCommandDocument(
+        doc,
+        { MountPoint: mountPoint, ServiceName: UNIT, BaseUrl: baseUrl, ...params },
+        { env: systemd.env },
+      ),
+  };
+}
+
+/** Allocates a file so that the filesystem is about `percent` used; removed after the test. */
+function fillTo(percent: number): void {
+  const df = dfBytes(mount);
+  const want = Math.floor(((df.used + df.avail) * percent) / 100) - df.used;
+  const file = join(mount, 'filler');
+  execFileSync('fallocate', ['-l', String(want), file]);
+  cleanups.push(() => rmSync(file, { force: true }));
+}
+
+/** Fills the filesystem to 100%; the fill files are removed after the test. */
+function fillFull(): void {
+  const { files } = lab.fill(mount);
+  cleanups.push(() => {
+    for (const f of files) rmSync(f, { force: true });
+  });
+}
+
+function appendJournal(systemd: FakeSystemd, secondsAgo: number, message: string): void {
+  const time = (Date.now() / 1000 - secondsAgo).toFixed(6);
+  appendFileSync(systemd.journalFile, `${time}\t${UNIT}\t4242\t${message}\n`);
+}
+
+interface Check {
+  name: string;
+  ok: boolean;
+  detail: string;
+}
+
+function checksOf(r: RunResult): Check[] {
+  if (r.lastJson === undefined) throw new Error(`no JSON line in: ${r.stdout}\n${r.stderr}`);
+  return r.lastJson.checks as Check[];
+}
+
+function failedOf(r: RunResult): string[] {
+  return checksOf(r)
+    .filter((c) => !c.ok)
+    .map((c) => c.name);
+}
+
+function lastStderrLine(r: RunResult): string {
+  return r.stderr.trim().split('\n').pop() ?? '';
+}
+
+describe('ValidateDiskHealth on the host', () => {
+  test('passes all five checks on a healthy node and writes one assertion', async () => {
+    const node = await startNode();
+    const before = existsSync(join(mount, 'db')) ? readdirSync(join(mount, 'db')).length : 0;
+    const r = await node.run();
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(checksOf(r).map((c) => c.name)).toEqual(CHECKS);
+    expect(checksOf(r).every((c) => c.ok)).toBe(true);
+    expect(r.lastJson).toMatchObject({ healthy: true, failed: [], assertUrl: `${node.baseUrl}/v1/assert` });
+    expect(readdirSync(join(mount, 'db'))).toHaveLength(before + 1);
+  });
+
+  test('is unhealthy naming the disk check when the filesystem is above 80% used', async () => {
+    const node = await startNode();
+    fillTo(85);
+    const r = await node.run();
+    expect(r.exitCode).toBe(1);
+    expect(r.lastJson?.healthy).toBe(false);
+    expect(failedOf(r)).toEqual(['disk']);
+    expect(checksOf(r)[0]?.detail).toMatch(/^used 8[4-6]\.\d\d% is not below 80%/);
+    expect(lastStderrLine(r)).toMatch(/^validate-disk-health: unhealthy: disk failed \(disk: used /);
+  });
+
+  test('takes the disk level from RecoveredUsedPercent', async () => {
+    const node = await startNode();
+    fillTo(85);
+    const r = await node.run({ RecoveredUsedPercent: '90' });
+    expect(r.exitCode, r.stderr).toBe(0);
+  });
+
+  test('is unhealthy naming the service when the service is stopped', async () => {
+    const node = await startNode();
+    await node.systemd.systemctl('stop', UNIT);
+    const r = await node.run();
+    expect(r.exitCode).toBe(1);
+    // A stopped server cannot take the test write either.
+    expect(failedOf(r)).toEqual(['service', 'write']);
+    expect(checksOf(r)[2]?.detail).toBe('stemedb-api is inactive, not active (systemctl is-active)');
+    expect(lastStderrLine(r)).toContain('unhealthy: service, write failed');
+  });
+
+  test('is unhealthy when the test write fails with ENOSPC on a 100% full filesystem', async () => {
+    const node = await startNode();
+    fillFull();
+    const r = await node.run();
+    expect(r.exitCode).toBe(1);
+    // The server logs the failed write, so the journal check sees it too.
+    expect(failedOf(r)).toEqual(['disk', 'write', 'journal']);
+    const write = checksOf(r)[3];
+    expect(write?.detail).toMatch(/returned 507, not 201: .*No space left on device/);
+    expect(checksOf(r)[4]?.detail).toContain('ERROR: write failed: No space left on device');
+  });
+
+  test('is unhealthy when the journal says "No space left on device" in the last minutes', async () => {
+    const node = await startNode();
+    appendJournal(node.systemd, 60, 'ERROR: compaction failed: No space left on device (os error 28)');
+    const r = await node.run();
+    expect(r.exitCode).toBe(1);
+    expect(failedOf(r)).toEqual(['journal']);
+    expect(checksOf(r)[4]?.detail).toMatch(
+      /^1 journal lines of stemedb-api in the last 15 minutes say "no space"; last: .*os error 28/,
+    );
+  });
+
+  test('ignores "no space" lines older than SinceMinutes', async () => {
+    const node = await startNode();
+    appendJournal(node.systemd, 2 * 3600, 'ERROR: write failed: No space left on device');
+    const r = await node.run({ SinceMinutes: '60' });
+    expect(r.exitCode, r.stderr).toBe(0);
+  });
+
+  test('is unhealthy naming the inode check when the inodes are exhausted', async () => {
+    const small = lab.createDisk({ sizeMiB: 16, fs: 'ext4', mkfsArgs: ['-m', '0', '-N', '128'] });
+    const mp = small.mountPoint ?? '';
+    mkdirSync(join(mp, 'db'));
+    const node = await startNode(mp, mp);
+    for (let i = 0; i < 100_000; i++) {
+      try {
+        writeFileSync(join(mp, `tiny-${i}.tmp`), '');
+      } catch {
+        break; // ENOSPC: no inode left
+      }
+    }
+    const r = await node.run();
+    expect(r.exitCode).toBe(1);
+    expect(failedOf(r)).toContain('inodes');
+    expect(checksOf(r)[1]?.detail).toMatch(/^0\.00% of inodes free \(0 of \d+\) is not above 10%/);
+  });
+
+  test('fails the disk and inode checks when MountPoint is not a mount point', async () => {
+    const node = await startNode();
+    const r = await node.run({ MountPoint: join(mount, 'db') });
+    expect(r.exitCode).toBe(1);
+    expect(failedOf(r)).toEqual(['disk', 'inodes']);
+  });
+});
+
+describe('ValidateDiskHealth parameters', () => {
+  const canaryDir = mkdtempSync(join(tmpdir(), 'validate-health-canary-'));
+  afterAll(() => rmSync(canaryDir, { recursive: true, force: true }));
+  const canary = join(canaryDir, 'ran');
+
+  test.each([
+    ['MountPoint', '/data; rm -rf /'],
+    ['MountPoint', `/data/$(touch ${canary})`],
+    ['MountPoint', `/data/\`touch ${canary}\``],
+    ['MountPoint', '/data\n/etc'],
+    ['MountPoint', '/data/../etc'],
+    ['MountPoint', 'data'],
+    ['ServiceName', 'stemedb-api; rm -rf /'],
+    ['ServiceName', `$(touch ${canary})`],
+    ['ServiceName', '-H evil'],
+    ['BaseUrl', `http://localhost:18180/$(touch ${canary})`],
+    ['BaseUrl', 'http://localhost:18180`id`'],
+    ['BaseUrl', 'http://169.254.169.254'],
+    ['BaseUrl', 'http://localhost:18180/../admin'],
+    ['BaseUrl', 'http://localhost:18180\n'],
+    ['RecoveredUsedPercent', '80; rm -rf /'],
+    ['RecoveredUsedPercent', '101'],
+    ['RecoveredInodesFreePercent', '$(id)'],
+    ['SinceMinutes', '15 minutes ago; rm -rf /'],
+    ['SinceMinutes', '0'],
+  ])('rejects %s %j before any shell runs', async (name, value) => {
+    await expect(runCommandDocument(doc, { MountPoint: '/data', [name]: value })).rejects.toBeInstanceOf(
+      ParameterValidationError,
+    );
+    expect(existsSync(canary)).toBe(false);
+  });
+
+  test('the script itself refuses a value that bypassed the document, exit 2, checking nothing', () => {
+    const r = spawnSync('bash', [SCRIPT], {
+      env: { PATH: process.env.PATH, SSM_MountPoint: '/data', SSM_BaseUrl: 'http://localhost:1/$(id)' },
+      encoding: 'utf8',
+    });
+    expect(r.status).toBe(2);
+    expect(JSON.parse(r.stdout.trim())).toMatchObject({ status: 'refused', healthy: false });
+    expect(r.stderr).toContain('invalid BaseUrl');
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// The Automation document
+
+const SUBSTITUTIONS = {
+  Prefix: 'StemeDB',
+  AutomationRoleArn: 'arn:aws:iam::123456789012:role/StemeDB-automation',
+  TopicArn: 'arn:aws:sns:eu-west-1:123456789012:StemeDB-disk',
+  DataMount: '/data',
+  ServiceName: 'stemedb-api',
+  BaseUrl: 'http://localhost:18180',
+  RecoveredUsedPercent: '80',
+  RecoveredInodesFreePercent: '10',
+};
+
+function automation() {
+  return loadAutomationDocumentContent('ValidateDiskHealth', { substitutions: SUBSTITUTIONS });
+}
+
+const READ_OUTPUTS = {
+  Healthy: 'true',
+  FailedChecks: '',
+  Summary: 'OK   disk: ...',
+  Note: 'command Success',
+};
+
+function simulate(failing: readonly string[], readOutputs: Record<string, string> = READ_OUTPUTS) {
+  return simulateAutomation(automation(), { InstanceId: 'i-0123456789abcdef0' }, (step): StepResult => {
+    if (failing.includes(step)) return { status: 'Failed' };
+    if (step === 'ReadResult') return { status: 'Success', outputs: readOutputs };
+    return { status: 'Success', outputs: { MessageId: 'm-1' } };
+  });
+}
+
+/** Runs a handler of an aws:executeScript step in python3 with a stub boto3 (canned responses). */
+function runStepScript(
+  stepName: string,
+  events: Record<string, unknown>,
+  responses: Record<string, unknown[]>,
+): { result: Record<string, string>; calls: Array<{ op: string; args: Record<string, unknown> }> } {
+  const step = automation().mainSteps.find((s) => s.name === stepName);
+  const inputs = step?.inputs as { Script: string; Handler: string } | undefined;
+  if (inputs === undefined) throw new Error(`no step ${stepName}`);
+  const r = spawnSync('python3', ['-c', PY_HARNESS], {
+    input: JSON.stringify({ script: inputs.Script, handler: inputs.Handler, events, responses }),
+    encoding: 'utf8',
+  });
+  if (r.status !== 0) throw new Error(`python failed: ${r.stderr}`);
+  return JSON.parse(r.stdout);
+}
+
+const PY_HARNESS = `
+import json, sys, time, types
+fixture = json.load(sys.stdin)
+calls = []
+class StubError(Exception):
+    def __init__(self, code):
+        super().__init__(code)
+        self.response = {'Error': {'Code': code}}
+class Client:
+    def __getattr__(self, op):
+        def call(**kwargs):
+            calls.append({'op': op, 'args': kwargs})
+            queue = fixture['responses'].get(op) or [{'error': 'NotStubbed'}]
+            answer = queue.pop(0) if len(queue) > 1 else queue[0]
+            if 'error' in answer:
+                raise StubError(answer['error'])
+            return answer
+        return call
+boto3 = types.ModuleType('boto3')
+boto3.client = lambda name, **kwargs: Client()
+sys.modules['boto3'] = boto3
+time.sleep = lambda seconds: None
+namespace = {}
+exec(compile(fixture['script'], 'step-script', 'exec'), namespace)
+result = namespace[fixture['handler']](fixture['events'], None)
+print(json.dumps({'result': result, 'calls': calls}))
+`;
+
+describe('ValidateDiskHealth automation', () => {
+  const EVENTS = {
+    executionId: 'e-1',
+    stepName: 'Validate',
+    instanceId: 'i-0123456789abcdef0',
+    documentName: 'StemeDB-Host-ValidateDiskHealth',
+  };
+
+  test('is a valid Automation document', () => {
+    expect(validateAutomationDocument(automation())).toEqual([]);
+  });
+
+  test('runs the host document with the deploy-time service, API and thresholds', () => {
+    const sim = simulate([]);
+    expect(sim.inputs.Validate).toMatchObject({
+      DocumentName: 'StemeDB-Host-ValidateDiskHealth',
+      InstanceIds: ['i-0123456789abcdef0'],
+      Parameters: {
+        MountPoint: '/data',
+        ServiceName: 'stemedb-api',
+        BaseUrl: 'http://localhost:18180',
+        RecoveredUsedPercent: '80',
+        RecoveredInodesFreePercent: '10',
+        SinceMinutes: '15',
+      },
+    });
+  });
+
+  test('notifies healthy and succeeds on a healthy node', () => {
+    const sim = simulate([]);
+    expect(sim.path).toEqual(['Validate', 'ReadResult', 'BranchOnHealth', 'NotifyHealthy']);
+    expect(sim.status).toBe('Success');
+  });
+
+  test('notifies the failed checks and ends Failed on an unhealthy node', () => {
+    const sim = simulate(['Validate'], { ...READ_OUTPUTS, Healthy: 'false', FailedChecks: 'disk, write' });
+    expect(sim.path).toEqual([
+      'Validate',
+      'ReadResult',
+      'BranchOnHealth',
+      'NotifyUnhealthy',
+      'FailUnhealthy',
+    ]);
+    expect(sim.status).toBe('Failed');
+    expect((sim.inputs.NotifyUnhealthy as { Subject: string }).Subject).toBe(
+      'StemeDB-ValidateDiskHealth on i-0123456789abcdef0: UNHEALTHY (disk, write)',
+    );
+  });
+
+  test('notifies and ends Failed when there is no result to read', () => {
+    const sim = simulate(['Validate'], { ...READ_OUTPUTS, Healthy: 'unknown' });
+    expect(sim.path.slice(-2)).toEqual(['NotifyUnknown', 'FailExecution']);
+    expect(sim.status).toBe('Failed');
+  });
+
+  test('notifies on every failure path', () => {
+    const scenarios: Array<[string[], string]> = [
+      [[], 'true'],
+      [['Validate'], 'false'],
+      [['Validate'], 'unknown'],
+    ];
+    for (const [failing, healthy] of scenarios) {
+      const outputs = { ...READ_OUTPUTS, Healthy: healthy };
+      for (const step of simulate(failing, outputs).path) {
+        if (step.startsWith('Branch') || step.startsWith('Fail') || failing.includes(step)) continue;
+        const sim = simulate([...failing, step], outputs);
+        const where = `${step} failing (Healthy=${healthy}): ${sim.path.join(' → ')}`;
+        expect(sim.status, where).toBe('Failed');
+        // A failed notification ends the execution Failed; any other failure is notified first.
+        if (!step.startsWith('Notify')) {
+          const after = sim.path.slice(sim.path.indexOf(step) + 1);
+          expect(
+            after.some((s) => s.startsWith('Notify')),
+            where,
+          ).toBe(true);
+        }
+      }
+    }
+  });
+
+  test('reads the checks from a real unhealthy run through GetCommandInvocation', async () => {
+    const node = await startNode();
+    await node.systemd.systemctl('stop', UNIT);
+    const run = await node.run();
+    expect(run.exitCode).toBe(1);
+    const { result, calls } = runStepScript('ReadResult', EVENTS, {
+      get_automation_execution: [
+        {
+          AutomationExecution: {
+            StepExecutions: [{ StepName: 'Validate', Outputs: { CommandId: ['c-1'] } }],
+          },
+        },
+      ],
+      get_command_invocation: [
+        {
+          Status: 'Failed',
+          ResponseCode: 1,
+          StandardOutputContent: run.stdout,
+          StandardErrorContent: run.stderr,
+        },
+      ],
+    });
+    expect(result).toMatchObject({
+      healthy: 'false',
+      failed: 'service, write',
+      note: 'command Failed, exit code 1',
+    });
+    expect((result.summary ?? '').split('\n')).toEqual([
+      expect.stringMatching(/^OK {3}disk: used /),
+      expect.stringMatching(/^OK {3}inodes: /),
+      'FAIL service: stemedb-api is inactive, not active (systemctl is-active)',
+      expect.stringMatching(/^FAIL write: POST http:\/\/127\.0\.0\.1:\d+\/v1\/assert failed: curl exit 7/),
+      expect.stringMatching(/^OK {3}journal: /),
+    ]);
+    expect(calls.map((c) => c.op)).toEqual(['get_automation_execution', 'get_command_invocation']);
+    expect(calls[1]?.args).toEqual({ CommandId: 'c-1', InstanceId: 'i-0123456789abcdef0' });
+  });
+
+  test('finds the command with ListCommands when the failed step recorded no CommandId', () => {
+    const stdout = `${JSON.stringify({ checks: [{ name: 'disk', ok: true, detail: 'd' }], failed: [], healthy: true })}\n`;
+    const { result, calls } = runStepScript('ReadResult', EVENTS, {
+      get_automation_execution: [
+        { AutomationExecution: { StepExecutions: [{ StepName: 'Validate', Outputs: {} }] } },
+      ],
+      list_commands: [
+        {
+          Commands: [
+            { CommandId: 'c-old', RequestedDateTime: '2026-01-01T00:00:00' },
+            { CommandId: 'c-new', RequestedDateTime: '2026-01-01T00:05:00' },
+          ],
+        },
+      ],
+      // Right after a command ends its invocation may not be visible yet.
+      get_command_invocation: [
+        { error: 'InvocationDoesNotExist' },
+        { Status: 'Success', ResponseCode: 0, StandardOutputContent: stdout },
+      ],
+    });
+    expect(result.healthy).toBe('true');
+    expect(calls.find((c) => c.op === 'list_commands')?.args).toEqual({
+      InstanceId: 'i-0123456789abcdef0',
+      Filters: [{ key: 'DocumentName', value: 'StemeDB-Host-ValidateDiskHealth' }],
+    });
+    expect(calls.filter((c) => c.op === 'get_command_invocation').map((c) => c.args.CommandId)).toEqual([
+      'c-new',
+      'c-new',
+    ]);
+  });
+
+  test('returns healthy=unknown with a note when the command never ran', () => {
+    const { result } = runStepScript('ReadResult', EVENTS, {
+      get_automation_execution: [{ AutomationExecution: { StepExecutions: [{ StepName: 'Validate' }] } }],
+      list_commands: [{ Commands: [] }],
+    });
+    expect(result).toMatchObject({ healthy: 'unknown', note: expect.stringContaining('sent no command') });
+  });
+});
