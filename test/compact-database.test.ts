@@ -261,6 +261,26 @@ describe('CompactDatabase parameters', () => {
     expect(existsSync(canary)).toBe(false);
   });
 
+  // The SSM service matches patterns in Java, where "$" also matches before a final newline;
+  // the script checks every value again with bash's [[ =~ ]], where it does not.
+  test.each([
+    ['MountPoint', '/data\n'],
+    ['DbDir', '/data/db\n'],
+    ['BaseUrl', 'http://localhost:18180\n'],
+    ['Aggressive', 'false\n'],
+    ['MinFreePercent', '5\n'],
+    ['TimeoutSeconds', '60\n'],
+    ['PollSeconds', '5\n'],
+    ['DryRun', 'true\n'],
+  ])('the script itself refuses %s with a trailing newline, exit 2', (name, value) => {
+    const r = spawnSync('bash', [SCRIPT], {
+      env: { PATH: process.env.PATH, SSM_MountPoint: '/data', [`SSM_${name}`]: value },
+      encoding: 'utf8',
+    });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain(`invalid ${name}`);
+  });
+
   test('the script itself refuses a value that bypassed the document, exit 2, calling nothing', () => {
     const r = spawnSync('bash', [SCRIPT], {
       env: { PATH: process.env.PATH, SSM_MountPoint: '/data', SSM_DbDir: '/data/../etc' },
