@@ -25,7 +25,7 @@ export const VERIFIED_MANIFEST_NAME = '_manifest/verified.json';
 
 /** The same patterns as the Command documents' `Prefix` and `Bucket` parameters. */
 export const PREFIX_PATTERN = /^([A-Za-z0-9_-][A-Za-z0-9._-]{0,127}\/){1,8}$/;
-export const BUCKET_PATTERN = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
+export const BUCKET_PATTERN = /^[a-z0-9][a-z0-9-]{0,61}[a-z0-9](\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
 export const NODE_PATTERN = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$/;
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 /** Largest size accepted in a manifest (S3's single-PUT limit is 5 GiB; this is generous). */

@@ -32,7 +32,7 @@ readonly VERIFIED_NAME='_manifest/verified.json'
 readonly UPLOAD_NAME='_manifest/upload.json'
 readonly MAX_LISTED=5
 readonly RE_PATH='^(/[A-Za-z0-9_-][A-Za-z0-9._-]{0,254})+/?$'
-readonly RE_BUCKET='^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$'
+readonly RE_BUCKET='^[a-z0-9][a-z0-9-]{0,61}[a-z0-9](\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$'
 readonly RE_PREFIX='^([A-Za-z0-9_-][A-Za-z0-9._-]{0,127}/){1,8}$'
 readonly RE_ENDPOINT='^(https?://[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?/?)?$'
 

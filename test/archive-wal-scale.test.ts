@@ -1,0 +1,73 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type MotoServer, startMotoServer } from './support/moto-server';
+import {
+  expectExit0,
+  localSegments,
+  lostSegments,
+  newBucket,
+  runArchive,
+  runDelete,
+  runVerify,
+  s3Client,
+  setAgeDays,
+  sha256Hex,
+  walTarget,
+} from './support/wal-archive';
+
+/**
+ * 10,000 small WAL segments (the inode-exhaustion shape) through the whole pipeline: one upload
+ * helper process, not 10,000 CLI processes, with memory bounded by the concurrency, not the count.
+ * Files are tiny so the test measures the per-file path, and stays short.
+ */
+
+const COUNT = 10_000;
+/** The upload helper's peak RSS must stay far below what holding 10,000 files would need. */
+const MAX_HELPER_RSS_KIB = 160 * 1024;
+
+let moto: MotoServer;
+let s3: S3Client;
+let root: string;
+
+beforeAll(async () => {
+  moto = await startMotoServer();
+  s3 = s3Client(moto);
+  root = mkdtempSync(join(tmpdir(), 'archive-wal-scale-'));
+});
+
+afterAll(async () => {
+  await moto?.stop();
+  if (root !== undefined) rmSync(root, { recursive: true, force: true });
+});
+
+describe('10,000 small segments', () => {
+  it('are archived, verified and deleted with one upload process and bounded memory', async () => {
+    const t = walTarget(moto, root, await newBucket(s3), 'node-many');
+    const originals = new Map<string, string>();
+    for (let i = 0; i < COUNT; i++) {
+      const name = `wal-${String(i).padStart(8, '0')}.log`;
+      const body = `segment ${i}\n`;
+      const path = join(t.walDir, name);
+      writeFileSync(path, body);
+      setAgeDays(path, 30);
+      originals.set(name, sha256Hex(body));
+    }
+    writeFileSync(join(t.walDir, 'wal-newest.log'), 'newest');
+
+    const archive = expectExit0(await runArchive(t, { Concurrency: '16' }, { timeoutMs: 300_000 }));
+    expect(archive).toMatchObject({ mode: 'batch', selected: COUNT, uploaded: COUNT, failed: 0 });
+    expect(archive.helperMaxRssKiB).toBeLessThan(MAX_HELPER_RSS_KIB);
+
+    const verify = await runVerify(s3, t);
+    expect(verify.counts).toMatchObject({ verified: COUNT, mismatched: 0 });
+
+    const del = expectExit0(await runDelete(t, {}, { timeoutMs: 300_000 }));
+    expect(del).toMatchObject({ deleted: COUNT, kept: 0 });
+    expect([...localSegments(t.walDir).keys()]).toEqual(['wal-newest.log']);
+
+    expect(await lostSegments(originals, t.walDir, s3, t.bucket, t.prefix)).toEqual([]);
+  });
+});
