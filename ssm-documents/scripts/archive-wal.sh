@@ -283,9 +283,14 @@ def archive(name):
                 try:
                     status, reason = compare_existing(rec, sha_b64)
                 except ClientError as e:
-                    if e.response.get('Error', {}).get('Code') not in ('404', 'NoSuchKey', 'NotFound'):
+                    code = e.response.get('Error', {}).get('Code')
+                    if code in ('404', 'NoSuchKey', 'NotFound'):
+                        status, reason = 'would-upload', None
+                    elif code in ('403', 'AccessDenied', 'Forbidden'):
+                        # Without s3:ListBucket on the prefix, S3 answers 403 for a missing key.
+                        status, reason = 'would-upload', 'HeadObject 403: cannot tell whether the key exists'
+                    else:
                         raise
-                    status, reason = 'would-upload', None
             else:
                 body = data
                 if body is None:
