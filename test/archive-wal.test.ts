@@ -159,6 +159,53 @@ describe('ArchiveWal → verify-archive → DeleteArchivedWal', () => {
     await expectNothingLost(t, originals);
   });
 
+  it('does not delete a verified segment a process holds open, even through a bind mount', async () => {
+    const t = await target();
+    const originals = new Map<string, string>();
+    originals.set('a.log', writeSegment(t.walDir, 'a.log', 'alpha', 30));
+    originals.set('b.log', writeSegment(t.walDir, 'b.log', 'beta', 30));
+    writeSegment(t.walDir, 'newest.log', 'newest', 20);
+    expectExit0(await runArchive(t));
+    expect((await runVerify(s3, t)).counts).toMatchObject({ verified: 2 });
+
+    // The reader opened the segment through another path to the same directory.
+    const alias = join(root, `alias-${t.node}`);
+    mkdirSync(alias);
+    execFileSync('mount', ['--bind', t.walDir, alias]);
+    let fd: number | undefined;
+    try {
+      fd = openSync(join(alias, 'b.log'), 'r');
+      const del = expectExit0(await runDelete(t));
+      expect(del).toMatchObject({ deleted: 1, kept: 1, keptByReason: { 'open by a process': 1 } });
+    } finally {
+      if (fd !== undefined) closeSync(fd);
+      execFileSync('umount', [alias]);
+    }
+    expect([...localSegments(t.walDir).keys()].sort()).toEqual(['b.log', 'newest.log']);
+    await expectNothingLost(t, originals);
+  });
+
+  it('skips a file that is mounted into WalDir from another filesystem', async () => {
+    const t = await target();
+    const foreign = mkdtempSync(join('/dev/shm', 'archive-wal-foreign-'));
+    const source = join(foreign, 'other-fs.log');
+    writeSegment(foreign, 'other-fs.log', 'lives on tmpfs', 40);
+    const mountPoint = join(t.walDir, 'other-fs.log');
+    writeFileSync(mountPoint, '');
+    writeSegment(t.walDir, 'seg.log', 'segment', 40);
+    writeSegment(t.walDir, 'newest.log', 'newest', 20);
+    execFileSync('mount', ['--bind', source, mountPoint]);
+    try {
+      const archive = expectExit0(await runArchive(t));
+      expect(archive).toMatchObject({ uploaded: 1 });
+      expect(archive.skipped).toMatchObject({ otherFilesystem: 1 });
+      expect(await listKeys(s3, t.bucket)).not.toContain(`${t.prefix}other-fs.log`);
+    } finally {
+      execFileSync('umount', [mountPoint]);
+      rmSync(foreign, { recursive: true, force: true });
+    }
+  });
+
   it('neither uploads nor deletes a symlink to a file outside WalDir', async () => {
     const t = await target();
     const outsideDir = join(root, `outside-${t.node}`);

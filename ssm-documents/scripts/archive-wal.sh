@@ -22,7 +22,7 @@
 # symlink, never a subdirectory, never another filesystem; the device is compared again per
 # file), last modified more than OlderThanDays days and at least MIN_AGE_MINUTES minutes ago,
 # except the newest file (the segment being written) and any file open or mapped by a process
-# (/proc/*/fd and /proc/*/map_files; no lsof/fuser needed).
+# (/proc/*/fd and /proc/*/map_files, matched by device and inode; no lsof/fuser needed).
 #
 # How each file is uploaded: one PutObject with x-amz-checksum-sha256 (the SHA-256 computed here)
 # and If-None-Match: * (create-only). S3 rejects a body that does not match the checksum, so an
@@ -148,30 +148,26 @@ hex_to_base64() {
   printf '%b' "$escaped" | base64
 }
 
-# Lists the names of files in WalDir that a process has open or mapped, NUL-separated.
-open_wal_files() {
-  find /proc/[0-9]*/fd /proc/[0-9]*/map_files -mindepth 1 -maxdepth 1 -type l -printf '%l\0' 2>/dev/null |
-    while IFS= read -r -d '' target; do
-      [[ $target == "$wal_dir"/* ]] || continue
-      target=${target#"$wal_dir"/}
-      [[ $target == */* ]] && continue
-      printf '%s\0' "$target"
-    done || true
+# Prints "<device>:<inode>" of every file some process has open or mapped (/proc/*/fd and
+# /proc/*/map_files, followed with find -L): matching by inode, not by path, also catches a
+# segment opened through another path (a bind mount or a symlinked directory).
+open_file_ids() {
+  find -L /proc/[0-9]*/fd /proc/[0-9]*/map_files -mindepth 1 -maxdepth 1 -printf '%D:%i\n' 2>/dev/null || true
 }
 
 # Writes the selected names (NUL-separated) to $tmp/selected and counts what was skipped and why.
 select_segments() {
-  local now cutoff_minutes cutoff newest_mtime=-1 newest_name='' type mtime size dev name
+  local now cutoff_minutes cutoff newest_mtime=-1 newest_name='' type mtime size dev inode name
   local -A open=()
   now=$(date +%s)
   cutoff_minutes=$((older_than_days * 1440))
   ((cutoff_minutes < MIN_AGE_MINUTES)) && cutoff_minutes=$MIN_AGE_MINUTES
   cutoff=$((now - cutoff_minutes * 60))
-  while IFS= read -r -d '' name; do open[$name]=1; done < <(open_wal_files)
+  while IFS= read -r id; do open[$id]=1; done < <(open_file_ids)
 
-  find -P "$wal_dir" -xdev -mindepth 1 -maxdepth 1 -printf '%y/%Ts/%s/%D/%f\0' >"$tmp/listing"
-  while IFS=/ read -r -d '' type mtime size dev name; do
-    if [[ $type == f ]] && ((mtime > newest_mtime)); then
+  find -P "$wal_dir" -xdev -mindepth 1 -maxdepth 1 -printf '%y/%Ts/%s/%D/%i/%f\0' >"$tmp/listing"
+  while IFS=/ read -r -d '' type mtime size dev inode name; do
+    if [[ $type == f && $dev == "$wal_dev" ]] && ((mtime > newest_mtime)); then
       newest_mtime=$mtime
       newest_name=$name
     fi
@@ -180,7 +176,7 @@ select_segments() {
   skipped_unsafe_name=0 skipped_symlinks=0 skipped_not_regular=0 skipped_other_fs=0 skipped_open=0 skipped_recent=0 skipped_newest=0
   selected=0 selected_bytes=0
   : >"$tmp/selected"
-  while IFS=/ read -r -d '' type mtime size dev name; do
+  while IFS=/ read -r -d '' type mtime size dev inode name; do
     case $type in
       f) ;;
       l) skipped_symlinks=$((skipped_symlinks + 1)) && continue ;;
@@ -192,7 +188,7 @@ select_segments() {
       skipped_unsafe_name=$((skipped_unsafe_name + 1))
     elif [[ $name == "$newest_name" ]]; then
       skipped_newest=1
-    elif [[ -n ${open[$name]:-} ]]; then
+    elif [[ -n ${open[$dev:$inode]:-} ]]; then
       skipped_open=$((skipped_open + 1))
     elif ((mtime > cutoff)); then
       skipped_recent=$((skipped_recent + 1))

@@ -141,15 +141,11 @@ load_verified_manifest() {
     "$tmp/verified.json" >"$tmp/entries"
 }
 
-# Lists the names of files in WalDir that a process has open or mapped, NUL-separated.
-open_wal_files() {
-  find /proc/[0-9]*/fd /proc/[0-9]*/map_files -mindepth 1 -maxdepth 1 -type l -printf '%l\0' 2>/dev/null |
-    while IFS= read -r -d '' target; do
-      [[ $target == "$wal_dir"/* ]] || continue
-      target=${target#"$wal_dir"/}
-      [[ $target == */* ]] && continue
-      printf '%s\0' "$target"
-    done || true
+# Prints "<device>:<inode>" of every file some process has open or mapped (/proc/*/fd and
+# /proc/*/map_files, followed with find -L): matching by inode, not by path, also catches a
+# segment opened through another path (a bind mount or a symlinked directory).
+open_file_ids() {
+  find -L /proc/[0-9]*/fd /proc/[0-9]*/map_files -mindepth 1 -maxdepth 1 -printf '%D:%i\n' 2>/dev/null || true
 }
 
 # Fills the associative array named $1 with name -> type/mtime/size/dev/inode for manifest names.
@@ -200,7 +196,7 @@ check_entries() {
     want_size[$name]=$size
     want_sha[$name]=$sha
   done <"$tmp/entries"
-  while IFS= read -r -d '' name; do open[$name]=1; done < <(open_wal_files)
+  while IFS= read -r id; do open[$id]=1; done < <(open_file_ids)
   snapshot_wal_dir before
   : >"$tmp/kept"
   : >"$tmp/to-hash"
@@ -214,7 +210,7 @@ check_entries() {
     if [[ $type == l ]]; then keep "$name" 'symlink'
     elif [[ $type != f ]]; then keep "$name" 'not a regular file'
     elif [[ $dev != "$wal_dev" ]]; then keep "$name" 'on another filesystem'
-    elif [[ -n ${open[$name]:-} ]]; then keep "$name" 'open by a process'
+    elif [[ -n ${open[$dev:$inode]:-} ]]; then keep "$name" 'open by a process'
     elif [[ $lsize != "${want_size[$name]}" ]]; then keep "$name" 'size differs from the verified archive'
     else printf '%s\0' "$wal_dir/$name" >>"$tmp/to-hash"
     fi
