@@ -38,9 +38,9 @@
 # with `pyenv which`) and, when that Python imports botocore, runs a small embedded helper with
 # it: the same botocore, credential chain and config files as the CLI, one process, one
 # connection pool, a thread pool of Concurrency workers, results streamed as JSON lines to a
-# tmpfs file (memory stays bounded by Concurrency, not by the number of files). When `aws` is not such a program (the bundled
-# CLI v2 installer), the script falls back to one `aws s3api put-object` per file with the same
-# flags, Concurrency at a time (xargs -P): correct, but slow for many small files. Measured with
+# tmpfs file (memory stays bounded by Concurrency, not by the number of files). When `aws` is
+# not such a program (the bundled CLI v2 installer), the script falls back to one
+# `aws s3api put-object` per file with the same flags, Concurrency at a time (xargs -P): correct, but slow for many small files. Measured with
 # bench/archive-wal.ts against moto_server on 2 cores: 10,000 x 64 KiB uploaded in about 35 s,
 # where one `aws s3 cp` per file takes about 87 minutes.
 #
