@@ -40,9 +40,10 @@
 # connection pool, a thread pool of Concurrency workers, results streamed as JSON lines to a
 # tmpfs file (memory stays bounded by Concurrency, not by the number of files). When `aws` is
 # not such a program (the bundled CLI v2 installer), the script falls back to one
-# `aws s3api put-object` per file with the same flags, Concurrency at a time (xargs -P): correct, but slow for many small files. Measured with
-# bench/archive-wal.ts against moto_server on 2 cores: 10,000 x 64 KiB uploaded in about 35 s,
-# where one `aws s3 cp` per file takes about 87 minutes.
+# `aws s3api put-object` per file with the same flags, Concurrency at a time (xargs -P):
+# correct, but slow for many small files. Measured with bench/archive-wal.ts against
+# moto_server on 2 cores: 10,000 x 64 KiB uploaded in about 35 s, where one `aws s3 cp` per
+# file takes about 87 minutes.
 #
 # The manifest (JSON: kind, version, runId, node, bucket, prefix, walDir, createdAt, entries of
 # {key, size, sha256 (lowercase hex), status[, reason]}) is written to <Prefix>_manifest/upload.json
