@@ -19,7 +19,8 @@ try {
 new StemeDbDiskStack(app, `${config.prefix}-Disk`, {
   config,
   description: `${config.prefix} disk-full automation: data volumes, alarms, runbook automations`,
-  env: { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION },
+  // Environment-agnostic: deploys to the account and region of the credentials in use, and the
+  // synthesized template (and its IAM ARNs) is the same on every machine.
 });
 
 Validations.of(app).addPlugins(new AwsSolutionsChecks(app));

@@ -25,7 +25,11 @@ export class AutomationRole extends Construct {
       assumedBy: new iam.ServicePrincipal('ssm.amazonaws.com').withConditions({
         StringEquals: { 'aws:SourceAccount': stack.account },
         ArnLike: {
-          'aws:SourceArn': stack.formatArn({ service: 'ssm', resource: 'automation-execution', resourceName: '*' }),
+          'aws:SourceArn': stack.formatArn({
+            service: 'ssm',
+            resource: 'automation-execution',
+            resourceName: '*',
+          }),
         },
       }),
     });

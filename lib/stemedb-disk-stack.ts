@@ -3,6 +3,7 @@ import type { Construct } from 'constructs';
 import type { StemeDbConfig } from './config';
 import { DiskDashboard } from './disk-dashboard';
 import { DiskMetricsAgent } from './disk-metrics-agent';
+import { DiskRemediation } from './disk-remediation';
 import { NotificationTopic } from './notification-topic';
 import { PrometheusRuleGroupsNamespace } from './prometheus-rule-groups-namespace';
 import { renderPrometheusRules } from './prometheus-rules';
@@ -65,6 +66,8 @@ export class StemeDbDiskStack extends Stack {
           instanceAccess: { archive, agentConfig: agent.parameter },
         }),
     );
+
+    new DiskRemediation(this, 'Remediation', { config, encryptionKey: key, topic, archive });
 
     new DiskDashboard(this, 'Dashboard', {
       prefix,

@@ -346,7 +346,20 @@ describe('Prometheus rules in Amazon Managed Service for Prometheus', () => {
     const committed = readFileSync(join(__dirname, '..', 'prometheus', 'stemedb-disk-rules.yml'), 'utf8');
     r.template.hasResourceProperties('AWS::APS::RuleGroupsNamespace', {
       Data: committed,
-      Workspace: 'arn:aws:aps:eu-west-1:123456789012:workspace/ws-12345678-abcd-ef01-2345-6789abcdef01',
+      Workspace: {
+        'Fn::Join': [
+          '',
+          [
+            'arn:',
+            { Ref: 'AWS::Partition' },
+            ':aps:',
+            { Ref: 'AWS::Region' },
+            ':',
+            { Ref: 'AWS::AccountId' },
+            ':workspace/ws-12345678-abcd-ef01-2345-6789abcdef01',
+          ],
+        ],
+      },
     });
   });
 

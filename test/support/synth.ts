@@ -34,10 +34,7 @@ export function synthStack(raw: Record<string, unknown>): SynthResult {
     // The feature flags of cdk.json, so the test synth behaves as `cdk synth` does.
     context: { ...CDK_JSON_CONTEXT, stemedb: undefined, 'aws:cdk:bundling-stacks': [] },
   });
-  const stack = new StemeDbDiskStack(app, `${config.prefix}-Disk`, {
-    config,
-    env: { account: '123456789012', region: 'eu-west-1' },
-  });
+  const stack = new StemeDbDiskStack(app, `${config.prefix}-Disk`, { config });
   Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
   app.synth();
   return { app, stack, config, template: Template.fromStack(stack) };

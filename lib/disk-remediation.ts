@@ -1,0 +1,508 @@
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { ArnFormat, type CfnResource, Duration, Stack } from 'aws-cdk-lib';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as targets from 'aws-cdk-lib/aws-events-targets';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import type * as kms from 'aws-cdk-lib/aws-kms';
+import type * as sns from 'aws-cdk-lib/aws-sns';
+import { Construct } from 'constructs';
+import { parse as parseYaml } from 'yaml';
+import { AutomationDocument, defaultAutomationDefinitionFile, placeholdersIn } from './automation-document';
+import { AutomationRole } from './automation-role';
+import { CommandDocument, REPO_ROOT } from './command-document';
+import type { StemeDbConfig } from './config';
+import { acknowledgeWildcard, nagArn } from './nag-acknowledgements';
+import { RemediationFunction } from './remediation-function';
+import { nodeRegistryParameterName } from './stemedb-node';
+import { MANAGED_TAG_KEY, MANAGED_TAG_VALUE, NODE_TAG_KEY } from './tags';
+import type { WalArchiveBucket } from './wal-archive-bucket';
+
+export interface DiskRemediationProps {
+  /** The validated configuration. */
+  readonly config: StemeDbConfig;
+  /** The stack key (topic and archive are encrypted with it). */
+  readonly encryptionKey: kms.IKey;
+  /** Where every automation reports. */
+  readonly topic: sns.ITopic;
+  /** The WAL archive. */
+  readonly archive: WalArchiveBucket;
+}
+
+/** Command documents (scripts run on the node), deployed as `<prefix>-Host-<Name>`. */
+export const COMMAND_DOCUMENTS = [
+  'DiskReport',
+  'GrowFilesystem',
+  'ArchiveWal',
+  'DeleteArchivedWal',
+  'WalCleanup',
+] as const;
+export type CommandDocumentName = (typeof COMMAND_DOCUMENTS)[number];
+
+/** Automation documents (runbook sections), deployed as `<prefix>-<Name>`. */
+export const AUTOMATION_DOCUMENTS = [
+  'DiagnoseDiskFull',
+  'WalCleanup',
+  'CompactDatabase',
+  'ExpandVolume',
+  'ArchiveWal',
+  'ValidateDiskHealth',
+] as const;
+export type AutomationDocumentName = (typeof AUTOMATION_DOCUMENTS)[number];
+
+/**
+ * The remediation machinery shared by every node: the runbook's Command and Automation
+ * documents, the Lambdas they call, the role they run as, and the alarm router that starts them
+ * when an alarm fires (and re-checks alarms that stay in ALARM). Every permission is granted
+ * here, next to the thing that needs it, scoped to this stack's documents and functions and to
+ * resources tagged `stemedb:managed=true`.
+ */
+export class DiskRemediation extends Construct {
+  public readonly automationRole: iam.Role;
+  public readonly commandDocuments: Readonly<Record<CommandDocumentName, CommandDocument>>;
+  public readonly automationDocuments: Readonly<Record<AutomationDocumentName, AutomationDocument>>;
+  public readonly expandVolume: RemediationFunction;
+  public readonly waitForModification: RemediationFunction;
+  public readonly verifyArchive: RemediationFunction;
+  public readonly router: RemediationFunction;
+
+  constructor(scope: Construct, id: string, props: DiskRemediationProps) {
+    super(scope, id);
+    const { config, topic, archive } = props;
+    const { prefix } = config;
+
+    const automationRole = new AutomationRole(this, 'AutomationRole', { prefix });
+    this.automationRole = automationRole.role;
+
+    // --- Lambdas -------------------------------------------------------------------------------
+    this.expandVolume = new RemediationFunction(this, 'ExpandVolume', {
+      entryName: 'expand-volume',
+      prefix,
+      description: 'Runbook §5A: grows a managed EBS data volume (snapshot first), or says why not',
+      timeout: Duration.minutes(1),
+      environment: {
+        GROW_PERCENT: String(config.expansion.growPercent),
+        MIN_GROW_GIB: String(config.expansion.minGrowGiB),
+        MAX_SIZE_GIB: String(config.expansion.maxSizeGiB),
+        SNAPSHOT_BEFORE_EXPAND: String(config.expansion.snapshotBeforeExpand),
+        WARNING_FREE_PERCENT: String(config.thresholds.warningFreePercent),
+        MANAGED_TAG_KEY,
+        NODE_TAG_KEY,
+      },
+    });
+    this.waitForModification = new RemediationFunction(this, 'WaitForModification', {
+      entryName: 'wait-for-volume-modification',
+      prefix,
+      description: 'Runbook §5A: waits until a volume modification is optimizing or completed',
+      // The Automation asks for up to 600 s per call; the waiter also stops 5 s before its timeout
+      // and returns `pending`, and the Automation asks once more.
+      timeout: Duration.seconds(615),
+      environment: { MAX_WAIT_SECONDS: '600', POLL_INTERVAL_SECONDS: '5' },
+    });
+    this.verifyArchive = new RemediationFunction(this, 'VerifyArchive', {
+      entryName: 'verify-archive',
+      prefix,
+      description:
+        'Runbook §5C: verifies every archived WAL segment in S3 (size and SHA-256), independent of the host',
+      timeout: Duration.minutes(5),
+      memorySize: 512,
+    });
+
+    this.grantExpandVolume(this.expandVolume.role);
+    this.grantDescribeModifications(this.waitForModification.role);
+    this.grantVerifyArchive(this.verifyArchive.role, archive);
+
+    // --- Command documents ---------------------------------------------------------------------
+    const commands = {} as Record<CommandDocumentName, CommandDocument>;
+    for (const name of COMMAND_DOCUMENTS)
+      commands[name] = new CommandDocument(this, `Host${name}`, { prefix, name });
+    this.commandDocuments = commands;
+
+    // --- Automation documents ------------------------------------------------------------------
+    const substitutions: Record<string, string> = {
+      Prefix: prefix,
+      AutomationRoleArn: this.automationRole.roleArn,
+      TopicArn: topic.topicArn,
+      DataMount: config.dataMount,
+      WalDir: config.walDir,
+      DbDir: config.dbDir,
+      ServiceName: config.serviceName,
+      HealthUrl: config.healthUrl,
+      BaseUrl: new URL(config.healthUrl).origin,
+      RecoveredUsedPercent: String(config.thresholds.recoveredUsedPercent),
+      RecoveredInodesFreePercent: String(config.thresholds.recoveredInodesFreePercent),
+      WalRetentionDays: String(config.wal.retentionDays),
+      WalMaxSegments: String(config.wal.maxSegments),
+      WalSegmentSizeMb: String(config.wal.segmentSizeMb),
+      ArchiveAfterDays: String(config.wal.archiveAfterDays),
+      ArchiveBucket: archive.bucket.bucketName,
+      ExpandVolumeFunctionName: this.expandVolume.function.functionName,
+      WaitForModificationFunctionName: this.waitForModification.function.functionName,
+      VerifyArchiveFunctionName: this.verifyArchive.function.functionName,
+    };
+    const automations = {} as Record<AutomationDocumentName, AutomationDocument>;
+    for (const name of AUTOMATION_DOCUMENTS) {
+      automations[name] = new AutomationDocument(this, `Automation${name}`, {
+        prefix,
+        name,
+        substitutions: substitutionsUsedBy(name, substitutions),
+      });
+    }
+    this.automationDocuments = automations;
+
+    this.grantAutomationRole(automationRole, props, commands, automations);
+
+    // --- Alarm router --------------------------------------------------------------------------
+    const routes = routesFor(config);
+    this.router = new RemediationFunction(this, 'AlarmRouter', {
+      entryName: 'alarm-router',
+      prefix,
+      description:
+        'Starts the configured runbook Automation when a disk alarm fires; re-checks alarms that stay in ALARM',
+      timeout: Duration.minutes(1),
+      // One invocation at a time: "at most one remediation per node" is check-then-start.
+      reservedConcurrentExecutions: 1,
+      environment: {
+        PREFIX: prefix,
+        ROUTES: JSON.stringify(routes),
+        AUTOMATION_ROLE_ARN: this.automationRole.roleArn,
+        TOPIC_ARN: topic.topicArn,
+        NODE_PARAMETER_PREFIX: `/${prefix}/nodes/`,
+      },
+    });
+    this.grantRouter(automationRole, props, routes);
+
+    new events.Rule(this, 'AlarmStateChange', {
+      ruleName: `${prefix}-disk-alarm-to-automation`,
+      description: `${prefix} disk alarms entering ALARM start the configured runbook automation`,
+      eventPattern: {
+        source: ['aws.cloudwatch'],
+        detailType: ['CloudWatch Alarm State Change'],
+        detail: { alarmName: [{ prefix: `${prefix}-` }], state: { value: ['ALARM'] } },
+      },
+      targets: [
+        new targets.LambdaFunction(this.router.function, {
+          retryAttempts: 4,
+          maxEventAge: Duration.hours(1),
+        }),
+      ],
+    });
+    new events.Rule(this, 'Recheck', {
+      ruleName: `${prefix}-disk-alarm-recheck`,
+      description: `${prefix}: alarms that stay in ALARM get the next runbook step (alarm actions fire on state change only)`,
+      schedule: events.Schedule.rate(Duration.minutes(config.remediation.recheckMinutes)),
+      targets: [
+        new targets.LambdaFunction(this.router.function, {
+          retryAttempts: 2,
+          maxEventAge: Duration.minutes(10),
+        }),
+      ],
+    });
+  }
+
+  /** ModifyVolume and CreateSnapshot only on volumes tagged managed; describes are account-wide reads. */
+  private grantExpandVolume(role: iam.Role): void {
+    const stack = Stack.of(this);
+    const volumes = stack.formatArn({ service: 'ec2', resource: 'volume', resourceName: '*' });
+    const snapshots = stack.formatArn({
+      service: 'ec2',
+      resource: 'snapshot',
+      resourceName: '*',
+      account: '',
+    });
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'DescribeVolumesAndModifications',
+        actions: ['ec2:DescribeVolumes', 'ec2:DescribeVolumesModifications'],
+        resources: ['*'],
+      }),
+    );
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'ModifyAndSnapshotManagedVolumesOnly',
+        actions: ['ec2:ModifyVolume', 'ec2:CreateSnapshot'],
+        resources: [volumes],
+        conditions: { StringEquals: { [`aws:ResourceTag/${MANAGED_TAG_KEY}`]: MANAGED_TAG_VALUE } },
+      }),
+    );
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'CreateManagedSnapshotsOnly',
+        actions: ['ec2:CreateSnapshot'],
+        resources: [snapshots],
+        conditions: { StringEquals: { [`aws:RequestTag/${MANAGED_TAG_KEY}`]: MANAGED_TAG_VALUE } },
+      }),
+    );
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'TagSnapshotsAtCreation',
+        actions: ['ec2:CreateTags'],
+        resources: [snapshots],
+        conditions: { StringEquals: { 'ec2:CreateAction': 'CreateSnapshot' } },
+      }),
+    );
+    acknowledgeWildcard(
+      role,
+      'Resource::*',
+      'EC2 Describe* actions do not support resource-level permissions; they only read.',
+    );
+    acknowledgeWildcard(
+      role,
+      'Resource::arn:<AWS::Partition>:ec2:<AWS::Region>:<AWS::AccountId>:volume/*',
+      `Volume IDs are only known at run time; ModifyVolume and CreateSnapshot are limited by the condition aws:ResourceTag/${MANAGED_TAG_KEY}=true.`,
+    );
+    acknowledgeWildcard(
+      role,
+      'Resource::arn:<AWS::Partition>:ec2:<AWS::Region>::snapshot/*',
+      'A new snapshot has no ID before it exists; creation requires the managed tag in the request and tagging is allowed only as part of CreateSnapshot.',
+    );
+  }
+
+  private grantDescribeModifications(role: iam.Role): void {
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'DescribeVolumeModifications',
+        actions: ['ec2:DescribeVolumes', 'ec2:DescribeVolumesModifications'],
+        resources: ['*'],
+      }),
+    );
+    acknowledgeWildcard(
+      role,
+      'Resource::*',
+      'DescribeVolumes and DescribeVolumesModifications do not support resource-level permissions; they only read.',
+    );
+  }
+
+  private grantVerifyArchive(role: iam.Role, archive: WalArchiveBucket): void {
+    archive.bucket.grantRead(role, 'wal/*');
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'WriteVerifiedManifests',
+        actions: ['s3:PutObject'],
+        resources: [archive.bucket.arnForObjects('wal/*')],
+      }),
+    );
+    for (const s of archive.keyStatements()) role.addToPolicy(s);
+    acknowledgeWildcard(
+      role,
+      'Action::s3:GetBucket*',
+      'CDK grantRead: read-only bucket metadata of the WAL archive.',
+    );
+    acknowledgeWildcard(
+      role,
+      'Action::s3:GetObject*',
+      'CDK grantRead: reads (head, checksum) archived WAL objects only.',
+    );
+    acknowledgeWildcard(role, 'Action::s3:List*', 'CDK grantRead: lists the WAL archive only.');
+    acknowledgeWildcard(
+      role,
+      'Action::kms:ReEncrypt*',
+      'CDK grantRead on an SSE-KMS bucket grants decrypt-side KMS use of the archive key only.',
+    );
+    acknowledgeWildcard(
+      role,
+      'Action::kms:GenerateDataKey*',
+      'CDK grantRead on an SSE-KMS bucket grants data-key use of the archive key only.',
+    );
+    acknowledgeWildcard(
+      role,
+      `Resource::${nagArn(archive.bucket.node.defaultChild as CfnResource)}/wal/*`,
+      "Manifests and segments are keyed by node and time under wal/; the function verifies any node's archive.",
+    );
+  }
+
+  private grantAutomationRole(
+    automationRole: AutomationRole,
+    props: DiskRemediationProps,
+    commands: Record<CommandDocumentName, CommandDocument>,
+    automations: Record<AutomationDocumentName, AutomationDocument>,
+  ): void {
+    const role = automationRole.role;
+    const stack = Stack.of(this);
+    for (const fn of [this.expandVolume, this.waitForModification, this.verifyArchive])
+      fn.function.grantInvoke(role);
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'RunThisStacksCommandDocuments',
+        actions: ['ssm:SendCommand'],
+        resources: Object.values(commands).map((c) => c.documentArn),
+      }),
+    );
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'RunCommandsOnManagedInstancesOnly',
+        actions: ['ssm:SendCommand'],
+        resources: [stack.formatArn({ service: 'ec2', resource: 'instance', resourceName: '*' })],
+        conditions: { StringEquals: { [`ssm:resourceTag/${MANAGED_TAG_KEY}`]: MANAGED_TAG_VALUE } },
+      }),
+    );
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'FollowCommands',
+        actions: [
+          'ssm:ListCommands',
+          'ssm:ListCommandInvocations',
+          'ssm:GetCommandInvocation',
+          'ssm:DescribeInstanceInformation',
+        ],
+        resources: ['*'],
+      }),
+    );
+    props.topic.grantPublish(role);
+    // Fallback: ExpandVolume starts ArchiveWal when expansion is refused.
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'StartThisStacksAutomations',
+        actions: ['ssm:StartAutomationExecution'],
+        resources: Object.values(automations).map((a) => a.automationDefinitionArn),
+      }),
+    );
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'FollowAutomations',
+        actions: ['ssm:GetAutomationExecution'],
+        resources: [stack.formatArn({ service: 'ssm', resource: 'automation-execution', resourceName: '*' })],
+      }),
+    );
+    automationRole.grantPassToSsm(role);
+    acknowledgeTopicKeyUse(role);
+    acknowledgeWildcard(
+      role,
+      'Resource::arn:<AWS::Partition>:ec2:<AWS::Region>:<AWS::AccountId>:instance/*',
+      `SendCommand is limited to instances tagged ${MANAGED_TAG_KEY}=true by condition, and to this stack's documents.`,
+    );
+    acknowledgeWildcard(
+      role,
+      'Resource::*',
+      'ListCommands, ListCommandInvocations, GetCommandInvocation, DescribeInstanceInformation and GetMetricData do not support resource-level permissions; they only read.',
+    );
+    acknowledgeWildcard(
+      role,
+      'Resource::arn:<AWS::Partition>:ssm:<AWS::Region>:<AWS::AccountId>:automation-execution/*',
+      'Execution IDs are only known at run time; the role reads the executions it starts.',
+    );
+    for (const fn of [this.expandVolume, this.waitForModification, this.verifyArchive]) {
+      acknowledgeWildcard(
+        role,
+        `Resource::${nagArn(fn.function.node.defaultChild as CfnResource)}:*`,
+        "CDK grantInvoke also allows the function's versions and aliases; the function itself is this stack's.",
+      );
+    }
+  }
+
+  private grantRouter(
+    automationRole: AutomationRole,
+    props: DiskRemediationProps,
+    routes: Record<string, string[]>,
+  ): void {
+    const stack = Stack.of(this);
+    const role = this.router.role;
+    const { prefix } = props.config;
+    const byName = new Map(Object.values(this.automationDocuments).map((d) => [d.documentName, d]));
+    const definitionArns = [...new Set(Object.values(routes).flat())].map((name) => {
+      const doc = byName.get(name);
+      if (doc === undefined)
+        throw new Error(`DiskRemediation routes name ${name}, which this stack does not deploy`);
+      return doc.automationDefinitionArn;
+    });
+    if (definitionArns.length > 0) {
+      role.addToPolicy(
+        new iam.PolicyStatement({
+          sid: 'StartRoutedAutomationsOnly',
+          actions: ['ssm:StartAutomationExecution'],
+          resources: definitionArns,
+        }),
+      );
+    }
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'TagAndReadExecutions',
+        actions: ['ssm:AddTagsToResource', 'ssm:ListTagsForResource', 'ssm:GetAutomationExecution'],
+        resources: [stack.formatArn({ service: 'ssm', resource: 'automation-execution', resourceName: '*' })],
+      }),
+    );
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'ListRunningExecutions',
+        actions: ['ssm:DescribeAutomationExecutions'],
+        resources: ['*'],
+      }),
+    );
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'ReadNodeRegistry',
+        actions: ['ssm:GetParameter'],
+        resources: [
+          stack.formatArn({
+            service: 'ssm',
+            resource: 'parameter',
+            resourceName: nodeRegistryParameterName(prefix, '*').slice(1),
+          }),
+        ],
+      }),
+    );
+    const alarms = stack.formatArn({
+      service: 'cloudwatch',
+      resource: 'alarm',
+      resourceName: `${prefix}-*`,
+      arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+    });
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'ReadAndMarkThisStacksAlarms',
+        actions: ['cloudwatch:DescribeAlarms', 'cloudwatch:ListTagsForResource', 'cloudwatch:TagResource'],
+        resources: [alarms],
+      }),
+    );
+    props.topic.grantPublish(role);
+    automationRole.grantPassToSsm(role);
+    acknowledgeWildcard(
+      role,
+      'Resource::*',
+      'DescribeAutomationExecutions does not support resource-level permissions; it only reads.',
+    );
+    acknowledgeWildcard(
+      role,
+      'Resource::arn:<AWS::Partition>:ssm:<AWS::Region>:<AWS::AccountId>:automation-execution/*',
+      'Execution IDs are only known at run time; the router tags the executions it starts and reads their tags and status.',
+    );
+    acknowledgeWildcard(
+      role,
+      `Resource::arn:<AWS::Partition>:ssm:<AWS::Region>:<AWS::AccountId>:parameter/${prefix}/nodes/*`,
+      'The node registry: one parameter per node, named by the node; the router reads only this prefix.',
+    );
+    acknowledgeWildcard(
+      role,
+      `Resource::arn:<AWS::Partition>:cloudwatch:<AWS::Region>:<AWS::AccountId>:alarm:${prefix}-*`,
+      "Only this stack's alarms (named <prefix>-<node>-disk-<kind>); nodes are added without changing the router.",
+    );
+    acknowledgeTopicKeyUse(role);
+  }
+}
+
+/** SNS `grantPublish` on a KMS-encrypted topic grants `kms:GenerateDataKey*` on its key. */
+function acknowledgeTopicKeyUse(role: iam.IRole): void {
+  acknowledgeWildcard(
+    role,
+    'Action::kms:GenerateDataKey*',
+    'Publishing to the KMS-encrypted notification topic needs data keys of the stack key (CDK grantPublish); the resource is that one key.',
+  );
+}
+
+/** The router's chains: alarm kind → documents, from `remediation` (first) plus the fallback. */
+export function routesFor(config: StemeDbConfig): Record<string, string[]> {
+  const p = config.prefix;
+  const chain = (first: string, fallback: string[]): string[] =>
+    first === '' ? [] : [...new Set([`${p}-${first}`, ...fallback.map((f) => `${p}-${f}`)])];
+  return {
+    critical: chain(config.remediation.critical, ['ArchiveWal']),
+    warning: chain(config.remediation.warning, []),
+  };
+}
+
+/** The substitutions a document's YAML actually uses (the document construct rejects unused ones). */
+function substitutionsUsedBy(name: string, all: Record<string, string>): Record<string, string> {
+  const file = resolve(REPO_ROOT, defaultAutomationDefinitionFile(name));
+  const used = placeholdersIn(parseYaml(readFileSync(file, 'utf8')));
+  return Object.fromEntries(Object.entries(all).filter(([k]) => used.has(k)));
+}

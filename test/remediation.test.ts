@@ -1,0 +1,183 @@
+import { readFileSync } from 'node:fs';
+import { Match } from 'aws-cdk-lib/assertions';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { resolveConfig } from '../lib/config';
+import { AUTOMATION_DOCUMENTS, COMMAND_DOCUMENTS, routesFor } from '../lib/disk-remediation';
+import { type SynthResult, synthStack, TWO_NODES_FILE } from './support/synth';
+
+const twoNodes = JSON.parse(readFileSync(TWO_NODES_FILE, 'utf8')) as Record<string, unknown>;
+
+type Statement = {
+  Sid?: string;
+  Action: string | string[];
+  Resource: unknown;
+  Condition?: Record<string, unknown>;
+};
+
+/** Every statement of the inline policies attached to the role whose logical ID starts with `rolePrefix`. */
+function statementsOf(r: SynthResult, rolePrefix: string): Statement[] {
+  const policies = r.template.findResources('AWS::IAM::Policy');
+  const out: Statement[] = [];
+  for (const p of Object.values(policies) as Array<{
+    Properties: { Roles: Array<{ Ref: string }>; PolicyDocument: { Statement: Statement[] } };
+  }>) {
+    if (p.Properties.Roles.some((ref) => ref.Ref.startsWith(rolePrefix)))
+      out.push(...p.Properties.PolicyDocument.Statement);
+  }
+  return out;
+}
+
+function actionsOf(statements: Statement[]): string[] {
+  return statements.flatMap((s) => (Array.isArray(s.Action) ? s.Action : [s.Action]));
+}
+
+describe('remediation machinery', () => {
+  let r: SynthResult;
+  beforeAll(() => {
+    r = synthStack(twoNodes);
+  });
+
+  it('deploys every Command document as <prefix>-Host-<Name> with NewVersion updates', () => {
+    for (const name of COMMAND_DOCUMENTS) {
+      r.template.hasResourceProperties('AWS::SSM::Document', {
+        Name: `StemeDB-Host-${name}`,
+        DocumentType: 'Command',
+        UpdateMethod: 'NewVersion',
+        Content: Match.objectLike({ schemaVersion: '2.2' }),
+      });
+    }
+  });
+
+  it('deploys every runbook Automation as <prefix>-<Name>', () => {
+    for (const name of AUTOMATION_DOCUMENTS) {
+      r.template.hasResourceProperties('AWS::SSM::Document', {
+        Name: `StemeDB-${name}`,
+        DocumentType: 'Automation',
+        UpdateMethod: 'NewVersion',
+        Content: Match.objectLike({ schemaVersion: '0.3' }),
+      });
+    }
+  });
+
+  it('builds every Lambda for ARM64 on Node.js 24', () => {
+    const fns = Object.values(
+      r.template.findResources('AWS::Lambda::Function', {
+        Properties: { FunctionName: Match.stringLikeRegexp('^StemeDB-') },
+      }),
+    );
+    expect(fns.length).toBe(4);
+    for (const fn of fns as Array<{ Properties: Record<string, unknown> }>) {
+      expect(fn.Properties.Architectures).toEqual(['arm64']);
+      expect(fn.Properties.Runtime).toBe('nodejs24.x');
+      expect(fn.Properties.LoggingConfig).toMatchObject({ LogFormat: 'JSON' });
+    }
+  });
+
+  it('serializes the router so "one remediation per node" cannot race', () => {
+    r.template.hasResourceProperties('AWS::Lambda::Function', {
+      FunctionName: 'StemeDB-alarm-router',
+      ReservedConcurrentExecutions: 1,
+      Environment: {
+        Variables: Match.objectLike({
+          PREFIX: 'StemeDB',
+          ROUTES: JSON.stringify(routesFor(resolveConfig({}))),
+        }),
+      },
+    });
+  });
+
+  it('routes critical to ExpandVolume then ArchiveWal, and warning to ArchiveWal, by default', () => {
+    expect(routesFor(resolveConfig({}))).toEqual({
+      critical: ['StemeDB-ExpandVolume', 'StemeDB-ArchiveWal'],
+      warning: ['StemeDB-ArchiveWal'],
+    });
+  });
+
+  it("sends only this stack's alarms entering ALARM to the router, and re-checks on a schedule", () => {
+    r.template.hasResourceProperties('AWS::Events::Rule', {
+      EventPattern: {
+        source: ['aws.cloudwatch'],
+        'detail-type': ['CloudWatch Alarm State Change'],
+        detail: { alarmName: [{ prefix: 'StemeDB-' }], state: { value: ['ALARM'] } },
+      },
+      Targets: [
+        Match.objectLike({ Arn: { 'Fn::GetAtt': [Match.stringLikeRegexp('AlarmRouterFunction'), 'Arn'] } }),
+      ],
+    });
+    r.template.hasResourceProperties('AWS::Events::Rule', { ScheduleExpression: 'rate(15 minutes)' });
+  });
+
+  it('trusts the automation role only to SSM executions of this account', () => {
+    r.template.hasResourceProperties('AWS::IAM::Role', {
+      AssumeRolePolicyDocument: {
+        Statement: [
+          Match.objectLike({
+            Principal: { Service: 'ssm.amazonaws.com' },
+            Condition: {
+              StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } },
+              ArnLike: { 'aws:SourceArn': Match.anyValue() },
+            },
+          }),
+        ],
+      },
+    });
+  });
+
+  it('lets expand-volume modify and snapshot only volumes tagged managed', () => {
+    const st = statementsOf(r, 'RemediationExpandVolumeRole');
+    const modify = st.find((s) => s.Sid === 'ModifyAndSnapshotManagedVolumesOnly');
+    expect([...actionsOf(modify ? [modify] : [])].sort()).toEqual(['ec2:CreateSnapshot', 'ec2:ModifyVolume']);
+    expect(modify?.Condition).toEqual({ StringEquals: { 'aws:ResourceTag/stemedb:managed': 'true' } });
+    expect(st.find((s) => s.Sid === 'CreateManagedSnapshotsOnly')?.Condition).toEqual({
+      StringEquals: { 'aws:RequestTag/stemedb:managed': 'true' },
+    });
+    expect(st.find((s) => s.Sid === 'TagSnapshotsAtCreation')?.Condition).toEqual({
+      StringEquals: { 'ec2:CreateAction': 'CreateSnapshot' },
+    });
+    // the only unscoped statement is the read-only describe
+    for (const s of st.filter((x) => x.Resource === '*')) {
+      expect(actionsOf([s]).every((a) => a.startsWith('ec2:Describe'))).toBe(true);
+    }
+  });
+
+  it("lets the automation role send commands only with this stack's documents and to managed instances", () => {
+    const st = statementsOf(r, 'RemediationAutomationRole');
+    const docs = st.find((s) => s.Sid === 'RunThisStacksCommandDocuments');
+    expect(JSON.stringify(docs?.Resource)).toContain('document/StemeDB-Host-GrowFilesystem');
+    expect((docs?.Resource as unknown[]).length).toBe(COMMAND_DOCUMENTS.length);
+    const instances = st.find((s) => s.Sid === 'RunCommandsOnManagedInstancesOnly');
+    expect(instances?.Condition).toEqual({ StringEquals: { 'ssm:resourceTag/stemedb:managed': 'true' } });
+    const pass = st.find((s) => s.Sid === 'PassAutomationRoleToSsmOnly');
+    expect(pass?.Condition).toEqual({ StringEquals: { 'iam:PassedToService': 'ssm.amazonaws.com' } });
+  });
+
+  it('lets the router start only the routed Automation documents and pass only the automation role to SSM', () => {
+    const st = statementsOf(r, 'RemediationAlarmRouterRole');
+    const start = st.find((s) => s.Sid === 'StartRoutedAutomationsOnly');
+    const resources = JSON.stringify(start?.Resource);
+    expect(resources).toContain('automation-definition/StemeDB-ExpandVolume:$DEFAULT');
+    expect(resources).toContain('automation-definition/StemeDB-ArchiveWal:$DEFAULT');
+    expect(resources).not.toContain('WalCleanup');
+    const pass = st.find((s) => s.Sid === 'PassAutomationRoleToSsmOnly');
+    expect(pass?.Condition).toEqual({ StringEquals: { 'iam:PassedToService': 'ssm.amazonaws.com' } });
+    expect(JSON.stringify(pass?.Resource)).toContain('AutomationRole');
+  });
+
+  it('grants no wildcard action anywhere', () => {
+    const all = [
+      ...Object.values(r.template.findResources('AWS::IAM::Policy')),
+      ...Object.values(r.template.findResources('AWS::IAM::ManagedPolicy')),
+    ] as Array<{ Properties: { PolicyDocument: { Statement: Statement[] } } }>;
+    for (const p of all) {
+      for (const a of actionsOf(p.Properties.PolicyDocument.Statement)) {
+        expect(a === '*' || /^[a-z0-9-]+:\*$/.test(a), a).toBe(false);
+      }
+    }
+  });
+});
+
+describe('remediation routes from configuration', () => {
+  it('starts nothing for an alarm whose remediation is ""', () => {
+    expect(routesFor(resolveConfig({ remediation: { warning: '' } })).warning).toEqual([]);
+  });
+});
