@@ -32,6 +32,7 @@ export function cloudWatchAgentConfig(dataMount: string, intervalSeconds: number
     agent: { metrics_collection_interval: intervalSeconds, omit_hostname: true },
     metrics: {
       namespace: AGENT_NAMESPACE,
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: the agent's own placeholder, filled on the host.
       append_dimensions: { InstanceId: '${aws:InstanceId}' },
       // The alarms use exactly {InstanceId, path}: fstype and device would differ between nodes.
       aggregation_dimensions: [['InstanceId', 'path']],

@@ -144,7 +144,7 @@ describe('remediation machinery', () => {
     const st = statementsOf(r, 'RemediationAutomationRole');
     const docs = st.find((s) => s.Sid === 'RunThisStacksCommandDocuments');
     expect(JSON.stringify(docs?.Resource)).toContain('document/StemeDB-Host-GrowFilesystem');
-    expect((docs?.Resource as unknown[]).length).toBe(COMMAND_DOCUMENTS.length);
+    expect(docs?.Resource).toHaveLength(COMMAND_DOCUMENTS.length);
     const instances = st.find((s) => s.Sid === 'RunCommandsOnManagedInstancesOnly');
     expect(instances?.Condition).toEqual({ StringEquals: { 'ssm:resourceTag/stemedb:managed': 'true' } });
     const pass = st.find((s) => s.Sid === 'PassAutomationRoleToSsmOnly');
