@@ -8,6 +8,7 @@ import type * as kms from 'aws-cdk-lib/aws-kms';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
 import { parse as parseYaml } from 'yaml';
+import { VERIFIED_MANIFEST_NAME } from '../lambda/shared/wal-manifest';
 import { AutomationDocument, defaultAutomationDefinitionFile, placeholdersIn } from './automation-document';
 import { AutomationRole } from './automation-role';
 import { CommandDocument, REPO_ROOT } from './command-document';
@@ -273,41 +274,46 @@ export class DiskRemediation extends Construct {
     );
   }
 
+  /**
+   * verify-archive reads any node's archive and writes verified manifests; the bucket refuses a
+   * verified manifest from anyone else, so a host can never vouch for its own uploads.
+   */
   private grantVerifyArchive(role: iam.Role, archive: WalArchiveBucket): void {
-    archive.bucket.grantRead(role, 'wal/*');
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'ReadArchivedWal',
+        actions: ['s3:GetObject'],
+        resources: [archive.bucket.arnForObjects('wal/*')],
+      }),
+    );
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        // Without ListBucket a missing key answers 403 instead of 404.
+        sid: 'ListArchivedWal',
+        actions: ['s3:ListBucket'],
+        resources: [archive.bucket.bucketArn],
+        conditions: { StringLike: { 's3:prefix': ['wal/*'] } },
+      }),
+    );
     role.addToPolicy(
       new iam.PolicyStatement({
         sid: 'WriteVerifiedManifests',
         actions: ['s3:PutObject'],
-        resources: [archive.bucket.arnForObjects('wal/*')],
+        resources: [archive.bucket.arnForObjects(VERIFIED_MANIFEST_KEYS)],
       }),
     );
     for (const s of archive.keyStatements()) role.addToPolicy(s);
+    archive.onlyVerifierWritesVerifiedManifests(role, VERIFIED_MANIFEST_KEYS);
+    const bucketArn = nagArn(archive.bucket.node.defaultChild as CfnResource);
     acknowledgeWildcard(
       role,
-      'Action::s3:GetBucket*',
-      'CDK grantRead: read-only bucket metadata of the WAL archive.',
+      `Resource::${bucketArn}/wal/*`,
+      "The verifier reads any node's archived segments and manifests; keys are only known at run time.",
     );
     acknowledgeWildcard(
       role,
-      'Action::s3:GetObject*',
-      'CDK grantRead: reads (head, checksum) archived WAL objects only.',
-    );
-    acknowledgeWildcard(role, 'Action::s3:List*', 'CDK grantRead: lists the WAL archive only.');
-    acknowledgeWildcard(
-      role,
-      'Action::kms:ReEncrypt*',
-      'CDK grantRead on an SSE-KMS bucket grants decrypt-side KMS use of the archive key only.',
-    );
-    acknowledgeWildcard(
-      role,
-      'Action::kms:GenerateDataKey*',
-      'CDK grantRead on an SSE-KMS bucket grants data-key use of the archive key only.',
-    );
-    acknowledgeWildcard(
-      role,
-      `Resource::${nagArn(archive.bucket.node.defaultChild as CfnResource)}/wal/*`,
-      "Manifests and segments are keyed by node and time under wal/; the function verifies any node's archive.",
+      `Resource::${bucketArn}/${VERIFIED_MANIFEST_KEYS}`,
+      'One verified manifest per node prefix; the bucket policy denies this key to every other principal.',
     );
   }
 
@@ -374,7 +380,7 @@ export class DiskRemediation extends Construct {
     acknowledgeWildcard(
       role,
       'Resource::*',
-      'ListCommands, ListCommandInvocations, GetCommandInvocation, DescribeInstanceInformation and GetMetricData do not support resource-level permissions; they only read.',
+      'ListCommands, ListCommandInvocations, GetCommandInvocation, DescribeInstanceInformation, GetMetricData and DescribeTags do not support resource-level permissions; they only read.',
     );
     acknowledgeWildcard(
       role,
@@ -488,6 +494,9 @@ function acknowledgeTopicKeyUse(role: iam.IRole): void {
     'Publishing to the KMS-encrypted notification topic needs data keys of the stack key (CDK grantPublish); the resource is that one key.',
   );
 }
+
+/** Where verify-archive writes what it verified: `wal/<node>/_manifest/verified.json`. */
+const VERIFIED_MANIFEST_KEYS = `wal/*/${VERIFIED_MANIFEST_NAME}`;
 
 /** The router's chains: alarm kind → documents, from `remediation` (first) plus the fallback. */
 export function routesFor(config: StemeDbConfig): Record<string, string[]> {

@@ -120,6 +120,23 @@ export class WalArchiveBucket extends Construct {
     ];
   }
 
+  /**
+   * Denies `PutObject` on the verified-manifest keys to every principal but `verifier`: the
+   * delete phase trusts that manifest, so a host must never be able to write it.
+   */
+  onlyVerifierWritesVerifiedManifests(verifier: iam.IRole, keyPattern: string): void {
+    this.bucket.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'OnlyTheVerifierWritesVerifiedManifests',
+        effect: iam.Effect.DENY,
+        principals: [new iam.AnyPrincipal()],
+        actions: ['s3:PutObject'],
+        resources: [this.bucket.arnForObjects(keyPattern)],
+        conditions: { ArnNotEquals: { 'aws:PrincipalArn': verifier.roleArn } },
+      }),
+    );
+  }
+
   /** KMS use through S3 only, for anyone who reads or writes the archive. */
   keyStatements(): iam.PolicyStatement[] {
     return [

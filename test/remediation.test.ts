@@ -163,6 +163,37 @@ describe('remediation machinery', () => {
     expect(JSON.stringify(pass?.Resource)).toContain('AutomationRole');
   });
 
+  it('lets only verify-archive write verified manifests, denied to every other principal by the bucket', () => {
+    const st = statementsOf(r, 'RemediationVerifyArchiveRole');
+    expect(JSON.stringify(st.find((s) => s.Sid === 'WriteVerifiedManifests')?.Resource)).toContain(
+      '/wal/*/_manifest/verified.json',
+    );
+    expect(
+      actionsOf(st)
+        .filter((a) => a.startsWith('s3:'))
+        .sort(),
+    ).toEqual(['s3:GetObject', 's3:ListBucket', 's3:PutObject']);
+    r.template.hasResourceProperties('AWS::S3::BucketPolicy', {
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Sid: 'OnlyTheVerifierWritesVerifiedManifests',
+            Effect: 'Deny',
+            Principal: { AWS: '*' },
+            Action: 's3:PutObject',
+            Condition: {
+              ArnNotEquals: {
+                'aws:PrincipalArn': {
+                  'Fn::GetAtt': [Match.stringLikeRegexp('^RemediationVerifyArchiveRole'), 'Arn'],
+                },
+              },
+            },
+          }),
+        ]),
+      },
+    });
+  });
+
   it('grants no wildcard action anywhere', () => {
     const all = [
       ...Object.values(r.template.findResources('AWS::IAM::Policy')),
