@@ -79,7 +79,7 @@ function alarmEvent(alarmName: string, state: string, previous: string): Json {
   };
 }
 
-describe('critical alarm → ExpandVolume, in the synthesized template', () => {
+describe('alarm → router → Automation, in the synthesized template', () => {
   let r: SynthResult;
   let ruleDetailPattern: Json;
   let routerEnv: Record<string, string>;
@@ -110,64 +110,71 @@ describe('critical alarm → ExpandVolume, in the synthesized template', () => {
     expect(matches(ruleDetailPattern, alarmEvent('Other-app-disk-critical', 'ALARM', 'OK'))).toBe(false);
   });
 
-  it('makes the router start the deployed ExpandVolume document for the node, with parameters it accepts', async () => {
-    const registry = resources(r, 'AWS::SSM::Parameter').find(
-      ([, v]) => v.Properties.Name === '/StemeDB/nodes/db-1',
-    );
-    const value = (registry as [string, Resource])[1].Properties.Value;
-    // The registry value is JSON with the created volume's Ref inside; resolve it as CloudFormation would.
-    const registryJson = JSON.stringify(value).includes('Fn::Join')
-      ? ((value as { 'Fn::Join': [string, unknown[]] })['Fn::Join'][1] as unknown[])
-          .map((part) => (typeof part === 'string' ? part : VOLUME_ID))
-          .join('')
-      : String(value);
-    expect(JSON.parse(registryJson)).toMatchObject({
-      name: 'db-1',
-      instanceId: 'i-0123456789abcdef0',
-      volumeId: VOLUME_ID,
-    });
-
-    const ssm = mockClient(SSMClient);
-    ssm
-      .on(GetParameterCommand, { Name: '/StemeDB/nodes/db-1' })
-      .resolves({ Parameter: { Name: '/StemeDB/nodes/db-1', Value: registryJson } });
-    ssm.on(DescribeAutomationExecutionsCommand).resolves({ AutomationExecutionMetadataList: [] });
-    ssm.on(StartAutomationExecutionCommand).resolves({ AutomationExecutionId: 'exec-1' });
-    try {
-      const outcomes = await routeEvent(
-        alarmEvent('StemeDB-db-1-disk-critical', 'ALARM', 'OK'),
-        loadRouterConfig(routerEnv),
-        {
-          ssm: new SSMClient({ region: 'eu-west-1' }),
-          cloudwatch: new CloudWatchClient({ region: 'eu-west-1' }),
-          notify: async () => {},
-        },
+  const starts: ReadonlyArray<[string, string]> = [
+    ['critical', 'StemeDB-ExpandVolume'],
+    ['warning', 'StemeDB-ArchiveWal'],
+  ];
+  it.each(starts)(
+    'makes the router start, for the %s alarm, the deployed %s document with parameters it accepts',
+    async (kind, documentName) => {
+      const registry = resources(r, 'AWS::SSM::Parameter').find(
+        ([, v]) => v.Properties.Name === '/StemeDB/nodes/db-1',
       );
-      expect(outcomes.map((o) => o.decision)).toEqual(['started']);
+      const value = (registry as [string, Resource])[1].Properties.Value;
+      // The registry value is JSON with the created volume's Ref inside; resolve it as CloudFormation would.
+      const registryJson = JSON.stringify(value).includes('Fn::Join')
+        ? ((value as { 'Fn::Join': [string, unknown[]] })['Fn::Join'][1] as unknown[])
+            .map((part) => (typeof part === 'string' ? part : VOLUME_ID))
+            .join('')
+        : String(value);
+      expect(JSON.parse(registryJson)).toMatchObject({
+        name: 'db-1',
+        instanceId: 'i-0123456789abcdef0',
+        volumeId: VOLUME_ID,
+      });
 
-      const starts = ssm.commandCalls(StartAutomationExecutionCommand);
-      expect(starts).toHaveLength(1);
-      const input = starts[0]?.args[0].input;
-      expect(input?.DocumentName).toBe('StemeDB-ExpandVolume');
-      const doc = documentNamed(r, 'StemeDB-ExpandVolume');
-      expect(doc.DocumentType).toBe('Automation');
-      const declared = (
-        doc.Content as { parameters: Record<string, { allowedPattern?: string; allowedValues?: string[] }> }
-      ).parameters;
-      for (const [name, values] of Object.entries(input?.Parameters ?? {})) {
-        const param = declared[name];
-        expect(param, `ExpandVolume declares ${name}`).toBeDefined();
-        for (const v of values) {
-          if (param?.allowedPattern !== undefined) expect(v).toMatch(new RegExp(param.allowedPattern));
-          if (param?.allowedValues !== undefined) expect(param.allowedValues).toContain(v);
+      const ssm = mockClient(SSMClient);
+      ssm
+        .on(GetParameterCommand, { Name: '/StemeDB/nodes/db-1' })
+        .resolves({ Parameter: { Name: '/StemeDB/nodes/db-1', Value: registryJson } });
+      ssm.on(DescribeAutomationExecutionsCommand).resolves({ AutomationExecutionMetadataList: [] });
+      ssm.on(StartAutomationExecutionCommand).resolves({ AutomationExecutionId: 'exec-1' });
+      try {
+        const outcomes = await routeEvent(
+          alarmEvent(`StemeDB-db-1-disk-${kind}`, 'ALARM', 'OK'),
+          loadRouterConfig(routerEnv),
+          {
+            ssm: new SSMClient({ region: 'eu-west-1' }),
+            cloudwatch: new CloudWatchClient({ region: 'eu-west-1' }),
+            notify: async () => {},
+          },
+        );
+        expect(outcomes.map((o) => o.decision)).toEqual(['started']);
+
+        const starts = ssm.commandCalls(StartAutomationExecutionCommand);
+        expect(starts).toHaveLength(1);
+        const input = starts[0]?.args[0].input;
+        expect(input?.DocumentName).toBe(documentName);
+        const doc = documentNamed(r, documentName);
+        expect(doc.DocumentType).toBe('Automation');
+        const declared = (
+          doc.Content as { parameters: Record<string, { allowedPattern?: string; allowedValues?: string[] }> }
+        ).parameters;
+        for (const [name, values] of Object.entries(input?.Parameters ?? {})) {
+          const param = declared[name];
+          expect(param, `${documentName} declares ${name}`).toBeDefined();
+          for (const v of values) {
+            if (param?.allowedPattern !== undefined) expect(v).toMatch(new RegExp(param.allowedPattern));
+            if (param?.allowedValues !== undefined) expect(param.allowedValues).toContain(v);
+          }
         }
+        expect(input?.Parameters?.InstanceId).toEqual(['i-0123456789abcdef0']);
+        expect(input?.Parameters?.AutomationAssumeRole).toEqual([ROLE_ARN]);
+      } finally {
+        ssm.restore();
       }
-      expect(input?.Parameters?.InstanceId).toEqual(['i-0123456789abcdef0']);
-      expect(input?.Parameters?.AutomationAssumeRole).toEqual([ROLE_ARN]);
-    } finally {
-      ssm.restore();
-    }
-  });
+    },
+  );
 
   it('has ExpandVolume call Lambdas and Command documents that the template deploys and the automation role may use', () => {
     const content = documentNamed(r, 'StemeDB-ExpandVolume').Content as {
