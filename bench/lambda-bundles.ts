@@ -25,7 +25,7 @@ import {
 import { build } from 'esbuild';
 import { startMotoServer, TEST_REGION } from '../test/support/moto-server';
 
-const LAMBDAS = ['expand-volume', 'wait-for-volume-modification'] as const;
+const LAMBDAS = ['expand-volume', 'wait-for-volume-modification', 'verify-archive', 'alarm-router'] as const;
 const ROOT = resolve(__dirname, '..');
 
 async function bundle(name: string, outfile: string, sdkExternal: boolean): Promise<number> {
