@@ -63,6 +63,7 @@ import {
   tagsOf,
   VOLUME_ID_PATTERN,
 } from './shared/ec2-volume';
+import { payloadRecord, shown } from './shared/payload';
 import { logger, metrics } from './shared/powertools';
 import { errorCode, type RetryOptions } from './shared/retry';
 import { decideTargetSize, GIB, type SizingDecision, type SizingPolicy } from './shared/sizing-policy';
@@ -152,12 +153,6 @@ const INPUT_KEYS = new Set(['instanceId', 'volumeId', 'reason', 'dryRun', 'usedB
 const REASON_PATTERN = /^[A-Za-z0-9 ._:,/()=+@#-]{0,256}$/;
 const BYTES_PATTERN = /^(?:0|[1-9]\d{0,15})$/;
 
-/** Shows a rejected value safely: JSON-quoted and cut to 80 characters. */
-function shown(v: unknown): string {
-  const s = typeof v === 'string' ? JSON.stringify(v) : (JSON.stringify(v) ?? String(v));
-  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
-}
-
 function parseBytes(name: string, v: unknown): { value?: number; problem?: string } {
   if (v === undefined || v === '') return {};
   const n =
@@ -172,18 +167,9 @@ function parseBytes(name: string, v: unknown): { value?: number; problem?: strin
 export function parseExpandInput(
   event: unknown,
 ): { readonly ok: true; readonly request: ExpandRequest } | { readonly ok: false; readonly reason: string } {
-  if (typeof event !== 'object' || event === null || Array.isArray(event)) {
-    return { ok: false, reason: `the payload must be a JSON object, got ${shown(event)}` };
-  }
-  const e = event as Record<string, unknown>;
-  for (const key of Object.keys(e)) {
-    if (!INPUT_KEYS.has(key)) {
-      return {
-        ok: false,
-        reason: `${shown(key)} is not an input field; accepted: ${[...INPUT_KEYS].join(', ')}`,
-      };
-    }
-  }
+  const payload = payloadRecord(event, INPUT_KEYS);
+  if (!payload.ok) return payload;
+  const e = payload.value;
   if (typeof e.instanceId !== 'string' || !INSTANCE_ID_PATTERN.test(e.instanceId)) {
     return { ok: false, reason: `instanceId is ${shown(e.instanceId)}; expected i- and 8 or 17 hex digits` };
   }

@@ -30,6 +30,7 @@ import {
   latestModification,
   VOLUME_ID_PATTERN,
 } from './shared/ec2-volume';
+import { payloadRecord, shown } from './shared/payload';
 import { logger, metrics } from './shared/powertools';
 import type { RetryOptions } from './shared/retry';
 
@@ -76,28 +77,14 @@ function wholeNumber(v: unknown, min: number, max: number): number | undefined {
   return Number.isInteger(n) && n >= min && n <= max ? n : undefined;
 }
 
-function shown(v: unknown): string {
-  const s = JSON.stringify(v) ?? String(v);
-  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
-}
-
 /** Validates the payload; returns the request or the reason naming the bad field. */
 export function parseWaitInput(
   event: unknown,
   defaults: WaitConfig,
 ): { readonly ok: true; readonly request: WaitRequest } | { readonly ok: false; readonly reason: string } {
-  if (typeof event !== 'object' || event === null || Array.isArray(event)) {
-    return { ok: false, reason: `the payload must be a JSON object, got ${shown(event)}` };
-  }
-  const e = event as Record<string, unknown>;
-  for (const key of Object.keys(e)) {
-    if (!INPUT_KEYS.has(key)) {
-      return {
-        ok: false,
-        reason: `${shown(key)} is not an input field; accepted: ${[...INPUT_KEYS].join(', ')}`,
-      };
-    }
-  }
+  const payload = payloadRecord(event, INPUT_KEYS);
+  if (!payload.ok) return payload;
+  const e = payload.value;
   if (typeof e.volumeId !== 'string' || !VOLUME_ID_PATTERN.test(e.volumeId)) {
     return { ok: false, reason: `volumeId is ${shown(e.volumeId)}; expected vol- and 8 or 17 hex digits` };
   }

@@ -3,6 +3,7 @@ import type * as kms from 'aws-cdk-lib/aws-kms';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
+import type { NodeRegistryEntry } from '../lambda/shared/alarm-event';
 import { AdoptedDataVolume } from './adopted-data-volume';
 import type { NodeConfig } from './config';
 import { DataVolume } from './data-volume';
@@ -28,15 +29,6 @@ export interface StemeDbNodeProps {
     readonly archive: WalArchiveBucket;
     readonly agentConfig: ssm.IStringParameter;
   };
-}
-
-/** What the router reads from `/<prefix>/nodes/<name>` to act on a node. */
-export interface NodeRegistryEntry {
-  readonly name: string;
-  readonly instanceId: string;
-  readonly availabilityZone: string;
-  readonly volumeId: string;
-  readonly dataMount: string;
 }
 
 /**

@@ -12,6 +12,9 @@
 
 import type { RemediationConfig } from '../../lib/config';
 import type { DiskAlarmKind } from '../../lib/thresholds';
+import { shown } from './payload';
+
+export { shown };
 
 /** Every disk alarm kind, in the order of lib/thresholds.ts `diskAlarmRules`. */
 export const DISK_ALARM_KINDS = [
@@ -87,17 +90,6 @@ export type Routes = Readonly<Record<DiskAlarmKind, readonly string[]>>;
 
 function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-/** A value shown safely in a reason: JSON-quoted, at most 80 characters. */
-export function shown(v: unknown): string {
-  let s: string;
-  try {
-    s = JSON.stringify(v) ?? String(v);
-  } catch {
-    s = String(v);
-  }
-  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
 }
 
 const TIMESTAMP_PATTERN = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(\.\d{1,9})?(Z|[+-]\d{2}:?\d{2})$/;
