@@ -1,11 +1,8 @@
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { parseVerifyInput } from '../lambda/verify-archive';
 import { type AutomationDocumentContent, loadAutomationDocumentContent } from '../lib/automation-document';
 import { DEFAULT_CONFIG } from '../lib/config';
+import { runStepScript } from './support/automation-python';
 import {
   type StepResult,
   simulateAutomation,
@@ -177,59 +174,37 @@ describe('ArchiveWal Automation contracts', () => {
 });
 
 describe('ArchiveWal Automation embedded Python (python3 with a stub boto3)', () => {
-  let dir: string;
-  const STUB_BOTO3 = [
-    'import json, os',
-    'class _EC2:',
-    '    def describe_tags(self, Filters):',
-    "        return {'Tags': json.loads(os.environ.get('STUB_TAGS', '[]'))}",
-    'def client(name):',
-    '    return _EC2()',
-    '',
-  ].join('\n');
-
-  beforeAll(() => {
-    dir = mkdtempSync(join(tmpdir(), 'archive-wal-automation-'));
-    writeFileSync(join(dir, 'boto3.py'), STUB_BOTO3);
-  });
-  afterAll(() => {
-    rmSync(dir, { recursive: true, force: true });
-  });
-
+  /** Runs the step's handler; the stub EC2 DescribeTags answers `tags`. */
   function runStep(step: string, events: Record<string, string>, tags: unknown[] = []) {
-    const raw = doc.mainSteps.find((s) => s.name === step) as { inputs: { Script: string; Handler: string } };
-    const driver = `${raw.inputs.Script}\nimport json, sys\nprint(json.dumps(${raw.inputs.Handler}(json.loads(sys.argv[1]), None)))\n`;
-    return spawnSync('python3', ['-c', driver, JSON.stringify(events)], {
-      encoding: 'utf8',
-      env: { ...process.env, PYTHONPATH: dir, STUB_TAGS: JSON.stringify(tags) },
-    });
+    return runStepScript<Record<string, string>>(doc, step, events, { describe_tags: [{ Tags: tags }] });
   }
 
   it('uses the Node parameter when it is given', () => {
-    const r = runStep('ResolveNode', { node: 'db-7', instanceId: INSTANCE });
-    expect(JSON.parse(r.stdout)).toEqual({ node: 'db-7', prefix: 'wal/db-7/' });
+    expect(runStep('ResolveNode', { node: 'db-7', instanceId: INSTANCE }).result).toEqual({
+      node: 'db-7',
+      prefix: 'wal/db-7/',
+    });
   });
 
   it("reads the node from the instance's stemedb:node tag when Node is empty", () => {
     const r = runStep('ResolveNode', { node: '', instanceId: INSTANCE }, [
       { Key: 'stemedb:node', Value: 'db-3' },
     ]);
-    expect(JSON.parse(r.stdout)).toEqual({ node: 'db-3', prefix: 'wal/db-3/' });
+    expect(r.result).toEqual({ node: 'db-3', prefix: 'wal/db-3/' });
+    expect(r.calls.map((c) => c.service)).toEqual(['ec2']);
   });
 
   it('fails when the instance has no node tag, or the tag is not a node name', () => {
-    expect(runStep('ResolveNode', { node: '', instanceId: INSTANCE }).stderr).toMatch(/no stemedb:node tag/);
-    const bad = runStep('ResolveNode', { node: '', instanceId: INSTANCE }, [
-      { Key: 'stemedb:node', Value: '../x' },
-    ]);
-    expect(bad.status).not.toBe(0);
-    expect(bad.stderr).toMatch(/is not valid/);
+    expect(() => runStep('ResolveNode', { node: '', instanceId: INSTANCE })).toThrow(/no stemedb:node tag/);
+    expect(() =>
+      runStep('ResolveNode', { node: '', instanceId: INSTANCE }, [{ Key: 'stemedb:node', Value: '../x' }]),
+    ).toThrow(/is not valid/);
   });
 
   it('FailRefused and FailExecution end the execution with the reason', () => {
-    expect(runStep('FailRefused', { reason: 'manifest not found' }).stderr).toMatch(
+    expect(() => runStep('FailRefused', { reason: 'manifest not found' })).toThrow(
       /verification refused, nothing deleted: manifest not found/,
     );
-    expect(runStep('FailExecution', { execution: 'abc' }).stderr).toMatch(/ArchiveWal failed.*abc/);
+    expect(() => runStep('FailExecution', { execution: 'abc' })).toThrow(/ArchiveWal failed.*abc/);
   });
 });

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest';
 import { loadAutomationDocumentContent } from '../lib/automation-document';
 import type { CommandDocumentContent } from '../lib/command-document';
+import { runStepScript } from './support/automation-python';
 import {
   type StepResult,
   simulateAutomation,
@@ -331,51 +332,6 @@ function simulate(failing: readonly string[], status = 'compacted', params: Reco
   );
 }
 
-/** Runs a handler of an aws:executeScript step in python3 with a stub boto3 (canned responses). */
-function runStepScript(
-  stepName: string,
-  events: Record<string, unknown>,
-  responses: Record<string, unknown[]>,
-): { result: Record<string, string>; calls: Array<{ op: string; args: Record<string, unknown> }> } {
-  const step = automation().mainSteps.find((s) => s.name === stepName);
-  const inputs = step?.inputs as { Script: string; Handler: string } | undefined;
-  if (inputs === undefined) throw new Error(`no step ${stepName}`);
-  const r = spawnSync('python3', ['-c', PY_HARNESS], {
-    input: JSON.stringify({ script: inputs.Script, handler: inputs.Handler, events, responses }),
-    encoding: 'utf8',
-  });
-  if (r.status !== 0) throw new Error(`python failed: ${r.stderr}`);
-  return JSON.parse(r.stdout);
-}
-
-const PY_HARNESS = `
-import json, sys, time, types
-fixture = json.load(sys.stdin)
-calls = []
-class StubError(Exception):
-    def __init__(self, code):
-        super().__init__(code)
-        self.response = {'Error': {'Code': code}}
-class Client:
-    def __getattr__(self, op):
-        def call(**kwargs):
-            calls.append({'op': op, 'args': kwargs})
-            queue = fixture['responses'].get(op) or [{'error': 'NotStubbed'}]
-            answer = queue.pop(0) if len(queue) > 1 else queue[0]
-            if 'error' in answer:
-                raise StubError(answer['error'])
-            return answer
-        return call
-boto3 = types.ModuleType('boto3')
-boto3.client = lambda name, **kwargs: Client()
-sys.modules['boto3'] = boto3
-time.sleep = lambda seconds: None
-namespace = {}
-exec(compile(fixture['script'], 'step-script', 'exec'), namespace)
-result = namespace[fixture['handler']](fixture['events'], None)
-print(json.dumps({'result': result, 'calls': calls}))
-`;
-
 const EVENTS = {
   executionId: 'e-1',
   instanceId: 'i-0123456789abcdef0',
@@ -485,7 +441,7 @@ describe('CompactDatabase automation', () => {
     expect(compact.exitCode, compact.stderr).toBe(0);
     const report = await runCommandDocument(synthesizeCommandDocument('DiskReport'), { MountPoint: mount });
     expect(report.exitCode, report.stderr).toBe(0);
-    const { result, calls } = runStepScript('Summarize', EVENTS, responsesFor(compact, report));
+    const { result, calls } = runStepScript(automation(), 'Summarize', EVENTS, responsesFor(compact, report));
     expect(result).toMatchObject({
       status: 'compacted',
       dbBytesFreed: String(OBSOLETE_BYTES),
@@ -505,7 +461,7 @@ describe('CompactDatabase automation', () => {
     const compact = await run();
     expect(compact.exitCode).toBe(4);
     const report = await runCommandDocument(synthesizeCommandDocument('DiskReport'), { MountPoint: mount });
-    const { result } = runStepScript('Summarize', EVENTS, responsesFor(compact, report));
+    const { result } = runStepScript(automation(), 'Summarize', EVENTS, responsesFor(compact, report));
     expect(result).toMatchObject({
       status: 'refused',
       reason: expect.stringContaining('below MinFreePercent 5%'),
@@ -517,7 +473,7 @@ describe('CompactDatabase automation', () => {
   test('names ExpandVolume when a real compaction freed nothing, without a disk report', async () => {
     for (const [name] of OBSOLETE) rmSync(join(dbDir, name));
     const compact = await run();
-    const { result } = runStepScript('Summarize', EVENTS, responsesFor(compact, undefined));
+    const { result } = runStepScript(automation(), 'Summarize', EVENTS, responsesFor(compact, undefined));
     expect(result).toMatchObject({
       status: 'compacted',
       dbBytesFreed: '0',

@@ -17,6 +17,7 @@ import { type ExpandResult, parseExpandInput } from '../lambda/expand-volume';
 import { parseWaitInput, type WaitResult } from '../lambda/wait-for-volume-modification';
 import { loadAutomationDocumentContent } from '../lib/automation-document';
 import { REPO_ROOT } from '../lib/command-document';
+import { runPythonHandler, type StepScript } from './support/automation-python';
 import {
   type Simulation,
   type StepResult,
@@ -686,60 +687,17 @@ describe('contracts', () => {
 // ---------------------------------------------------------------------------------------------
 // The embedded Python
 
-const STUB_BOTO3 = `
-import json, os
-
-class _CloudWatch:
-    def get_metric_data(self, **kwargs):
-        with open(os.environ['CALLS_FILE'], 'a') as f:
-            f.write(json.dumps(kwargs, default=str) + '\\n')
-        if os.environ.get('FAKE_ERROR'):
-            raise RuntimeError(os.environ['FAKE_ERROR'])
-        return json.loads(os.environ['FAKE_RESPONSE'])
-
-def client(name, **kwargs):
-    assert name == 'cloudwatch', name
-    return _CloudWatch()
-`;
-
 const hasPython = spawnSync('python3', ['--version']).status === 0;
 
 describe.skipIf(!hasPython)('embedded Python (python3 with a stub boto3)', () => {
-  let dir: string;
-
-  beforeAll(() => {
-    dir = mkdtempSync(join(tmpdir(), 'expand-volume-py-'));
-    writeFileSync(join(dir, 'boto3.py'), STUB_BOTO3);
-  });
-
-  afterAll(() => {
-    if (dir) rmSync(dir, { recursive: true, force: true });
-  });
-
-  function script(step: string): { handler: string; code: string } {
+  function script(step: string): StepScript {
     const inputs = stepInputs(step) as { Handler: string; Script: string };
-    return { handler: inputs.Handler, code: inputs.Script };
+    return { handler: inputs.Handler, script: inputs.Script };
   }
 
-  function callScript(
-    step: string,
-    events: Record<string, string>,
-    env: Record<string, string> = {},
-  ): { status: number | null; stdout: string; stderr: string } {
-    const { handler, code } = script(step);
-    const module = `step_${step.toLowerCase()}`;
-    writeFileSync(join(dir, `${module}.py`), code);
-    const driver = [
-      'import json, sys',
-      `sys.path.insert(0, ${JSON.stringify(dir)})`,
-      `import ${module}`,
-      `print(json.dumps(${module}.${handler}(json.loads(sys.argv[1]), None)))`,
-    ].join('\n');
-    const r = spawnSync('python3', ['-c', driver, JSON.stringify(events)], {
-      encoding: 'utf8',
-      env: { ...process.env, CALLS_FILE: join(dir, 'calls.jsonl'), ...env },
-    });
-    return { status: r.status, stdout: r.stdout.trim(), stderr: r.stderr };
+  /** Runs the step's handler; the stub CloudWatch GetMetricData answers `answer`. */
+  function callScript(step: string, events: Record<string, string>, answer: unknown = {}) {
+    return runPythonHandler(script(step), events, { get_metric_data: [answer] });
   }
 
   const events = { instanceId: INSTANCE, mountPoint: '/data' };
@@ -751,9 +709,7 @@ describe.skipIf(!hasPython)('embedded Python (python3 with a stub boto3)', () =>
         { Id: 'total', Values: [10725883904.0] },
       ],
     };
-    const r = callScript('ReadDiskUsage', events, { FAKE_RESPONSE: JSON.stringify(response) });
-    expect(r.stderr).toBe('');
-    expect(JSON.parse(r.stdout)).toEqual({
+    expect(callScript('ReadDiskUsage', events, response).result).toEqual({
       usedBytes: '10201595904',
       filesystemBytes: '10725883904',
       note: '',
@@ -761,9 +717,9 @@ describe.skipIf(!hasPython)('embedded Python (python3 with a stub boto3)', () =>
   });
 
   it('ReadDiskUsage queries CWAgent disk_free and disk_total for the instance and mount point', () => {
-    rmSync(join(dir, 'calls.jsonl'), { force: true });
-    callScript('ReadDiskUsage', events, { FAKE_RESPONSE: '{"MetricDataResults": []}' });
-    const call = JSON.parse(readFileSync(join(dir, 'calls.jsonl'), 'utf8').trim()) as {
+    const { calls } = callScript('ReadDiskUsage', events, { MetricDataResults: [] });
+    expect(calls.map((c) => [c.service, c.op])).toEqual([['cloudwatch', 'get_metric_data']]);
+    const call = calls[0]?.args as {
       MetricDataQueries: {
         MetricStat: { Metric: { Namespace: string; MetricName: string; Dimensions: unknown[] } };
       }[];
@@ -784,38 +740,32 @@ describe.skipIf(!hasPython)('embedded Python (python3 with a stub boto3)', () =>
   });
 
   it('ReadDiskUsage returns empty values, not an error, when there are no datapoints', () => {
-    const r = callScript('ReadDiskUsage', events, {
-      FAKE_RESPONSE: '{"MetricDataResults": [{"Id": "free", "Values": []}]}',
-    });
-    expect(JSON.parse(r.stdout)).toMatchObject({ usedBytes: '', filesystemBytes: '' });
+    const r = callScript('ReadDiskUsage', events, { MetricDataResults: [{ Id: 'free', Values: [] }] });
+    expect(r.result).toMatchObject({ usedBytes: '', filesystemBytes: '' });
   });
 
   it('ReadDiskUsage returns empty values, not an error, when CloudWatch refuses', () => {
-    const r = callScript('ReadDiskUsage', events, { FAKE_ERROR: 'AccessDenied' });
-    expect(r.status).toBe(0);
-    expect(JSON.parse(r.stdout)).toEqual({
+    // The stub raises what botocore raises for an API error: a ClientError.
+    const r = callScript('ReadDiskUsage', events, { error: 'AccessDenied' });
+    expect(r.result).toEqual({
       usedBytes: '',
       filesystemBytes: '',
-      note: 'metrics unavailable: RuntimeError',
+      note: 'metrics unavailable: ClientError',
     });
   });
 
   it('FailRefused raises with the status, the reason and when to retry', () => {
-    const r = callScript('FailRefused', {
-      status: 'deferred',
-      reason: 'rate exceeded',
-      retryAfter: '2024-05-01T18:00:00Z',
-    });
-    expect(r.status).not.toBe(0);
-    expect(r.stderr).toContain(
-      'Exception: volume not expanded: deferred: rate exceeded (retry after 2024-05-01T18:00:00Z)',
-    );
+    expect(() =>
+      callScript('FailRefused', {
+        status: 'deferred',
+        reason: 'rate exceeded',
+        retryAfter: '2024-05-01T18:00:00Z',
+      }),
+    ).toThrow('Exception: volume not expanded: deferred: rate exceeded (retry after 2024-05-01T18:00:00Z)');
   });
 
   it('FailExecution raises naming the execution', () => {
-    const r = callScript('FailExecution', { execution: 'abc-123' });
-    expect(r.status).not.toBe(0);
-    expect(r.stderr).toContain(
+    expect(() => callScript('FailExecution', { execution: 'abc-123' })).toThrow(
       'Exception: ExpandVolume failed; see the first failed step of execution abc-123',
     );
   });

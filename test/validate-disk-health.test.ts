@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { loadAutomationDocumentContent } from '../lib/automation-document';
 import type { CommandDocumentContent } from '../lib/command-document';
+import { runStepScript } from './support/automation-python';
 import {
   type StepResult,
   simulateAutomation,
@@ -333,51 +334,6 @@ function simulate(failing: readonly string[], readOutputs: Record<string, string
   });
 }
 
-/** Runs a handler of an aws:executeScript step in python3 with a stub boto3 (canned responses). */
-function runStepScript(
-  stepName: string,
-  events: Record<string, unknown>,
-  responses: Record<string, unknown[]>,
-): { result: Record<string, string>; calls: Array<{ op: string; args: Record<string, unknown> }> } {
-  const step = automation().mainSteps.find((s) => s.name === stepName);
-  const inputs = step?.inputs as { Script: string; Handler: string } | undefined;
-  if (inputs === undefined) throw new Error(`no step ${stepName}`);
-  const r = spawnSync('python3', ['-c', PY_HARNESS], {
-    input: JSON.stringify({ script: inputs.Script, handler: inputs.Handler, events, responses }),
-    encoding: 'utf8',
-  });
-  if (r.status !== 0) throw new Error(`python failed: ${r.stderr}`);
-  return JSON.parse(r.stdout);
-}
-
-const PY_HARNESS = `
-import json, sys, time, types
-fixture = json.load(sys.stdin)
-calls = []
-class StubError(Exception):
-    def __init__(self, code):
-        super().__init__(code)
-        self.response = {'Error': {'Code': code}}
-class Client:
-    def __getattr__(self, op):
-        def call(**kwargs):
-            calls.append({'op': op, 'args': kwargs})
-            queue = fixture['responses'].get(op) or [{'error': 'NotStubbed'}]
-            answer = queue.pop(0) if len(queue) > 1 else queue[0]
-            if 'error' in answer:
-                raise StubError(answer['error'])
-            return answer
-        return call
-boto3 = types.ModuleType('boto3')
-boto3.client = lambda name, **kwargs: Client()
-sys.modules['boto3'] = boto3
-time.sleep = lambda seconds: None
-namespace = {}
-exec(compile(fixture['script'], 'step-script', 'exec'), namespace)
-result = namespace[fixture['handler']](fixture['events'], None)
-print(json.dumps({'result': result, 'calls': calls}))
-`;
-
 describe('ValidateDiskHealth automation', () => {
   const EVENTS = {
     executionId: 'e-1',
@@ -463,7 +419,7 @@ describe('ValidateDiskHealth automation', () => {
     await node.systemd.systemctl('stop', UNIT);
     const run = await node.run();
     expect(run.exitCode).toBe(1);
-    const { result, calls } = runStepScript('ReadResult', EVENTS, {
+    const { result, calls } = runStepScript(automation(), 'ReadResult', EVENTS, {
       get_automation_execution: [
         {
           AutomationExecution: {
@@ -498,7 +454,7 @@ describe('ValidateDiskHealth automation', () => {
 
   test('finds the command with ListCommands when the failed step recorded no CommandId', () => {
     const stdout = `${JSON.stringify({ checks: [{ name: 'disk', ok: true, detail: 'd' }], failed: [], healthy: true })}\n`;
-    const { result, calls } = runStepScript('ReadResult', EVENTS, {
+    const { result, calls } = runStepScript(automation(), 'ReadResult', EVENTS, {
       get_automation_execution: [
         { AutomationExecution: { StepExecutions: [{ StepName: 'Validate', Outputs: {} }] } },
       ],
@@ -528,7 +484,7 @@ describe('ValidateDiskHealth automation', () => {
   });
 
   test('returns healthy=unknown with a note when the command never ran', () => {
-    const { result } = runStepScript('ReadResult', EVENTS, {
+    const { result } = runStepScript(automation(), 'ReadResult', EVENTS, {
       get_automation_execution: [{ AutomationExecution: { StepExecutions: [{ StepName: 'Validate' }] } }],
       list_commands: [{ Commands: [] }],
     });
