@@ -1,13 +1,14 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer, request, type Server } from 'node:http';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { uploadManifestKey, verifiedManifestKey } from '../lambda/shared/wal-manifest';
 import { dfBytes, LoopDeviceLab } from './support/loop-device';
 import { type MotoServer, startMotoServer } from './support/moto-server';
 import {
+  type ArchiveTestBed,
+  archiveTestBed,
   expectExit0,
   listKeys,
   localSegments,
@@ -29,26 +30,13 @@ import {
  * stale manifests, local files changed after verification, and a WAL filesystem that is 100% full.
  */
 
-let moto: MotoServer;
-let s3: S3Client;
-let root: string;
+let bed: ArchiveTestBed;
 
 beforeAll(async () => {
-  moto = await startMotoServer();
-  s3 = s3Client(moto);
-  root = mkdtempSync(join(tmpdir(), 'archive-wal-faults-'));
+  bed = await archiveTestBed('archive-wal-faults-');
 });
 
-afterAll(async () => {
-  await moto?.stop();
-  if (root !== undefined) rmSync(root, { recursive: true, force: true });
-});
-
-let nodeCounter = 0;
-async function target(): Promise<WalTarget> {
-  nodeCounter += 1;
-  return walTarget(moto, root, await newBucket(s3), `node-${nodeCounter}`);
-}
+afterAll(() => bed?.cleanup());
 
 /** Old segments 0..n-1 (ages 40 days and down) and a newest one; returns name → SHA-256. */
 function segments(t: WalTarget, n: number, bytes = 2048): Map<string, string> {
@@ -64,7 +52,7 @@ function segments(t: WalTarget, n: number, bytes = 2048): Map<string, string> {
 async function expectNothingLost(
   t: WalTarget,
   originals: ReadonlyMap<string, string>,
-  server = s3,
+  server = bed.s3,
 ): Promise<void> {
   expect(await lostSegments(originals, t.walDir, server, t.bucket, t.prefix)).toEqual([]);
 }
@@ -121,7 +109,7 @@ describe('S3 stops half-way through an upload run', () => {
     const bucket = await newBucket(ownS3);
     const endpoint = await stoppingProxy(own, 5);
     // One attempt per request (standard AWS setting, read by the CLI and botocore) keeps the test short.
-    const t = { ...walTarget(own, root, bucket, 'node-stopped', { AWS_MAX_ATTEMPTS: '1' }), endpoint };
+    const t = { ...walTarget(own, bed.root, bucket, 'node-stopped', { AWS_MAX_ATTEMPTS: '1' }), endpoint };
     const originals = segments(t, 30, 64 * 1024);
 
     const archive = await runArchive(t, { Concurrency: '2' });
@@ -138,13 +126,13 @@ describe('S3 stops half-way through an upload run', () => {
 
 describe('verification and deletion faults', () => {
   it('keeps a segment whose archived copy fails verification', async () => {
-    const t = await target();
+    const t = await bed.target();
     const originals = segments(t, 4);
     expectExit0(await runArchive(t));
     // The stored object changes after upload (corruption, a foreign writer): the checksum no longer matches.
-    await putObject(s3, t.bucket, `${t.prefix}wal-000001.log`, Buffer.alloc(2048, 'corrupted '));
+    await putObject(bed.s3, t.bucket, `${t.prefix}wal-000001.log`, Buffer.alloc(2048, 'corrupted '));
 
-    const verify = await runVerify(s3, t);
+    const verify = await runVerify(bed.s3, t);
     expect(verify.counts).toMatchObject({ verified: 3, mismatched: 1 });
     expect(verify.mismatches).toMatchObject([
       { key: `${t.prefix}wal-000001.log`, reason: 'checksum-mismatch' },
@@ -155,10 +143,10 @@ describe('verification and deletion faults', () => {
   });
 
   it('keeps local files that changed after verification', async () => {
-    const t = await target();
+    const t = await bed.target();
     const originals = segments(t, 3);
     expectExit0(await runArchive(t));
-    await runVerify(s3, t);
+    await runVerify(bed.s3, t);
     writeFileSync(join(t.walDir, 'wal-000000.log'), Buffer.alloc(2048, 'same size, new bytes '));
     writeFileSync(join(t.walDir, 'wal-000001.log'), 'shorter');
     const changed = localSegments(t.walDir);
@@ -178,7 +166,7 @@ describe('verification and deletion faults', () => {
   });
 
   it('deletes nothing when there is no verified manifest', async () => {
-    const t = await target();
+    const t = await bed.target();
     const originals = segments(t, 3);
     expectExit0(await runArchive(t));
     const del = await runDelete(t);
@@ -189,17 +177,17 @@ describe('verification and deletion faults', () => {
   });
 
   it('deletes nothing when the verified manifest belongs to another node', async () => {
-    const t = await target();
-    const other = await target();
+    const t = await bed.target();
+    const other = await bed.target();
     const originals = segments(t, 3);
     segments(other, 3);
     for (const x of [t, other]) {
       expectExit0(await runArchive(x));
-      await runVerify(s3, x);
+      await runVerify(bed.s3, x);
     }
     // Node 1's verified manifest replaced by node 2's (same file names, other prefix).
     const foreign = await getText(other.bucket, verifiedManifestKey(other.prefix));
-    await putObject(s3, t.bucket, verifiedManifestKey(t.prefix), foreign);
+    await putObject(bed.s3, t.bucket, verifiedManifestKey(t.prefix), foreign);
     const del = await runDelete(t);
     expect(del.exitCode).toBe(1);
     expect(del.stderr).toMatch(/unusable: it is for bucket|unusable: it is for prefix/);
@@ -207,10 +195,10 @@ describe('verification and deletion faults', () => {
   });
 
   it('deletes nothing when a new upload run has not been verified yet', async () => {
-    const t = await target();
+    const t = await bed.target();
     const originals = segments(t, 3);
     expectExit0(await runArchive(t));
-    await runVerify(s3, t);
+    await runVerify(bed.s3, t);
     expectExit0(await runArchive(t)); // a second run: new runId, its verification never ran
     const del = await runDelete(t);
     expect(del.exitCode).toBe(1);
@@ -219,10 +207,10 @@ describe('verification and deletion faults', () => {
   });
 
   it('deletes nothing when the upload manifest is missing', async () => {
-    const t = await target();
+    const t = await bed.target();
     const originals = segments(t, 2);
     await putObject(
-      s3,
+      bed.s3,
       t.bucket,
       verifiedManifestKey(t.prefix),
       JSON.stringify({
@@ -238,7 +226,7 @@ describe('verification and deletion faults', () => {
     const del = await runDelete(t);
     expect(del.exitCode).toBe(1);
     expect(del.stderr).toMatch(/no upload manifest/);
-    expect(await listKeys(s3, t.bucket)).not.toContain(uploadManifestKey(t.prefix));
+    expect(await listKeys(bed.s3, t.bucket)).not.toContain(uploadManifestKey(t.prefix));
     expect(localSegments(t.walDir)).toEqual(originals);
   });
 });
@@ -250,10 +238,10 @@ describe('a tampered verified manifest', () => {
 
   // One archived and verified node; each case replaces its verified manifest with a tampered copy.
   beforeAll(async () => {
-    t = await target();
+    t = await bed.target();
     originals = segments(t, 3);
     expectExit0(await runArchive(t));
-    await runVerify(s3, t);
+    await runVerify(bed.s3, t);
     verified = JSON.parse(await getText(t.bucket, verifiedManifestKey(t.prefix))) as Record<string, unknown>;
   });
 
@@ -289,7 +277,7 @@ describe('a tampered verified manifest', () => {
     ],
     ['another kind of document', (m: Record<string, unknown>) => ({ ...m, kind: 'something-else' })],
   ])('deletes nothing when it is for %s', async (_what, tamper) => {
-    await putObject(s3, t.bucket, verifiedManifestKey(t.prefix), JSON.stringify(tamper(verified)));
+    await putObject(bed.s3, t.bucket, verifiedManifestKey(t.prefix), JSON.stringify(tamper(verified)));
     const del = await runDelete(t);
     expect(del.exitCode).toBe(1);
     expect(del.lastJson).toMatchObject({ status: 'refused', deleted: 0 });
@@ -297,7 +285,7 @@ describe('a tampered verified manifest', () => {
   });
 
   it('deletes nothing when it is not JSON', async () => {
-    await putObject(s3, t.bucket, verifiedManifestKey(t.prefix), 'rm -rf /');
+    await putObject(bed.s3, t.bucket, verifiedManifestKey(t.prefix), 'rm -rf /');
     const del = await runDelete(t);
     expect(del.exitCode).toBe(1);
     expect(del.stderr).toMatch(/not valid JSON/);
@@ -312,8 +300,11 @@ describe('a WAL filesystem that is 100% full', () => {
   it('archives, verifies and deletes, freeing space without writing to the full disk', async () => {
     const disk = lab.createDisk({ sizeMiB: 64, fs: 'ext4', mkfsArgs: ['-m', '0'] });
     const mount = disk.mountPoint ?? '';
-    const bucket = await newBucket(s3);
-    const t: WalTarget = { ...walTarget(moto, root, bucket, 'node-full'), walDir: join(mount, 'wal') };
+    const bucket = await bed.newBucket();
+    const t: WalTarget = {
+      ...walTarget(bed.moto, bed.root, bucket, 'node-full'),
+      walDir: join(mount, 'wal'),
+    };
     mkdirSync(t.walDir);
     const originals = segments(t, 8, 1024 * 1024);
     const filled = lab.fill(mount);
@@ -322,7 +313,7 @@ describe('a WAL filesystem that is 100% full', () => {
 
     expect(expectExit0(await runArchive(t))).toMatchObject({ uploaded: 8, failed: 0 });
     expect(dfBytes(mount).avail).toBe(filled.availBytes); // the upload wrote nothing there
-    expect((await runVerify(s3, t)).counts).toMatchObject({ verified: 8 });
+    expect((await runVerify(bed.s3, t)).counts).toMatchObject({ verified: 8 });
     const del = expectExit0(await runDelete(t));
     expect(del).toMatchObject({
       deleted: 8,
@@ -335,6 +326,6 @@ describe('a WAL filesystem that is 100% full', () => {
 });
 
 async function getText(bucket: string, key: string): Promise<string> {
-  const res = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+  const res = await bed.s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
   return (await res.Body?.transformToString()) ?? '';
 }

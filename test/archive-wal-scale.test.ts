@@ -1,18 +1,15 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type MotoServer, startMotoServer } from './support/moto-server';
 import {
+  type ArchiveTestBed,
+  archiveTestBed,
   expectExit0,
   localSegments,
   lostSegments,
-  newBucket,
   runArchive,
   runDelete,
   runVerify,
-  s3Client,
   setAgeDays,
   sha256Hex,
   walTarget,
@@ -28,24 +25,17 @@ const COUNT = 10_000;
 /** The upload helper's peak RSS must stay far below what holding 10,000 files would need. */
 const MAX_HELPER_RSS_KIB = 160 * 1024;
 
-let moto: MotoServer;
-let s3: S3Client;
-let root: string;
+let bed: ArchiveTestBed;
 
 beforeAll(async () => {
-  moto = await startMotoServer();
-  s3 = s3Client(moto);
-  root = mkdtempSync(join(tmpdir(), 'archive-wal-scale-'));
+  bed = await archiveTestBed('archive-wal-scale-');
 });
 
-afterAll(async () => {
-  await moto?.stop();
-  if (root !== undefined) rmSync(root, { recursive: true, force: true });
-});
+afterAll(() => bed?.cleanup());
 
 describe('10,000 small segments', () => {
   it('are archived, verified and deleted with one upload process and bounded memory', async () => {
-    const t = walTarget(moto, root, await newBucket(s3), 'node-many');
+    const t = walTarget(bed.moto, bed.root, await bed.newBucket(), 'node-many');
     const originals = new Map<string, string>();
     for (let i = 0; i < COUNT; i++) {
       const name = `wal-${String(i).padStart(8, '0')}.log`;
@@ -61,13 +51,13 @@ describe('10,000 small segments', () => {
     expect(archive).toMatchObject({ mode: 'batch', selected: COUNT, uploaded: COUNT, failed: 0 });
     expect(archive.helperMaxRssKiB).toBeLessThan(MAX_HELPER_RSS_KIB);
 
-    const verify = await runVerify(s3, t);
+    const verify = await runVerify(bed.s3, t);
     expect(verify.counts).toMatchObject({ verified: COUNT, mismatched: 0 });
 
     const del = expectExit0(await runDelete(t, {}, { timeoutMs: 300_000 }));
     expect(del).toMatchObject({ deleted: COUNT, kept: 0 });
     expect([...localSegments(t.walDir).keys()]).toEqual(['wal-newest.log']);
 
-    expect(await lostSegments(originals, t.walDir, s3, t.bucket, t.prefix)).toEqual([]);
-  }, 600_000); // ~100 s alone on 2 cores: moto spends ~2.5 ms of CPU per request, 30,000 requests
+    expect(await lostSegments(originals, t.walDir, bed.s3, t.bucket, t.prefix)).toEqual([]);
+  }, 600_000); // ~100 s alone on 2 cores: bed.moto spends ~2.5 ms of CPU per request, 30,000 requests
 });

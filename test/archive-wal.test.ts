@@ -14,28 +14,25 @@ import {
   unlinkSync,
   writeFileSync,
 } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseUploadManifest, uploadManifestKey, verifiedManifestKey } from '../lambda/shared/wal-manifest';
-import { type MotoServer, startMotoServer } from './support/moto-server';
 import {
+  type ArchiveTestBed,
+  archiveTestBed,
   DAY_MS,
   expectExit0,
   listKeys,
   localSegments,
   lostSegments,
-  newBucket,
   putObject,
   runArchive,
   runDelete,
   runVerify,
-  s3Client,
   sha256Hex,
   storedSha256,
   type WalTarget,
-  walTarget,
   writeSegment,
 } from './support/wal-archive';
 
@@ -46,38 +43,25 @@ import {
  * check that each original segment is on disk or in S3 (body read back) with the same SHA-256.
  */
 
-let moto: MotoServer;
-let s3: S3Client;
-let root: string;
+let bed: ArchiveTestBed;
 
 beforeAll(async () => {
-  moto = await startMotoServer();
-  s3 = s3Client(moto);
-  root = mkdtempSync(join(tmpdir(), 'archive-wal-test-'));
+  bed = await archiveTestBed('archive-wal-test-');
 });
 
-afterAll(async () => {
-  await moto?.stop();
-  if (root !== undefined) rmSync(root, { recursive: true, force: true });
-});
-
-let nodeCounter = 0;
-async function target(env: NodeJS.ProcessEnv = {}): Promise<WalTarget> {
-  nodeCounter += 1;
-  return walTarget(moto, root, await newBucket(s3), `node-${nodeCounter}`, env);
-}
+afterAll(() => bed?.cleanup());
 
 function segmentBody(i: number, bytes = 4096): Buffer {
   return Buffer.alloc(bytes, `segment ${i};`);
 }
 
 async function expectNothingLost(t: WalTarget, originals: ReadonlyMap<string, string>): Promise<void> {
-  expect(await lostSegments(originals, t.walDir, s3, t.bucket, t.prefix)).toEqual([]);
+  expect(await lostSegments(originals, t.walDir, bed.s3, t.bucket, t.prefix)).toEqual([]);
 }
 
 describe('ArchiveWal → verify-archive → DeleteArchivedWal', () => {
   it('archives old segments, verifies them in S3 and removes them locally, keeping the newest', async () => {
-    const t = await target();
+    const t = await bed.target();
     const originals = new Map<string, string>();
     const ages: Array<[string, number]> = [
       ['wal-000001.log', 40],
@@ -93,7 +77,7 @@ describe('ArchiveWal → verify-archive → DeleteArchivedWal', () => {
     expect(archive).toMatchObject({ status: 'ok', mode: 'batch', selected: 3, uploaded: 3, failed: 0 });
     expect(archive.skipped).toMatchObject({ newest: 1 });
 
-    const verify = await runVerify(s3, t);
+    const verify = await runVerify(bed.s3, t);
     expect(verify).toMatchObject({
       status: 'verified',
       written: true,
@@ -104,7 +88,7 @@ describe('ArchiveWal → verify-archive → DeleteArchivedWal', () => {
     expect(del).toMatchObject({ status: 'ok', deleted: 3, bytesFreed: 30_003, kept: 0 });
 
     expect([...localSegments(t.walDir).keys()]).toEqual(['wal-000004.log']);
-    expect(await listKeys(s3, t.bucket)).toEqual(
+    expect(await listKeys(bed.s3, t.bucket)).toEqual(
       [
         `${t.prefix}wal 000002 with spaces.log`,
         `${t.prefix}wal-000001.log`,
@@ -117,12 +101,14 @@ describe('ArchiveWal → verify-archive → DeleteArchivedWal', () => {
   });
 
   it('writes a manifest with size, hex SHA-256 and status for every file it tried', async () => {
-    const t = await target();
+    const t = await bed.target();
     const sha = writeSegment(t.walDir, 'a.log', 'alpha', 30);
     writeSegment(t.walDir, 'b.log', 'newest', 20);
     expectExit0(await runArchive(t));
 
-    const res = await s3.send(new GetObjectCommand({ Bucket: t.bucket, Key: uploadManifestKey(t.prefix) }));
+    const res = await bed.s3.send(
+      new GetObjectCommand({ Bucket: t.bucket, Key: uploadManifestKey(t.prefix) }),
+    );
     const parsed = parseUploadManifest((await res.Body?.transformToString()) ?? '');
     if (!parsed.ok) throw new Error(parsed.problems.join('; '));
     expect(parsed.manifest).toMatchObject({
@@ -137,7 +123,7 @@ describe('ArchiveWal → verify-archive → DeleteArchivedWal', () => {
   });
 
   it('keeps a segment a process holds open and one modified minutes ago', async () => {
-    const t = await target();
+    const t = await bed.target();
     const originals = new Map<string, string>();
     originals.set('old.log', writeSegment(t.walDir, 'old.log', 'old', 2));
     originals.set('open.log', writeSegment(t.walDir, 'open.log', 'held open', 2));
@@ -149,27 +135,27 @@ describe('ArchiveWal → verify-archive → DeleteArchivedWal', () => {
       const archive = expectExit0(await runArchive(t, { OlderThanDays: '0' }));
       expect(archive).toMatchObject({ selected: 1, uploaded: 1 });
       expect(archive.skipped).toMatchObject({ newest: 1, open: 1, tooRecent: 1 });
-      await runVerify(s3, t);
+      await runVerify(bed.s3, t);
       expectExit0(await runDelete(t));
     } finally {
       closeSync(fd);
     }
     expect([...localSegments(t.walDir).keys()].sort()).toEqual(['fresh.log', 'newest.log', 'open.log']);
-    expect(await listKeys(s3, t.bucket)).not.toContain(`${t.prefix}open.log`);
+    expect(await listKeys(bed.s3, t.bucket)).not.toContain(`${t.prefix}open.log`);
     await expectNothingLost(t, originals);
   });
 
   it('does not delete a verified segment a process holds open, even through a bind mount', async () => {
-    const t = await target();
+    const t = await bed.target();
     const originals = new Map<string, string>();
     originals.set('a.log', writeSegment(t.walDir, 'a.log', 'alpha', 30));
     originals.set('b.log', writeSegment(t.walDir, 'b.log', 'beta', 30));
     writeSegment(t.walDir, 'newest.log', 'newest', 20);
     expectExit0(await runArchive(t));
-    expect((await runVerify(s3, t)).counts).toMatchObject({ verified: 2 });
+    expect((await runVerify(bed.s3, t)).counts).toMatchObject({ verified: 2 });
 
     // The reader opened the segment through another path to the same directory.
-    const alias = join(root, `alias-${t.node}`);
+    const alias = join(bed.root, `alias-${t.node}`);
     mkdirSync(alias);
     execFileSync('mount', ['--bind', t.walDir, alias]);
     let fd: number | undefined;
@@ -186,7 +172,7 @@ describe('ArchiveWal → verify-archive → DeleteArchivedWal', () => {
   });
 
   it('skips a file that is mounted into WalDir from another filesystem', async () => {
-    const t = await target();
+    const t = await bed.target();
     const foreign = mkdtempSync(join('/dev/shm', 'archive-wal-foreign-'));
     const source = join(foreign, 'other-fs.log');
     writeSegment(foreign, 'other-fs.log', 'lives on tmpfs', 40);
@@ -199,7 +185,7 @@ describe('ArchiveWal → verify-archive → DeleteArchivedWal', () => {
       const archive = expectExit0(await runArchive(t));
       expect(archive).toMatchObject({ uploaded: 1 });
       expect(archive.skipped).toMatchObject({ otherFilesystem: 1 });
-      expect(await listKeys(s3, t.bucket)).not.toContain(`${t.prefix}other-fs.log`);
+      expect(await listKeys(bed.s3, t.bucket)).not.toContain(`${t.prefix}other-fs.log`);
     } finally {
       execFileSync('umount', [mountPoint]);
       rmSync(foreign, { recursive: true, force: true });
@@ -207,8 +193,8 @@ describe('ArchiveWal → verify-archive → DeleteArchivedWal', () => {
   });
 
   it('neither uploads nor deletes a symlink to a file outside WalDir', async () => {
-    const t = await target();
-    const outsideDir = join(root, `outside-${t.node}`);
+    const t = await bed.target();
+    const outsideDir = join(bed.root, `outside-${t.node}`);
     mkdirSync(outsideDir);
     const outside = join(outsideDir, 'precious.log');
     writeFileSync(outside, 'not a WAL segment of this directory');
@@ -223,8 +209,8 @@ describe('ArchiveWal → verify-archive → DeleteArchivedWal', () => {
     const archive = expectExit0(await runArchive(t));
     expect(archive).toMatchObject({ uploaded: 1 });
     expect(archive.skipped).toMatchObject({ symlinks: 1 });
-    expect(await listKeys(s3, t.bucket)).not.toContain(`${t.prefix}link.log`);
-    await runVerify(s3, t);
+    expect(await listKeys(bed.s3, t.bucket)).not.toContain(`${t.prefix}link.log`);
+    await runVerify(bed.s3, t);
 
     // The verified segment is then replaced by a symlink to an identical file outside: kept.
     const twin = join(outsideDir, 'seg-twin.log');
@@ -242,14 +228,14 @@ describe('ArchiveWal → verify-archive → DeleteArchivedWal', () => {
   });
 
   it('counts a key holding the same content as archived and keeps and reports a conflicting segment', async () => {
-    const t = await target();
+    const t = await bed.target();
     const originals = new Map<string, string>();
     originals.set('same.log', writeSegment(t.walDir, 'same.log', 'same content', 30));
     originals.set('conflict.log', writeSegment(t.walDir, 'conflict.log', 'local content', 30));
     originals.set('new.log', writeSegment(t.walDir, 'new.log', 'not yet archived', 30));
     writeSegment(t.walDir, 'newest.log', 'newest', 20);
-    await putObject(s3, t.bucket, `${t.prefix}same.log`, 'same content');
-    await putObject(s3, t.bucket, `${t.prefix}conflict.log`, 'someone else wrote this');
+    await putObject(bed.s3, t.bucket, `${t.prefix}same.log`, 'same content');
+    await putObject(bed.s3, t.bucket, `${t.prefix}conflict.log`, 'someone else wrote this');
 
     const archive = expectExit0(await runArchive(t));
     expect(archive).toMatchObject({ status: 'ok', uploaded: 1, alreadyArchived: 1, conflicts: 1 });
@@ -257,26 +243,26 @@ describe('ArchiveWal → verify-archive → DeleteArchivedWal', () => {
       { name: 'conflict.log', reason: 'the existing object has a different SHA-256 or size' },
     ]);
 
-    const verify = await runVerify(s3, t);
+    const verify = await runVerify(bed.s3, t);
     expect(verify.counts).toMatchObject({ verified: 2, notArchived: 1 });
     expect(verify.notArchived).toMatchObject([{ key: `${t.prefix}conflict.log`, status: 'conflict' }]);
 
     const del = expectExit0(await runDelete(t));
     expect(del).toMatchObject({ deleted: 2 });
     expect([...localSegments(t.walDir).keys()].sort()).toEqual(['conflict.log', 'newest.log']);
-    expect(await storedSha256(s3, t.bucket, `${t.prefix}conflict.log`)).toBe(
+    expect(await storedSha256(bed.s3, t.bucket, `${t.prefix}conflict.log`)).toBe(
       sha256Hex('someone else wrote this'),
     );
     await expectNothingLost(t, originals);
   });
 
   it('changes nothing anywhere in DryRun, in every phase', async () => {
-    const t = await target();
+    const t = await bed.target();
     const originals = new Map<string, string>();
     originals.set('first.log', writeSegment(t.walDir, 'first.log', 'first', 30));
     writeSegment(t.walDir, 'second.log', 'second', 29);
     expectExit0(await runArchive(t));
-    await runVerify(s3, t);
+    await runVerify(bed.s3, t);
     // Now first.log is archived and verified but still on disk; second.log (no longer the newest)
     // and third.log are old enough and not archived.
     originals.set('second.log', localSegments(t.walDir).get('second.log') ?? '');
@@ -286,7 +272,7 @@ describe('ArchiveWal → verify-archive → DeleteArchivedWal', () => {
 
     const archive = expectExit0(await runArchive(t, { DryRun: 'true' }));
     expect(archive).toMatchObject({ status: 'dry-run', uploaded: 0, wouldUpload: 2, alreadyArchived: 1 });
-    const verify = await runVerify(s3, t, { dryRun: 'true' });
+    const verify = await runVerify(bed.s3, t, { dryRun: 'true' });
     expect(verify).toMatchObject({ status: 'verified', written: false, dryRun: true });
     const del = expectExit0(await runDelete(t, { DryRun: 'true' }));
     expect(del).toMatchObject({ status: 'dry-run', wouldDelete: 1 });
@@ -297,20 +283,20 @@ describe('ArchiveWal → verify-archive → DeleteArchivedWal', () => {
   });
 
   it('reports a refusal without failing when DryRun finds no manifest at all', async () => {
-    const t = await target();
+    const t = await bed.target();
     writeSegment(t.walDir, 'a.log', 'a', 30);
     writeSegment(t.walDir, 'b.log', 'b', 20);
     expectExit0(await runArchive(t, { DryRun: 'true' }));
-    expect(await runVerify(s3, t, { dryRun: true })).toMatchObject({ status: 'refused' });
+    expect(await runVerify(bed.s3, t, { dryRun: true })).toMatchObject({ status: 'refused' });
     const del = expectExit0(await runDelete(t, { DryRun: 'true' }));
     expect(del).toMatchObject({ status: 'refused', deleted: 0 });
-    expect(await listKeys(s3, t.bucket)).toEqual([]);
+    expect(await listKeys(bed.s3, t.bucket)).toEqual([]);
   });
 });
 
 describe('ArchiveWal and the AWS CLI', () => {
   function standIn(name: string, script: string): NodeJS.ProcessEnv {
-    const dir = join(root, `bin-${name}`);
+    const dir = join(bed.root, `bin-${name}`);
     mkdirSync(dir, { recursive: true });
     writeFileSync(join(dir, 'aws'), script);
     chmodSync(join(dir, 'aws'), 0o755);
@@ -321,26 +307,26 @@ describe('ArchiveWal and the AWS CLI', () => {
     const realAws = execFileSync('bash', ['-c', 'pyenv which aws 2>/dev/null || command -v aws'], {
       encoding: 'utf8',
     }).trim();
-    const t = await target(standIn('wrapper', `#!/usr/bin/env bash\nexec ${realAws} "$@"\n`));
+    const t = await bed.target(standIn('wrapper', `#!/usr/bin/env bash\nexec ${realAws} "$@"\n`));
     const originals = new Map<string, string>();
     originals.set('one.log', writeSegment(t.walDir, 'one.log', 'one', 30));
     originals.set('two words.log', writeSegment(t.walDir, 'two words.log', 'two', 30));
     originals.set('same.log', writeSegment(t.walDir, 'same.log', 'same', 30));
     originals.set('clash.log', writeSegment(t.walDir, 'clash.log', 'local', 30));
     writeSegment(t.walDir, 'newest.log', 'newest', 20);
-    await putObject(s3, t.bucket, `${t.prefix}same.log`, 'same');
-    await putObject(s3, t.bucket, `${t.prefix}clash.log`, 'remote');
+    await putObject(bed.s3, t.bucket, `${t.prefix}same.log`, 'same');
+    await putObject(bed.s3, t.bucket, `${t.prefix}clash.log`, 'remote');
 
     const archive = expectExit0(await runArchive(t));
     expect(archive).toMatchObject({ mode: 'per-file-cli', uploaded: 2, alreadyArchived: 1, conflicts: 1 });
-    expect((await runVerify(s3, t)).counts).toMatchObject({ verified: 3, mismatched: 0 });
+    expect((await runVerify(bed.s3, t)).counts).toMatchObject({ verified: 3, mismatched: 0 });
     expect(expectExit0(await runDelete(t))).toMatchObject({ deleted: 3 });
     expect([...localSegments(t.walDir).keys()].sort()).toEqual(['clash.log', 'newest.log']);
     await expectNothingLost(t, originals);
   });
 
   it('fails with a clear message when the aws CLI is missing', async () => {
-    const t = await target({ PATH: '/usr/sbin:/usr/bin:/sbin:/bin' });
+    const t = await bed.target({ PATH: '/usr/sbin:/usr/bin:/sbin:/bin' });
     writeSegment(t.walDir, 'a.log', 'a', 30);
     const r = await runArchive(t);
     expect(r.exitCode).toBe(1);
@@ -360,12 +346,12 @@ describe('ArchiveWal and the AWS CLI', () => {
         '',
       ].join('\n'),
     );
-    const t = await target(old);
+    const t = await bed.target(old);
     writeSegment(t.walDir, 'a.log', 'a', 30);
     const r = await runArchive(t);
     expect(r.exitCode).toBe(1);
     expect(r.stderr).toMatch(/aws-cli\/1\.18\.69.* is too old: put-object lacks --if-none-match/);
-    expect(await listKeys(s3, t.bucket)).toEqual([]);
+    expect(await listKeys(bed.s3, t.bucket)).toEqual([]);
   });
 });
 
@@ -377,7 +363,7 @@ function setMtime(path: string, ms: number): void {
 /** Key → SHA-256 of the body, for every object in the target's bucket. */
 async function objectDigests(t: WalTarget): Promise<Record<string, string | undefined>> {
   const out: Record<string, string | undefined> = {};
-  for (const key of await listKeys(s3, t.bucket)) out[key] = await storedSha256(s3, t.bucket, key);
+  for (const key of await listKeys(bed.s3, t.bucket)) out[key] = await storedSha256(bed.s3, t.bucket, key);
   return out;
 }
 

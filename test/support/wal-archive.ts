@@ -1,5 +1,14 @@
 import { createHash } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   CreateBucketCommand,
@@ -19,13 +28,14 @@ import {
   runCommandDocument,
   synthesizeCommandDocument,
 } from './command-document-runner';
-import { type MotoServer, TEST_REGION } from './moto-server';
+import { type MotoServer, startMotoServer, TEST_REGION } from './moto-server';
 
 /**
- * Shared parts of the WAL archive tests (archive-wal*.test.ts, verify-archive.test.ts): segment
- * files with chosen ages, the three phases run the way production runs them (the synthesized
- * Command documents through the local SSM runner, the Lambda logic with a real S3 client), and
- * the final check that nothing was lost.
+ * Shared parts of the WAL archive tests (archive-wal*.test.ts, verify-archive.test.ts): the test
+ * bed (moto_server, S3 client, temp root, fresh buckets and nodes), segment files with chosen
+ * ages, the three phases run the way production runs them (the synthesized Command documents
+ * through the local SSM runner, the Lambda logic with a real S3 client), and the final check
+ * that nothing was lost.
  */
 
 export const DAY_MS = 86_400_000;
@@ -188,6 +198,61 @@ export function walTarget(
     node,
     endpoint: moto.endpoint,
     env: { ...moto.env, ...env },
+  };
+}
+
+/** What an archive test file shares: one moto_server, an S3 client for it, and a temp root. */
+export interface ArchiveTestBed {
+  readonly moto: MotoServer;
+  /** An S3 client of moto_server (path style, one attempt). */
+  readonly s3: S3Client;
+  /** A temp directory for the nodes' WAL directories and anything else the tests make. */
+  readonly root: string;
+  /** A fresh bucket on moto_server. */
+  newBucket(): Promise<string>;
+  /** A new node (`node-1`, `node-2`, ...) under `root` with its own fresh bucket. */
+  target(env?: NodeJS.ProcessEnv): Promise<WalTarget>;
+  /** Stops moto_server and removes `root`. */
+  cleanup(): Promise<void>;
+}
+
+/**
+ * Starts moto_server and makes a temp root named `<tmpPrefix>XXXXXX`. Call from `beforeAll` and
+ * `cleanup()` from `afterAll`:
+ *
+ * ```ts
+ * let bed: ArchiveTestBed;
+ * beforeAll(async () => { bed = await archiveTestBed('archive-wal-test-'); });
+ * afterAll(() => bed?.cleanup());
+ * ```
+ */
+export async function archiveTestBed(tmpPrefix: string): Promise<ArchiveTestBed> {
+  const root = mkdtempSync(join(tmpdir(), tmpPrefix));
+  let moto: MotoServer;
+  try {
+    moto = await startMotoServer();
+  } catch (err) {
+    rmSync(root, { recursive: true, force: true });
+    throw err;
+  }
+  const s3 = s3Client(moto);
+  let nodes = 0;
+  return {
+    moto,
+    s3,
+    root,
+    newBucket: () => newBucket(s3),
+    async target(env: NodeJS.ProcessEnv = {}) {
+      nodes += 1;
+      return walTarget(moto, root, await newBucket(s3), `node-${nodes}`, env);
+    },
+    async cleanup() {
+      try {
+        await moto.stop();
+      } finally {
+        rmSync(root, { recursive: true, force: true });
+      }
+    },
   };
 }
 
