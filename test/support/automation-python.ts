@@ -107,6 +107,11 @@ export function runStepScript<R = Record<string, string>>(
   return runPythonHandler<R>(stepScript(doc, stepName), events, responses);
 }
 
+/** A {@link StepResult} with the boto3 calls the step's handler made. */
+export interface ScriptStepResult extends StepResult {
+  readonly calls: readonly BotoCall[];
+}
+
 /**
  * The step's result for {@link simulateAutomation}: runs its handler with `inputs.InputPayload`
  * (the resolved inputs the simulator passes) and maps the step's declared outputs whose Selector
@@ -117,13 +122,13 @@ export function executeScriptStep(
   stepName: string,
   inputs: unknown,
   responses: BotoResponses = {},
-): StepResult {
+): ScriptStepResult {
   const payload = (inputs as { InputPayload?: Record<string, unknown> } | undefined)?.InputPayload ?? {};
-  let result: Record<string, unknown>;
+  let run: ScriptRun<Record<string, unknown> | null>;
   try {
-    result = runStepScript<Record<string, unknown>>(doc, stepName, payload, responses).result;
+    run = runStepScript<Record<string, unknown> | null>(doc, stepName, payload, responses);
   } catch (err) {
-    if (err instanceof PythonHandlerError) return { status: 'Failed' };
+    if (err instanceof PythonHandlerError) return { status: 'Failed', calls: err.calls };
     throw err;
   }
   const step = doc.mainSteps.find((s) => s.name === stepName);
@@ -131,10 +136,10 @@ export function executeScriptStep(
   const outputs: Record<string, string> = {};
   for (const { Name, Selector } of declared) {
     const key = /^\$\.Payload\.(\w+)$/.exec(Selector)?.[1];
-    const value = key === undefined ? undefined : result[key];
+    const value = key === undefined ? undefined : run.result?.[key];
     if (value !== undefined && value !== null) outputs[Name] = String(value);
   }
-  return { status: 'Success', outputs };
+  return { status: 'Success', outputs, calls: run.calls };
 }
 
 const PY_HARNESS = `
