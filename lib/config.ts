@@ -90,6 +90,10 @@ export interface RemediationConfig {
   readonly warning: string;
   /** Document section the critical alarm starts ('' for none). @default 'ExpandVolume' */
   readonly critical: string;
+  /** Document section the emergency-space alarm (< 5% free) starts ('' for none). @default 'EmergencyCleanup' */
+  readonly emergencySpace: string;
+  /** Document section the inode alarms (inode-warning, emergency-inodes) start ('' for none). @default 'InodeCleanup' */
+  readonly inodes: string;
   /** Minutes between re-checks of alarms that stay in ALARM. @default 15 */
   readonly recheckMinutes: number;
 }
@@ -137,7 +141,13 @@ export const DEFAULT_CONFIG: StemeDbConfig = {
   wal: { retentionDays: 7, archiveAfterDays: 30, maxSegments: 100, segmentSizeMb: 64 },
   snapshots: { retainCount: 7, timeUtc: '03:00' },
   archive: { transitionAfterDays: 30, noncurrentExpireDays: 90, objectLockDays: 0 },
-  remediation: { warning: 'ArchiveWal', critical: 'ExpandVolume', recheckMinutes: 15 },
+  remediation: {
+    warning: 'ArchiveWal',
+    critical: 'ExpandVolume',
+    emergencySpace: 'EmergencyCleanup',
+    inodes: 'InodeCleanup',
+    recheckMinutes: 15,
+  },
   notifyEmails: [],
   nodes: [],
 };
@@ -168,7 +178,7 @@ export const VOLUME_LIMITS: Readonly<
   standard: { minGiB: 1, maxGiB: 1024 },
 };
 
-/** Document sections the router may start for an alarm. */
+/** The runbook sections this stack deploys as Automation documents (`<prefix>-<Section>`); the router may start any of them. */
 export const REMEDIATION_SECTIONS = [
   'DiagnoseDiskFull',
   'EmergencyCleanup',
@@ -176,7 +186,6 @@ export const REMEDIATION_SECTIONS = [
   'CompactDatabase',
   'InodeCleanup',
   'ExpandVolume',
-  'AddDataVolume',
   'ArchiveWal',
   'ValidateDiskHealth',
 ] as const;
@@ -464,7 +473,7 @@ export function configProblems(c: StemeDbConfig): string[] {
   );
 
   const r = c.remediation;
-  for (const key of ['warning', 'critical'] as const) {
+  for (const key of ['warning', 'critical', 'emergencySpace', 'inodes'] as const) {
     check(
       p,
       r[key] === '' || (REMEDIATION_SECTIONS as readonly string[]).includes(r[key]),

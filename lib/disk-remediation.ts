@@ -12,7 +12,7 @@ import { VERIFIED_MANIFEST_NAME } from '../lambda/shared/wal-manifest';
 import { AutomationDocument, defaultAutomationDefinitionFile, placeholdersIn } from './automation-document';
 import { AutomationRole } from './automation-role';
 import { CommandDocument, REPO_ROOT } from './command-document';
-import type { StemeDbConfig } from './config';
+import { REMEDIATION_SECTIONS, type StemeDbConfig } from './config';
 import { acknowledgeWildcard, nagArn } from './nag-acknowledgements';
 import { RemediationFunction } from './remediation-function';
 import { nodeRegistryParameterName } from './stemedb-node';
@@ -41,14 +41,7 @@ export const COMMAND_DOCUMENTS = [
 export type CommandDocumentName = (typeof COMMAND_DOCUMENTS)[number];
 
 /** Automation documents (runbook sections), deployed as `<prefix>-<Name>`. */
-export const AUTOMATION_DOCUMENTS = [
-  'DiagnoseDiskFull',
-  'WalCleanup',
-  'CompactDatabase',
-  'ExpandVolume',
-  'ArchiveWal',
-  'ValidateDiskHealth',
-] as const;
+export const AUTOMATION_DOCUMENTS = REMEDIATION_SECTIONS;
 export type AutomationDocumentName = (typeof AUTOMATION_DOCUMENTS)[number];
 
 /**
@@ -129,6 +122,7 @@ export class DiskRemediation extends Construct {
       DbDir: config.dbDir,
       ServiceName: config.serviceName,
       HealthUrl: config.healthUrl,
+      BackupDir: config.backupDir,
       BaseUrl: new URL(config.healthUrl).origin,
       RecoveredUsedPercent: String(config.thresholds.recoveredUsedPercent),
       RecoveredInodesFreePercent: String(config.thresholds.recoveredInodesFreePercent),
@@ -498,14 +492,22 @@ function acknowledgeTopicKeyUse(role: iam.IRole): void {
 /** Where verify-archive writes what it verified: `wal/<node>/_manifest/verified.json`. */
 const VERIFIED_MANIFEST_KEYS = `wal/*/${VERIFIED_MANIFEST_NAME}`;
 
-/** The router's chains: alarm kind → documents, from `remediation` (first) plus the fallback. */
+/**
+ * The router's chains, alarm kind → documents: the configured section first, then the runbook's
+ * next step when the alarm stays in ALARM (critical: archive WAL when expansion is refused;
+ * emergency: expand when cleanup was not enough). A kind configured as `""` starts nothing.
+ */
 export function routesFor(config: StemeDbConfig): Record<string, string[]> {
   const p = config.prefix;
-  const chain = (first: string, fallback: string[]): string[] =>
-    first === '' ? [] : [...new Set([`${p}-${first}`, ...fallback.map((f) => `${p}-${f}`)])];
+  const r = config.remediation;
+  const chain = (first: string, next: string[]): string[] =>
+    first === '' ? [] : [...new Set([first, ...next].map((section) => `${p}-${section}`))];
   return {
-    critical: chain(config.remediation.critical, ['ArchiveWal']),
-    warning: chain(config.remediation.warning, []),
+    critical: chain(r.critical, ['ArchiveWal']),
+    warning: chain(r.warning, []),
+    'emergency-space': chain(r.emergencySpace, ['ExpandVolume']),
+    'inode-warning': chain(r.inodes, []),
+    'emergency-inodes': chain(r.inodes, []),
   };
 }
 

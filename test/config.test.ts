@@ -170,6 +170,11 @@ describe('configuration validation names the key, the value and the accepted for
       { remediation: { critical: 'RebootEverything' } },
       /remediation.critical is "RebootEverything"; expected "" \(none\) or one of/,
     ],
+    [
+      'remediation that the stack does not deploy',
+      { remediation: { inodes: 'AddDataVolume' } },
+      /remediation.inodes is "AddDataVolume"; expected "" \(none\) or one of DiagnoseDiskFull/,
+    ],
     ['bad email', { notifyEmails: ['oncall'] }, /notifyEmails\[0\] is "oncall"; expected an email address/],
     [
       'bad workspace id',

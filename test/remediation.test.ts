@@ -86,10 +86,13 @@ describe('remediation machinery', () => {
     });
   });
 
-  it('routes critical to ExpandVolume then ArchiveWal, and warning to ArchiveWal, by default', () => {
+  it('routes each alarm kind to its runbook section and the next step, by default', () => {
     expect(routesFor(resolveConfig({}))).toEqual({
       critical: ['StemeDB-ExpandVolume', 'StemeDB-ArchiveWal'],
       warning: ['StemeDB-ArchiveWal'],
+      'emergency-space': ['StemeDB-EmergencyCleanup', 'StemeDB-ExpandVolume'],
+      'inode-warning': ['StemeDB-InodeCleanup'],
+      'emergency-inodes': ['StemeDB-InodeCleanup'],
     });
   });
 
@@ -157,7 +160,10 @@ describe('remediation machinery', () => {
     const resources = JSON.stringify(start?.Resource);
     expect(resources).toContain('automation-definition/StemeDB-ExpandVolume:$DEFAULT');
     expect(resources).toContain('automation-definition/StemeDB-ArchiveWal:$DEFAULT');
+    expect(resources).toContain('automation-definition/StemeDB-EmergencyCleanup:$DEFAULT');
+    expect(resources).toContain('automation-definition/StemeDB-InodeCleanup:$DEFAULT');
     expect(resources).not.toContain('WalCleanup');
+    expect(resources).not.toContain('CompactDatabase');
     const pass = st.find((s) => s.Sid === 'PassAutomationRoleToSsmOnly');
     expect(pass?.Condition).toEqual({ StringEquals: { 'iam:PassedToService': 'ssm.amazonaws.com' } });
     expect(JSON.stringify(pass?.Resource)).toContain('AutomationRole');
