@@ -37,6 +37,10 @@ export const COMMAND_DOCUMENTS = [
   'ArchiveWal',
   'DeleteArchivedWal',
   'WalCleanup',
+  'ValidateDiskHealth',
+  'CompactDatabase',
+  'EmergencyCleanup',
+  'InodeCleanup',
 ] as const;
 export type CommandDocumentName = (typeof COMMAND_DOCUMENTS)[number];
 

@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Match } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { resolveConfig } from '../lib/config';
@@ -56,6 +57,48 @@ describe('remediation machinery', () => {
         UpdateMethod: 'NewVersion',
         Content: Match.objectLike({ schemaVersion: '0.3' }),
       });
+    }
+  });
+
+  it('deploys every Command and Automation document in ssm-documents/, not only those a list names', () => {
+    const deployed = new Set(
+      Object.values(r.template.findResources('AWS::SSM::Document')).map(
+        (d) => (d as { Properties: { Name: string } }).Properties.Name,
+      ),
+    );
+    const pascal = (kebab: string) => kebab.replace(/(^|-)([a-z])/g, (_m, _d, c: string) => c.toUpperCase());
+    for (const file of readdirSync(join(__dirname, '..', 'ssm-documents'))) {
+      const command = /^(.+)\.command\.yml$/.exec(file);
+      const automation = /^(.+)\.automation\.yml$/.exec(file);
+      if (command?.[1] !== undefined) expect(deployed, file).toContain(`StemeDB-Host-${pascal(command[1])}`);
+      if (automation?.[1] !== undefined) expect(deployed, file).toContain(`StemeDB-${pascal(automation[1])}`);
+    }
+  });
+
+  it('deploys every document that an Automation runs or starts', () => {
+    const docs = Object.values(r.template.findResources('AWS::SSM::Document')) as Array<{
+      Properties: {
+        Name: string;
+        DocumentType: string;
+        Content: { mainSteps?: Array<{ action: string; inputs: Record<string, unknown> }> };
+      };
+    }>;
+    const byName = new Map(docs.map((d) => [d.Properties.Name, d.Properties.DocumentType]));
+    for (const d of docs.filter((x) => x.Properties.DocumentType === 'Automation')) {
+      for (const step of d.Properties.Content.mainSteps ?? []) {
+        if (step.action === 'aws:runCommand') {
+          expect(
+            byName.get(String(step.inputs.DocumentName)),
+            `${d.Properties.Name} runs ${step.inputs.DocumentName}`,
+          ).toBe('Command');
+        }
+        if (step.action === 'aws:executeAutomation') {
+          expect(
+            byName.get(String(step.inputs.DocumentName)),
+            `${d.Properties.Name} starts ${step.inputs.DocumentName}`,
+          ).toBe('Automation');
+        }
+      }
     }
   });
 
