@@ -102,6 +102,50 @@ describe('remediation machinery', () => {
     }
   });
 
+  it('lets the automation role do every step of every Automation document', () => {
+    const allowed = statementsOf(r, 'RemediationAutomationRole').filter(
+      (st) => (st as { Effect?: string }).Effect !== 'Deny',
+    );
+    const grants = (action: string, resourceText: string) =>
+      allowed.some(
+        (st) => actionsOf([st]).includes(action) && JSON.stringify(st.Resource).includes(resourceText),
+      );
+    const docs = Object.values(
+      r.template.findResources('AWS::SSM::Document', { Properties: { DocumentType: 'Automation' } }),
+    ) as Array<{
+      Properties: {
+        Name: string;
+        Content: { mainSteps: Array<{ name: string; action: string; inputs: Record<string, unknown> }> };
+      };
+    }>;
+    expect(docs.length).toBe(AUTOMATION_DOCUMENTS.length);
+    for (const d of docs) {
+      for (const step of d.Properties.Content.mainSteps) {
+        const at = `${d.Properties.Name}.${step.name}`;
+        if (step.action === 'aws:runCommand')
+          expect(grants('ssm:SendCommand', `document/${step.inputs.DocumentName}`), at).toBe(true);
+        if (step.action === 'aws:executeAutomation') {
+          expect(
+            grants('ssm:StartAutomationExecution', `automation-definition/${step.inputs.DocumentName}:`),
+            at,
+          ).toBe(true);
+        }
+        if (step.action === 'aws:invokeLambdaFunction') {
+          expect(grants('lambda:InvokeFunction', (step.inputs.FunctionName as { Ref: string }).Ref), at).toBe(
+            true,
+          );
+        }
+        if (step.action === 'aws:executeAwsApi') {
+          const action = `${String(step.inputs.Service).toLowerCase()}:${step.inputs.Api}`;
+          expect(
+            allowed.some((st) => actionsOf([st]).includes(action)),
+            `${at} calls ${action}`,
+          ).toBe(true);
+        }
+      }
+    }
+  });
+
   it('builds every Lambda for ARM64 on Node.js 24', () => {
     const fns = Object.values(
       r.template.findResources('AWS::Lambda::Function', {
