@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { App, Stack, Validations } from 'aws-cdk-lib';
@@ -54,6 +54,36 @@ describe('cdk synth of a two-node configuration file, as the README runs it', ()
     expect(types.filter((t) => t === 'Custom::AWS')).toHaveLength(1);
     expect(types.filter((t) => t === 'AWS::CloudWatch::Alarm').length).toBeGreaterThanOrEqual(12);
     expect(types.filter((t) => t === 'AWS::CloudWatch::Dashboard')).toHaveLength(1);
+  });
+
+  it('bundles every Lambda as an ESM module that loads and exports its handler', () => {
+    const bundles = readdirSync(outdir)
+      .filter((d) => d.startsWith('asset.'))
+      .map((d) => join(outdir, d, 'index.mjs'))
+      .filter((f) => existsSync(f));
+    expect(bundles).toHaveLength(4);
+    for (const bundle of bundles) {
+      const probe = spawnSync(
+        process.execPath,
+        [
+          '--input-type=module',
+          '-e',
+          `const m = await import(${JSON.stringify(bundle)}); console.log(typeof m.handler);`,
+        ],
+        {
+          encoding: 'utf8',
+          // Module init reads its configuration; give it what the stack gives it.
+          env: {
+            ...noAwsEnv(),
+            AWS_REGION: 'eu-west-1',
+            PREFIX: 'StemeDB',
+            AUTOMATION_ROLE_ARN: 'arn:aws:iam::123456789012:role/StemeDB-disk-automation',
+            TOPIC_ARN: 'arn:aws:sns:eu-west-1:123456789012:StemeDB-disk-notifications',
+          },
+        },
+      );
+      expect(probe.stdout.trim(), `${bundle}: ${probe.stderr}`).toBe('function');
+    }
   });
 
   it('passes cfn-lint with zero errors and zero warnings', () => {
