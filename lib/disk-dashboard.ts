@@ -18,6 +18,8 @@ export interface DiskDashboardProps {
   readonly thresholds: DiskThresholds;
   /** One row per node. @default none (an explanatory text widget only) */
   readonly nodes?: readonly DiskDashboardNode[];
+  /** Metrics namespace of the remediation Lambdas: adds a row of what the automation decided and did. @default no automation row */
+  readonly automationNamespace?: string;
 }
 
 /** The horizontal lines of the free-space graph: warning, critical, emergency. */
@@ -61,6 +63,34 @@ export class DiskDashboard extends Construct {
             : `# ${prefix} disk\nFree space and inodes of the data mount per node. Lines: warning ${t.warningFreePercent}%, critical ${t.criticalFreePercent}%, emergency ${t.emergencyFreePercent}%; recovered when used < ${t.recoveredUsedPercent}% and inodes > ${t.recoveredInodesFreePercent}% free.`,
       }),
     );
+    if (props.automationNamespace !== undefined) {
+      const ns = props.automationNamespace;
+      // Powertools EMF metrics carry a `service` dimension (the function name) besides their own.
+      const search = (title: string, query: string) =>
+        new cloudwatch.GraphWidget({
+          title,
+          width: 8,
+          left: [
+            new cloudwatch.MathExpression({
+              expression: `SEARCH('${query}', 'Sum', 300)`,
+              label: '',
+              period: Duration.minutes(5),
+            }),
+          ],
+          leftYAxis: { min: 0, showUnits: false },
+        });
+      this.dashboard.addWidgets(
+        search('Alarm router decisions', `{${ns},decision,service} MetricName="RouterDecision"`),
+        search(
+          'Volume expansions by node',
+          `{${ns},node,service} MetricName=("ExpansionStarted" OR "ExpansionReused" OR "ExpansionRefused" OR "ExpansionDeferred" OR "ExpansionError")`,
+        ),
+        search(
+          'WAL archive verification by node',
+          `{${ns},node,service} MetricName=("ArchiveVerifiedObjects" OR "ArchiveMismatches" OR "ArchiveVerifyRefused" OR "ArchiveVerifyError")`,
+        ),
+      );
+    }
     for (const node of nodes) {
       const a = node.alarms;
       this.dashboard.addWidgets(

@@ -7,6 +7,7 @@ import { DiskRemediation } from './disk-remediation';
 import { NotificationTopic } from './notification-topic';
 import { PrometheusRuleGroupsNamespace } from './prometheus-rule-groups-namespace';
 import { renderPrometheusRules } from './prometheus-rules';
+import { METRICS_NAMESPACE } from './remediation-function';
 import { DataVolumeSnapshotPolicy } from './snapshot-policy';
 import { StemeDbKey } from './stemedb-key';
 import { StemeDbNode } from './stemedb-node';
@@ -71,6 +72,7 @@ export class StemeDbDiskStack extends Stack {
 
     new DiskDashboard(this, 'Dashboard', {
       prefix,
+      automationNamespace: METRICS_NAMESPACE,
       thresholds: config.thresholds,
       nodes: this.nodes.map((n) => ({ nodeName: n.nodeName, alarms: n.alarms })),
     });
