@@ -1,15 +1,17 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { ArnFormat, type CfnResource, Duration, Stack } from 'aws-cdk-lib';
+import { ArnFormat, type CfnResource, Duration, Stack, Validations } from 'aws-cdk-lib';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as kms from 'aws-cdk-lib/aws-kms';
 import type * as sns from 'aws-cdk-lib/aws-sns';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { parse as parseYaml } from 'yaml';
 import { VERIFIED_MANIFEST_NAME } from '../lambda/shared/wal-manifest';
 import { AutomationDocument, defaultAutomationDefinitionFile, placeholdersIn } from './automation-document';
+import { AutomationHealthAlarms } from './automation-health-alarms';
 import { AutomationRole } from './automation-role';
 import { CommandDocument, REPO_ROOT } from './command-document';
 import { REMEDIATION_SECTIONS, type StemeDbConfig } from './config';
@@ -63,6 +65,8 @@ export class DiskRemediation extends Construct {
   public readonly waitForModification: RemediationFunction;
   public readonly verifyArchive: RemediationFunction;
   public readonly router: RemediationFunction;
+  /** Alarms on the automation itself (Lambda errors, undelivered alarm events). */
+  public readonly healthAlarms: AutomationHealthAlarms;
 
   constructor(scope: Construct, id: string, props: DiskRemediationProps) {
     super(scope, id);
@@ -171,6 +175,18 @@ export class DiskRemediation extends Construct {
     });
     this.grantRouter(automationRole, props, routes);
 
+    // Alarm events EventBridge could not hand to the router land here (and raise an alarm).
+    const deadLetterQueue = new sqs.Queue(this, 'RouterDeadLetters', {
+      queueName: `${prefix}-disk-router-dead-letters`,
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+    });
+    Validations.of(deadLetterQueue).acknowledge({
+      id: 'AwsSolutions-SQS3',
+      reason: 'This queue is itself the dead-letter queue of the router rules; an alarm watches its depth.',
+    });
+
     new events.Rule(this, 'AlarmStateChange', {
       ruleName: `${prefix}-disk-alarm-to-automation`,
       description: `${prefix} disk alarms entering ALARM start the configured runbook automation`,
@@ -183,6 +199,7 @@ export class DiskRemediation extends Construct {
         new targets.LambdaFunction(this.router.function, {
           retryAttempts: 4,
           maxEventAge: Duration.hours(1),
+          deadLetterQueue,
         }),
       ],
     });
@@ -194,8 +211,21 @@ export class DiskRemediation extends Construct {
         new targets.LambdaFunction(this.router.function, {
           retryAttempts: 2,
           maxEventAge: Duration.minutes(10),
+          deadLetterQueue,
         }),
       ],
+    });
+
+    this.healthAlarms = new AutomationHealthAlarms(this, 'HealthAlarms', {
+      prefix,
+      topic,
+      deadLetterQueue,
+      functions: {
+        'alarm-router': this.router.function,
+        'expand-volume': this.expandVolume.function,
+        'wait-for-volume-modification': this.waitForModification.function,
+        'verify-archive': this.verifyArchive.function,
+      },
     });
   }
 

@@ -197,6 +197,41 @@ describe('remediation machinery', () => {
     r.template.hasResourceProperties('AWS::Events::Rule', { ScheduleExpression: 'rate(15 minutes)' });
   });
 
+  it('keeps alarm events the router could not take in a dead-letter queue, and alarms on it', () => {
+    r.template.hasResourceProperties('AWS::Events::Rule', {
+      EventPattern: Match.objectLike({ source: ['aws.cloudwatch'] }),
+      Targets: [
+        Match.objectLike({
+          DeadLetterConfig: { Arn: { 'Fn::GetAtt': [Match.stringLikeRegexp('RouterDeadLetters'), 'Arn'] } },
+        }),
+      ],
+    });
+    r.template.hasResourceProperties('AWS::SQS::Queue', {
+      QueueName: 'StemeDB-disk-router-dead-letters',
+      SqsManagedSseEnabled: true,
+    });
+    r.template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      AlarmName: 'StemeDB-automation-undelivered-events',
+      MetricName: 'ApproximateNumberOfMessagesVisible',
+      Threshold: 1,
+      AlarmActions: [{ Ref: Match.stringLikeRegexp('^NotificationsTopic') }],
+    });
+  });
+
+  it('alarms when any remediation Lambda fails, so a failed fix wakes a human', () => {
+    for (const name of ['alarm-router', 'expand-volume', 'wait-for-volume-modification', 'verify-archive']) {
+      r.template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        AlarmName: `StemeDB-automation-${name}-errors`,
+        MetricName: 'Errors',
+        Namespace: 'AWS/Lambda',
+        Threshold: 1,
+        ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+        TreatMissingData: 'notBreaching',
+        AlarmActions: [{ Ref: Match.stringLikeRegexp('^NotificationsTopic') }],
+      });
+    }
+  });
+
   it('trusts the automation role only to SSM executions of this account', () => {
     r.template.hasResourceProperties('AWS::IAM::Role', {
       AssumeRolePolicyDocument: {
