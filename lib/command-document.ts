@@ -1,5 +1,5 @@
-import { readFileSync } from 'node:fs';
-import { isAbsolute, join, resolve } from 'node:path';
+import { readFileSync, realpathSync } from 'node:fs';
+import { dirname, isAbsolute, join, resolve, sep } from 'node:path';
 import { Stack } from 'aws-cdk-lib';
 import { CfnDocument } from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
@@ -17,6 +17,11 @@ import { parse as parseYaml } from 'yaml';
  * - every String parameter has `interpolationType: ENV_VAR`, so the script reads `"$SSM_<Name>"`
  *   and no value is ever pasted into shell text; the script contains no `{{`;
  * - a default, when present, satisfies the parameter's own pattern or values.
+ *
+ * Shared shell helpers: a script may include a library from the `lib/` folder next to it with one
+ * line of a fixed form (see `INCLUDE_LINE`), which sources the file when the script runs from the
+ * repository. A document carries a single script, so at synth that line (and the shellcheck
+ * directive just above it) is replaced by the library's text; see `inlineLibraries`.
  */
 
 /** Repository root: `lib/..`. Relative definition and script paths resolve from here. */
@@ -232,6 +237,89 @@ export function commandDocumentProblems(definition: unknown, script: string): st
   return labelled;
 }
 
+/** The marker every include line carries; a line holding it must be an exact `INCLUDE_LINE`. */
+export const INCLUDE_MARKER = 'stemedb:inline';
+
+/**
+ * The one include form: `source "$(dirname "${BASH_SOURCE[0]}")/lib/<file>" # stemedb:inline lib/<file>`,
+ * the same `<file>` twice, a plain name ending in `.sh` (no `/`, no leading dot).
+ */
+const INCLUDE_LINE =
+  /^source "\$\(dirname "\$\{BASH_SOURCE\[0\]\}"\)\/lib\/([^"]*)" # stemedb:inline lib\/(\S*)$/;
+const LIBRARY_NAME = /^[A-Za-z0-9_-][A-Za-z0-9._-]*\.sh$/;
+/** The shellcheck directive written just above an include line (dropped with it). */
+const INCLUDE_DIRECTIVE = /^# shellcheck source=lib\/\S+( disable=SC1091)?$/;
+/** A line that sources a file next to the script (only the marked include line may). */
+const SIBLING_SOURCE = /^\s*(source|\.)\s.*(BASH_SOURCE|\$0|\$\{0\}|[\s"'](\.\/)?lib\/)/;
+/** What is dropped from a library: its `#!` line and top-level `set -...` lines (the script's own hold). */
+const LIBRARY_SET_LINE = /^set\s+[-+][A-Za-z]/;
+
+function includeError(name: string, message: string): CommandDocumentError {
+  return new CommandDocumentError(`Command document ${name}: ${message}`, [message]);
+}
+
+/**
+ * Replaces each include line of a script with the text of the library it names, which must be a
+ * file directly in the `lib/` folder next to the script (for this project's scripts,
+ * `ssm-documents/scripts/lib/`), also after resolving symlinks. The library's `#!` line and
+ * top-level `set` lines are dropped, and so is the `# shellcheck source=...` directive above the
+ * include line. A script without include lines is returned unchanged. Throws
+ * `CommandDocumentError` naming the script file and line for a malformed include, a library that
+ * is missing or outside `lib/`, a library that itself includes one, a sourced sibling file without
+ * the marker, or a library containing `{{`.
+ */
+export function inlineLibraries(script: string, scriptFile: string, name = 'script'): string {
+  const lines = script.replace(/\r\n/g, '\n').split('\n');
+  if (!lines.some((line) => line.includes(INCLUDE_MARKER) || SIBLING_SOURCE.test(line))) return script;
+  const libDir = join(dirname(scriptFile), 'lib');
+  const out: string[] = [];
+  lines.forEach((line, index) => {
+    const where = `scriptFile ${scriptFile} line ${index + 1}`;
+    if (!line.includes(INCLUDE_MARKER)) {
+      if (SIBLING_SOURCE.test(line)) {
+        throw includeError(
+          name,
+          `${where}: sources a file without the ${INCLUDE_MARKER} marker; on the host the document's script has no sibling files`,
+        );
+      }
+      out.push(line);
+      return;
+    }
+    const match = INCLUDE_LINE.exec(line);
+    const file = match?.[1];
+    if (match === null || file === undefined || file !== match[2] || !LIBRARY_NAME.test(file)) {
+      throw includeError(
+        name,
+        `${where}: an include must read exactly source "$(dirname "\${BASH_SOURCE[0]}")/lib/<name>.sh" # ${INCLUDE_MARKER} lib/<name>.sh (the same plain file name of lib/ twice), got ${JSON.stringify(line)}`,
+      );
+    }
+    let libText: string;
+    try {
+      const realDir = realpathSync(libDir);
+      const realFile = realpathSync(join(libDir, file));
+      if (!realFile.startsWith(realDir + sep)) {
+        throw new Error(`it resolves to ${realFile}, outside ${realDir}`);
+      }
+      libText = readFileSync(realFile, 'utf8');
+    } catch (err) {
+      throw includeError(name, `${where}: cannot include lib/${file}: ${(err as Error).message}`);
+    }
+    const libLines = scriptLines(libText).filter(
+      (l, i) => !(i === 0 && l.startsWith('#!')) && !LIBRARY_SET_LINE.test(l),
+    );
+    const commands = libLines.filter((l) => !l.trimStart().startsWith('#'));
+    if (commands.some((l) => l.includes(INCLUDE_MARKER) || SIBLING_SOURCE.test(l))) {
+      throw includeError(name, `${where}: lib/${file} includes another library; libraries cannot nest`);
+    }
+    if (libLines.some((l) => l.includes('{{'))) {
+      throw includeError(name, `${where}: lib/${file} contains "{{"; SSM would read it as a parameter`);
+    }
+    if (out.length > 0 && INCLUDE_DIRECTIVE.test(out[out.length - 1] ?? '')) out.pop();
+    out.push(...libLines);
+  });
+  return out.join('\n');
+}
+
 /** Splits a script into `runCommand` lines (no trailing empty line). */
 export function scriptLines(script: string): string[] {
   const lines = script.replace(/\r\n/g, '\n').split('\n');
@@ -269,6 +357,7 @@ export function loadCommandDocumentContent(
     const message = `scriptFile ${scriptFile}: ${(err as Error).message}`;
     throw new CommandDocumentError(`Command document ${name}: ${message}`, [message]);
   }
+  script = inlineLibraries(script, scriptFile, name);
   const problems = commandDocumentProblems(definition, script);
   if (problems.length > 0) {
     throw new CommandDocumentError(

@@ -1,4 +1,12 @@
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { App, Stack } from 'aws-cdk-lib';
@@ -11,6 +19,7 @@ import {
   isAnchoredPattern,
   kebabCase,
   loadCommandDocumentContent,
+  REPO_ROOT,
 } from '../lib/command-document';
 import {
   checkCommandParameters,
@@ -226,6 +235,98 @@ describe('CommandDocument construct', () => {
     expect(synthesizeCommandDocument('Fixture', sources)).toEqual(
       loadCommandDocumentContent('Fixture', sources),
     );
+  });
+});
+
+/** An include line sourcing `path` whose marker names `marker`. */
+function includeLine(path: string, marker = path): string {
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: a bash expansion, not a template
+  const here = '$(dirname "${BASH_SOURCE[0]}")';
+  return `source "${here}/${path}" # stemedb:inline ${marker}`;
+}
+
+const INCLUDE = `# shellcheck source=lib/common.sh disable=SC1091\n${includeLine('lib/common.sh')}`;
+
+/** A fixture script whose include line is `include` (the lines around it are plain commands). */
+function scriptWith(include: string): string {
+  return ['#!/usr/bin/env bash', 'set -euo pipefail', 'SCRIPT_NAME=fixture', include, 'log "hi"', ''].join(
+    '\n',
+  );
+}
+
+describe('shared shell libraries (stemedb:inline)', () => {
+  const runCommandOf = (content: ReturnType<typeof loadCommandDocumentContent>) =>
+    content.mainSteps[0]?.inputs.runCommand ?? [];
+
+  it('replaces the include line of a real script with the functions of lib/common.sh and no source line', () => {
+    const library = readFileSync(join(REPO_ROOT, 'ssm-documents', 'scripts', 'lib', 'common.sh'), 'utf8');
+    const functions = [...library.matchAll(/^([a-z_]+)\(\) \{/gm)].map((m) => m[1]);
+    expect(functions).toContain('json_str');
+    const lines = runCommandOf(loadCommandDocumentContent('DiskReport'));
+    const defined = lines.flatMap((l) => /^([a-z_]+)\(\) \{/.exec(l)?.[1] ?? []);
+    expect(defined).toEqual(expect.arrayContaining(functions));
+    expect(lines.filter((l) => /^\s*(source|\.) /.test(l))).toEqual([]);
+    expect(lines.some((l) => l.includes('stemedb:inline') || l.startsWith('# shellcheck source='))).toBe(
+      false,
+    );
+    expect(lines.join('\n')).not.toContain('{{');
+    expect(lines[0]).toBe('#!/usr/bin/env bash');
+  });
+
+  it('inlines a fixture library in place, without its #! and set lines, and the script runs', async () => {
+    const sources = fixture(definition(), scriptWith(INCLUDE));
+    mkdirSync(join(dir, 'lib'), { recursive: true });
+    writeFileSync(
+      join(dir, 'lib', 'common.sh'),
+      '#!/usr/bin/env bash\nset -euo pipefail\nlog() { printf \'%s: %s\\n\' "$SCRIPT_NAME" "$*"; }\n',
+    );
+    const content = loadCommandDocumentContent('Fixture', sources);
+    expect(runCommandOf(content)).toEqual([
+      '#!/usr/bin/env bash',
+      'set -euo pipefail',
+      'SCRIPT_NAME=fixture',
+      'log() { printf \'%s: %s\\n\' "$SCRIPT_NAME" "$*"; }',
+      'log "hi"',
+    ]);
+    const r = await runCommandDocument(content, { Word: 'x' });
+    expect(r.stdout).toBe('fixture: hi\n');
+  });
+
+  it.each([
+    ['an unknown library', includeLine('lib/nope.sh')],
+    ['a path out of lib/', includeLine('lib/../f1.sh')],
+    ['a marker naming another file', includeLine('lib/a.sh', 'lib/b.sh')],
+    ['an absolute path', 'source /etc/profile # stemedb:inline /etc/profile'],
+    ['a sibling sourced without the marker', includeLine('lib/common.sh').replace(/ #.*$/, '')],
+  ])('refuses %s, naming the script and the line', (_what, include) => {
+    const sources = fixture(definition(), scriptWith(include));
+    expect(() => loadCommandDocumentContent('Fixture', sources)).toThrow(
+      new RegExp(`scriptFile ${sources.scriptFile.replace(/[.]/g, '\\.')} line 4: `),
+    );
+  });
+
+  it('refuses a library in lib/ that is a symlink to a file outside lib/', () => {
+    const sources = fixture(definition(), scriptWith(INCLUDE.replaceAll('common.sh', 'escape.sh')));
+    mkdirSync(join(dir, 'lib'), { recursive: true });
+    writeFileSync(join(dir, 'outside.sh'), 'log() { :; }\n');
+    symlinkSync(join(dir, 'outside.sh'), join(dir, 'lib', 'escape.sh'));
+    expect(() => loadCommandDocumentContent('Fixture', sources)).toThrow(
+      /line 5: cannot include lib\/escape\.sh: .*outside/,
+    );
+  });
+
+  it('refuses a library containing {{', () => {
+    const sources = fixture(definition(), scriptWith(INCLUDE.replaceAll('common.sh', 'braces.sh')));
+    mkdirSync(join(dir, 'lib'), { recursive: true });
+    writeFileSync(join(dir, 'lib', 'braces.sh'), 'log() { echo "{{ Word }}"; }\n');
+    expect(() => loadCommandDocumentContent('Fixture', sources)).toThrow(
+      /line 5: lib\/braces\.sh contains "\{\{"/,
+    );
+  });
+
+  it('leaves a script without include lines unchanged', () => {
+    const content = loadCommandDocumentContent('Fixture', fixture(definition()));
+    expect(runCommandOf(content)).toEqual(SCRIPT.split('\n').slice(0, -1));
   });
 });
 

@@ -1,0 +1,72 @@
+# shellcheck shell=bash
+# lib/common.sh: the small helpers the host scripts in ssm-documents/scripts share.
+#
+# A script sets SCRIPT_NAME (the prefix of its stderr lines, e.g. SCRIPT_NAME=disk-report), then
+# includes this file with one `source` line carrying the inline marker (the exact form is
+# INCLUDE_LINE in lib/command-document.ts; every script in ssm-documents/scripts shows it). Run
+# from the repository, the script sources this file. On a host there is no sibling file: at synth,
+# lib/command-document.ts replaces that line with this file's text, so the SSM Command document
+# carries one self-contained script.
+#
+# This file only defines functions: it runs nothing and sets no variable. A script that needs a
+# different variant of one of them defines its own after the include (the later definition wins).
+# Like the scripts, it never contains a double opening brace (SSM would read it as a parameter).
+
+# Progress and reasons go to stderr, one line each, prefixed with the script's name.
+log() { printf '%s: %s\n' "$SCRIPT_NAME" "$*" >&2; }
+
+# Ends the run: the reason on stderr, exit 1.
+die() {
+  printf '%s: %s\n' "$SCRIPT_NAME" "$*" >&2
+  exit 1
+}
+
+# A JSON string: control characters dropped, apart from \n, \t and \r, which are escaped.
+json_str() {
+  local s
+  s=$(printf '%s' "$1" | tr -d '\000-\010\013\014\016-\037')
+  s=${s//\\/\\\\}
+  s=${s//\"/\\\"}
+  s=${s//$'\n'/\\n}
+  s=${s//$'\t'/\\t}
+  s=${s//$'\r'/\\r}
+  printf '"%s"' "$s"
+}
+
+# A JSON array of strings (each through json_str): json_array ITEM...
+json_array() {
+  local first=1 item
+  printf '['
+  for item in "$@"; do
+    if ((first)); then first=0; else printf ','; fi
+    json_str "$item"
+  done
+  printf ']'
+}
+
+# Reads and checks one SSM_ variable into a shell variable: param OUT NAME REGEX DEFAULT.
+# An empty or unset value takes the default; a value not matching REGEX ends the run through the
+# script's own `refuse CODE REASON` with code 2.
+param() {
+  local out=$1 name=$2 re=$3 default=$4 var value
+  var="SSM_$name"
+  value=${!var:-$default}
+  [[ "$value" =~ $re ]] || refuse 2 "invalid $name: must match $re"
+  printf -v "$out" '%s' "$value"
+}
+
+# a / b × 100 with two decimals (0 when b is 0).
+percent() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a * 100 / b; else printf "0" }'; }
+
+# Compares decimals: is_less A B → true when A < B.
+is_less() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a < b) }'; }
+
+# Bytes available to unprivileged users on the filesystem holding path $1.
+avail_bytes() { df -B1 --output=avail -- "$1" | tail -n 1 | tr -d ' '; }
+
+# Prints "<device>:<inode>" of every file some process has open or mapped (/proc/*/fd and
+# /proc/*/map_files, followed with find -L): matching by inode, not by path, also catches a
+# file opened through another path (a bind mount or a symlinked directory).
+open_file_ids() {
+  find -L /proc/[0-9]*/fd /proc/[0-9]*/map_files -mindepth 1 -maxdepth 1 -printf '%D:%i\n' 2>/dev/null || true
+}
