@@ -67,28 +67,10 @@ readonly FIELDS=(dryRun mountPoint dbDir aggressive minFreePercent alreadyRunnin
   durationSeconds dbBytesBefore dbBytesAfter dbBytesFreed availBytesBefore availBytesAfter fsBytesFreed
   usedPercentBefore usedPercentAfter freePercentBefore freePercentAfter serverBytesFreed nextSection)
 
-log() { printf 'compact-database: %s\n' "$*" >&2; }
-
-json_str() {
-  local s
-  s=$(printf '%s' "$1" | tr -d '\000-\010\013\014\016-\037')
-  s=${s//\\/\\\\}
-  s=${s//\"/\\\"}
-  s=${s//$'\n'/\\n}
-  s=${s//$'\t'/\\t}
-  s=${s//$'\r'/\\r}
-  printf '"%s"' "$s"
-}
-
-json_array() {
-  local first=1 item
-  printf '['
-  for item in "$@"; do
-    if ((first)); then first=0; else printf ','; fi
-    json_str "$item"
-  done
-  printf ']'
-}
+# shellcheck disable=SC2034 # read by lib/common.sh: the prefix of every stderr line
+SCRIPT_NAME=compact-database
+# shellcheck source=lib/common.sh disable=SC1091
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh" # stemedb:inline lib/common.sh
 
 # Prints the result line: emit STATUS REASON.
 emit() {
@@ -107,6 +89,7 @@ finish() {
 }
 
 # Reads and checks one SSM_ variable into a shell variable: param OUT NAME REGEX DEFAULT.
+# (Replaces lib/common.sh's param: a bad value ends through finish, with the full JSON result.)
 param() {
   local out=$1 name=$2 re=$3 default=$4 var value
   var="SSM_$name"
@@ -114,12 +97,6 @@ param() {
   [[ "$value" =~ $re ]] || finish 2 refused "invalid $name: must match $re"
   printf -v "$out" '%s' "$value"
 }
-
-# a / b × 100 with two decimals (0 when b is 0).
-percent() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a * 100 / b; else printf "0" }'; }
-
-# Compares decimals: is_less A B → true when A < B.
-is_less() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a < b) }'; }
 
 # df of the filesystem holding $1 into R[<kind>Before|After]: df_into DIR Before|After.
 df_into() {

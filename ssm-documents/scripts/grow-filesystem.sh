@@ -55,30 +55,12 @@ RESULT_EMITTED=false
 ACTIONS=()
 WARNINGS=()
 
-log() { printf 'grow-filesystem: %s\n' "$*" >&2; }
-
-json_str() {
-  local s
-  s=$(printf '%s' "$1" | tr -d '\000-\010\013\014\016-\037')
-  s=${s//\\/\\\\}
-  s=${s//\"/\\\"}
-  s=${s//$'\n'/\\n}
-  s=${s//$'\t'/\\t}
-  s=${s//$'\r'/\\r}
-  printf '"%s"' "$s"
-}
+# shellcheck disable=SC2034 # read by lib/common.sh: the prefix of every stderr line
+SCRIPT_NAME=grow-filesystem
+# shellcheck source=lib/common.sh disable=SC1091
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh" # stemedb:inline lib/common.sh
 
 json_str_or_null() { if [[ -n "$1" ]]; then json_str "$1"; else printf 'null'; fi; }
-
-json_array() {
-  local first=1 item
-  printf '['
-  for item in "$@"; do
-    if ((first)); then first=0; else printf ','; fi
-    json_str "$item"
-  done
-  printf ']'
-}
 
 emit_result() {
   local status=$1 reason=${2:-}

@@ -39,33 +39,16 @@ CHECK_NAMES=()
 CHECK_OKS=()
 CHECK_DETAILS=()
 
-log() { printf 'validate-disk-health: %s\n' "$*" >&2; }
-
-json_str() {
-  local s
-  s=$(printf '%s' "$1" | tr -d '\000-\010\013\014\016-\037')
-  s=${s//\\/\\\\}
-  s=${s//\"/\\\"}
-  s=${s//$'\n'/\\n}
-  s=${s//$'\t'/\\t}
-  s=${s//$'\r'/\\r}
-  printf '"%s"' "$s"
-}
+# shellcheck disable=SC2034 # read by lib/common.sh: the prefix of every stderr line
+SCRIPT_NAME=validate-disk-health
+# shellcheck source=lib/common.sh disable=SC1091
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh" # stemedb:inline lib/common.sh
 
 refuse() {
   local code=$1 reason=$2
   log "$reason"
   printf '{"status":"refused","reason":%s,"healthy":false}\n' "$(json_str "$reason")"
   exit "$code"
-}
-
-# Reads and checks one SSM_ variable into a shell variable: param OUT NAME REGEX DEFAULT.
-param() {
-  local out=$1 name=$2 re=$3 default=$4 var value
-  var="SSM_$name"
-  value=${!var:-$default}
-  [[ "$value" =~ $re ]] || refuse 2 "invalid $name: must match $re"
-  printf -v "$out" '%s' "$value"
 }
 
 # One line, at most DETAIL_MAX characters (details end up in a one-line reason and in SNS).
@@ -83,12 +66,6 @@ record() {
   CHECK_DETAILS+=("$detail")
   log "$name: $([[ "$ok" == true ]] && echo ok || echo FAILED): $detail"
 }
-
-# a / b × 100 with two decimals (0 when b is 0).
-percent() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a * 100 / b; else printf "0" }'; }
-
-# Compares decimals: is_less A B → true when A < B.
-is_less() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a < b) }'; }
 
 is_mount_point() { findmnt -n --mountpoint "$1" >/dev/null 2>&1; }
 
