@@ -65,11 +65,10 @@ readonly RE_DAYS='^[0-9]{1,4}$'
 readonly RE_CONCURRENCY='^([1-9]|[1-5][0-9]|6[0-4])$'
 readonly RE_ENDPOINT='^(https?://[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?/?)?$'
 
-log() { printf 'archive-wal: %s\n' "$*" >&2; }
-die() {
-  printf 'archive-wal: %s\n' "$*" >&2
-  exit 1
-}
+# shellcheck disable=SC2034 # read by lib/common.sh: the prefix of every stderr line
+SCRIPT_NAME='archive-wal'
+# shellcheck source=lib/common.sh disable=SC1091
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh" # stemedb:inline lib/common.sh
 
 # Checks every SSM_* value against its pattern; sets the global configuration.
 read_parameters() {
@@ -149,13 +148,6 @@ hex_to_base64() {
   local hex=$1 escaped='' i
   for ((i = 0; i < ${#hex}; i += 2)); do escaped+="\\x${hex:i:2}"; done
   printf '%b' "$escaped" | base64
-}
-
-# Prints "<device>:<inode>" of every file some process has open or mapped (/proc/*/fd and
-# /proc/*/map_files, followed with find -L): matching by inode, not by path, also catches a
-# segment opened through another path (a bind mount or a symlinked directory).
-open_file_ids() {
-  find -L /proc/[0-9]*/fd /proc/[0-9]*/map_files -mindepth 1 -maxdepth 1 -printf '%D:%i\n' 2>/dev/null || true
 }
 
 # Writes the selected names (NUL-separated) to $tmp/selected and counts what was skipped and why.

@@ -68,7 +68,7 @@ readonly FIELDS=(dryRun mountPoint dbDir aggressive minFreePercent alreadyRunnin
   usedPercentBefore usedPercentAfter freePercentBefore freePercentAfter serverBytesFreed nextSection)
 
 # shellcheck disable=SC2034 # read by lib/common.sh: the prefix of every stderr line
-SCRIPT_NAME=compact-database
+SCRIPT_NAME='compact-database'
 # shellcheck source=lib/common.sh disable=SC1091
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh" # stemedb:inline lib/common.sh
 

@@ -36,11 +36,10 @@ readonly RE_BUCKET='^[a-z0-9][a-z0-9-]{0,61}[a-z0-9](\.[a-z0-9]([a-z0-9-]{0,61}[
 readonly RE_PREFIX='^([A-Za-z0-9_-][A-Za-z0-9._-]{0,127}/){1,8}$'
 readonly RE_ENDPOINT='^(https?://[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?/?)?$'
 
-log() { printf 'delete-archived-wal: %s\n' "$*" >&2; }
-die() {
-  printf 'delete-archived-wal: %s\n' "$*" >&2
-  exit 1
-}
+# shellcheck disable=SC2034 # read by lib/common.sh: the prefix of every stderr line
+SCRIPT_NAME='delete-archived-wal'
+# shellcheck source=lib/common.sh disable=SC1091
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh" # stemedb:inline lib/common.sh
 
 read_parameters() {
   wal_dir=${SSM_WalDir:-}
@@ -85,7 +84,7 @@ check_tools() {
   command -v jq >/dev/null 2>&1 || die "jq is not installed (needed to read the manifest)"
 }
 
-free_bytes() { df -B1 --output=avail -- "$wal_dir" | tail -n 1 | tr -d ' '; }
+free_bytes() { avail_bytes "$wal_dir"; }
 
 # Ends the run having deleted nothing: JSON on stdout, the reason on stderr.
 refuse() {
@@ -139,13 +138,6 @@ load_verified_manifest() {
   # size/sha256/name records, NUL-separated (names may hold spaces; never '/' or NUL).
   jq -j --arg prefix "$prefix" '.entries[] | "\(.size)/\(.sha256)/\(.key[($prefix | length):])\u0000"' \
     "$tmp/verified.json" >"$tmp/entries"
-}
-
-# Prints "<device>:<inode>" of every file some process has open or mapped (/proc/*/fd and
-# /proc/*/map_files, followed with find -L): matching by inode, not by path, also catches a
-# segment opened through another path (a bind mount or a symlinked directory).
-open_file_ids() {
-  find -L /proc/[0-9]*/fd /proc/[0-9]*/map_files -mindepth 1 -maxdepth 1 -printf '%D:%i\n' 2>/dev/null || true
 }
 
 # Fills the associative array named $1 with name -> type/mtime/size/dev/inode for manifest names.

@@ -38,7 +38,7 @@ readonly LARGEST_DIRS=10
 WARNINGS=()
 
 # shellcheck disable=SC2034 # read by lib/common.sh: the prefix of every stderr line
-SCRIPT_NAME=disk-report
+SCRIPT_NAME='disk-report'
 # shellcheck source=lib/common.sh disable=SC1091
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh" # stemedb:inline lib/common.sh
 

@@ -56,7 +56,7 @@ ACTIONS=()
 WARNINGS=()
 
 # shellcheck disable=SC2034 # read by lib/common.sh: the prefix of every stderr line
-SCRIPT_NAME=grow-filesystem
+SCRIPT_NAME='grow-filesystem'
 # shellcheck source=lib/common.sh disable=SC1091
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh" # stemedb:inline lib/common.sh
 

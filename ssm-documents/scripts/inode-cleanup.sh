@@ -48,8 +48,12 @@ readonly MAX_DIRS=16
 readonly MAX_PATH=1024
 readonly FIND_TIMEOUT_SECONDS=600
 
-log() { printf 'inode-cleanup: %s\n' "$*" >&2; }
+# shellcheck disable=SC2034 # read by lib/common.sh: the prefix of every stderr line
+SCRIPT_NAME='inode-cleanup'
+# shellcheck source=lib/common.sh disable=SC1091
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh" # stemedb:inline lib/common.sh
 
+# Its own json_str (lib/common.sh's also escapes \r; this one leaves it as it is).
 json_str() {
   local s
   s=$(printf '%s' "$1" | tr -d '\000-\010\013\014\016-\037')
@@ -60,16 +64,6 @@ json_str() {
   printf '"%s"' "$s"
 }
 
-json_array() {
-  local first=1 item
-  printf '['
-  for item in "$@"; do
-    if ((first)); then first=0; else printf ','; fi
-    json_str "$item"
-  done
-  printf ']'
-}
-
 refuse() {
   printf 'inode-cleanup: %s\n' "$1" >&2
   printf '{"status":"refused","reason":%s}\n' "$(json_str "$1")"
@@ -77,6 +71,7 @@ refuse() {
 }
 
 # param OUT NAME REGEX DEFAULT: reads SSM_<NAME> (or the default), checks it, stores it in OUT.
+# (Replaces lib/common.sh's param: a value set but empty stays empty, and a bad one is refused here.)
 param() {
   local out=$1 name=$2 re=$3 default=$4 var value
   var="SSM_$name"

@@ -40,7 +40,7 @@ CHECK_OKS=()
 CHECK_DETAILS=()
 
 # shellcheck disable=SC2034 # read by lib/common.sh: the prefix of every stderr line
-SCRIPT_NAME=validate-disk-health
+SCRIPT_NAME='validate-disk-health'
 # shellcheck source=lib/common.sh disable=SC1091
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh" # stemedb:inline lib/common.sh
 

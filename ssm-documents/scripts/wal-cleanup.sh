@@ -66,7 +66,10 @@ SECTION_CREATED=false WOULD_CHANGE=false CONFIG_CHANGED=false RESTARTED=false
 HEALTHY_BEFORE=false HEALTHY=false LOG_LINE='' WARNING='' ROLLED_BACK=false ROLLBACK_HEALTHY=''
 REASON=''
 
-log() { printf '%s\n' "wal-cleanup: $*" >&2; }
+# shellcheck disable=SC2034 # read by lib/common.sh: the prefix of every stderr line
+SCRIPT_NAME='wal-cleanup'
+# shellcheck source=lib/common.sh disable=SC1091
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh" # stemedb:inline lib/common.sh
 
 json_str() {
   local s=$1 out='' c i
