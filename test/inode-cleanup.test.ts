@@ -184,6 +184,19 @@ describe('Host-InodeCleanup on a filesystem with no free inode', () => {
     expect(checksumTree(outside)).toEqual(before);
   });
 
+  it('keeps its result valid JSON when a directory name holds a carriage return', async () => {
+    exhaust();
+    const odd = join(mount, 'db', 'odd\rname');
+    // Free a few inodes to create the odd directory and its files; the rest stays exhausted.
+    for (let i = 0; i < 8; i++) rmSync(join(mount, 'db', `keep-${i}.kv`));
+    mkdirSync(odd);
+    for (let i = 0; i < 5; i++) aged(join(odd, `e-${i}`), '', 120);
+    const r = await run({ DryRun: 'true', TopDirs: '50' });
+    expect(r.exitCode, r.stderr).toBe(0);
+    const busiest = r.lastJson?.busiestDirs as { dir: string }[];
+    expect(busiest.map((b) => b.dir)).toContain(odd);
+  });
+
   it('deletes nothing in a dry run, counting what it would delete', async () => {
     exhaust();
     const listing = (): string =>

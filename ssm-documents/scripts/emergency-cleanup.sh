@@ -62,17 +62,6 @@ SCRIPT_NAME='emergency-cleanup'
 # shellcheck source=lib/common.sh disable=SC1091
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh" # stemedb:inline lib/common.sh
 
-# Its own json_str (lib/common.sh's also escapes \r; this one leaves it as it is).
-json_str() {
-  local s
-  s=$(printf '%s' "$1" | tr -d '\000-\010\013\014\016-\037')
-  s=${s//\\/\\\\}
-  s=${s//\"/\\\"}
-  s=${s//$'\n'/\\n}
-  s=${s//$'\t'/\\t}
-  printf '"%s"' "$s"
-}
-
 refuse() {
   printf 'emergency-cleanup: %s\n' "$1" >&2
   printf '{"status":"refused","reason":%s}\n' "$(json_str "$1")"
