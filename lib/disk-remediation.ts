@@ -4,7 +4,6 @@ import { ArnFormat, type CfnResource, Duration, Stack, Validations } from 'aws-c
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
-import type * as kms from 'aws-cdk-lib/aws-kms';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
@@ -24,8 +23,6 @@ import type { WalArchiveBucket } from './wal-archive-bucket';
 export interface DiskRemediationProps {
   /** The validated configuration. */
   readonly config: StemeDbConfig;
-  /** The stack key (topic and archive are encrypted with it). */
-  readonly encryptionKey: kms.IKey;
   /** Where every automation reports. */
   readonly topic: sns.ITopic;
   /** The WAL archive. */

@@ -68,7 +68,7 @@ export class StemeDbDiskStack extends Stack {
         }),
     );
 
-    new DiskRemediation(this, 'Remediation', { config, encryptionKey: key, topic, archive });
+    new DiskRemediation(this, 'Remediation', { config, topic, archive });
 
     new DiskDashboard(this, 'Dashboard', {
       prefix,
