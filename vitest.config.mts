@@ -9,5 +9,7 @@ export default defineConfig({
     // Two cores: two workers keep the loop-device and moto tests from starving each other.
     maxWorkers: 2,
     pool: 'forks',
+    // Vitest's own report, then one plain "N passed, N failed, N skipped" line for CI logs.
+    reporters: ['default', './test/support/summary-reporter.ts'],
   },
 });
