@@ -1,10 +1,12 @@
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REPO_ROOT } from '../lib/command-document';
-import { ParameterValidationError, runCommandDocument } from './support/command-document-runner';
+import {
+  ParameterValidationError,
+  runCommandDocument,
+  runScriptDirectly,
+} from './support/command-document-runner';
 import { walDocuments } from './support/wal-archive';
 
 /**
@@ -154,14 +156,8 @@ describe('DeleteArchivedWal parameters', () => {
 });
 
 describe('the scripts check their parameters again when run by hand', () => {
-  function runScript(script: string, env: Record<string, string>) {
-    const ssmEnv = Object.fromEntries(Object.entries(env).map(([k, v]) => [`SSM_${k}`, v]));
-    return spawnSync('bash', [join(REPO_ROOT, 'ssm-documents', 'scripts', script)], {
-      env: { PATH: process.env.PATH, ...ssmEnv },
-      encoding: 'utf8',
-      cwd: work,
-    });
-  }
+  const runScript = (script: string, parameters: Record<string, string>) =>
+    runScriptDirectly(script, parameters, { cwd: work });
 
   const cases = Object.entries(HOSTILE).flatMap(([name, values]) =>
     values.filter((v) => v !== '' || name !== 'EndpointUrl').map((v) => [name, v] as const),

@@ -1,4 +1,4 @@
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +15,7 @@ import {
   ParameterValidationError,
   type RunResult,
   runCommandDocument,
+  runScriptDirectly,
   synthesizeCommandDocument,
 } from './support/command-document-runner';
 import { LoopDeviceLab } from './support/loop-device';
@@ -28,7 +29,6 @@ import { freePort, type RunningStandin, startStandin } from './support/stemedb-s
  * (validated, walked, and its summarizing Python run on real command output).
  */
 
-const SCRIPT = join(__dirname, '..', 'ssm-documents', 'scripts', 'compact-database.sh');
 const MiB = 1024 * 1024;
 /** What a compaction frees: three obsolete files of 2, 3 and 4 MiB. */
 const OBSOLETE = [2, 3, 4].map((n) => [`old-${n}.obsolete`, n * MiB] as const);
@@ -274,19 +274,13 @@ describe('CompactDatabase parameters', () => {
     ['PollSeconds', '5\n'],
     ['DryRun', 'true\n'],
   ])('the script itself refuses %s with a trailing newline, exit 2', (name, value) => {
-    const r = spawnSync('bash', [SCRIPT], {
-      env: { PATH: process.env.PATH, SSM_MountPoint: '/data', [`SSM_${name}`]: value },
-      encoding: 'utf8',
-    });
+    const r = runScriptDirectly('compact-database.sh', { MountPoint: '/data', [name]: value });
     expect(r.status).toBe(2);
     expect(r.stderr).toContain(`invalid ${name}`);
   });
 
   test('the script itself refuses a value that bypassed the document, exit 2, calling nothing', () => {
-    const r = spawnSync('bash', [SCRIPT], {
-      env: { PATH: process.env.PATH, SSM_MountPoint: '/data', SSM_DbDir: '/data/../etc' },
-      encoding: 'utf8',
-    });
+    const r = runScriptDirectly('compact-database.sh', { MountPoint: '/data', DbDir: '/data/../etc' });
     expect(r.status).toBe(2);
     expect(JSON.parse(r.stdout.trim())).toMatchObject({ status: 'refused' });
     expect(r.stderr).toContain('invalid DbDir');

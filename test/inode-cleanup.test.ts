@@ -32,6 +32,7 @@ import {
   ParameterValidationError,
   type RunResult,
   runCommandDocument,
+  runScriptDirectly,
   synthesizeCommandDocument,
 } from './support/command-document-runner';
 import { checksumTree, LoopDeviceLab } from './support/loop-device';
@@ -259,17 +260,13 @@ describe('Host-InodeCleanup parameters', () => {
   it.each(['MountPoint', 'AllowedDirs', 'MinAgeMinutes', 'DryRun'])(
     'the script refuses a bad %s again when run by hand',
     (name) => {
-      const script = join(__dirname, '..', 'ssm-documents', 'scripts', 'inode-cleanup.sh');
       const bad = {
         MountPoint: '/x/../etc',
         AllowedDirs: '/data/db:../x',
         MinAgeMinutes: '0',
         DryRun: 'maybe',
       }[name] as string;
-      const r = spawnSync('bash', [script], {
-        env: { PATH: process.env.PATH, [`SSM_${name}`]: bad },
-        encoding: 'utf8',
-      });
+      const r = runScriptDirectly('inode-cleanup.sh', { [name]: bad });
       expect(r.status).toBe(2);
       expect(r.stderr).toMatch(new RegExp(`^inode-cleanup: ${name} is invalid`));
     },

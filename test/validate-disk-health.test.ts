@@ -1,4 +1,4 @@
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import {
   appendFileSync,
   existsSync,
@@ -23,6 +23,7 @@ import {
   ParameterValidationError,
   type RunResult,
   runCommandDocument,
+  runScriptDirectly,
   synthesizeCommandDocument,
 } from './support/command-document-runner';
 import { createFakeSystemd, type FakeSystemd } from './support/fake-systemd';
@@ -37,7 +38,6 @@ import { freePort, standinCommand } from './support/stemedb-standin';
  */
 
 const UNIT = 'stemedb-api';
-const SCRIPT = join(__dirname, '..', 'ssm-documents', 'scripts', 'validate-disk-health.sh');
 const CHECKS = ['disk', 'inodes', 'service', 'write', 'journal'];
 
 let doc: CommandDocumentContent;
@@ -282,18 +282,15 @@ describe('ValidateDiskHealth parameters', () => {
     ['RecoveredInodesFreePercent', '10\n'],
     ['SinceMinutes', '15\n'],
   ])('the script itself refuses %s with a trailing newline, exit 2', (name, value) => {
-    const r = spawnSync('bash', [SCRIPT], {
-      env: { PATH: process.env.PATH, SSM_MountPoint: '/data', [`SSM_${name}`]: value },
-      encoding: 'utf8',
-    });
+    const r = runScriptDirectly('validate-disk-health.sh', { MountPoint: '/data', [name]: value });
     expect(r.status).toBe(2);
     expect(r.stderr).toContain(`invalid ${name}`);
   });
 
   test('the script itself refuses a value that bypassed the document, exit 2, checking nothing', () => {
-    const r = spawnSync('bash', [SCRIPT], {
-      env: { PATH: process.env.PATH, SSM_MountPoint: '/data', SSM_BaseUrl: 'http://localhost:1/$(id)' },
-      encoding: 'utf8',
+    const r = runScriptDirectly('validate-disk-health.sh', {
+      MountPoint: '/data',
+      BaseUrl: 'http://localhost:1/$(id)',
     });
     expect(r.status).toBe(2);
     expect(JSON.parse(r.stdout.trim())).toMatchObject({ status: 'refused', healthy: false });

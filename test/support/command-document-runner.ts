@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { type SpawnSyncReturns, spawn, spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,6 +8,7 @@ import {
   CommandDocument,
   type CommandDocumentContent,
   type CommandDocumentProps,
+  REPO_ROOT,
 } from '../../lib/command-document';
 
 /**
@@ -218,4 +219,22 @@ export function synthesizeCommandDocument(
   const [resource] = Object.values(documents) as Array<{ Properties: { Content: CommandDocumentContent } }>;
   if (resource === undefined) throw new Error(`no AWS::SSM::Document synthesized for ${name}`);
   return resource.Properties.Content;
+}
+
+/**
+ * Runs `ssm-documents/scripts/<script>` by hand, bypassing its document: only `PATH` and the given
+ * parameters as `SSM_<Name>`. Proves a script re-checks values the document's patterns should
+ * have stopped (Java's `$` lets a trailing newline through, and anyone may run the file directly).
+ */
+export function runScriptDirectly(
+  script: string,
+  parameters: Readonly<Record<string, string>>,
+  opts: { readonly cwd?: string } = {},
+): SpawnSyncReturns<string> {
+  const ssmEnv = Object.fromEntries(Object.entries(parameters).map(([k, v]) => [`SSM_${k}`, v]));
+  return spawnSync('bash', [join(REPO_ROOT, 'ssm-documents', 'scripts', script)], {
+    env: { PATH: process.env.PATH, ...ssmEnv },
+    encoding: 'utf8',
+    cwd: opts.cwd,
+  });
 }
