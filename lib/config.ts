@@ -653,11 +653,3 @@ function nodeProblems(n: NodeConfig, at: string): string[] {
 export function loadConfig(tryGetContext: (key: string) => unknown): StemeDbConfig {
   return resolveConfig(readRawConfig(tryGetContext('stemedb'), tryGetContext('stemedbConfig')));
 }
-
-/** The resource-name-safe, upper-camel form of a node name: `db-1` → `Db1`. */
-export function nodeLogicalName(name: string): string {
-  return name
-    .split('-')
-    .map((part) => part.charAt(0).toUpperCase() + part.slice(1))
-    .join('');
-}
