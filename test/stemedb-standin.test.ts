@@ -2,7 +2,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, test } from 'vitest';
+import { afterEach, describe, expect, test, vi } from 'vitest';
 import { createFakeSystemd } from './support/fake-systemd';
 import {
   freePort,
@@ -108,7 +108,11 @@ describe('StemeDB stand-in', () => {
     const s = await start({ dataDir: mnt });
     const res = await fetch(`${s.baseUrl}/v1/assert`, { method: 'POST', body: '{"value": true}' });
     expect(res.status).toBe(507);
-    expect(s.output()).toMatch(/ERROR: write failed: No space left on device/);
+    // The line is logged before the answer is sent, but reaches this process through a pipe that
+    // may be read after the HTTP answer arrived: wait for it instead of racing it.
+    await vi.waitFor(() => expect(s.output()).toMatch(/ERROR: write failed: No space left on device/), {
+      timeout: 5000,
+    });
     expect(readdirSync(join(mnt, 'db'))).toEqual([]);
   });
 
