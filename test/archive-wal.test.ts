@@ -12,6 +12,7 @@ import {
   rmSync,
   symlinkSync,
   unlinkSync,
+  utimesSync,
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
@@ -97,6 +98,35 @@ describe('ArchiveWal → verify-archive → DeleteArchivedWal', () => {
         verifiedManifestKey(t.prefix),
       ].sort(),
     );
+    await expectNothingLost(t, originals);
+  });
+
+  it('keeps the newest segment by sub-second mtime, and every segment tied with it, within one second', async () => {
+    // A crash right after rotation: the database is down (nothing holds the segment open) and
+    // four segments were written in the same second. Whole-second mtimes tie them all.
+    const t = await bed.target();
+    const second = Math.floor(Date.now() / 1000) - 20 * 86_400;
+    const originals = new Map<string, string>();
+    originals.set('wal-000001.log', writeSegment(t.walDir, 'wal-000001.log', 'old', 30));
+    const inSecond: Array<[string, number]> = [
+      ['wal-000002.log', 0.1],
+      ['wal-000003.log', 0.5],
+      ['wal-000004.log', 0.9], // the newest
+      ['wal-000005.log', 0.9], // tied with it to the nanosecond: kept as well
+    ];
+    for (const [name, fraction] of inSecond) {
+      originals.set(name, writeSegment(t.walDir, name, `body of ${name}`, 0));
+      utimesSync(join(t.walDir, name), second + fraction, second + fraction);
+    }
+
+    const archive = expectExit0(await runArchive(t));
+    expect(archive).toMatchObject({ status: 'ok', selected: 3, uploaded: 3 });
+    expect(archive.skipped).toMatchObject({ newest: 2 });
+    expect(await listKeys(bed.s3, t.bucket)).not.toContain(`${t.prefix}wal-000004.log`);
+    expect(await listKeys(bed.s3, t.bucket)).not.toContain(`${t.prefix}wal-000005.log`);
+    expect((await runVerify(bed.s3, t)).counts).toMatchObject({ verified: 3 });
+    expect(expectExit0(await runDelete(t))).toMatchObject({ deleted: 3 });
+    expect([...localSegments(t.walDir).keys()].sort()).toEqual(['wal-000004.log', 'wal-000005.log']);
     await expectNothingLost(t, originals);
   });
 

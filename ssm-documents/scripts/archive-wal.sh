@@ -21,7 +21,8 @@
 # What is selected: regular files directly in WalDir (find -P -xdev -maxdepth 1 -type f: never a
 # symlink, never a subdirectory, never another filesystem; the device is compared again per
 # file), last modified more than OlderThanDays days and at least MIN_AGE_MINUTES minutes ago,
-# except the newest file (the segment being written), any file open or mapped by a process
+# except the newest file (the segment being written: latest mtime to the nanosecond, and every file
+# tied with it), any file open or mapped by a process
 # (/proc/*/fd and /proc/*/map_files, matched by device and inode; no lsof/fuser needed), and any
 # name with a control character (reported; such a key could not be checked safely later).
 #
@@ -151,8 +152,11 @@ hex_to_base64() {
 }
 
 # Writes the selected names (NUL-separated) to $tmp/selected and counts what was skipped and why.
+# The newest segment is the regular file with the latest mtime to the nanosecond (find's %T@, not
+# whole seconds: a crash right after rotation leaves several segments written in the same second);
+# every file tied with that time is kept as newest too.
 select_segments() {
-  local now cutoff_minutes cutoff newest_mtime=-1 newest_name='' type mtime size dev inode name
+  local now cutoff_minutes cutoff newest_mtime='' type mtime size dev inode name
   local -A open=()
   now=$(date +%s)
   cutoff_minutes=$((older_than_days * 1440))
@@ -160,11 +164,10 @@ select_segments() {
   cutoff=$((now - cutoff_minutes * 60))
   while IFS= read -r id; do open[$id]=1; done < <(open_file_ids)
 
-  find -P "$wal_dir" -xdev -mindepth 1 -maxdepth 1 -printf '%y/%Ts/%s/%D/%i/%f\0' >"$tmp/listing"
+  find -P "$wal_dir" -xdev -mindepth 1 -maxdepth 1 -printf '%y/%T@/%s/%D/%i/%f\0' >"$tmp/listing"
   while IFS=/ read -r -d '' type mtime size dev inode name; do
-    if [[ $type == f && $dev == "$wal_dev" ]] && ((mtime > newest_mtime)); then
+    if [[ $type == f && $dev == "$wal_dev" ]] && { [[ -z $newest_mtime ]] || mtime_after "$mtime" "$newest_mtime"; }; then
       newest_mtime=$mtime
-      newest_name=$name
     fi
   done <"$tmp/listing"
 
@@ -181,11 +184,11 @@ select_segments() {
       skipped_other_fs=$((skipped_other_fs + 1))
     elif [[ $name == *[[:cntrl:]]* ]]; then
       skipped_unsafe_name=$((skipped_unsafe_name + 1))
-    elif [[ $name == "$newest_name" ]]; then
-      skipped_newest=1
+    elif [[ $mtime == "$newest_mtime" ]]; then
+      skipped_newest=$((skipped_newest + 1))
     elif [[ -n ${open[$dev:$inode]:-} ]]; then
       skipped_open=$((skipped_open + 1))
-    elif ((mtime > cutoff)); then
+    elif ((${mtime%.*} > cutoff)); then
       skipped_recent=$((skipped_recent + 1))
     else
       printf '%s\0' "$name" >>"$tmp/selected"
@@ -193,7 +196,7 @@ select_segments() {
       selected_bytes=$((selected_bytes + size))
     fi
   done <"$tmp/listing"
-  log "selected $selected file(s), $selected_bytes bytes, in $wal_dir (newest '$newest_name' kept," \
+  log "selected $selected file(s), $selected_bytes bytes, in $wal_dir ($skipped_newest newest kept," \
     "$skipped_open open, $skipped_recent too recent, $skipped_symlinks symlink(s))"
 }
 
@@ -349,7 +352,7 @@ upload_one() {
   [[ -n $ARCHIVE_ENDPOINT ]] && endpoint_args=(--endpoint-url "$ARCHIVE_ENDPOINT")
   path=$ARCHIVE_WAL_DIR/$name
   key=$ARCHIVE_PREFIX$name
-  if [[ -L $path || ! -f $path ]] || ! read -r size mtime dev < <(stat -c '%s %Y %d' -- "$path") ||
+  if [[ -L $path || ! -f $path ]] || ! read -r size mtime dev < <(stat -c '%s %.9Y %d' -- "$path") ||
     [[ $dev != "$ARCHIVE_WAL_DEV" ]]; then
     jq -cn --arg name "$name" --arg key "$key" \
       '{name: $name, key: $key, status: "failed", reason: "not a regular file on the WAL filesystem"}'
@@ -381,7 +384,7 @@ upload_one() {
       status=failed reason=$(tail -n 1 <<<"$head")
     fi
   fi
-  if [[ $(stat -c '%s %Y' -- "$path" 2>/dev/null) != "$size $mtime" ]]; then
+  if [[ $(stat -c '%s %.9Y' -- "$path" 2>/dev/null) != "$size $mtime" ]]; then
     status=failed reason='changed during upload'
   fi
   jq -cn --arg name "$name" --arg key "$key" --argjson size "$size" --arg sha256 "$sha_hex" \

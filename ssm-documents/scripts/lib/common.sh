@@ -61,6 +61,16 @@ percent() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a * 100 /
 # Compares decimals: is_less A B → true when A < B.
 is_less() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a < b) }'; }
 
+# Is the time $1 later than $2? Both as find -printf '%T@' prints them (seconds, a dot, the
+# fraction): compared exactly as integers, never as floats, so segments written in the same
+# second are still told apart. The newest WAL segment is the one with the latest such time.
+mtime_after() {
+  local a_s=${1%.*} b_s=${2%.*} a_f=${1#*.}0000000000 b_f=${2#*.}0000000000
+  [[ $1 == *.* ]] || a_f=0000000000
+  [[ $2 == *.* ]] || b_f=0000000000
+  ((a_s > b_s || (a_s == b_s && 10#${a_f:0:10} > 10#${b_f:0:10})))
+}
+
 # Bytes available to unprivileged users on the filesystem holding path $1.
 avail_bytes() { df -B1 --output=avail -- "$1" | tail -n 1 | tr -d ' '; }
 
