@@ -130,6 +130,29 @@ describe('ArchiveWal → verify-archive → DeleteArchivedWal', () => {
     await expectNothingLost(t, originals);
   });
 
+  it('keeps and reports a file whose name is not UTF-8, and still archives every other segment', async () => {
+    const t = await bed.target();
+    const originals = new Map<string, string>();
+    originals.set('wal-000001.log', writeSegment(t.walDir, 'wal-000001.log', 'one', 30));
+    originals.set('wal-000002.log', writeSegment(t.walDir, 'wal-000002.log', 'two', 30));
+    writeSegment(t.walDir, 'wal-newest.log', 'newest', 20);
+    const badName = Buffer.concat([Buffer.from('wal-'), Buffer.from([0xff, 0xfe]), Buffer.from('.log')]);
+    const badPath = Buffer.concat([Buffer.from(`${t.walDir}/`), badName]);
+    writeFileSync(badPath, 'latin-1 named segment');
+    utimesSync(badPath, Date.now() / 1000 - 30 * 86_400, Date.now() / 1000 - 30 * 86_400);
+
+    const archive = expectExit0(await runArchive(t));
+    expect(archive).toMatchObject({ status: 'ok', selected: 2, uploaded: 2, failed: 0 });
+    expect(archive.skipped).toMatchObject({ nameNotUtf8: 1 });
+    expect(archive.firstUnsafeNames).toEqual([{ name: 'wal-\\xFF\\xFE.log', reason: 'name is not UTF-8' }]);
+    expect((await runVerify(bed.s3, t)).counts).toMatchObject({ verified: 2 });
+    expect(expectExit0(await runDelete(t))).toMatchObject({ deleted: 2 });
+    expect(readFileSync(badPath, 'utf8')).toBe('latin-1 named segment');
+    expect(await listKeys(bed.s3, t.bucket)).toHaveLength(4); // two segments and two manifests
+    unlinkSync(badPath); // checked above; the check below reads names as UTF-8 strings
+    await expectNothingLost(t, originals);
+  });
+
   it('writes a manifest with size, hex SHA-256 and status for every file it tried', async () => {
     const t = await bed.target();
     const sha = writeSegment(t.walDir, 'a.log', 'alpha', 30);
@@ -353,6 +376,30 @@ describe('ArchiveWal and the AWS CLI', () => {
     expect(expectExit0(await runDelete(t))).toMatchObject({ deleted: 3 });
     expect([...localSegments(t.walDir).keys()].sort()).toEqual(['clash.log', 'newest.log']);
     await expectNothingLost(t, originals);
+  });
+
+  it('keeps and reports a name that is not UTF-8 in per-file mode too, archiving the rest', async () => {
+    const realAws = execFileSync('bash', ['-c', 'pyenv which aws 2>/dev/null || command -v aws'], {
+      encoding: 'utf8',
+    }).trim();
+    const t = await bed.target(standIn('wrapper-utf8', `#!/usr/bin/env bash\nexec ${realAws} "$@"\n`));
+    writeSegment(t.walDir, 'one.log', 'one', 30);
+    writeSegment(t.walDir, 'newest.log', 'newest', 20);
+    const badPath = Buffer.concat([
+      Buffer.from(`${t.walDir}/bad-`),
+      Buffer.from([0xc0, 0xaf]),
+      Buffer.from('\n.log'),
+    ]);
+    writeFileSync(badPath, 'overlong slash and a newline');
+    utimesSync(badPath, Date.now() / 1000 - 30 * 86_400, Date.now() / 1000 - 30 * 86_400);
+
+    const archive = expectExit0(await runArchive(t));
+    expect(archive).toMatchObject({ mode: 'per-file-cli', uploaded: 1, failed: 0 });
+    expect(archive.skipped).toMatchObject({ nameNotUtf8: 1, controlCharacterInName: 0 });
+    expect(archive.firstUnsafeNames).toEqual([
+      { name: 'bad-\\xC0\\xAF\\x0A.log', reason: 'name is not UTF-8' },
+    ]);
+    expect(readFileSync(badPath, 'utf8')).toBe('overlong slash and a newline');
   });
 
   it('fails with a clear message when the aws CLI is missing', async () => {

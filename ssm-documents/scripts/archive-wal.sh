@@ -24,7 +24,8 @@
 # except the newest file (the segment being written: latest mtime to the nanosecond, and every file
 # tied with it), any file open or mapped by a process
 # (/proc/*/fd and /proc/*/map_files, matched by device and inode; no lsof/fuser needed), and any
-# name with a control character (reported; such a key could not be checked safely later).
+# name that is not UTF-8 or holds a control character (kept and reported, the name escaped as
+# \xHH: an S3 key must be UTF-8, and such a key could not be checked safely later).
 #
 # How each file is uploaded: one PutObject with x-amz-checksum-sha256 (the SHA-256 computed here)
 # and If-None-Match: * (create-only). S3 rejects a body that does not match the checksum, so an
@@ -65,6 +66,8 @@ readonly RE_PREFIX='^([A-Za-z0-9_-][A-Za-z0-9._-]{0,127}/){1,8}$'
 readonly RE_DAYS='^[0-9]{1,4}$'
 readonly RE_CONCURRENCY='^([1-9]|[1-5][0-9]|6[0-4])$'
 readonly RE_ENDPOINT='^(https?://[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?/?)?$'
+# Well-formed UTF-8, byte by byte (no overlong forms, no surrogates, nothing above U+10FFFF).
+readonly RE_UTF8=$'^([\x01-\x7f]|[\xc2-\xdf][\x80-\xbf]|\xe0[\xa0-\xbf][\x80-\xbf]|[\xe1-\xec\xee\xef][\x80-\xbf][\x80-\xbf]|\xed[\x80-\x9f][\x80-\xbf]|\xf0[\x90-\xbf][\x80-\xbf][\x80-\xbf]|[\xf1-\xf3][\x80-\xbf][\x80-\xbf][\x80-\xbf]|\xf4[\x80-\x8f][\x80-\xbf][\x80-\xbf])*$'
 
 # shellcheck disable=SC2034 # read by lib/common.sh: the prefix of every stderr line
 SCRIPT_NAME='archive-wal'
@@ -151,6 +154,36 @@ hex_to_base64() {
   printf '%b' "$escaped" | base64
 }
 
+# Is the name $1 well-formed UTF-8? An S3 key must be; ASCII names (nearly all) skip the regex.
+is_utf8() {
+  [[ $1 != *[![:ascii:]]* ]] && return 0
+  local LC_ALL=C
+  [[ $1 =~ $RE_UTF8 ]]
+}
+
+# The name $1 with every byte outside printable ASCII, and the backslash, written as \xHH: a
+# printable, unambiguous form for the JSON result of a name that is not UTF-8 or holds controls.
+escape_name() {
+  local LC_ALL=C s=$1 out='' c i
+  for ((i = 0; i < ${#s}; i++)); do
+    c=${s:i:1}
+    if [[ $c == [[:print:]] && $c != "\\" ]]; then
+      out+=$c
+    else
+      printf -v c '\\x%02X' "'$c"
+      out+=$c
+    fi
+  done
+  printf '%s' "$out"
+}
+
+# Records a file kept for its name: counted by the caller, the first MAX_LISTED listed (escaped).
+keep_unsafe_name() {
+  unsafe_listed=$((unsafe_listed + 1))
+  ((unsafe_listed <= MAX_LISTED)) && printf '%s\t%s\n' "$(escape_name "$1")" "$2" >>"$tmp/unsafe"
+  return 0
+}
+
 # Writes the selected names (NUL-separated) to $tmp/selected and counts what was skipped and why.
 # The newest segment is the regular file with the latest mtime to the nanosecond (find's %T@, not
 # whole seconds: a crash right after rotation leaves several segments written in the same second);
@@ -171,9 +204,10 @@ select_segments() {
     fi
   done <"$tmp/listing"
 
-  skipped_unsafe_name=0 skipped_symlinks=0 skipped_not_regular=0 skipped_other_fs=0 skipped_open=0 skipped_recent=0 skipped_newest=0
+  skipped_not_utf8=0 unsafe_listed=0 skipped_unsafe_name=0 skipped_symlinks=0 skipped_not_regular=0 skipped_other_fs=0 skipped_open=0 skipped_recent=0 skipped_newest=0
   selected=0 selected_bytes=0
   : >"$tmp/selected"
+  : >"$tmp/unsafe"
   while IFS=/ read -r -d '' type mtime size dev inode name; do
     case $type in
       f) ;;
@@ -182,8 +216,12 @@ select_segments() {
     esac
     if [[ $dev != "$wal_dev" ]]; then
       skipped_other_fs=$((skipped_other_fs + 1))
+    elif ! is_utf8 "$name"; then
+      skipped_not_utf8=$((skipped_not_utf8 + 1))
+      keep_unsafe_name "$name" 'name is not UTF-8'
     elif [[ $name == *[[:cntrl:]]* ]]; then
       skipped_unsafe_name=$((skipped_unsafe_name + 1))
+      keep_unsafe_name "$name" 'control character in name'
     elif [[ $mtime == "$newest_mtime" ]]; then
       skipped_newest=$((skipped_newest + 1))
     elif [[ -n ${open[$dev:$inode]:-} ]]; then
@@ -316,6 +354,13 @@ def archive(name):
         rec['reason'] = reason
     return rec
 
+def archive_safely(name):
+    # One file's unexpected error is that file's failure: it never stops the other uploads.
+    try:
+        return archive(name)
+    except Exception as e:
+        return {'name': name, 'key': prefix + name, 'status': 'failed', 'reason': type(e).__name__ + ': ' + str(e)}
+
 def emit(rec):
     with out_lock:
         sys.stdout.write(json.dumps(rec, separators=(',', ':')) + '\n')
@@ -327,7 +372,7 @@ with ThreadPoolExecutor(max_workers=concurrency) as pool:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for fut in done:
                 emit(fut.result())
-        pending.add(pool.submit(archive, name))
+        pending.add(pool.submit(archive_safely, name))
     for fut in pending:
         emit(fut.result())
 sys.stdout.flush()
@@ -434,7 +479,8 @@ print_summary() {
     --arg prefix "$prefix" --arg runId "$run_id" --arg manifestKey "$manifest_key" \
     --argjson max "$MAX_LISTED" --argjson seconds "$((($(date +%s%N) - started_ns) / 1000000))e-3" \
     --argjson helper "$(cat "$tmp/helper-stats.json")" \
-    --argjson skipped "{\"newest\":$skipped_newest,\"open\":$skipped_open,\"tooRecent\":$skipped_recent,\"symlinks\":$skipped_symlinks,\"otherFilesystem\":$skipped_other_fs,\"notRegular\":$skipped_not_regular,\"controlCharacterInName\":$skipped_unsafe_name}" \
+    --argjson skipped "{\"newest\":$skipped_newest,\"open\":$skipped_open,\"tooRecent\":$skipped_recent,\"symlinks\":$skipped_symlinks,\"otherFilesystem\":$skipped_other_fs,\"notRegular\":$skipped_not_regular,\"controlCharacterInName\":$skipped_unsafe_name,\"nameNotUtf8\":$skipped_not_utf8}" \
+    --rawfile unsafe "$tmp/unsafe" \
     'def count(s): map(select(.status == s)) | length;
      def listed(s): map(select(.status == s) | {name, reason}) | .[:$max];
      (map(select(.status == "uploaded") | .size) | add // 0) as $bytes
@@ -445,6 +491,7 @@ print_summary() {
         conflicts: count("conflict"), failed: count("failed"), bytesUploaded: $bytes,
         bytesSelected: (map(.size // 0) | add // 0), skipped: $skipped,
         firstConflicts: listed("conflict"), firstFailures: listed("failed"),
+        firstUnsafeNames: ($unsafe | split("\n") | map(select(length > 0) | split("\t") | {name: .[0], reason: .[1]})),
         durationSeconds: $seconds, filesPerSecond: (if $seconds > 0 then (length / $seconds | floor) else null end),
         mibPerSecond: (if $seconds > 0 then ($bytes / 1048576 / $seconds * 10 | floor / 10) else null end)}
        + (if $helper.maxRssKiB then {helperMaxRssKiB: $helper.maxRssKiB} else {} end)' \
