@@ -1,4 +1,4 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, utimesSync, writeFileSync } from 'node:fs';
 import { createServer, request, type Server } from 'node:http';
 import { join } from 'node:path';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
@@ -149,6 +149,9 @@ describe('verification and deletion faults', () => {
     await runVerify(bed.s3, t);
     writeFileSync(join(t.walDir, 'wal-000000.log'), Buffer.alloc(2048, 'same size, new bytes '));
     writeFileSync(join(t.walDir, 'wal-000001.log'), 'shorter');
+    // The segment being written is still the newest (a rewritten old file must not become it).
+    const later = Date.now() / 1000 + 1;
+    utimesSync(join(t.walDir, 'wal-newest.log'), later, later);
     const changed = localSegments(t.walDir);
 
     const del = expectExit0(await runDelete(t));

@@ -341,6 +341,23 @@ describe('WAL archive bucket', () => {
     expect(doc).not.toMatch(/s3:Delete|s3:\*/);
     expect(doc).toContain('"s3:prefix":["wal/db-1/*"]');
   });
+
+  it('lets a node list only its own prefix, as DeleteArchivedWal does before deleting (ListObjectsV2 --prefix wal/<node>/)', () => {
+    r.template.hasResourceProperties('AWS::IAM::ManagedPolicy', {
+      ManagedPolicyName: 'StemeDB-node-db-1',
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          {
+            Sid: 'ListOwnWalArchive',
+            Effect: 'Allow',
+            Action: 's3:ListBucket',
+            Resource: { 'Fn::GetAtt': [Match.stringLikeRegexp('WalArchiveBucket'), 'Arn'] },
+            Condition: { StringLike: { 's3:prefix': ['wal/db-1/*'] } },
+          },
+        ]),
+      },
+    });
+  });
 });
 
 describe('Prometheus rules in Amazon Managed Service for Prometheus', () => {
