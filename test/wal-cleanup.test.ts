@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import {
   chmodSync,
   existsSync,
+  lstatSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
@@ -299,6 +300,59 @@ describe('WalCleanup Command document (runbook §2) on a host with the StemeDB s
     expect(readFileSync(String(backup), 'utf8')).toBe(RICH_CONFIG);
     expect(statSync(host.configFile).mode & 0o777).toBe(0o600);
     expect(host.files()).toEqual(['config.toml', String(backup).split('/').pop()]);
+  });
+
+  test('never writes the backup through a symlink planted at the backup path, before or during the run', async () => {
+    const host = await makeHost(RICH_CONFIG);
+    const victim = join(host.root, 'victim.txt');
+    writeFileSync(victim, 'must not change');
+    // Before the run: a symlink at this second's predictable backup name.
+    const stamp = (ms: number) =>
+      new Date(ms)
+        .toISOString()
+        .replace(/[-:]/g, '')
+        .replace(/\.\d+Z$/, 'Z');
+    symlinkSync(victim, `${host.configFile}.bak-${stamp(Date.now())}`);
+    // During the run: an attacker racing the backup plants symlinks at the names of this second and
+    // the next ones just before the copy (a `cp` first on PATH that plants, then runs the real cp).
+    const bin = join(host.root, 'attacker-bin');
+    mkdirSync(bin);
+    writeFileSync(
+      join(bin, 'cp'),
+      [
+        '#!/usr/bin/env bash',
+        `if [[ " $* " == *" ${host.configFile} "* ]]; then`,
+        '  now=$(date +%s)',
+        '  for d in -1 0 1 2; do',
+        `    n="${host.configFile}.bak-$(date -u -d "@$((now + d))" +%Y%m%dT%H%M%SZ)"`,
+        `    [[ -e $n || -L $n ]] || ln -s "${victim}" "$n"`,
+        '  done',
+        '  for dest in "$@"; do :; done',
+        `  if [[ $dest == *.bak-* && ! -L $dest ]]; then rm -f -- "$dest"; ln -s "${victim}" "$dest"; fi`,
+        'fi',
+        'exec /bin/cp "$@"',
+        '',
+      ].join('\n'),
+    );
+    chmodSync(join(bin, 'cp'), 0o755);
+    const r = await runCommandDocument(
+      doc,
+      { ...host.baseParams, RetentionDays: '7' },
+      { env: { PATH: `${bin}:${host.systemd.env.PATH}` }, timeoutMs: 90_000 },
+    );
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(readFileSync(victim, 'utf8')).toBe('must not change');
+    const backup = String(r.lastJson?.backupFile);
+    expect(lstatSync(backup).isFile()).toBe(true);
+    expect(readFileSync(backup, 'utf8')).toBe(RICH_CONFIG);
+    const planted = host
+      .files()
+      .filter((f) => f !== 'config.toml' && join(host.root, 'etc', 'stemedb', f) !== backup);
+    expect(planted.length).toBeGreaterThan(0);
+    for (const f of planted) {
+      expect(lstatSync(join(host.root, 'etc', 'stemedb', f)).isSymbolicLink(), f).toBe(true);
+    }
+    expect(readFileSync(host.configFile, 'utf8')).toContain('retention_days = 7 # was unlimited');
   });
 
   test('restarts the service, waits for health and reports the WAL cleanup line', async () => {

@@ -31,7 +31,12 @@
 #   or to a manual restart). The run then only checks health and fails if the service is down.
 # - the old file is copied next to it as <ConfigFile>.bak-<UTC yyyymmddThhmmssZ> first, and the
 #   new file is written to a temp file in the same directory and renamed over the old one
-#   (atomic). The config lives on the root disk, not on the (possibly full) data disk; if the
+#   (atomic). Both are first written inside a directory of this run's own next to the config
+#   (mktemp -d: mode 0700, unpredictable name), so no one but root can swap them for a symlink;
+#   the backup then gets its name with link(2) (ln -T), which is exclusive and never follows a
+#   symlink: a name already taken, by a file or a symlink planted there, is refused and the next
+#   name (-2, -3, ...) tried; nothing is ever written through a path that existed before. The
+#   rollback restores from this run's own copy, not from the backup's name. The config lives on the root disk, not on the (possibly full) data disk; if the
 #   root disk is full as well, the backup fails and nothing is changed. Other temp files go to a
 #   tmpfs (/run or /dev/shm).
 # After a change: systemctl restart, then health (curl, per-try timeout, bounded by
@@ -60,7 +65,7 @@ readonly LOG_MARKER='WAL cleanup:'
 
 CONFIG='' RETENTION='' MAX_SEGMENTS='' SEGMENT_MB='' SERVICE='' HEALTH_URL=''
 HEALTH_TIMEOUT='' LOG_WAIT='' DRY_RUN=''
-WORK_DIR='' CANDIDATE='' META='' BACKUP='' WRITE_TMP=''
+WORK_DIR='' CANDIDATE='' META='' BACKUP='' BACKUP_COPY='' PRIVATE_DIR=''
 declare -A BEFORE=() AFTER=()
 SECTION_CREATED=false WOULD_CHANGE=false CONFIG_CHANGED=false RESTARTED=false
 HEALTHY_BEFORE=false HEALTHY=false LOG_LINE='' WARNING='' ROLLED_BACK=false ROLLBACK_HEALTHY=''
@@ -135,7 +140,7 @@ bad_parameter() {
 }
 
 cleanup_temp() {
-  if [[ -n $WRITE_TMP ]]; then rm -f -- "$WRITE_TMP"; fi
+  if [[ -n $PRIVATE_DIR ]]; then rm -rf -- "$PRIVATE_DIR"; fi
   if [[ -n $WORK_DIR ]]; then rm -rf -- "$WORK_DIR"; fi
 }
 
@@ -170,7 +175,7 @@ read_parameters() {
 
 check_tools() {
   local t
-  for t in awk cmp cp mv mktemp chmod chown date od tail tr grep sleep curl systemctl journalctl; do
+  for t in awk cmp cp ln mv mktemp chmod chown date od tail tr grep sleep curl systemctl journalctl; do
     command -v "$t" >/dev/null 2>&1 || fail "required command '$t' not found on PATH"
   done
 }
@@ -396,52 +401,68 @@ wait_for_log_line() {
   log "warning: $WARNING"
 }
 
-new_backup_name() {
-  local stamp name i=1
-  stamp=$(date -u +%Y%m%dT%H%M%SZ)
-  name="$CONFIG.bak-$stamp"
-  while [[ -e $name || -L $name ]]; do
-    i=$((i + 1))
-    name="$CONFIG.bak-$stamp-$i"
-  done
-  printf '%s' "$name"
+# A directory of this run's own next to the config (mktemp -d: 0700, a name no one can predict):
+# what is made inside it cannot be swapped for a symlink by anyone but root, and it is on the
+# config's filesystem, so link(2) and rename(2) from it to the final names are atomic.
+private_dir() {
+  local dir=${CONFIG%/*}
+  [[ -n $PRIVATE_DIR ]] && return 0
+  PRIVATE_DIR=$(mktemp -d -p "${dir:-/}" ".${CONFIG##*/}.wal-cleanup.XXXXXX")
 }
 
+# Copies the config into the private directory, then links that copy to the first free name
+# <ConfigFile>.bak-<stamp>[-N]. ln -T (link(2)) fails when the name exists in any form, a symlink
+# included, and never follows one, so no check-then-create race is left.
 make_backup() {
-  local name
-  name=$(new_backup_name)
-  if ! cp -p -- "$CONFIG" "$name" || ! cmp -s -- "$CONFIG" "$name"; then
-    rm -f -- "$name"
-    fail "could not back up $CONFIG to $name (is the root disk full?); nothing changed"
+  local copy stamp name i
+  private_dir || fail "could not create a temp directory next to $CONFIG (is the root disk full?); nothing changed"
+  copy=$PRIVATE_DIR/backup
+  if ! cp -p -- "$CONFIG" "$copy" || ! cmp -s -- "$CONFIG" "$copy"; then
+    fail "could not back up $CONFIG (is the root disk full?); nothing changed"
   fi
-  BACKUP=$name
-  log "backed up $CONFIG to $BACKUP"
+  stamp=$(date -u +%Y%m%dT%H%M%SZ)
+  for ((i = 1; i <= 100; i++)); do
+    name="$CONFIG.bak-$stamp"
+    ((i > 1)) && name+="-$i"
+    if ln -T -- "$copy" "$name" 2>/dev/null; then
+      BACKUP=$name BACKUP_COPY=$copy
+      log "backed up $CONFIG to $BACKUP"
+      return 0
+    fi
+    if [[ -L $name ]]; then
+      log "not using $name as the backup: a symlink (to $(readlink -- "$name")) is already there"
+    elif [[ -e $name ]]; then
+      log "not using $name as the backup: it already exists"
+    else
+      fail "could not create the backup $name (is the root disk full?); nothing changed"
+    fi
+  done
+  fail "could not back up $CONFIG: 100 backup names for $stamp are taken; nothing changed"
 }
 
-# Replaces $CONFIG with the contents of $1, atomically: temp file in the same directory, same
-# mode and owner, flushed, then renamed over the old file.
+# Replaces $CONFIG with the contents of $1, atomically: a file in the private directory (same
+# filesystem), same mode and owner, flushed, then renamed over the old file.
 install_config() {
-  local src=$1 dir=${CONFIG%/*}
-  dir=${dir:-/}
-  WRITE_TMP=$(mktemp -p "$dir" ".${CONFIG##*/}.wal-cleanup.XXXXXX") || return 1
-  if cat -- "$src" >"$WRITE_TMP" &&
-    chmod --reference="$CONFIG" -- "$WRITE_TMP" &&
-    chown --reference="$CONFIG" -- "$WRITE_TMP"; then
-    sync -- "$WRITE_TMP" 2>/dev/null || true # durability; older coreutils sync takes no file
-    if mv -f -- "$WRITE_TMP" "$CONFIG"; then
-      WRITE_TMP=''
+  local src=$1 new
+  private_dir || return 1
+  new=$PRIVATE_DIR/config.new
+  rm -f -- "$new"
+  if cat -- "$src" >"$new" &&
+    chmod --reference="$CONFIG" -- "$new" &&
+    chown --reference="$CONFIG" -- "$new"; then
+    sync -- "$new" 2>/dev/null || true # durability; older coreutils sync takes no file
+    if mv -f -T -- "$new" "$CONFIG"; then
       return 0
     fi
   fi
-  rm -f -- "$WRITE_TMP"
-  WRITE_TMP=''
+  rm -f -- "$new"
   return 1
 }
 
 roll_back() {
   local why=$1
   log "$why; restoring $BACKUP"
-  if ! install_config "$BACKUP"; then
+  if ! install_config "$BACKUP_COPY"; then
     fail "$why; the rollback FAILED: could not restore $BACKUP over $CONFIG (restore it by hand, then restart $SERVICE)"
   fi
   ROLLED_BACK=true CONFIG_CHANGED=false
