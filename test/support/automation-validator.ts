@@ -17,7 +17,9 @@
  *      known default satisfies them.
  *
  * Also: {@link simulateAutomation}, which walks a document as Automation would for given step
- * results (branch conditions evaluated), so tests can assert the paths a document takes.
+ * results (branch conditions evaluated), so tests can assert the paths a document takes. Its
+ * pieces ({@link interpolate}, {@link holds}, {@link PREDEFINED_OUTPUTS}) are shared with the local
+ * Automation runner (./automation-runner.ts), which executes documents for real.
  */
 
 import { readFileSync } from 'node:fs';
@@ -43,7 +45,8 @@ export interface AutomationProblem {
 
 type Json = Record<string, unknown>;
 
-function isRecord(v: unknown): v is Json {
+/** A plain object (not null, not an array). */
+export function isRecord(v: unknown): v is Json {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
@@ -108,7 +111,8 @@ function stepsOf(doc: unknown): Step[] {
   });
 }
 
-function stepTarget(value: unknown): string | undefined {
+/** `X` of an `onFailure`/`onCancel` value `step:X`; undefined for Abort, Continue and the rest. */
+export function stepTarget(value: unknown): string | undefined {
   return typeof value === 'string' && value.startsWith('step:') ? value.slice('step:'.length) : undefined;
 }
 
@@ -243,7 +247,10 @@ export const PREDEFINED_OUTPUTS: Readonly<Record<string, readonly string[]>> = {
   'aws:loop': ['CurrentIteration', 'CurrentIteratorValue'],
 };
 
+/** A `{{ name }}` reference (group 1: the name, trimmed). */
 const REFERENCE = /\{\{\s*([^{}]*?)\s*\}\}/g;
+/** A string that is exactly one `{{ name }}` reference. */
+const WHOLE_REFERENCE = /^\{\{\s*([^{}]*?)\s*\}\}$/;
 
 interface Reference {
   readonly name: string;
@@ -455,20 +462,51 @@ export interface Simulation {
   readonly inputs: Readonly<Record<string, unknown>>;
 }
 
-function interpolate(value: unknown, lookup: (name: string) => string): unknown {
-  if (typeof value === 'string') return value.replace(REFERENCE, (_, name: string) => lookup(name));
-  if (Array.isArray(value)) return value.map((v) => interpolate(v, lookup));
+/** A value as it reads inside a longer string: strings as they are, numbers and booleans as text, the rest as JSON. */
+export function referenceText(value: unknown): string {
+  if (typeof value === 'string') return value;
+  if (typeof value === 'number' || typeof value === 'boolean' || value === undefined || value === null)
+    return String(value);
+  return JSON.stringify(value);
+}
+
+/**
+ * Replaces every `{{ name }}` in the string values under `value` with `lookup(name)`. A string
+ * that is exactly one reference becomes the looked-up value itself (a list stays a list, a number
+ * a number), and an array element that is exactly one reference to a list is spread into the
+ * array (`InstanceIds: ['{{ Ids }}']`), as Automation does; inside a longer string a value reads
+ * as {@link referenceText}. With a lookup that returns strings, every reference is a plain
+ * string substitution.
+ */
+export function interpolate(value: unknown, lookup: (name: string) => unknown): unknown {
+  if (typeof value === 'string') {
+    const whole = WHOLE_REFERENCE.exec(value);
+    if (whole !== null) return lookup(whole[1] ?? '');
+    return value.replace(REFERENCE, (_, name: string) => referenceText(lookup(name)));
+  }
+  if (Array.isArray(value)) {
+    return value.flatMap((v) => {
+      const resolved = interpolate(v, lookup);
+      return typeof v === 'string' && WHOLE_REFERENCE.test(v) && Array.isArray(resolved)
+        ? resolved
+        : [resolved];
+    });
+  }
   if (isRecord(value))
     return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, interpolate(v, lookup)]));
   return value;
 }
 
-function holds(condition: unknown, lookup: (name: string) => string): boolean {
+/**
+ * Whether an aws:branch choice holds: And, Or, Not, and the string, numeric and boolean
+ * operators on its `Variable` (references resolved with `lookup`, which may throw).
+ */
+export function holds(condition: unknown, lookup: (name: string) => unknown): boolean {
   if (!isRecord(condition)) return false;
   if (Array.isArray(condition.And)) return condition.And.every((c) => holds(c, lookup));
   if (Array.isArray(condition.Or)) return condition.Or.some((c) => holds(c, lookup));
   if (isRecord(condition.Not)) return !holds(condition.Not, lookup);
-  const variable = String(interpolate(condition.Variable, lookup));
+  const variable = referenceText(interpolate(condition.Variable, lookup));
   if (typeof condition.StringEquals === 'string') return variable === condition.StringEquals;
   if (typeof condition.EqualsIgnoreCase === 'string')
     return variable.toLowerCase() === condition.EqualsIgnoreCase.toLowerCase();
