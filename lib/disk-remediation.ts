@@ -379,15 +379,39 @@ export class DiskRemediation extends Construct {
         resources: ['*'],
       }),
     );
-    props.topic.grantPublish(role);
-    // Fallback: ExpandVolume starts ArchiveWal when expansion is refused.
     role.addToPolicy(
       new iam.PolicyStatement({
-        sid: 'StartThisStacksAutomations',
-        actions: ['ssm:StartAutomationExecution'],
-        resources: Object.values(automations).map((a) => a.automationDefinitionArn),
+        // ArchiveWal's ResolveNode reads the instance's stemedb:node tag when no Node is passed
+        // (every alarm-started and child run). DescribeTags has no resource types in the Service
+        // Authorization Reference: it can only be granted on *.
+        sid: 'ReadInstanceNodeTag',
+        actions: ['ec2:DescribeTags'],
+        resources: ['*'],
       }),
     );
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        // ExpandVolume's ReadDiskUsage reads the agent's disk_free/disk_total: the "growth not yet
+        // used" guard. Metric reads have no resource-level permissions (the SAR's only resource
+        // type for GetMetricData is a CloudWatch Observability dataset): *.
+        sid: 'ReadDiskMetrics',
+        actions: ['cloudwatch:GetMetricData'],
+        resources: ['*'],
+      }),
+    );
+    props.topic.grantPublish(role);
+    // Only the documents some document starts as a child (aws:executeAutomation): ExpandVolume
+    // falls back to ArchiveWal, the cleanups start ArchiveWal and ExpandVolume.
+    const children = childAutomations(automations);
+    if (children.length > 0) {
+      role.addToPolicy(
+        new iam.PolicyStatement({
+          sid: 'StartThisStacksAutomations',
+          actions: ['ssm:StartAutomationExecution'],
+          resources: startAutomationResources(stack, children),
+        }),
+      );
+    }
     role.addToPolicy(
       new iam.PolicyStatement({
         sid: 'FollowAutomations',
@@ -405,13 +429,14 @@ export class DiskRemediation extends Construct {
     acknowledgeWildcard(
       role,
       'Resource::*',
-      'ListCommands, ListCommandInvocations, GetCommandInvocation, DescribeInstanceInformation, GetMetricData and DescribeTags do not support resource-level permissions; they only read.',
+      'ssm:ListCommands, ssm:ListCommandInvocations, ssm:GetCommandInvocation, ssm:DescribeInstanceInformation and ec2:DescribeTags have no resource types (Service Authorization Reference), and cloudwatch:GetMetricData is evaluated against * for metric queries (its only resource type is an Observability dataset); all of them only read.',
     );
     acknowledgeWildcard(
       role,
       'Resource::arn:<AWS::Partition>:ssm:<AWS::Region>:<AWS::AccountId>:automation-execution/*',
-      'Execution IDs are only known at run time; the role reads the executions it starts.',
+      "Execution IDs are only known at run time: StartAutomationExecution is authorized on the new execution's ARN (with this stack's documents only), and the role reads the executions it starts.",
     );
+    acknowledgeStartAutomationVersions(role, children);
     for (const fn of [this.expandVolume, this.waitForModification, this.verifyArchive]) {
       acknowledgeWildcard(
         role,
@@ -430,20 +455,21 @@ export class DiskRemediation extends Construct {
     const role = this.router.role;
     const { prefix } = props.config;
     const byName = new Map(Object.values(this.automationDocuments).map((d) => [d.documentName, d]));
-    const definitionArns = [...new Set(Object.values(routes).flat())].map((name) => {
+    const routed = [...new Set(Object.values(routes).flat())].map((name) => {
       const doc = byName.get(name);
       if (doc === undefined)
         throw new Error(`DiskRemediation routes name ${name}, which this stack does not deploy`);
-      return doc.automationDefinitionArn;
+      return doc.documentName;
     });
-    if (definitionArns.length > 0) {
+    if (routed.length > 0) {
       role.addToPolicy(
         new iam.PolicyStatement({
           sid: 'StartRoutedAutomationsOnly',
           actions: ['ssm:StartAutomationExecution'],
-          resources: definitionArns,
+          resources: startAutomationResources(stack, routed),
         }),
       );
+      acknowledgeStartAutomationVersions(role, routed);
     }
     role.addToPolicy(
       new iam.PolicyStatement({
@@ -481,8 +507,19 @@ export class DiskRemediation extends Construct {
     role.addToPolicy(
       new iam.PolicyStatement({
         sid: 'ReadAndMarkThisStacksAlarms',
-        actions: ['cloudwatch:DescribeAlarms', 'cloudwatch:ListTagsForResource', 'cloudwatch:TagResource'],
+        actions: ['cloudwatch:ListTagsForResource', 'cloudwatch:TagResource'],
         resources: [alarms],
+      }),
+    );
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        // The re-check lists `<prefix>-` alarms in ALARM with AlarmTypes [MetricAlarm,
+        // CompositeAlarm]. The CloudWatch API reference (DescribeAlarms): returning composite alarms
+        // needs cloudwatch:DescribeAlarms scoped to *; with a narrower scope the call cannot return
+        // them. The prefix filter is in the request, not in the policy.
+        sid: 'ListAlarmsInAlarm',
+        actions: ['cloudwatch:DescribeAlarms'],
+        resources: ['*'],
       }),
     );
     props.topic.grantPublish(role);
@@ -490,12 +527,12 @@ export class DiskRemediation extends Construct {
     acknowledgeWildcard(
       role,
       'Resource::*',
-      'DescribeAutomationExecutions does not support resource-level permissions; it only reads.',
+      'ssm:DescribeAutomationExecutions has no resource-level permissions, and cloudwatch:DescribeAlarms must be scoped to * to return composite alarms (CloudWatch API reference); both only read.',
     );
     acknowledgeWildcard(
       role,
       'Resource::arn:<AWS::Partition>:ssm:<AWS::Region>:<AWS::AccountId>:automation-execution/*',
-      'Execution IDs are only known at run time; the router tags the executions it starts and reads their tags and status.',
+      "Execution IDs are only known at run time: StartAutomationExecution is authorized on the new execution's ARN (with the routed documents only); the router tags the executions it starts and reads their tags and status.",
     );
     acknowledgeWildcard(
       role,
@@ -508,6 +545,64 @@ export class DiskRemediation extends Construct {
       "Only this stack's alarms (named <prefix>-<node>-disk-<kind>); nodes are added without changing the router.",
     );
     acknowledgeTopicKeyUse(role);
+  }
+}
+
+/**
+ * The resources `ssm:StartAutomationExecution` of `documentNames` is authorized on, in every form
+ * AWS checks. Evidence:
+ * - the Service Authorization Reference lists three resource types for the action:
+ *   `document/<name>` (required), `automation-execution/<id>` (required) and
+ *   `automation-definition/<name>:<VersionId>` (optional);
+ * - AccessDenied messages reported publicly name the definition with a version NUMBER, e.g.
+ *   `... is not authorized to perform: ssm:StartAutomationExecution on resource:
+ *   arn:aws:ssm:ap-southeast-1::automation-definition/AWS-DisablePublicAccessForSecurityGroup:1`
+ *   (aws-solutions/automated-security-response-on-aws issues 26 and 29), so `:$DEFAULT` alone is
+ *   not what AWS compares against;
+ * - the Systems Manager user guide ("Setting up identity based policies examples", example 1)
+ *   grants StartAutomationExecution on `document/<name>` and `automation-execution/*`.
+ * Hence: the document, every version of its definition (`:*` matches `:1`, `:$DEFAULT` and
+ * `:$LATEST`), and the execution the call creates (IDs are only known at run time). Every resource
+ * of a request must be allowed, so `automation-execution/*` does not let a foreign document start.
+ */
+export function startAutomationResources(stack: Stack, documentNames: readonly string[]): string[] {
+  return [
+    ...documentNames.map((name) =>
+      stack.formatArn({ service: 'ssm', resource: 'document', resourceName: name }),
+    ),
+    ...documentNames.map((name) =>
+      stack.formatArn({ service: 'ssm', resource: 'automation-definition', resourceName: `${name}:*` }),
+    ),
+    stack.formatArn({ service: 'ssm', resource: 'automation-execution', resourceName: '*' }),
+  ];
+}
+
+/** The documents that `aws:executeAutomation` steps start, each checked to be one of `automations`. */
+function childAutomations(automations: Record<AutomationDocumentName, AutomationDocument>): string[] {
+  const deployed = new Set(Object.values(automations).map((a) => a.documentName));
+  const children = new Set<string>();
+  for (const a of Object.values(automations)) {
+    for (const step of a.content.mainSteps) {
+      if (step.action !== 'aws:executeAutomation') continue;
+      const name = (step.inputs as { DocumentName?: unknown } | undefined)?.DocumentName;
+      if (typeof name !== 'string' || !deployed.has(name))
+        throw new Error(
+          `${a.documentName} step ${String(step.name)} starts ${String(name)}, which this stack does not deploy`,
+        );
+      children.add(name);
+    }
+  }
+  return [...children].sort();
+}
+
+/** The `automation-definition/<name>:*` wildcard of {@link startAutomationResources}, per document. */
+function acknowledgeStartAutomationVersions(role: iam.IRole, documentNames: readonly string[]): void {
+  for (const name of documentNames) {
+    acknowledgeWildcard(
+      role,
+      `Resource::arn:<AWS::Partition>:ssm:<AWS::Region>:<AWS::AccountId>:automation-definition/${name}:*`,
+      `Every version of this stack's ${name} definition: AWS authorizes StartAutomationExecution on the resolved version (e.g. :1), not on :$DEFAULT.`,
+    );
   }
 }
 

@@ -744,14 +744,54 @@ describe.skipIf(!hasPython)('embedded Python (python3 with a stub boto3)', () =>
     expect(r.result).toMatchObject({ usedBytes: '', filesystemBytes: '' });
   });
 
-  it('ReadDiskUsage returns empty values, not an error, when CloudWatch refuses', () => {
-    // The stub raises what botocore raises for an API error: a ClientError.
-    const r = callScript('ReadDiskUsage', events, { error: 'AccessDenied' });
+  it('ReadDiskUsage returns empty values, not an error, when no datapoint has arrived yet', () => {
+    const r = callScript('ReadDiskUsage', events, {
+      MetricDataResults: [
+        { Id: 'free', StatusCode: 'Complete', Values: [] },
+        { Id: 'total', StatusCode: 'Complete', Values: [] },
+      ],
+    });
     expect(r.result).toEqual({
       usedBytes: '',
       filesystemBytes: '',
-      note: 'metrics unavailable: ClientError',
+      note: 'no recent disk_free and disk_total datapoints',
     });
+  });
+
+  // An error is not "no metrics": '' would turn off expand-volume's "growth not yet used" guard,
+  // and a rerun after a failed GrowFilesystem would grow the volume again. The step fails, and its
+  // onFailure (NotifyFailure, see "notifies and ends Failed when ReadDiskUsage fails") notifies.
+  it.each(['AccessDenied', 'AccessDeniedException', 'Throttling'])(
+    'ReadDiskUsage fails the step, naming the error, when CloudWatch answers %s',
+    (code) => {
+      // The stub raises what botocore raises for an API error: a ClientError.
+      expect(() => callScript('ReadDiskUsage', events, { error: code })).toThrow(
+        `Exception: cannot read the disk metrics of ${INSTANCE} /data: CloudWatch GetMetricData failed: ${code}; without them expand-volume cannot tell whether the last growth is used yet, so nothing is expanded`,
+      );
+    },
+  );
+
+  it.each(['Forbidden', 'InternalError'])(
+    'ReadDiskUsage fails the step when a query comes back %s',
+    (status) => {
+      const answer = {
+        MetricDataResults: [
+          { Id: 'free', StatusCode: status, Values: [] },
+          { Id: 'total', StatusCode: 'Complete', Values: [10725883904.0] },
+        ],
+      };
+      expect(() => callScript('ReadDiskUsage', events, answer)).toThrow(`CloudWatch answered free ${status}`);
+    },
+  );
+
+  it('ReadDiskUsage uses the latest datapoints of a PartialData answer', () => {
+    const answer = {
+      MetricDataResults: [
+        { Id: 'free', StatusCode: 'PartialData', Values: [524288000.0] },
+        { Id: 'total', StatusCode: 'PartialData', Values: [10725883904.0] },
+      ],
+    };
+    expect(callScript('ReadDiskUsage', events, answer).result).toMatchObject({ usedBytes: '10201595904' });
   });
 
   it('FailRefused raises with the status, the reason and when to retry', () => {

