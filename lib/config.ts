@@ -190,6 +190,45 @@ export const REMEDIATION_SECTIONS = [
   'ValidateDiskHealth',
 ] as const;
 
+/**
+ * CloudFormation's resource limit per stack, and what this stack spends of it, counted in
+ * synthesized templates (test/stack.test.ts checks {@link stackResourceCount} against them):
+ * the shared side; the CloudWatch agent's two associations once there is a node; 10 per node
+ * (volume and attachment or the adopted volume's tagging resource and its policy, six alarms,
+ * the node policy, the registry entry); the tagging custom resource's Lambda, role and log group
+ * once a node adopts a volume; one subscription per email; the Prometheus rule groups namespace.
+ * Until nodes can be spread over several stacks, config refuses more nodes than this allows
+ * (synth would fail with TooManyResourcesInStack).
+ */
+export const STACK_RESOURCE_LIMIT = 500;
+export const STACK_RESOURCES = {
+  shared: 58,
+  withNodes: 2,
+  perNode: 10,
+  withAdoptedVolume: 3,
+  perEmail: 1,
+  prometheus: 1,
+} as const;
+
+type ResourceInputs = Pick<StemeDbConfig, 'nodes' | 'notifyEmails' | 'prometheusWorkspaceId'>;
+
+/** Resources the stack holds apart from the 10 per node, for this configuration. */
+function fixedStackResources(c: ResourceInputs): number {
+  const r = STACK_RESOURCES;
+  return (
+    r.shared +
+    (c.nodes.length > 0 ? r.withNodes : 0) +
+    (c.nodes.some((n) => isObject(n) && n.existingVolumeId !== undefined) ? r.withAdoptedVolume : 0) +
+    c.notifyEmails.length * r.perEmail +
+    (c.prometheusWorkspaceId !== undefined ? r.prometheus : 0)
+  );
+}
+
+/** How many resources the synthesized stack holds for this configuration. */
+export function stackResourceCount(c: ResourceInputs): number {
+  return fixedStackResources(c) + c.nodes.length * STACK_RESOURCES.perNode;
+}
+
 /** Thrown when configuration is invalid; the message lists every problem found. */
 export class ConfigError extends Error {
   constructor(readonly problems: readonly string[]) {
@@ -205,7 +244,14 @@ const PATTERNS = {
   availabilityZone: /^[a-z]{2}(?:-[a-z]+)+-\d{1,2}[a-z](?:-[a-z]+-\d[a-z])?$/,
   deviceName: /^\/dev\/(?:sd[f-p]|xvd[f-p])$/,
   prefix: /^[A-Za-z][A-Za-z0-9]{0,19}$/,
-  path: /^\/(?:[A-Za-z0-9._-]+\/?)*$/,
+  /** SSM reserves document names starting with these, in any case (CreateDocument Name). */
+  reservedPrefix: /^(?:aws|amazon|amzn)/i,
+  path: /^\/[A-Za-z0-9._/-]*$/,
+  /**
+   * A normalised path as every Command and Automation document's pattern accepts it (the
+   * strictest is EmergencyCleanup's): segments that do not start with ".", at most 16 of 128.
+   */
+  normalPath: /^(?:\/[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}){1,16}$/,
   serviceName: /^[A-Za-z0-9][A-Za-z0-9@._-]{0,99}$/,
   healthUrl: /^http:\/\/(?:localhost|127\.0\.0\.1)(?::\d{1,5})?\/[A-Za-z0-9._/-]*$/,
   email: /^[^@\s]+@[^@\s]+\.[^@\s]+$/,
@@ -273,6 +319,20 @@ function parseJson(text: string, what: string): unknown {
   }
 }
 
+/** The directory keys; each is normalised once, here, and every later use sees the normal form. */
+const PATH_KEYS = ['dataMount', 'walDir', 'dbDir', 'backupDir'] as const;
+
+/**
+ * A path's normal form: "//" collapsed, "." segments and a trailing "/" dropped ("/data/./wal/"
+ * is "/data/wal"). ".." is kept (and then refused): resolving it would need the host's filesystem.
+ */
+export function normalisePath(path: string): string {
+  return `/${path
+    .split('/')
+    .filter((s) => s !== '' && s !== '.')
+    .join('/')}`;
+}
+
 /** Applies defaults to a raw configuration and validates every value. Throws {@link ConfigError}. */
 export function resolveConfig(raw: Json): StemeDbConfig {
   const problems: string[] = [];
@@ -294,8 +354,13 @@ export function resolveConfig(raw: Json): StemeDbConfig {
   if (problems.length > 0) throw new ConfigError(problems);
 
   const merged = mergeRawConfig(DEFAULT_CONFIG as unknown as Json, raw) as unknown as StemeDbConfig;
+  const paths: Partial<Record<(typeof PATH_KEYS)[number], string>> = {};
+  for (const key of PATH_KEYS) {
+    if (isSafePath(merged[key])) paths[key] = normalisePath(merged[key]);
+  }
   const config: StemeDbConfig = {
     ...merged,
+    ...paths,
     nodes: Array.isArray(merged.nodes) ? merged.nodes.map(withVolumeDefaults) : merged.nodes,
   };
   problems.push(...configProblems(config));
@@ -330,29 +395,12 @@ export function configProblems(c: StemeDbConfig): string[] {
   const p: string[] = [];
   check(
     p,
-    matches(PATTERNS.prefix, c.prefix) && !/^(aws|amazon)/i.test(c.prefix),
+    matches(PATTERNS.prefix, c.prefix) && !PATTERNS.reservedPrefix.test(c.prefix),
     'prefix',
     c.prefix,
-    'a letter then up to 19 letters or digits, not starting with "AWS" or "Amazon" (SSM reserves those)',
+    'a letter then up to 19 letters or digits, not starting with "AWS", "Amazon" or "amzn" in any case (SSM reserves those document name prefixes)',
   );
-  for (const key of ['dataMount', 'walDir', 'dbDir', 'backupDir'] as const) {
-    check(
-      p,
-      isSafePath(c[key]),
-      key,
-      c[key],
-      'an absolute path of letters, digits, ".", "_", "-" and "/" with no ".." segment',
-    );
-  }
-  for (const key of ['walDir', 'dbDir'] as const) {
-    if (
-      isSafePath(c[key]) &&
-      isSafePath(c.dataMount) &&
-      !c[key].startsWith(`${c.dataMount.replace(/\/$/, '')}/`)
-    ) {
-      p.push(`${key} is ${JSON.stringify(c[key])}; expected a directory inside dataMount (${c.dataMount})`);
-    }
-  }
+  p.push(...pathProblems(c));
   check(
     p,
     matches(PATTERNS.serviceName, c.serviceName),
@@ -362,10 +410,10 @@ export function configProblems(c: StemeDbConfig): string[] {
   );
   check(
     p,
-    matches(PATTERNS.healthUrl, c.healthUrl),
+    matches(PATTERNS.healthUrl, c.healthUrl) && hasValidPort(c.healthUrl),
     'healthUrl',
     c.healthUrl,
-    'an http URL on localhost or 127.0.0.1, such as http://localhost:18180/v1/health',
+    'an http URL on localhost or 127.0.0.1 with a port from 1 to 65535 if any, such as http://localhost:18180/v1/health',
   );
   if (!isObject(c.thresholds)) {
     p.push(`thresholds must be an object`);
@@ -395,6 +443,11 @@ export function configProblems(c: StemeDbConfig): string[] {
     e.maxSizeGiB,
     'a whole number of GiB from 1 to 65536',
   );
+  if (isInt(e.minGrowGiB, 1, 65_536) && isInt(e.maxSizeGiB, 1, 65_536) && e.minGrowGiB > e.maxSizeGiB) {
+    p.push(
+      `expansion.minGrowGiB (${e.minGrowGiB}) is above expansion.maxSizeGiB (${e.maxSizeGiB}); no expansion could grow by the minimum: lower minGrowGiB or raise maxSizeGiB`,
+    );
+  }
   check(
     p,
     typeof e.snapshotBeforeExpand === 'boolean',
@@ -493,6 +546,7 @@ export function configProblems(c: StemeDbConfig): string[] {
   if (!Array.isArray(c.notifyEmails)) {
     p.push(`notifyEmails is ${JSON.stringify(c.notifyEmails)}; expected a list of email addresses`);
   } else {
+    const seenEmails = new Map<string, number>();
     c.notifyEmails.forEach((m, i) => {
       check(
         p,
@@ -501,6 +555,15 @@ export function configProblems(c: StemeDbConfig): string[] {
         m,
         'an email address such as ops@example.com',
       );
+      if (typeof m !== 'string') return;
+      const first = seenEmails.get(m.toLowerCase());
+      if (first !== undefined) {
+        p.push(
+          `notifyEmails[${i}] ${JSON.stringify(m)} is listed twice (also notifyEmails[${first}]); list each address once`,
+        );
+      } else {
+        seenEmails.set(m.toLowerCase(), i);
+      }
     });
   }
   if (c.prometheusWorkspaceId !== undefined) {
@@ -519,6 +582,7 @@ export function configProblems(c: StemeDbConfig): string[] {
   }
   const seenNames = new Set<string>();
   const seenInstances = new Set<string>();
+  const seenVolumes = new Map<string, number>();
   c.nodes.forEach((n, i) => {
     p.push(...nodeProblems(n, `nodes[${i}]`));
     if (isObject(n) && typeof n.name === 'string' && typeof n.instanceId === 'string') {
@@ -529,7 +593,107 @@ export function configProblems(c: StemeDbConfig): string[] {
       seenNames.add(n.name);
       seenInstances.add(n.instanceId);
     }
+    if (isObject(n) && typeof n.existingVolumeId === 'string') {
+      const first = seenVolumes.get(n.existingVolumeId);
+      if (first !== undefined) {
+        p.push(
+          `nodes[${i}].existingVolumeId ${JSON.stringify(n.existingVolumeId)} is used twice (also nodes[${first}]); a volume belongs to one node`,
+        );
+      } else {
+        seenVolumes.set(n.existingVolumeId, i);
+      }
+    }
+    const size = isObject(n) && isObject(n.dataVolume) ? n.dataVolume.sizeGiB : undefined;
+    if (isInt(size, 1, 65_536) && isInt(e.maxSizeGiB, 1, 65_536) && e.maxSizeGiB < (size as number)) {
+      p.push(
+        `expansion.maxSizeGiB (${e.maxSizeGiB}) is below nodes[${i}].dataVolume.sizeGiB (${size}); the cap must be at least the size of every volume`,
+      );
+    }
   });
+  if (Array.isArray(c.notifyEmails)) {
+    const fixed = fixedStackResources(c);
+    const most = Math.floor((STACK_RESOURCE_LIMIT - fixed) / STACK_RESOURCES.perNode);
+    if (c.nodes.length > most) {
+      p.push(
+        `nodes has ${c.nodes.length} entries; one stack holds at most ${most} nodes with this configuration (CloudFormation's ${STACK_RESOURCE_LIMIT} resources per stack: ${fixed} shared, ${STACK_RESOURCES.perNode} per node)`,
+      );
+    }
+  }
+  return p;
+}
+
+function hasValidPort(url: string): boolean {
+  const port = /^http:\/\/[^/:]+:(\d+)\//.exec(url)?.[1];
+  return port === undefined || (Number(port) >= 1 && Number(port) <= 65_535);
+}
+
+/** The directory keys: each a safe, normalised path the documents accept, and no two in conflict. */
+function pathProblems(c: StemeDbConfig): string[] {
+  const p: string[] = [];
+  const ok: Partial<Record<(typeof PATH_KEYS)[number], string>> = {};
+  for (const key of PATH_KEYS) {
+    const v = c[key];
+    if (!isSafePath(v)) {
+      p.push(
+        `${key} is ${JSON.stringify(v)}; expected an absolute path of letters, digits, ".", "_", "-" and "/" with no ".." segment`,
+      );
+    } else if (key === 'dataMount' && normalisePath(v) === '/') {
+      p.push(
+        `dataMount is "/"; expected the data volume's mount point, not / (the root filesystem), such as /data`,
+      );
+    } else if (normalisePath(v) !== v) {
+      p.push(`${key} is ${JSON.stringify(v)}; expected its normal form ${JSON.stringify(normalisePath(v))}`);
+    } else if (!PATTERNS.normalPath.test(v)) {
+      p.push(
+        `${key} is ${JSON.stringify(v)}; expected path segments that start with a letter, digit, "_" or "-" (the SSM documents refuse hidden names), at most 16 segments of up to 128 characters`,
+      );
+    } else {
+      ok[key] = v;
+    }
+  }
+  const { dataMount, walDir, dbDir, backupDir } = ok;
+  const inside = (dir: string, parent: string) => dir.startsWith(`${parent}/`);
+  if (dataMount !== undefined) {
+    if (walDir === dataMount) {
+      p.push(
+        `walDir is ${JSON.stringify(walDir)}, the data mount itself (dataMount); expected a directory inside it (ArchiveWal would archive and delete the files at the mount's root)`,
+      );
+    }
+    for (const [key, dir] of [
+      ['walDir', walDir],
+      ['dbDir', dbDir],
+    ] as const) {
+      if (dir !== undefined && dir !== dataMount && !inside(dir, dataMount)) {
+        p.push(`${key} is ${JSON.stringify(dir)}; expected a directory inside dataMount (${dataMount})`);
+      }
+    }
+    if (dbDir === dataMount) {
+      p.push(`dbDir is ${JSON.stringify(dbDir)}; expected a directory inside dataMount (${dataMount})`);
+    }
+  }
+  if (walDir !== undefined && dbDir !== undefined) {
+    if (walDir === dbDir) {
+      p.push(
+        `walDir and dbDir are both ${JSON.stringify(walDir)}; give the WAL its own directory (ArchiveWal would archive and delete database files)`,
+      );
+    } else if (inside(dbDir, walDir)) {
+      p.push(
+        `dbDir ${JSON.stringify(dbDir)} is inside walDir ${JSON.stringify(walDir)}; expected separate directories (the WAL automations would treat the database as WAL)`,
+      );
+    }
+  }
+  if (backupDir !== undefined) {
+    if (backupDir === walDir) {
+      p.push(
+        `backupDir and walDir are both ${JSON.stringify(backupDir)}; expected separate directories (backups would be archived and deleted as WAL, and a fresh backup would hide the newest segment)`,
+      );
+    }
+    if (backupDir === dbDir) {
+      p.push(
+        `backupDir and dbDir are both ${JSON.stringify(backupDir)}; expected separate directories (EmergencyCleanup deletes old backups there)`,
+      );
+    }
+  }
   return p;
 }
 

@@ -1,7 +1,8 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
 import { ConfigError, DEFAULT_CONFIG, readRawConfig, resolveConfig } from '../lib/config';
 
 const node = (over: Record<string, unknown> = {}) => ({
@@ -291,5 +292,182 @@ describe('configuration validation names the key, the value and the accepted for
     expect(message).toMatch(/prefix is "1"/);
     expect(message).toMatch(/dataMount is "x"/);
     expect(message).toMatch(/nodes\[0\].instanceId is "bad"/);
+  });
+});
+
+/** Every problem line of the ConfigError (each must be one line naming its key). */
+function problemLines(raw: Record<string, unknown>): readonly string[] {
+  try {
+    resolveConfig(raw);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    const problems = (err as ConfigError).problems;
+    for (const line of problems) expect(line).not.toContain('\n');
+    return problems;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+const nodes = (count: number, over: (i: number) => Record<string, unknown> = () => ({})) =>
+  Array.from({ length: count }, (_, i) =>
+    node({ name: `db-${i + 1}`, instanceId: `i-${(i + 1).toString(16).padStart(17, '0')}`, ...over(i) }),
+  );
+
+describe('configuration that would break or endanger a run is rejected, naming the keys', () => {
+  const cases: ReadonlyArray<[string, Record<string, unknown>, RegExp]> = [
+    [
+      'walDir equal to dbDir',
+      { walDir: '/data/db' },
+      /^walDir and dbDir are both "\/data\/db"; .*ArchiveWal would archive and delete database files/,
+    ],
+    [
+      'walDir equal to dbDir once normalised',
+      { walDir: '/data/db/', dbDir: '/data//db' },
+      /^walDir and dbDir are both "\/data\/db"/,
+    ],
+    [
+      'walDir equal to the data mount',
+      { walDir: '/data/' },
+      /^walDir is "\/data", the data mount itself \(dataMount\); expected a directory inside it/,
+    ],
+    [
+      'walDir equal to the data mount spelled with a dot',
+      { walDir: '/data/.' },
+      /^walDir is "\/data", the data mount itself \(dataMount\)/,
+    ],
+    [
+      'dbDir inside walDir',
+      { dbDir: '/data/wal/db' },
+      /^dbDir "\/data\/wal\/db" is inside walDir "\/data\/wal"/,
+    ],
+    [
+      'backupDir equal to walDir',
+      { backupDir: '/data/wal' },
+      /^backupDir and walDir are both "\/data\/wal"; .*backups would be archived and deleted as WAL/,
+    ],
+    ['backupDir equal to dbDir', { backupDir: '/data/db/' }, /^backupDir and dbDir are both "\/data\/db"/],
+    [
+      'a path segment the documents refuse (hidden name)',
+      { walDir: '/data/.wal' },
+      /^walDir is "\/data\/.wal"; expected path segments that start with a letter, digit, "_" or "-"/,
+    ],
+    [
+      'a duplicate existingVolumeId',
+      {
+        nodes: nodes(2, () => ({ dataVolume: undefined, existingVolumeId: 'vol-0123456789abcdef0' })),
+      },
+      /^nodes\[1\].existingVolumeId "vol-0123456789abcdef0" is used twice \(also nodes\[0\]\)/,
+    ],
+    [
+      'maxSizeGiB below a node volume',
+      { expansion: { maxSizeGiB: 50 }, nodes: nodes(2, (i) => ({ dataVolume: { sizeGiB: 20 + 80 * i } })) },
+      /^expansion.maxSizeGiB \(50\) is below nodes\[1\].dataVolume.sizeGiB \(100\)/,
+    ],
+    [
+      'minGrowGiB above maxSizeGiB',
+      { expansion: { minGrowGiB: 600, maxSizeGiB: 500 } },
+      /^expansion.minGrowGiB \(600\) is above expansion.maxSizeGiB \(500\)/,
+    ],
+  ];
+  for (const [what, raw, message] of cases) {
+    it(`rejects ${what}`, () => {
+      expect(problemLines(raw)).toEqual(expect.arrayContaining([expect.stringMatching(message)]));
+    });
+  }
+
+  it.each([
+    ['walDir', '/data/./wal', '/data/wal'],
+    ['walDir', '/data//wal', '/data/wal'],
+    ['walDir', '/data/wal/', '/data/wal'],
+    ['dbDir', '//data/./db//', '/data/db'],
+    ['backupDir', '/backups/./', '/backups'],
+    ['dataMount', '/data/', '/data'],
+  ])('normalises %s %j to %j once, the form every document accepts', (key, given, normal) => {
+    const c = resolveConfig({ [key]: given }) as unknown as Record<string, string>;
+    expect(c[key]).toBe(normal);
+    for (const [doc, param, pattern] of documentPathPatterns()) {
+      expect(new RegExp(pattern).test(normal), `${doc} ${param} ${pattern}`).toBe(true);
+    }
+  });
+});
+
+/** [document, parameter, allowedPattern] of every path parameter of every SSM document. */
+function documentPathPatterns(): Array<[string, string, string]> {
+  const dir = join(__dirname, '..', 'ssm-documents');
+  const out: Array<[string, string, string]> = [];
+  for (const file of readdirSync(dir).filter((f) => f.endsWith('.yml'))) {
+    const doc = parseYaml(readFileSync(join(dir, file), 'utf8')) as {
+      parameters?: Record<string, { allowedPattern?: string }>;
+    };
+    for (const [param, spec] of Object.entries(doc.parameters ?? {})) {
+      if (['MountPoint', 'WalDir', 'DbDir', 'BackupDir'].includes(param) && spec.allowedPattern) {
+        out.push([file, param, spec.allowedPattern]);
+      }
+    }
+  }
+  expect(out.length).toBeGreaterThan(10);
+  return out;
+}
+
+describe('configuration that used to crash the synth is a one-line error naming the key', () => {
+  const cases: ReadonlyArray<[string, Record<string, unknown>, RegExp]> = [
+    [
+      'a duplicate notifyEmails address',
+      { notifyEmails: ['ops@example.com', 'oncall@example.com', 'ops@example.com'] },
+      /^notifyEmails\[2\] "ops@example.com" is listed twice \(also notifyEmails\[0\]\)/,
+    ],
+    [
+      'a notifyEmails address repeated in another case',
+      { notifyEmails: ['ops@example.com', 'Ops@Example.com'] },
+      /^notifyEmails\[1\] "Ops@Example.com" is listed twice/,
+    ],
+    [
+      'a healthUrl port above 65535',
+      { healthUrl: 'http://localhost:99999/v1/health' },
+      /^healthUrl is "http:\/\/localhost:99999\/v1\/health"; expected .*a port from 1 to 65535/,
+    ],
+    [
+      'a healthUrl port 0',
+      { healthUrl: 'http://127.0.0.1:0/v1/health' },
+      /^healthUrl is .*a port from 1 to 65535/,
+    ],
+    ['dataMount /', { dataMount: '/' }, /^dataMount is "\/"; expected the data volume's mount point, not \//],
+    ['dataMount //', { dataMount: '//' }, /^dataMount is "\/"; expected the data volume's mount point/],
+    [
+      'a prefix starting with amzn',
+      { prefix: 'amznDb' },
+      /^prefix is "amznDb"; .*not starting with .*"amzn"/,
+    ],
+    ['a prefix starting with AMZN', { prefix: 'AMZNstemedb' }, /^prefix is "AMZNstemedb"; /],
+    ['a prefix starting with Amazon', { prefix: 'AmazonDb' }, /^prefix is "AmazonDb"; /],
+    [
+      'more nodes than one stack holds',
+      { nodes: nodes(45) },
+      /^nodes has 45 entries; one stack holds at most 44 nodes with this configuration \(CloudFormation's 500 resources per stack: 60 shared, 10 per node\)/,
+    ],
+    [
+      'more adopted-volume nodes than one stack holds',
+      {
+        nodes: nodes(44, (i) => ({
+          dataVolume: undefined,
+          existingVolumeId: `vol-${(i + 1).toString(16).padStart(17, '0')}`,
+        })),
+      },
+      /^nodes has 44 entries; one stack holds at most 43 nodes with this configuration \(.*63 shared, 10 per node\)/,
+    ],
+    [
+      'nodes that fit only without the extra email subscriptions',
+      { nodes: nodes(44), notifyEmails: ['a@example.com'] },
+      /^nodes has 44 entries; one stack holds at most 43 nodes with this configuration/,
+    ],
+  ];
+  for (const [what, raw, message] of cases) {
+    it(`rejects ${what}`, () => {
+      expect(problemLines(raw)).toEqual(expect.arrayContaining([expect.stringMatching(message)]));
+    });
+  }
+
+  it('accepts 44 nodes with new volumes and the default shared resources (exactly 500)', () => {
+    expect(resolveConfig({ nodes: nodes(44) }).nodes).toHaveLength(44);
   });
 });

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Annotations, Match } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { STACK_RESOURCE_LIMIT, stackResourceCount } from '../lib/config';
 import { type SynthResult, synthStack, TWO_NODES_FILE } from './support/synth';
 
 const twoNodes = JSON.parse(readFileSync(TWO_NODES_FILE, 'utf8')) as Record<string, unknown>;
@@ -415,5 +416,27 @@ describe('thresholds from configuration', () => {
       Threshold: 25,
       EvaluationPeriods: 30,
     });
+  });
+});
+
+describe('resources per stack, as the configuration budgets them', () => {
+  const resourceCount = (r: SynthResult) => Object.keys(r.template.toJSON().Resources ?? {}).length;
+
+  it('counts exactly the resources of stacks with no node, new and adopted volumes, emails and a workspace', () => {
+    for (const raw of [{}, twoNodes, { ...twoNodes, notifyEmails: ['a@example.com', 'b@example.com'] }]) {
+      const r = synthStack(raw);
+      expect(resourceCount(r)).toBe(stackResourceCount(r.config));
+    }
+  });
+
+  it('synthesizes the most nodes the configuration accepts: 44 with new volumes, exactly 500 resources', () => {
+    const nodes = Array.from({ length: 44 }, (_, i) => ({
+      name: `db-${i + 1}`,
+      instanceId: `i-${(i + 1).toString(16).padStart(17, '0')}`,
+      availabilityZone: 'eu-west-1a',
+      dataVolume: { sizeGiB: 100 },
+    }));
+    const r = synthStack({ nodes });
+    expect(resourceCount(r)).toBe(STACK_RESOURCE_LIMIT);
   });
 });
