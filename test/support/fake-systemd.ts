@@ -21,7 +21,9 @@ import { delimiter, join } from 'node:path';
  *   Unknown units: exit 5, as systemd.
  * - `journalctl [-u unit] [--since T] [-o short|cat] [-n N] [-q] [--no-pager]`: T is
  *   `@<epoch seconds[.fraction]>` or anything `date -d` reads (e.g. `2026-01-02 03:04:05`, local
- *   time). Prints `-- No entries --` when nothing matches, unless `-q`. Other options: exit 1.
+ *   time). Prints `-- No entries --` when nothing matches, unless `-q`. `--vacuum-time=<N>d|h|s`
+ *   drops the entries older than that and prints journald's `Vacuuming done, freed <N>B ...` line.
+ *   Other options: exit 1.
  *   systemctl's own lines (`Starting ...`, `Stopped ...`, `Main process exited ...`) are in the
  *   journal too, as systemd writes them.
  *
@@ -263,9 +265,26 @@ while [ $# -gt 0 ]; do
     --lines=*) lines="\${1#--lines=}"; shift ;;
     -q | --quiet) quiet=1; shift ;;
     --no-pager | --no-hostname) shift ;;
+    --vacuum-time=*) vacuum="\${1#--vacuum-time=}"; shift ;;
     *) echo "journalctl (fake): unsupported argument $1" >&2; exit 1 ;;
   esac
 done
+if [ -n "\${vacuum:-}" ]; then
+  # journald deletes archived journal data older than the time; here: entries of the one file.
+  case "$vacuum" in
+    *d) age=$(( \${vacuum%d} * 86400 )) ;;
+    *h) age=$(( \${vacuum%h} * 3600 )) ;;
+    *s) age=\${vacuum%s} ;;
+    *) echo "Failed to parse time specification: $vacuum" >&2; exit 1 ;;
+  esac
+  cutoff=$(( $(date +%s) - age ))
+  before=$(wc -c < "$STATE/journal")
+  awk -F '\t' -v cutoff="$cutoff" '$1 + 0 >= cutoff + 0' "$STATE/journal" > "$STATE/journal.vacuum"
+  mv "$STATE/journal.vacuum" "$STATE/journal"
+  after=$(wc -c < "$STATE/journal")
+  echo "Vacuuming done, freed $(( before - after ))B of archived journals from $STATE."
+  exit 0
+fi
 case "$output" in short | cat) ;; *) echo "journalctl (fake): unsupported output $output" >&2; exit 1 ;; esac
 unit="\${unit%.service}"
 since_epoch=0

@@ -1,0 +1,272 @@
+import {
+  chmodSync,
+  closeSync,
+  mkdirSync,
+  openSync,
+  statfsSync,
+  utimesSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
+import { join } from 'node:path';
+import { PutMetricDataCommand } from '@aws-sdk/client-cloudwatch';
+import { DescribeVolumesCommand } from '@aws-sdk/client-ec2';
+import type { CommandDocumentContent } from '../../lib/command-document';
+import type { Principal } from '../support/automation-runner';
+import { runCommandDocument } from '../support/command-document-runner';
+import { createFakeSystemd, type FakeSystemd } from '../support/fake-systemd';
+import { dfBytes, type FsType, type LoopDeviceLab, type LoopDisk } from '../support/loop-device';
+import { standinCommand } from '../support/stemedb-standin';
+import type { MotoClients } from './moto-account';
+
+/**
+ * The StemeDB node the drill heals: this machine, as the instance the documents target.
+ *
+ * - Its data volume is a loop device (xfs or ext4, sparse image) mounted at the configured data
+ *   mount, holding `wal/` and `db/`. The EBS volume behind it lives in moto; when moto's volume
+ *   grows (ModifyVolume), {@link NodeHost.followEbs} grows the image and tells the loop driver, as
+ *   EBS grows a disk under a running instance. It runs before every host command, the moment the
+ *   agent on a real instance would first see the new size.
+ * - The disk reports the EBS volume ID as its serial, as an NVMe EBS disk does (`vol0123…`): a
+ *   loop device has no serial, so an `lsblk` shim first on the agent's PATH answers `SERIAL` for
+ *   the loop disk and runs the real `lsblk` for everything else. Nothing in the scripts changes.
+ * - The database is the StemeDB stand-in under the fake systemd (`systemctl`/`journalctl` first
+ *   on PATH), unit `serviceName`, answering on the configured health URL.
+ * - The SSM agent: {@link NodeHost.runAsAgent} runs a synthesized Command document as the agent
+ *   does (parameters checked against their patterns, `SSM_<Name>` environment) with the instance
+ *   role's credentials, so every AWS call of a host script is made as that role.
+ * - The CloudWatch agent: {@link NodeHost.publishDiskMetrics} puts the data mount's disk figures
+ *   into `CWAgent` as the instance role, as the agent configured by the stack does every minute.
+ */
+
+const MiB = 1024 * 1024;
+const GiB = 1024 * MiB;
+
+export interface NodeHostOptions {
+  readonly lab: LoopDeviceLab;
+  readonly dataMount: string;
+  readonly walDir: string;
+  readonly dbDir: string;
+  readonly backupDir: string;
+  readonly serviceName: string;
+  readonly port: number;
+  readonly instanceId: string;
+  readonly volumeId: string;
+  readonly instanceRole: Principal;
+  readonly instanceRoleName: string;
+  readonly motoEndpoint: string;
+  readonly region: string;
+  /** The administrator's clients, for what EBS itself would know (the volume's size). */
+  readonly admin: MotoClients;
+  /** Clients signed as the instance role (the CloudWatch agent's calls). */
+  readonly asInstance: MotoClients;
+}
+
+export interface DiskSpec {
+  readonly fs: FsType;
+  readonly sizeGiB: number;
+  /** mkfs options, e.g. ext4 `-N 2048` for few inodes. */
+  readonly mkfsArgs?: readonly string[];
+}
+
+export interface DiskFigures {
+  readonly sizeBytes: number;
+  readonly availBytes: number;
+  readonly usedPercent: number;
+  readonly inodesFree: number;
+  readonly inodesTotal: number;
+}
+
+/** The data mount's df figures (bytes and inodes). */
+export function diskFigures(mountPoint: string): DiskFigures {
+  const df = dfBytes(mountPoint);
+  const s = statfsSync(mountPoint);
+  return {
+    sizeBytes: df.size,
+    availBytes: df.avail,
+    usedPercent: df.usedPercent,
+    inodesFree: Number(s.ffree),
+    inodesTotal: Number(s.files),
+  };
+}
+
+/** Writes a file of `bytes` real bytes (not sparse: it must use the disk) with mtime `ageDays` ago. */
+export function writeAged(path: string, bytes: number, ageDays: number): void {
+  const fd = openSync(path, 'wx');
+  try {
+    const chunk = Buffer.alloc(Math.min(bytes, MiB), 0x5a);
+    chunk.write(path);
+    for (let done = 0; done < bytes; done += chunk.length)
+      writeSync(fd, chunk, 0, Math.min(chunk.length, bytes - done));
+  } finally {
+    closeSync(fd);
+  }
+  const t = new Date(Date.now() - ageDays * 86_400_000);
+  utimesSync(path, t, t);
+}
+
+export class NodeHost {
+  private disk: LoopDisk | undefined;
+  private systemd: FakeSystemd | undefined;
+  private diskBytes = 0;
+  private shimDir = '';
+
+  constructor(private readonly opts: NodeHostOptions) {}
+
+  get instanceRoleName(): string {
+    return this.opts.instanceRoleName;
+  }
+
+  get mounted(): LoopDisk {
+    if (this.disk === undefined) throw new Error('NodeHost: no data disk');
+    return this.disk;
+  }
+
+  /** Creates the data volume's disk, mounts it at the data mount, makes wal/ and db/, starts the service. */
+  async provision(spec: DiskSpec): Promise<void> {
+    const o = this.opts;
+    const disk = o.lab.createDisk({
+      sizeMiB: spec.sizeGiB * 1024,
+      fs: spec.fs,
+      mkfsArgs: spec.mkfsArgs,
+      mount: false,
+    });
+    o.lab.mount(disk, o.dataMount);
+    this.disk = disk;
+    this.diskBytes = spec.sizeGiB * GiB;
+    for (const d of [o.walDir, o.dbDir, o.backupDir]) mkdirSync(d, { recursive: true });
+
+    this.shimDir = join(o.lab.root, `shim-${Date.now()}`);
+    mkdirSync(this.shimDir);
+    const serial = o.volumeId.replace('-', '');
+    const shim = join(this.shimDir, 'lsblk');
+    writeFileSync(
+      shim,
+      [
+        '#!/usr/bin/env bash',
+        '# The drill disk reports its EBS volume ID as serial, as an EBS NVMe disk does.',
+        `if [[ " $* " == *" SERIAL "* && " $* " == *" ${disk.device} "* ]]; then echo ${serial}; exit 0; fi`,
+        'exec /usr/bin/lsblk "$@"',
+        '',
+      ].join('\n'),
+    );
+    chmodSync(shim, 0o755);
+
+    const { command, workingDirectory } = standinCommand({
+      port: o.port,
+      dataDir: o.dataMount,
+      walDir: o.walDir,
+      compactionMs: 500,
+    });
+    this.systemd = createFakeSystemd({ [o.serviceName]: { command, workingDirectory, startCheckMs: 300 } });
+    const started = await this.systemd.systemctl('start', o.serviceName);
+    if (started.code !== 0) throw new Error(`systemctl start ${o.serviceName}: ${started.stderr}`);
+    await this.waitHealthy(15_000);
+  }
+
+  private async waitHealthy(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      try {
+        const res = await fetch(`http://127.0.0.1:${this.opts.port}/v1/health`);
+        if (res.ok) return;
+      } catch {
+        // not listening yet
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(
+      `the StemeDB stand-in did not answer health on port ${this.opts.port} within ${timeoutMs} ms`,
+    );
+  }
+
+  /** PATH of the agent: the lsblk shim, then systemctl/journalctl, then the system's. */
+  agentPath(): string {
+    return `${this.shimDir}:${this.systemd?.binDir ?? ''}:${process.env.PATH ?? ''}`;
+  }
+
+  /** Environment of a process acting as the instance role (the agent's, the host scripts'). */
+  instanceEnv(): Record<string, string> {
+    const c = this.opts.instanceRole.credentials;
+    return {
+      AWS_ACCESS_KEY_ID: c.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: c.secretAccessKey,
+      AWS_SESSION_TOKEN: c.sessionToken ?? '',
+      AWS_REGION: this.opts.region,
+      AWS_DEFAULT_REGION: this.opts.region,
+      AWS_ENDPOINT_URL: this.opts.motoEndpoint,
+      AWS_EC2_METADATA_DISABLED: 'true',
+      AWS_CONFIG_FILE: '/dev/null',
+      AWS_SHARED_CREDENTIALS_FILE: '/dev/null',
+      AWS_PAGER: '',
+      PATH: this.agentPath(),
+    };
+  }
+
+  /** EBS: when moto's volume is larger than the disk, the disk grows (image + `losetup -c`). */
+  async followEbs(): Promise<{ grownFromGiB?: number; grownToGiB?: number }> {
+    const out = await this.opts.admin.ec2.send(
+      new DescribeVolumesCommand({ VolumeIds: [this.opts.volumeId] }),
+    );
+    const sizeGiB = out.Volumes?.[0]?.Size ?? 0;
+    const disk = this.mounted;
+    if (sizeGiB * GiB <= this.diskBytes) return {};
+    const from = this.diskBytes / GiB;
+    this.opts.lab.growDisk(disk, sizeGiB * 1024);
+    this.diskBytes = sizeGiB * GiB;
+    return { grownFromGiB: from, grownToGiB: sizeGiB };
+  }
+
+  /** The CloudWatch agent's datapoints for the data mount (dimensions InstanceId + path), as the instance role. */
+  async publishDiskMetrics(): Promise<void> {
+    const f = diskFigures(this.opts.dataMount);
+    const dims = [
+      { Name: 'InstanceId', Value: this.opts.instanceId },
+      { Name: 'path', Value: this.opts.dataMount },
+    ];
+    const now = new Date();
+    const datum = (MetricName: string, Value: number, Unit: 'Bytes' | 'Percent' | 'None') => ({
+      MetricName,
+      Value,
+      Unit,
+      Dimensions: dims,
+      Timestamp: now,
+    });
+    await this.opts.asInstance.cloudwatch.send(
+      new PutMetricDataCommand({
+        Namespace: 'CWAgent',
+        MetricData: [
+          datum('disk_free', f.availBytes, 'Bytes'),
+          datum('disk_total', f.sizeBytes, 'Bytes'),
+          datum('disk_used_percent', f.usedPercent, 'Percent'),
+          datum('disk_inodes_free', f.inodesFree, 'None'),
+          datum('disk_inodes_total', f.inodesTotal, 'None'),
+        ],
+      }),
+    );
+  }
+
+  /** Runs a synthesized Command document as the SSM agent would, as the instance role. */
+  async runAsAgent(
+    content: CommandDocumentContent,
+    parameters: Readonly<Record<string, string>>,
+    timeoutSeconds: number,
+  ): Promise<{ exitCode: number; stdout: string; stderr: string; timedOut: boolean }> {
+    const r = await runCommandDocument(content, parameters, {
+      env: this.instanceEnv(),
+      timeoutMs: timeoutSeconds * 1000,
+    });
+    return { exitCode: r.exitCode, stdout: r.stdout, stderr: r.stderr, timedOut: r.timedOut };
+  }
+
+  /** Stops the service and unmounts the disk (the lab detaches loop devices at its own cleanup). */
+  async release(): Promise<void> {
+    const systemd = this.systemd;
+    this.systemd = undefined;
+    if (systemd !== undefined) await systemd.cleanup();
+    if (this.disk !== undefined) {
+      this.opts.lab.unmount(this.disk);
+      this.disk = undefined;
+    }
+  }
+}
