@@ -192,49 +192,54 @@ function alarmScenario(spec: AlarmScenarioSpec): Scenario {
 
 const xfs1: DiskSpec = { fs: 'xfs', sizeGiB: 1 };
 
-const critical = alarmScenario({
-  name: 'critical',
-  summary: 'critical alarm (99% used) → ExpandVolume → volume and filesystem grown → validated',
-  node: { name: 'drill-critical', volumeGiB: 1 },
-  disk: xfs1,
-  alarm: 'critical',
-  fill(drill, host) {
-    writeWal(host, drill.walDir, 8, 16, 0, 0);
-    fillDatabase(drill.dataMount, drill.dbDir, 99);
-  },
-  async verify(drill, t, originals) {
-    const [expand] = executions(t, 'ExpandVolume');
-    drill.check(
-      t,
-      'the router started ExpandVolume',
-      expand?.status === 'Success',
-      `${expand?.status ?? 'not started'}`,
-    );
-    const node = must(
-      drill.nodes.find((n) => n.name === t.node),
-      t.node,
-    );
-    const volume = await drill.admin.ec2.send(new DescribeVolumesCommand({ VolumeIds: [node.volumeId] }));
-    const size = volume.Volumes?.[0]?.Size ?? 0;
-    drill.check(t, 'the EBS volume grew', size > 1, `${size} GiB`);
-    const snapshots = await drill.admin.ec2.send(
-      new DescribeSnapshotsCommand({ Filters: [{ Name: 'volume-id', Values: [node.volumeId] }] }),
-    );
-    drill.check(
-      t,
-      'a snapshot was taken first',
-      (snapshots.Snapshots ?? []).length === 1,
-      `${(snapshots.Snapshots ?? []).length}`,
-    );
-    drill.check(
-      t,
-      'the filesystem grew with it',
-      (t.after?.sizeBytes ?? 0) > (t.before?.sizeBytes ?? 0) * 5,
-      `${t.before?.sizeBytes} → ${t.after?.sizeBytes} bytes`,
-    );
-    await walInvariant(drill, t, originals, t.node);
-  },
-});
+/** The main drill: a 99% full disk healed by expansion (`node` lets the benchmark run it on several nodes). */
+export function criticalScenario(node = 'drill-critical'): Scenario {
+  return alarmScenario({
+    name: 'critical',
+    summary: 'critical alarm (99% used) → ExpandVolume → volume and filesystem grown → validated',
+    node: { name: node, volumeGiB: 1 },
+    disk: xfs1,
+    alarm: 'critical',
+    fill(drill, host) {
+      writeWal(host, drill.walDir, 8, 16, 0, 0);
+      fillDatabase(drill.dataMount, drill.dbDir, 99);
+    },
+    async verify(drill, t, originals) {
+      const [expand] = executions(t, 'ExpandVolume');
+      drill.check(
+        t,
+        'the router started ExpandVolume',
+        expand?.status === 'Success',
+        `${expand?.status ?? 'not started'}`,
+      );
+      const node = must(
+        drill.nodes.find((n) => n.name === t.node),
+        t.node,
+      );
+      const volume = await drill.admin.ec2.send(new DescribeVolumesCommand({ VolumeIds: [node.volumeId] }));
+      const size = volume.Volumes?.[0]?.Size ?? 0;
+      drill.check(t, 'the EBS volume grew', size > 1, `${size} GiB`);
+      const snapshots = await drill.admin.ec2.send(
+        new DescribeSnapshotsCommand({ Filters: [{ Name: 'volume-id', Values: [node.volumeId] }] }),
+      );
+      drill.check(
+        t,
+        'a snapshot was taken first',
+        (snapshots.Snapshots ?? []).length === 1,
+        `${(snapshots.Snapshots ?? []).length}`,
+      );
+      drill.check(
+        t,
+        'the filesystem grew with it',
+        (t.after?.sizeBytes ?? 0) > (t.before?.sizeBytes ?? 0) * 5,
+        `${t.before?.sizeBytes} → ${t.after?.sizeBytes} bytes`,
+      );
+      await walInvariant(drill, t, originals, t.node);
+    },
+  });
+}
+
+const critical = criticalScenario();
 
 const warning = alarmScenario({
   name: 'warning',
