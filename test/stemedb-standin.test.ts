@@ -194,4 +194,22 @@ describe('StemeDB stand-in', () => {
     const future = await systemd.journalctl('-u', 'stemedb-api', '--since', '@4102444800');
     expect(future.stdout.trim()).toBe('-- No entries --');
   });
+
+  test('the fake journalctl --vacuum-time drops entries older than the time and says what it freed', async () => {
+    const systemd = createFakeSystemd({});
+    cleanups.push(() => systemd.cleanup());
+    const now = Date.now() / 1000;
+    writeFileSync(
+      systemd.journalFile,
+      [`${now - 10 * 86_400}\tstemedb-api\t1\told line`, `${now - 60}\tstemedb-api\t1\tnew line`, ''].join(
+        '\n',
+      ),
+    );
+    const vacuum = await systemd.journalctl('--vacuum-time=7d');
+    expect(vacuum.code).toBe(0);
+    expect(vacuum.stdout).toMatch(/^Vacuuming done, freed [1-9][0-9]*B of archived journals/);
+    const left = await systemd.journalctl('-u', 'stemedb-api', '-o', 'cat');
+    expect(left.stdout.trim()).toBe('new line');
+    expect((await systemd.journalctl('--vacuum-time=soon')).code).toBe(1);
+  });
 });

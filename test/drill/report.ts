@@ -38,6 +38,19 @@ export function formatTimeline(t: DrillTimeline): string {
   return lines.join('\n');
 }
 
+/**
+ * The checks that did not hold; when any did not, also every step that failed on the way, with
+ * its principal and error, and every denied call (what the reader needs to find the cause).
+ */
 export function failedChecks(t: DrillTimeline): string[] {
-  return t.checks.filter((c) => !c.ok).map((c) => `${t.scenario}: ${c.name}: ${c.detail}`);
+  const failed = t.checks.filter((c) => !c.ok).map((c) => `${t.scenario}: ${c.name}: ${c.detail}`);
+  if (failed.length === 0) return [];
+  const steps = t.steps
+    .filter((s) => s.status !== 'Success')
+    .map(
+      (s) =>
+        `${t.scenario}:   step ${s.document}.${s.step} (${s.action}) as ${s.principal}: ${s.status}: ${s.message ?? ''}`,
+    );
+  const denied = t.denied.map((d) => `${t.scenario}:   denied: ${d.message}`);
+  return [...failed, ...steps, ...denied];
 }
