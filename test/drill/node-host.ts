@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import {
   chmodSync,
   closeSync,
@@ -178,6 +179,27 @@ export class NodeHost {
     throw new Error(
       `the StemeDB stand-in did not answer health on port ${this.opts.port} within ${timeoutMs} ms`,
     );
+  }
+
+  /**
+   * A fault for the next run of `command` on the agent's PATH: it exits 1 with `message` once,
+   * then the real command runs again (a shim first on PATH removes itself after firing).
+   */
+  injectFault(command: string, message: string): void {
+    const real = spawnSync('bash', ['-c', `command -v ${command}`], { encoding: 'utf8' }).stdout.trim();
+    if (real === '') throw new Error(`injectFault: ${command} is not installed`);
+    const shim = join(this.shimDir, command);
+    writeFileSync(
+      shim,
+      [
+        '#!/usr/bin/env bash',
+        `rm -f -- "$0"`,
+        `echo ${JSON.stringify(`${command}: ${message}`)} >&2`,
+        'exit 1',
+        '',
+      ].join('\n'),
+    );
+    chmodSync(shim, 0o755);
   }
 
   /** PATH of the agent: the lsblk shim, then systemctl/journalctl, then the system's. */

@@ -241,6 +241,75 @@ export function criticalScenario(node = 'drill-critical'): Scenario {
 
 const critical = criticalScenario();
 
+/**
+ * A fault half-way: GrowFilesystem fails after the volume grew (xfs_growfs exits 1 once), so
+ * ExpandVolume ends Failed with the EBS volume at 11 GiB and the filesystem at 1 GiB. An operator
+ * re-runs ExpandVolume from the console: the "growth not yet used" guard (ReadDiskUsage's
+ * CloudWatch figures + the modification history) must grow the filesystem, not the volume again.
+ */
+const rerun = alarmScenario({
+  name: 'rerun',
+  summary:
+    'GrowFilesystem fails after ModifyVolume → ExpandVolume re-run by hand grows the filesystem, not the volume again',
+  node: { name: 'drill-rerun', volumeGiB: 1 },
+  disk: xfs1,
+  alarm: 'critical',
+  fill(drill, host) {
+    writeWal(host, drill.walDir, 4, 16, 0, 0);
+    fillDatabase(drill.dataMount, drill.dbDir, 99);
+    host.injectFault('xfs_growfs', 'injected fault: the filesystem could not be grown');
+  },
+  async afterRemediation(drill, t) {
+    const [first] = drill.automation
+      .list()
+      .filter((e) => e.documentName === `${PREFIX}-ExpandVolume`)
+      .slice(-1);
+    drill.mark(`first ExpandVolume: ${first?.status}; the operator runs it again`);
+    const node = must(
+      drill.nodes.find((n) => n.name === t.node),
+      t.node,
+    );
+    await drill.runDocument('ExpandVolume', { InstanceId: node.instanceId });
+  },
+  async verify(drill, t, originals) {
+    const runs = executions(t, 'ExpandVolume');
+    drill.check(
+      t,
+      'the first ExpandVolume failed at GrowFilesystem, the re-run succeeded',
+      runs.length === 2 && runs[0]?.status === 'Failed' && runs[1]?.status === 'Success',
+      runs.map((r) => r.status).join(', '),
+    );
+    const grow = t.steps.filter((s) => s.step === 'GrowFilesystem').map((s) => s.status);
+    drill.check(
+      t,
+      'GrowFilesystem failed once, then grew',
+      grow.join(',') === 'Failed,Success',
+      grow.join(', '),
+    );
+    const node = must(
+      drill.nodes.find((n) => n.name === t.node),
+      t.node,
+    );
+    const volume = await drill.admin.ec2.send(new DescribeVolumesCommand({ VolumeIds: [node.volumeId] }));
+    drill.check(
+      t,
+      'the volume grew once (11 GiB), not twice',
+      volume.Volumes?.[0]?.Size === 11,
+      `${volume.Volumes?.[0]?.Size} GiB`,
+    );
+    const snapshots = await drill.admin.ec2.send(
+      new DescribeSnapshotsCommand({ Filters: [{ Name: 'volume-id', Values: [node.volumeId] }] }),
+    );
+    drill.check(
+      t,
+      'one snapshot, from the first run',
+      (snapshots.Snapshots ?? []).length === 1,
+      `${(snapshots.Snapshots ?? []).length}`,
+    );
+    await walInvariant(drill, t, originals, t.node);
+  },
+});
+
 const warning = alarmScenario({
   name: 'warning',
   summary: 'warning alarm (85% used, old WAL) → ArchiveWal → segments verified in S3 and deleted → validated',
@@ -555,6 +624,7 @@ async function motoState(drill: Drill, volumeId: string): Promise<Record<string,
 
 export const SCENARIOS: readonly Scenario[] = [
   critical,
+  rerun,
   warning,
   emergency,
   inodes,
