@@ -340,7 +340,7 @@ describe('StartAutomationExecution', () => {
     expect(aws.commands).toHaveLength(1);
   });
 
-  it('authorizes the caller on both definition ARNs, AddTagsToResource for tags and PassRole to SSM', async () => {
+  it('authorizes the caller on the definition (both forms), the document and the execution, AddTagsToResource for tags and PassRole to SSM', async () => {
     const aws = new FakeAws();
     aws.docs.set(DOC, doc());
     const ssm = new AutomationService(aws);
@@ -357,7 +357,12 @@ describe('StartAutomationExecution', () => {
       {
         principal: 'operator',
         action: 'ssm:StartAutomationExecution',
-        resources: [`${definition}:$DEFAULT`, `${definition}:1`],
+        resources: [
+          `${definition}:$DEFAULT`,
+          `${definition}:1`,
+          `arn:aws:ssm:${TEST_REGION}:${ACCOUNT}:document/${DOC}`,
+          `arn:aws:ssm:${TEST_REGION}:${ACCOUNT}:automation-execution/${id}`,
+        ],
       },
       {
         principal: 'operator',

@@ -257,6 +257,8 @@ const PARTITION = { Ref: 'AWS::Partition' };
 const REGION_REF = { Ref: 'AWS::Region' };
 const ACCOUNT_ID = { Ref: 'AWS::AccountId' };
 const cfnJoin = (...parts: unknown[]): Json => ({ 'Fn::Join': ['', parts] });
+const ssmArn = (resource: string): Json =>
+  cfnJoin('arn:', PARTITION, ':ssm:', REGION_REF, ':', ACCOUNT_ID, `:${resource}`);
 
 /** The drill's operator role (not part of the stack): starts documents as a human would. */
 export const OPERATOR_ROLE = 'drill-operator';
@@ -322,29 +324,17 @@ export function accountTemplate(template: Json, nodes: readonly NodeResources[],
               {
                 Effect: 'Allow',
                 Action: 'ssm:StartAutomationExecution',
-                Resource: cfnJoin(
-                  'arn:',
-                  PARTITION,
-                  ':ssm:',
-                  REGION_REF,
-                  ':',
-                  ACCOUNT_ID,
-                  `:automation-definition/${prefix}-*`,
-                ),
+                Resource: [
+                  ssmArn(`automation-definition/${prefix}-*`),
+                  ssmArn(`document/${prefix}-*`),
+                  ssmArn('automation-execution/*'),
+                ],
               },
               { Effect: 'Allow', Action: ['ssm:DescribeAutomationExecutions'], Resource: '*' },
               {
                 Effect: 'Allow',
                 Action: ['ssm:GetAutomationExecution'],
-                Resource: cfnJoin(
-                  'arn:',
-                  PARTITION,
-                  ':ssm:',
-                  REGION_REF,
-                  ':',
-                  ACCOUNT_ID,
-                  ':automation-execution/*',
-                ),
+                Resource: ssmArn('automation-execution/*'),
               },
               {
                 Effect: 'Allow',

@@ -27,7 +27,8 @@ import {
  * Faithful to SSM (AWS's Automation actions reference, "Properties shared by all actions",
  * "Using action outputs as inputs", "Automation system variables"):
  * - StartAutomationExecution authorizes `ssm:StartAutomationExecution` on the definition ARNs
- *   (`…:automation-definition/<Name>:$DEFAULT` and `…:<Name>:1`), `ssm:AddTagsToResource` on the
+ *   (`…:automation-definition/<Name>:$DEFAULT` and `…:<Name>:1`), the document
+ *   (`…:document/<Name>`) and the new execution (`…:automation-execution/<id>`), `ssm:AddTagsToResource` on the
  *   execution when Tags are given, and `iam:PassRole` on the assume role with
  *   `iam:PassedToService=ssm.amazonaws.com`; it validates every parameter before anything runs
  *   (unknown names, missing required, type String/StringList/Integer/Boolean/StringMap/MapList,
@@ -353,10 +354,16 @@ export class AutomationService {
       );
     const { partition, region, account } = this.backends;
     const definition = `arn:${partition}:ssm:${region}:${account}:automation-definition/${name}`;
+    const executionId = randomUUID();
+    // Every resource AWS is reported to check for this call (the Service Authorization Reference
+    // lists document and automation-execution as required, automation-definition:<version> as
+    // optional; AccessDenied messages name the version number): all must be allowed.
     if (caller !== undefined)
       await this.authorize(caller, 'ssm:StartAutomationExecution', [
         `${definition}:$DEFAULT`,
         `${definition}:1`,
+        `arn:${partition}:ssm:${region}:${account}:document/${name}`,
+        `arn:${partition}:ssm:${region}:${account}:automation-execution/${executionId}`,
       ]);
     const doc = this.backends.automationDocument(name);
     if (doc === undefined)
@@ -384,7 +391,6 @@ export class AutomationService {
         'ValidationException',
         `document ${name} has no assumeRole and no caller started it: the local runner needs one of them`,
       );
-    const executionId = randomUUID();
     if (caller !== undefined && roleArn !== '')
       await this.authorize(caller, 'iam:PassRole', [roleArn], { 'iam:PassedToService': 'ssm.amazonaws.com' });
     if (caller !== undefined && tags.length > 0)
