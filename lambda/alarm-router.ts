@@ -12,6 +12,14 @@
  *   it publishes once to TOPIC_ARN that a human is needed.
  *
  * Rules:
+ * - Only this stack's events: an event whose `account` or `region` is not the stack's (ACCOUNT_ID,
+ *   REGION) starts and reads nothing (`foreign-event`); the parser already refuses an alarm event
+ *   whose `resources` is not exactly the alarm's ARN in that account and region.
+ * - Only the alarm as it is now: before an alarm event can start anything, the alarm is re-read
+ *   (DescribeAlarms by name). It must still exist, be in ALARM, and its current transition
+ *   (StateTransitionedTimestamp, else StateUpdatedTimestamp, to the second as the event's) must be
+ *   the event's; otherwise the event is late or replayed and starts nothing (`stale-event`). A
+ *   newer transition has its own event, and the re-check covers it in any case.
  * - At most one remediation per node: before starting, the running executions of this stack's
  *   documents (DocumentNamePrefix `<Prefix>-`, active statuses) are read, and any whose
  *   `InstanceId` parameter is the node's instance (router-started, child or started by hand from
@@ -30,6 +38,13 @@
  *   `stemedb:escalated=<transition>` (CloudWatch TagResource), set after the publish succeeds.
  * - A document that does not exist or rejects the parameters is skipped (logged as
  *   `start-failed`) and the next one of the chain is tried.
+ * - Each alarm's re-check is isolated: an AWS error on one (e.g. AccessDenied reading its node's
+ *   registry entry) is logged and counted as `recheck-failed`, nothing more is started on that
+ *   node in this run (its start may have happened before the error), and the other alarms go on.
+ *   The invocation then fails (RouterPartialFailure, after every outcome is logged and counted)
+ *   so the function's Errors metric and alarm see it. Lambda's retry of it re-runs the re-check,
+ *   which cannot start anything twice: the transition's tagged executions, the busy-node check
+ *   and the ClientToken of each start are all read again.
  * - Every decision is logged as one structured JSON line and counted in the metric
  *   `RouterDecision` (dimension `decision`), flushed by the handler.
  *
@@ -38,8 +53,9 @@
  *
  * Environment:
  *   PREFIX                 name prefix of alarms and documents, e.g. StemeDB (required)
- *   ROUTES                 JSON {kind: [document, ...]}; default: critical → [<P>-ExpandVolume,
- *                          <P>-ArchiveWal], warning → [<P>-ArchiveWal], others → []
+ *   ROUTES                 JSON {kind: [document, ...]} (required): the table the stack computes
+ *                          with routeTable (./shared/alarm-event.ts); the router has no other
+ *   ACCOUNT_ID, REGION     the stack's account and region; events from elsewhere start nothing
  *   AUTOMATION_ROLE_ARN    role passed as AutomationAssumeRole (required)
  *   TOPIC_ARN              SNS topic told when a chain is exhausted (required)
  *   NODE_PARAMETER_PREFIX  node registry prefix (default /<PREFIX>/nodes/)
@@ -67,9 +83,9 @@ import {
 } from '@aws-sdk/client-ssm';
 import type { DiskAlarmKind } from '../lib/thresholds';
 import {
+  ACCOUNT_PATTERN,
   type AlarmIdentity,
   type AlarmStateChange,
-  defaultRoutes,
   type NodeRegistryEntry,
   normalizeTransition,
   PREFIX_PATTERN,
@@ -77,6 +93,8 @@ import {
   parseNodeRegistryEntry,
   parseRouterEvent,
   parseRoutes,
+  REGION_PATTERN,
+  type RouterEvent,
   type Routes,
   shown,
 } from './shared/alarm-event';
@@ -93,6 +111,9 @@ export interface RouterConfig {
   readonly topicArn: string;
   readonly nodeParameterPrefix: string;
   readonly settleSeconds: number;
+  /** The stack's account and region: the only ones whose events are acted on. */
+  readonly accountId: string;
+  readonly region: string;
 }
 
 const ROLE_ARN_PATTERN = /^arn:aws[a-z-]{0,20}:iam::\d{12}:role\/[A-Za-z0-9+=,.@_/-]{1,512}$/;
@@ -103,11 +124,19 @@ const PARAMETER_PREFIX_PATTERN = /^\/[A-Za-z0-9_.\-/]{1,900}\/$/;
 export function loadRouterConfig(env: NodeJS.ProcessEnv): RouterConfig {
   const prefix = env.PREFIX ?? '';
   if (!PREFIX_PATTERN.test(prefix)) throw new Error(`PREFIX is ${shown(env.PREFIX)}; expected e.g. StemeDB`);
-  let routes: Routes = defaultRoutes(prefix, { critical: 'ExpandVolume', warning: 'ArchiveWal' });
-  if (env.ROUTES !== undefined && env.ROUTES !== '') {
-    const parsed = parseRoutes(env.ROUTES, prefix);
-    if (!parsed.ok) throw new Error(parsed.reason);
-    routes = parsed.value;
+  if (env.ROUTES === undefined || env.ROUTES === '') {
+    throw new Error(`ROUTES is ${shown(env.ROUTES)}; expected the JSON routing table the stack computes`);
+  }
+  const parsedRoutes = parseRoutes(env.ROUTES, prefix);
+  if (!parsedRoutes.ok) throw new Error(parsedRoutes.reason);
+  const routes: Routes = parsedRoutes.value;
+  const accountId = env.ACCOUNT_ID ?? '';
+  if (!ACCOUNT_PATTERN.test(accountId)) {
+    throw new Error(`ACCOUNT_ID is ${shown(env.ACCOUNT_ID)}; expected the stack's 12-digit account ID`);
+  }
+  const region = env.REGION ?? '';
+  if (!REGION_PATTERN.test(region)) {
+    throw new Error(`REGION is ${shown(env.REGION)}; expected the stack's region, e.g. eu-west-1`);
   }
   const automationRoleArn = env.AUTOMATION_ROLE_ARN ?? '';
   if (!ROLE_ARN_PATTERN.test(automationRoleArn)) {
@@ -126,7 +155,16 @@ export function loadRouterConfig(env: NodeJS.ProcessEnv): RouterConfig {
   if (!Number.isInteger(settleSeconds) || settleSeconds > 86_400) {
     throw new Error(`SETTLE_SECONDS is ${shown(env.SETTLE_SECONDS)}; expected 0 to 86400`);
   }
-  return { prefix, routes, automationRoleArn, topicArn, nodeParameterPrefix, settleSeconds };
+  return {
+    prefix,
+    routes,
+    automationRoleArn,
+    topicArn,
+    nodeParameterPrefix,
+    settleSeconds,
+    accountId,
+    region,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -134,6 +172,9 @@ export function loadRouterConfig(env: NodeJS.ProcessEnv): RouterConfig {
 
 export type Decision =
   | 'malformed-event'
+  | 'foreign-event'
+  | 'stale-event'
+  | 'recheck-failed'
   | 'ignored-state'
   | 'no-route'
   | 'unknown-node'
@@ -509,10 +550,45 @@ async function escalateToHuman(
   return { ...base, decision: 'escalated-to-human', reason: `published to ${ctx.config.topicArn}` };
 }
 
-/** Checks the name, the route and the node; returns the outcome that ends it, or what is needed. */
+/**
+ * Why an alarm event no longer describes the alarm (re-read by name), or undefined when the alarm
+ * is still in ALARM since the event's transition.
+ */
+async function staleness(ctx: Ctx, alarm: AlarmStateChange): Promise<string | undefined> {
+  const out = await call(ctx, () =>
+    ctx.deps.cloudwatch.send(
+      new DescribeAlarmsCommand({
+        AlarmNames: [alarm.alarmName],
+        AlarmTypes: ['MetricAlarm', 'CompositeAlarm'],
+      }),
+    ),
+  );
+  const now = [...(out.MetricAlarms ?? []), ...(out.CompositeAlarms ?? [])].find(
+    (a) => a.AlarmName === alarm.alarmName,
+  );
+  if (now === undefined) return `alarm ${alarm.alarmName} no longer exists`;
+  if (now.AlarmArn !== alarm.alarmArn) {
+    return `alarm ${alarm.alarmName} is ${shown(now.AlarmArn)} now, not the event's ${alarm.alarmArn}`;
+  }
+  if (now.StateValue !== 'ALARM') {
+    return `the alarm is ${shown(now.StateValue)} now: the event's ALARM since ${alarm.transition} is over`;
+  }
+  const current = normalizeTransition(now.StateTransitionedTimestamp ?? now.StateUpdatedTimestamp);
+  if (current === undefined) return "DescribeAlarms gives no state timestamp to compare with the event's";
+  if (current !== alarm.transition) {
+    return `the alarm is in ALARM since ${current}, not since the event's ${alarm.transition}: a later transition, which its own event and the re-check handle`;
+  }
+  return undefined;
+}
+
+/**
+ * Checks the name, the route, then `confirm` (if given), then the node; returns the outcome that
+ * ends it, or what is needed.
+ */
 async function resolveAlarm(
   ctx: Ctx,
   alarm: AlarmStateChange,
+  confirm?: (alarm: AlarmStateChange & AlarmIdentity) => Promise<RouterOutcome | undefined>,
 ): Promise<
   | { readonly done: RouterOutcome }
   | {
@@ -533,6 +609,8 @@ async function resolveAlarm(
       done: { ...base, decision: 'no-route', reason: `no automation is routed for ${full.kind} alarms` },
     };
   }
+  const refused = await confirm?.(full);
+  if (refused !== undefined) return { done: refused };
   const node = await readNode(ctx, full.node);
   if (node.entry === undefined) return { done: { ...base, decision: 'unknown-node', reason: node.reason } };
   return { alarm: full, chain, entry: node.entry };
@@ -555,7 +633,18 @@ export async function handleAlarmStateChange(
       },
     ];
   }
-  const resolved = await resolveAlarm(ctx, alarm);
+  const resolved = await resolveAlarm(ctx, alarm, async (full) => {
+    const stale = await staleness(ctx, full);
+    if (stale === undefined) return undefined;
+    return {
+      decision: 'stale-event',
+      reason: stale,
+      alarmName: full.alarmName,
+      node: full.node,
+      kind: full.kind,
+      transition: full.transition,
+    };
+  });
   if ('done' in resolved) return [resolved.done];
   const history = await transitionHistory(ctx, resolved.alarm);
   if (history.executions.length > 0) {
@@ -651,17 +740,39 @@ export async function recheckAlarms(config: RouterConfig, deps: RouterDeps): Pro
         state: 'ALARM',
         previousState: undefined,
         transition,
+        account: config.accountId,
+        region: config.region,
       });
     }
     NextToken = out.NextToken;
     if (!NextToken) break;
   }
   const busyNodes = new Set<string>();
+  const failedNodes = new Map<string, string>();
   const outcomes: RouterOutcome[] = [];
   for (const alarm of alarms) {
     // Alarms that are not disk alarms of this stack are not the re-check's business: skip quietly.
-    if (!parseAlarmName(alarm.alarmName, config.prefix).ok) continue;
-    outcomes.push(...(await recheckOne(ctx, alarm, busyNodes)));
+    const identity = parseAlarmName(alarm.alarmName, config.prefix);
+    if (!identity.ok) continue;
+    const base = { alarmName: alarm.alarmName, ...identity.value, transition: alarm.transition };
+    const failedBefore = failedNodes.get(base.node);
+    if (failedBefore !== undefined) {
+      outcomes.push({
+        ...base,
+        decision: 'node-busy',
+        reason: `the re-check of ${failedBefore} failed in this run (its start may have happened): nothing more starts on this node until the next re-check`,
+      });
+      continue;
+    }
+    try {
+      outcomes.push(...(await recheckOne(ctx, alarm, busyNodes)));
+    } catch (err) {
+      // Isolated: this alarm fails, the others go on; the handler fails the invocation at the end.
+      failedNodes.set(base.node, alarm.alarmName);
+      busyNodes.add(base.node);
+      const reason = `${errorCode(err) ?? 'Error'}: ${err instanceof Error ? err.message : String(err)}`;
+      outcomes.push({ ...base, decision: 'recheck-failed', reason: reason.slice(0, 300) });
+    }
   }
   return outcomes;
 }
@@ -674,8 +785,65 @@ export async function routeEvent(
 ): Promise<RouterOutcome[]> {
   const parsed = parseRouterEvent(raw);
   if (!parsed.ok) return [{ decision: 'malformed-event', reason: parsed.reason }];
+  const foreign = foreignness(parsed.value, config);
+  if (foreign !== undefined) {
+    const alarm = parsed.value.type === 'alarm-state-change' ? parsed.value : undefined;
+    return [
+      {
+        decision: 'foreign-event',
+        reason: foreign,
+        alarmName: alarm?.alarmName,
+        transition: alarm?.transition,
+      },
+    ];
+  }
   if (parsed.value.type === 'scheduled-recheck') return recheckAlarms(config, deps);
   return handleAlarmStateChange(parsed.value, config, deps);
+}
+
+/** Why an event is not this stack's (another account or region), or undefined. */
+function foreignness(event: RouterEvent, config: RouterConfig): string | undefined {
+  if (event.account !== config.accountId) {
+    return `the event is from account ${event.account}; this stack is in ${config.accountId}`;
+  }
+  if (event.region !== config.region) {
+    return `the event is from region ${event.region}; this stack is in ${config.region}`;
+  }
+  return undefined;
+}
+
+/** The invocation did its work, but the re-check of some alarms failed (see `failed`). */
+export class RouterPartialFailure extends Error {
+  constructor(
+    readonly failed: readonly RouterOutcome[],
+    readonly outcomes: readonly RouterOutcome[],
+  ) {
+    const alarms = new Set(outcomes.flatMap((o) => (o.alarmName === undefined ? [] : [o.alarmName]))).size;
+    super(
+      `re-check failed for ${failed.length} of ${alarms} alarms: ${failed.map((o) => `${o.alarmName} (${o.reason})`).join('; ')}`.slice(
+        0,
+        1000,
+      ),
+    );
+    this.name = 'RouterPartialFailure';
+  }
+}
+
+/**
+ * Routes one event, logs and counts every outcome, then fails with {@link RouterPartialFailure}
+ * when the re-check of some alarm failed (an async invocation's result goes nowhere: only a
+ * failure reaches the Errors metric, its alarm, and Lambda's retry).
+ */
+export async function runRouter(
+  raw: unknown,
+  config: RouterConfig,
+  deps: RouterDeps,
+): Promise<{ readonly outcomes: readonly RouterOutcome[] }> {
+  const outcomes = await routeEvent(raw, config, deps);
+  recordOutcomes(outcomes);
+  const failed = outcomes.filter((o) => o.decision === 'recheck-failed');
+  if (failed.length > 0) throw new RouterPartialFailure(failed, outcomes);
+  return { outcomes };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -705,6 +873,7 @@ let cachedConfig: RouterConfig | undefined;
 /** Decisions logged at WARN: something is wrong or a human is needed. */
 const WARN_DECISIONS: ReadonlySet<Decision> = new Set<Decision>([
   'malformed-event',
+  'foreign-event',
   'unknown-node',
   'start-failed',
   'escalated-to-human',
@@ -714,7 +883,8 @@ const WARN_DECISIONS: ReadonlySet<Decision> = new Set<Decision>([
 export function recordOutcomes(outcomes: readonly RouterOutcome[]): void {
   const counts = new Map<Decision, number>();
   for (const o of outcomes) {
-    if (WARN_DECISIONS.has(o.decision)) logger.warn('router decision', { ...o });
+    if (o.decision === 'recheck-failed') logger.error('router decision', { ...o });
+    else if (WARN_DECISIONS.has(o.decision)) logger.warn('router decision', { ...o });
     else logger.info('router decision', { ...o });
     counts.set(o.decision, (counts.get(o.decision) ?? 0) + 1);
   }
@@ -733,7 +903,5 @@ export const handler = async (event: unknown): Promise<{ readonly outcomes: read
     cloudwatch: cloudwatchClient,
     notify: snsNotifier(snsClient, config.topicArn),
   };
-  const outcomes = await routeEvent(event, config, deps);
-  recordOutcomes(outcomes);
-  return { outcomes };
+  return runRouter(event, config, deps);
 };

@@ -8,6 +8,7 @@ import type * as sns from 'aws-cdk-lib/aws-sns';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { parse as parseYaml } from 'yaml';
+import { type RouteTable, routeTable } from '../lambda/shared/alarm-event';
 import { VERIFIED_MANIFEST_NAME } from '../lambda/shared/wal-manifest';
 import { AutomationDocument, defaultAutomationDefinitionFile, placeholdersIn } from './automation-document';
 import { AutomationHealthAlarms } from './automation-health-alarms';
@@ -168,7 +169,20 @@ export class DiskRemediation extends Construct {
         AUTOMATION_ROLE_ARN: this.automationRole.roleArn,
         TOPIC_ARN: topic.topicArn,
         NODE_PARAMETER_PREFIX: `/${prefix}/nodes/`,
+        // Events of another account or region start nothing (checked against these).
+        ACCOUNT_ID: Stack.of(this).account,
+        REGION: Stack.of(this).region,
       },
+    });
+    // Lambda's async defaults keep an event up to 6 h and retry twice. An alarm event older than a
+    // few minutes is superseded by the re-check (which starts the first document when an event was
+    // missed), so it is dropped; retries stay: a retried event or re-check cannot start anything
+    // twice (the alarm's state and the transition's tagged executions are read again, the node
+    // must be idle, and each start's ClientToken is derived from alarm, transition and document),
+    // and they recover transient faults within the event's age instead of a re-check later.
+    this.router.function.configureAsyncInvoke({
+      maxEventAge: ROUTER_MAX_EVENT_AGE,
+      retryAttempts: 2,
     });
     this.grantRouter(automationRole, props, routes);
 
@@ -194,8 +208,9 @@ export class DiskRemediation extends Construct {
       },
       targets: [
         new targets.LambdaFunction(this.router.function, {
+          // Handing the event to Lambda: no later than the router would still take it.
           retryAttempts: 4,
-          maxEventAge: Duration.hours(1),
+          maxEventAge: ROUTER_MAX_EVENT_AGE,
           deadLetterQueue,
         }),
       ],
@@ -446,11 +461,7 @@ export class DiskRemediation extends Construct {
     }
   }
 
-  private grantRouter(
-    automationRole: AutomationRole,
-    props: DiskRemediationProps,
-    routes: Record<string, string[]>,
-  ): void {
+  private grantRouter(automationRole: AutomationRole, props: DiskRemediationProps, routes: RouteTable): void {
     const stack = Stack.of(this);
     const role = this.router.role;
     const { prefix } = props.config;
@@ -619,23 +630,15 @@ function acknowledgeTopicKeyUse(role: iam.IRole): void {
 const VERIFIED_MANIFEST_KEYS = `wal/*/${VERIFIED_MANIFEST_NAME}`;
 
 /**
- * The router's chains, alarm kind → documents: the configured section first, then the runbook's
- * next step when the alarm stays in ALARM (critical: archive WAL when expansion is refused;
- * emergency: expand when cleanup was not enough). A kind configured as `""` starts nothing.
+ * The router's chains, alarm kind → documents, passed to it as `ROUTES`: the one routing table
+ * ({@link routeTable} in lambda/shared/alarm-event.ts, which the router's tests run with).
  */
-export function routesFor(config: StemeDbConfig): Record<string, string[]> {
-  const p = config.prefix;
-  const r = config.remediation;
-  const chain = (first: string, next: string[]): string[] =>
-    first === '' ? [] : [...new Set([first, ...next].map((section) => `${p}-${section}`))];
-  return {
-    critical: chain(r.critical, ['ArchiveWal']),
-    warning: chain(r.warning, []),
-    'emergency-space': chain(r.emergencySpace, ['ExpandVolume']),
-    'inode-warning': chain(r.inodes, []),
-    'emergency-inodes': chain(r.inodes, []),
-  };
+export function routesFor(config: StemeDbConfig): RouteTable {
+  return routeTable(config.prefix, config.remediation);
 }
+
+/** How late an event may reach the router (EventBridge delivery, then Lambda's async queue). */
+const ROUTER_MAX_EVENT_AGE = Duration.minutes(5);
 
 /** The substitutions a document's YAML actually uses (the document construct rejects unused ones). */
 function substitutionsUsedBy(name: string, all: Record<string, string>): Record<string, string> {

@@ -37,15 +37,17 @@ import {
   recordOutcomes,
   remediationReason,
   routeEvent,
+  runRouter,
   snsNotifier,
 } from '../lambda/alarm-router';
 import {
-  defaultRoutes,
   normalizeTransition,
   parseAlarmName,
   parseRouterEvent,
+  routeTable,
 } from '../lambda/shared/alarm-event';
 import { metrics } from '../lambda/shared/powertools';
+import { resolveConfig } from '../lib/config';
 import { type MotoServer, startMotoServer, TEST_REGION } from './support/moto-server';
 
 const ACCOUNT = '123456789012';
@@ -60,17 +62,20 @@ const TRANSITION = '2024-05-01T12:00:00Z';
 const NOW = new Date('2024-05-01T12:30:00Z');
 const credentials = { accessKeyId: 'testing', secretAccessKey: 'testing' };
 
-const config: RouterConfig = {
-  prefix: 'StemeDB',
-  routes: defaultRoutes('StemeDB', { critical: 'ExpandVolume', warning: 'ArchiveWal' }),
-  automationRoleArn: ROLE,
-  topicArn: TOPIC,
-  nodeParameterPrefix: '/StemeDB/nodes/',
-  settleSeconds: 300,
+/** The default configuration: the router runs with the routing table the stack deploys for it. */
+const DEPLOYED = resolveConfig({});
+const routerEnv = {
+  PREFIX: 'StemeDB',
+  ROUTES: JSON.stringify(routeTable(DEPLOYED.prefix, DEPLOYED.remediation)),
+  AUTOMATION_ROLE_ARN: ROLE,
+  TOPIC_ARN: TOPIC,
+  ACCOUNT_ID: ACCOUNT,
+  REGION: TEST_REGION,
 };
+const config: RouterConfig = loadRouterConfig(routerEnv);
 
-function alarmArn(name: string): string {
-  return `arn:aws:cloudwatch:${TEST_REGION}:${ACCOUNT}:alarm:${name}`;
+function alarmArn(name: string, region = TEST_REGION, account = ACCOUNT): string {
+  return `arn:aws:cloudwatch:${region}:${account}:alarm:${name}`;
 }
 
 function alarmEvent(
@@ -177,17 +182,37 @@ function starts(): StartAutomationExecutionCommandInput[] {
   return ssmMock.commandCalls(StartAutomationExecutionCommand).map((c) => c.args[0].input);
 }
 
+/** The time CloudWatch reports for TRANSITION (DescribeAlarms' StateTransitionedTimestamp). */
+const TRANSITION_DATE = new Date('2024-05-01T12:00:00.985Z');
+
+interface FakeAlarm {
+  readonly name: string;
+  /** @default 'ALARM' */
+  readonly state?: 'OK' | 'ALARM' | 'INSUFFICIENT_DATA';
+  /** @default TRANSITION_DATE; null for none */
+  readonly transitioned?: Date | null;
+  readonly updated?: Date;
+}
+
+/** Serves DescribeAlarms (AlarmNames, AlarmNamePrefix and StateValue filters) from a list. */
+function givenAlarms(alarms: readonly FakeAlarm[]): void {
+  cwMock.on(DescribeAlarmsCommand).callsFake((input) => ({
+    MetricAlarms: alarms
+      .filter((a) => input.AlarmNames === undefined || input.AlarmNames.includes(a.name))
+      .filter((a) => input.AlarmNamePrefix === undefined || a.name.startsWith(input.AlarmNamePrefix))
+      .filter((a) => input.StateValue === undefined || (a.state ?? 'ALARM') === input.StateValue)
+      .map((a) => ({
+        AlarmName: a.name,
+        AlarmArn: alarmArn(a.name),
+        StateValue: a.state ?? 'ALARM',
+        StateTransitionedTimestamp: a.transitioned === null ? undefined : (a.transitioned ?? TRANSITION_DATE),
+        StateUpdatedTimestamp: a.updated,
+      })),
+  }));
+}
+
 function givenCriticalInAlarm(alarmTags: Record<string, string> = {}): void {
-  cwMock.on(DescribeAlarmsCommand).resolves({
-    MetricAlarms: [
-      {
-        AlarmName: CRITICAL,
-        AlarmArn: alarmArn(CRITICAL),
-        StateValue: 'ALARM',
-        StateTransitionedTimestamp: new Date('2024-05-01T12:00:00.985Z'),
-      },
-    ],
-  });
+  givenAlarms([{ name: CRITICAL }]);
   cwMock.on(ListAlarmTagsCommand).resolves({
     Tags: Object.entries(alarmTags).map(([Key, Value]) => ({ Key, Value })),
   });
@@ -203,6 +228,14 @@ beforeEach(() => {
   });
   ssmMock.on(StartAutomationExecutionCommand).resolves({ AutomationExecutionId: 'exec-new' });
   givenExecutions([]);
+  // Every alarm an event below names is still in ALARM since TRANSITION, unless a test says otherwise.
+  givenAlarms(
+    ['critical', 'warning', 'emergency-space', 'inode-warning', 'emergency-inodes', 'no-data'].map(
+      (kind) => ({
+        name: `StemeDB-db-1-disk-${kind}`,
+      }),
+    ),
+  );
 });
 
 describe('malformed events', () => {
@@ -246,6 +279,177 @@ describe('malformed events', () => {
   });
 });
 
+/** A field of the event replaced (undefined deletes it). */
+function withField(field: string, value: unknown): Record<string, unknown> {
+  const e = { ...alarmEvent() };
+  if (value === undefined) delete e[field];
+  else e[field] = value;
+  return e;
+}
+
+const OTHER_ACCOUNT = '210987654321';
+const OTHER_REGION = 'us-east-1';
+
+describe('events from elsewhere', () => {
+  const foreign: ReadonlyArray<readonly [string, unknown]> = [
+    [
+      'an alarm of another account',
+      {
+        ...alarmEvent(),
+        account: OTHER_ACCOUNT,
+        resources: [alarmArn(CRITICAL, TEST_REGION, OTHER_ACCOUNT)],
+      },
+    ],
+    [
+      'an alarm of another region',
+      { ...alarmEvent(), region: OTHER_REGION, resources: [alarmArn(CRITICAL, OTHER_REGION)] },
+    ],
+    ['a re-check of another account', { ...scheduledEvent, account: OTHER_ACCOUNT }],
+    ['a re-check of another region', { ...scheduledEvent, region: OTHER_REGION }],
+  ];
+
+  it.each(foreign)('starts nothing and reads nothing for %s (foreign-event)', async (_label, event) => {
+    const outcomes = await routeEvent(event, config, deps);
+    expect(outcomes.map((o) => o.decision)).toEqual(['foreign-event']);
+    expect(outcomes[0]?.reason).toMatch(/account|region/);
+    expect(ssmMock.calls()).toHaveLength(0);
+    expect(cwMock.calls()).toHaveLength(0);
+  });
+
+  const malformed: ReadonlyArray<readonly [string, unknown]> = [
+    ['resources missing', withField('resources', undefined)],
+    ['resources null', withField('resources', null)],
+    ['resources a string', withField('resources', alarmArn(CRITICAL))],
+    ['resources an object', withField('resources', { 0: alarmArn(CRITICAL) })],
+    ['resources empty', withField('resources', [])],
+    ['resources with a second ARN', withField('resources', [alarmArn(CRITICAL), alarmArn(WARNING)])],
+    ['resources holding a number', withField('resources', [42])],
+    [
+      'an alarm ARN of another account than the event',
+      withField('resources', [alarmArn(CRITICAL, TEST_REGION, OTHER_ACCOUNT)]),
+    ],
+    [
+      'an alarm ARN of another region than the event',
+      withField('resources', [alarmArn(CRITICAL, OTHER_REGION)]),
+    ],
+    [
+      'an alarm ARN of another service',
+      withField('resources', [`arn:aws:sns:${TEST_REGION}:${ACCOUNT}:alarm:${CRITICAL}`]),
+    ],
+    ['account missing', withField('account', undefined)],
+    ['account not 12 digits', withField('account', '12345')],
+    ['region missing', withField('region', undefined)],
+    ['region not a region', withField('region', 'eu-west-1; rm -rf /')],
+    ['a re-check without account', { ...scheduledEvent, account: undefined }],
+  ];
+
+  it.each(malformed)('starts nothing and reads nothing for %s (malformed-event)', async (_label, event) => {
+    const outcomes = await routeEvent(event, config, deps);
+    expect(outcomes.map((o) => o.decision)).toEqual(['malformed-event']);
+    expect(outcomes[0]?.reason.length).toBeGreaterThan(0);
+    expect(ssmMock.calls()).toHaveLength(0);
+    expect(cwMock.calls()).toHaveLength(0);
+  });
+});
+
+describe('stale events: the alarm is re-read before anything starts', () => {
+  const stale: ReadonlyArray<readonly [string, readonly FakeAlarm[], RegExp]> = [
+    ['back in OK', [{ name: CRITICAL, state: 'OK', transitioned: new Date('2024-05-01T12:10:00Z') }], /OK/],
+    [
+      'in INSUFFICIENT_DATA',
+      [{ name: CRITICAL, state: 'INSUFFICIENT_DATA', transitioned: new Date('2024-05-01T12:10:00Z') }],
+      /INSUFFICIENT_DATA/,
+    ],
+    ['deleted', [], /no longer exists/],
+    [
+      'in ALARM again, since a later transition',
+      [{ name: CRITICAL, transitioned: new Date('2024-05-01T12:20:00.100Z') }],
+      /2024-05-01T12:20:00Z/,
+    ],
+    ['in ALARM with no state timestamp to compare', [{ name: CRITICAL, transitioned: null }], /timestamp/],
+  ];
+
+  it.each(stale)(
+    'starts nothing for an ALARM event whose alarm is now %s (stale-event)',
+    async (_l, alarms, why) => {
+      givenAlarms(alarms);
+      const outcomes = await routeEvent(alarmEvent(), config, deps);
+      expect(outcomes).toMatchObject([
+        { decision: 'stale-event', alarmName: CRITICAL, transition: TRANSITION },
+      ]);
+      expect(outcomes[0]?.reason).toMatch(why);
+      expect(starts()).toHaveLength(0);
+      expect(cwMock.commandCalls(DescribeAlarmsCommand).map((c) => c.args[0].input.AlarmNames)).toEqual([
+        [CRITICAL],
+      ]);
+    },
+  );
+
+  it('re-reads the alarm by name before it starts anything', async () => {
+    const order: string[] = [];
+    cwMock.on(DescribeAlarmsCommand).callsFake(() => {
+      order.push('DescribeAlarms');
+      return {
+        MetricAlarms: [
+          {
+            AlarmName: CRITICAL,
+            AlarmArn: alarmArn(CRITICAL),
+            StateValue: 'ALARM',
+            StateTransitionedTimestamp: TRANSITION_DATE,
+          },
+        ],
+      };
+    });
+    ssmMock.on(StartAutomationExecutionCommand).callsFake(() => {
+      order.push('StartAutomationExecution');
+      return { AutomationExecutionId: 'exec-new' };
+    });
+    const outcomes = await routeEvent(alarmEvent(), config, deps);
+    expect(outcomes.map((o) => o.decision)).toEqual(['started']);
+    expect(order).toEqual(['DescribeAlarms', 'StartAutomationExecution']);
+    expect(cwMock.commandCalls(DescribeAlarmsCommand)[0]?.args[0].input).toMatchObject({
+      AlarmNames: [CRITICAL],
+    });
+  });
+
+  it('accepts the transition from StateUpdatedTimestamp when StateTransitionedTimestamp is absent', async () => {
+    givenAlarms([{ name: CRITICAL, transitioned: null, updated: TRANSITION_DATE }]);
+    const outcomes = await routeEvent(alarmEvent(), config, deps);
+    expect(outcomes.map((o) => o.decision)).toEqual(['started']);
+  });
+
+  it('retries a throttled DescribeAlarms and then starts once', async () => {
+    const throttled = (): Error => Object.assign(new Error('Rate exceeded'), { name: 'Throttling' });
+    cwMock
+      .on(DescribeAlarmsCommand)
+      .rejectsOnce(throttled())
+      .rejectsOnce(throttled())
+      .resolves({
+        MetricAlarms: [
+          {
+            AlarmName: CRITICAL,
+            AlarmArn: alarmArn(CRITICAL),
+            StateValue: 'ALARM',
+            StateTransitionedTimestamp: TRANSITION_DATE,
+          },
+        ],
+      });
+    const outcomes = await routeEvent(alarmEvent(), config, deps);
+    expect(outcomes.map((o) => o.decision)).toEqual(['started']);
+    expect(cwMock.commandCalls(DescribeAlarmsCommand)).toHaveLength(3);
+    expect(starts()).toHaveLength(1);
+  });
+
+  it('fails the invocation and starts nothing when DescribeAlarms stays throttled', async () => {
+    cwMock
+      .on(DescribeAlarmsCommand)
+      .rejects(Object.assign(new Error('Rate exceeded'), { name: 'Throttling' }));
+    await expect(routeEvent(alarmEvent(), config, deps)).rejects.toThrow('Rate exceeded');
+    expect(cwMock.commandCalls(DescribeAlarmsCommand)).toHaveLength(5);
+    expect(starts()).toHaveLength(0);
+  });
+});
+
 describe('alarm state changes', () => {
   it('starts nothing for a transition to OK', async () => {
     const outcomes = await routeEvent(alarmEvent({ state: 'OK', previous: 'ALARM' }), config, deps);
@@ -266,12 +470,13 @@ describe('alarm state changes', () => {
   });
 
   it('starts nothing for a kind routed to notification only', async () => {
-    const outcomes = await routeEvent(alarmEvent({ name: 'StemeDB-db-1-disk-inode-warning' }), config, deps);
+    const outcomes = await routeEvent(alarmEvent({ name: 'StemeDB-db-1-disk-no-data' }), config, deps);
     expect(outcomes.map((o) => o.decision)).toEqual(['no-route']);
     expect(starts()).toHaveLength(0);
   });
 
   it('starts nothing for a node that is not in the registry', async () => {
+    givenAlarms([{ name: 'StemeDB-db-9-disk-critical' }]);
     ssmMock
       .on(GetParameterCommand, { Name: '/StemeDB/nodes/db-9' })
       .rejects(new ParameterNotFound({ message: 'not found', $metadata: {} }));
@@ -587,18 +792,188 @@ describe('scheduled re-check', () => {
   });
 });
 
-describe('configuration and helpers', () => {
-  const env = {
-    PREFIX: 'StemeDB',
-    AUTOMATION_ROLE_ARN: ROLE,
-    TOPIC_ARN: TOPIC,
-  };
+describe('scheduled re-check: one failing node does not block the others', () => {
+  const DB2_CRITICAL = 'StemeDB-db-2-disk-critical';
+  const DB3_CRITICAL = 'StemeDB-db-3-disk-critical';
+  const registryOf = (name: string, instanceId: string): string =>
+    JSON.stringify({
+      name,
+      instanceId,
+      availabilityZone: 'eu-west-1a',
+      volumeId: 'vol-0123456789abcdef0',
+      dataMount: '/data',
+    });
 
-  it('defaults the routes to critical → ExpandVolume then ArchiveWal and warning → ArchiveWal', () => {
+  beforeEach(() => {
+    givenAlarms([{ name: CRITICAL }, { name: DB2_CRITICAL }, { name: DB3_CRITICAL }]);
+    cwMock.on(ListAlarmTagsCommand).resolves({ Tags: [] });
+    cwMock.on(TagResourceCommand).resolves({});
+    ssmMock.on(GetParameterCommand, { Name: '/StemeDB/nodes/db-1' }).rejects(
+      Object.assign(new Error('User is not authorized to perform: ssm:GetParameter'), {
+        name: 'AccessDeniedException',
+      }),
+    );
+    ssmMock
+      .on(GetParameterCommand, { Name: '/StemeDB/nodes/db-2' })
+      .resolves({ Parameter: { Value: registryOf('db-2', OTHER_INSTANCE) } });
+    ssmMock
+      .on(GetParameterCommand, { Name: '/StemeDB/nodes/db-3' })
+      .resolves({ Parameter: { Value: registryOf('db-3', 'i-0aaaaaaaaaaaaaaa3') } });
+  });
+
+  it('goes on with the other nodes when GetParameter of one node is denied, and says which failed', async () => {
+    const outcomes = await routeEvent(scheduledEvent, config, deps);
+    expect(outcomes.map((o) => [o.decision, o.alarmName])).toEqual([
+      ['recheck-failed', CRITICAL],
+      ['started', DB2_CRITICAL],
+      ['started', DB3_CRITICAL],
+    ]);
+    expect(outcomes[0]).toMatchObject({ node: 'db-1', kind: 'critical', transition: TRANSITION });
+    expect(outcomes[0]?.reason).toMatch(/^AccessDeniedException: User is not authorized/);
+    expect(starts().map((s) => s.Parameters?.InstanceId)).toEqual([
+      [OTHER_INSTANCE],
+      ['i-0aaaaaaaaaaaaaaa3'],
+    ]);
+  });
+
+  it('goes on when publishing one escalation fails', async () => {
+    ssmMock
+      .on(GetParameterCommand, { Name: '/StemeDB/nodes/db-1' })
+      .resolves({ Parameter: { Value: registryValue } });
+    const done = (id: string, alarm: string, node: string, document: string): FakeExecution => ({
+      id,
+      document,
+      status: 'Failed',
+      tags: { 'stemedb:node': node, 'stemedb:alarm': alarm, 'stemedb:transition': TRANSITION },
+      end: new Date('2024-05-01T12:05:00Z'),
+    });
+    givenExecutions([
+      done('a1', CRITICAL, 'db-1', 'StemeDB-ExpandVolume'),
+      done('a2', CRITICAL, 'db-1', 'StemeDB-ArchiveWal'),
+      done('b1', DB2_CRITICAL, 'db-2', 'StemeDB-ExpandVolume'),
+      done('b2', DB2_CRITICAL, 'db-2', 'StemeDB-ArchiveWal'),
+    ]);
+    notify.mockRejectedValueOnce(
+      Object.assign(new Error('KMS key disabled'), { name: 'KMSDisabledException' }),
+    );
+    const outcomes = await routeEvent(scheduledEvent, config, deps);
+    expect(outcomes.map((o) => [o.decision, o.alarmName])).toEqual([
+      ['recheck-failed', CRITICAL],
+      ['escalated-to-human', DB2_CRITICAL],
+      ['started', DB3_CRITICAL],
+    ]);
+    expect(outcomes[0]?.reason).toMatch(/KMSDisabledException/);
+  });
+
+  it('starts nothing more on a node whose re-check failed in this run (the start may have happened)', async () => {
+    givenAlarms([{ name: DB2_CRITICAL }, { name: 'StemeDB-db-2-disk-warning' }]);
+    ssmMock
+      .on(StartAutomationExecutionCommand, { DocumentName: 'StemeDB-ExpandVolume' })
+      .rejects(Object.assign(new Error('socket hang up'), { name: 'TimeoutError' }));
+    const outcomes = await routeEvent(scheduledEvent, config, deps);
+    expect(outcomes.map((o) => [o.decision, o.alarmName])).toEqual([
+      ['recheck-failed', DB2_CRITICAL],
+      ['node-busy', 'StemeDB-db-2-disk-warning'],
+    ]);
+    expect(starts().map((s) => s.DocumentName)).toEqual(['StemeDB-ExpandVolume']);
+  });
+
+  it('reports the partial failure after counting every outcome, so the Errors alarm sees it', async () => {
+    const add = vi.spyOn(metrics, 'addMetric');
+    const dims = vi.spyOn(metrics, 'addDimension');
+    const flush = vi.spyOn(metrics, 'publishStoredMetrics').mockImplementation(() => metrics);
+    try {
+      await expect(runRouter(scheduledEvent, config, deps)).rejects.toThrow(
+        /re-check failed for 1 of 3 alarms: StemeDB-db-1-disk-critical \(AccessDeniedException/,
+      );
+      expect(dims.mock.calls).toEqual([
+        ['decision', 'recheck-failed'],
+        ['decision', 'started'],
+      ]);
+      expect(add.mock.calls).toEqual([
+        ['RouterDecision', 'Count', 1],
+        ['RouterDecision', 'Count', 2],
+      ]);
+    } finally {
+      add.mockRestore();
+      dims.mockRestore();
+      flush.mockRestore();
+    }
+  });
+
+  it('starts nothing twice when Lambda retries the failed invocation', async () => {
+    const started: FakeExecution[] = [];
+    ssmMock.on(StartAutomationExecutionCommand).callsFake((input: StartAutomationExecutionCommandInput) => {
+      const id = `exec-${started.length + 1}`;
+      started.push({
+        id,
+        document: input.DocumentName ?? '',
+        status: 'InProgress',
+        instanceId: input.Parameters?.InstanceId?.[0],
+        tags: Object.fromEntries((input.Tags ?? []).map((t) => [t.Key, t.Value])),
+      });
+      givenExecutions(started);
+      return { AutomationExecutionId: id };
+    });
+    await expect(runRouter(scheduledEvent, config, deps)).rejects.toThrow(/re-check failed/);
+    await expect(runRouter(scheduledEvent, config, deps)).rejects.toThrow(/re-check failed/);
+    expect(starts()).toHaveLength(2);
+    expect(new Set(starts().map((s) => s.ClientToken)).size).toBe(2);
+  });
+
+  it('returns the outcomes of a re-check without failures', async () => {
+    ssmMock
+      .on(GetParameterCommand, { Name: '/StemeDB/nodes/db-1' })
+      .resolves({ Parameter: { Value: registryValue } });
+    const { outcomes } = await runRouter(scheduledEvent, config, deps);
+    expect(outcomes.map((o) => o.decision)).toEqual(['started', 'started', 'started']);
+  });
+});
+
+describe('routes, as the stack deploys them', () => {
+  const cases: ReadonlyArray<readonly [string, string[]]> = [
+    ['critical', ['StemeDB-ExpandVolume', 'StemeDB-ArchiveWal']],
+    ['warning', ['StemeDB-ArchiveWal']],
+    ['emergency-space', ['StemeDB-EmergencyCleanup', 'StemeDB-ExpandVolume']],
+    ['inode-warning', ['StemeDB-InodeCleanup']],
+    ['emergency-inodes', ['StemeDB-InodeCleanup']],
+  ];
+
+  it.each(cases)(
+    'starts the %s chain %j: the first on the event, the next on the re-check',
+    async (kind, chain) => {
+      const name = `StemeDB-db-1-disk-${kind}`;
+      const first = await routeEvent(alarmEvent({ name }), config, deps);
+      expect(first).toMatchObject([{ decision: 'started', document: chain[0] }]);
+      ssmMock.resetHistory();
+      givenAlarms([{ name }]);
+      givenExecutions([
+        {
+          id: 'exec-1',
+          document: chain[0] as string,
+          status: 'Failed',
+          tags: tagsOf(name),
+          end: new Date('2024-05-01T12:10:00Z'),
+        },
+      ]);
+      cwMock.on(ListAlarmTagsCommand).resolves({ Tags: [] });
+      cwMock.on(TagResourceCommand).resolves({});
+      const next = await routeEvent(scheduledEvent, config, deps);
+      expect(next).toMatchObject([
+        chain.length > 1 ? { decision: 'started', document: chain[1] } : { decision: 'escalated-to-human' },
+      ]);
+    },
+  );
+});
+
+describe('configuration and helpers', () => {
+  const env = routerEnv;
+
+  it('reads the routing table, account and region the stack passes, and never routes no-data', () => {
     const c = loadRouterConfig(env);
-    expect(c.routes.critical).toEqual(['StemeDB-ExpandVolume', 'StemeDB-ArchiveWal']);
-    expect(c.routes.warning).toEqual(['StemeDB-ArchiveWal']);
-    expect(c.routes['no-data']).toEqual([]);
+    expect(c.routes).toEqual({ ...routeTable('StemeDB', DEPLOYED.remediation), 'no-data': [] });
+    expect(c.accountId).toBe(ACCOUNT);
+    expect(c.region).toBe(TEST_REGION);
     expect(c.nodeParameterPrefix).toBe('/StemeDB/nodes/');
   });
 
@@ -610,7 +985,14 @@ describe('configuration and helpers', () => {
     [{ ROUTES: '{"critical":["Other-ExpandVolume"]}' }, /ROUTES.critical/],
     [{ ROUTES: '{"panic":[]}' }, /not an alarm kind/],
     [{ ROUTES: 'not json' }, /ROUTES is not JSON/],
+    [{ ROUTES: undefined }, /ROUTES is undefined; expected the JSON routing table/],
+    [{ ROUTES: '' }, /ROUTES is ""/],
     [{ SETTLE_SECONDS: '-1' }, /SETTLE_SECONDS/],
+    [{ ACCOUNT_ID: undefined }, /ACCOUNT_ID is undefined/],
+    [{ ACCOUNT_ID: '12345678901' }, /ACCOUNT_ID/],
+    [{ ACCOUNT_ID: ['$', '{Token[AWS.AccountId.7]}'].join('') }, /ACCOUNT_ID/],
+    [{ REGION: undefined }, /REGION is undefined/],
+    [{ REGION: 'eu west 1' }, /REGION/],
   ])('refuses the environment %j, naming the variable', (over, message) => {
     expect(() => loadRouterConfig({ ...env, ...over })).toThrow(message);
   });
@@ -665,6 +1047,8 @@ describe('configuration and helpers', () => {
         state: 'ALARM',
         previousState: 'OK',
         transition: '2019-10-02T17:04:40Z',
+        account: '123456789012',
+        region: 'us-east-1',
       },
     });
   });

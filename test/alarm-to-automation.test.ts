@@ -8,7 +8,7 @@
  */
 
 import { readFileSync } from 'node:fs';
-import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
+import { CloudWatchClient, DescribeAlarmsCommand } from '@aws-sdk/client-cloudwatch';
 import {
   DescribeAutomationExecutionsCommand,
   GetParameterCommand,
@@ -19,6 +19,7 @@ import { Match } from 'aws-cdk-lib/assertions';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadRouterConfig, routeEvent } from '../lambda/alarm-router';
+import { routeTable } from '../lambda/shared/alarm-event';
 import { type SynthResult, synthStack, TWO_NODES_FILE } from './support/synth';
 
 type Json = Record<string, unknown>;
@@ -83,6 +84,7 @@ describe('alarm → router → Automation, in the synthesized template', () => {
   let r: SynthResult;
   let ruleDetailPattern: Json;
   let routerEnv: Record<string, string>;
+  let routerVars: Json;
 
   beforeAll(() => {
     r = synthStack(JSON.parse(readFileSync(TWO_NODES_FILE, 'utf8')) as Json);
@@ -92,12 +94,29 @@ describe('alarm → router → Automation, in the synthesized template', () => {
       ([, v]) => v.Properties.FunctionName === 'StemeDB-alarm-router',
     );
     const vars = ((router as [string, Resource])[1].Properties.Environment as { Variables: Json }).Variables;
-    // The role and topic ARNs are CloudFormation references; give them the values a deploy would.
+    routerVars = vars;
+    // The role and topic ARNs, account and region are CloudFormation references; give them the
+    // values a deploy would.
     routerEnv = {
       ...Object.fromEntries(Object.entries(vars).filter(([, v]) => typeof v === 'string')),
       AUTOMATION_ROLE_ARN: ROLE_ARN,
       TOPIC_ARN: TOPIC_ARN,
+      ACCOUNT_ID: '123456789012',
+      REGION: 'eu-west-1',
     } as Record<string, string>;
+  });
+
+  it('gives the router, as ROUTES, the routing table the router tests run with', () => {
+    expect(JSON.parse(routerEnv.ROUTES as string)).toEqual(routeTable(r.config.prefix, r.config.remediation));
+    expect(loadRouterConfig(routerEnv).routes).toEqual({
+      'no-data': [],
+      ...routeTable(r.config.prefix, r.config.remediation),
+    });
+  });
+
+  it("gives the router the stack's own account and region", () => {
+    expect(routerVars.ACCOUNT_ID).toEqual({ Ref: 'AWS::AccountId' });
+    expect(routerVars.REGION).toEqual({ Ref: 'AWS::Region' });
   });
 
   it('has the critical alarm of node db-1 in the template', () => {
@@ -113,6 +132,9 @@ describe('alarm → router → Automation, in the synthesized template', () => {
   const starts: ReadonlyArray<[string, string]> = [
     ['critical', 'StemeDB-ExpandVolume'],
     ['warning', 'StemeDB-ArchiveWal'],
+    ['emergency-space', 'StemeDB-EmergencyCleanup'],
+    ['inode-warning', 'StemeDB-InodeCleanup'],
+    ['emergency-inodes', 'StemeDB-InodeCleanup'],
   ];
   it.each(starts)(
     'makes the router start, for the %s alarm, the deployed %s document with parameters it accepts',
@@ -139,6 +161,19 @@ describe('alarm → router → Automation, in the synthesized template', () => {
         .resolves({ Parameter: { Name: '/StemeDB/nodes/db-1', Value: registryJson } });
       ssm.on(DescribeAutomationExecutionsCommand).resolves({ AutomationExecutionMetadataList: [] });
       ssm.on(StartAutomationExecutionCommand).resolves({ AutomationExecutionId: 'exec-1' });
+      // The router re-reads the alarm: still in ALARM since the event's transition.
+      const alarmName = `StemeDB-db-1-disk-${kind}`;
+      const cloudwatch = mockClient(CloudWatchClient);
+      cloudwatch.on(DescribeAlarmsCommand, { AlarmNames: [alarmName] }).resolves({
+        MetricAlarms: [
+          {
+            AlarmName: alarmName,
+            AlarmArn: `arn:aws:cloudwatch:eu-west-1:123456789012:alarm:${alarmName}`,
+            StateValue: 'ALARM',
+            StateTransitionedTimestamp: new Date('2026-11-28T03:00:00.000Z'),
+          },
+        ],
+      });
       try {
         const outcomes = await routeEvent(
           alarmEvent(`StemeDB-db-1-disk-${kind}`, 'ALARM', 'OK'),
@@ -172,6 +207,7 @@ describe('alarm → router → Automation, in the synthesized template', () => {
         expect(input?.Parameters?.AutomationAssumeRole).toEqual([ROLE_ARN]);
       } finally {
         ssm.restore();
+        cloudwatch.restore();
       }
     },
   );

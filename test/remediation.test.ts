@@ -2,6 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Match } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { routeTable } from '../lambda/shared/alarm-event';
 import { resolveConfig } from '../lib/config';
 import { AUTOMATION_DOCUMENTS, COMMAND_DOCUMENTS, routesFor } from '../lib/disk-remediation';
 import { type SynthResult, synthStack, TWO_NODES_FILE } from './support/synth';
@@ -195,6 +196,35 @@ describe('remediation machinery', () => {
       ],
     });
     r.template.hasResourceProperties('AWS::Events::Rule', { ScheduleExpression: 'rate(15 minutes)' });
+  });
+
+  it('lets no router event act after 5 minutes: the async invoke config and the alarm rule target', () => {
+    r.template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', {
+      FunctionName: { Ref: Match.stringLikeRegexp('AlarmRouterFunction') },
+      Qualifier: '$LATEST',
+      MaximumEventAgeInSeconds: 300,
+      MaximumRetryAttempts: 2,
+    });
+    r.template.resourceCountIs('AWS::Lambda::EventInvokeConfig', 1);
+    r.template.hasResourceProperties('AWS::Events::Rule', {
+      EventPattern: Match.objectLike({ source: ['aws.cloudwatch'] }),
+      Targets: [
+        Match.objectLike({ RetryPolicy: { MaximumEventAgeInSeconds: 300, MaximumRetryAttempts: 4 } }),
+      ],
+    });
+  });
+
+  it("tells the router the stack's account and region, and the routing table computed from the config", () => {
+    r.template.hasResourceProperties('AWS::Lambda::Function', {
+      FunctionName: 'StemeDB-alarm-router',
+      Environment: {
+        Variables: Match.objectLike({
+          ACCOUNT_ID: { Ref: 'AWS::AccountId' },
+          REGION: { Ref: 'AWS::Region' },
+          ROUTES: JSON.stringify(routeTable(r.config.prefix, r.config.remediation)),
+        }),
+      },
+    });
   });
 
   it('keeps alarm events the router could not take in a dead-letter queue, and alarms on it', () => {

@@ -5,9 +5,13 @@
  *
  * Two event shapes are accepted; anything else is `{ ok: false, reason }` and starts nothing:
  * - EventBridge "CloudWatch Alarm State Change" (`source: aws.cloudwatch`): `detail.alarmName`,
- *   `detail.state.{value,timestamp,reason}`, `detail.previousState.value`, the alarm ARN in
- *   `resources[0]`. The state timestamp looks like `2019-10-02T17:04:40.985+0000`.
+ *   `detail.state.{value,timestamp,reason}`, `detail.previousState.value`, and `resources`
+ *   exactly `[<the alarm's ARN>]` in the event's `account` and `region` (CloudWatch always sends
+ *   it so; an event without it, or naming anything else, is not an alarm state change). The state
+ *   timestamp looks like `2019-10-02T17:04:40.985+0000`.
  * - EventBridge "Scheduled Event" (`source: aws.events`): the periodic re-check.
+ * Both carry the event's `account` and `region` (required): whether they are this stack's is the
+ * router's check, against its configuration.
  */
 
 import type { RemediationConfig } from '../../lib/config';
@@ -43,9 +47,9 @@ export const MOUNT_POINT_PATTERN = /^(?:\/\.*[A-Za-z0-9_-][A-Za-z0-9._-]*)+$/;
 /** Automation document names this router may start: `<Prefix>-<PascalName>`. */
 const DOCUMENT_SUFFIX_PATTERN = /^[A-Z][A-Za-z0-9]{0,63}$/;
 const ALARM_NAME_MAX = 255;
-const ALARM_ARN_PATTERN = /^arn:aws[a-z-]{0,20}:cloudwatch:[a-z0-9-]{1,30}:\d{12}:alarm:(.+)$/;
-const ACCOUNT_PATTERN = /^\d{12}$/;
-const REGION_PATTERN = /^[a-z]{2}(?:-[a-z]+)+-\d{1,2}$/;
+const ALARM_ARN_PATTERN = /^arn:aws[a-z-]{0,20}:cloudwatch:([a-z0-9-]{1,30}):(\d{12}):alarm:(.+)$/;
+export const ACCOUNT_PATTERN = /^\d{12}$/;
+export const REGION_PATTERN = /^[a-z]{2}(?:-[a-z]+)+-\d{1,2}$/;
 
 /** A parsed alarm state change. `transition` identifies this entry into the state. */
 export interface AlarmStateChange {
@@ -56,12 +60,17 @@ export interface AlarmStateChange {
   readonly previousState: AlarmStateValue | undefined;
   /** The state timestamp as ISO 8601 UTC to the second (`2019-10-02T17:04:40Z`). */
   readonly transition: string;
+  /** The event's account and region, which the alarm ARN agrees with. */
+  readonly account: string;
+  readonly region: string;
 }
 
 /** The periodic re-check of alarms that stay in ALARM. */
 export interface ScheduledRecheck {
   readonly type: 'scheduled-recheck';
   readonly time: string | undefined;
+  readonly account: string;
+  readonly region: string;
 }
 
 export type RouterEvent = AlarmStateChange | ScheduledRecheck;
@@ -171,32 +180,50 @@ function parseAlarmStateChange(e: Record<string, unknown>): Parsed<AlarmStateCha
     return { ok: false, reason: `detail.previousState.value is ${shown(detail.previousState.value)}` };
   }
 
-  let alarmArn: string | undefined;
+  const origin = parseOrigin(e);
+  if (!origin.ok) return origin;
+  const { account, region } = origin.value;
   const resources = e.resources;
-  if (Array.isArray(resources) && resources.length > 0) {
-    const first: unknown = resources[0];
-    const m = typeof first === 'string' ? ALARM_ARN_PATTERN.exec(first) : null;
-    if (m === null || m[1] !== alarmName) {
-      return {
-        ok: false,
-        reason: `resources[0] is ${shown(first)}; expected the ARN of alarm ${shown(alarmName)}`,
-      };
-    }
-    alarmArn = first as string;
-  } else {
-    const { account, region } = e;
-    if (typeof account !== 'string' || !ACCOUNT_PATTERN.test(account)) {
-      return { ok: false, reason: `account is ${shown(account)} and resources is empty` };
-    }
-    if (typeof region !== 'string' || !REGION_PATTERN.test(region)) {
-      return { ok: false, reason: `region is ${shown(region)} and resources is empty` };
-    }
-    alarmArn = `arn:aws:cloudwatch:${region}:${account}:alarm:${alarmName}`;
+  if (!Array.isArray(resources) || resources.length !== 1) {
+    return {
+      ok: false,
+      reason: `resources is ${shown(resources)}; expected exactly [the ARN of alarm ${shown(alarmName)}]`,
+    };
   }
+  const first: unknown = resources[0];
+  const m = typeof first === 'string' ? ALARM_ARN_PATTERN.exec(first) : null;
+  if (m === null || m[1] !== region || m[2] !== account || m[3] !== alarmName) {
+    return {
+      ok: false,
+      reason: `resources[0] is ${shown(first)}; expected the ARN of alarm ${shown(alarmName)} in the event's region ${region} and account ${account}`,
+    };
+  }
+  const alarmArn = first as string;
   return {
     ok: true,
-    value: { type: 'alarm-state-change', alarmName, alarmArn, state, previousState, transition },
+    value: {
+      type: 'alarm-state-change',
+      alarmName,
+      alarmArn,
+      state,
+      previousState,
+      transition,
+      account,
+      region,
+    },
   };
+}
+
+/** The event's `account` and `region`, each required in its AWS form. */
+function parseOrigin(e: Record<string, unknown>): Parsed<{ account: string; region: string }> {
+  const { account, region } = e;
+  if (typeof account !== 'string' || !ACCOUNT_PATTERN.test(account)) {
+    return { ok: false, reason: `account is ${shown(account)}; expected a 12-digit AWS account ID` };
+  }
+  if (typeof region !== 'string' || !REGION_PATTERN.test(region)) {
+    return { ok: false, reason: `region is ${shown(region)}; expected an AWS region such as eu-west-1` };
+  }
+  return { ok: true, value: { account, region } };
 }
 
 /** Parses and validates a router event. Never throws. */
@@ -208,8 +235,10 @@ export function parseRouterEvent(raw: unknown): Parsed<RouterEvent> {
     return parseAlarmStateChange(raw);
   }
   if (source === 'aws.events' && detailType === 'Scheduled Event') {
+    const origin = parseOrigin(raw);
+    if (!origin.ok) return origin;
     const time = typeof raw.time === 'string' ? normalizeTransition(raw.time) : undefined;
-    return { ok: true, value: { type: 'scheduled-recheck', time } };
+    return { ok: true, value: { type: 'scheduled-recheck', time, ...origin.value } };
   }
   return {
     ok: false,
@@ -250,24 +279,31 @@ export function documentName(prefix: string, section: string): string {
   return `${prefix}-${section}`;
 }
 
+/** The kinds that may route somewhere (every kind but those in {@link NEVER_ROUTED_KINDS}). */
+export type RoutedKind = Exclude<DiskAlarmKind, 'no-data'>;
+
+/** The routing table as deployed: routed kind → ordered documents (the router's `ROUTES`). */
+export type RouteTable = Readonly<Record<RoutedKind, readonly string[]>>;
+
 /**
- * The default routes for a remediation configuration: critical → [critical section, warning
- * section] (expansion, then WAL archival as the fallback), warning → [warning section], every
- * other kind → [] (notify only, through the alarm's own actions).
+ * THE routing table: the stack passes it to the router as `ROUTES` (lib/disk-remediation.ts
+ * `routesFor`), and the router's tests run with it. Alarm kind → documents: the configured
+ * section first, then the runbook's next step when the alarm stays in ALARM (critical: archive
+ * WAL when expansion is refused; emergency-space: expand when cleanup was not enough). A kind
+ * configured as `""` starts nothing; `no-data` never routes (missing data never starts automation).
  */
-export function defaultRoutes(
+export function routeTable(
   prefix: string,
-  remediation: Pick<RemediationConfig, 'warning' | 'critical'>,
-): Routes {
-  const doc = (section: string): string[] => (section === '' ? [] : [documentName(prefix, section)]);
-  const critical = [...new Set([...doc(remediation.critical), ...doc(remediation.warning)])];
+  remediation: Pick<RemediationConfig, 'warning' | 'critical' | 'emergencySpace' | 'inodes'>,
+): RouteTable {
+  const chain = (first: string, next: readonly string[]): string[] =>
+    first === '' ? [] : [...new Set([first, ...next].map((section) => documentName(prefix, section)))];
   return {
-    warning: doc(remediation.warning),
-    critical,
-    'inode-warning': [],
-    'emergency-space': [],
-    'emergency-inodes': [],
-    'no-data': [],
+    critical: chain(remediation.critical, ['ArchiveWal']),
+    warning: chain(remediation.warning, []),
+    'emergency-space': chain(remediation.emergencySpace, ['ExpandVolume']),
+    'inode-warning': chain(remediation.inodes, []),
+    'emergency-inodes': chain(remediation.inodes, []),
   };
 }
 
