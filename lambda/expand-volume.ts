@@ -11,7 +11,8 @@
  *     modificationState, reason, retryAfter (ISO time or ''), apiCalls }
  *   status: started   ModifyVolume accepted (snapshot taken first unless disabled)
  *           reused    a modification already under way (or done, not yet grown into) reaches the size
- *           refused   policy: not managed, not attached, not exactly one managed volume, at the cap
+ *           refused   policy: not managed, not of this deployment, not a registered node's instance
+ *                     and volume, not attached, not exactly one managed volume, at the cap
  *           deferred  AWS will not take a modification now; retryAfter says when to ask again
  *           dry-run   would start a modification; nothing was changed
  *           invalid   bad input; no AWS call was made
@@ -25,6 +26,14 @@
  *   WARNING_FREE_PERCENT    the warning alarm's free-space % (above 0, below 100, default 20)
  *   MANAGED_TAG_KEY         tag that marks managed volumes, value 'true' (default stemedb:managed)
  *   NODE_TAG_KEY            tag naming the node (default stemedb:node)
+ *   DEPLOYMENT_TAG_KEY      tag naming the deployment (default stemedb:deployment)
+ *   DEPLOYMENT              this deployment's prefix, the deployment tag's value (default StemeDB)
+ *   NODE_PARAMETER_PREFIX   node registry prefix (default /<DEPLOYMENT>/nodes/)
+ *
+ * Whose volume (before any decision; every miss is `refused`, nothing is changed): the volume must
+ * carry `<MANAGED_TAG_KEY>=true` and `<DEPLOYMENT_TAG_KEY>=<DEPLOYMENT>` (the managed tag is the
+ * same in every deployment of the account), and its node (the volume's node tag) must be in this
+ * deployment's registry (`<NODE_PARAMETER_PREFIX><node>`) with this instance and this volume.
  *
  * Decisions on the latest modification (DescribeVolumesModifications is read before anything else):
  *   modifying/optimizing, target ≥ wanted   → reused (wanted is sized from its OriginalSize, so the
@@ -49,8 +58,10 @@ import {
   type Volume,
   type VolumeModification,
 } from '@aws-sdk/client-ec2';
+import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { DEFAULT_CONFIG } from '../lib/config';
 import { RUNBOOK_THRESHOLDS } from '../lib/thresholds';
+import { NODE_NAME_PATTERN, PREFIX_PATTERN, parseNodeRegistryEntry } from './shared/alarm-event';
 import {
   describeModifications,
   describeVolume,
@@ -65,7 +76,7 @@ import {
 } from './shared/ec2-volume';
 import { payloadRecord, shown } from './shared/payload';
 import { logger, metrics } from './shared/powertools';
-import { errorCode, type RetryOptions } from './shared/retry';
+import { errorCode, type RetryOptions, withThrottlingRetry } from './shared/retry';
 import { decideTargetSize, GIB, type SizingDecision, type SizingPolicy } from './shared/sizing-policy';
 
 // ---------------------------------------------------------------------------------------------
@@ -75,8 +86,14 @@ export interface ExpandConfig extends SizingPolicy {
   readonly snapshotBeforeExpand: boolean;
   readonly managedTagKey: string;
   readonly nodeTagKey: string;
+  readonly deploymentTagKey: string;
+  /** This deployment's prefix: the deployment tag's value. */
+  readonly deployment: string;
+  /** Where this deployment's node registry lives: `<prefix><node>`. */
+  readonly nodeParameterPrefix: string;
 }
 
+const PARAMETER_PREFIX_PATTERN = /^\/[A-Za-z0-9_.\-/]{1,900}\/$/;
 const TAG_KEY_PATTERN = /^(?!aws:)[A-Za-z0-9 _.:/=+@-]{1,128}$/;
 
 /** Reads and validates the environment. Throws one Error listing every bad variable. */
@@ -98,6 +115,12 @@ export function loadExpandConfig(env: NodeJS.ProcessEnv): ExpandConfig {
     return n >= min && n <= max ? n : undefined;
   };
   const d = DEFAULT_CONFIG.expansion;
+  const deployment = read(
+    'DEPLOYMENT',
+    DEFAULT_CONFIG.prefix,
+    (v) => (PREFIX_PATTERN.test(v) ? v : undefined),
+    'a prefix: a letter and up to 19 letters and digits',
+  );
   const config: ExpandConfig = {
     growPercent: read('GROW_PERCENT', d.growPercent, int(1, 1000), 'a whole number from 1 to 1000'),
     minGrowGiB: read('MIN_GROW_GIB', d.minGrowGiB, int(1, 65_536), 'a whole number of GiB from 1 to 65536'),
@@ -129,6 +152,19 @@ export function loadExpandConfig(env: NodeJS.ProcessEnv): ExpandConfig {
       'stemedb:node',
       (v) => (TAG_KEY_PATTERN.test(v) ? v : undefined),
       'a tag key of 1-128 letters, digits, spaces and _.:/=+-@, not starting with "aws:"',
+    ),
+    deploymentTagKey: read(
+      'DEPLOYMENT_TAG_KEY',
+      'stemedb:deployment',
+      (v) => (TAG_KEY_PATTERN.test(v) ? v : undefined),
+      'a tag key of 1-128 letters, digits, spaces and _.:/=+-@, not starting with "aws:"',
+    ),
+    deployment,
+    nodeParameterPrefix: read(
+      'NODE_PARAMETER_PREFIX',
+      `/${deployment}/nodes/`,
+      (v) => (PARAMETER_PREFIX_PATTERN.test(v) ? v : undefined),
+      'a parameter path /<path>/',
     ),
   };
   if (problems.length > 0) {
@@ -250,6 +286,8 @@ export interface ExpandResult {
 
 export interface ExpandDeps {
   readonly ec2: EC2Client;
+  /** Reads the node registry. */
+  readonly ssm: SSMClient;
   readonly config: ExpandConfig;
   /** @default () => new Date() */
   readonly now?: () => Date;
@@ -290,8 +328,9 @@ export async function expandVolume(event: unknown, deps: ExpandDeps): Promise<Ex
     retryAfter: '',
   };
   let ctx = base;
+  const registry = { calls: 0 };
   const done = (status: ExpandStatus, fields: Partial<typeof base> = {}): ExpandResult => {
-    const result: ExpandResult = { status, ...ctx, ...fields, apiCalls: api.count };
+    const result: ExpandResult = { status, ...ctx, ...fields, apiCalls: api.count + registry.calls };
     if (status === 'started' || status === 'reused' || status === 'dry-run') {
       logger.info(`expand-volume ${status}`, { decision: result });
     } else {
@@ -312,18 +351,25 @@ export async function expandVolume(event: unknown, deps: ExpandDeps): Promise<Ex
   if (req.volumeId !== undefined) {
     const found = await describeVolume(api, req.volumeId);
     if (found === undefined) return done('refused', { reason: `volume ${req.volumeId} does not exist` });
-    const problem = managedAttachmentProblem(found, req.instanceId, config.managedTagKey);
+    const problem =
+      managedAttachmentProblem(found, req.instanceId, config.managedTagKey) ??
+      deploymentProblem(found, config);
     if (problem !== undefined) return done('refused', { reason: problem });
     volume = found;
   } else {
     const candidates = await findManagedVolumes(api, req.instanceId, config.managedTagKey);
-    const usable = candidates.filter(
+    const attached = candidates.filter(
       (v) => managedAttachmentProblem(v, req.instanceId, config.managedTagKey) === undefined,
     );
+    const usable = attached.filter((v) => deploymentProblem(v, config) === undefined);
     const [only, ...more] = usable;
     if (only === undefined) {
+      const [foreign] = attached;
       return done('refused', {
-        reason: `no volume tagged ${config.managedTagKey}=true is attached to ${req.instanceId}`,
+        reason:
+          foreign !== undefined
+            ? (deploymentProblem(foreign, config) as string)
+            : `no volume tagged ${config.managedTagKey}=true is attached to ${req.instanceId}`,
       });
     }
     if (more.length > 0) {
@@ -338,6 +384,12 @@ export async function expandVolume(event: unknown, deps: ExpandDeps): Promise<Ex
   const volumeType = volume.VolumeType ?? '';
   const node = tagsOf(volume)[config.nodeTagKey] ?? '';
   ctx = { ...ctx, volumeId, node, volumeType, currentSizeGiB: sizeGiB };
+  const unregistered = await registeredNodeProblem(deps, registry, {
+    node,
+    instanceId: req.instanceId,
+    volumeId,
+  });
+  if (unregistered !== undefined) return done('refused', { reason: unregistered });
 
   // 2. The latest modification decides whether a new one is possible or needed.
   const latest = latestModification(await describeModifications(api, volumeId));
@@ -395,7 +447,8 @@ export async function expandVolume(event: unknown, deps: ExpandDeps): Promise<Ex
   if (config.snapshotBeforeExpand) {
     const tags = [
       { Key: config.managedTagKey, Value: 'true' },
-      ...(node !== '' ? [{ Key: config.nodeTagKey, Value: node }] : []),
+      { Key: config.nodeTagKey, Value: node },
+      { Key: config.deploymentTagKey, Value: config.deployment },
       { Key: 'stemedb:reason', Value: 'expand-volume' },
     ];
     const description = `StemeDB expand-volume: before ${volumeId} grows ${sizeGiB} -> ${decision.targetSizeGiB} GiB ${req.reason}`;
@@ -448,6 +501,58 @@ export async function expandVolume(event: unknown, deps: ExpandDeps): Promise<Ex
   }
 }
 
+/**
+ * Why `volume` is not this deployment's, or undefined when it is: it must carry
+ * `<deploymentTagKey>=<deployment>`. The managed tag is the same in every deployment of the
+ * account; IAM refuses another deployment's volume too, and this says why as data.
+ */
+export function deploymentProblem(volume: Volume, config: ExpandConfig): string | undefined {
+  const id = volume.VolumeId ?? '(unknown volume)';
+  const tag = tagsOf(volume)[config.deploymentTagKey];
+  if (tag === config.deployment) return undefined;
+  return tag === undefined
+    ? `volume ${id} is not tagged ${config.deploymentTagKey}=${config.deployment}: only this deployment's volumes are expanded`
+    : `volume ${id} belongs to deployment ${JSON.stringify(tag)} (${config.deploymentTagKey}), not ${config.deployment}: only this deployment's volumes are expanded`;
+}
+
+/**
+ * Why the instance is not a registered node of this deployment with this volume, or undefined
+ * when it is: the volume's node must have a registry entry (`<nodeParameterPrefix><node>`, written
+ * by this stack) naming this instance and this volume. A missing entry or a mismatch is a refusal;
+ * any other error reading the registry is a fault (thrown).
+ */
+export async function registeredNodeProblem(
+  deps: Pick<ExpandDeps, 'ssm' | 'config' | 'retry'>,
+  counter: { calls: number },
+  found: { readonly node: string; readonly instanceId: string; readonly volumeId: string },
+): Promise<string | undefined> {
+  const { config } = deps;
+  const { node, instanceId, volumeId } = found;
+  const not = `${instanceId} is not a registered node of deployment ${config.deployment}`;
+  if (node === '') return `${not}: volume ${volumeId} has no ${config.nodeTagKey} tag`;
+  if (!NODE_NAME_PATTERN.test(node))
+    return `${not}: volume ${volumeId} has ${config.nodeTagKey}=${JSON.stringify(node)}, which is not a node name`;
+  const name = `${config.nodeParameterPrefix}${node}`;
+  let value: string | undefined;
+  try {
+    const out = await withThrottlingRetry(() => {
+      counter.calls++;
+      return deps.ssm.send(new GetParameterCommand({ Name: name }));
+    }, deps.retry);
+    value = out.Parameter?.Value;
+  } catch (err) {
+    if (errorCode(err) === 'ParameterNotFound') return `${not}: no registry entry ${name}`;
+    throw err;
+  }
+  const entry = parseNodeRegistryEntry(value, node);
+  if (!entry.ok) return `${not}: registry entry ${name}: ${entry.reason}`;
+  if (entry.value.instanceId !== instanceId)
+    return `${not}: registry entry ${name} names instance ${entry.value.instanceId}`;
+  if (entry.value.volumeId !== volumeId)
+    return `${not}: registry entry ${name} names volume ${entry.value.volumeId}, not ${volumeId}`;
+  return undefined;
+}
+
 /** Growth at least this fraction of the new size is told apart from filesystem overhead. */
 const UNUSED_GROWTH_MIN_FRACTION = 0.1;
 
@@ -492,10 +597,11 @@ export function recordOutcome(result: ExpandResult): void {
 
 const CONFIG = loadExpandConfig(process.env);
 const ec2 = new EC2Client({ maxAttempts: 1 });
+const ssm = new SSMClient({ maxAttempts: 1 });
 
 export const handler = async (event: unknown): Promise<ExpandResult> => {
   try {
-    const result = await expandVolume(event, { ec2, config: CONFIG });
+    const result = await expandVolume(event, { ec2, ssm, config: CONFIG });
     recordOutcome(result);
     return result;
   } catch (err) {

@@ -2,13 +2,15 @@ import { CfnResource, Stack, Validations } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as cr from 'aws-cdk-lib/custom-resources';
 import { Construct } from 'constructs';
-import { MANAGED_TAG_KEY, MANAGED_TAG_VALUE, NODE_TAG_KEY } from './tags';
+import { DEPLOYMENT_TAG_KEY, MANAGED_TAG_KEY, MANAGED_TAG_VALUE, NODE_TAG_KEY } from './tags';
 
 export interface AdoptedDataVolumeProps {
   /** StemeDB node name, tagged as `stemedb:node`. */
   readonly nodeName: string;
   /** The existing EBS volume (`vol-…`), already attached to the node's instance. */
   readonly volumeId: string;
+  /** The deployment's prefix, tagged as `stemedb:deployment`. @default 'StemeDB' */
+  readonly prefix?: string;
 }
 
 /**
@@ -21,6 +23,7 @@ export class AdoptedDataVolume extends Construct {
 
   constructor(scope: Construct, id: string, props: AdoptedDataVolumeProps) {
     super(scope, id);
+    const prefix = props.prefix ?? 'StemeDB';
     if (!/^vol-(?:[0-9a-f]{8}|[0-9a-f]{17})$/.test(props.volumeId)) {
       throw new Error(
         `AdoptedDataVolume volumeId is ${JSON.stringify(props.volumeId)}; expected vol- and 8 or 17 hex digits`,
@@ -37,6 +40,7 @@ export class AdoptedDataVolume extends Construct {
         Tags: [
           { Key: MANAGED_TAG_KEY, Value: MANAGED_TAG_VALUE },
           { Key: NODE_TAG_KEY, Value: props.nodeName },
+          { Key: DEPLOYMENT_TAG_KEY, Value: prefix },
         ],
       },
       physicalResourceId: cr.PhysicalResourceId.of(`adopted-${props.volumeId}`),

@@ -3,7 +3,7 @@ import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import type * as kms from 'aws-cdk-lib/aws-kms';
 import { Construct } from 'constructs';
 import { type EbsVolumeType, VOLUME_LIMITS } from './config';
-import { MANAGED_TAG_KEY, MANAGED_TAG_VALUE, NODE_TAG_KEY } from './tags';
+import { DEPLOYMENT_TAG_KEY, MANAGED_TAG_KEY, MANAGED_TAG_VALUE, NODE_TAG_KEY } from './tags';
 
 export interface DataVolumeProps {
   /** StemeDB node name; tagged as `stemedb:node` and used in the volume's Name tag. */
@@ -24,7 +24,7 @@ export interface DataVolumeProps {
   readonly deviceName?: string;
   /** Customer-managed key the volume is encrypted with. */
   readonly encryptionKey: kms.IKey;
-  /** Prefix of the volume's Name tag. @default 'StemeDB' */
+  /** The deployment's prefix: the volume's Name tag and its `stemedb:deployment` tag. @default 'StemeDB' */
   readonly prefix?: string;
 }
 
@@ -41,7 +41,8 @@ const EBS_TYPES: Record<EbsVolumeType, ec2.EbsDeviceVolumeType> = {
 /**
  * The EBS volume that holds a node's `/data`: encrypted with the stack's customer-managed key,
  * retained on stack deletion and on replacement (the stack never deletes data), attached to the
- * node's instance and tagged so that every later IAM statement can be scoped to it.
+ * node's instance and tagged so that every later IAM statement can be scoped to it (managed, its
+ * node, and this deployment: the managed tag alone is the same in every deployment).
  */
 export class DataVolume extends Construct {
   public readonly volume: ec2.Volume;
@@ -84,6 +85,7 @@ export class DataVolume extends Construct {
     });
     Tags.of(this.volume).add(MANAGED_TAG_KEY, MANAGED_TAG_VALUE);
     Tags.of(this.volume).add(NODE_TAG_KEY, props.nodeName);
+    Tags.of(this.volume).add(DEPLOYMENT_TAG_KEY, prefix);
     this.volumeId = this.volume.volumeId;
 
     this.attachment = new ec2.CfnVolumeAttachment(this, 'Attachment', {

@@ -18,7 +18,7 @@ import { REMEDIATION_SECTIONS, type StemeDbConfig } from './config';
 import { acknowledgeWildcard, nagArn } from './nag-acknowledgements';
 import { RemediationFunction } from './remediation-function';
 import { nodeRegistryParameterName } from './stemedb-node';
-import { MANAGED_TAG_KEY, MANAGED_TAG_VALUE, NODE_TAG_KEY } from './tags';
+import { DEPLOYMENT_TAG_KEY, MANAGED_TAG_KEY, MANAGED_TAG_VALUE, NODE_TAG_KEY } from './tags';
 import type { WalArchiveBucket } from './wal-archive-bucket';
 
 export interface DiskRemediationProps {
@@ -88,6 +88,9 @@ export class DiskRemediation extends Construct {
         WARNING_FREE_PERCENT: String(config.thresholds.warningFreePercent),
         MANAGED_TAG_KEY,
         NODE_TAG_KEY,
+        DEPLOYMENT_TAG_KEY,
+        DEPLOYMENT: prefix,
+        NODE_PARAMETER_PREFIX: `/${prefix}/nodes/`,
       },
     });
     this.waitForModification = new RemediationFunction(this, 'WaitForModification', {
@@ -108,7 +111,7 @@ export class DiskRemediation extends Construct {
       memorySize: 512,
     });
 
-    this.grantExpandVolume(this.expandVolume.role);
+    this.grantExpandVolume(this.expandVolume.role, prefix);
     this.grantDescribeModifications(this.waitForModification.role);
     this.grantVerifyArchive(this.verifyArchive.role, archive);
 
@@ -241,8 +244,12 @@ export class DiskRemediation extends Construct {
     });
   }
 
-  /** ModifyVolume and CreateSnapshot only on volumes tagged managed; describes are account-wide reads. */
-  private grantExpandVolume(role: iam.Role): void {
+  /**
+   * ModifyVolume and CreateSnapshot only on volumes tagged managed AND of this deployment (the
+   * managed tag alone is the same in every deployment of the account); the node registry, to refuse
+   * an instance that is not a registered node; describes are account-wide reads.
+   */
+  private grantExpandVolume(role: iam.Role, prefix: string): void {
     const stack = Stack.of(this);
     const volumes = stack.formatArn({ service: 'ec2', resource: 'volume', resourceName: '*' });
     const snapshots = stack.formatArn({
@@ -263,7 +270,12 @@ export class DiskRemediation extends Construct {
         sid: 'ModifyAndSnapshotManagedVolumesOnly',
         actions: ['ec2:ModifyVolume', 'ec2:CreateSnapshot'],
         resources: [volumes],
-        conditions: { StringEquals: { [`aws:ResourceTag/${MANAGED_TAG_KEY}`]: MANAGED_TAG_VALUE } },
+        conditions: {
+          StringEquals: {
+            [`aws:ResourceTag/${MANAGED_TAG_KEY}`]: MANAGED_TAG_VALUE,
+            [`aws:ResourceTag/${DEPLOYMENT_TAG_KEY}`]: prefix,
+          },
+        },
       }),
     );
     role.addToPolicy(
@@ -271,7 +283,25 @@ export class DiskRemediation extends Construct {
         sid: 'CreateManagedSnapshotsOnly',
         actions: ['ec2:CreateSnapshot'],
         resources: [snapshots],
-        conditions: { StringEquals: { [`aws:RequestTag/${MANAGED_TAG_KEY}`]: MANAGED_TAG_VALUE } },
+        conditions: {
+          StringEquals: {
+            [`aws:RequestTag/${MANAGED_TAG_KEY}`]: MANAGED_TAG_VALUE,
+            [`aws:RequestTag/${DEPLOYMENT_TAG_KEY}`]: prefix,
+          },
+        },
+      }),
+    );
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'ReadNodeRegistry',
+        actions: ['ssm:GetParameter'],
+        resources: [
+          stack.formatArn({
+            service: 'ssm',
+            resource: 'parameter',
+            resourceName: nodeRegistryParameterName(prefix, '*').slice(1),
+          }),
+        ],
       }),
     );
     role.addToPolicy(
@@ -290,7 +320,12 @@ export class DiskRemediation extends Construct {
     acknowledgeWildcard(
       role,
       'Resource::arn:<AWS::Partition>:ec2:<AWS::Region>:<AWS::AccountId>:volume/*',
-      `Volume IDs are only known at run time; ModifyVolume and CreateSnapshot are limited by the condition aws:ResourceTag/${MANAGED_TAG_KEY}=true.`,
+      `Volume IDs are only known at run time; ModifyVolume and CreateSnapshot are limited by the conditions aws:ResourceTag/${MANAGED_TAG_KEY}=true and aws:ResourceTag/${DEPLOYMENT_TAG_KEY}=${prefix}.`,
+    );
+    acknowledgeWildcard(
+      role,
+      `Resource::arn:<AWS::Partition>:ssm:<AWS::Region>:<AWS::AccountId>:parameter/${prefix}/nodes/*`,
+      'The node registry: one parameter per node, named by the node; expand-volume reads only this prefix, to refuse an instance that is not a registered node.',
     );
     acknowledgeWildcard(
       role,
@@ -379,7 +414,12 @@ export class DiskRemediation extends Construct {
         sid: 'RunCommandsOnManagedInstancesOnly',
         actions: ['ssm:SendCommand'],
         resources: [stack.formatArn({ service: 'ec2', resource: 'instance', resourceName: '*' })],
-        conditions: { StringEquals: { [`ssm:resourceTag/${MANAGED_TAG_KEY}`]: MANAGED_TAG_VALUE } },
+        conditions: {
+          StringEquals: {
+            [`ssm:resourceTag/${MANAGED_TAG_KEY}`]: MANAGED_TAG_VALUE,
+            [`ssm:resourceTag/${DEPLOYMENT_TAG_KEY}`]: props.config.prefix,
+          },
+        },
       }),
     );
     role.addToPolicy(
@@ -439,7 +479,7 @@ export class DiskRemediation extends Construct {
     acknowledgeWildcard(
       role,
       'Resource::arn:<AWS::Partition>:ec2:<AWS::Region>:<AWS::AccountId>:instance/*',
-      `SendCommand is limited to instances tagged ${MANAGED_TAG_KEY}=true by condition, and to this stack's documents.`,
+      `SendCommand is limited by condition to instances tagged ${MANAGED_TAG_KEY}=true and ${DEPLOYMENT_TAG_KEY}=${props.config.prefix}, and to this stack's documents.`,
     );
     acknowledgeWildcard(
       role,

@@ -3,7 +3,7 @@ import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as actions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
-import { AGENT_METRICS, AGENT_NAMESPACE } from './disk-metrics-agent';
+import { AGENT_METRICS, agentNamespace } from './disk-metrics-agent';
 import { type DiskAlarmKind, type DiskAlarmRule, type DiskThresholds, diskAlarmRules } from './thresholds';
 
 export interface NodeDiskAlarmsProps {
@@ -15,6 +15,8 @@ export interface NodeDiskAlarmsProps {
   readonly instanceId: string;
   /** The data mount (the agent's `path` dimension). @default '/data' */
   readonly dataMount?: string;
+  /** Namespace the node's agent publishes to. @default agentNamespace(prefix, instanceId) */
+  readonly namespace?: string;
   /** Alarm levels and windows. */
   readonly thresholds: DiskThresholds;
   /** Topic notified on ALARM and on OK. @default no actions (EventBridge still sees state changes) */
@@ -51,6 +53,7 @@ export class NodeDiskAlarms extends Construct {
     super(scope, id);
     const prefix = props.prefix ?? 'StemeDB';
     const dataMount = props.dataMount ?? '/data';
+    const namespace = props.namespace ?? agentNamespace(prefix, props.instanceId);
     if (!/^i-(?:[0-9a-f]{8}|[0-9a-f]{17})$/.test(props.instanceId)) {
       throw new Error(
         `NodeDiskAlarms instanceId is ${JSON.stringify(props.instanceId)}; expected i- and 8 or 17 hex digits`,
@@ -63,7 +66,7 @@ export class NodeDiskAlarms extends Construct {
     }
     const agentMetric = (metricName: string, statistic: string): cloudwatch.Metric =>
       new cloudwatch.Metric({
-        namespace: AGENT_NAMESPACE,
+        namespace,
         metricName,
         dimensionsMap: { InstanceId: props.instanceId, path: dataMount },
         statistic,

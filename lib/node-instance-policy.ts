@@ -2,7 +2,6 @@ import type { CfnResource } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
-import { AGENT_NAMESPACE } from './disk-metrics-agent';
 import { acknowledgeWildcard, nagArn } from './nag-acknowledgements';
 import { type WalArchiveBucket, walArchivePrefix } from './wal-archive-bucket';
 
@@ -12,14 +11,17 @@ export interface NodeInstancePolicyProps {
   readonly nodeName: string;
   /** The WAL archive the node writes to (its own prefix only, no delete). */
   readonly archive: WalArchiveBucket;
-  /** The CloudWatch agent configuration parameter the node reads. */
+  /** The node's own CloudWatch agent configuration parameter. */
   readonly agentConfig: ssm.IStringParameter;
+  /** The node's own metrics namespace: the only one it may put metrics in. */
+  readonly metricsNamespace: string;
 }
 
 /**
  * What a node's instance role needs for this automation, as one managed policy per node that the
  * platform team attaches to the instance role (`<prefix>-node-<name>`): publish the agent's disk
- * metrics, read the agent configuration, and put and read (never delete) its own WAL archive.
+ * metrics to its own namespace only, read its agent configuration, and put and read (never
+ * delete) its own WAL archive.
  * SSM itself needs `AmazonSSMManagedInstanceCore` on the same role.
  */
 export class NodeInstancePolicy extends Construct {
@@ -35,9 +37,10 @@ export class NodeInstancePolicy extends Construct {
         new iam.PolicyStatement({
           sid: 'PublishAgentDiskMetrics',
           actions: ['cloudwatch:PutMetricData'],
-          // PutMetricData has no resource-level permissions; the namespace condition scopes it.
+          // PutMetricData has no resource-level permissions and IAM no condition key for metric
+          // dimensions: the node's own namespace (its alarms read only that) scopes it.
           resources: ['*'],
-          conditions: { StringEquals: { 'cloudwatch:namespace': AGENT_NAMESPACE } },
+          conditions: { StringEquals: { 'cloudwatch:namespace': props.metricsNamespace } },
         }),
         new iam.PolicyStatement({
           sid: 'ReadAgentConfiguration',
@@ -50,7 +53,7 @@ export class NodeInstancePolicy extends Construct {
     acknowledgeWildcard(
       this.policy,
       'Resource::*',
-      'cloudwatch:PutMetricData has no resource-level permissions; the statement is limited to the CWAgent namespace by condition.',
+      `cloudwatch:PutMetricData has no resource-level permissions; the statement is limited by condition to the node's own namespace ${props.metricsNamespace}, the only one its alarms read.`,
     );
     acknowledgeWildcard(
       this.policy,

@@ -2,20 +2,23 @@ import { Validations } from 'aws-cdk-lib';
 import * as dlm from 'aws-cdk-lib/aws-dlm';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { Construct } from 'constructs';
-import { MANAGED_TAG_KEY, MANAGED_TAG_VALUE } from './tags';
+import { DEPLOYMENT_TAG_KEY } from './tags';
 
 export interface DataVolumeSnapshotPolicyProps {
   /** How many daily snapshots to keep. @default 7 */
   readonly retainCount?: number;
   /** Time of day the snapshot starts, HH:MM in UTC. @default '03:00' */
   readonly timeUtc?: string;
-  /** Description prefix. @default 'StemeDB' */
+  /** The deployment's prefix: the description, and the `stemedb:deployment` value targeted. @default 'StemeDB' */
   readonly prefix?: string;
 }
 
 /**
- * Daily snapshots of every volume tagged `stemedb:managed=true`, by a Data Lifecycle Manager
- * policy: the runbook asks for a backup before every cleanup, and this is the one that always exists.
+ * Daily snapshots of every volume of this deployment (tagged `stemedb:deployment=<prefix>`), by a
+ * Data Lifecycle Manager policy: the runbook asks for a backup before every cleanup, and this is
+ * the one that always exists. DLM targets a volume that carries ANY of the target tags, so the
+ * policy names the deployment tag alone: with `stemedb:managed=true` (the same in every deployment)
+ * as well, every deployment's policy would snapshot every other deployment's volumes too.
  */
 export class DataVolumeSnapshotPolicy extends Construct {
   public readonly policy: dlm.CfnLifecyclePolicy;
@@ -54,7 +57,7 @@ export class DataVolumeSnapshotPolicy extends Construct {
       policyDetails: {
         policyType: 'EBS_SNAPSHOT_MANAGEMENT',
         resourceTypes: ['VOLUME'],
-        targetTags: [{ key: MANAGED_TAG_KEY, value: MANAGED_TAG_VALUE }],
+        targetTags: [{ key: DEPLOYMENT_TAG_KEY, value: prefix }],
         schedules: [
           {
             name: 'daily',

@@ -38,7 +38,6 @@ export class StemeDbDiskStack extends Stack {
       prefix,
     }).topic;
     const agent = new DiskMetricsAgent(this, 'DiskMetricsAgent', {
-      dataMount: config.dataMount,
       instanceIds: config.nodes.map((n) => n.instanceId),
       prefix,
     });
@@ -64,7 +63,8 @@ export class StemeDbDiskStack extends Stack {
           thresholds: config.thresholds,
           encryptionKey: key,
           topic,
-          instanceAccess: { archive, agentConfig: agent.parameter },
+          instanceAccess: { archive },
+          agentInstalledBy: agent,
         }),
     );
 

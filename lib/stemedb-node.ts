@@ -7,6 +7,7 @@ import type { NodeRegistryEntry } from '../lambda/shared/alarm-event';
 import { AdoptedDataVolume } from './adopted-data-volume';
 import type { NodeConfig } from './config';
 import { DataVolume } from './data-volume';
+import { NodeDiskMetricsAgent } from './disk-metrics-agent';
 import { NodeDiskAlarms } from './node-disk-alarms';
 import { NodeInstancePolicy } from './node-instance-policy';
 import type { DiskThresholds } from './thresholds';
@@ -24,24 +25,28 @@ export interface StemeDbNodeProps {
   readonly encryptionKey?: kms.IKey;
   /** Topic the node's alarms notify. @default none */
   readonly topic?: sns.ITopic;
-  /** WAL archive and agent configuration: with both, the node gets its instance policy. @default none */
+  /** The WAL archive: with it, the node gets its instance policy. @default none */
   readonly instanceAccess?: {
     readonly archive: WalArchiveBucket;
-    readonly agentConfig: ssm.IStringParameter;
   };
+  /** What installs the CloudWatch agent on the instance (the node's configuration waits for it). @default none */
+  readonly agentInstalledBy?: Construct;
 }
 
 /**
- * Everything that belongs to one StemeDB node: its data volume (created or adopted), its disk
- * alarms, and its entry in the node registry (an SSM parameter the alarm router reads, so an
- * alarm for an unknown node starts nothing). Per-node resources stay in this one construct so
- * nodes can be spread over several stacks.
+ * Everything that belongs to one StemeDB node: its data volume (created or adopted), its
+ * CloudWatch agent configuration (its own metrics namespace), its disk alarms on that namespace,
+ * and its entry in the node registry (an SSM parameter the alarm router and expand-volume read, so
+ * an alarm for an unknown node starts nothing and an unregistered instance is never expanded).
+ * Per-node resources stay in this one construct so nodes can be spread over several stacks.
  */
 export class StemeDbNode extends Construct {
   public readonly nodeName: string;
   public readonly instanceId: string;
   public readonly volumeId: string;
   public readonly alarms: NodeDiskAlarms;
+  /** The node's agent configuration and metrics namespace. */
+  public readonly metricsAgent: NodeDiskMetricsAgent;
   public readonly registryParameter: ssm.StringParameter;
   /** The volume the stack created, when it created one. */
   public readonly dataVolume?: DataVolume;
@@ -79,16 +84,26 @@ export class StemeDbNode extends Construct {
       this.volumeId = new AdoptedDataVolume(this, 'AdoptedVolume', {
         nodeName: node.name,
         volumeId: node.existingVolumeId,
+        prefix,
       }).volumeId;
     } else {
       throw new Error(`StemeDbNode node ${node.name} needs dataVolume or existingVolumeId`);
     }
+
+    this.metricsAgent = new NodeDiskMetricsAgent(this, 'MetricsAgent', {
+      prefix,
+      nodeName: node.name,
+      instanceId: node.instanceId,
+      dataMount,
+      installedBy: props.agentInstalledBy,
+    });
 
     this.alarms = new NodeDiskAlarms(this, 'Alarms', {
       prefix,
       nodeName: node.name,
       instanceId: node.instanceId,
       dataMount,
+      namespace: this.metricsAgent.namespace,
       thresholds: props.thresholds,
       topic: props.topic,
     });
@@ -98,7 +113,8 @@ export class StemeDbNode extends Construct {
         prefix,
         nodeName: node.name,
         archive: props.instanceAccess.archive,
-        agentConfig: props.instanceAccess.agentConfig,
+        agentConfig: this.metricsAgent.parameter,
+        metricsNamespace: this.metricsAgent.namespace,
       });
     }
 

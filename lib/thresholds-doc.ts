@@ -17,8 +17,9 @@ export interface ThresholdsDocOptions {
 }
 
 /**
- * What each signal is in CloudWatch: namespace `CWAgent`, dimensions `{InstanceId, path}`
- * (path = the data mount), the agent's metric names; mirrors lib/node-disk-alarms.ts.
+ * What each signal is in CloudWatch: the node's own namespace `CWAgent/<Prefix>/<InstanceId>`,
+ * dimensions `{InstanceId, path}` (path = the data mount), the agent's metric names; mirrors
+ * lib/node-disk-alarms.ts.
  */
 export function cloudWatchSignal(rule: DiskAlarmRule): string {
   switch (rule.signal) {
@@ -76,7 +77,8 @@ export function renderThresholdsDoc(t: DiskThresholds, options: ThresholdsDocOpt
     'when a workspace is configured), the dashboard annotations and this page. Percentages are of the',
     "filesystem's total size or total inodes, as the runbook computes them (`avail / size`).",
     '',
-    'CloudWatch: namespace `CWAgent`, dimensions `InstanceId` and `path` (the data mount); alarm name',
+    "CloudWatch: each node's own namespace `CWAgent/<Prefix>/<InstanceId>` (only that node's instance",
+    'policy may publish there), dimensions `InstanceId` and `path` (the data mount); alarm name',
     '`<Prefix>-<node>-disk-<kind>`. Prometheus: node_exporter metrics filtered to',
     `\`mountpoint="${options.dataMount}"\`; every alert carries \`stemedb_alarm_kind=<kind>\` so`,
     'Alertmanager can route it to the same automation as the CloudWatch alarm of that kind.',

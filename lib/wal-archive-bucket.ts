@@ -3,6 +3,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
+import { UPLOAD_MANIFEST_NAME, VERIFIED_MANIFEST_NAME } from '../lambda/shared/wal-manifest';
 
 export interface WalArchiveBucketProps {
   /** Key the archive is encrypted with (SSE-KMS). */
@@ -20,10 +21,15 @@ export function walArchivePrefix(nodeName: string): string {
   return `wal/${nodeName}/`;
 }
 
+/** The keys written again on every run (`wal/<node>/_manifest/…`): the only ones not create-only. */
+export const MANIFEST_KEY_PATTERNS = [`wal/*/${UPLOAD_MANIFEST_NAME}`, `wal/*/${VERIFIED_MANIFEST_NAME}`];
+
 /**
  * Where WAL segments go before they may leave the disk (runbook §5C): SSE-KMS with the stack's
  * key, versioned, no public access, TLS only, access-logged, cheaper storage after a while and
- * optional Object Lock. Retained when the stack is deleted.
+ * optional Object Lock. Create-only by policy: a PutObject without `If-None-Match` is denied to
+ * everyone on every key but the two manifests, so no one (a node included) can replace an
+ * archived segment with a new version. Retained when the stack is deleted.
  */
 export class WalArchiveBucket extends Construct {
   public readonly bucket: s3.Bucket;
@@ -96,6 +102,25 @@ export class WalArchiveBucket extends Construct {
       ],
       removalPolicy: RemovalPolicy.RETAIN,
     });
+
+    // AWS "Enforce conditional writes": s3:if-none-match is absent from a request without the
+    // header. Not on the manifests: archive-wal.sh writes `_manifest/upload.json` again on every
+    // run (plain PUT, same key: the verify and delete phases find the current run there), and
+    // verify-archive writes `_manifest/verified.json` the same way (only it may, by the statement
+    // below). A replaced upload manifest cannot make anything deletable: the verifier checks every
+    // key it names in S3 itself. No multipart exemption (s3:ObjectCreationOperation): the archive
+    // writes every segment with one PutObject (its SHA-256 is the whole object's), so
+    // CreateMultipartUpload and CopyObject into the archive are refused too.
+    this.bucket.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'ArchivedObjectsAreCreateOnly',
+        effect: iam.Effect.DENY,
+        principals: [new iam.AnyPrincipal()],
+        actions: ['s3:PutObject'],
+        notResources: MANIFEST_KEY_PATTERNS.map((k) => this.bucket.arnForObjects(k)),
+        conditions: { Null: { 's3:if-none-match': 'true' } },
+      }),
+    );
   }
 
   /**

@@ -442,23 +442,23 @@ describe('configuration that used to crash the synth is a one-line error naming 
     ['a prefix starting with Amazon', { prefix: 'AmazonDb' }, /^prefix is "AmazonDb"; /],
     [
       'more nodes than one stack holds',
-      { nodes: nodes(45) },
-      /^nodes has 45 entries; one stack holds at most 44 nodes with this configuration \(CloudFormation's 500 resources per stack: 60 shared, 10 per node\)/,
+      { nodes: nodes(37) },
+      /^nodes has 37 entries; one stack holds at most 36 nodes with this configuration \(CloudFormation's 500 resources per stack: 59 shared, 12 per node\)/,
     ],
     [
       'more adopted-volume nodes than one stack holds',
       {
-        nodes: nodes(44, (i) => ({
+        nodes: nodes(37, (i) => ({
           dataVolume: undefined,
           existingVolumeId: `vol-${(i + 1).toString(16).padStart(17, '0')}`,
         })),
       },
-      /^nodes has 44 entries; one stack holds at most 43 nodes with this configuration \(.*63 shared, 10 per node\)/,
+      /^nodes has 37 entries; one stack holds at most 36 nodes with this configuration \(.*62 shared, 12 per node\)/,
     ],
     [
       'nodes that fit only without the extra email subscriptions',
-      { nodes: nodes(44), notifyEmails: ['a@example.com'] },
-      /^nodes has 44 entries; one stack holds at most 43 nodes with this configuration/,
+      { nodes: nodes(36), notifyEmails: Array.from({ length: 11 }, (_, i) => `oncall${i}@example.com`) },
+      /^nodes has 36 entries; one stack holds at most 35 nodes with this configuration/,
     ],
   ];
   for (const [what, raw, message] of cases) {
@@ -467,7 +467,7 @@ describe('configuration that used to crash the synth is a one-line error naming 
     });
   }
 
-  it('accepts 44 nodes with new volumes and the default shared resources (exactly 500)', () => {
-    expect(resolveConfig({ nodes: nodes(44) }).nodes).toHaveLength(44);
+  it('accepts 36 nodes with new volumes and the default shared resources (491 of 500)', () => {
+    expect(resolveConfig({ nodes: nodes(36) }).nodes).toHaveLength(36);
   });
 });

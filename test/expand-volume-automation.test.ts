@@ -17,6 +17,7 @@ import { type ExpandResult, parseExpandInput } from '../lambda/expand-volume';
 import { parseWaitInput, type WaitResult } from '../lambda/wait-for-volume-modification';
 import { loadAutomationDocumentContent } from '../lib/automation-document';
 import { REPO_ROOT } from '../lib/command-document';
+import { agentNamespace } from '../lib/disk-metrics-agent';
 import { runPythonHandler, type StepScript } from './support/automation-python';
 import {
   type Simulation,
@@ -700,9 +701,24 @@ describe.skipIf(!hasPython)('embedded Python (python3 with a stub boto3)', () =>
     return runPythonHandler(script(step), events, { get_metric_data: [answer] });
   }
 
-  const events = { instanceId: INSTANCE, mountPoint: '/data' };
+  /** The step's InputPayload as Automation resolves it for these parameters. */
+  function payloadOf(step: string, parameters: Record<string, string>): Record<string, string> {
+    const payload = stepInputs(step).InputPayload as Record<string, string>;
+    return Object.fromEntries(
+      Object.entries(payload).map(([k, v]) => [
+        k,
+        v.replace(/\{\{ (\w+) \}\}/g, (_, name: string) => {
+          const value = parameters[name];
+          if (value === undefined) throw new Error(`${step} InputPayload.${k} reads {{ ${name} }}`);
+          return value;
+        }),
+      ]),
+    );
+  }
 
-  it('ReadDiskUsage returns used = total − available from the latest CWAgent datapoints', () => {
+  const events = payloadOf('ReadDiskUsage', { InstanceId: INSTANCE, MountPoint: '/data' });
+
+  it("ReadDiskUsage returns used = total − available from the latest datapoints of the node's agent", () => {
     const response = {
       MetricDataResults: [
         { Id: 'free', Values: [524288000.0, 600000000.0] },
@@ -716,7 +732,7 @@ describe.skipIf(!hasPython)('embedded Python (python3 with a stub boto3)', () =>
     });
   });
 
-  it('ReadDiskUsage queries CWAgent disk_free and disk_total for the instance and mount point', () => {
+  it("ReadDiskUsage queries disk_free and disk_total for the instance and mount point in the node's own namespace", () => {
     const { calls } = callScript('ReadDiskUsage', events, { MetricDataResults: [] });
     expect(calls.map((c) => [c.service, c.op])).toEqual([['cloudwatch', 'get_metric_data']]);
     const call = calls[0]?.args as {
@@ -731,7 +747,8 @@ describe.skipIf(!hasPython)('embedded Python (python3 with a stub boto3)', () =>
       'disk_total',
     ]);
     for (const q of call.MetricDataQueries) {
-      expect(q.MetricStat.Metric.Namespace).toBe('CWAgent');
+      // The namespace the node's agent publishes to and its alarms read (lib/disk-metrics-agent.ts).
+      expect(q.MetricStat.Metric.Namespace).toBe(agentNamespace('StemeDB', INSTANCE));
       expect(q.MetricStat.Metric.Dimensions).toEqual([
         { Name: 'InstanceId', Value: INSTANCE },
         { Name: 'path', Value: '/data' },

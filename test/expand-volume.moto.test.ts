@@ -9,6 +9,7 @@ import {
   RunInstancesCommand,
   type Tag,
 } from '@aws-sdk/client-ec2';
+import { DeleteParameterCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type ExpandConfig, expandVolume, loadExpandConfig } from '../lambda/expand-volume';
 import { logger } from '../lambda/shared/powertools';
@@ -25,19 +26,33 @@ import { type MotoServer, startMotoServer, TEST_REGION } from './support/moto-se
 
 let moto: MotoServer;
 let ec2: EC2Client;
+let ssm: SSMClient;
 let imageId: string;
 const CONFIG: ExpandConfig = loadExpandConfig({});
-const deps = () => ({ ec2, config: CONFIG, retry: { sleep: async () => {} } });
+const deps = () => ({ ec2, ssm, config: CONFIG, retry: { sleep: async () => {} } });
 
 const MANAGED: Tag[] = [
   { Key: 'stemedb:managed', Value: 'true' },
   { Key: 'stemedb:node', Value: 'db-1' },
+  { Key: 'stemedb:deployment', Value: 'StemeDB' },
 ];
 
-/** Runs an instance and attaches a volume with `tags` to it; returns their IDs. */
+/** Writes node `name`'s registry entry as the stack does (`/StemeDB/nodes/<name>`). */
+async function register(name: string, instanceId: string, volumeId: string, az: string): Promise<void> {
+  const Value = JSON.stringify({ name, instanceId, availabilityZone: az, volumeId, dataMount: '/data' });
+  await ssm.send(
+    new PutParameterCommand({ Name: `/StemeDB/nodes/${name}`, Type: 'String', Value, Overwrite: true }),
+  );
+}
+
+/**
+ * Runs an instance and attaches a volume with `tags` to it; returns their IDs. The node named by
+ * the tags is registered with them unless `registered` is false.
+ */
 async function node(
   tags: Tag[],
   sizeGiB = 10,
+  registered = true,
 ): Promise<{ instanceId: string; volumeId: string; az: string }> {
   const run = await ec2.send(
     new RunInstancesCommand({ ImageId: imageId, MinCount: 1, MaxCount: 1, InstanceType: 't3.micro' }),
@@ -47,6 +62,8 @@ async function node(
   const az = instance?.Placement?.AvailabilityZone ?? `${TEST_REGION}a`;
   const volumeId = await volumeIn(az, tags, sizeGiB);
   await ec2.send(new AttachVolumeCommand({ InstanceId: instanceId, VolumeId: volumeId, Device: '/dev/sdf' }));
+  const name = tags.find((t) => t.Key === 'stemedb:node')?.Value;
+  if (registered && name !== undefined) await register(name, instanceId, volumeId, az);
   return { instanceId, volumeId, az };
 }
 
@@ -88,6 +105,12 @@ beforeAll(async () => {
     credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' },
     maxAttempts: 1,
   });
+  ssm = new SSMClient({
+    endpoint: moto.endpoint,
+    region: TEST_REGION,
+    credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' },
+    maxAttempts: 1,
+  });
   const images = await ec2.send(new DescribeImagesCommand({ Owners: ['amazon'] }));
   const id = images.Images?.find((i) => i.ImageId?.startsWith('ami-'))?.ImageId;
   if (id === undefined) throw new Error('moto_server lists no AMI to run an instance from');
@@ -96,11 +119,12 @@ beforeAll(async () => {
 
 afterAll(async () => {
   ec2?.destroy();
+  ssm?.destroy();
   await moto?.stop();
 });
 
 describe('expand-volume against moto_server', () => {
-  it('snapshots with tags and grows the managed volume, in four API calls', async () => {
+  it('reads the registry, snapshots with tags and grows the managed volume, in five API calls', async () => {
     const { instanceId, volumeId } = await node(MANAGED);
     const r = await expandVolume({ instanceId, volumeId, reason: 'moto end to end' }, deps());
     expect(r).toMatchObject({
@@ -111,7 +135,7 @@ describe('expand-volume against moto_server', () => {
       currentSizeGiB: 10,
       targetSizeGiB: 20,
       volumeType: 'gp3',
-      apiCalls: 4,
+      apiCalls: 5,
     });
     expect(r.snapshotId).toMatch(/^snap-/);
     expect(await sizeOf(volumeId)).toBe(20);
@@ -120,6 +144,7 @@ describe('expand-volume against moto_server', () => {
     expect(Object.fromEntries((snap?.Tags ?? []).map((t) => [t.Key, t.Value]))).toEqual({
       'stemedb:managed': 'true',
       'stemedb:node': 'db-1',
+      'stemedb:deployment': 'StemeDB',
       'stemedb:reason': 'expand-volume',
     });
     expect(await modificationsOf(volumeId)).toMatchObject([{ OriginalSize: 10, TargetSize: 20 }]);
@@ -147,7 +172,7 @@ describe('expand-volume against moto_server', () => {
       status: 'reused',
       targetSizeGiB: 20,
       modificationState: 'completed',
-      apiCalls: 2,
+      apiCalls: 3,
     });
     expect(await modificationsOf(volumeId)).toHaveLength(1);
     expect(await snapshotsOf(volumeId)).toHaveLength(1);
@@ -169,6 +194,36 @@ describe('expand-volume against moto_server', () => {
     const r = await expandVolume({ instanceId, volumeId }, deps());
     expect(r).toMatchObject({ status: 'refused', apiCalls: 1 });
     expect(r.reason).toContain('is not tagged stemedb:managed=true');
+    expect(await sizeOf(volumeId)).toBe(10);
+    expect(await snapshotsOf(volumeId)).toHaveLength(0);
+  });
+
+  it('refuses a managed volume of another deployment and changes nothing', async () => {
+    const other = MANAGED.map((t) => (t.Key === 'stemedb:deployment' ? { ...t, Value: 'Other' } : t));
+    const { instanceId, volumeId } = await node(other);
+    const r = await expandVolume({ instanceId, volumeId }, deps());
+    expect(r).toMatchObject({ status: 'refused', apiCalls: 1 });
+    expect(r.reason).toContain('belongs to deployment "Other"');
+    expect(await sizeOf(volumeId)).toBe(10);
+    expect(await snapshotsOf(volumeId)).toHaveLength(0);
+  });
+
+  it('refuses an instance that is not a registered node of this deployment and changes nothing', async () => {
+    const { instanceId, volumeId, az } = await node(MANAGED, 10, false);
+    await ssm.send(new DeleteParameterCommand({ Name: '/StemeDB/nodes/db-1' })).catch(() => undefined);
+    const missing = await expandVolume({ instanceId, volumeId }, deps());
+    expect(missing).toMatchObject({ status: 'refused', apiCalls: 2 });
+    expect(missing.reason).toBe(
+      `${instanceId} is not a registered node of deployment StemeDB: no registry entry /StemeDB/nodes/db-1`,
+    );
+    // db-1 is registered, but on another instance (another deployment's db-1, same tags).
+    const registered = await node(MANAGED);
+    const other = await expandVolume({ instanceId, volumeId }, deps());
+    expect(other.status).toBe('refused');
+    expect(other.reason).toContain(`names instance ${registered.instanceId}`);
+    await register('db-1', instanceId, registered.volumeId, az);
+    const wrongVolume = await expandVolume({ instanceId, volumeId }, deps());
+    expect(wrongVolume.reason).toContain(`names volume ${registered.volumeId}, not ${volumeId}`);
     expect(await sizeOf(volumeId)).toBe(10);
     expect(await snapshotsOf(volumeId)).toHaveLength(0);
   });
@@ -227,7 +282,7 @@ describe('expand-volume against moto_server', () => {
         volumeId,
         targetSizeGiB: 20,
         snapshotId: '',
-        apiCalls: 3,
+        apiCalls: 4,
       });
       expect(publish).toHaveBeenCalledTimes(1);
     } finally {

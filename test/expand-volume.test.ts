@@ -8,6 +8,7 @@ import {
   type Volume,
   type VolumeModification,
 } from '@aws-sdk/client-ec2';
+import { GetParameterCommand, SSMClient, SSMServiceException } from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
@@ -34,11 +35,14 @@ const VOLUME_2 = 'vol-0aaaaaaaaaaaaaaaa';
 const NOW = new Date('2025-06-01T12:00:00Z');
 
 const ec2Mock = mockClient(EC2Client);
+const ssmMock = mockClient(SSMClient);
 const client = new EC2Client({ region: 'eu-west-1', maxAttempts: 1 });
+const ssm = new SSMClient({ region: 'eu-west-1', maxAttempts: 1 });
 const CONFIG: ExpandConfig = loadExpandConfig({});
 const noSleep = { sleep: async () => {}, maxAttempts: 4 };
 const deps = (config: Partial<ExpandConfig> = {}): ExpandDeps => ({
   ec2: client,
+  ssm,
   config: { ...CONFIG, ...config },
   now: () => NOW,
   retry: noSleep,
@@ -53,10 +57,39 @@ function volume(over: Partial<Volume> = {}): Volume {
     Tags: [
       { Key: 'stemedb:managed', Value: 'true' },
       { Key: 'stemedb:node', Value: 'db-1' },
+      { Key: 'stemedb:deployment', Value: 'StemeDB' },
     ],
     Attachments: [{ InstanceId: INSTANCE, VolumeId: VOLUME, State: 'attached', Device: '/dev/sdf' }],
     ...over,
   };
+}
+
+/** A node registry entry as the stack writes it (`/<prefix>/nodes/<name>`). */
+function registryEntry(name: string, over: Record<string, string> = {}): string {
+  return JSON.stringify({
+    name,
+    instanceId: INSTANCE,
+    availabilityZone: 'eu-west-1a',
+    volumeId: VOLUME,
+    dataMount: '/data',
+    ...over,
+  });
+}
+
+/** The registry holds every node asked for, on INSTANCE with VOLUME. */
+function registryHoldsEveryNode(): void {
+  ssmMock.on(GetParameterCommand).callsFake((input: { Name: string }) => ({
+    Parameter: { Name: input.Name, Value: registryEntry(input.Name.split('/').pop() as string) },
+  }));
+}
+
+function ssmError(code: string): SSMServiceException {
+  return new SSMServiceException({
+    name: code,
+    $fault: 'client',
+    $metadata: {},
+    message: `${code} (mocked)`,
+  });
 }
 
 function awsError(code: string, message = `${code} (mocked)`): EC2ServiceException {
@@ -94,6 +127,8 @@ beforeAll(() => {
 
 beforeEach(() => {
   ec2Mock.reset();
+  ssmMock.reset();
+  registryHoldsEveryNode();
 });
 
 afterEach(() => {
@@ -185,25 +220,199 @@ describe('expand-volume: which volume', () => {
     expect(writes()).toBe(0);
   });
 
-  it('honours MANAGED_TAG_KEY and NODE_TAG_KEY', async () => {
+  it('honours MANAGED_TAG_KEY, NODE_TAG_KEY, DEPLOYMENT_TAG_KEY, DEPLOYMENT and NODE_PARAMETER_PREFIX', async () => {
     happyPath(
       volume({
         Tags: [
           { Key: 'acme:managed', Value: 'true' },
           { Key: 'acme:node', Value: 'n7' },
+          { Key: 'acme:deployment', Value: 'Acme' },
         ],
       }),
     );
     const r = await expandVolume(
       { instanceId: INSTANCE, volumeId: VOLUME },
-      deps({ managedTagKey: 'acme:managed', nodeTagKey: 'acme:node' }),
+      deps({
+        managedTagKey: 'acme:managed',
+        nodeTagKey: 'acme:node',
+        deploymentTagKey: 'acme:deployment',
+        deployment: 'Acme',
+        nodeParameterPrefix: '/Acme/nodes/',
+      }),
     );
     expect(r).toMatchObject({ status: 'started', node: 'n7' });
+    expect(ssmMock.commandCalls(GetParameterCommand).map((c) => c.args[0].input)).toEqual([
+      { Name: '/Acme/nodes/n7' },
+    ]);
+  });
+});
+
+describe('expand-volume: only a registered node of this deployment', () => {
+  it('refuses a managed volume of another deployment and changes nothing', async () => {
+    happyPath(
+      volume({
+        Tags: [
+          { Key: 'stemedb:managed', Value: 'true' },
+          { Key: 'stemedb:node', Value: 'db-1' },
+          { Key: 'stemedb:deployment', Value: 'Other' },
+        ],
+      }),
+    );
+    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    expect(r).toMatchObject({
+      status: 'refused',
+      reason: `volume ${VOLUME} belongs to deployment "Other" (stemedb:deployment), not StemeDB: only this deployment's volumes are expanded`,
+      apiCalls: 1,
+    });
+    expect(writes()).toBe(0);
+    expect(ssmMock.commandCalls(GetParameterCommand)).toHaveLength(0);
+  });
+
+  it('refuses a managed volume without the deployment tag', async () => {
+    happyPath(
+      volume({
+        Tags: [
+          { Key: 'stemedb:managed', Value: 'true' },
+          { Key: 'stemedb:node', Value: 'db-1' },
+        ],
+      }),
+    );
+    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    expect(r).toMatchObject({
+      status: 'refused',
+      reason: `volume ${VOLUME} is not tagged stemedb:deployment=StemeDB: only this deployment's volumes are expanded`,
+    });
+    expect(writes()).toBe(0);
+  });
+
+  it('picks the volume of this deployment when another deployment’s managed volume is attached too', async () => {
+    happyPath();
+    const foreign = volume({
+      VolumeId: VOLUME_2,
+      Tags: [
+        { Key: 'stemedb:managed', Value: 'true' },
+        { Key: 'stemedb:node', Value: 'db-1' },
+        { Key: 'stemedb:deployment', Value: 'Other' },
+      ],
+    });
+    ec2Mock.on(DescribeVolumesCommand).resolves({ Volumes: [foreign, volume()] });
+    const r = await expandVolume({ instanceId: INSTANCE }, deps());
+    expect(r).toMatchObject({ status: 'started', volumeId: VOLUME });
+    expect(ec2Mock.commandCalls(ModifyVolumeCommand).map((c) => c.args[0].input.VolumeId)).toEqual([VOLUME]);
+  });
+
+  it('refuses, naming the deployment, when the only managed volume attached is another deployment’s', async () => {
+    const foreign = volume({
+      Tags: [
+        { Key: 'stemedb:managed', Value: 'true' },
+        { Key: 'stemedb:deployment', Value: 'Other' },
+      ],
+    });
+    ec2Mock.on(DescribeVolumesCommand).resolves({ Volumes: [foreign] });
+    const r = await expandVolume({ instanceId: INSTANCE }, deps());
+    expect(r.status).toBe('refused');
+    expect(r.reason).toContain('belongs to deployment "Other"');
+    expect(writes()).toBe(0);
+  });
+
+  it('refuses an instance that is not a registered node (no registry entry) and changes nothing', async () => {
+    happyPath();
+    ssmMock.on(GetParameterCommand).rejects(ssmError('ParameterNotFound'));
+    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    expect(r).toMatchObject({
+      status: 'refused',
+      node: 'db-1',
+      reason: `${INSTANCE} is not a registered node of deployment StemeDB: no registry entry /StemeDB/nodes/db-1`,
+      apiCalls: 2,
+    });
+    expect(writes()).toBe(0);
+    expect(ssmMock.commandCalls(GetParameterCommand).map((c) => c.args[0].input)).toEqual([
+      { Name: '/StemeDB/nodes/db-1' },
+    ]);
+  });
+
+  it('refuses when the registry names another instance for the node', async () => {
+    happyPath();
+    ssmMock.on(GetParameterCommand).resolves({
+      Parameter: { Value: registryEntry('db-1', { instanceId: OTHER_INSTANCE }) },
+    });
+    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    expect(r).toMatchObject({
+      status: 'refused',
+      reason: `${INSTANCE} is not a registered node of deployment StemeDB: registry entry /StemeDB/nodes/db-1 names instance ${OTHER_INSTANCE}`,
+    });
+    expect(writes()).toBe(0);
+  });
+
+  it('refuses when the registry names another volume for the node', async () => {
+    happyPath();
+    ssmMock.on(GetParameterCommand).resolves({
+      Parameter: { Value: registryEntry('db-1', { volumeId: VOLUME_2 }) },
+    });
+    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    expect(r.status).toBe('refused');
+    expect(r.reason).toContain(`names volume ${VOLUME_2}, not ${VOLUME}`);
+    expect(writes()).toBe(0);
+  });
+
+  it('refuses a registry entry that does not parse, or is another node’s', async () => {
+    happyPath();
+    for (const value of ['{not json', registryEntry('db-2')]) {
+      ssmMock.on(GetParameterCommand).resolves({ Parameter: { Value: value } });
+      const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+      expect(r.status, value).toBe('refused');
+      expect(r.reason).toMatch(
+        /^i-0123456789abcdef0 is not a registered node of deployment StemeDB: registry entry /,
+      );
+    }
+    expect(writes()).toBe(0);
+  });
+
+  it('refuses a volume without a node tag, or with one that is not a node name, without reading the registry', async () => {
+    for (const tags of [[], [{ Key: 'stemedb:node', Value: '../../x' }]]) {
+      ec2Mock.reset();
+      happyPath(
+        volume({
+          Tags: [
+            { Key: 'stemedb:managed', Value: 'true' },
+            { Key: 'stemedb:deployment', Value: 'StemeDB' },
+            ...tags,
+          ],
+        }),
+      );
+      const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+      expect(r.status).toBe('refused');
+      expect(r.reason).toMatch(
+        /is not a registered node of deployment StemeDB: volume .* (has no stemedb:node tag|which is not a node name)/,
+      );
+    }
+    expect(ssmMock.commandCalls(GetParameterCommand)).toHaveLength(0);
+    expect(writes()).toBe(0);
+  });
+
+  it('refuses in a dry run as it would for real', async () => {
+    happyPath();
+    ssmMock.on(GetParameterCommand).rejects(ssmError('ParameterNotFound'));
+    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME, dryRun: 'true' }, deps());
+    expect(r.status).toBe('refused');
+  });
+
+  it('throws when the registry cannot be read (a fault, not a refusal), after retrying throttling', async () => {
+    happyPath();
+    ssmMock
+      .on(GetParameterCommand)
+      .rejectsOnce(ssmError('ThrottlingException'))
+      .rejects(ssmError('AccessDeniedException'));
+    await expect(expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps())).rejects.toMatchObject({
+      name: 'AccessDeniedException',
+    });
+    expect(ssmMock.commandCalls(GetParameterCommand)).toHaveLength(2);
+    expect(writes()).toBe(0);
   });
 });
 
 describe('expand-volume: the happy path', () => {
-  it('snapshots with tags, then modifies once, in four API calls', async () => {
+  it('reads the registry, snapshots with tags, then modifies once, in five API calls', async () => {
     happyPath();
     const r = await expandVolume(
       { instanceId: INSTANCE, volumeId: VOLUME, reason: 'critical alarm' },
@@ -221,7 +430,7 @@ describe('expand-volume: the happy path', () => {
       modificationState: 'modifying',
       reason: 'grow 100 → 150 GiB (50% growth)',
       retryAfter: '',
-      apiCalls: 4,
+      apiCalls: 5,
     });
     const snap = ec2Mock.commandCalls(CreateSnapshotCommand)[0]?.args[0].input;
     expect(snap?.VolumeId).toBe(VOLUME);
@@ -231,6 +440,7 @@ describe('expand-volume: the happy path', () => {
         Tags: [
           { Key: 'stemedb:managed', Value: 'true' },
           { Key: 'stemedb:node', Value: 'db-1' },
+          { Key: 'stemedb:deployment', Value: 'StemeDB' },
           { Key: 'stemedb:reason', Value: 'expand-volume' },
         ],
       },
@@ -253,7 +463,7 @@ describe('expand-volume: the happy path', () => {
       { instanceId: INSTANCE, volumeId: VOLUME },
       deps({ snapshotBeforeExpand: false }),
     );
-    expect(r).toMatchObject({ status: 'started', snapshotId: '', apiCalls: 3 });
+    expect(r).toMatchObject({ status: 'started', snapshotId: '', apiCalls: 4 });
     expect(ec2Mock.commandCalls(CreateSnapshotCommand)).toHaveLength(0);
   });
 
@@ -291,7 +501,7 @@ describe('expand-volume: the happy path', () => {
       status: 'dry-run',
       targetSizeGiB: 150,
       reason: 'would grow 100 → 150 GiB (50% growth)',
-      apiCalls: 2,
+      apiCalls: 3,
     });
     expect(writes()).toBe(0);
   });
@@ -311,7 +521,7 @@ describe('expand-volume: modifications already there', () => {
       targetSizeGiB: 150,
       modificationState: 'optimizing',
       snapshotId: '',
-      apiCalls: 2,
+      apiCalls: 3,
     });
     expect(writes()).toBe(0);
   });
@@ -411,7 +621,7 @@ describe('expand-volume: AWS refusals and throttling', () => {
     expect(r).toMatchObject({
       status: 'deferred',
       retryAfter: new Date(NOW.getTime() + 15 * 60_000).toISOString(),
-      apiCalls: 4,
+      apiCalls: 5,
     });
     expect(r.reason).toContain('VolumeModificationRateExceeded');
     expect(ec2Mock.commandCalls(ModifyVolumeCommand)).toHaveLength(1);
@@ -421,7 +631,7 @@ describe('expand-volume: AWS refusals and throttling', () => {
     happyPath();
     ec2Mock.on(ModifyVolumeCommand).rejects(awsError('IncorrectModificationState'));
     const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
-    expect(r).toMatchObject({ status: 'deferred', apiCalls: 5 });
+    expect(r).toMatchObject({ status: 'deferred', apiCalls: 6 });
     expect(r.reason).toContain('IncorrectModificationState');
     expect(ec2Mock.commandCalls(ModifyVolumeCommand)).toHaveLength(1);
   });
@@ -446,7 +656,7 @@ describe('expand-volume: AWS refusals and throttling', () => {
       .rejectsOnce(awsError('RequestLimitExceeded'))
       .resolves({ Volumes: [volume()] });
     const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
-    expect(r).toMatchObject({ status: 'started', apiCalls: 6 });
+    expect(r).toMatchObject({ status: 'started', apiCalls: 7 });
   });
 
   it('gives up after the bounded number of throttled attempts and surfaces the error', async () => {
@@ -589,6 +799,9 @@ describe('expand-volume: configuration', () => {
       warningFreePercent: 20,
       managedTagKey: 'stemedb:managed',
       nodeTagKey: 'stemedb:node',
+      deploymentTagKey: 'stemedb:deployment',
+      deployment: 'StemeDB',
+      nodeParameterPrefix: '/StemeDB/nodes/',
     });
   });
 
@@ -602,6 +815,9 @@ describe('expand-volume: configuration', () => {
         WARNING_FREE_PERCENT: '12.5',
         MANAGED_TAG_KEY: 'acme:managed',
         NODE_TAG_KEY: 'acme:node',
+        DEPLOYMENT_TAG_KEY: 'acme:deployment',
+        DEPLOYMENT: 'Acme',
+        NODE_PARAMETER_PREFIX: '/acme/registry/',
       }),
     ).toEqual({
       growPercent: 25,
@@ -611,7 +827,14 @@ describe('expand-volume: configuration', () => {
       warningFreePercent: 12.5,
       managedTagKey: 'acme:managed',
       nodeTagKey: 'acme:node',
+      deploymentTagKey: 'acme:deployment',
+      deployment: 'Acme',
+      nodeParameterPrefix: '/acme/registry/',
     });
+  });
+
+  it('derives the registry prefix from DEPLOYMENT', () => {
+    expect(loadExpandConfig({ DEPLOYMENT: 'Blue' }).nodeParameterPrefix).toBe('/Blue/nodes/');
   });
 
   it('rejects bad values at cold start, naming every variable', () => {
@@ -624,10 +847,14 @@ describe('expand-volume: configuration', () => {
         WARNING_FREE_PERCENT: '100',
         MANAGED_TAG_KEY: 'aws:managed',
         NODE_TAG_KEY: 'node;rm',
+        DEPLOYMENT_TAG_KEY: 'aws:deployment',
+        DEPLOYMENT: 'Stem eDB',
+        NODE_PARAMETER_PREFIX: 'nodes',
       }),
     ).toThrow(
       [
         'expand-volume configuration is invalid:',
+        '  - DEPLOYMENT is "Stem eDB"; expected a prefix: a letter and up to 19 letters and digits',
         '  - GROW_PERCENT is "0"; expected a whole number from 1 to 1000',
         '  - MIN_GROW_GIB is "ten"; expected a whole number of GiB from 1 to 65536',
         '  - MAX_SIZE_GIB is "70000"; expected a whole number of GiB from 1 to 65536',
@@ -635,6 +862,8 @@ describe('expand-volume: configuration', () => {
         '  - WARNING_FREE_PERCENT is "100"; expected a number above 0 and below 100, such as 20',
         '  - MANAGED_TAG_KEY is "aws:managed"; expected a tag key of 1-128 letters, digits, spaces and _.:/=+-@, not starting with "aws:"',
         '  - NODE_TAG_KEY is "node;rm"; expected a tag key of 1-128 letters, digits, spaces and _.:/=+-@, not starting with "aws:"',
+        '  - DEPLOYMENT_TAG_KEY is "aws:deployment"; expected a tag key of 1-128 letters, digits, spaces and _.:/=+-@, not starting with "aws:"',
+        '  - NODE_PARAMETER_PREFIX is "nodes"; expected a parameter path /<path>/',
       ].join('\n'),
     );
   });

@@ -34,11 +34,18 @@ const EXECUTION_ID = '0f1e2d3c-4b5a-4978-8a9b-0c1d2e3f4a5b';
 const SEGMENT = '000000010000000000000042.wal';
 const MANAGED = 'stemedb:managed';
 const NODE_TAG = 'stemedb:node';
+const DEPLOYMENT_TAG = 'stemedb:deployment';
 
 interface NodeFacts {
   readonly name: string;
   readonly instanceId: string;
   readonly volumeId: string;
+}
+
+/** A node's CloudWatch agent as the stack configures it: the association on its instance, its parameter. */
+interface AgentFacts {
+  readonly parameter: string;
+  readonly namespace: string;
 }
 
 /** What the calls touch, read from the resolved template (never typed by hand). */
@@ -52,8 +59,8 @@ interface Facts {
   readonly bucket: string;
   readonly bucketKeyArn: string;
   readonly routedDocuments: readonly string[];
-  readonly agentConfigParameter: string;
-  readonly agentNamespace: string;
+  /** By node name. */
+  readonly agents: ReadonlyMap<string, AgentFacts>;
   readonly functions: ReadonlyMap<string, { arn: string; roleArn: string; entry: string }>;
   readonly alarmNames: readonly string[];
 }
@@ -91,7 +98,27 @@ function factsOf(t: ResolvedTemplate): Facts {
   const nodes = params
     .filter((p) => String(p.properties.Name).startsWith(env.NODE_PARAMETER_PREFIX as string))
     .map((p) => JSON.parse(String(p.properties.Value)) as NodeFacts);
-  const agent = params.find((p) => String(p.properties.Name).startsWith('AmazonCloudWatch-'));
+  // Each node's agent configuration: the ManageAgent association that targets its instance, and
+  // the parameter that association applies.
+  const agents = new Map<string, AgentFacts>();
+  for (const node of nodes) {
+    const configures = t
+      .resources('AWS::SSM::Association')
+      .filter(
+        (a) =>
+          a.properties.Name === 'AmazonCloudWatch-ManageAgent' &&
+          (a.properties.Targets as Array<{ Key: string; Values: string[] }>).some(
+            (x) => x.Key === 'InstanceIds' && x.Values.includes(node.instanceId),
+          ),
+      );
+    expect(configures, `one agent configuration association on ${node.instanceId}`).toHaveLength(1);
+    const parameters = (configures[0]?.properties.Parameters ?? {}) as Record<string, string[]>;
+    const location = parameters.optionalConfigurationLocation?.[0];
+    const param = params.find((p) => p.properties.Name === location);
+    expect(param, `the agent configuration parameter ${location} of ${node.name}`).toBeDefined();
+    const config = JSON.parse(String(param?.properties.Value)) as { metrics: { namespace: string } };
+    agents.set(node.name, { parameter: String(location), namespace: config.metrics.namespace });
+  }
   const buckets = t
     .resources('AWS::S3::Bucket')
     .map((b) => ({
@@ -129,29 +156,61 @@ function factsOf(t: ResolvedTemplate): Facts {
     routedDocuments: [
       ...new Set(Object.values(JSON.parse(env.ROUTES as string) as Record<string, string[]>).flat()),
     ],
-    agentConfigParameter: String(agent?.properties.Name),
-    agentNamespace: (JSON.parse(String(agent?.properties.Value)) as { metrics: { namespace: string } })
-      .metrics.namespace,
+    agents,
     functions,
     alarmNames: t.resources('AWS::CloudWatch::Alarm').map((a) => a.ref),
   };
 }
 
-/** The CloudWatch agent the stack configures on every node: its calls, from its configuration. */
-function agentCalls(f: Facts): CodeCall[] {
+/** The CloudWatch agent the stack configures on a node: its calls, from its configuration. */
+function agentCalls(agent: AgentFacts): CodeCall[] {
   return [
     {
       action: 'cloudwatch:PutMetricData',
       operation: 'PutMetricData',
-      source: `agent config ${f.agentConfigParameter}`,
+      source: `agent config ${agent.parameter}`,
+      target: agent.namespace,
     },
     {
       action: 'ssm:GetParameter',
       operation: 'GetParameter',
-      source: `agent config ${f.agentConfigParameter}`,
-      target: f.agentConfigParameter,
+      source: `agent config ${agent.parameter}`,
+      target: agent.parameter,
     },
   ];
+}
+
+function agentOf(node: NodeFacts): AgentFacts {
+  const agent = facts.agents.get(node.name);
+  if (agent === undefined) throw new Error(`no agent configuration for node ${node.name}`);
+  return agent;
+}
+
+/**
+ * What a host script's PutObject writes, from its code: the key expression (`--key` of the CLI;
+ * a botocore call writes the segment it uploads) names the manifest or a segment, and the write
+ * is create-only when the call sends If-None-Match (`--if-none-match '*'`, `IfNoneMatch=`).
+ */
+function hostPutObject(call: CodeCall): { readonly manifest: boolean; readonly createOnly: boolean } {
+  const m = /^(ssm-documents\/scripts\/[^:]+):(\d+)(?: \((\w+)\) line (\d+))?$/.exec(call.source);
+  if (m === null) throw new Error(`${call.source}: not a host script call site`);
+  const lines = readFileSync(join(REPO_ROOT, m[1] as string), 'utf8').split('\n');
+  const first = Number(m[2]) - 1 + (m[4] === undefined ? 0 : Number(m[4]) - 1);
+  let text = '';
+  let depth = 0;
+  for (let i = first; i < lines.length; i++) {
+    const line = lines[i] as string;
+    text += `${line}\n`;
+    depth += (line.match(/\(/g) ?? []).length - (line.match(/\)/g) ?? []).length;
+    if (!line.trimEnd().endsWith('\\') && depth <= 0) break;
+  }
+  if (m[4] !== undefined) {
+    if (!/\bput_object\(/.test(text)) throw new Error(`${call.source}: no put_object call at ${text}`);
+    return { manifest: /MANIFEST/.test(text), createOnly: (call.fields ?? []).includes('IfNoneMatch') };
+  }
+  const key = /--key\s+("[^"]*"|\S+)/.exec(text)?.[1];
+  if (key === undefined) throw new Error(`${call.source}: put-object without --key: ${text}`);
+  return { manifest: /MANIFEST/.test(key), createOnly: /--if-none-match\s+'\*'/.test(text) };
 }
 
 // --- Resources of each call (Service Authorization Reference resource types) ------------------
@@ -166,9 +225,22 @@ const tags = (t: Record<string, string>): Record<string, string | string[]> => (
   ...Object.fromEntries(Object.entries(t).map(([k, v]) => [`aws:RequestTag/${k}`, v])),
   'aws:TagKeys': Object.keys(t),
 });
-const managedTags = (node: NodeFacts, key: 'aws:ResourceTag' | 'ssm:resourceTag' = 'aws:ResourceTag') => ({
+/** The tags a node's volume and instance carry (the instance's as the platform team sets them). */
+const managedTags = (
+  node: NodeFacts,
+  key: 'aws:ResourceTag' | 'ssm:resourceTag' = 'aws:ResourceTag',
+  deployment = facts.prefix,
+) => ({
   [`${key}/${MANAGED}`]: 'true',
   [`${key}/${NODE_TAG}`]: node.name,
+  [`${key}/${DEPLOYMENT_TAG}`]: deployment,
+});
+/** The tags expand-volume puts on its snapshot. */
+const snapshotTags = (node: NodeFacts, deployment = facts.prefix) => ({
+  [MANAGED]: 'true',
+  [NODE_TAG]: node.name,
+  [DEPLOYMENT_TAG]: deployment,
+  'stemedb:reason': 'expand-volume',
 });
 
 /**
@@ -185,11 +257,10 @@ function startAutomation(document: string, version: string): RequestResource[] {
   ];
 }
 
-/** The S3 keys a principal reads or writes in the archive. */
+/** The S3 keys a principal reads in the archive, or verify-archive writes (a node's writes: hostPutObject). */
 function archiveKeys(who: Who, action: string): string[] {
   if (who.kind === 'node') {
     const p = `wal/${who.node.name}/`;
-    if (action === 's3:PutObject') return [`${p}${SEGMENT}`, `${p}_manifest/upload.json`];
     return [`${p}${SEGMENT}`, `${p}_manifest/upload.json`, `${p}_manifest/verified.json`];
   }
   // verify-archive: reads every node's segments and upload manifest, writes their verified manifest.
@@ -207,7 +278,7 @@ async function requestsOf(who: Who, call: CodeCall): Promise<RequestResource[][]
   if (details.resourceTypes.length === 0) return [[{ arn: '*' }]];
   if (EVALUATED_AGAINST_STAR[call.action] !== undefined) {
     if (call.action === 'cloudwatch:PutMetricData')
-      return [[{ arn: '*', context: { 'cloudwatch:namespace': facts.agentNamespace } }]];
+      return [[{ arn: '*', context: { 'cloudwatch:namespace': call.target as string } }]];
     return [[{ arn: '*' }]];
   }
   const each = <T>(xs: readonly T[], f: (x: T) => RequestResource[]): RequestResource[][] => xs.map(f);
@@ -217,24 +288,18 @@ async function requestsOf(who: Who, call: CodeCall): Promise<RequestResource[][]
     case 'ec2:CreateSnapshot':
       return each(facts.nodes, (n) => [
         { arn: volumeArn(n.volumeId), context: managedTags(n) },
-        {
-          arn: snapshotArn(),
-          context: tags({ [MANAGED]: 'true', [NODE_TAG]: n.name, 'stemedb:reason': 'expand-volume' }),
-        },
+        { arn: snapshotArn(), context: tags(snapshotTags(n)) },
       ]);
     case 'ec2:CreateTags':
       return each(facts.nodes, (n) => [
         {
           arn: snapshotArn(),
-          context: {
-            'ec2:CreateAction': 'CreateSnapshot',
-            ...tags({ [MANAGED]: 'true', [NODE_TAG]: n.name, 'stemedb:reason': 'expand-volume' }),
-          },
+          context: { 'ec2:CreateAction': 'CreateSnapshot', ...tags(snapshotTags(n)) },
         },
       ]);
     case 'ssm:GetParameter':
       if (who.kind === 'node')
-        return [[{ arn: facts.arn('ssm', `parameter/${facts.agentConfigParameter}`) }]];
+        return [[{ arn: facts.arn('ssm', `parameter/${agentOf(who.node).parameter}`) }]];
       return each(facts.nodes, (n) => [
         { arn: facts.arn('ssm', `parameter/${facts.prefix}/nodes/${n.name}`) },
       ]);
@@ -293,8 +358,15 @@ async function requestsOf(who: Who, call: CodeCall): Promise<RequestResource[][]
           context: tags({ 'stemedb:escalated': '2024-01-01T00:00:00Z' }),
         },
       ]);
-    case 's3:GetObject':
     case 's3:PutObject':
+      if (who.kind === 'node') {
+        // A segment with If-None-Match (create-only, as the bucket requires) or the upload manifest.
+        const { manifest, createOnly } = hostPutObject(call);
+        const key = `wal/${who.node.name}/${manifest ? '_manifest/upload.json' : SEGMENT}`;
+        return [[{ arn: objectArn(key), context: createOnly ? { 's3:if-none-match': '*' } : {} }]];
+      }
+      return archiveKeys(who, call.action).map((k) => [{ arn: objectArn(k) }]);
+    case 's3:GetObject':
       return archiveKeys(who, call.action).map((k) => [{ arn: objectArn(k) }]);
     case 's3:ListBucket': {
       const prefixes =
@@ -383,7 +455,7 @@ beforeAll(async () => {
   for (const node of facts.nodes) {
     const label = `node ${node.name} (instance policy + AmazonSSMManagedInstanceCore)`;
     principals.push({ kind: 'node', label, policy: `${facts.prefix}-node-${node.name}`, node });
-    callsOf.set(label, [...host, ...agentCalls(facts)]);
+    callsOf.set(label, [...host, ...agentCalls(agentOf(node))]);
   }
 });
 
@@ -421,6 +493,7 @@ describe('call lists derived from the code', () => {
         'ec2:DescribeVolumesModifications',
         'ec2:CreateSnapshot',
         'ec2:ModifyVolume',
+        'ssm:GetParameter',
       ],
       [`${facts.prefix}-wait-for-volume-modification role`]: ['ec2:DescribeVolumesModifications'],
       [`${facts.prefix}-verify-archive role`]: ['s3:GetObject', 's3:PutObject'],
@@ -585,6 +658,130 @@ describe('must-deny cases are denied', () => {
       action: 's3:ListBucket',
       resource: { arn: `arn:aws:s3:::${facts.bucket}`, context: { 's3:prefix': 'wal/db-2/' } },
     });
+  });
+
+  it("a node may not put disk metrics in another node's namespace, only in its own, the one its alarms read", async () => {
+    const [a, b] = facts.nodes as [NodeFacts, NodeFacts];
+    const put = (node: NodeFacts, namespace: string) => ({
+      managedPolicy: `${facts.prefix}-node-${node.name}`,
+      action: 'cloudwatch:PutMetricData',
+      resource: { arn: '*', context: { 'cloudwatch:namespace': namespace } },
+    });
+    expect(agentOf(a).namespace).not.toBe(agentOf(b).namespace);
+    const own = await evaluator.isAllowed(put(a, agentOf(a).namespace));
+    expect(own.allowed, own.explanation).toBe(true);
+    counts.allow++;
+    await expectDenied(put(a, agentOf(b).namespace));
+    await expectDenied(put(b, agentOf(a).namespace));
+    // Nor the agent's default namespace, nor a namespace of another deployment.
+    await expectDenied(put(a, 'CWAgent'));
+    await expectDenied(put(a, agentOf(a).namespace.replace(`/${facts.prefix}/`, '/Other/')));
+    // Every disk alarm of a node reads that node's namespace, which only that node may write.
+    for (const node of facts.nodes) {
+      const alarms = resolved
+        .resources('AWS::CloudWatch::Alarm')
+        .filter((x) => JSON.stringify(x.properties).includes(node.instanceId));
+      expect(alarms.length, node.name).toBeGreaterThan(0);
+      for (const alarm of alarms) {
+        const p = alarm.properties as {
+          Namespace?: string;
+          Metrics?: Array<{ MetricStat?: { Metric: { Namespace: string } } }>;
+        };
+        const namespaces = [p.Namespace, ...(p.Metrics ?? []).map((m) => m.MetricStat?.Metric.Namespace)];
+        for (const ns of namespaces.filter((x) => x !== undefined))
+          expect(ns, alarm.ref).toBe(agentOf(node).namespace);
+      }
+    }
+  });
+
+  it('nobody may overwrite an archived WAL segment: a PutObject without If-None-Match is denied on every key but the manifests', async () => {
+    const db1 = `${facts.prefix}-node-db-1`;
+    const segment = objectArn(`wal/db-1/${SEGMENT}`);
+    expect(await expectDenied({ managedPolicy: db1, action: 's3:PutObject', resource: segment })).toBe(
+      'ExplicitlyDenied',
+    );
+    const createOnly = await evaluator.isAllowed({
+      managedPolicy: db1,
+      action: 's3:PutObject',
+      resource: { arn: segment, context: { 's3:if-none-match': '*' } },
+    });
+    expect(createOnly.allowed, createOnly.explanation).toBe(true);
+    // The upload manifest is written again on every run, without the header.
+    const manifest = await evaluator.isAllowed({
+      managedPolicy: db1,
+      action: 's3:PutObject',
+      resource: objectArn('wal/db-1/_manifest/upload.json'),
+    });
+    expect(manifest.allowed, manifest.explanation).toBe(true);
+    counts.allow += 2;
+    // Another key of the node's prefix, even one under _manifest/, is create-only too.
+    for (const key of ['wal/db-1/_manifest/other.json', 'wal/db-1/x/_manifest/upload.json.bak']) {
+      expect(
+        await expectDenied({ managedPolicy: db1, action: 's3:PutObject', resource: objectArn(key) }),
+      ).toBe('ExplicitlyDenied');
+    }
+    // The verifier may not overwrite a segment either (it only writes verified manifests).
+    expect(
+      await expectDenied({
+        principalRoleArn: roleOf('verify-archive'),
+        action: 's3:PutObject',
+        resource: segment,
+      }),
+    ).toBe('ExplicitlyDenied');
+  });
+
+  it('expand-volume may not modify or snapshot a managed volume of another deployment, nor tag its snapshot as one', async () => {
+    const role = roleOf('expand-volume');
+    const node = facts.nodes[0] as NodeFacts;
+    const foreign = volumeArn('vol-0cccccccccccccccc');
+    const otherDeployment = managedTags(node, 'aws:ResourceTag', 'Other');
+    const { [`aws:ResourceTag/${DEPLOYMENT_TAG}`]: _, ...untagged } = otherDeployment;
+    for (const context of [otherDeployment, untagged]) {
+      await expectDenied({
+        principalRoleArn: role,
+        action: 'ec2:ModifyVolume',
+        resource: { arn: foreign, context },
+      });
+      await expectDenied({
+        principalRoleArn: role,
+        action: 'ec2:CreateSnapshot',
+        resource: [
+          { arn: foreign, context },
+          { arn: snapshotArn(), context: tags(snapshotTags(node)) },
+        ],
+      });
+    }
+    // Our volume, but a snapshot tagged as another deployment's.
+    await expectDenied({
+      principalRoleArn: role,
+      action: 'ec2:CreateSnapshot',
+      resource: [
+        { arn: volumeArn(node.volumeId), context: managedTags(node) },
+        { arn: snapshotArn(), context: tags(snapshotTags(node, 'Other')) },
+      ],
+    });
+    // It reads this deployment's node registry only.
+    for (const name of [`Other/nodes/${node.name}`, `AmazonCloudWatch-${facts.prefix}-disk-${node.name}`]) {
+      await expectDenied({
+        principalRoleArn: role,
+        action: 'ssm:GetParameter',
+        resource: facts.arn('ssm', `parameter/${name}`),
+      });
+    }
+  });
+
+  it('the automation role may not send a command to a managed instance of another deployment', async () => {
+    const node = facts.nodes[0] as NodeFacts;
+    const doc = documentArn(`${facts.prefix}-Host-DiskReport`);
+    const other = managedTags(node, 'ssm:resourceTag', 'Other');
+    const { [`ssm:resourceTag/${DEPLOYMENT_TAG}`]: _, ...untagged } = other;
+    for (const context of [other, untagged]) {
+      await expectDenied({
+        principalRoleArn: facts.automationRoleArn,
+        action: 'ssm:SendCommand',
+        resource: [{ arn: doc }, { arn: instanceArn('i-0dddddddddddddddd'), context }],
+      });
+    }
   });
 
   it('only the verifier writes a verified manifest (the bucket policy denies everyone else, the node included)', async () => {

@@ -278,14 +278,25 @@ describe('remediation machinery', () => {
     });
   });
 
-  it('lets expand-volume modify and snapshot only volumes tagged managed', () => {
+  it("lets expand-volume modify and snapshot only volumes tagged managed and of this deployment, and read this deployment's node registry", () => {
     const st = statementsOf(r, 'RemediationExpandVolumeRole');
     const modify = st.find((s) => s.Sid === 'ModifyAndSnapshotManagedVolumesOnly');
     expect([...actionsOf(modify ? [modify] : [])].sort()).toEqual(['ec2:CreateSnapshot', 'ec2:ModifyVolume']);
-    expect(modify?.Condition).toEqual({ StringEquals: { 'aws:ResourceTag/stemedb:managed': 'true' } });
-    expect(st.find((s) => s.Sid === 'CreateManagedSnapshotsOnly')?.Condition).toEqual({
-      StringEquals: { 'aws:RequestTag/stemedb:managed': 'true' },
+    expect(modify?.Condition).toEqual({
+      StringEquals: {
+        'aws:ResourceTag/stemedb:managed': 'true',
+        'aws:ResourceTag/stemedb:deployment': 'StemeDB',
+      },
     });
+    expect(st.find((s) => s.Sid === 'CreateManagedSnapshotsOnly')?.Condition).toEqual({
+      StringEquals: {
+        'aws:RequestTag/stemedb:managed': 'true',
+        'aws:RequestTag/stemedb:deployment': 'StemeDB',
+      },
+    });
+    const registry = st.find((s) => s.Sid === 'ReadNodeRegistry');
+    expect(registry?.Action).toBe('ssm:GetParameter');
+    expect(JSON.stringify(registry?.Resource)).toContain(':parameter/StemeDB/nodes/*');
     expect(st.find((s) => s.Sid === 'TagSnapshotsAtCreation')?.Condition).toEqual({
       StringEquals: { 'ec2:CreateAction': 'CreateSnapshot' },
     });
@@ -295,13 +306,18 @@ describe('remediation machinery', () => {
     }
   });
 
-  it("lets the automation role send commands only with this stack's documents and to managed instances", () => {
+  it("lets the automation role send commands only with this stack's documents and to managed instances of this deployment", () => {
     const st = statementsOf(r, 'RemediationAutomationRole');
     const docs = st.find((s) => s.Sid === 'RunThisStacksCommandDocuments');
     expect(JSON.stringify(docs?.Resource)).toContain('document/StemeDB-Host-GrowFilesystem');
     expect(docs?.Resource).toHaveLength(COMMAND_DOCUMENTS.length);
     const instances = st.find((s) => s.Sid === 'RunCommandsOnManagedInstancesOnly');
-    expect(instances?.Condition).toEqual({ StringEquals: { 'ssm:resourceTag/stemedb:managed': 'true' } });
+    expect(instances?.Condition).toEqual({
+      StringEquals: {
+        'ssm:resourceTag/stemedb:managed': 'true',
+        'ssm:resourceTag/stemedb:deployment': 'StemeDB',
+      },
+    });
     const pass = st.find((s) => s.Sid === 'PassAutomationRoleToSsmOnly');
     expect(pass?.Condition).toEqual({ StringEquals: { 'iam:PassedToService': 'ssm.amazonaws.com' } });
   });

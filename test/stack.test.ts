@@ -2,10 +2,13 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Annotations, Match } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { STACK_RESOURCE_LIMIT, stackResourceCount } from '../lib/config';
+import { resolveConfig, STACK_RESOURCE_LIMIT, stackResourceCount } from '../lib/config';
+import { agentNamespace } from '../lib/disk-metrics-agent';
 import { type SynthResult, synthStack, TWO_NODES_FILE } from './support/synth';
 
 const twoNodes = JSON.parse(readFileSync(TWO_NODES_FILE, 'utf8')) as Record<string, unknown>;
+const DB1 = 'i-0123456789abcdef0';
+const DB2 = 'i-0fedcba9876543210';
 
 type Resource = {
   Type: string;
@@ -57,9 +60,10 @@ describe('two-node stack', () => {
     r.template.hasResource('AWS::EC2::Volume', { DeletionPolicy: 'Retain', UpdateReplacePolicy: 'Retain' });
   });
 
-  it('tags the volume managed and with its node, for tag-scoped IAM', () => {
+  it('tags the volume managed, with its node and with this deployment, for tag-scoped IAM', () => {
     r.template.hasResourceProperties('AWS::EC2::Volume', {
       Tags: Match.arrayWith([
+        { Key: 'stemedb:deployment', Value: 'StemeDB' },
         { Key: 'stemedb:managed', Value: 'true' },
         { Key: 'stemedb:node', Value: 'db-1' },
       ]),
@@ -82,10 +86,10 @@ describe('two-node stack', () => {
     });
   });
 
-  it('tags the adopted volume without owning it', () => {
+  it('tags the adopted volume (managed, its node, this deployment) without owning it', () => {
     r.template.hasResourceProperties('Custom::AWS', {
       Create: Match.stringLikeRegexp(
-        '"action":"createTags".*vol-0123456789abcdef0.*stemedb:managed.*stemedb:node.*db-2',
+        '"action":"createTags".*vol-0123456789abcdef0.*stemedb:managed.*stemedb:node.*db-2.*stemedb:deployment.*StemeDB',
       ),
     });
     const custom = Object.values(r.template.findResources('Custom::AWS')) as Resource[];
@@ -93,12 +97,14 @@ describe('two-node stack', () => {
     r.template.resourceCountIs('AWS::EC2::VolumeAttachment', 1);
   });
 
-  it('snapshots every managed volume daily and keeps the configured count', () => {
+  it("snapshots this deployment's volumes daily, and keeps the configured count, by the deployment tag alone", () => {
+    // DLM targets a volume that has ANY of the target tags: stemedb:managed=true (the same in every
+    // deployment) beside it would make this policy snapshot every other deployment's volumes.
     r.template.hasResourceProperties('AWS::DLM::LifecyclePolicy', {
       State: 'ENABLED',
       PolicyDetails: {
         ResourceTypes: ['VOLUME'],
-        TargetTags: [{ Key: 'stemedb:managed', Value: 'true' }],
+        TargetTags: [{ Key: 'stemedb:deployment', Value: 'StemeDB' }],
         Schedules: [
           Match.objectLike({
             CreateRule: { Interval: 24, IntervalUnit: 'HOURS', Times: ['03:00'] },
@@ -109,28 +115,69 @@ describe('two-node stack', () => {
     });
   });
 
-  it('stores the agent configuration for the data mount and applies it to both nodes', () => {
-    const params = Object.values(
-      r.template.findResources('AWS::SSM::Parameter', {
-        Properties: { Name: 'AmazonCloudWatch-StemeDB-disk' },
-      }),
-    ) as Resource[];
-    expect(params).toHaveLength(1);
-    const agent = JSON.parse(params[0]?.Properties.Value as string);
-    expect(agent.metrics.metrics_collected.disk.resources).toEqual(['/data']);
-    expect(agent.metrics.metrics_collected.disk.measurement).toEqual(
-      expect.arrayContaining(['free', 'total', 'inodes_free', 'inodes_total', 'used_percent']),
+  it("configures each node's agent to publish the data mount's disk metrics to a namespace of its own, on its instance only", () => {
+    for (const [node, instance] of [
+      ['db-1', DB1],
+      ['db-2', DB2],
+    ] as const) {
+      const params = Object.entries(
+        r.template.findResources('AWS::SSM::Parameter', {
+          Properties: { Name: `AmazonCloudWatch-StemeDB-disk-${node}` },
+        }),
+      ) as Array<[string, Resource]>;
+      expect(params, node).toHaveLength(1);
+      const [logicalId, param] = params[0] as [string, Resource];
+      const agent = JSON.parse(param.Properties.Value as string);
+      expect(agent.metrics.namespace).toBe(`CWAgent/StemeDB/${instance}`);
+      expect(agent.metrics.metrics_collected.disk.resources).toEqual(['/data']);
+      expect(agent.metrics.metrics_collected.disk.measurement).toEqual(
+        expect.arrayContaining(['free', 'total', 'inodes_free', 'inodes_total', 'used_percent']),
+      );
+      expect(agent.metrics.aggregation_dimensions).toEqual([['InstanceId', 'path']]);
+      r.template.hasResourceProperties('AWS::SSM::Association', {
+        Name: 'AmazonCloudWatch-ManageAgent',
+        AssociationName: `StemeDB-configure-cloudwatch-agent-${node}`,
+        Parameters: Match.objectLike({
+          optionalConfigurationSource: ['ssm'],
+          optionalConfigurationLocation: [{ Ref: logicalId }],
+        }),
+        Targets: [{ Key: 'InstanceIds', Values: [instance] }],
+      });
+    }
+    // No agent configuration is shared between nodes.
+    r.template.resourcePropertiesCountIs(
+      'AWS::SSM::Association',
+      { Name: 'AmazonCloudWatch-ManageAgent' },
+      2,
     );
-    expect(agent.metrics.aggregation_dimensions).toEqual([['InstanceId', 'path']]);
     r.template.hasResourceProperties('AWS::SSM::Association', {
-      Name: 'AmazonCloudWatch-ManageAgent',
-      Parameters: Match.objectLike({
-        optionalConfigurationSource: ['ssm'],
-        optionalConfigurationLocation: [{ Ref: Match.stringLikeRegexp('^DiskMetricsAgentConfig') }],
-      }),
-      Targets: [{ Key: 'InstanceIds', Values: ['i-0123456789abcdef0', 'i-0fedcba9876543210'] }],
+      Name: 'AWS-ConfigureAWSPackage',
+      Targets: [{ Key: 'InstanceIds', Values: [DB1, DB2] }],
     });
-    r.template.hasResourceProperties('AWS::SSM::Association', { Name: 'AWS-ConfigureAWSPackage' });
+  });
+
+  it("reads every alarm of a node from that node's own namespace, the one only that node may publish to", () => {
+    for (const [node, instance] of [
+      ['db-1', DB1],
+      ['db-2', DB2],
+    ] as const) {
+      const alarms = Object.values(
+        r.template.findResources('AWS::CloudWatch::Alarm', {
+          Properties: { AlarmName: Match.stringLikeRegexp(`^StemeDB-${node}-disk-`) },
+        }),
+      ) as Resource[];
+      expect(alarms).toHaveLength(6);
+      for (const a of alarms) {
+        const p = a.Properties as { Namespace?: string; Metrics?: MetricQuery[] };
+        const namespaces = [
+          p.Namespace,
+          ...(p.Metrics ?? []).map((m) => m.MetricStat?.Metric.Namespace),
+        ].filter((x) => x !== undefined);
+        expect(namespaces.length).toBeGreaterThan(0);
+        expect(new Set(namespaces)).toEqual(new Set([agentNamespace('StemeDB', instance)]));
+      }
+    }
+    expect(agentNamespace('StemeDB', DB1)).not.toBe(agentNamespace('StemeDB', DB2));
   });
 
   it('creates six alarms per node', () => {
@@ -162,7 +209,7 @@ describe('two-node stack', () => {
       expect(stats.map((m) => m.MetricStat?.Metric.MetricName).sort()).toEqual(['disk_free', 'disk_total']);
       for (const m of stats) {
         expect(m.MetricStat?.Period).toBe(60);
-        expect(m.MetricStat?.Metric.Namespace).toBe('CWAgent');
+        expect(m.MetricStat?.Metric.Namespace).toBe(`CWAgent/StemeDB/${DB1}`);
         expect(m.MetricStat?.Metric.Dimensions).toEqual([
           { Name: 'InstanceId', Value: 'i-0123456789abcdef0' },
           { Name: 'path', Value: '/data' },
@@ -195,7 +242,7 @@ describe('two-node stack', () => {
     const a = alarmNamed(r, 'StemeDB-db-1-disk-emergency-inodes');
     expect(a).toMatchObject({
       MetricName: 'disk_inodes_free',
-      Namespace: 'CWAgent',
+      Namespace: `CWAgent/StemeDB/${DB1}`,
       Statistic: 'Minimum',
       Threshold: 1000,
       Period: 60,
@@ -249,6 +296,10 @@ describe('two-node stack', () => {
     ]) {
       expect(body).toContain(text);
     }
+    // The graphs read each node's own namespace, never the agent's default one.
+    expect(body).toContain(`CWAgent/StemeDB/${DB1}`);
+    expect(body).toContain(`CWAgent/StemeDB/${DB2}`);
+    expect(body).not.toMatch(/\\"CWAgent\\"/);
   });
 });
 
@@ -309,6 +360,43 @@ describe('WAL archive bucket', () => {
             Action: 's3:*',
             Condition: { Bool: { 'aws:SecureTransport': 'false' } },
           }),
+        ]),
+      },
+    });
+  });
+
+  it('denies every PutObject without If-None-Match (create-only) but on the two manifests written again each run', () => {
+    r.template.hasResourceProperties('AWS::S3::BucketPolicy', {
+      Bucket: { Ref: Match.stringLikeRegexp('^WalArchiveBucket') },
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          {
+            Sid: 'ArchivedObjectsAreCreateOnly',
+            Effect: 'Deny',
+            Principal: { AWS: '*' },
+            Action: 's3:PutObject',
+            NotResource: [
+              {
+                'Fn::Join': [
+                  '',
+                  [
+                    { 'Fn::GetAtt': [Match.stringLikeRegexp('^WalArchiveBucket'), 'Arn'] },
+                    '/wal/*/_manifest/upload.json',
+                  ],
+                ],
+              },
+              {
+                'Fn::Join': [
+                  '',
+                  [
+                    { 'Fn::GetAtt': [Match.stringLikeRegexp('^WalArchiveBucket'), 'Arn'] },
+                    '/wal/*/_manifest/verified.json',
+                  ],
+                ],
+              },
+            ],
+            Condition: { Null: { 's3:if-none-match': 'true' } },
+          },
         ]),
       },
     });
@@ -429,14 +517,17 @@ describe('resources per stack, as the configuration budgets them', () => {
     }
   });
 
-  it('synthesizes the most nodes the configuration accepts: 44 with new volumes, exactly 500 resources', () => {
-    const nodes = Array.from({ length: 44 }, (_, i) => ({
+  it('synthesizes the most nodes the configuration accepts: 36 with new volumes, within 500 resources', () => {
+    const nodes = Array.from({ length: 37 }, (_, i) => ({
       name: `db-${i + 1}`,
       instanceId: `i-${(i + 1).toString(16).padStart(17, '0')}`,
       availabilityZone: 'eu-west-1a',
       dataVolume: { sizeGiB: 100 },
     }));
-    const r = synthStack({ nodes });
-    expect(resourceCount(r)).toBe(STACK_RESOURCE_LIMIT);
+    expect(() => resolveConfig({ nodes })).toThrow(/one stack holds at most 36 nodes/);
+    const r = synthStack({ nodes: nodes.slice(0, 36) });
+    expect(resourceCount(r)).toBe(stackResourceCount(r.config));
+    expect(resourceCount(r)).toBeLessThanOrEqual(STACK_RESOURCE_LIMIT);
+    expect(resourceCount(r) + 12).toBeGreaterThan(STACK_RESOURCE_LIMIT);
   });
 });

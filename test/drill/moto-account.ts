@@ -32,6 +32,8 @@ import { CreateTopicCommand, SNSClient, SubscribeCommand } from '@aws-sdk/client
 import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
+import { DEFAULT_CONFIG } from '../../lib/config';
+import { DEPLOYMENT_TAG_KEY } from '../../lib/tags';
 import type { AwsCredentials, Principal } from '../support/automation-runner';
 import type { ResolvedTemplate } from '../support/resolved-template';
 
@@ -141,6 +143,8 @@ export function nodeTags(node: string): { Key: string; Value: string }[] {
   return [
     { Key: 'stemedb:managed', Value: 'true' },
     { Key: 'stemedb:node', Value: node },
+    // The drill deploys with the default prefix (drill.ts PREFIX); importing it would be a cycle.
+    { Key: DEPLOYMENT_TAG_KEY, Value: DEFAULT_CONFIG.prefix },
   ];
 }
 

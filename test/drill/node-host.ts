@@ -10,7 +10,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { PutMetricDataCommand } from '@aws-sdk/client-cloudwatch';
+import { DescribeAlarmsCommand, PutMetricDataCommand } from '@aws-sdk/client-cloudwatch';
 import { DescribeVolumesCommand } from '@aws-sdk/client-ec2';
 import type { CommandDocumentContent } from '../../lib/command-document';
 import type { Principal } from '../support/automation-runner';
@@ -37,7 +37,8 @@ import type { MotoClients } from './moto-account';
  *   does (parameters checked against their patterns, `SSM_<Name>` environment) with the instance
  *   role's credentials, so every AWS call of a host script is made as that role.
  * - The CloudWatch agent: {@link NodeHost.publishDiskMetrics} puts the data mount's disk figures
- *   into `CWAgent` as the instance role, as the agent configured by the stack does every minute.
+ *   into the node's own namespace as the instance role, as the agent configured by the stack does
+ *   every minute.
  */
 
 const MiB = 1024 * 1024;
@@ -239,8 +240,33 @@ export class NodeHost {
     return { grownFromGiB: from, grownToGiB: sizeGiB };
   }
 
-  /** The CloudWatch agent's datapoints for the data mount (dimensions InstanceId + path), as the instance role. */
+  /**
+   * The CloudWatch agent's datapoints for the data mount (dimensions InstanceId + path), as the
+   * instance role, into the node's own namespace: the one the stack's alarms on this instance read
+   * (read from the deployed alarms, as the agent reads it from its synthesized configuration).
+   */
   async publishDiskMetrics(): Promise<void> {
+    const namespaces = new Set<string>();
+    let NextToken: string | undefined;
+    do {
+      const page = await this.opts.admin.cloudwatch.send(new DescribeAlarmsCommand({ NextToken }));
+      for (const a of page.MetricAlarms ?? []) {
+        const metrics = [
+          { Namespace: a.Namespace, Dimensions: a.Dimensions },
+          ...(a.Metrics ?? []).map((m) => m.MetricStat?.Metric ?? {}),
+        ];
+        for (const m of metrics) {
+          if (m.Dimensions?.some((d) => d.Name === 'InstanceId' && d.Value === this.opts.instanceId))
+            if (m.Namespace !== undefined) namespaces.add(m.Namespace);
+        }
+      }
+      NextToken = page.NextToken;
+    } while (NextToken);
+    const [namespace, ...more] = [...namespaces];
+    if (namespace === undefined || more.length > 0)
+      throw new Error(
+        `publishDiskMetrics: the alarms on ${this.opts.instanceId} read ${namespaces.size === 0 ? 'no namespace' : [...namespaces].join(', ')}; expected exactly one`,
+      );
     const f = diskFigures(this.opts.dataMount);
     const dims = [
       { Name: 'InstanceId', Value: this.opts.instanceId },
@@ -256,7 +282,7 @@ export class NodeHost {
     });
     await this.opts.asInstance.cloudwatch.send(
       new PutMetricDataCommand({
-        Namespace: 'CWAgent',
+        Namespace: namespace,
         MetricData: [
           datum('disk_free', f.availBytes, 'Bytes'),
           datum('disk_total', f.sizeBytes, 'Bytes'),
