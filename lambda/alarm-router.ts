@@ -10,6 +10,14 @@
  *   the chain once the previous remediation of the same transition has finished (and
  *   SETTLE_SECONDS have passed for the metrics to show its effect); when the chain is exhausted
  *   it publishes once to TOPIC_ARN that a human is needed.
+ * - SNS deliveries (`Records[].Sns`) of PROMETHEUS_TOPIC_ARN: Alertmanager notifications (JSON by
+ *   the stack's message template, ./shared/alertmanager-event.ts). Each alert of the group is
+ *   handled on its own under the same rules: firing only (resolved starts nothing), the node from
+ *   the `stemedb_node` label, the route from `stemedb_alarm_kind` (`fills-soon` included), the
+ *   transition from `startsAt`; a notification of another topic starts and reads nothing
+ *   (`foreign-event`), one older than MAX_NOTIFICATION_AGE_SECONDS starts nothing (`stale-event`).
+ *   Prometheus alerts have no re-check: Alertmanager repeats a firing group at its repeat_interval,
+ *   which the tags read as already started.
  *
  * Rules:
  * - Only this stack's events: an event whose `account` or `region` is not the stack's (ACCOUNT_ID,
@@ -27,9 +35,16 @@
  *   check-then-start does not race with another invocation.
  * - A repeated event for the same transition starts nothing new: executions are tagged
  *   `stemedb:node`, `stemedb:alarm`, `stemedb:transition` (the state timestamp to the second),
- *   executions of that transition are looked up before starting, and the ClientToken is a UUID
- *   derived from sha256(alarm ARN | transition | document), so even a race makes AWS refuse the
- *   second start (IdempotentParameterMismatch is read as "already started").
+ *   executions of that transition are looked up before starting, and the ClientToken
+ *   ({@link startToken}) is a UUID derived from sha256 of node, 5-minute window and document while
+ *   the transition is recent, else of alarm ARN, transition and document, so even a race makes AWS
+ *   refuse the second start (IdempotentParameterMismatch is read as "already started"). The
+ *   node's window is what makes a disk that a CloudWatch alarm AND a Prometheus alert report start
+ *   one remediation, even before the first execution is listed.
+ * - The kill switch (MODE_PARAMETER, read once per invocation, only when something would start
+ *   or notify): `act` starts; `observe` starts nothing, logs `observed` with the document it would
+ *   have started and notifies once per transition (alarm tag `stemedb:observed`); `off` starts and
+ *   notifies nothing (`automation-off`). Missing, unreadable or invalid = observe.
  * - DescribeAutomationExecutions' `TagKey` filter is documented only as a tag-key filter (how it
  *   treats values is not), so the router does not rely on it: it narrows by DocumentNamePrefix
  *   and StartTimeAfter (`YYYY-MM-DDTHH:MM:SSZ`, as in the SSM user guide) and reads each
@@ -59,6 +74,8 @@
  *   AUTOMATION_ROLE_ARN    role passed as AutomationAssumeRole (required)
  *   TOPIC_ARN              SNS topic told when a chain is exhausted (required)
  *   NODE_PARAMETER_PREFIX  node registry prefix (default /<PREFIX>/nodes/)
+ *   PROMETHEUS_TOPIC_ARN   the topic Alertmanager publishes to (default none: SNS events are foreign)
+ *   MODE_PARAMETER         the kill switch parameter (default /<PREFIX>/automation-mode)
  *   SETTLE_SECONDS         wait after a remediation ends before escalating (default 300)
  */
 
@@ -81,11 +98,13 @@ import {
   SSMClient,
   StartAutomationExecutionCommand,
 } from '@aws-sdk/client-ssm';
-import type { DiskAlarmKind } from '../lib/thresholds';
+import type { AutomationMode } from '../lib/config';
 import {
   ACCOUNT_PATTERN,
   type AlarmIdentity,
   type AlarmStateChange,
+  type AlertKind,
+  NODE_NAME_PATTERN,
   type NodeRegistryEntry,
   normalizeTransition,
   PREFIX_PATTERN,
@@ -98,6 +117,12 @@ import {
   type Routes,
   shown,
 } from './shared/alarm-event';
+import {
+  type AlertmanagerNotification,
+  isSnsEvent,
+  type PrometheusAlert,
+  parseSnsRecord,
+} from './shared/alertmanager-event';
 import { logger, metrics } from './shared/powertools';
 import { errorCode, type RetryOptions, withThrottlingRetry } from './shared/retry';
 
@@ -114,6 +139,10 @@ export interface RouterConfig {
   /** The stack's account and region: the only ones whose events are acted on. */
   readonly accountId: string;
   readonly region: string;
+  /** The SNS topic Alertmanager publishes to; SNS deliveries from any other topic start nothing. */
+  readonly prometheusTopicArn: string | undefined;
+  /** The kill switch: SSM parameter holding `act`, `observe` or `off`, read at each invocation. */
+  readonly modeParameterName: string;
 }
 
 const ROLE_ARN_PATTERN = /^arn:aws[a-z-]{0,20}:iam::\d{12}:role\/[A-Za-z0-9+=,.@_/-]{1,512}$/;
@@ -146,6 +175,16 @@ export function loadRouterConfig(env: NodeJS.ProcessEnv): RouterConfig {
   if (!TOPIC_ARN_PATTERN.test(topicArn)) {
     throw new Error(`TOPIC_ARN is ${shown(env.TOPIC_ARN)}; expected an SNS topic ARN`);
   }
+  const prometheusTopicArn = env.PROMETHEUS_TOPIC_ARN || undefined;
+  if (prometheusTopicArn !== undefined && !TOPIC_ARN_PATTERN.test(prometheusTopicArn)) {
+    throw new Error(
+      `PROMETHEUS_TOPIC_ARN is ${shown(prometheusTopicArn)}; expected an SNS topic ARN or nothing`,
+    );
+  }
+  const modeParameterName = env.MODE_PARAMETER || `/${prefix}/automation-mode`;
+  if (!/^\/[A-Za-z0-9_.\-/]{1,1000}$/.test(modeParameterName)) {
+    throw new Error(`MODE_PARAMETER is ${shown(modeParameterName)}; expected an SSM parameter name /<path>`);
+  }
   const nodeParameterPrefix = env.NODE_PARAMETER_PREFIX || `/${prefix}/nodes/`;
   if (!PARAMETER_PREFIX_PATTERN.test(nodeParameterPrefix)) {
     throw new Error(`NODE_PARAMETER_PREFIX is ${shown(nodeParameterPrefix)}; expected /<path>/`);
@@ -164,6 +203,8 @@ export function loadRouterConfig(env: NodeJS.ProcessEnv): RouterConfig {
     settleSeconds,
     accountId,
     region,
+    prometheusTopicArn,
+    modeParameterName,
   };
 }
 
@@ -184,7 +225,9 @@ export type Decision =
   | 'start-failed'
   | 'waiting'
   | 'escalated-to-human'
-  | 'already-escalated';
+  | 'already-escalated'
+  | 'observed'
+  | 'automation-off';
 
 /** One decision: logged as one JSON line, counted in `RouterDecision{decision}`. */
 export interface RouterOutcome {
@@ -192,7 +235,7 @@ export interface RouterOutcome {
   readonly reason: string;
   readonly alarmName?: string;
   readonly node?: string;
-  readonly kind?: DiskAlarmKind;
+  readonly kind?: AlertKind;
   readonly transition?: string;
   readonly document?: string;
   readonly executionId?: string;
@@ -209,12 +252,35 @@ export interface RouterDeps {
   readonly now?: () => Date;
   /** Throttling retry options (tests inject a no-op sleep). */
   readonly retry?: RetryOptions;
+  /**
+   * Prometheus alert transitions already notified in observe mode (CloudWatch alarms remember it
+   * in a tag on the alarm; an alert has nothing to tag). @default one set per container
+   */
+  readonly observedAlerts?: Set<string>;
 }
 
 export const TAG_NODE = 'stemedb:node';
 export const TAG_ALARM = 'stemedb:alarm';
 export const TAG_TRANSITION = 'stemedb:transition';
 export const TAG_ESCALATED = 'stemedb:escalated';
+export const TAG_OBSERVED = 'stemedb:observed';
+
+/**
+ * Width of the window that makes the two reports of one disk (a CloudWatch alarm and a Prometheus
+ * alert of the same node) share a ClientToken: see {@link startToken}.
+ */
+export const DEDUPE_WINDOW_SECONDS = 300;
+
+/** The kill switch's values (lib/config.ts AUTOMATION_MODES; a type-only import keeps lib/ out of the bundle). */
+const AUTOMATION_MODES = ['act', 'observe', 'off'] as const satisfies readonly AutomationMode[];
+
+/** How old an Alertmanager notification may be when it reaches the router (as ROUTER_MAX_EVENT_AGE). */
+export const MAX_NOTIFICATION_AGE_SECONDS = 300;
+
+/** The `alarmName` of a Prometheus alert in outcomes and the `stemedb:alarm` tag. */
+export function prometheusAlarmName(alert: Pick<PrometheusAlert, 'alertname' | 'fingerprint'>): string {
+  return `prometheus:${alert.alertname}:${alert.fingerprint}`;
+}
 
 /** Statuses of an execution that is still running (or about to); at most 10 (a filter's limit). */
 export const ACTIVE_STATUSES = [
@@ -242,6 +308,30 @@ export function clientToken(alarmArn: string, transition: string, document: stri
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-${variant}${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }
 
+/**
+ * The ClientToken of a start. While the transition is recent (less than two windows after the
+ * start of its {@link DEDUPE_WINDOW_SECONDS} window), it is the DISK's token: node, window and
+ * document, whatever reported it, so a CloudWatch alarm and a Prometheus alert of the same node
+ * whose transitions fall in the same window cannot both start the document, even when the second
+ * is routed before the first execution shows in DescribeAutomationExecutions (AWS refuses the
+ * second start: IdempotentParameterMismatch, read as already started). A repeated event of one
+ * transition gets the same token. Later (the re-check's next step, a late event), it is the
+ * alarm's own token (alarm, transition, document): the listing shows every earlier start by then,
+ * and a new transition of the same disk in the same window is not held back for ever.
+ */
+export function startToken(
+  alarm: { readonly alarmArn: string; readonly node: string; readonly transition: string },
+  document: string,
+  now: Date,
+): string {
+  const windowMs = DEDUPE_WINDOW_SECONDS * 1000;
+  const windowStart = Math.floor(Date.parse(alarm.transition) / windowMs) * windowMs;
+  if (now.getTime() < windowStart + 2 * windowMs) {
+    return clientToken(`node:${alarm.node}`, new Date(windowStart).toISOString(), document);
+  }
+  return clientToken(alarm.alarmArn, alarm.transition, document);
+}
+
 /** The Reason passed to the document (its pattern allows letters, digits, spaces and ._:,/()=+@#-). */
 export function remediationReason(alarmName: string, transition: string): string {
   return `${alarmName} in ALARM since ${transition}`.slice(0, 256);
@@ -254,6 +344,53 @@ interface Ctx {
   readonly config: RouterConfig;
   readonly deps: RouterDeps;
   readonly now: Date;
+  /** The kill switch, read once per invocation when something would start or notify. */
+  readonly mode: () => Promise<ModeState>;
+}
+
+/** The kill switch as read for this invocation, and why (for the log). */
+export interface ModeState {
+  readonly mode: AutomationMode;
+  readonly reason: string;
+}
+
+/**
+ * Reads the kill switch. A missing parameter, an unreadable one (denied, throttled past the
+ * retries) or a value other than act/observe/off is `observe`: the safe side starts nothing and
+ * still notifies.
+ */
+export async function readMode(config: RouterConfig, deps: RouterDeps): Promise<ModeState> {
+  const name = config.modeParameterName;
+  try {
+    const out = await withThrottlingRetry(
+      () => deps.ssm.send(new GetParameterCommand({ Name: name })),
+      deps.retry,
+    );
+    const value = out.Parameter?.Value?.trim();
+    if ((AUTOMATION_MODES as readonly (string | undefined)[]).includes(value)) {
+      return { mode: value as AutomationMode, reason: `${name} is ${value}` };
+    }
+    return {
+      mode: 'observe',
+      reason: `${name} is ${shown(value)}, not act/observe/off: observe (fail safe)`,
+    };
+  } catch (err) {
+    const code = errorCode(err) ?? 'Error';
+    return { mode: 'observe', reason: `${name} could not be read (${code}): observe (fail safe)` };
+  }
+}
+
+function makeCtx(config: RouterConfig, deps: RouterDeps, mode?: ModeState): Ctx {
+  let read: Promise<ModeState> | undefined = mode === undefined ? undefined : Promise.resolve(mode);
+  return {
+    config,
+    deps,
+    now: deps.now?.() ?? new Date(),
+    mode: () => {
+      read ??= readMode(config, deps);
+      return read;
+    },
+  };
 }
 
 function call<T>(ctx: Ctx, fn: () => Promise<T>): Promise<T> {
@@ -390,7 +527,7 @@ async function startFromChain(
     const document = chain[i] as string;
     const input = {
       DocumentName: document,
-      ClientToken: clientToken(alarm.alarmArn, alarm.transition, document),
+      ClientToken: startToken(alarm, document, ctx.now),
       Parameters: {
         InstanceId: [entry.instanceId],
         AutomationAssumeRole: [ctx.config.automationRoleArn],
@@ -460,6 +597,28 @@ async function startIfIdle(
     };
     return { outcomes: [outcome], exhausted: false };
   }
+  const mode = await ctx.mode();
+  if (mode.mode === 'off') {
+    const outcome: RouterOutcome = {
+      ...base,
+      decision: 'automation-off',
+      reason: `${mode.reason}: would have started step ${from + 1} of ${chain.length} of the ${alarm.kind} chain; starts and notifies nothing`,
+      document: chain[from],
+    };
+    return { outcomes: [outcome], exhausted: false };
+  }
+  if (mode.mode === 'observe') {
+    const document = chain[from] as string;
+    busyNodes.add(alarm.node);
+    const notified = await notifyObservedOnce(ctx, alarm, entry, document, mode);
+    const outcome: RouterOutcome = {
+      ...base,
+      decision: 'observed',
+      reason: `would have started step ${from + 1} of ${chain.length} of the ${alarm.kind} chain; ${mode.reason}; ${notified}`,
+      document,
+    };
+    return { outcomes: [outcome], exhausted: false };
+  }
   const result = await startFromChain(ctx, alarm, entry, chain, from);
   switch (result.kind) {
     case 'started': {
@@ -496,6 +655,55 @@ async function startIfIdle(
   }
 }
 
+/**
+ * Observe mode's one notification per transition: a CloudWatch alarm remembers it in the tag
+ * `stemedb:observed=<transition>` (set after the publish), a Prometheus alert in the container's
+ * memory (Alertmanager itself re-sends a firing group only at its repeat_interval).
+ */
+async function notifyObservedOnce(
+  ctx: Ctx,
+  alarm: AlarmStateChange & AlarmIdentity,
+  entry: NodeRegistryEntry,
+  document: string,
+  mode: ModeState,
+): Promise<string> {
+  const isAlarm = alarm.alarmArn.startsWith('arn:');
+  const memo = ctx.deps.observedAlerts ?? OBSERVED_ALERTS;
+  const key = `${alarm.alarmName}|${alarm.transition}`;
+  if (isAlarm) {
+    const tags = await call(ctx, () =>
+      ctx.deps.cloudwatch.send(new ListAlarmTagsCommand({ ResourceARN: alarm.alarmArn })),
+    );
+    if ((tags.Tags ?? []).some((t) => t.Key === TAG_OBSERVED && t.Value === alarm.transition)) {
+      return 'notified for this transition already';
+    }
+  } else if (memo.has(key)) {
+    return 'notified for this transition already';
+  }
+  const subject = `${ctx.config.prefix}: ${alarm.node} would start ${document} (automation ${mode.mode})`;
+  const message = [
+    `${alarm.alarmName} (node ${alarm.node}, instance ${entry.instanceId}) is in ALARM since ${alarm.transition}.`,
+    `The automation is in ${mode.mode} mode (${mode.reason}): it would have started ${document} and started nothing.`,
+    `To act: aws ssm put-parameter --name ${ctx.config.modeParameterName} --value act --overwrite`,
+  ].join('\n');
+  await ctx.deps.notify(subject.slice(0, 100), message);
+  if (isAlarm) {
+    await call(ctx, () =>
+      ctx.deps.cloudwatch.send(
+        new TagResourceCommand({
+          ResourceARN: alarm.alarmArn,
+          Tags: [{ Key: TAG_OBSERVED, Value: alarm.transition }],
+        }),
+      ),
+    );
+  } else {
+    memo.add(key);
+  }
+  return `published to ${ctx.config.topicArn}`;
+}
+
+const OBSERVED_ALERTS = new Set<string>();
+
 /** Index in `chain` of the last document the history ran (children included), or -1. */
 function lastChainIndex(chain: readonly string[], history: TransitionHistory): number {
   return Math.max(-1, ...history.executions.map((e) => chain.indexOf(e.DocumentName ?? '')));
@@ -514,6 +722,14 @@ async function escalateToHuman(
     kind: alarm.kind,
     transition: alarm.transition,
   };
+  const mode = await ctx.mode();
+  if (mode.mode === 'off') {
+    return {
+      ...base,
+      decision: 'automation-off',
+      reason: `${mode.reason}: the chain is exhausted; notifies nothing`,
+    };
+  }
   const tags = await call(ctx, () =>
     ctx.deps.cloudwatch.send(new ListAlarmTagsCommand({ ResourceARN: alarm.alarmArn })),
   );
@@ -621,8 +837,9 @@ export async function handleAlarmStateChange(
   alarm: AlarmStateChange,
   config: RouterConfig,
   deps: RouterDeps,
+  mode?: ModeState,
 ): Promise<RouterOutcome[]> {
-  const ctx: Ctx = { config, deps, now: deps.now?.() ?? new Date() };
+  const ctx = makeCtx(config, deps, mode);
   if (alarm.state !== 'ALARM' || alarm.previousState === 'ALARM') {
     return [
       {
@@ -646,7 +863,18 @@ export async function handleAlarmStateChange(
     };
   });
   if ('done' in resolved) return [resolved.done];
-  const history = await transitionHistory(ctx, resolved.alarm);
+  return startFirst(ctx, resolved.alarm, resolved.entry, resolved.chain, new Set());
+}
+
+/** An event's transition (alarm event or firing alert): the chain's first document, once. */
+async function startFirst(
+  ctx: Ctx,
+  alarm: AlarmStateChange & AlarmIdentity,
+  entry: NodeRegistryEntry,
+  chain: readonly string[],
+  busyNodes: Set<string>,
+): Promise<RouterOutcome[]> {
+  const history = await transitionHistory(ctx, alarm);
   if (history.executions.length > 0) {
     const first = history.executions[0];
     return [
@@ -654,15 +882,100 @@ export async function handleAlarmStateChange(
         decision: 'already-started',
         reason: 'this transition already has a remediation; the re-check escalates if needed',
         alarmName: alarm.alarmName,
-        node: resolved.alarm.node,
-        kind: resolved.alarm.kind,
+        node: alarm.node,
+        kind: alarm.kind,
         transition: alarm.transition,
         document: first?.DocumentName,
         executionId: first?.AutomationExecutionId,
       },
     ];
   }
-  const { outcomes } = await startIfIdle(ctx, resolved.alarm, resolved.entry, resolved.chain, 0, new Set());
+  const { outcomes } = await startIfIdle(ctx, alarm, entry, chain, 0, busyNodes);
+  return outcomes;
+}
+
+/**
+ * One Alertmanager notification (an SNS record of this stack's Prometheus topic): each alert of
+ * the group on its own, under the CloudWatch rules. Firing only (resolved starts nothing); the
+ * node from `stemedb_node`, the route from `stemedb_alarm_kind`, the transition from `startsAt`;
+ * at most one start per node in the notification, none while the node is busy, and one per
+ * transition (tags, then {@link startToken}). There is no alert state to re-read: a notification
+ * older than {@link MAX_NOTIFICATION_AGE_SECONDS} is stale.
+ */
+export async function handleAlertmanagerNotification(
+  notification: AlertmanagerNotification,
+  config: RouterConfig,
+  deps: RouterDeps,
+  mode?: ModeState,
+): Promise<RouterOutcome[]> {
+  const ctx = makeCtx(config, deps, mode);
+  const age = (ctx.now.getTime() - Date.parse(notification.publishedAt)) / 1000;
+  const outcomes: RouterOutcome[] = [];
+  const busyNodes = new Set<string>();
+  for (const alert of notification.alerts) {
+    const alarmName = prometheusAlarmName(alert);
+    const base = { alarmName, node: alert.node, kind: alert.kind, transition: alert.transition };
+    if (alert.status !== 'firing') {
+      outcomes.push({
+        ...base,
+        decision: 'ignored-state',
+        reason: 'a resolved alert starts nothing; only firing does',
+      });
+      continue;
+    }
+    if (age > MAX_NOTIFICATION_AGE_SECONDS) {
+      outcomes.push({
+        ...base,
+        decision: 'stale-event',
+        reason: `the notification was published at ${notification.publishedAt}, ${Math.round(age)} s ago (more than ${MAX_NOTIFICATION_AGE_SECONDS} s)`,
+      });
+      continue;
+    }
+    if (alert.kind === undefined) {
+      outcomes.push({
+        ...base,
+        decision: 'no-route',
+        reason: `label stemedb_alarm_kind is ${shown(alert.kindLabel)}; no automation is routed for it`,
+      });
+      continue;
+    }
+    if (alert.node === undefined || !NODE_NAME_PATTERN.test(alert.node)) {
+      outcomes.push({
+        ...base,
+        decision: 'unknown-node',
+        reason: `label stemedb_node is ${shown(alert.node)}; expected a node name (the scrape configuration sets it)`,
+      });
+      continue;
+    }
+    const chain = config.routes[alert.kind];
+    if (chain.length === 0) {
+      outcomes.push({
+        ...base,
+        decision: 'no-route',
+        reason: `no automation is routed for ${alert.kind} alerts`,
+      });
+      continue;
+    }
+    const node = await readNode(ctx, alert.node);
+    if (node.entry === undefined) {
+      outcomes.push({ ...base, decision: 'unknown-node', reason: node.reason });
+      continue;
+    }
+    const alarm: AlarmStateChange & AlarmIdentity = {
+      type: 'alarm-state-change',
+      alarmName,
+      // An alert has no ARN: its name stands for it in the alarm-specific token.
+      alarmArn: alarmName,
+      state: 'ALARM',
+      previousState: undefined,
+      transition: alert.transition,
+      account: config.accountId,
+      region: config.region,
+      node: alert.node,
+      kind: alert.kind,
+    };
+    outcomes.push(...(await startFirst(ctx, alarm, node.entry, chain, busyNodes)));
+  }
   return outcomes;
 }
 
@@ -713,8 +1026,12 @@ async function recheckOne(
 }
 
 /** The scheduled re-check: every `<Prefix>-` alarm in ALARM, one at a time. */
-export async function recheckAlarms(config: RouterConfig, deps: RouterDeps): Promise<RouterOutcome[]> {
-  const ctx: Ctx = { config, deps, now: deps.now?.() ?? new Date() };
+export async function recheckAlarms(
+  config: RouterConfig,
+  deps: RouterDeps,
+  mode?: ModeState,
+): Promise<RouterOutcome[]> {
+  const ctx = makeCtx(config, deps, mode);
   const alarms: AlarmStateChange[] = [];
   let NextToken: string | undefined;
   for (let page = 0; page < MAX_PAGES; page++) {
@@ -783,6 +1100,7 @@ export async function routeEvent(
   config: RouterConfig,
   deps: RouterDeps,
 ): Promise<RouterOutcome[]> {
+  if (isSnsEvent(raw)) return routeSnsEvent(raw.Records, config, deps);
   const parsed = parseRouterEvent(raw);
   if (!parsed.ok) return [{ decision: 'malformed-event', reason: parsed.reason }];
   const foreign = foreignness(parsed.value, config);
@@ -799,6 +1117,33 @@ export async function routeEvent(
   }
   if (parsed.value.type === 'scheduled-recheck') return recheckAlarms(config, deps);
   return handleAlarmStateChange(parsed.value, config, deps);
+}
+
+/** SNS deliveries: Alertmanager notifications of this stack's Prometheus topic only. */
+async function routeSnsEvent(
+  records: readonly unknown[],
+  config: RouterConfig,
+  deps: RouterDeps,
+): Promise<RouterOutcome[]> {
+  const outcomes: RouterOutcome[] = [];
+  for (const record of records) {
+    const parsed = parseSnsRecord(record);
+    if (!parsed.ok) {
+      outcomes.push({ decision: 'malformed-event', reason: parsed.reason });
+      continue;
+    }
+    const { notification, unreadable } = parsed.value;
+    if (config.prometheusTopicArn === undefined || notification.topicArn !== config.prometheusTopicArn) {
+      outcomes.push({
+        decision: 'foreign-event',
+        reason: `the notification came from topic ${notification.topicArn}; this stack's Prometheus alerts come from ${config.prometheusTopicArn ?? '(none configured)'}`,
+      });
+      continue;
+    }
+    for (const u of unreadable) outcomes.push({ decision: 'malformed-event', reason: u.reason });
+    outcomes.push(...(await handleAlertmanagerNotification(notification, config, deps)));
+  }
+  return outcomes;
 }
 
 /** Why an event is not this stack's (another account or region), or undefined. */

@@ -94,9 +94,24 @@ export interface RemediationConfig {
   readonly emergencySpace: string;
   /** Document section the inode alarms (inode-warning, emergency-inodes) start ('' for none). @default 'InodeCleanup' */
   readonly inodes: string;
+  /** Document section the Prometheus-only "fills within N hours" alert starts ('' for none). @default 'ArchiveWal' */
+  readonly fillsSoon: string;
   /** Minutes between re-checks of alarms that stay in ALARM. @default 15 */
   readonly recheckMinutes: number;
+  /**
+   * The kill switch's initial value (the SSM parameter `/<prefix>/automation-mode`, which the
+   * router reads at each invocation, so operators flip it without a deploy): `act` starts the
+   * routed documents; `observe` starts nothing, logs each decision as `observed` with the document
+   * it would have started and notifies the topic once per transition; `off` starts nothing and
+   * notifies nothing (decisions logged as `automation-off`; the alarms' own notifications still go
+   * out). A missing or invalid parameter value is read as `observe`. @default 'act'
+   */
+  readonly mode: AutomationMode;
 }
+
+/** The router's kill switch: see {@link RemediationConfig.mode}. */
+export const AUTOMATION_MODES = ['act', 'observe', 'off'] as const;
+export type AutomationMode = (typeof AUTOMATION_MODES)[number];
 
 export interface StemeDbConfig {
   /** Prefix of document, alarm and resource names. @default 'StemeDB' */
@@ -146,7 +161,9 @@ export const DEFAULT_CONFIG: StemeDbConfig = {
     critical: 'ExpandVolume',
     emergencySpace: 'EmergencyCleanup',
     inodes: 'InodeCleanup',
+    fillsSoon: 'ArchiveWal',
     recheckMinutes: 15,
+    mode: 'act',
   },
   notifyEmails: [],
   nodes: [],
@@ -204,7 +221,7 @@ export const REMEDIATION_SECTIONS = [
  */
 export const STACK_RESOURCE_LIMIT = 500;
 export const STACK_RESOURCES = {
-  shared: 58,
+  shared: 59,
   withNodes: 1,
   perNode: 12,
   withAdoptedVolume: 3,
@@ -528,7 +545,7 @@ export function configProblems(c: StemeDbConfig): string[] {
   );
 
   const r = c.remediation;
-  for (const key of ['warning', 'critical', 'emergencySpace', 'inodes'] as const) {
+  for (const key of ['warning', 'critical', 'emergencySpace', 'inodes', 'fillsSoon'] as const) {
     check(
       p,
       r[key] === '' || (REMEDIATION_SECTIONS as readonly string[]).includes(r[key]),
@@ -543,6 +560,13 @@ export function configProblems(c: StemeDbConfig): string[] {
     'remediation.recheckMinutes',
     r.recheckMinutes,
     'a whole number of minutes from 5 to 1440',
+  );
+  check(
+    p,
+    (AUTOMATION_MODES as readonly unknown[]).includes(r.mode),
+    'remediation.mode',
+    r.mode,
+    AUTOMATION_MODES.join(', '),
   );
 
   if (!Array.isArray(c.notifyEmails)) {

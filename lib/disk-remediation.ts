@@ -6,6 +6,7 @@ import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
+import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
 import { parse as parseYaml } from 'yaml';
 import { type RouteTable, routeTable } from '../lambda/shared/alarm-event';
@@ -63,6 +64,8 @@ export class DiskRemediation extends Construct {
   public readonly waitForModification: RemediationFunction;
   public readonly verifyArchive: RemediationFunction;
   public readonly router: RemediationFunction;
+  /** The kill switch `/<prefix>/automation-mode` (act, observe, off) the router reads. */
+  public readonly modeParameter: ssm.StringParameter;
   /** Alarms on the automation itself (Lambda errors, undelivered alarm events). */
   public readonly healthAlarms: AutomationHealthAlarms;
 
@@ -158,6 +161,14 @@ export class DiskRemediation extends Construct {
 
     // --- Alarm router --------------------------------------------------------------------------
     const routes = routesFor(config);
+    // The kill switch: the router reads it at each invocation (missing or invalid = observe).
+    // CloudFormation sets it only when remediation.mode changes; `aws ssm put-parameter` flips it.
+    this.modeParameter = new ssm.StringParameter(this, 'AutomationMode', {
+      parameterName: automationModeParameterName(prefix),
+      stringValue: config.remediation.mode,
+      allowedPattern: '^(act|observe|off)$',
+      description: `${prefix} disk automation: act (start documents), observe (notify what would run) or off`,
+    });
     this.router = new RemediationFunction(this, 'AlarmRouter', {
       entryName: 'alarm-router',
       prefix,
@@ -169,6 +180,7 @@ export class DiskRemediation extends Construct {
       environment: {
         PREFIX: prefix,
         ROUTES: JSON.stringify(routes),
+        MODE_PARAMETER: automationModeParameterName(prefix),
         AUTOMATION_ROLE_ARN: this.automationRole.roleArn,
         TOPIC_ARN: topic.topicArn,
         NODE_PARAMETER_PREFIX: `/${prefix}/nodes/`,
@@ -573,6 +585,13 @@ export class DiskRemediation extends Construct {
         resources: ['*'],
       }),
     );
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'ReadAutomationMode',
+        actions: ['ssm:GetParameter'],
+        resources: [this.modeParameter.parameterArn],
+      }),
+    );
     props.topic.grantPublish(role);
     automationRole.grantPassToSsm(role);
     acknowledgeWildcard(
@@ -675,6 +694,11 @@ const VERIFIED_MANIFEST_KEYS = `wal/*/${VERIFIED_MANIFEST_NAME}`;
  */
 export function routesFor(config: StemeDbConfig): RouteTable {
   return routeTable(config.prefix, config.remediation);
+}
+
+/** The kill switch's SSM parameter: `/<prefix>/automation-mode`. */
+export function automationModeParameterName(prefix: string): string {
+  return `/${prefix}/automation-mode`;
 }
 
 /** How late an event may reach the router (EventBridge delivery, then Lambda's async queue). */

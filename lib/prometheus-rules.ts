@@ -52,6 +52,15 @@ export const FILLS_SOON_ALERT = 'StemeDBDiskFillsWithinHours';
 export const ALARM_KIND_LABEL = 'stemedb_alarm_kind';
 
 /**
+ * Label that names the StemeDB node (`lib/config.ts` node name) an alert is about, so the alarm
+ * router knows whose disk to remediate. It is a target label the scrape configuration sets on
+ * each node's node_exporter (e.g. `relabel_configs` or a `labels:` block in `static_configs`); the
+ * threshold rules keep every series label, and the "no data" rule keeps it explicitly. An alert
+ * without it notifies but starts nothing (the router logs `unknown-node`).
+ */
+export const NODE_LABEL = 'stemedb_node';
+
+/**
  * How far back the "no data" rule looks for a node that used to report its data mount. A node
  * silent for longer than this is taken as decommissioned and its alert resolves.
  */
@@ -215,11 +224,12 @@ function fillsSoonAlert(t: DiskThresholds, mount: string): PrometheusAlertRule {
  * No data: either no node reports the data mount at all (`absent`), or one node that reported it
  * within the last {@link NO_DATA_MEMORY_HOURS} hours no longer does (exporter down, scrape failing,
  * or the mount is gone, e.g. a `nofail` fstab entry that did not mount). Compared per
- * job/instance/mountpoint, so a device or fstype change after a volume swap is not "no data".
+ * job/instance/mountpoint/stemedb_node, so a device or fstype change after a volume swap is not
+ * "no data".
  */
 function noDataAlert(rule: DiskAlarmRule, mount: string, t: DiskThresholds): PrometheusAlertRule {
   const avail = selector('node_filesystem_avail_bytes', mount);
-  const keys = 'job, instance, mountpoint';
+  const keys = `job, instance, mountpoint, ${NODE_LABEL}`;
   return {
     alert: rule.prometheusName,
     expr: [

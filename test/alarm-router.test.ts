@@ -39,6 +39,7 @@ import {
   routeEvent,
   runRouter,
   snsNotifier,
+  startToken,
 } from '../lambda/alarm-router';
 import {
   normalizeTransition,
@@ -61,6 +62,7 @@ const TRANSITION_RAW = '2024-05-01T12:00:00.985+0000';
 const TRANSITION = '2024-05-01T12:00:00Z';
 const NOW = new Date('2024-05-01T12:30:00Z');
 const credentials = { accessKeyId: 'testing', secretAccessKey: 'testing' };
+const MODE_PARAMETER = '/StemeDB/automation-mode';
 
 /** The default configuration: the router runs with the routing table the stack deploys for it. */
 const DEPLOYED = resolveConfig({});
@@ -178,6 +180,10 @@ function tagsOf(alarm: string, transition = TRANSITION): Record<string, string> 
   return { 'stemedb:node': 'db-1', 'stemedb:alarm': alarm, 'stemedb:transition': transition };
 }
 
+function registryReads(): unknown[] {
+  return ssmMock.commandCalls(GetParameterCommand).filter((c) => c.args[0].input.Name !== MODE_PARAMETER);
+}
+
 function starts(): StartAutomationExecutionCommandInput[] {
   return ssmMock.commandCalls(StartAutomationExecutionCommand).map((c) => c.args[0].input);
 }
@@ -223,6 +229,8 @@ beforeEach(() => {
   ssmMock.reset();
   cwMock.reset();
   notify.mockClear();
+  // The kill switch says act unless a test says otherwise.
+  ssmMock.on(GetParameterCommand, { Name: MODE_PARAMETER }).resolves({ Parameter: { Value: 'act' } });
   ssmMock.on(GetParameterCommand, { Name: '/StemeDB/nodes/db-1' }).resolves({
     Parameter: { Name: '/StemeDB/nodes/db-1', Value: registryValue },
   });
@@ -580,7 +588,7 @@ describe('alarm state changes', () => {
   it('retries throttled calls and then starts once', async () => {
     const throttled = (): Error => Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' });
     ssmMock
-      .on(GetParameterCommand)
+      .on(GetParameterCommand, { Name: '/StemeDB/nodes/db-1' })
       .rejectsOnce(throttled())
       .resolves({ Parameter: { Value: registryValue } });
     ssmMock
@@ -590,17 +598,17 @@ describe('alarm state changes', () => {
       .resolves({ AutomationExecutionId: 'exec-2' });
     const outcomes = await routeEvent(alarmEvent(), config, deps);
     expect(outcomes).toMatchObject([{ decision: 'started', executionId: 'exec-2' }]);
-    expect(ssmMock.commandCalls(GetParameterCommand)).toHaveLength(2);
+    expect(registryReads()).toHaveLength(2);
     expect(new Set(starts().map((s) => s.ClientToken)).size).toBe(1);
     expect(starts()).toHaveLength(3);
   });
 
   it('fails the invocation when throttling outlasts the bounded retries', async () => {
     ssmMock
-      .on(GetParameterCommand)
+      .on(GetParameterCommand, { Name: '/StemeDB/nodes/db-1' })
       .rejects(Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' }));
     await expect(routeEvent(alarmEvent(), config, deps)).rejects.toThrow('Rate exceeded');
-    expect(ssmMock.commandCalls(GetParameterCommand)).toHaveLength(5);
+    expect(registryReads()).toHaveLength(5);
     expect(starts()).toHaveLength(0);
   });
 
@@ -1142,6 +1150,7 @@ describe('on moto_server (registry, alarms, tags and SNS real; Automation APIs m
     await real.ssm.send(
       new PutParameterCommand({ Name: '/StemeDB/nodes/db-1', Type: 'String', Value: registryValue }),
     );
+    await real.ssm.send(new PutParameterCommand({ Name: MODE_PARAMETER, Type: 'String', Value: 'act' }));
     await real.cloudwatch.send(
       new PutMetricAlarmCommand({
         AlarmName: CRITICAL,
@@ -1219,5 +1228,375 @@ describe('on moto_server (registry, alarms, tags and SNS real; Automation APIs m
     } finally {
       automation.restore();
     }
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Prometheus alerts (Alertmanager → SNS → router) and the kill switch
+
+const PROM_TOPIC = `arn:aws:sns:${TEST_REGION}:${ACCOUNT}:StemeDB-prometheus-alerts`;
+const promConfig: RouterConfig = loadRouterConfig({ ...routerEnv, PROMETHEUS_TOPIC_ARN: PROM_TOPIC });
+
+interface AmAlert {
+  alertname?: string;
+  kind?: string;
+  node?: string | null;
+  status?: 'firing' | 'resolved';
+  startsAt?: string;
+  fingerprint?: string;
+}
+
+function amAlert(a: AmAlert = {}): Record<string, unknown> {
+  const labels: Record<string, string> = {
+    alertname: a.alertname ?? 'StemeDBDiskSpaceCritical',
+    instance: '10.0.0.5:9100',
+    mountpoint: '/data',
+    severity: 'critical',
+    stemedb_alarm_kind: a.kind ?? 'critical',
+  };
+  if (a.node !== null) labels.stemedb_node = a.node ?? 'db-1';
+  return {
+    status: a.status ?? 'firing',
+    labels,
+    startsAt: a.startsAt ?? '2024-05-01T12:25:00.123Z',
+    endsAt: '0001-01-01T00:00:00Z',
+    fingerprint: a.fingerprint ?? '0123456789abcdef',
+  };
+}
+
+/** An SNS → Lambda event carrying one Alertmanager notification (the stack's message template). */
+function snsEvent(
+  alerts: Record<string, unknown>[],
+  o: { topic?: string; timestamp?: string; message?: string } = {},
+): Record<string, unknown> {
+  const message =
+    o.message ?? JSON.stringify({ version: '4', status: 'firing', receiver: 'stemedb-critical', alerts });
+  return {
+    Records: [
+      {
+        EventSource: 'aws:sns',
+        EventVersion: '1.0',
+        EventSubscriptionArn: `${o.topic ?? PROM_TOPIC}:4f3b3a8e-0000-4000-8000-000000000000`,
+        Sns: {
+          Type: 'Notification',
+          MessageId: '95df01b4-ee98-5cb9-9903-4c221d41eb5e',
+          TopicArn: o.topic ?? PROM_TOPIC,
+          Subject: '[FIRING:1] StemeDBDiskSpaceCritical',
+          Message: message,
+          Timestamp: o.timestamp ?? '2024-05-01T12:29:30.000Z',
+          MessageAttributes: {},
+        },
+      },
+    ],
+  };
+}
+
+describe('Prometheus alerts from Alertmanager (SNS)', () => {
+  it('starts the chain of the alert kind for the node of its stemedb_node label, tagged with the alert and its startsAt', async () => {
+    const outcomes = await routeEvent(snsEvent([amAlert()]), promConfig, deps);
+    expect(outcomes).toMatchObject([
+      {
+        decision: 'started',
+        document: 'StemeDB-ExpandVolume',
+        node: 'db-1',
+        kind: 'critical',
+        transition: '2024-05-01T12:25:00Z',
+        alarmName: 'prometheus:StemeDBDiskSpaceCritical:0123456789abcdef',
+      },
+    ]);
+    expect(starts()).toEqual([
+      expect.objectContaining({
+        DocumentName: 'StemeDB-ExpandVolume',
+        Parameters: {
+          InstanceId: [INSTANCE],
+          AutomationAssumeRole: [ROLE],
+          Reason: [
+            'prometheus:StemeDBDiskSpaceCritical:0123456789abcdef in ALARM since 2024-05-01T12:25:00Z',
+          ],
+        },
+        Tags: [
+          { Key: 'stemedb:node', Value: 'db-1' },
+          { Key: 'stemedb:alarm', Value: 'prometheus:StemeDBDiskSpaceCritical:0123456789abcdef' },
+          { Key: 'stemedb:transition', Value: '2024-05-01T12:25:00Z' },
+        ],
+      }),
+    ]);
+  });
+
+  it('starts nothing for a resolved alert', async () => {
+    const outcomes = await routeEvent(snsEvent([amAlert({ status: 'resolved' })]), promConfig, deps);
+    expect(outcomes.map((o) => o.decision)).toEqual(['ignored-state']);
+    expect(starts()).toHaveLength(0);
+  });
+
+  it('handles each alert of a group: one start per node, the other node started too', async () => {
+    ssmMock.on(GetParameterCommand, { Name: '/StemeDB/nodes/db-2' }).resolves({
+      Parameter: { Value: registryValue.replace('"db-1"', '"db-2"').replace(INSTANCE, OTHER_INSTANCE) },
+    });
+    const outcomes = await routeEvent(
+      snsEvent([
+        amAlert(),
+        amAlert({ alertname: 'StemeDBDiskSpaceWarning', kind: 'warning', fingerprint: 'aa' }),
+        amAlert({ node: 'db-2', fingerprint: 'bb' }),
+        amAlert({ status: 'resolved', fingerprint: 'cc' }),
+      ]),
+      promConfig,
+      deps,
+    );
+    expect(outcomes.map((o) => [o.decision, o.node])).toEqual([
+      ['started', 'db-1'],
+      ['node-busy', 'db-1'],
+      ['started', 'db-2'],
+      ['ignored-state', 'db-1'],
+    ]);
+    expect(starts().map((s) => [s.DocumentName, s.Parameters?.InstanceId?.[0]])).toEqual([
+      ['StemeDB-ExpandVolume', INSTANCE],
+      ['StemeDB-ExpandVolume', OTHER_INSTANCE],
+    ]);
+  });
+
+  it('routes the predictive fills-soon alert to ArchiveWal (remediation.fillsSoon)', async () => {
+    const outcomes = await routeEvent(
+      snsEvent([amAlert({ alertname: 'StemeDBDiskFillsWithinHours', kind: 'fills-soon' })]),
+      promConfig,
+      deps,
+    );
+    expect(outcomes).toMatchObject([
+      { decision: 'started', kind: 'fills-soon', document: 'StemeDB-ArchiveWal' },
+    ]);
+    expect(routeTable('StemeDB', DEPLOYED.remediation)['fills-soon']).toEqual(['StemeDB-ArchiveWal']);
+  });
+
+  it('starts and reads nothing for a notification of another topic', async () => {
+    const other = `arn:aws:sns:${TEST_REGION}:${ACCOUNT}:someone-elses-alerts`;
+    const outcomes = await routeEvent(snsEvent([amAlert()], { topic: other }), promConfig, deps);
+    expect(outcomes).toMatchObject([{ decision: 'foreign-event' }]);
+    expect(outcomes[0]?.reason).toContain(other);
+    expect(ssmMock.calls()).toHaveLength(0);
+    // A stack without a Prometheus topic takes no SNS notification at all.
+    expect((await routeEvent(snsEvent([amAlert()]), config, deps))[0]?.decision).toBe('foreign-event');
+  });
+
+  it('starts nothing for a notification older than five minutes', async () => {
+    const outcomes = await routeEvent(
+      snsEvent([amAlert()], { timestamp: '2024-05-01T12:24:00.000Z' }),
+      promConfig,
+      deps,
+    );
+    expect(outcomes.map((o) => o.decision)).toEqual(['stale-event']);
+    expect(starts()).toHaveLength(0);
+  });
+
+  it('starts nothing for an alert without a valid stemedb_node label, or of a kind nothing routes', async () => {
+    const outcomes = await routeEvent(
+      snsEvent([
+        amAlert({ node: null }),
+        amAlert({ node: 'db-1;reboot', fingerprint: 'aa' }),
+        amAlert({ kind: 'no-data', fingerprint: 'bb' }),
+        amAlert({ kind: 'panic', fingerprint: 'cc' }),
+      ]),
+      promConfig,
+      deps,
+    );
+    expect(outcomes.map((o) => o.decision)).toEqual(['unknown-node', 'unknown-node', 'no-route', 'no-route']);
+    expect(starts()).toHaveLength(0);
+  });
+
+  it('starts nothing for a message that is not the JSON template, and reads the other alerts of a group', async () => {
+    const text = await routeEvent(snsEvent([], { message: 'Alerts Firing:\nLabels: ...' }), promConfig, deps);
+    expect(text).toMatchObject([{ decision: 'malformed-event' }]);
+    expect(text[0]?.reason).toMatch(/not a JSON object/);
+    const mixed = await routeEvent(snsEvent([{ status: 'firing' }, amAlert()]), promConfig, deps);
+    expect(mixed.map((o) => o.decision)).toEqual(['malformed-event', 'started']);
+  });
+
+  it('starts nothing new for a repeated notification of the same alert transition', async () => {
+    givenExecutions([
+      {
+        id: 'exec-1',
+        document: 'StemeDB-ExpandVolume',
+        status: 'Success',
+        tags: tagsOf('prometheus:StemeDBDiskSpaceCritical:0123456789abcdef', '2024-05-01T12:25:00Z'),
+        start: new Date('2024-05-01T12:25:05Z'),
+      },
+    ]);
+    const outcomes = await routeEvent(snsEvent([amAlert()]), promConfig, deps);
+    expect(outcomes).toMatchObject([{ decision: 'already-started', executionId: 'exec-1' }]);
+    expect(starts()).toHaveLength(0);
+  });
+});
+
+describe('one disk, two reports: a CloudWatch alarm and a Prometheus alert start ONE remediation', () => {
+  /** AWS's ClientToken rule: a token already used with other parameters is IdempotentParameterMismatch. */
+  function awsIdempotency(): { executions: string[] } {
+    const byToken = new Map<string, string>();
+    const executions: string[] = [];
+    ssmMock.on(StartAutomationExecutionCommand).callsFake((input: StartAutomationExecutionCommandInput) => {
+      const key = JSON.stringify([input.DocumentName, input.Parameters]);
+      const seen = byToken.get(input.ClientToken ?? '');
+      if (seen !== undefined && seen !== key) {
+        throw Object.assign(new Error('token used with other parameters'), {
+          name: 'IdempotentParameterMismatch',
+        });
+      }
+      byToken.set(input.ClientToken ?? '', key);
+      executions.push(`exec-${executions.length + 1}`);
+      // The listing lags: DescribeAutomationExecutions shows nothing yet (givenExecutions([])).
+      return { AutomationExecutionId: executions.at(-1) };
+    });
+    return { executions };
+  }
+  const soon: RouterDeps = { ...deps, now: () => new Date('2024-05-01T12:02:00Z') };
+  const alertSoon = amAlert({ startsAt: '2024-05-01T12:01:30Z' });
+  const notificationSoon = snsEvent([alertSoon], { timestamp: '2024-05-01T12:01:31Z' });
+
+  it('the CloudWatch alarm first, then the alert before the execution is listed: the same ClientToken, one start', async () => {
+    const aws = awsIdempotency();
+    const first = await routeEvent(alarmEvent(), promConfig, soon);
+    const second = await routeEvent(notificationSoon, promConfig, soon);
+    expect(first).toMatchObject([{ decision: 'started', document: 'StemeDB-ExpandVolume' }]);
+    expect(second).toMatchObject([{ decision: 'already-started', document: 'StemeDB-ExpandVolume' }]);
+    expect(aws.executions).toHaveLength(1);
+    expect(new Set(starts().map((s) => s.ClientToken)).size).toBe(1);
+  });
+
+  it('the alert first, then the CloudWatch alarm: one start', async () => {
+    const aws = awsIdempotency();
+    const first = await routeEvent(notificationSoon, promConfig, soon);
+    const second = await routeEvent(alarmEvent(), promConfig, soon);
+    expect(first.map((o) => o.decision)).toEqual(['started']);
+    expect(second.map((o) => o.decision)).toEqual(['already-started']);
+    expect(aws.executions).toHaveLength(1);
+  });
+
+  it('gives a later transition (two windows on) the alarm’s own token, so it is not held back', () => {
+    const alarm = { alarmArn: alarmArn(CRITICAL), node: 'db-1', transition: TRANSITION };
+    const early = startToken(alarm, 'StemeDB-ExpandVolume', new Date('2024-05-01T12:09:59Z'));
+    const other = startToken(
+      {
+        alarmArn: 'prometheus:StemeDBDiskSpaceCritical:ab',
+        node: 'db-1',
+        transition: '2024-05-01T12:04:59Z',
+      },
+      'StemeDB-ExpandVolume',
+      new Date('2024-05-01T12:05:30Z'),
+    );
+    expect(other).toBe(early);
+    expect(startToken(alarm, 'StemeDB-ArchiveWal', new Date('2024-05-01T12:01:00Z'))).not.toBe(early);
+    expect(
+      startToken({ ...alarm, node: 'db-2' }, 'StemeDB-ExpandVolume', new Date('2024-05-01T12:01:00Z')),
+    ).not.toBe(early);
+    expect(startToken(alarm, 'StemeDB-ExpandVolume', new Date('2024-05-01T12:10:00Z'))).toBe(
+      clientToken(alarmArn(CRITICAL), TRANSITION, 'StemeDB-ExpandVolume'),
+    );
+  });
+});
+
+describe('kill switch: /StemeDB/automation-mode', () => {
+  /** Alarm tags that TagResource really sets (observe mode remembers its notification there). */
+  function realAlarmTags(): void {
+    const tags = new Map<string, { Key: string; Value: string }[]>();
+    cwMock.on(ListAlarmTagsCommand).callsFake((input) => ({ Tags: tags.get(input.ResourceARN) ?? [] }));
+    cwMock.on(TagResourceCommand).callsFake((input) => {
+      const list = (tags.get(input.ResourceARN) ?? []).filter(
+        (t) => !input.Tags.some((n: { Key: string }) => n.Key === t.Key),
+      );
+      tags.set(input.ResourceARN, [...list, ...input.Tags]);
+      return {};
+    });
+  }
+  function mode(value: string): void {
+    ssmMock.on(GetParameterCommand, { Name: MODE_PARAMETER }).resolves({ Parameter: { Value: value } });
+  }
+
+  it('observe: an alarm event starts nothing, logs observed with the document, and notifies once per transition', async () => {
+    mode('observe');
+    realAlarmTags();
+    const first = await routeEvent(alarmEvent(), config, deps);
+    const again = await routeEvent(alarmEvent(), config, deps);
+    expect(first).toMatchObject([{ decision: 'observed', document: 'StemeDB-ExpandVolume', node: 'db-1' }]);
+    expect(first[0]?.reason).toMatch(/would have started step 1 of 2 .*automation-mode is observe/);
+    expect(again).toMatchObject([{ decision: 'observed', document: 'StemeDB-ExpandVolume' }]);
+    expect(again[0]?.reason).toMatch(/notified for this transition already/);
+    expect(starts()).toHaveLength(0);
+    expect(notify).toHaveBeenCalledTimes(1);
+    expect(notify.mock.calls[0]?.[1]).toContain('would have started StemeDB-ExpandVolume');
+    expect(notify.mock.calls[0]?.[1]).toContain(
+      'aws ssm put-parameter --name /StemeDB/automation-mode --value act --overwrite',
+    );
+  });
+
+  it('observe: the re-check starts nothing and notifies each transition once', async () => {
+    mode('observe');
+    realAlarmTags();
+    givenAlarms([{ name: CRITICAL }, { name: WARNING }]);
+    const first = await routeEvent(scheduledEvent, config, deps);
+    const second = await routeEvent(scheduledEvent, config, deps);
+    expect(first.map((o) => [o.decision, o.document])).toEqual([
+      ['observed', 'StemeDB-ExpandVolume'],
+      ['node-busy', undefined],
+    ]);
+    expect(second.map((o) => o.decision)).toEqual(['observed', 'node-busy']);
+    expect(starts()).toHaveLength(0);
+    expect(notify).toHaveBeenCalledTimes(1);
+  });
+
+  it('observe: a Prometheus alert starts nothing and notifies once per transition', async () => {
+    mode('observe');
+    const observedAlerts = new Set<string>();
+    const d = { ...deps, observedAlerts };
+    const first = await routeEvent(snsEvent([amAlert()]), promConfig, d);
+    const again = await routeEvent(snsEvent([amAlert()]), promConfig, d);
+    expect(first).toMatchObject([{ decision: 'observed', document: 'StemeDB-ExpandVolume' }]);
+    expect(again).toMatchObject([{ decision: 'observed' }]);
+    expect(starts()).toHaveLength(0);
+    expect(notify).toHaveBeenCalledTimes(1);
+  });
+
+  it.each([
+    [
+      'a missing parameter',
+      () =>
+        ssmMock
+          .on(GetParameterCommand, { Name: MODE_PARAMETER })
+          .rejects(Object.assign(new Error('not found'), { name: 'ParameterNotFound' })),
+      /could not be read \(ParameterNotFound\)/,
+    ],
+    ['an invalid value', () => mode('yes please'), /is "yes please", not act\/observe\/off/],
+    [
+      'a denied read',
+      () =>
+        ssmMock
+          .on(GetParameterCommand, { Name: MODE_PARAMETER })
+          .rejects(Object.assign(new Error('denied'), { name: 'AccessDeniedException' })),
+      /AccessDeniedException/,
+    ],
+  ])('fails safe to observe on %s', async (_what, given, reason) => {
+    given();
+    realAlarmTags();
+    const outcomes = await routeEvent(alarmEvent(), config, deps);
+    expect(outcomes).toMatchObject([{ decision: 'observed' }]);
+    expect(outcomes[0]?.reason).toMatch(reason);
+    expect(starts()).toHaveLength(0);
+  });
+
+  it('off: starts nothing and notifies nothing, for alarm events, re-checks and alerts', async () => {
+    mode('off');
+    realAlarmTags();
+    const outcomes = [
+      ...(await routeEvent(alarmEvent(), config, deps)),
+      ...(await routeEvent(scheduledEvent, config, deps)),
+      ...(await routeEvent(snsEvent([amAlert()]), promConfig, deps)),
+    ];
+    // Every alarm that would start something says automation-off; no-data routes nowhere anyway.
+    expect(new Set(outcomes.map((o) => o.decision))).toEqual(new Set(['automation-off', 'no-route']));
+    expect(starts()).toHaveLength(0);
+    expect(notify).not.toHaveBeenCalled();
+  });
+
+  it('act: reads the parameter once per invocation', async () => {
+    await routeEvent(alarmEvent(), config, deps);
+    expect(ssmMock.commandCalls(GetParameterCommand, { Name: MODE_PARAMETER })).toHaveLength(1);
+    expect(starts()).toHaveLength(1);
   });
 });

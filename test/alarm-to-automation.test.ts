@@ -156,6 +156,10 @@ describe('alarm → router → Automation, in the synthesized template', () => {
       });
 
       const ssm = mockClient(SSMClient);
+      // The kill switch as deployed: act (remediation.mode's default).
+      ssm
+        .on(GetParameterCommand, { Name: routerEnv.MODE_PARAMETER })
+        .resolves({ Parameter: { Value: r.config.remediation.mode } });
       ssm
         .on(GetParameterCommand, { Name: '/StemeDB/nodes/db-1' })
         .resolves({ Parameter: { Name: '/StemeDB/nodes/db-1', Value: registryJson } });

@@ -300,9 +300,13 @@ async function requestsOf(who: Who, call: CodeCall): Promise<RequestResource[][]
     case 'ssm:GetParameter':
       if (who.kind === 'node')
         return [[{ arn: facts.arn('ssm', `parameter/${agentOf(who.node).parameter}`) }]];
-      return each(facts.nodes, (n) => [
-        { arn: facts.arn('ssm', `parameter/${facts.prefix}/nodes/${n.name}`) },
-      ]);
+      return [
+        ...each(facts.nodes, (n) => [{ arn: facts.arn('ssm', `parameter/${facts.prefix}/nodes/${n.name}`) }]),
+        // The router also reads the kill switch at each invocation.
+        ...(who.kind === 'lambda' && who.functionName.endsWith('-alarm-router')
+          ? [[{ arn: facts.arn('ssm', `parameter/${facts.prefix}/automation-mode`) }]]
+          : []),
+      ];
     case 'ssm:GetAutomationExecution':
     case 'ssm:ListTagsForResource':
       return [[{ arn: executionArn() }]];

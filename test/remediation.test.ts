@@ -181,6 +181,7 @@ describe('remediation machinery', () => {
       'emergency-space': ['StemeDB-EmergencyCleanup', 'StemeDB-ExpandVolume'],
       'inode-warning': ['StemeDB-InodeCleanup'],
       'emergency-inodes': ['StemeDB-InodeCleanup'],
+      'fills-soon': ['StemeDB-ArchiveWal'],
     });
   });
 

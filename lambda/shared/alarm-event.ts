@@ -15,6 +15,7 @@
  */
 
 import type { RemediationConfig } from '../../lib/config';
+import type { PrometheusAlertKind } from '../../lib/prometheus-rules';
 import type { DiskAlarmKind } from '../../lib/thresholds';
 import { shown } from './payload';
 
@@ -29,6 +30,18 @@ export const DISK_ALARM_KINDS = [
   'emergency-inodes',
   'no-data',
 ] as const satisfies readonly DiskAlarmKind[];
+
+/**
+ * Every kind a route may name: the CloudWatch alarm kinds plus the Prometheus-only prediction
+ * `fills-soon` (lib/prometheus-rules.ts `PrometheusAlertKind`, carried in `stemedb_alarm_kind`).
+ */
+export const ROUTE_KINDS = [
+  ...DISK_ALARM_KINDS,
+  'fills-soon',
+] as const satisfies readonly PrometheusAlertKind[];
+
+/** A kind a route may name: a CloudWatch alarm kind or `fills-soon`. */
+export type AlertKind = PrometheusAlertKind;
 
 /** Alarm kinds that never start automation: missing data is not a disk problem to remediate. */
 export const NEVER_ROUTED_KINDS: ReadonlySet<DiskAlarmKind> = new Set<DiskAlarmKind>(['no-data']);
@@ -82,7 +95,7 @@ export type Parsed<T> =
 /** What an alarm name says: whose disk, which alarm. */
 export interface AlarmIdentity {
   readonly node: string;
-  readonly kind: DiskAlarmKind;
+  readonly kind: AlertKind;
 }
 
 /** One entry of the node registry (`/<Prefix>/nodes/<name>`, JSON). */
@@ -95,7 +108,7 @@ export interface NodeRegistryEntry {
 }
 
 /** Alarm kind → ordered Automation document names (an escalation chain; [] = notify only). */
-export type Routes = Readonly<Record<DiskAlarmKind, readonly string[]>>;
+export type Routes = Readonly<Record<AlertKind, readonly string[]>>;
 
 function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -280,7 +293,7 @@ export function documentName(prefix: string, section: string): string {
 }
 
 /** The kinds that may route somewhere (every kind but those in {@link NEVER_ROUTED_KINDS}). */
-export type RoutedKind = Exclude<DiskAlarmKind, 'no-data'>;
+export type RoutedKind = Exclude<AlertKind, 'no-data'>;
 
 /** The routing table as deployed: routed kind → ordered documents (the router's `ROUTES`). */
 export type RouteTable = Readonly<Record<RoutedKind, readonly string[]>>;
@@ -291,10 +304,12 @@ export type RouteTable = Readonly<Record<RoutedKind, readonly string[]>>;
  * section first, then the runbook's next step when the alarm stays in ALARM (critical: archive
  * WAL when expansion is refused; emergency-space: expand when cleanup was not enough). A kind
  * configured as `""` starts nothing; `no-data` never routes (missing data never starts automation).
+ * `fills-soon` is the Prometheus-only prediction (no CloudWatch alarm has it): its section relieves
+ * the disk before it is full; the document itself reports to the topic.
  */
 export function routeTable(
   prefix: string,
-  remediation: Pick<RemediationConfig, 'warning' | 'critical' | 'emergencySpace' | 'inodes'>,
+  remediation: Pick<RemediationConfig, 'warning' | 'critical' | 'emergencySpace' | 'inodes' | 'fillsSoon'>,
 ): RouteTable {
   const chain = (first: string, next: readonly string[]): string[] =>
     first === '' ? [] : [...new Set([first, ...next].map((section) => documentName(prefix, section)))];
@@ -304,6 +319,7 @@ export function routeTable(
     'emergency-space': chain(remediation.emergencySpace, ['ExpandVolume']),
     'inode-warning': chain(remediation.inodes, []),
     'emergency-inodes': chain(remediation.inodes, []),
+    'fills-soon': chain(remediation.fillsSoon, []),
   };
 }
 
@@ -320,12 +336,12 @@ export function parseRoutes(text: string, prefix: string): Parsed<Routes> {
     return { ok: false, reason: `ROUTES is not JSON: ${(err as Error).message}` };
   }
   if (!isRecord(json)) return { ok: false, reason: 'ROUTES must be a JSON object of kind → document list' };
-  const routes: Record<string, readonly string[]> = Object.fromEntries(DISK_ALARM_KINDS.map((k) => [k, []]));
+  const routes: Record<string, readonly string[]> = Object.fromEntries(ROUTE_KINDS.map((k) => [k, []]));
   for (const [kind, docs] of Object.entries(json)) {
-    if (!(DISK_ALARM_KINDS as readonly string[]).includes(kind)) {
+    if (!(ROUTE_KINDS as readonly string[]).includes(kind)) {
       return {
         ok: false,
-        reason: `ROUTES key ${shown(kind)} is not an alarm kind (${DISK_ALARM_KINDS.join(', ')})`,
+        reason: `ROUTES key ${shown(kind)} is not an alarm kind (${ROUTE_KINDS.join(', ')})`,
       };
     }
     if (!Array.isArray(docs) || docs.length > 5) {
