@@ -163,7 +163,7 @@ export function parseSnsRecord(record: unknown): Parsed<ParsedNotification> {
  */
 export const ALERTMANAGER_SNS_MESSAGE_TEMPLATE = [
   '{{ define "stemedb.sns.json" }}{"version":"4","status":"{{ .Status }}","receiver":"{{ .Receiver }}","alerts":[',
-  '{{- range $i, $a := .Alerts }}{{ if $i }},{{ end }}{"status":"{{ $a.Status }}","labels":{',
+  '{{- range $i, $a := .Alerts }}{{ if $i }},{{ end }}{"status":"{{ $a.Status }}","labels":{ ',
   '{{- range $j, $l := $a.Labels.SortedPairs }}{{ if $j }},{{ end }}"{{ $l.Name }}":"{{ reReplaceAll "([\\"\\\\\\\\])" "\\\\$1" $l.Value }}"{{ end -}}',
   '},"startsAt":"{{ $a.StartsAt.Format "2006-01-02T15:04:05Z07:00" }}","endsAt":"{{ $a.EndsAt.Format "2006-01-02T15:04:05Z07:00" }}","fingerprint":"{{ $a.Fingerprint }}"}',
   '{{- end }}]}{{ end }}',
