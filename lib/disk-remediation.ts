@@ -16,6 +16,7 @@ import { AutomationHealthAlarms } from './automation-health-alarms';
 import { AutomationRole } from './automation-role';
 import { CommandDocument, REPO_ROOT } from './command-document';
 import { REMEDIATION_SECTIONS, type StemeDbConfig } from './config';
+import { FSTAB_FILE, restrictFstabFile } from './migrate-data-volume';
 import { acknowledgeWildcard, nagArn } from './nag-acknowledgements';
 import { RemediationFunction } from './remediation-function';
 import { nodeRegistryParameterName } from './stemedb-node';
@@ -42,6 +43,7 @@ export const COMMAND_DOCUMENTS = [
   'CompactDatabase',
   'EmergencyCleanup',
   'InodeCleanup',
+  'MigrateDataVolume',
 ] as const;
 export type CommandDocumentName = (typeof COMMAND_DOCUMENTS)[number];
 
@@ -122,6 +124,7 @@ export class DiskRemediation extends Construct {
     const commands = {} as Record<CommandDocumentName, CommandDocument>;
     for (const name of COMMAND_DOCUMENTS)
       commands[name] = new CommandDocument(this, `Host${name}`, { prefix, name });
+    restrictFstabFile(commands.MigrateDataVolume, FSTAB_FILE);
     this.commandDocuments = commands;
 
     // --- Automation documents ------------------------------------------------------------------

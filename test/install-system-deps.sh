@@ -4,7 +4,7 @@
 # Run as root (CI and developer machines are root). Idempotent.
 set -euo pipefail
 
-packages=(shellcheck xfsprogs e2fsprogs cloud-guest-utils fdisk util-linux prometheus prometheus-alertmanager prometheus-node-exporter jq curl)
+packages=(shellcheck xfsprogs e2fsprogs cloud-guest-utils fdisk util-linux prometheus prometheus-alertmanager prometheus-node-exporter jq curl rsync attr acl)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -18,7 +18,7 @@ if ((${#missing[@]} > 0)); then
 fi
 
 status=0
-for tool in moto_server cfn-lint aws promtool prometheus prometheus-alertmanager prometheus-node-exporter shellcheck growpart xfs_growfs resize2fs sfdisk losetup; do
+for tool in moto_server cfn-lint aws promtool prometheus prometheus-alertmanager prometheus-node-exporter shellcheck growpart xfs_growfs resize2fs sfdisk losetup rsync setfattr setfacl; do
   if ! command -v "$tool" >/dev/null 2>&1; then
     echo "missing tool: $tool (moto_server, cfn-lint and aws come with this machine image under pyenv)" >&2
     status=1
