@@ -773,7 +773,8 @@ describe('aws:executeAwsApi and aws:waitForAwsResourceProperty with boto3 agains
         {
           name: 'Wait',
           action: 'aws:waitForAwsResourceProperty',
-          timeoutSeconds: 1,
+          // Long enough for one boto3 call and its poll sleep on a loaded 2-core machine.
+          timeoutSeconds: 4,
           onFailure: 'Continue',
           inputs: {
             Service: 'sns',
@@ -786,7 +787,7 @@ describe('aws:executeAwsApi and aws:waitForAwsResourceProperty with boto3 agains
     );
     expect(record.steps[0]).toMatchObject({
       status: 'TimedOut',
-      failureMessage: 'the step exceeded timeoutSeconds 1',
+      failureMessage: 'the step exceeded timeoutSeconds 4',
     });
     expect(aws.sleeps.length).toBeGreaterThan(0);
     expect(aws.sleeps.every((ms) => ms === 5000)).toBe(true);
