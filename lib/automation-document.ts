@@ -20,6 +20,13 @@ import { kebabCase, REPO_ROOT } from './command-document';
  * is named `<prefix>-<name>` with `updateMethod: 'NewVersion'` (a fixed name needs it, or updates
  * fail). A parameter default that is fully known at synth must satisfy its own allowedPattern or
  * allowedValues.
+ *
+ * A few placeholders are built in ({@link SHARED_SUBSTITUTIONS}): values that are the same in
+ * every document and every deployment, such as the pattern of the common `Reason` parameter, so
+ * each is defined once. A document may use them without the caller passing them; a caller may
+ * not pass them (one definition, no override). Placeholders substitute anywhere in a string,
+ * `allowedPattern` and `allowedValues` included; a value is inserted as it is (not regex-escaped),
+ * so a placeholder for a configured path belongs in `allowedValues`, not in a pattern.
  */
 
 /** One parameter of an Automation document (the fields this construct checks). */
@@ -65,6 +72,27 @@ export class AutomationDocumentError extends Error {
     this.name = 'AutomationDocumentError';
   }
 }
+
+/**
+ * The `Reason` parameter of every document that has one (`allowedPattern: '${ReasonPattern}'`,
+ * with `maxChars: 256`): why the run was started, shown in its notifications and passed on to the
+ * documents it starts. It admits the alarm router's text (`<prefix>-<node>-disk-<kind> in ALARM
+ * since 2024-05-01T12:00:00Z`) and a plain sentence ("Disk filled by a bulk import, v2.3.1
+ * cleanup."): words of ASCII letters, digits, ":", "," and "-", each starting with a letter or
+ * digit, separated by single spaces, with single dots inside or at the end of a word. Nothing
+ * else: no "/" or ".." (paths), no quote, "$", backtick, ";", "|", "&", "<", ">", "\\", "*", "?",
+ * "!", "#", "~", "=" or "+" (shell), no "{", "}" or "%" (SSM {{ }} references, Python str.format
+ * and %-formatting), no "@", "(", ")" or "_", no tab, newline or other control character, no
+ * non-ASCII letter, no leading, trailing or double space. Anchored, no look-around (the SSM
+ * service, the agent and the local runner read it alike); the 256-character cap is `maxChars`.
+ */
+export const REASON_PATTERN =
+  '^([A-Za-z0-9][A-Za-z0-9:,-]*(\\.[A-Za-z0-9:,-]+)*\\.?( [A-Za-z0-9][A-Za-z0-9:,-]*(\\.[A-Za-z0-9:,-]+)*\\.?)*)?$';
+
+/** Built-in placeholder values (see the module comment): the same in every document. */
+export const SHARED_SUBSTITUTIONS: Readonly<Record<string, string>> = {
+  ReasonPattern: REASON_PATTERN,
+};
 
 const NAME_PATTERN = /^[A-Z][A-Za-z0-9]{0,63}$/;
 const PREFIX_PATTERN = /^[A-Za-z][A-Za-z0-9]{0,19}$/;
@@ -154,9 +182,17 @@ export function loadAutomationDocumentContent(
     const message = `definitionFile ${path}: ${(err as Error).message}`;
     throw new AutomationDocumentError(`Automation document ${name}: ${message}`, [message]);
   }
+  const given = sources.substitutions ?? {};
+  const shared = Object.keys(given).filter((k) => Object.hasOwn(SHARED_SUBSTITUTIONS, k));
+  if (shared.length > 0) {
+    const message = `substitutions ${shared.join(', ')} are built in (SHARED_SUBSTITUTIONS) and cannot be passed`;
+    throw new AutomationDocumentError(`Automation document ${name}: ${message}`, [message]);
+  }
+  const used = placeholdersIn(parsed);
+  const builtIn = Object.entries(SHARED_SUBSTITUTIONS).filter(([k]) => used.has(k));
   let content: unknown;
   try {
-    content = substitutePlaceholders(parsed, sources.substitutions ?? {});
+    content = substitutePlaceholders(parsed, { ...Object.fromEntries(builtIn), ...given });
   } catch (err) {
     if (!(err instanceof AutomationDocumentError)) throw err;
     throw new AutomationDocumentError(

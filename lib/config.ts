@@ -124,6 +124,12 @@ export interface StemeDbConfig {
   readonly dbDir: string;
   /** @default '/backups' */
   readonly backupDir: string;
+  /**
+   * The StemeDB config file on each node, the only file `WalCleanup` edits (its `[wal]` section,
+   * as root). An absolute path like the directory keys, outside `walDir` and `dbDir`.
+   * @default '/etc/stemedb/config.toml'
+   */
+  readonly configFile: string;
   /** systemd unit of the database. @default 'stemedb-api' */
   readonly serviceName: string;
   /** @default 'http://localhost:18180/v1/health' */
@@ -149,6 +155,7 @@ export const DEFAULT_CONFIG: StemeDbConfig = {
   walDir: '/data/wal',
   dbDir: '/data/db',
   backupDir: '/backups',
+  configFile: '/etc/stemedb/config.toml',
   serviceName: 'stemedb-api',
   healthUrl: 'http://localhost:18180/v1/health',
   thresholds: RUNBOOK_THRESHOLDS,
@@ -338,8 +345,8 @@ function parseJson(text: string, what: string): unknown {
   }
 }
 
-/** The directory keys; each is normalised once, here, and every later use sees the normal form. */
-const PATH_KEYS = ['dataMount', 'walDir', 'dbDir', 'backupDir'] as const;
+/** The path keys; each is normalised once, here, and every later use sees the normal form. */
+const PATH_KEYS = ['dataMount', 'walDir', 'dbDir', 'backupDir', 'configFile'] as const;
 
 /**
  * A path's normal form: "//" collapsed, "." segments and a trailing "/" dropped ("/data/./wal/"
@@ -653,7 +660,7 @@ function hasValidPort(url: string): boolean {
   return port === undefined || (Number(port) >= 1 && Number(port) <= 65_535);
 }
 
-/** The directory keys: each a safe, normalised path the documents accept, and no two in conflict. */
+/** The path keys: each a safe, normalised path the documents accept, and no two in conflict. */
 function pathProblems(c: StemeDbConfig): string[] {
   const p: string[] = [];
   const ok: Partial<Record<(typeof PATH_KEYS)[number], string>> = {};
@@ -677,7 +684,7 @@ function pathProblems(c: StemeDbConfig): string[] {
       ok[key] = v;
     }
   }
-  const { dataMount, walDir, dbDir, backupDir } = ok;
+  const { dataMount, walDir, dbDir, backupDir, configFile } = ok;
   const inside = (dir: string, parent: string) => dir.startsWith(`${parent}/`);
   if (dataMount !== undefined) {
     if (walDir === dataMount) {
@@ -705,6 +712,16 @@ function pathProblems(c: StemeDbConfig): string[] {
     } else if (inside(dbDir, walDir)) {
       p.push(
         `dbDir ${JSON.stringify(dbDir)} is inside walDir ${JSON.stringify(walDir)}; expected separate directories (the WAL automations would treat the database as WAL)`,
+      );
+    }
+  }
+  for (const [key, dir] of [
+    ['walDir', walDir],
+    ['dbDir', dbDir],
+  ] as const) {
+    if (configFile !== undefined && dir !== undefined && (configFile === dir || inside(configFile, dir))) {
+      p.push(
+        `configFile ${JSON.stringify(configFile)} is ${configFile === dir ? '' : 'inside '}${key} ${JSON.stringify(dir)}; expected a file outside the WAL and database directories (ArchiveWal archives and deletes every file in walDir, InodeCleanup deletes empty files in dbDir)`,
       );
     }
   }

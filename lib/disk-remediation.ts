@@ -136,6 +136,7 @@ export class DiskRemediation extends Construct {
       WalDir: config.walDir,
       DbDir: config.dbDir,
       ServiceName: config.serviceName,
+      ConfigFile: config.configFile,
       HealthUrl: config.healthUrl,
       BackupDir: config.backupDir,
       BaseUrl: new URL(config.healthUrl).origin,

@@ -8,27 +8,42 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Ajv from 'ajv';
-import { App, Stack } from 'aws-cdk-lib';
+import { App, Stack, Token } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml, stringify } from 'yaml';
+import { remediationReason } from '../lambda/alarm-router';
 import {
   AutomationDocument,
+  type AutomationDocumentContent,
   AutomationDocumentError,
   loadAutomationDocumentContent,
   placeholdersIn,
+  REASON_PATTERN,
+  SHARED_SUBSTITUTIONS,
   substitutePlaceholders,
 } from '../lib/automation-document';
-import { REPO_ROOT } from '../lib/command-document';
+import { type CommandDocumentContent, isAnchoredPattern, REPO_ROOT } from '../lib/command-document';
 import { DEFAULT_CONFIG } from '../lib/config';
+import type { DiskRemediation } from '../lib/disk-remediation';
 import {
   type AutomationCheck,
   publishedSchemaPath,
   schemaProblems,
   validateAutomationDocument,
 } from './support/automation-validator';
+import {
+  acceptsValue,
+  HOSTILE_ANYWHERE,
+  HOSTILE_PATHS,
+  HOSTILE_UNITS,
+  HOSTILE_URLS,
+  nearMisses,
+  type OperatorParameter,
+} from './support/operator-parameters';
+import { synthStack } from './support/synth';
 
 const DOCUMENTS_DIR = join(REPO_ROOT, 'ssm-documents');
 
@@ -83,7 +98,11 @@ function dummyValue(placeholder: string): string {
 
 function loadWithDummies(file: string): unknown {
   const raw = parseYaml(readFileSync(join(DOCUMENTS_DIR, file), 'utf8'));
-  const substitutions = Object.fromEntries([...placeholdersIn(raw)].map((p) => [p, dummyValue(p)]));
+  const substitutions = Object.fromEntries(
+    [...placeholdersIn(raw)]
+      .filter((p) => !Object.hasOwn(SHARED_SUBSTITUTIONS, p))
+      .map((p) => [p, dummyValue(p)]),
+  );
   return loadAutomationDocumentContent(documentNameOf(file), {
     definitionFile: join('ssm-documents', file),
     substitutions,
@@ -528,12 +547,65 @@ describe('AutomationDocument', () => {
   });
 
   it('throws naming the parameter when a known default breaks its own pattern', () => {
-    const stack = new Stack(new App(), 'Test');
-    const subs = { ...expandVolumeSubstitutions(stack), DataMount: '/data/' };
-    expect(
-      () =>
-        new AutomationDocument(stack, 'E', { prefix: 'StemeDB', name: 'ExpandVolume', substitutions: subs }),
-    ).toThrow(/parameters\.MountPoint\.default "\/data\/" does not match/);
+    const doc = baseDocument();
+    (doc.parameters as Record<string, unknown>).Dir = {
+      type: 'String',
+      default: `\${DataMount}`,
+      allowedPattern: '^(/[a-z]+)+$',
+    };
+    const file = writeDefinition('bad-default', doc);
+    expect(() =>
+      loadAutomationDocumentContent('BadDefault', {
+        definitionFile: file,
+        substitutions: { DataMount: '/data/' },
+      }),
+    ).toThrow(/parameters\.Dir\.default "\/data\/" does not match its allowedPattern/);
+  });
+
+  it('substitutes placeholders in allowedValues, and checks the default against them', () => {
+    const doc = baseDocument();
+    (doc.parameters as Record<string, unknown>).Dir = {
+      type: 'String',
+      default: `\${DataMount}`,
+      allowedValues: [`\${DataMount}`, `\${DataMount}/tmp`],
+    };
+    const file = writeDefinition('values', doc);
+    const content = loadAutomationDocumentContent('Values', {
+      definitionFile: file,
+      substitutions: { DataMount: '/srv/d.b' },
+    });
+    expect(content.parameters?.Dir?.allowedValues).toEqual(['/srv/d.b', '/srv/d.b/tmp']);
+    (doc.parameters as Record<string, Record<string, unknown>>).Dir = {
+      type: 'String',
+      default: '/data',
+      allowedValues: [`\${DataMount}`],
+    };
+    const bad = writeDefinition('bad-values', doc);
+    expect(() =>
+      loadAutomationDocumentContent('BadValues', {
+        definitionFile: bad,
+        substitutions: { DataMount: '/srv' },
+      }),
+    ).toThrow(/parameters\.Dir\.default "\/data" is not one of its allowedValues/);
+  });
+
+  it('substitutes a built-in placeholder without the caller passing it, and refuses it from the caller', () => {
+    const doc = baseDocument();
+    (doc.parameters as Record<string, unknown>).Reason = {
+      type: 'String',
+      default: '',
+      allowedPattern: `\${ReasonPattern}`,
+      maxChars: 256,
+    };
+    const file = writeDefinition('reason', doc);
+    const content = loadAutomationDocumentContent('Reason', { definitionFile: file });
+    expect(content.parameters?.Reason?.allowedPattern).toBe(REASON_PATTERN);
+    expect(() =>
+      loadAutomationDocumentContent('Reason', {
+        definitionFile: file,
+        substitutions: { ReasonPattern: '^.*$' },
+      }),
+    ).toThrow(/substitutions ReasonPattern are built in \(SHARED_SUBSTITUTIONS\) and cannot be passed/);
   });
 
   it('throws for a schemaVersion other than 0.3', () => {
@@ -548,5 +620,391 @@ describe('AutomationDocument', () => {
     [{ prefix: 'StemeDB', name: 'expand-volume' }, /name/],
   ])('refuses %j', (props, message) => {
     expect(() => new AutomationDocument(new Stack(), 'D', props)).toThrow(message);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Reason: the one free-text parameter (issue 8 item 8)
+
+/** Every alarm kind the router names, for the longest prefix (20) and node name (32). */
+const ROUTER_REASONS = [
+  'warning',
+  'critical',
+  'emergency-space',
+  'inode-warning',
+  'emergency-inodes',
+  'no-data',
+].flatMap((kind) => [
+  remediationReason(`StemeDB-db-1-disk-${kind}`, '2024-05-01T12:00:00Z'),
+  remediationReason(`Abcdefghij0123456789-${'n'.repeat(31)}9-disk-${kind}`, '2099-12-31T23:59:59Z'),
+]);
+
+const PLAIN_REASONS = [
+  '',
+  'manual run',
+  'Disk filled by a bulk import, cleaning by hand.',
+  'Ticket OPS-1234: WAL growth after the v2.3.1 upgrade. Second try.',
+  'db-1 at 97 percent used since 03:00, paged by on-call',
+];
+
+/** Path traversal, shell, format and SSM metacharacters, control characters, non-ASCII, length. */
+const HOSTILE_REASONS = [
+  '..',
+  'a..b',
+  'end..',
+  '../../etc/passwd',
+  '.hidden',
+  './run',
+  'see /etc/shadow',
+  'x/y',
+  '$(id)',
+  `\${HOME}`,
+  '`id`',
+  'a;b',
+  'a|b',
+  'a&b',
+  'a>b',
+  'a<b',
+  "it's",
+  'say "hi"',
+  'a\\b',
+  'glob*',
+  'what?',
+  'now!',
+  '#42',
+  '~root',
+  'a=b',
+  'a+b',
+  '{{ InstanceId }}',
+  '{{ssm:/x}}',
+  '{0}',
+  '{doc}',
+  '}',
+  '%s',
+  '%(prefix)s',
+  '100%',
+  'ops@example.com',
+  '(ticket 42)',
+  'a_b',
+  'a\nb',
+  'line\n',
+  'a\tb',
+  'a\rb',
+  '\u0000',
+  'x\u001by',
+  'café',
+  'x\u2028y',
+  'ＡＢＣ',
+  ' leading',
+  'trailing ',
+  'double  space',
+  ' ',
+  '-rf',
+  'a'.repeat(257),
+  'ab '.repeat(90).trim(),
+];
+
+describe('Reason, the one free-text parameter of every document', () => {
+  const withReason = automationFiles.filter((file) => {
+    const raw = parseYaml(readFileSync(join(DOCUMENTS_DIR, file), 'utf8')) as {
+      parameters?: Record<string, unknown>;
+    };
+    return raw.parameters?.Reason !== undefined;
+  });
+
+  it('is declared in at least the seven documents the router or an operator may start with one', () => {
+    expect(withReason.length).toBeGreaterThanOrEqual(7);
+  });
+
+  it.each(withReason)(
+    '%s takes it as the built-in ReasonPattern placeholder, at most 256 characters, empty by default',
+    (file) => {
+      const raw = parseYaml(readFileSync(join(DOCUMENTS_DIR, file), 'utf8')) as {
+        parameters: Record<string, Record<string, unknown>>;
+      };
+      expect(raw.parameters.Reason).toMatchObject({
+        type: 'String',
+        default: '',
+        allowedPattern: `\${ReasonPattern}`,
+        maxChars: 256,
+      });
+      expect(raw.parameters.Reason?.allowedValues).toBeUndefined();
+      const content = loadWithDummies(file) as { parameters: Record<string, OperatorParameter> };
+      expect(content.parameters.Reason?.allowedPattern).toBe(REASON_PATTERN);
+    },
+  );
+
+  it('is anchored and uses only the regex subset the SSM service, the agent and the runner share', () => {
+    expect(isAnchoredPattern(REASON_PATTERN)).toBe(true);
+    expect(REASON_PATTERN).not.toMatch(/\(\?[=!<>]|\\[1-9]|[*+?}]\+/);
+  });
+
+  it.each(withReason)(
+    '%s admits the alarm router’s text for every alarm kind and plain sentences',
+    (file) => {
+      const reason = (loadWithDummies(file) as { parameters: Record<string, OperatorParameter> }).parameters
+        .Reason;
+      for (const value of [...ROUTER_REASONS, ...PLAIN_REASONS])
+        expect(acceptsValue(reason, value), JSON.stringify(value)).toBe(true);
+    },
+  );
+
+  it.each(withReason)('%s refuses path traversal, shell, format and SSM metacharacters', (file) => {
+    const reason = (loadWithDummies(file) as { parameters: Record<string, OperatorParameter> }).parameters
+      .Reason;
+    expect(HOSTILE_REASONS.filter((value) => acceptsValue(reason, value))).toEqual([]);
+  });
+
+  it('passes a child document the parent’s Reason, which the child’s pattern is the same as', () => {
+    for (const file of automationFiles) {
+      const content = loadWithDummies(file) as { mainSteps: Array<Record<string, unknown>> };
+      for (const step of content.mainSteps.filter((s) => s.action === 'aws:executeAutomation')) {
+        const runtime =
+          (step.inputs as { RuntimeParameters?: Record<string, unknown> }).RuntimeParameters ?? {};
+        if (runtime.Reason !== undefined)
+          expect(runtime.Reason, `${file} ${String(step.name)}`).toEqual(['{{ Reason }}']);
+      }
+    }
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Operator parameters that reach a root script (issue 8 item 7)
+
+/** A deployment whose paths hold regex metacharacters ('.', '@'), so "only the configured value" is tested for real. */
+const RESTRICTED_CONFIG = {
+  prefix: 'Blue',
+  dataMount: '/srv/stemedb.data',
+  walDir: '/srv/stemedb.data/wal',
+  dbDir: '/srv/stemedb.data/db.d',
+  backupDir: '/srv/backups',
+  configFile: '/opt/stemedb/conf.d/config.toml',
+  serviceName: 'stemedb@blue.service',
+  healthUrl: 'http://127.0.0.1:28180/v1/health',
+};
+const C = RESTRICTED_CONFIG;
+
+type Kind = 'path' | 'dirs' | 'unit' | 'url';
+
+/** [document, parameter, kind, the values it must take (the first is its default)]. */
+const OPERATOR_PARAMETERS: ReadonlyArray<readonly [string, string, Kind, readonly string[]]> = [
+  ['WalCleanup', 'ConfigFile', 'path', [C.configFile]],
+  ['WalCleanup', 'ServiceName', 'unit', [C.serviceName]],
+  ['WalCleanup', 'HealthUrl', 'url', [C.healthUrl]],
+  ['InodeCleanup', 'MountPoint', 'path', [C.dataMount]],
+  ['InodeCleanup', 'AllowedDirs', 'dirs', [`${C.dbDir}:${C.dataMount}/tmp`, C.dbDir, `${C.dataMount}/tmp`]],
+  ['CompactDatabase', 'MountPoint', 'path', [C.dataMount]],
+  ['DiagnoseDiskFull', 'MountPoint', 'path', [C.dataMount]],
+  ['EmergencyCleanup', 'MountPoint', 'path', [C.dataMount]],
+  ['ExpandVolume', 'MountPoint', 'path', [C.dataMount]],
+  ['ValidateDiskHealth', 'MountPoint', 'path', [C.dataMount]],
+];
+
+/** Another deployment's values (the defaults): never this one's. */
+const OTHER_DEPLOYMENT = [
+  DEFAULT_CONFIG.dataMount,
+  DEFAULT_CONFIG.dbDir,
+  DEFAULT_CONFIG.walDir,
+  `${DEFAULT_CONFIG.dbDir}:${DEFAULT_CONFIG.dataMount}/tmp`,
+  DEFAULT_CONFIG.configFile,
+  DEFAULT_CONFIG.serviceName,
+  DEFAULT_CONFIG.healthUrl,
+];
+
+function hostileFor(kind: Kind, allowed: readonly string[]): string[] {
+  const byKind: Record<Kind, readonly string[]> = {
+    path: HOSTILE_PATHS,
+    dirs: [
+      ...HOSTILE_PATHS,
+      C.walDir,
+      C.dataMount,
+      `${C.dbDir}:${C.walDir}`,
+      `${C.dbDir}:/etc`,
+      `/etc:${C.dbDir}`,
+    ],
+    unit: HOSTILE_UNITS,
+    url: HOSTILE_URLS,
+  };
+  const values = new Set([
+    ...HOSTILE_ANYWHERE,
+    ...byKind[kind],
+    ...OTHER_DEPLOYMENT,
+    ...allowed.flatMap(nearMisses),
+    C.walDir,
+    C.backupDir,
+  ]);
+  for (const v of allowed) values.delete(v);
+  return [...values];
+}
+
+/** Hostile values the table below tries, in all (for the issue note). */
+const OPERATOR_HOSTILE_COUNT = OPERATOR_PARAMETERS.reduce(
+  (n, [, , kind, allowed]) => n + hostileFor(kind, allowed).length,
+  0,
+);
+
+/** Command document parameters a root script uses as a path, unit, URL, bucket or key prefix. */
+const HOST_SENSITIVE = new Set([
+  'MountPoint',
+  'WalDir',
+  'DbDir',
+  'BackupDir',
+  'CoreDumpDir',
+  'AllowedDirs',
+  'ConfigFile',
+  'ServiceName',
+  'HealthUrl',
+  'BaseUrl',
+  'EndpointUrl',
+  'Bucket',
+  'Prefix',
+]);
+
+/** Values that only a path, device, unit, URL, bucket or key prefix parameter admits. */
+const SENSITIVE_PROBES = ['/etc', '/etc/shadow', '/dev/sda', 'sshd', 'etc/', 'http://localhost:22/'];
+
+/** Named above, or admitting a path, device, unit or URL: a new parameter of that kind is checked without being listed. */
+function isHostSensitive(name: string, spec: OperatorParameter): boolean {
+  return HOST_SENSITIVE.has(name) || SENSITIVE_PROBES.some((v) => acceptsValue(spec, v));
+}
+
+/**
+ * Step outputs an Automation may send as a sensitive parameter, and why each is safe: ArchiveWal's
+ * ResolveNode builds `wal/<node>/` from a node name it validates (and the node's instance role
+ * can only read and write its own prefix).
+ */
+const DERIVED_VALUES: Readonly<Record<string, readonly string[]>> = {
+  'ArchiveWal Prefix': ['{{ ResolveNode.Prefix }}'],
+};
+
+describe('operator parameters that a root script acts on take only this deployment’s values', () => {
+  let automations: Record<string, { content: AutomationDocumentContent; documentName: string }>;
+  let commands: Record<string, { content: CommandDocumentContent; documentName: string }>;
+
+  beforeAll(() => {
+    const r = synthStack(RESTRICTED_CONFIG);
+    const remediation = r.stack.node.findChild('Remediation') as DiskRemediation;
+    automations = remediation.automationDocuments;
+    commands = remediation.commandDocuments;
+  }, 120_000);
+
+  const param = (doc: string, name: string): OperatorParameter | undefined =>
+    (automations[doc]?.content.parameters as Record<string, OperatorParameter> | undefined)?.[name];
+
+  it.each(OPERATOR_PARAMETERS)(
+    '%s %s takes only the configured value(s), its default first',
+    (doc, name, _kind, allowed) => {
+      const spec = param(doc, name);
+      expect(spec, `${doc}.${name}`).toBeDefined();
+      expect(spec?.default).toBe(allowed[0]);
+      for (const v of allowed) expect(acceptsValue(spec, v), v).toBe(true);
+    },
+  );
+
+  it.each(OPERATOR_PARAMETERS)('%s %s refuses every other path, unit or URL', (doc, name, kind, allowed) => {
+    const spec = param(doc, name);
+    expect(hostileFor(kind, allowed).filter((v) => acceptsValue(spec, v))).toEqual([]);
+  });
+
+  it('tries more than 500 hostile values on these parameters', () => {
+    expect(OPERATOR_HOSTILE_COUNT).toBeGreaterThan(500);
+  });
+
+  it('sends a host command a sensitive value only as a configured value or a restricted parameter', () => {
+    const configured = new Set([
+      C.dataMount,
+      C.walDir,
+      C.dbDir,
+      C.backupDir,
+      C.configFile,
+      C.serviceName,
+      C.healthUrl,
+      new URL(C.healthUrl).origin,
+    ]);
+    const dirs = new Set([C.dbDir, `${C.dataMount}/tmp`]);
+    const isConfigured = (name: string, v: string): boolean =>
+      configured.has(v) ||
+      (name === 'AllowedDirs' && v.split(':').every((d) => dirs.has(d))) ||
+      (name === 'Bucket' && Token.isUnresolved(v));
+    const byCommand = new Map(Object.values(commands).map((c) => [c.documentName, c.content]));
+    let checked = 0;
+    for (const [docName, { content }] of Object.entries(automations)) {
+      for (const step of content.mainSteps) {
+        if (step.action !== 'aws:runCommand') continue;
+        const inputs = step.inputs as { DocumentName: string; Parameters?: Record<string, unknown> };
+        const command = byCommand.get(inputs.DocumentName);
+        expect(command, `${docName} ${String(step.name)} sends ${inputs.DocumentName}`).toBeDefined();
+        for (const [name, spec] of Object.entries(command?.parameters ?? {})) {
+          if (!isHostSensitive(name, spec as OperatorParameter)) continue;
+          const where = `${docName} ${String(step.name)} → ${inputs.DocumentName} ${name}`;
+          const passed = inputs.Parameters?.[name];
+          if (passed === undefined) {
+            // The Command document's own fixed default: nothing an operator can change.
+            expect(spec.default, where).toBeDefined();
+            continue;
+          }
+          const value = String(Array.isArray(passed) ? passed[0] : passed);
+          checked++;
+          const ref = /^\{\{ ?([A-Za-z0-9]+) ?\}\}$/.exec(value)?.[1];
+          if (ref !== undefined) {
+            const own = param(docName, ref);
+            expect(
+              own?.allowedValues,
+              `${where}: {{ ${ref} }} must be restricted by allowedValues`,
+            ).toBeDefined();
+            for (const v of own?.allowedValues ?? [])
+              expect(isConfigured(name, String(v)), `${where}: ${String(v)}`).toBe(true);
+          } else if (value.includes('{{')) {
+            expect(DERIVED_VALUES[`${docName} ${name}`] ?? [], where).toContain(value);
+          } else {
+            expect(isConfigured(name, value), `${where} = ${value}`).toBe(true);
+          }
+        }
+      }
+    }
+    expect(checked).toBeGreaterThan(30);
+  });
+
+  it('starts a child document only with parameters the child restricts itself', () => {
+    for (const [docName, { content }] of Object.entries(automations)) {
+      for (const step of content.mainSteps) {
+        if (step.action !== 'aws:executeAutomation') continue;
+        const inputs = step.inputs as { DocumentName: string; RuntimeParameters?: Record<string, unknown> };
+        const child = Object.values(automations).find((a) => a.documentName === inputs.DocumentName);
+        expect(child, inputs.DocumentName).toBeDefined();
+        for (const name of Object.keys(inputs.RuntimeParameters ?? {})) {
+          const spec = (child?.content.parameters as Record<string, OperatorParameter> | undefined)?.[name];
+          const where = `${docName} ${String(step.name)} → ${inputs.DocumentName} ${name}`;
+          expect(spec?.allowedPattern ?? spec?.allowedValues, where).toBeDefined();
+          if (HOST_SENSITIVE.has(name)) expect(spec?.allowedValues, where).toBeDefined();
+        }
+      }
+    }
+  });
+
+  it('reaches a host only through aws:runCommand steps: no Python or API step sends a command or starts a document', () => {
+    for (const [docName, { content }] of Object.entries(automations)) {
+      for (const step of content.mainSteps) {
+        const inputs = (step.inputs ?? {}) as Record<string, unknown>;
+        const where = `${docName} ${String(step.name)}`;
+        if (step.action === 'aws:executeScript')
+          expect(String(inputs.Script), where).not.toMatch(
+            /\b(send_command|start_automation_execution|start_session|send_automation_signal|invoke|client\(\s*'lambda')/,
+          );
+        if (step.action === 'aws:executeAwsApi')
+          expect([inputs.Service, inputs.Api], where).toEqual(['sns', 'Publish']);
+        expect(
+          [
+            'aws:runCommand',
+            'aws:executeScript',
+            'aws:executeAwsApi',
+            'aws:branch',
+            'aws:invokeLambdaFunction',
+            'aws:executeAutomation',
+          ],
+          where,
+        ).toContain(step.action);
+      }
+    }
   });
 });

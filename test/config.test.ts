@@ -31,6 +31,7 @@ describe('configuration defaults', () => {
     expect(c.prefix).toBe('StemeDB');
     expect(c.walDir).toBe('/data/wal');
     expect(c.healthUrl).toBe('http://localhost:18180/v1/health');
+    expect(c.configFile).toBe('/etc/stemedb/config.toml');
     expect(c.wal).toMatchObject({ retentionDays: 7, archiveAfterDays: 30 });
     expect(c.thresholds).toMatchObject({
       warningFreePercent: 20,
@@ -100,6 +101,21 @@ describe('configuration validation names the key, the value and the accepted for
       'path with ..',
       { backupDir: '/backups/../etc' },
       /backupDir is "\/backups\/..\/etc"; expected .* no ".." segment/,
+    ],
+    [
+      'relative configFile',
+      { configFile: 'config.toml' },
+      /configFile is "config.toml"; expected an absolute path/,
+    ],
+    [
+      'configFile with ..',
+      { configFile: '/etc/stemedb/../shadow' },
+      /configFile is "\/etc\/stemedb\/..\/shadow"; expected .* no ".." segment/,
+    ],
+    [
+      'configFile with a shell metacharacter',
+      { configFile: '/etc/stemedb/config.toml;reboot' },
+      /configFile is "\/etc\/stemedb\/config.toml;reboot"; expected an absolute path/,
     ],
     [
       'walDir outside the data mount',
@@ -347,6 +363,26 @@ describe('configuration that would break or endanger a run is rejected, naming t
     ],
     ['backupDir equal to dbDir', { backupDir: '/data/db/' }, /^backupDir and dbDir are both "\/data\/db"/],
     [
+      'configFile inside walDir',
+      { configFile: '/data/wal/config.toml' },
+      /^configFile "\/data\/wal\/config.toml" is inside walDir "\/data\/wal"; .*ArchiveWal archives and deletes every file in walDir/,
+    ],
+    [
+      'configFile inside dbDir once normalised',
+      { configFile: '/data//db/./stemedb.toml' },
+      /^configFile "\/data\/db\/stemedb.toml" is inside dbDir "\/data\/db"/,
+    ],
+    [
+      'configFile equal to walDir',
+      { configFile: '/data/wal' },
+      /^configFile "\/data\/wal" is walDir "\/data\/wal"/,
+    ],
+    [
+      'a configFile with a hidden segment',
+      { configFile: '/etc/stemedb/.config.toml' },
+      /^configFile is "\/etc\/stemedb\/.config.toml"; expected path segments that start with a letter/,
+    ],
+    [
       'a path segment the documents refuse (hidden name)',
       { walDir: '/data/.wal' },
       /^walDir is "\/data\/.wal"; expected path segments that start with a letter, digit, "_" or "-"/,
@@ -382,6 +418,7 @@ describe('configuration that would break or endanger a run is rejected, naming t
     ['dbDir', '//data/./db//', '/data/db'],
     ['backupDir', '/backups/./', '/backups'],
     ['dataMount', '/data/', '/data'],
+    ['configFile', '//etc/./stemedb//config.toml', '/etc/stemedb/config.toml'],
   ])('normalises %s %j to %j once, the form every document accepts', (key, given, normal) => {
     const c = resolveConfig({ [key]: given }) as unknown as Record<string, string>;
     expect(c[key]).toBe(normal);
@@ -400,7 +437,10 @@ function documentPathPatterns(): Array<[string, string, string]> {
       parameters?: Record<string, { allowedPattern?: string }>;
     };
     for (const [param, spec] of Object.entries(doc.parameters ?? {})) {
-      if (['MountPoint', 'WalDir', 'DbDir', 'BackupDir'].includes(param) && spec.allowedPattern) {
+      if (
+        ['MountPoint', 'WalDir', 'DbDir', 'BackupDir', 'ConfigFile'].includes(param) &&
+        spec.allowedPattern
+      ) {
         out.push([file, param, spec.allowedPattern]);
       }
     }

@@ -42,10 +42,10 @@ interface Node {
 }
 
 /** The document with the deploy-time values of a node whose data filesystem is at `mount`. */
-function automation(mount: string): AutomationDocumentContent {
+function automation(mount: string, prefix = 'StemeDB'): AutomationDocumentContent {
   return loadAutomationDocumentContent('DiagnoseDiskFull', {
     substitutions: {
-      Prefix: 'StemeDB',
+      Prefix: prefix,
       AutomationRoleArn: 'arn:aws:iam::123456789012:role/StemeDB-automation',
       TopicArn: 'arn:aws:sns:eu-west-1:123456789012:StemeDB-disk',
       DataMount: mount,
@@ -358,5 +358,134 @@ describe('DiagnoseDiskFull automation', () => {
       );
       expect(documents.filter((d) => d !== undefined)).toEqual(['StemeDB-Host-DiskReport']);
     }
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Host output is data (issue 8 item 9)
+
+/** Text a host (or whoever controls its disk) may put in the report: format and SSM syntax, a newline, non-ASCII. */
+const HOSTILE_TEXT =
+  'x {} {0} {doc} {prefix!r:>99} }{ %s %(x)s %d %% {{ InstanceId }}\nline two\r\tnaïve ✓ \u2028end';
+
+/** SNS Publish: printable ASCII, no line break or control character, at most 100 characters. */
+function isValidSubject(subject: string): boolean {
+  return /^[ -~]{1,100}$/.test(subject) && /^[A-Za-z0-9\p{P}]/u.test(subject);
+}
+
+/** The real report of `n` with its JSON result line changed by `change`. */
+function withReport(n: Node, change: Record<string, unknown>): string {
+  const lines = n.report.stdout.trim().split('\n');
+  const json = { ...n.report.lastJson, ...change };
+  return `${[...lines.slice(0, -1), HOSTILE_TEXT, JSON.stringify(json)].join('\n')}\n`;
+}
+
+describe('DiagnoseDiskFull treats host output as data', () => {
+  it('reports a section name with {, }, %s, a newline and non-ASCII as unknown, instead of failing to format it', () => {
+    const { sim } = walk(mostlyDb, [], withReport(mostlyDb, { suggestedSection: HOSTILE_TEXT }));
+    expect(sim.path).toEqual([
+      'DiskReport',
+      'ReadDiagnosis',
+      'BranchOnDiagnosis',
+      'NotifyUnknown',
+      'FailExecution',
+    ]);
+    const notify = published(sim, 'NotifyUnknown');
+    // One line of printable ASCII (newline, tab and U+2028 a space, non-ASCII '?'), 64 characters at most.
+    expect(notify.Message).toContain(
+      'the disk report suggested "x {} {0} {doc} {prefix!r:>99} }{ %s %(x)s %d %% {{ InstanceId }}", which',
+    );
+    const short = runStepScript(
+      mostlyDb.doc,
+      'ReadDiagnosis',
+      { commandId: COMMAND_ID, instanceId: INSTANCE, prefix: 'StemeDB' },
+      {
+        get_command_invocation: [
+          {
+            ...invocation(mostlyDb.report),
+            StandardOutputContent: withReport(mostlyDb, { suggestedSection: 'a{\n}\tnaïve ✓\u2028%s' }),
+          },
+        ],
+      },
+    );
+    expect(short.result.suggestedSection).toBe('a{ } na?ve ? %s');
+    expect(isValidSubject(notify.Subject)).toBe(true);
+  });
+
+  it('keeps {, }, % and non-ASCII in every other host field as they are, in the message only', () => {
+    const hostile = {
+      usedPercent: '{u}',
+      sizeBytes: '%s',
+      availBytes: '{0}',
+      dbBytes: '%(db)s',
+      walBytes: '{}',
+      reasons: [HOSTILE_TEXT],
+      warnings: ['{', '}'],
+    };
+    const { sim } = walk(mostlyDb, [], withReport(mostlyDb, hostile));
+    expect(sim.path).toEqual(['DiskReport', 'ReadDiagnosis', 'BranchOnDiagnosis', 'NotifyDiagnosis']);
+    const notify = published(sim, 'NotifyDiagnosis');
+    expect(notify.Subject).toBe(`StemeDB-DiagnoseDiskFull on ${INSTANCE}: run StemeDB-CompactDatabase`);
+    expect(notify.Message).toContain('Figures: used {u}% of %s bytes ({0} available);');
+    expect(notify.Message).toContain('WAL {} bytes in');
+    expect(notify.Message).toContain('DB %(db)s bytes');
+    expect(notify.Message).toContain(`(${HOSTILE_TEXT})`);
+    expect(notify.Message).toContain('Warnings: {; }');
+  });
+
+  it('fills the advice only from its own templates: a section that looks like a placeholder is not expanded', () => {
+    const run = runStepScript(
+      mostlyDb.doc,
+      'ReadDiagnosis',
+      { commandId: COMMAND_ID, instanceId: INSTANCE, prefix: 'StemeDB' },
+      {
+        get_command_invocation: [
+          {
+            ...invocation(mostlyDb.report),
+            StandardOutputContent: withReport(mostlyDb, { suggestedSection: '{doc}{prefix}' }),
+          },
+        ],
+      },
+    );
+    expect(run.result.advice).toBe('Unknown section {doc}{prefix}.');
+    expect(run.result.nextDocument).toBe('StemeDB-{doc}{prefix}');
+  });
+
+  it('never builds the script text from a template with host text in it: no str.format, %-format or f-string', () => {
+    for (const step of mostlyDb.doc.mainSteps.filter((s) => s.action === 'aws:executeScript')) {
+      const script = String((step.inputs as { Script: string }).Script);
+      expect(script, String(step.name)).not.toMatch(/\.format(_map)?\(|['"]\s*%\s*[(\w]|\bf['"]/);
+    }
+  });
+
+  it('keeps every diagnosis Subject valid for SNS with the longest prefix, whatever the host wrote', () => {
+    const long = { ...mostlyDb, doc: automation(mostlyDb.mount, 'Abcdefghij0123456789') };
+    const reports = [
+      ...['EmergencyCleanup', 'WalCleanup', 'CompactDatabase', 'InodeCleanup', 'ExpandVolume'].map(
+        (section) => withReport(long, { suggestedSection: section, recovered: false }),
+      ),
+      withReport(long, { suggestedSection: HOSTILE_TEXT }),
+      withReport(long, { suggestedSection: 'x'.repeat(500) }),
+      withReport(long, { suggestedSection: 'EmergencyCleanup', recovered: true }),
+      withReport(long, { suggestedSection: `EmergencyCleanup\u0000\n` }),
+    ];
+    const subjects: string[] = [];
+    for (const stdout of reports) {
+      const { sim } = walk(long, [], stdout);
+      for (const step of sim.path) {
+        const subject = (sim.inputs[step] as { Subject?: string } | undefined)?.Subject;
+        if (subject !== undefined) subjects.push(subject);
+      }
+    }
+    expect(subjects.length).toBeGreaterThanOrEqual(reports.length);
+    expect(subjects.filter((s) => !isValidSubject(s))).toEqual([]);
+    // 110 characters with the document name: the section name stands in for it.
+    expect(subjects).toContain(
+      `URGENT Abcdefghij0123456789-DiagnoseDiskFull on ${INSTANCE}: run EmergencyCleanup`,
+    );
+    expect(subjects).toContain(
+      `Abcdefghij0123456789-DiagnoseDiskFull on ${INSTANCE}: run Abcdefghij0123456789-WalCleanup`,
+    );
+    expect(subjects).toContain(`Abcdefghij0123456789-DiagnoseDiskFull on ${INSTANCE}: run CompactDatabase`);
   });
 });

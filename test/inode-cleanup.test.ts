@@ -36,6 +36,13 @@ import {
   synthesizeCommandDocument,
 } from './support/command-document-runner';
 import { checksumTree, LoopDeviceLab } from './support/loop-device';
+import {
+  acceptsValue,
+  HOSTILE_ANYWHERE,
+  HOSTILE_PATHS,
+  nearMisses,
+  type OperatorParameter,
+} from './support/operator-parameters';
 
 let doc: CommandDocumentContent;
 let mount: string;
@@ -352,6 +359,52 @@ describe('StemeDB-InodeCleanup Automation', () => {
   it('is a valid Automation document', () => {
     expect(validateAutomationDocument(automation())).toEqual([]);
   });
+
+  /** The values the host script may delete in, as root: this deployment's directories only. */
+  const ALLOWED = {
+    MountPoint: ['/data'],
+    AllowedDirs: ['/data/db:/data/tmp', '/data/db', '/data/tmp'],
+  } as const;
+
+  /** Other mounts and directories, and lists that smuggle one in. */
+  const OTHER_DIRS = [
+    '/mnt/other',
+    '/data2',
+    '/data/wal',
+    '/data',
+    '/data/db/sub',
+    '/data/tmp/../../etc',
+    '/data/db:/data/wal',
+    '/data/db:/etc',
+    '/etc:/data/db',
+    '/data/db:/data/tmp:/root',
+    '/data/tmp:/data/db',
+    '/data/db:',
+    ':/data/db',
+  ];
+
+  it.each(Object.keys(ALLOWED) as Array<keyof typeof ALLOWED>)(
+    '%s takes only the configured directories, its default first',
+    (name) => {
+      const spec = automation().parameters?.[name] as OperatorParameter | undefined;
+      expect(spec?.default).toBe(ALLOWED[name][0]);
+      for (const v of ALLOWED[name]) expect(acceptsValue(spec, v), v).toBe(true);
+    },
+  );
+
+  it.each(Object.keys(ALLOWED) as Array<keyof typeof ALLOWED>)(
+    '%s refuses every other mount, directory or list',
+    (name) => {
+      const spec = automation().parameters?.[name] as OperatorParameter | undefined;
+      const tried = [
+        ...HOSTILE_ANYWHERE,
+        ...HOSTILE_PATHS,
+        ...OTHER_DIRS,
+        ...ALLOWED[name].flatMap(nearMisses),
+      ].filter((v) => !(ALLOWED[name] as readonly string[]).includes(v));
+      expect(tried.filter((v) => acceptsValue(spec, v))).toEqual([]);
+    },
+  );
 
   it('cleans and notifies without archiving when the host cleanup recovered the inodes', () => {
     const sim = walk({ afterCleanup: 47, afterReport: 47 });

@@ -21,6 +21,7 @@ import { afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import type { CommandDocumentContent } from '../lib/command-document';
 import { DEFAULT_CONFIG } from '../lib/config';
+import type { DiskRemediation } from '../lib/disk-remediation';
 import {
   ParameterValidationError,
   type RunResult,
@@ -28,7 +29,16 @@ import {
   synthesizeCommandDocument,
 } from './support/command-document-runner';
 import { createFakeSystemd, type FakeSystemd } from './support/fake-systemd';
+import {
+  acceptsValue,
+  HOSTILE_ANYWHERE,
+  HOSTILE_PATHS,
+  HOSTILE_UNITS,
+  HOSTILE_URLS,
+  nearMisses,
+} from './support/operator-parameters';
 import { freePort, type StandinOptions, standinCommand } from './support/stemedb-standin';
+import { synthStack } from './support/synth';
 
 const SCRIPT = join(__dirname, '..', 'ssm-documents', 'scripts', 'wal-cleanup.sh');
 const AUTOMATION = join(__dirname, '..', 'ssm-documents', 'wal-cleanup.automation.yml');
@@ -598,6 +608,7 @@ describe('StemeDB-WalCleanup Automation document', () => {
     WalSegmentSizeMb: String(DEFAULT_CONFIG.wal.segmentSizeMb),
     ServiceName: DEFAULT_CONFIG.serviceName,
     HealthUrl: DEFAULT_CONFIG.healthUrl,
+    ConfigFile: DEFAULT_CONFIG.configFile,
     AutomationRoleArn: 'arn:aws:iam::123456789012:role/StemeDB-Automation',
     TopicArn: 'arn:aws:sns:eu-west-1:123456789012:StemeDB-notifications',
   };
@@ -638,7 +649,14 @@ describe('StemeDB-WalCleanup Automation document', () => {
     expect(validate(automation), JSON.stringify(validate.errors, null, 2)).toBe(true);
   });
 
-  test('passes every Command document parameter through, with the same patterns', () => {
+  /** What the host script edits, restarts and calls as root: only this deployment's values. */
+  const CONFIGURED: Record<string, string> = {
+    ConfigFile: DEFAULT_CONFIG.configFile,
+    ServiceName: DEFAULT_CONFIG.serviceName,
+    HealthUrl: DEFAULT_CONFIG.healthUrl,
+  };
+
+  test('passes every Command document parameter through: the same patterns, or only the configured value', () => {
     const run = step('SetWalRetention');
     expect(run.action).toBe('aws:runCommand');
     expect(run.inputs.DocumentName).toBe('StemeDB-Host-WalCleanup');
@@ -647,10 +665,53 @@ describe('StemeDB-WalCleanup Automation document', () => {
     expect(Object.keys(passed).sort()).toEqual(Object.keys(commandParams).sort());
     for (const [name, value] of Object.entries(passed)) {
       expect(value).toEqual([`{{ ${name} }}`]);
+      const configured = CONFIGURED[name];
+      if (configured !== undefined) {
+        expect(automation.parameters[name]?.allowedValues, name).toEqual([configured]);
+        expect(automation.parameters[name]?.allowedPattern, name).toBeUndefined();
+        expect(new RegExp(commandParams[name]?.allowedPattern ?? '^$').test(configured), name).toBe(true);
+        continue;
+      }
       expect(automation.parameters[name]?.allowedPattern).toBe(commandParams[name]?.allowedPattern);
       expect(automation.parameters[name]?.allowedValues).toEqual(commandParams[name]?.allowedValues);
     }
   });
+
+  test.each(Object.keys(CONFIGURED))(
+    '%s takes only the configured value, not another file, unit or URL',
+    (name) => {
+      const spec = automation.parameters[name];
+      const configured = CONFIGURED[name] ?? '';
+      const hostile = {
+        ConfigFile: HOSTILE_PATHS,
+        ServiceName: HOSTILE_UNITS,
+        HealthUrl: HOSTILE_URLS,
+      }[name] as readonly string[];
+      expect(acceptsValue(spec, configured)).toBe(true);
+      const tried = [...HOSTILE_ANYWHERE, ...hostile, ...nearMisses(configured)];
+      expect(tried.filter((v) => acceptsValue(spec, v))).toEqual([]);
+    },
+  );
+
+  test('the synthesized document takes the configFile, serviceName and healthUrl of the configuration', () => {
+    const config = {
+      configFile: '/opt/stemedb/conf.d/stemedb.toml',
+      serviceName: 'stemedb@green.service',
+      healthUrl: 'http://127.0.0.1:28180/healthz',
+    };
+    const { stack } = synthStack(config);
+    const remediation = stack.node.findChild('Remediation') as DiskRemediation;
+    const params = remediation.automationDocuments.WalCleanup.content.parameters ?? {};
+    expect(params.ConfigFile).toMatchObject({
+      default: config.configFile,
+      allowedValues: [config.configFile],
+    });
+    expect(params.ServiceName).toMatchObject({
+      default: config.serviceName,
+      allowedValues: [config.serviceName],
+    });
+    expect(params.HealthUrl).toMatchObject({ default: config.healthUrl, allowedValues: [config.healthUrl] });
+  }, 120_000);
 
   test('its defaults, once substituted, pass its own patterns', () => {
     for (const [name, p] of Object.entries(automation.parameters)) {
@@ -660,7 +721,8 @@ describe('StemeDB-WalCleanup Automation document', () => {
       if (p.allowedValues !== undefined) expect(p.allowedValues, name).toContain(p.default);
     }
     expect(automation.parameters.InstanceId?.default).toBeUndefined();
-    expect(automation.parameters.ConfigFile?.default).toBe('/etc/stemedb/config.toml');
+    expect(automation.parameters.ConfigFile?.default).toBe(DEFAULT_CONFIG.configFile);
+    expect(DEFAULT_CONFIG.configFile).toBe('/etc/stemedb/config.toml');
   });
 
   test('every {{ }} reference names a parameter, a step output or an automation variable', () => {
