@@ -153,6 +153,8 @@ export class Drill {
   readonly dbDir: string;
   readonly backupDir: string;
   readonly serviceName = 'stemedb-api';
+  /** The StemeDB config.toml the documents may edit (the `configFile` of the drill's configuration). */
+  readonly configFile: string;
   readonly lab = new LoopDeviceLab('stemedb-drill-disk-');
   readonly ledger = new CommandLedger();
   readonly sleepScale: number;
@@ -183,6 +185,7 @@ export class Drill {
     this.walDir = join(this.dataMount, 'wal');
     this.dbDir = join(this.dataMount, 'db');
     this.backupDir = join(this.root, 'backups');
+    this.configFile = join(this.root, 'etc-stemedb', 'config.toml');
     this.sleepScale = opts.sleepScale ?? 0.01;
     this.log = opts.log ?? ((line) => process.stderr.write(`drill: ${line}\n`));
     this.keep = opts.keep ?? false;
@@ -253,6 +256,7 @@ export class Drill {
       dbDir: this.dbDir,
       backupDir: this.backupDir,
       serviceName: this.serviceName,
+      configFile: this.configFile,
       healthUrl: `http://127.0.0.1:${this.port}/v1/health`,
       expansion: { maxSizeGiB: 64 },
       nodes: this.nodes.map((n) => ({

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { DescribeSnapshotsCommand, DescribeVolumesCommand } from '@aws-sdk/client-ec2';
 import { HeadObjectCommand, ListObjectVersionsCommand } from '@aws-sdk/client-s3';
 import { checksumTree, sh } from '../support/loop-device';
@@ -539,8 +539,8 @@ const dryRun: Scenario = {
     try {
       writeWal(host, drill.walDir, 20, 8, 16, 40);
       fillDatabase(drill.dataMount, drill.dbDir, 92);
-      const configFile = join(drill.root, 'etc-stemedb', 'config.toml');
-      mkdirSync(join(drill.root, 'etc-stemedb'), { recursive: true });
+      const configFile = drill.configFile;
+      mkdirSync(dirname(configFile), { recursive: true });
       writeFileSync(configFile, '[server]\nport = 18180\n\n[wal]\nretention_days = 30\n');
       await host.publishDiskMetrics();
       const node = must(
@@ -560,7 +560,6 @@ const dryRun: Scenario = {
         .sort();
       for (const name of documents) {
         const parameters: Record<string, string> = { InstanceId: node.instanceId, DryRun: 'true' };
-        if (name === 'WalCleanup') parameters.ConfigFile = configFile;
         const run = await drill.runDocument(name, parameters);
         drill.mark(
           `${name} DryRun=true: ${run.record.status}${run.record.failureMessage ? ` (${run.record.failureMessage})` : ''}`,
