@@ -228,7 +228,7 @@ export const REMEDIATION_SECTIONS = [
  */
 export const STACK_RESOURCE_LIMIT = 500;
 export const STACK_RESOURCES = {
-  shared: 60,
+  shared: 62,
   withNodes: 1,
   perNode: 12,
   withAdoptedVolume: 3,

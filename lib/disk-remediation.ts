@@ -4,6 +4,7 @@ import { ArnFormat, type CfnResource, Duration, Stack, Validations } from 'aws-c
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
+import type * as kms from 'aws-cdk-lib/aws-kms';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
@@ -15,13 +16,16 @@ import { AutomationDocument, defaultAutomationDefinitionFile, placeholdersIn } f
 import { AutomationHealthAlarms } from './automation-health-alarms';
 import { AutomationRole } from './automation-role';
 import { CommandDocument, REPO_ROOT } from './command-document';
-import { REMEDIATION_SECTIONS, type StemeDbConfig } from './config';
+import { REMEDIATION_SECTIONS, type StemeDbConfig, VOLUME_LIMITS } from './config';
 import { FSTAB_FILE, restrictFstabFile } from './migrate-data-volume';
 import { acknowledgeWildcard, nagArn } from './nag-acknowledgements';
 import { RemediationFunction } from './remediation-function';
 import { nodeRegistryParameterName } from './stemedb-node';
 import { DEPLOYMENT_TAG_KEY, MANAGED_TAG_KEY, MANAGED_TAG_VALUE, NODE_TAG_KEY } from './tags';
 import type { WalArchiveBucket } from './wal-archive-bucket';
+
+/** The tag AddDataVolume gives a new volume: the volume it replaces. */
+const REPLACES_TAG_KEY = 'stemedb:replaces';
 
 export interface DiskRemediationProps {
   /** The validated configuration. */
@@ -30,6 +34,11 @@ export interface DiskRemediationProps {
   readonly topic: sns.ITopic;
   /** The WAL archive. */
   readonly archive: WalArchiveBucket;
+  /**
+   * The key AddDataVolume encrypts new data volumes with (the stack key, as for the volumes the
+   * stack creates). @default the WAL archive's key, which is the stack key
+   */
+  readonly volumeKey?: kms.IKey;
 }
 
 /** Command documents (scripts run on the node), deployed as `<prefix>-Host-<Name>`. */
@@ -47,8 +56,12 @@ export const COMMAND_DOCUMENTS = [
 ] as const;
 export type CommandDocumentName = (typeof COMMAND_DOCUMENTS)[number];
 
-/** Automation documents (runbook sections), deployed as `<prefix>-<Name>`. */
-export const AUTOMATION_DOCUMENTS = REMEDIATION_SECTIONS;
+/**
+ * Automation documents (runbook sections), deployed as `<prefix>-<Name>`: the sections the router
+ * may start, and §5B's two, which only a human starts (AddDataVolume stops the service for the
+ * final copy; RetireDataVolume detaches a volume).
+ */
+export const AUTOMATION_DOCUMENTS = [...REMEDIATION_SECTIONS, 'AddDataVolume', 'RetireDataVolume'] as const;
 export type AutomationDocumentName = (typeof AUTOMATION_DOCUMENTS)[number];
 
 /**
@@ -74,6 +87,11 @@ export class DiskRemediation extends Construct {
   constructor(scope: Construct, id: string, props: DiskRemediationProps) {
     super(scope, id);
     const { config, topic, archive } = props;
+    const volumeKey = props.volumeKey ?? archive.bucket.encryptionKey;
+    if (volumeKey === undefined)
+      throw new Error(
+        'DiskRemediation volumeKey is not given and the WAL archive has no KMS key to use instead',
+      );
     const { prefix } = config;
 
     const automationRole = new AutomationRole(this, 'AutomationRole', { prefix });
@@ -150,6 +168,11 @@ export class DiskRemediation extends Construct {
       ExpandVolumeFunctionName: this.expandVolume.function.functionName,
       WaitForModificationFunctionName: this.waitForModification.function.functionName,
       VerifyArchiveFunctionName: this.verifyArchive.function.functionName,
+      GrowPercent: String(config.expansion.growPercent),
+      MinGrowGiB: String(config.expansion.minGrowGiB),
+      MaxSizeGiB: String(config.expansion.maxSizeGiB),
+      VolumeLimits: JSON.stringify(VOLUME_LIMITS),
+      VolumeKeyArn: volumeKey.keyArn,
     };
     const automations = {} as Record<AutomationDocumentName, AutomationDocument>;
     for (const name of AUTOMATION_DOCUMENTS) {
@@ -162,6 +185,7 @@ export class DiskRemediation extends Construct {
     this.automationDocuments = automations;
 
     this.grantAutomationRole(automationRole, props, commands, automations);
+    this.grantDataVolumeMigration(automationRole.role, prefix, volumeKey);
 
     // --- Alarm router --------------------------------------------------------------------------
     const routes = routesFor(config);
@@ -347,6 +371,175 @@ export class DiskRemediation extends Construct {
       role,
       'Resource::arn:<AWS::Partition>:ec2:<AWS::Region>::snapshot/*',
       'A new snapshot has no ID before it exists; creation requires the managed tag in the request and tagging is allowed only as part of CreateSnapshot.',
+    );
+  }
+
+  /**
+   * Runbook §5B for the automation role: AddDataVolume creates, tags and attaches a volume and
+   * marks volumes replaced or migration-failed; RetireDataVolume tags and detaches a replaced one.
+   * Creation only with the managed, deployment, node and replaces tags in the request, encrypted;
+   * tagging at creation only as part of CreateVolume; attaching only managed volumes to managed
+   * instances of this deployment; re-tagging only this deployment's managed (or migration-failed)
+   * volumes, only the migration's own keys, only to `replaced`, `migration-failed` or back to
+   * `true` (a resumed migration); detaching only volumes marked replaced, from managed
+   * instances. KMS: what EBS uses on the caller's behalf for a
+   * volume encrypted with the stack key (EBS user guide, "Requirements for Amazon EBS
+   * encryption": CreateGrant, Decrypt, DescribeKey, GenerateDataKeyWithoutPlainText, ReEncrypt),
+   * only through EC2, grants only for AWS resources.
+   */
+  private grantDataVolumeMigration(role: iam.Role, prefix: string, key: kms.IKey): void {
+    const stack = Stack.of(this);
+    const volumes = stack.formatArn({ service: 'ec2', resource: 'volume', resourceName: '*' });
+    const instances = stack.formatArn({ service: 'ec2', resource: 'instance', resourceName: '*' });
+    const ofThisDeployment = (managed: string) => ({
+      [`aws:ResourceTag/${MANAGED_TAG_KEY}`]: managed,
+      [`aws:ResourceTag/${DEPLOYMENT_TAG_KEY}`]: prefix,
+    });
+    const viaEc2 = { 'kms:ViaService': `ec2.${stack.region}.amazonaws.com` };
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'MigrationReadsInstancesAndVolumes',
+        actions: ['ec2:DescribeInstances', 'ec2:DescribeVolumes'],
+        resources: ['*'],
+      }),
+    );
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'MigrationReadsNodeRegistry',
+        actions: ['ssm:GetParameter'],
+        resources: [
+          stack.formatArn({
+            service: 'ssm',
+            resource: 'parameter',
+            resourceName: nodeRegistryParameterName(prefix, '*').slice(1),
+          }),
+        ],
+      }),
+    );
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'CreateManagedEncryptedVolumesOnly',
+        actions: ['ec2:CreateVolume'],
+        resources: [volumes],
+        conditions: {
+          StringEquals: {
+            [`aws:RequestTag/${MANAGED_TAG_KEY}`]: MANAGED_TAG_VALUE,
+            [`aws:RequestTag/${DEPLOYMENT_TAG_KEY}`]: prefix,
+          },
+          Null: {
+            [`aws:RequestTag/${NODE_TAG_KEY}`]: 'false',
+            [`aws:RequestTag/${REPLACES_TAG_KEY}`]: 'false',
+          },
+          Bool: { 'ec2:Encrypted': 'true' },
+        },
+      }),
+    );
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'TagVolumesAtCreation',
+        actions: ['ec2:CreateTags'],
+        resources: [volumes],
+        conditions: { StringEquals: { 'ec2:CreateAction': 'CreateVolume' } },
+      }),
+    );
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'AttachManagedVolumesToManagedInstancesOnly',
+        actions: ['ec2:AttachVolume'],
+        resources: [instances, volumes],
+        conditions: { StringEquals: ofThisDeployment(MANAGED_TAG_VALUE) },
+      }),
+    );
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'MarkManagedVolumesReplacedOrFailed',
+        actions: ['ec2:CreateTags'],
+        resources: [volumes],
+        conditions: {
+          StringEquals: {
+            [`aws:ResourceTag/${MANAGED_TAG_KEY}`]: [MANAGED_TAG_VALUE, 'migration-failed'],
+            [`aws:ResourceTag/${DEPLOYMENT_TAG_KEY}`]: prefix,
+            [`aws:RequestTag/${MANAGED_TAG_KEY}`]: [MANAGED_TAG_VALUE, 'replaced', 'migration-failed'],
+          },
+          'ForAllValues:StringEquals': {
+            'aws:TagKeys': [
+              MANAGED_TAG_KEY,
+              'stemedb:replaced-by',
+              'stemedb:replaced-at',
+              'stemedb:migration-result',
+            ],
+          },
+        },
+      }),
+    );
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'MarkReplacedVolumesRetired',
+        actions: ['ec2:CreateTags'],
+        resources: [volumes],
+        conditions: {
+          StringEquals: ofThisDeployment('replaced'),
+          'ForAllValues:StringEquals': { 'aws:TagKeys': ['stemedb:retired-at'] },
+        },
+      }),
+    );
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'DetachReplacedVolumesOnly',
+        actions: ['ec2:DetachVolume'],
+        resources: [volumes],
+        conditions: { StringEquals: ofThisDeployment('replaced') },
+      }),
+    );
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'DetachFromManagedInstancesOnly',
+        actions: ['ec2:DetachVolume'],
+        resources: [instances],
+        conditions: { StringEquals: ofThisDeployment(MANAGED_TAG_VALUE) },
+      }),
+    );
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'EbsUsesTheVolumeKeyThroughEc2',
+        actions: [
+          'kms:Decrypt',
+          'kms:DescribeKey',
+          'kms:GenerateDataKeyWithoutPlaintext',
+          'kms:ReEncryptFrom',
+          'kms:ReEncryptTo',
+        ],
+        resources: [key.keyArn],
+        conditions: { StringEquals: viaEc2 },
+      }),
+    );
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'EbsGrantsOnTheVolumeKeyOnly',
+        actions: ['kms:CreateGrant'],
+        resources: [key.keyArn],
+        conditions: { StringEquals: viaEc2, Bool: { 'kms:GrantIsForAWSResource': 'true' } },
+      }),
+    );
+    acknowledgeWildcard(
+      role,
+      'Resource::*',
+      'ec2:DescribeInstances and ec2:DescribeVolumes have no resource-level permissions; they only read.',
+    );
+    acknowledgeWildcard(
+      role,
+      'Resource::arn:<AWS::Partition>:ec2:<AWS::Region>:<AWS::AccountId>:volume/*',
+      `Volume IDs are only known at run time: CreateVolume needs the ${MANAGED_TAG_KEY}, ${DEPLOYMENT_TAG_KEY}, ${NODE_TAG_KEY} and ${REPLACES_TAG_KEY} tags in the request and encryption; tagging at creation only with CreateVolume; attaching, re-tagging and detaching only volumes tagged by this deployment (managed, or replaced for the detach).`,
+    );
+    acknowledgeWildcard(
+      role,
+      'Resource::arn:<AWS::Partition>:ec2:<AWS::Region>:<AWS::AccountId>:instance/*',
+      `AttachVolume and DetachVolume only on instances tagged ${MANAGED_TAG_KEY}=true and ${DEPLOYMENT_TAG_KEY}=${prefix}.`,
+    );
+    acknowledgeWildcard(
+      role,
+      `Resource::arn:<AWS::Partition>:ssm:<AWS::Region>:<AWS::AccountId>:parameter/${prefix}/nodes/*`,
+      'The node registry: AddDataVolume checks that the instance and its volume are the registered node.',
     );
   }
 

@@ -282,6 +282,8 @@ async function requestsOf(who: Who, call: CodeCall): Promise<RequestResource[][]
     return [[{ arn: '*' }]];
   }
   const each = <T>(xs: readonly T[], f: (x: T) => RequestResource[]): RequestResource[][] => xs.map(f);
+  const migration = migrationRequestsOf(call);
+  if (migration !== undefined) return migration;
   switch (call.action) {
     case 'ec2:ModifyVolume':
       return each(facts.nodes, (n) => [{ arn: volumeArn(n.volumeId), context: managedTags(n) }]);
@@ -382,6 +384,135 @@ async function requestsOf(who: Who, call: CodeCall): Promise<RequestResource[][]
   }
 }
 
+// --- Runbook §5B: AddDataVolume and RetireDataVolume (the automation role) -------------------
+
+const REPLACES_TAG = 'stemedb:replaces';
+/** What EBS calls with the caller's permissions for a volume encrypted with a customer managed key. */
+const VOLUME_KEY_ACTIONS = [
+  'kms:CreateGrant',
+  'kms:GenerateDataKeyWithoutPlaintext',
+  'kms:DescribeKey',
+  'kms:ReEncryptFrom',
+  'kms:ReEncryptTo',
+  'kms:Decrypt',
+] as const;
+const NEW_VOLUME = 'vol-0feedfacefeedface';
+
+/** The key AddDataVolume's CreateVolume step passes (read from the synthesized document). */
+function volumeKeyArn(): string {
+  const doc = resolved.resources('AWS::SSM::Document').find((d) => d.ref === `${facts.prefix}-AddDataVolume`);
+  if (doc === undefined) throw new Error(`no ${facts.prefix}-AddDataVolume document in the template`);
+  const content = doc.properties.Content as {
+    mainSteps: Array<{ name: string; inputs: Record<string, unknown> }>;
+  };
+  const step = content.mainSteps.find((st) => st.name === 'CreateVolume');
+  const key = (step?.inputs.InputPayload as { kmsKeyId?: string } | undefined)?.kmsKeyId;
+  if (key === undefined) throw new Error('AddDataVolume CreateVolume passes no kmsKeyId');
+  return key;
+}
+
+/** The tags AddDataVolume puts on a new volume in its CreateVolume request. */
+const newVolumeTags = (n: NodeFacts): Record<string, string> => ({
+  [MANAGED]: 'true',
+  [NODE_TAG]: n.name,
+  [DEPLOYMENT_TAG]: facts.prefix,
+  [REPLACES_TAG]: n.volumeId,
+  'stemedb:migration': EXECUTION_ID,
+  Name: `${facts.prefix}-${n.name}-data`,
+});
+const resourceTags = (t: Record<string, string>): Record<string, string> =>
+  Object.fromEntries(Object.entries(t).map(([k, v]) => [`aws:ResourceTag/${k}`, v]));
+/** A volume AddDataVolume marked replaced, as RetireDataVolume finds it. */
+const replacedTags = (n: NodeFacts): Record<string, string> =>
+  resourceTags({
+    [MANAGED]: 'replaced',
+    [NODE_TAG]: n.name,
+    [DEPLOYMENT_TAG]: facts.prefix,
+    'stemedb:replaced-by': NEW_VOLUME,
+    'stemedb:replaced-at': '2024-01-01T00:00:00Z',
+  });
+
+/** The tags each re-tagging step writes, on which volume (in the resource tags it has then). */
+const RETAGGING: Record<string, (n: NodeFacts) => RequestResource> = {
+  'AddDataVolume MarkReplaced': (n) => ({
+    arn: volumeArn(n.volumeId),
+    context: {
+      ...managedTags(n),
+      ...tags({
+        [MANAGED]: 'replaced',
+        'stemedb:replaced-by': NEW_VOLUME,
+        'stemedb:replaced-at': '2024-01-01T00:00:00Z',
+      }),
+    },
+  }),
+  'AddDataVolume MarkFailed': (n) => ({
+    arn: volumeArn(NEW_VOLUME),
+    context: {
+      ...resourceTags(newVolumeTags(n)),
+      ...tags({
+        [MANAGED]: 'migration-failed',
+        'stemedb:migration-result': 'rolled-back: the final rsync failed',
+      }),
+    },
+  }),
+  'AddDataVolume CreateVolume': (n) => ({
+    arn: volumeArn(NEW_VOLUME),
+    context: {
+      ...resourceTags({ ...newVolumeTags(n), [MANAGED]: 'migration-failed' }),
+      ...tags({ [MANAGED]: 'true', 'stemedb:migration-result': `resumed by ${EXECUTION_ID}` }),
+    },
+  }),
+  'RetireDataVolume Detach': (n) => ({
+    arn: volumeArn(n.volumeId),
+    context: { ...replacedTags(n), ...tags({ 'stemedb:retired-at': '2024-01-08T00:00:00Z' }) },
+  }),
+};
+
+/** The requests of the migration documents' EC2 and KMS calls, or undefined for any other call. */
+function migrationRequestsOf(call: CodeCall): RequestResource[][] | undefined {
+  const each = (f: (n: NodeFacts) => RequestResource[]): RequestResource[][] => facts.nodes.map(f);
+  const viaEc2 = { 'kms:ViaService': `ec2.${resolved.target.region}.amazonaws.com` };
+  if (call.action.startsWith('kms:') && call.target === 'ec2') {
+    const context =
+      call.action === 'kms:CreateGrant' ? { ...viaEc2, 'kms:GrantIsForAWSResource': 'true' } : viaEc2;
+    return [[{ arn: volumeKeyArn(), context }]];
+  }
+  switch (call.action) {
+    case 'ec2:CreateVolume':
+      return each((n) => [
+        { arn: volumeArn(NEW_VOLUME), context: { ...tags(newVolumeTags(n)), 'ec2:Encrypted': 'true' } },
+      ]);
+    case 'ec2:AttachVolume':
+      return each((n) => [
+        { arn: instanceArn(n.instanceId), context: managedTags(n) },
+        {
+          arn: volumeArn(NEW_VOLUME),
+          context: { ...resourceTags(newVolumeTags(n)), 'ec2:Encrypted': 'true' },
+        },
+      ]);
+    case 'ec2:DetachVolume':
+      return each((n) => [
+        { arn: instanceArn(n.instanceId), context: managedTags(n) },
+        { arn: volumeArn(n.volumeId), context: { ...replacedTags(n), 'ec2:Encrypted': 'true' } },
+      ]);
+    case 'ec2:CreateTags': {
+      if (call.operation === 'CreateVolume')
+        return each((n) => [
+          {
+            arn: volumeArn(NEW_VOLUME),
+            context: { 'ec2:CreateAction': 'CreateVolume', ...tags(newVolumeTags(n)) },
+          },
+        ]);
+      const step = Object.keys(RETAGGING).find((k) => call.source.startsWith(`${facts.prefix}-${k}:`));
+      return step === undefined
+        ? undefined
+        : each((n) => [(RETAGGING[step] as (n: NodeFacts) => RequestResource)(n)]);
+    }
+    default:
+      return undefined;
+  }
+}
+
 /**
  * Permissions AWS checks besides the call's own action: tagging at creation, passing a role, and
  * KMS use by S3 and SNS on the caller's behalf (the archive bucket and the topic use the stack key).
@@ -397,6 +528,12 @@ function dependentCalls(call: CodeCall): CodeCall[] {
   });
   if (call.action.startsWith('ec2:Create') && fields.has('TagSpecifications'))
     more.push(dep('ec2:CreateTags', 'tags at creation'));
+  // EBS uses the key on the caller's behalf (EBS user guide, "Requirements for Amazon EBS encryption").
+  if (call.action === 'ec2:CreateVolume' && fields.has('KmsKeyId')) {
+    for (const action of VOLUME_KEY_ACTIONS)
+      more.push(dep(action, 'EBS encryption with the stack key', 'ec2'));
+  }
+  if (call.action === 'ec2:AttachVolume') more.push(dep('kms:CreateGrant', 'an encrypted volume', 'ec2'));
   if (call.action === 'ssm:StartAutomationExecution') {
     if (fields.has('Tags')) more.push(dep('ssm:AddTagsToResource', 'tags the new execution'));
     if (fields.has('AutomationAssumeRole')) more.push(dep('iam:PassRole', 'passes AutomationAssumeRole'));
@@ -480,6 +617,11 @@ describe('call lists derived from the code', () => {
         'lambda:InvokeFunction',
         'ssm:SendCommand',
         'ssm:StartAutomationExecution',
+        'ec2:DescribeInstances',
+        'ec2:CreateVolume',
+        'ec2:AttachVolume',
+        'ec2:CreateTags',
+        'ec2:DetachVolume',
       ],
       [`${facts.prefix}-alarm-router role`]: [
         'ssm:GetParameter',
@@ -842,6 +984,147 @@ describe('must-deny cases are denied', () => {
         context: managedTags(facts.nodes[0] as NodeFacts),
       },
     });
+  });
+
+  it('the automation role may create a volume only encrypted and with the managed, deployment, node and replaces tags in the request', async () => {
+    const node = facts.nodes[0] as NodeFacts;
+    const role = facts.automationRoleArn;
+    const full = newVolumeTags(node);
+    const without = (...keys: string[]) =>
+      Object.fromEntries(Object.entries(full).filter(([k]) => !keys.includes(k))) as Record<string, string>;
+    const create = (t: Record<string, string>, encrypted = 'true') => ({
+      principalRoleArn: role,
+      action: 'ec2:CreateVolume',
+      resource: { arn: volumeArn(NEW_VOLUME), context: { ...tags(t), 'ec2:Encrypted': encrypted } },
+    });
+    expect((await evaluator.isAllowed(create(full))).allowed).toBe(true);
+    await expectDenied(create({}));
+    await expectDenied(create(without(MANAGED)));
+    await expectDenied(create({ ...full, [MANAGED]: 'false' }));
+    await expectDenied(create({ ...full, [DEPLOYMENT_TAG]: 'Other' }));
+    await expectDenied(create(without(DEPLOYMENT_TAG)));
+    await expectDenied(create(without(NODE_TAG)));
+    await expectDenied(create(without(REPLACES_TAG)));
+    await expectDenied(create(full, 'false'));
+    // Tagging outside CreateVolume (an existing foreign volume, "at creation" of something else).
+    await expectDenied({
+      principalRoleArn: role,
+      action: 'ec2:CreateTags',
+      resource: { arn: volumeArn('vol-0aaaaaaaaaaaaaaaa'), context: tags(full) },
+    });
+    await expectDenied({
+      principalRoleArn: role,
+      action: 'ec2:CreateTags',
+      resource: { arn: snapshotArn(), context: { 'ec2:CreateAction': 'CreateSnapshot', ...tags(full) } },
+    });
+  });
+
+  it('the automation role may attach only a managed volume of this deployment to a managed instance of it', async () => {
+    const node = facts.nodes[0] as NodeFacts;
+    const role = facts.automationRoleArn;
+    const volume = { arn: volumeArn(NEW_VOLUME), context: resourceTags(newVolumeTags(node)) };
+    const attach = (instance: RequestResource, vol: RequestResource = volume) => ({
+      principalRoleArn: role,
+      action: 'ec2:AttachVolume',
+      resource: [instance, vol],
+    });
+    expect(
+      (await evaluator.isAllowed(attach({ arn: instanceArn(node.instanceId), context: managedTags(node) })))
+        .allowed,
+    ).toBe(true);
+    await expectDenied(attach({ arn: instanceArn('i-0bbbbbbbbbbbbbbbb') }));
+    await expectDenied(
+      attach({
+        arn: instanceArn('i-0bbbbbbbbbbbbbbbb'),
+        context: { [`aws:ResourceTag/${MANAGED}`]: 'true' },
+      }),
+    );
+    await expectDenied(
+      attach({ arn: instanceArn(node.instanceId), context: managedTags(node, 'aws:ResourceTag', 'Other') }),
+    );
+    await expectDenied(
+      attach(
+        { arn: instanceArn(node.instanceId), context: managedTags(node) },
+        { arn: volumeArn('vol-0aaaaaaaaaaaaaaaa') },
+      ),
+    );
+    await expectDenied(
+      attach(
+        { arn: instanceArn(node.instanceId), context: managedTags(node) },
+        {
+          arn: volumeArn(NEW_VOLUME),
+          context: resourceTags({ ...newVolumeTags(node), [MANAGED]: 'migration-failed' }),
+        },
+      ),
+    );
+  });
+
+  it('the automation role re-tags only its own keys to replaced or migration-failed, and detaches only replaced volumes', async () => {
+    const node = facts.nodes[0] as NodeFacts;
+    const role = facts.automationRoleArn;
+    const retag = (context: Record<string, string | string[]>, id = node.volumeId) => ({
+      principalRoleArn: role,
+      action: 'ec2:CreateTags',
+      resource: { arn: volumeArn(id), context },
+    });
+    await expectDenied(retag({ ...managedTags(node), ...tags({ [MANAGED]: 'true', [NODE_TAG]: 'db-2' }) }));
+    await expectDenied(retag({ ...managedTags(node), ...tags({ [MANAGED]: 'replaced', Owner: 'someone' }) }));
+    await expectDenied(
+      retag({ ...managedTags(node, 'aws:ResourceTag', 'Other'), ...tags({ [MANAGED]: 'replaced' }) }),
+    );
+    await expectDenied(retag(tags({ [MANAGED]: 'replaced' }), 'vol-0aaaaaaaaaaaaaaaa'));
+    await expectDenied(retag({ ...replacedTags(node), ...tags({ [MANAGED]: 'true' }) }));
+    const detach = (volume: Record<string, string>, instance = managedTags(node)) => ({
+      principalRoleArn: role,
+      action: 'ec2:DetachVolume',
+      resource: [
+        { arn: instanceArn(node.instanceId), context: instance },
+        { arn: volumeArn(node.volumeId), context: volume },
+      ],
+    });
+    expect((await evaluator.isAllowed(detach(replacedTags(node)))).allowed).toBe(true);
+    await expectDenied(detach(managedTags(node)));
+    await expectDenied(detach({}));
+    await expectDenied(detach({ ...replacedTags(node), [`aws:ResourceTag/${DEPLOYMENT_TAG}`]: 'Other' }));
+    await expectDenied(detach(replacedTags(node), {}));
+    // Nobody else detaches or creates volumes.
+    for (const suffix of ['alarm-router', 'expand-volume', 'verify-archive']) {
+      await expectDenied({ ...detach(replacedTags(node)), principalRoleArn: roleOf(suffix) });
+      await expectDenied({
+        principalRoleArn: roleOf(suffix),
+        action: 'ec2:CreateVolume',
+        resource: {
+          arn: volumeArn(NEW_VOLUME),
+          context: { ...tags(newVolumeTags(node)), 'ec2:Encrypted': 'true' },
+        },
+      });
+    }
+  });
+
+  it('EBS may use the volume key for the automation role only through EC2, and grants only for AWS resources', async () => {
+    const role = facts.automationRoleArn;
+    const key = volumeKeyArn();
+    const via = { 'kms:ViaService': `ec2.${resolved.target.region}.amazonaws.com` };
+    const grant = (context: Record<string, string>) => ({
+      principalRoleArn: role,
+      action: 'kms:CreateGrant',
+      resource: { arn: key, context },
+    });
+    expect((await evaluator.isAllowed(grant({ ...via, 'kms:GrantIsForAWSResource': 'true' }))).allowed).toBe(
+      true,
+    );
+    await expectDenied(grant(via));
+    await expectDenied(grant({ ...via, 'kms:GrantIsForAWSResource': 'false' }));
+    await expectDenied(grant({ 'kms:GrantIsForAWSResource': 'true' }));
+    // (kms:Decrypt and GenerateDataKey* on this key come with publishing to the topic it encrypts.)
+    for (const action of ['kms:ReEncryptFrom', 'kms:ReEncryptTo', 'kms:DescribeKey']) {
+      await expectDenied({ principalRoleArn: role, action, resource: key });
+      await expectDenied({
+        principalRoleArn: role,
+        action,
+        resource: { arn: key, context: { 'kms:ViaService': `s3.${resolved.target.region}.amazonaws.com` } },
+      });
+    }
   });
 
   it('the automation role may not send a command to an untagged instance, nor a foreign command document', async () => {
