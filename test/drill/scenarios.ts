@@ -529,6 +529,13 @@ const recheck = alarmScenario(
   ),
 );
 
+/**
+ * The §5B documents work on a second data volume (CreateVolume, AttachVolume, a new disk on the
+ * host), which the drill does not emulate yet: their dry runs are tested with the local runner in
+ * test/add-data-volume-automation.test.ts, and a drill scenario for them is still to come.
+ */
+const NEEDS_A_SECOND_VOLUME: ReadonlySet<string> = new Set(['AddDataVolume', 'RetireDataVolume']);
+
 /** Every document with a DryRun parameter, started from the "console" with DryRun=true: nothing changes. */
 const dryRun: Scenario = {
   name: 'dry-run',
@@ -557,6 +564,7 @@ const dryRun: Scenario = {
         .filter((d) => d.properties.DocumentType === 'Automation')
         .filter((d) => Object.hasOwn((d.properties.Content as { parameters: object }).parameters, 'DryRun'))
         .map((d) => d.ref.slice(PREFIX.length + 1))
+        .filter((name) => !NEEDS_A_SECOND_VOLUME.has(name))
         .sort();
       for (const name of documents) {
         const parameters: Record<string, string> = { InstanceId: node.instanceId, DryRun: 'true' };
