@@ -57,7 +57,13 @@ export class StackOutputs extends Construct {
       throw new Error(
         'StackOutputs automationDocuments is empty: expected the Automation documents of this stack',
       );
-    const commandDocuments = props.commandDocuments ?? [];
+    // Every document's output name first: a document of another deployment changes nothing.
+    const automationOutputs = props.automationDocuments.map(
+      (d) => [sectionName(d.documentName, `${prefix}-`, 'automationDocuments'), d] as const,
+    );
+    const commandOutputs = (props.commandDocuments ?? []).map(
+      (d) => [sectionName(d.documentName, `${prefix}-Host-`, 'commandDocuments'), d] as const,
+    );
     const region = Stack.of(this).region;
     const outputs = new Map<string, CfnOutput>();
     const add = (logicalId: string, value: string, description: string, exported = false): void => {
@@ -109,14 +115,10 @@ export class StackOutputs extends Construct {
       "Managed policy to attach to operators' roles: start, stop and follow this stack's Automations, flip the kill switch, read results",
       true,
     );
-    for (const d of props.automationDocuments) {
-      const name = sectionName(d.documentName, `${prefix}-`, 'automationDocuments');
+    for (const [name, d] of automationOutputs)
       add(`AutomationDocument${name}`, d.resource.ref, `Automation document (runbook section) ${name}`);
-    }
-    for (const d of commandDocuments) {
-      const name = sectionName(d.documentName, `${prefix}-Host-`, 'commandDocuments');
+    for (const [name, d] of commandOutputs)
       add(`CommandDocument${name}`, d.resource.ref, `Command document (host script) ${name}`);
-    }
     if (outputs.size > STACK_OUTPUT_LIMIT)
       throw new Error(
         `StackOutputs would create ${outputs.size} outputs; CloudFormation allows ${STACK_OUTPUT_LIMIT} per stack: list the documents in fewer outputs (automationDocuments, commandDocuments)`,
