@@ -519,6 +519,50 @@ describe('names in the guide', () => {
   });
 });
 
+describe('the README', () => {
+  const readme = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
+  const outputsSection = (): string => {
+    const start = readme.indexOf('\n## Stack outputs and the operator policy\n');
+    expect(start, 'README section "Stack outputs and the operator policy"').toBeGreaterThan(0);
+    return readme.slice(start, readme.indexOf('\n## ', start + 4));
+  };
+
+  it('links the guide and lists the stack outputs (documents by pattern), each matching an output of the template', () => {
+    expect(readme).toContain('](docs/operator-guide.md)');
+    const rows = tableRows(outputsSection(), 'Output');
+    const patterns = rows.map((r) => {
+      const name = backticked(r[0] as string)[0] as string;
+      return {
+        name,
+        re: new RegExp(`^${name.replace('<Name>', '[A-Z][A-Za-z0-9]*')}$`),
+        exported: r[1] === 'yes',
+      };
+    });
+    for (const [output, { Export }] of Object.entries(raw.Outputs)) {
+      const matching = patterns.filter((p) => p.re.test(output));
+      expect(
+        matching.map((p) => p.name),
+        output,
+      ).toHaveLength(1);
+      expect(matching[0]?.exported, `${output} exported`).toBe(Export !== undefined);
+    }
+    for (const p of patterns)
+      expect(
+        Object.keys(raw.Outputs).some((o) => p.re.test(o)),
+        p.name,
+      ).toBe(true);
+    const count = /\((\d+) outputs in all/.exec(outputsSection())?.[1];
+    expect(Number(count)).toBe(Object.keys(raw.Outputs).length);
+  });
+
+  it('gives only aws commands the guide gives too (which the checks below run)', () => {
+    const inGuide = new Set(awsCommands().map((c) => c.line));
+    const inReadme = awsCommands(outputsSection()).map((c) => c.line);
+    expect(inReadme.length).toBeGreaterThan(0);
+    for (const line of inReadme) expect(inGuide, line).toContain(line);
+  });
+});
+
 describe('the CLI examples', () => {
   it('start every Automation document of the stack, with a dry run before the real run where the document has DryRun', () => {
     const starts = awsCommands().filter((c) => c.name === 'ssm start-automation-execution');
