@@ -17,8 +17,9 @@ export interface OperatorPolicyProps {
   /** The Automation documents an operator may start, stop and follow: this stack's, every one of them. */
   readonly automationDocuments: readonly AutomationDocument[];
   /**
-   * The Command documents the automations run. Operators may read them (DescribeDocument,
-   * GetDocument) and their invocations, never send them. @default none
+   * The Command documents the automations run (checked to be this deployment's). Operators may
+   * read them (DescribeDocument, GetDocument on `document/<prefix>-*`) and their invocations,
+   * never send them. @default none
    */
   readonly commandDocuments?: readonly CommandDocument[];
   /** The role the documents run as (`AutomationAssumeRole`): passed to SSM only. */
@@ -96,9 +97,12 @@ export class OperatorPolicy extends Construct {
         resources: ['*'],
       }),
       new iam.PolicyStatement({
-        sid: 'ReadThisStacksDocuments',
+        // One pattern, not one ARN per document: read only, and it keeps the policy well under
+        // IAM's 6,144 characters for a managed policy (explicit ARNs are spent where it matters,
+        // on StartAutomationExecution).
+        sid: 'ReadThisDeploymentsDocuments',
         actions: ['ssm:DescribeDocument', 'ssm:GetDocument'],
-        resources: [...props.automationDocuments, ...commandDocuments].map((d) => d.documentArn),
+        resources: [stack.formatArn({ service: 'ssm', resource: 'document', resourceName: `${prefix}-*` })],
       }),
       new iam.PolicyStatement({
         sid: 'ReadAndFlipKillSwitch',
@@ -182,6 +186,11 @@ export class OperatorPolicy extends Construct {
         `Every version of this stack's ${name} definition: AWS authorizes StartAutomationExecution on the resolved version (e.g. :1), not on :$DEFAULT.`,
       );
     }
+    acknowledgeWildcard(
+      this.policy,
+      `Resource::arn:<AWS::Partition>:ssm:<AWS::Region>:<AWS::AccountId>:document/${prefix}-*`,
+      "DescribeDocument and GetDocument only, read only: this deployment's documents, all named <prefix>-…; one pattern keeps the policy under IAM's 6,144-character limit for managed policies.",
+    );
     acknowledgeWildcard(
       this.policy,
       `Resource::arn:<AWS::Partition>:ssm:<AWS::Region>:<AWS::AccountId>:parameter/${prefix}/nodes/*`,

@@ -227,12 +227,17 @@ describe('the operator managed policy in the template', () => {
     }
   });
 
-  it('fits the IAM managed policy size limit (6,144 characters without whitespace)', () => {
-    const size = JSON.stringify({ Version: '2012-10-17', Statement: operatorStatements() }).replace(
-      /\s/g,
-      '',
-    ).length;
-    expect(size).toBeLessThanOrEqual(6144);
+  it('fits the IAM managed policy size limit (6,144 characters without whitespace) with the longest prefix and region name, with room for more documents', () => {
+    // The worst case of this template: the longest region name of the aws partition and the
+    // longest prefix the configuration accepts (20 characters; the prefix is in every name).
+    const longest = new ResolvedTemplate(raw, { ...TARGET, region: 'ap-southeast-2' });
+    const policy = longest.managedPolicies().find((p) => p.name === OPERATOR);
+    const text = JSON.stringify(policy?.document)
+      .replace(/\s/g, '')
+      .replaceAll('StemeDB', 'Abcdefghij0123456789');
+    console.log(`operator policy: ${text.length} of 6144 characters at the longest prefix and region`);
+    // Each further Automation document adds its document and definition ARNs (about 190 characters).
+    expect(text.length + 5 * 190).toBeLessThanOrEqual(6144);
   });
 });
 
@@ -359,6 +364,12 @@ describe('an operator may not (real IAM evaluator)', () => {
         { arn: documentArn(d) },
         { arn: arn('ec2', `instance/${instanceId}`), context: managed },
       ]);
+  });
+
+  it('read the documents of another deployment or AWS documents', async () => {
+    for (const d of ['Other-ExpandVolume', 'AWS-RunShellScript', 'StemeDBX-ExpandVolume'])
+      for (const action of ['ssm:DescribeDocument', 'ssm:GetDocument'])
+        await expectDenied(action, documentArn(d));
   });
 
   it('change or delete a document, or write any parameter but the kill switch, or the kill switch with parameter policies', async () => {
