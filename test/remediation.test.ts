@@ -2,9 +2,10 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Match } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { AUTOMATION_DOCUMENTS, COMMAND_DOCUMENTS } from '../contracts/sections';
 import { routeTable } from '../lambda/shared/alarm-event';
+import { routesFor } from '../lib/alarm-router-function';
 import { resolveConfig } from '../lib/config';
-import { AUTOMATION_DOCUMENTS, COMMAND_DOCUMENTS, routesFor } from '../lib/disk-remediation';
 import { type SynthResult, synthStack, TWO_NODES_FILE } from './support/synth';
 
 const twoNodes = JSON.parse(readFileSync(TWO_NODES_FILE, 'utf8')) as Record<string, unknown>;
