@@ -17,13 +17,15 @@
  * The alarm kinds a route may name (the router's `ROUTE_KINDS` but `no-data`, which never routes;
  * test/sections.test.ts checks they agree).
  */
-export type RoutedAlarmKind =
-  | 'warning'
-  | 'critical'
-  | 'inode-warning'
-  | 'emergency-space'
-  | 'emergency-inodes'
-  | 'fills-soon';
+export const ROUTED_ALARM_KINDS = [
+  'warning',
+  'critical',
+  'inode-warning',
+  'emergency-space',
+  'emergency-inodes',
+  'fills-soon',
+] as const;
+export type RoutedAlarmKind = (typeof ROUTED_ALARM_KINDS)[number];
 
 /** What one part of the code base owns: each document, script and Lambda has exactly one owner. */
 export interface FileOwner {
