@@ -53,6 +53,12 @@ describe('the section registry', () => {
     expect(sectionOfAutomation('Nope')).toBeUndefined();
   });
 
+  it('imports nothing, so lib/ and lambda/ can both use it', () => {
+    const source = readFileSync(join(ROOT, 'contracts', 'sections.ts'), 'utf8');
+    expect(source).not.toMatch(/^\s*import\b/m);
+    expect(source).not.toMatch(/\brequire\(/);
+  });
+
   it('names the Lambdas of the sections and, apart, the alarm router', () => {
     expect(SECTION_LAMBDAS).toEqual(['expand-volume', 'wait-for-volume-modification', 'verify-archive']);
     expect(ALARM_ROUTING.lambdas).toEqual(['alarm-router']);
