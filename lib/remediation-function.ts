@@ -37,7 +37,8 @@ export const METRICS_NAMESPACE = 'StemeDB/DiskAutomation';
  * A remediation Lambda as the project builds every one: bundled locally by esbuild as
  * tree-shaken ESM with the AWS SDK v3 clients inside (about half the cold-start import time of
  * the runtime's own SDK, see DESIGN.md), ARM64, Node.js 24, its own log group with retention,
- * and its own role that may write only to that log group. Callers add the AWS permissions.
+ * and its own role that may write only to that log group. Each function's construct (a subclass,
+ * e.g. `ExpandVolumeFunction`) adds the AWS permissions it needs.
  */
 export class RemediationFunction extends Construct {
   public readonly function: NodejsFunction;
