@@ -69,7 +69,7 @@
  * Environment:
  *   PREFIX                 name prefix of alarms and documents, e.g. StemeDB (required)
  *   ROUTES                 JSON {kind: [document, ...]} (required): the table the stack computes
- *                          with routeTable (./shared/alarm-event.ts); the router has no other
+ *                          with routeTable (contracts/routing.ts); the router has no other
  *   ACCOUNT_ID, REGION     the stack's account and region; events from elsewhere start nothing
  *   AUTOMATION_ROLE_ARN    role passed as AutomationAssumeRole (required)
  *   TOPIC_ARN              SNS topic told when a chain is exhausted (required)
@@ -98,21 +98,19 @@ import {
   SSMClient,
   StartAutomationExecutionCommand,
 } from '@aws-sdk/client-ssm';
-import type { AutomationMode } from '../lib/config';
+import type { AlertKind } from '../contracts/alarms';
+import { ACCOUNT_PATTERN, REGION_PATTERN } from '../contracts/aws-ids';
+import { NODE_NAME_PATTERN, PREFIX_PATTERN } from '../contracts/deployment';
+import { type NodeRegistryEntry, nodeRegistryParameterPrefix } from '../contracts/node-registry';
+import { AUTOMATION_MODES, type AutomationMode } from '../contracts/routing';
 import {
-  ACCOUNT_PATTERN,
   type AlarmIdentity,
   type AlarmStateChange,
-  type AlertKind,
-  NODE_NAME_PATTERN,
-  type NodeRegistryEntry,
   normalizeTransition,
-  PREFIX_PATTERN,
   parseAlarmName,
   parseNodeRegistryEntry,
   parseRouterEvent,
   parseRoutes,
-  REGION_PATTERN,
   type RouterEvent,
   type Routes,
   shown,
@@ -185,7 +183,7 @@ export function loadRouterConfig(env: NodeJS.ProcessEnv): RouterConfig {
   if (!/^\/[A-Za-z0-9_.\-/]{1,1000}$/.test(modeParameterName)) {
     throw new Error(`MODE_PARAMETER is ${shown(modeParameterName)}; expected an SSM parameter name /<path>`);
   }
-  const nodeParameterPrefix = env.NODE_PARAMETER_PREFIX || `/${prefix}/nodes/`;
+  const nodeParameterPrefix = env.NODE_PARAMETER_PREFIX || nodeRegistryParameterPrefix(prefix);
   if (!PARAMETER_PREFIX_PATTERN.test(nodeParameterPrefix)) {
     throw new Error(`NODE_PARAMETER_PREFIX is ${shown(nodeParameterPrefix)}; expected /<path>/`);
   }
@@ -270,9 +268,6 @@ export const TAG_OBSERVED = 'stemedb:observed';
  * alert of the same node) share a ClientToken: see {@link startToken}.
  */
 export const DEDUPE_WINDOW_SECONDS = 300;
-
-/** The kill switch's values (lib/config.ts AUTOMATION_MODES; a type-only import keeps lib/ out of the bundle). */
-const AUTOMATION_MODES = ['act', 'observe', 'off'] as const satisfies readonly AutomationMode[];
 
 /** How old an Alertmanager notification may be when it reaches the router (as ROUTER_MAX_EVENT_AGE). */
 export const MAX_NOTIFICATION_AGE_SECONDS = 300;

@@ -1,6 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { type DiskThresholds, RUNBOOK_THRESHOLDS, thresholdProblems } from './thresholds';
+import { AVAILABILITY_ZONE_PATTERN, INSTANCE_ID_PATTERN, VOLUME_ID_PATTERN } from '../contracts/aws-ids';
+import { DEFAULT_PREFIX, NODE_NAME_PATTERN, PREFIX_PATTERN } from '../contracts/deployment';
+import { REMEDIATION_SECTIONS } from '../contracts/documents';
+import { type EbsVolumeType, VOLUME_LIMITS } from '../contracts/ebs';
+import { DEFAULT_EXPANSION, type ExpansionConfig } from '../contracts/expansion';
+import { AUTOMATION_MODES, type AutomationMode } from '../contracts/routing';
+import { type DiskThresholds, RUNBOOK_THRESHOLDS } from '../contracts/thresholds';
+import { thresholdProblems } from './thresholds';
 
 /**
  * The app's configuration, typed and validated in one place.
@@ -10,9 +17,6 @@ import { type DiskThresholds, RUNBOOK_THRESHOLDS, thresholdProblems } from './th
  * `expansion`, `wal`, `snapshots`, `archive`, `remediation`) merge key by key; `nodes` and
  * `notifyEmails` are replaced whole.
  */
-
-/** EBS volume types the data volume may use. */
-export type EbsVolumeType = 'gp3' | 'gp2' | 'io1' | 'io2' | 'st1' | 'sc1' | 'standard';
 
 /** A data volume the stack creates and owns (but never deletes: it is retained). */
 export interface NewDataVolumeConfig {
@@ -40,18 +44,6 @@ export interface NodeConfig {
   readonly dataVolume?: NewDataVolumeConfig;
   /** A volume that already exists: tagged and alarmed, never owned or deleted. */
   readonly existingVolumeId?: string;
-}
-
-/** How the expand-volume Lambda sizes a volume. */
-export interface ExpansionConfig {
-  /** Grow by at least this % of the current size. @default 50 */
-  readonly growPercent: number;
-  /** Grow by at least this many GiB. @default 10 */
-  readonly minGrowGiB: number;
-  /** Never grow beyond this size (a cost guard); also capped by the type's maximum. @default 4096 */
-  readonly maxSizeGiB: number;
-  /** Take a snapshot before modifying the volume. @default true */
-  readonly snapshotBeforeExpand: boolean;
 }
 
 /** WAL retention and archival (runbook §2 and §5C). */
@@ -109,10 +101,6 @@ export interface RemediationConfig {
   readonly mode: AutomationMode;
 }
 
-/** The router's kill switch: see {@link RemediationConfig.mode}. */
-export const AUTOMATION_MODES = ['act', 'observe', 'off'] as const;
-export type AutomationMode = (typeof AUTOMATION_MODES)[number];
-
 export interface StemeDbConfig {
   /** Prefix of document, alarm and resource names. @default 'StemeDB' */
   readonly prefix: string;
@@ -150,7 +138,7 @@ export interface StemeDbConfig {
 }
 
 export const DEFAULT_CONFIG: StemeDbConfig = {
-  prefix: 'StemeDB',
+  prefix: DEFAULT_PREFIX,
   dataMount: '/data',
   walDir: '/data/wal',
   dbDir: '/data/db',
@@ -159,7 +147,7 @@ export const DEFAULT_CONFIG: StemeDbConfig = {
   serviceName: 'stemedb-api',
   healthUrl: 'http://localhost:18180/v1/health',
   thresholds: RUNBOOK_THRESHOLDS,
-  expansion: { growPercent: 50, minGrowGiB: 10, maxSizeGiB: 4096, snapshotBeforeExpand: true },
+  expansion: DEFAULT_EXPANSION,
   wal: { retentionDays: 7, archiveAfterDays: 30, maxSegments: 100, segmentSizeMb: 64 },
   snapshots: { retainCount: 7, timeUtc: '03:00' },
   archive: { transitionAfterDays: 30, noncurrentExpireDays: 90, objectLockDays: 0 },
@@ -175,44 +163,6 @@ export const DEFAULT_CONFIG: StemeDbConfig = {
   notifyEmails: [],
   nodes: [],
 };
-
-/** Per volume type: size limits (GiB) and, where provisioned, IOPS and throughput limits. */
-export const VOLUME_LIMITS: Readonly<
-  Record<
-    EbsVolumeType,
-    {
-      readonly minGiB: number;
-      readonly maxGiB: number;
-      readonly iops?: { readonly min: number; readonly max: number; readonly perGiB: number };
-      readonly throughput?: { readonly min: number; readonly max: number; readonly perIops: number };
-    }
-  >
-> = {
-  gp3: {
-    minGiB: 1,
-    maxGiB: 65_536,
-    iops: { min: 3000, max: 80_000, perGiB: 500 },
-    throughput: { min: 125, max: 2000, perIops: 0.25 },
-  },
-  io2: { minGiB: 4, maxGiB: 65_536, iops: { min: 100, max: 256_000, perGiB: 1000 } },
-  io1: { minGiB: 4, maxGiB: 16_384, iops: { min: 100, max: 64_000, perGiB: 50 } },
-  gp2: { minGiB: 1, maxGiB: 16_384 },
-  st1: { minGiB: 125, maxGiB: 16_384 },
-  sc1: { minGiB: 125, maxGiB: 16_384 },
-  standard: { minGiB: 1, maxGiB: 1024 },
-};
-
-/** The runbook sections this stack deploys as Automation documents (`<prefix>-<Section>`); the router may start any of them. */
-export const REMEDIATION_SECTIONS = [
-  'DiagnoseDiskFull',
-  'EmergencyCleanup',
-  'WalCleanup',
-  'CompactDatabase',
-  'InodeCleanup',
-  'ExpandVolume',
-  'ArchiveWal',
-  'ValidateDiskHealth',
-] as const;
 
 /**
  * CloudFormation's resource limit per stack, and what this stack spends of it, counted in
@@ -264,12 +214,12 @@ export class ConfigError extends Error {
 }
 
 const PATTERNS = {
-  name: /^[a-z][a-z0-9-]{0,30}[a-z0-9]$/,
-  instanceId: /^i-(?:[0-9a-f]{8}|[0-9a-f]{17})$/,
-  volumeId: /^vol-(?:[0-9a-f]{8}|[0-9a-f]{17})$/,
-  availabilityZone: /^[a-z]{2}(?:-[a-z]+)+-\d{1,2}[a-z](?:-[a-z]+-\d[a-z])?$/,
+  name: NODE_NAME_PATTERN,
+  instanceId: INSTANCE_ID_PATTERN,
+  volumeId: VOLUME_ID_PATTERN,
+  availabilityZone: AVAILABILITY_ZONE_PATTERN,
   deviceName: /^\/dev\/(?:sd[f-p]|xvd[f-p])$/,
-  prefix: /^[A-Za-z][A-Za-z0-9]{0,19}$/,
+  prefix: PREFIX_PATTERN,
   /** SSM reserves document names starting with these, in any case (CreateDocument Name). */
   reservedPrefix: /^(?:aws|amazon|amzn)/i,
   path: /^\/[A-Za-z0-9._/-]*$/,

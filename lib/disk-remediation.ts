@@ -10,17 +10,19 @@ import * as sqs from 'aws-cdk-lib/aws-sqs';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
 import { parse as parseYaml } from 'yaml';
-import { type RouteTable, routeTable } from '../lambda/shared/alarm-event';
-import { VERIFIED_MANIFEST_NAME } from '../lambda/shared/wal-manifest';
+import { REMEDIATION_SECTIONS } from '../contracts/documents';
+import { VOLUME_LIMITS } from '../contracts/ebs';
+import { nodeRegistryParameterName } from '../contracts/node-registry';
+import { type RouteTable, routeTable } from '../contracts/routing';
+import { VERIFIED_MANIFEST_NAME } from '../contracts/wal-archive';
 import { AutomationDocument, defaultAutomationDefinitionFile, placeholdersIn } from './automation-document';
 import { AutomationHealthAlarms } from './automation-health-alarms';
 import { AutomationRole } from './automation-role';
 import { CommandDocument, REPO_ROOT } from './command-document';
-import { REMEDIATION_SECTIONS, type StemeDbConfig, VOLUME_LIMITS } from './config';
+import type { StemeDbConfig } from './config';
 import { FSTAB_FILE, restrictFstabFile } from './migrate-data-volume';
 import { acknowledgeWildcard, nagArn } from './nag-acknowledgements';
 import { RemediationFunction } from './remediation-function';
-import { nodeRegistryParameterName } from './stemedb-node';
 import { DEPLOYMENT_TAG_KEY, MANAGED_TAG_KEY, MANAGED_TAG_VALUE, NODE_TAG_KEY } from './tags';
 import type { WalArchiveBucket } from './wal-archive-bucket';
 
@@ -887,7 +889,7 @@ const VERIFIED_MANIFEST_KEYS = `wal/*/${VERIFIED_MANIFEST_NAME}`;
 
 /**
  * The router's chains, alarm kind → documents, passed to it as `ROUTES`: the one routing table
- * ({@link routeTable} in lambda/shared/alarm-event.ts, which the router's tests run with).
+ * ({@link routeTable} in contracts/routing.ts, which the router's tests run with).
  */
 export function routesFor(config: StemeDbConfig): RouteTable {
   return routeTable(config.prefix, config.remediation);

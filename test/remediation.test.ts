@@ -2,7 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Match } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { routeTable } from '../lambda/shared/alarm-event';
+import { routeTable } from '../contracts/routing';
 import { resolveConfig } from '../lib/config';
 import { AUTOMATION_DOCUMENTS, COMMAND_DOCUMENTS, routesFor } from '../lib/disk-remediation';
 import { type SynthResult, synthStack, TWO_NODES_FILE } from './support/synth';
