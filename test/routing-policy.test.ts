@@ -35,6 +35,7 @@ import {
   startUnderMode,
   startVerdict,
   type TagRecord,
+  type Verdict,
 } from '../lambda/shared/routing-policy';
 
 const STACK = { accountId: '123456789012', region: 'eu-west-1' };
@@ -134,7 +135,7 @@ describe('whose notification: foreignNotification', () => {
 
 describe('which transition: ignoredTransition', () => {
   type State = 'OK' | 'ALARM' | 'INSUFFICIENT_DATA';
-  const ignored = (reason: string) => ({ decision: 'ignored-state', reason });
+  const ignored = (reason: string): Verdict => ({ decision: 'ignored-state', reason });
   const cases: [State | undefined, State, ReturnType<typeof ignoredTransition>][] = [
     ['OK', 'ALARM', undefined],
     ['INSUFFICIENT_DATA', 'ALARM', undefined],
@@ -153,7 +154,7 @@ describe('which transition: ignoredTransition', () => {
 });
 
 describe('which transition: staleAlarm (the alarm re-read by name)', () => {
-  const stale = (reason: string) => ({ decision: 'stale-event', reason });
+  const stale = (reason: string): Verdict => ({ decision: 'stale-event', reason });
   const inAlarm: CurrentAlarm = { alarmArn: ARN, stateValue: 'ALARM', transition: EVENT.transition };
   const cases: [string, CurrentAlarm | undefined, ReturnType<typeof staleAlarm>][] = [
     ['still in ALARM since the event’s transition', inAlarm, undefined],
@@ -370,7 +371,7 @@ describe('one remediation per node: busyNode', () => {
 });
 
 describe('the kill switch: killSwitchMode', () => {
-  const failSafe = (shownValue: string) => ({
+  const failSafe = (shownValue: string): ModeState => ({
     mode: 'observe',
     reason: `${MODE_PARAMETER} is ${shownValue}, not act/observe/off: observe (fail safe)`,
   });
@@ -466,7 +467,10 @@ describe('the kill switch on a notification: escalationUnderMode', () => {
 
 describe('escalate once: escalateOnce (and markedFor, observe mode’s "once")', () => {
   const T = EVENT.transition;
-  const told = { decision: 'already-escalated', reason: 'a human was told about this transition already' };
+  const told: Verdict = {
+    decision: 'already-escalated',
+    reason: 'a human was told about this transition already',
+  };
   const cases: [string, TagRecord[], ReturnType<typeof escalateOnce>][] = [
     ['no tags: tell a human', [], undefined],
     ['told about this transition', [{ Key: 'stemedb:escalated', Value: T }], told],
