@@ -27,7 +27,7 @@ interface ImportSite {
 
 /** Every module specifier in a TypeScript source: static, type-only, re-exports, dynamic and require. */
 function importSpecifiers(fileName: string, text: string): ImportSite[] {
-  const source = ts.createSourceFile(fileName, text, ts.ScriptTarget.Latest, true, ts.ScriptKind.TS);
+  const source = ts.createSourceFile(fileName, text, ts.ScriptTarget.Latest, false, ts.ScriptKind.TS);
   const sites: ImportSite[] = [];
   const add = (node: ts.Node, literal: ts.Node | undefined): void => {
     if (literal !== undefined && ts.isStringLiteralLike(literal)) {
