@@ -3,6 +3,8 @@
  * case and the decision it must give. Pure functions: no AWS, no clock. The handler's use of them
  * (which reads come before which decision) is covered by test/alarm-router.test.ts.
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { AlertKind } from '../contracts/alarms';
 import { routeTable } from '../contracts/routing';
@@ -700,5 +702,17 @@ describe('the re-check: lastChainIndex and isActive', () => {
   ];
   it.each(statuses)('%s is active: %s', (status, expected) => {
     expect(isActive({ AutomationExecutionStatus: status })).toBe(expected);
+  });
+});
+
+describe('the policy is pure', () => {
+  it('imports only contracts/ and the payload quoting helper: no AWS SDK, no clock, no I/O', () => {
+    const source = readFileSync(join(__dirname, '..', 'lambda', 'shared', 'routing-policy.ts'), 'utf8');
+    const specifiers = [...source.matchAll(/^import[^;]*?from '([^']+)';/gms)].map((m) => m[1]);
+    expect(specifiers.length).toBeGreaterThan(0);
+    expect(specifiers.filter((s) => !/^(\.\.\/\.\.\/contracts\/[a-z-]+|\.\/payload)$/.test(s ?? ''))).toEqual(
+      [],
+    );
+    expect(source).not.toMatch(/\bnew Date\(\)|Date\.now\(|process\.env|\bimport\(/);
   });
 });
