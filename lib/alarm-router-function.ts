@@ -3,13 +3,13 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import type * as ssm from 'aws-cdk-lib/aws-ssm';
 import type { Construct } from 'constructs';
-import { type RouteTable, routeTable } from '../lambda/shared/alarm-event';
+import { nodeRegistryParameterName } from '../contracts/node-registry';
+import { type RouteTable, routeTable } from '../contracts/routing';
 import type { AutomationRole } from './automation-role';
 import type { StemeDbConfig } from './config';
 import { acknowledgeTopicKeyUse, acknowledgeWildcard } from './nag-acknowledgements';
 import { RemediationFunction } from './remediation-function';
 import { acknowledgeStartAutomationVersions, startAutomationResources } from './start-automation-resources';
-import { nodeRegistryParameterName } from './stemedb-node';
 
 export interface AlarmRouterFunctionProps {
   /** Name prefix (config `prefix`): the function is `<prefix>-alarm-router`; alarms it acts on are `<prefix>-…`. */

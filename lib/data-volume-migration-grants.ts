@@ -1,8 +1,8 @@
 import { Stack } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as kms from 'aws-cdk-lib/aws-kms';
+import { nodeRegistryParameterName } from '../contracts/node-registry';
 import { acknowledgeWildcard } from './nag-acknowledgements';
-import { nodeRegistryParameterName } from './stemedb-node';
 import { DEPLOYMENT_TAG_KEY, MANAGED_TAG_KEY, MANAGED_TAG_VALUE, NODE_TAG_KEY } from './tags';
 
 /** The tag AddDataVolume gives a new volume: the volume it replaces. */

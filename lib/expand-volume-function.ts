@@ -1,10 +1,10 @@
 import { Duration, Stack } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type { Construct } from 'constructs';
-import type { ExpansionConfig } from './config';
+import type { ExpansionConfig } from '../contracts/expansion';
+import { nodeRegistryParameterName } from '../contracts/node-registry';
 import { acknowledgeWildcard } from './nag-acknowledgements';
 import { RemediationFunction } from './remediation-function';
-import { nodeRegistryParameterName } from './stemedb-node';
 import { DEPLOYMENT_TAG_KEY, MANAGED_TAG_KEY, MANAGED_TAG_VALUE, NODE_TAG_KEY } from './tags';
 
 export interface ExpandVolumeFunctionProps {

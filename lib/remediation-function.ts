@@ -6,6 +6,7 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
+import { METRICS_NAMESPACE } from '../contracts/metrics';
 import { acknowledgeWildcard, nagArn } from './nag-acknowledgements';
 
 export interface RemediationFunctionProps {
@@ -29,9 +30,6 @@ export interface RemediationFunctionProps {
 
 /** Handlers live in `lambda/<name>.ts`; resolved from this file so synth works from any cwd. */
 export const LAMBDA_DIR = join(__dirname, '..', 'lambda');
-
-/** The metrics namespace every remediation function publishes to (Powertools EMF). */
-export const METRICS_NAMESPACE = 'StemeDB/DiskAutomation';
 
 /**
  * A remediation Lambda as the project builds every one: bundled locally by esbuild as

@@ -6,6 +6,7 @@ import type * as kms from 'aws-cdk-lib/aws-kms';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import type { Construct } from 'constructs';
 import { parse as parseYaml } from 'yaml';
+import { VOLUME_LIMITS } from '../contracts/ebs';
 import {
   AUTOMATION_DOCUMENTS,
   type AutomationDocumentName,
@@ -15,7 +16,7 @@ import {
 import { AutomationDocument, defaultAutomationDefinitionFile, placeholdersIn } from './automation-document';
 import type { AutomationRole } from './automation-role';
 import { CommandDocument, REPO_ROOT } from './command-document';
-import { type StemeDbConfig, VOLUME_LIMITS } from './config';
+import type { StemeDbConfig } from './config';
 import { grantDataVolumeMigration } from './data-volume-migration-grants';
 import { FSTAB_FILE, restrictFstabFile } from './migrate-data-volume';
 import { acknowledgeTopicKeyUse, acknowledgeWildcard, nagArn } from './nag-acknowledgements';

@@ -1,7 +1,7 @@
 import { type CfnResource, Duration } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type { Construct } from 'constructs';
-import { VERIFIED_MANIFEST_NAME } from '../lambda/shared/wal-manifest';
+import { VERIFIED_MANIFEST_NAME } from '../contracts/wal-archive';
 import { acknowledgeWildcard, nagArn } from './nag-acknowledgements';
 import { RemediationFunction } from './remediation-function';
 import type { WalArchiveBucket } from './wal-archive-bucket';

@@ -2,6 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Match } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { routeTable } from '../contracts/routing';
 import {
   ALARM_ROUTING,
   AUTOMATION_DOCUMENTS,
@@ -9,7 +10,6 @@ import {
   SECTION_LAMBDAS,
   SECTIONS,
 } from '../contracts/sections';
-import { routeTable } from '../lambda/shared/alarm-event';
 import { routesFor } from '../lib/alarm-router-function';
 import { resolveConfig } from '../lib/config';
 import { type SynthResult, synthStack, TWO_NODES_FILE } from './support/synth';

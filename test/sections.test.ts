@@ -2,6 +2,10 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+// The routing table and the kinds it routes (contracts/), as the router and the stack use them.
+import { ALERT_KINDS, NEVER_ROUTED_KINDS } from '../contracts/alarms';
+import { REMEDIATION_SECTIONS } from '../contracts/documents';
+import { routeTable } from '../contracts/routing';
 import {
   ALARM_ROUTING,
   AUTOMATION_DOCUMENTS,
@@ -16,9 +20,7 @@ import {
   SECTIONS,
   sectionOfAutomation,
 } from '../contracts/sections';
-// The one import of the routing table: if it moves (contracts/routing.ts), this line follows it.
-import { NEVER_ROUTED_KINDS, ROUTE_KINDS, routeTable } from '../lambda/shared/alarm-event';
-import { DEFAULT_CONFIG, REMEDIATION_SECTIONS } from '../lib/config';
+import { DEFAULT_CONFIG } from '../lib/config';
 import { claimProblems, filesNeedingAnOwner, unlistedTestProblems } from './support/section-claims';
 
 const ROOT = join(__dirname, '..');
@@ -153,7 +155,7 @@ describe("the router's routes agree with the registry", () => {
 
   it('names the same alarm kinds as the router (all but those that never route)', () => {
     expect([...ROUTED_ALARM_KINDS].sort()).toEqual(
-      ROUTE_KINDS.filter((k) => !(NEVER_ROUTED_KINDS as ReadonlySet<string>).has(k)).sort(),
+      ALERT_KINDS.filter((k) => !(NEVER_ROUTED_KINDS as ReadonlySet<string>).has(k)).sort(),
     );
   });
 
