@@ -4,12 +4,12 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import type * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
+import { nodeRegistryParameterName } from '../contracts/node-registry';
 import type { AutomationDocument } from './automation-document';
 import { passRoleToSsmStatement } from './automation-role';
 import type { CommandDocument } from './command-document';
-import { startAutomationResources } from './disk-remediation';
 import { acknowledgeWildcard } from './nag-acknowledgements';
-import { nodeRegistryParameterName } from './stemedb-node';
+import { startAutomationResources } from './start-automation-resources';
 
 export interface OperatorPolicyProps {
   /** Name prefix of the deployment (config `prefix`); the policy is `<prefix>-operator`. @default 'StemeDB' */

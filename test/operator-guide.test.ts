@@ -4,6 +4,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sectionOfAutomation } from '../contracts/sections';
 import type { AutomationDocumentContent } from '../lib/automation-document';
 import { kebabCase } from '../lib/command-document';
 import { CommandLedger, LocalSsmEndpoint } from './drill/local-ssm';
@@ -15,9 +16,9 @@ import { synthStack, TWO_NODES_FILE } from './support/synth';
 /**
  * docs/operator-guide.md cannot drift from the code: every document, parameter, output, alarm
  * kind, Lambda, script and router decision it names is checked against the synthesized two-node
- * stack (and the router's source), the runbook map and the parameter and output lists are
- * compared with the documents' own, the cost table's arithmetic and the counts it rests on are
- * recomputed from the template, and every `aws` command in its bash blocks is run with the real
+ * stack, the section registry and the router's routing policy; the runbook map and the parameter
+ * and output lists are compared with the documents' own; the cost table's arithmetic and the
+ * counts it rests on are recomputed from the template; and every `aws` command in its bash blocks is run with the real
  * AWS CLI: the `start-automation-execution` ones against the local SSM endpoint, where the
  * Automation runner validates the parameters as SSM does and the real IAM evaluator authorizes
  * the call as an operator holding only the stack's `<prefix>-operator` policy; every other one
@@ -434,6 +435,9 @@ describe('names in the guide', () => {
         string,
       ];
       const doc = backticked(docCell)[0] as string;
+      expect(row[0], `${doc}: the section's title in the registry`).toBe(
+        sectionOfAutomation(doc.slice(`${PREFIX}-`.length))?.title,
+      );
       const kinds = kindsCell
         .split(',')
         .flatMap((part) => backticked(part).map((k) => [k, part.includes('(2nd)') ? 1 : 0] as const));
@@ -507,7 +511,7 @@ describe('names in the guide', () => {
   });
 
   it('names the router’s decisions as the router has them, every one', () => {
-    const source = readFileSync(join(REPO_ROOT, 'lambda', 'alarm-router.ts'), 'utf8');
+    const source = readFileSync(join(REPO_ROOT, 'lambda', 'shared', 'routing-policy.ts'), 'utf8');
     const union = /export type Decision =([^;]*);/.exec(source)?.[1] ?? '';
     const decisions = [...union.matchAll(/'([a-z-]+)'/g)].map((m) => m[1] as string);
     expect(decisions.length).toBeGreaterThan(10);
