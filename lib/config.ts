@@ -130,6 +130,13 @@ export interface StemeDbConfig {
    * @default '/etc/stemedb/config.toml'
    */
   readonly configFile: string;
+  /**
+   * The fstab on each node, the only file outside the data mount `MigrateDataVolume` edits (the
+   * data mount's entry, switched to the new volume by UUID; the document's `FstabFile` accepts
+   * only this path). An absolute path like the other path keys, outside `dataMount` (the migration
+   * unmounts it) and not `configFile`. @default '/etc/fstab'
+   */
+  readonly fstabFile: string;
   /** systemd unit of the database. @default 'stemedb-api' */
   readonly serviceName: string;
   /** @default 'http://localhost:18180/v1/health' */
@@ -156,6 +163,7 @@ export const DEFAULT_CONFIG: StemeDbConfig = {
   dbDir: '/data/db',
   backupDir: '/backups',
   configFile: '/etc/stemedb/config.toml',
+  fstabFile: '/etc/fstab',
   serviceName: 'stemedb-api',
   healthUrl: 'http://localhost:18180/v1/health',
   thresholds: RUNBOOK_THRESHOLDS,
@@ -346,7 +354,7 @@ function parseJson(text: string, what: string): unknown {
 }
 
 /** The path keys; each is normalised once, here, and every later use sees the normal form. */
-const PATH_KEYS = ['dataMount', 'walDir', 'dbDir', 'backupDir', 'configFile'] as const;
+const PATH_KEYS = ['dataMount', 'walDir', 'dbDir', 'backupDir', 'configFile', 'fstabFile'] as const;
 
 /**
  * A path's normal form: "//" collapsed, "." segments and a trailing "/" dropped ("/data/./wal/"
@@ -684,7 +692,7 @@ function pathProblems(c: StemeDbConfig): string[] {
       ok[key] = v;
     }
   }
-  const { dataMount, walDir, dbDir, backupDir, configFile } = ok;
+  const { dataMount, walDir, dbDir, backupDir, configFile, fstabFile } = ok;
   const inside = (dir: string, parent: string) => dir.startsWith(`${parent}/`);
   if (dataMount !== undefined) {
     if (walDir === dataMount) {
@@ -724,6 +732,20 @@ function pathProblems(c: StemeDbConfig): string[] {
         `configFile ${JSON.stringify(configFile)} is ${configFile === dir ? '' : 'inside '}${key} ${JSON.stringify(dir)}; expected a file outside the WAL and database directories (ArchiveWal archives and deletes every file in walDir, InodeCleanup deletes empty files in dbDir)`,
       );
     }
+  }
+  if (
+    fstabFile !== undefined &&
+    dataMount !== undefined &&
+    (fstabFile === dataMount || inside(fstabFile, dataMount))
+  ) {
+    p.push(
+      `fstabFile ${JSON.stringify(fstabFile)} is ${fstabFile === dataMount ? '' : 'inside '}dataMount ${JSON.stringify(dataMount)}; expected a file outside the data mount (MigrateDataVolume unmounts it and mounts the new volume there from this fstab)`,
+    );
+  }
+  if (fstabFile !== undefined && fstabFile === configFile) {
+    p.push(
+      `fstabFile and configFile are both ${JSON.stringify(fstabFile)}; expected two files (MigrateDataVolume edits the fstab, WalCleanup the StemeDB config)`,
+    );
   }
   if (backupDir !== undefined) {
     if (backupDir === walDir) {

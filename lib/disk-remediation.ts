@@ -17,7 +17,7 @@ import { AutomationHealthAlarms } from './automation-health-alarms';
 import { AutomationRole } from './automation-role';
 import { CommandDocument, REPO_ROOT } from './command-document';
 import { REMEDIATION_SECTIONS, type StemeDbConfig, VOLUME_LIMITS } from './config';
-import { FSTAB_FILE, restrictFstabFile } from './migrate-data-volume';
+import { restrictFstabFile } from './migrate-data-volume';
 import { acknowledgeWildcard, nagArn } from './nag-acknowledgements';
 import { RemediationFunction } from './remediation-function';
 import { nodeRegistryParameterName } from './stemedb-node';
@@ -142,7 +142,7 @@ export class DiskRemediation extends Construct {
     const commands = {} as Record<CommandDocumentName, CommandDocument>;
     for (const name of COMMAND_DOCUMENTS)
       commands[name] = new CommandDocument(this, `Host${name}`, { prefix, name });
-    restrictFstabFile(commands.MigrateDataVolume, FSTAB_FILE);
+    restrictFstabFile(commands.MigrateDataVolume, config.fstabFile);
     this.commandDocuments = commands;
 
     // --- Automation documents ------------------------------------------------------------------
