@@ -1161,12 +1161,13 @@ describe('must-deny cases are denied', () => {
     // Not through this region's EC2. (kms:Decrypt and GenerateDataKey* on the key are also allowed
     // without kms:ViaService: they come with publishing to the topic the same key encrypts.)
     for (const action of ['kms:CreateGrant', 'kms:DescribeKey', 'kms:ReEncryptFrom', 'kms:ReEncryptTo']) {
-      for (const context of [
+      const contexts: Array<Record<string, string>> = [
         {},
         { 'kms:ViaService': 'ec2.us-east-1.amazonaws.com' },
         { 'kms:ViaService': `lambda.${region}.amazonaws.com` },
         { 'kms:ViaService': `ssm.${region}.amazonaws.com` },
-      ]) {
+      ];
+      for (const context of contexts) {
         await expectDenied(request(action, key, withGrant(action, context)));
       }
     }
