@@ -15,7 +15,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { DescribeAlarmsCommand, PutMetricDataCommand } from '@aws-sdk/client-cloudwatch';
-import { DescribeVolumesCommand } from '@aws-sdk/client-ec2';
+import { DescribeVolumesCommand, type Volume } from '@aws-sdk/client-ec2';
 import type { CommandDocumentContent } from '../../lib/command-document';
 import type { Principal } from '../support/automation-runner';
 import { runCommandDocument } from '../support/command-document-runner';
@@ -152,6 +152,8 @@ export const MIGRATION_STAGING_DIR = '/mnt/stemedb-migrate';
 export class NodeHost {
   /** By volume ID: the provisioned data volume first, then every volume attached later. */
   private readonly disks = new Map<string, HostDisk>();
+  /** Volumes attached before the drill began but the data volume (the instance's root volume: this machine's root disk). */
+  private readonly notFollowed = new Set<string>();
   private systemd: FakeSystemd | undefined;
   private shimDir = '';
   private stagingExisted = true;
@@ -188,6 +190,8 @@ export class NodeHost {
     this.disks.set(o.volumeId, { volumeId: o.volumeId, disk, bytes: spec.sizeGiB * GiB });
     for (const d of [o.walDir, o.dbDir, o.backupDir]) mkdirSync(d, { recursive: true });
     this.stagingExisted = existsSync(MIGRATION_STAGING_DIR);
+    for (const v of await this.attachedVolumes())
+      if (v.VolumeId !== undefined && v.VolumeId !== o.volumeId) this.notFollowed.add(v.VolumeId);
 
     this.shimDir = join(o.lab.root, `shim-${Date.now()}`);
     mkdirSync(this.shimDir);
@@ -291,22 +295,15 @@ export class NodeHost {
   /**
    * EBS under the running instance, as moto shows it: a volume newly attached to the instance
    * becomes a new blank disk of its size (with its serial); a volume larger than its disk grows the
-   * disk (image + `losetup -c`). Detaching is not followed (no scenario detaches a volume).
+   * disk (image + `losetup -c`). The instance's root volume is not followed (this machine's root
+   * disk stands for it), nor is detaching (no scenario detaches a volume).
    */
   async followEbs(): Promise<EbsChange[]> {
-    const out = await this.opts.admin.ec2.send(
-      new DescribeVolumesCommand({
-        Filters: [{ Name: 'attachment.instance-id', Values: [this.opts.instanceId] }],
-      }),
-    );
     const changes: EbsChange[] = [];
-    for (const v of out.Volumes ?? []) {
+    for (const v of await this.attachedVolumes()) {
       const volumeId = v.VolumeId ?? '';
       const sizeGiB = v.Size ?? 0;
-      const attached = (v.Attachments ?? []).some(
-        (a) => a.InstanceId === this.opts.instanceId && (a.State === 'attached' || a.State === 'attaching'),
-      );
-      if (!attached) continue;
+      if (this.notFollowed.has(volumeId)) continue;
       const known = this.disks.get(volumeId);
       if (known === undefined) {
         const disk = this.opts.lab.createDisk({ sizeMiB: sizeGiB * 1024, fs: 'none', mount: false });
@@ -321,6 +318,20 @@ export class NodeHost {
       }
     }
     return changes;
+  }
+
+  /** The volumes moto shows attached (or attaching) to the instance. */
+  private async attachedVolumes(): Promise<Volume[]> {
+    const out = await this.opts.admin.ec2.send(
+      new DescribeVolumesCommand({
+        Filters: [{ Name: 'attachment.instance-id', Values: [this.opts.instanceId] }],
+      }),
+    );
+    return (out.Volumes ?? []).filter((v) =>
+      (v.Attachments ?? []).some(
+        (a) => a.InstanceId === this.opts.instanceId && (a.State === 'attached' || a.State === 'attaching'),
+      ),
+    );
   }
 
   /**

@@ -555,9 +555,10 @@ const recheck = alarmScenario(
 );
 
 /**
- * The §5B documents work on a second data volume (CreateVolume, AttachVolume, a new disk on the
- * host), which the drill does not emulate yet: their dry runs are tested with the local runner in
- * test/add-data-volume-automation.test.ts, and a drill scenario for them is still to come.
+ * The §5B documents work on a second data volume: AddDataVolume runs for real in the `migrate`
+ * scenario (its host dry run needs the drill's fstab, which only that scenario writes), and
+ * RetireDataVolume needs a volume an earlier migration replaced, past its grace period. Their dry
+ * runs are tested with the local runner in test/add-data-volume-automation.test.ts.
  */
 const NEEDS_A_SECOND_VOLUME: ReadonlySet<string> = new Set(['AddDataVolume', 'RetireDataVolume']);
 
@@ -670,24 +671,24 @@ const MIGRATE_RAISED_CAP_GIB = 256;
 function writeDatabaseTree(dbDir: string): number {
   let bytes = 0;
   for (let i = 0; i < 4; i++) {
-    writeAged(join(dbDir, `sst-00010${i}.db`), 24 * MiB, 2 + i);
-    bytes += 24 * MiB;
+    writeAged(join(dbDir, `sst-00010${i}.db`), 8 * MiB, 2 + i);
+    bytes += 8 * MiB;
   }
   const snapshots = join(dbDir, 'snapshots');
   mkdirSync(snapshots);
   linkSync(join(dbDir, 'sst-000100.db'), join(snapshots, 'sst-000100.db'));
   linkSync(join(dbDir, 'sst-000101.db'), join(dbDir, 'sst-000101.db.pinned'));
   symlinkSync('sst-000103.db', join(dbDir, 'CURRENT'));
-  // 256 MiB with 8 KiB of data: two 4 KiB extents, the rest a hole.
+  // 64 MiB with 8 KiB of data: two 4 KiB extents, the rest a hole.
   const sparse = join(dbDir, 'index-sparse.db');
   const fd = openSync(sparse, 'wx');
   try {
     writeSync(fd, Buffer.alloc(4096, 0x11), 0, 4096, 0);
-    writeSync(fd, Buffer.alloc(4096, 0x22), 0, 4096, 256 * MiB - 4096);
+    writeSync(fd, Buffer.alloc(4096, 0x22), 0, 4096, 64 * MiB - 4096);
   } finally {
     closeSync(fd);
   }
-  bytes += 256 * MiB;
+  bytes += 64 * MiB;
   const odd = join(dbDir, 'name with spaces\nand a newline.dat');
   writeFileSync(odd, 'a file name a shell loop would split\n');
   writeFileSync(join(dbDir, 'EMPTY'), '');
@@ -724,7 +725,8 @@ function reserveUntilUsed(mountPoint: string, usedPercent: number): void {
     /reserved blocks = (\d+)/.exec(sh('xfs_io', ['-x', '-c', 'resblks', mountPoint]))?.[1] ?? Number.NaN,
   );
   if (!Number.isInteger(current)) throw new Error(`xfs_io resblks on ${mountPoint}: no reserved block count`);
-  const keepFree = Math.floor((Number(st.blocks) * (100 - usedPercent)) / 100 - Number(st.blocks) / 500);
+  // df rounds the used percentage up: leave 1.5 points free for 99%.
+  const keepFree = Math.floor((Number(st.blocks) * (100 - usedPercent + 0.5)) / 100);
   const more = Number(st.bavail) - keepFree;
   if (more > 0) sh('xfs_io', ['-x', '-c', `resblks ${current + more}`, mountPoint]);
 }
@@ -792,7 +794,8 @@ const migrate: Scenario = {
         name,
       );
       const oldVolumeId = node.volumeId;
-      writeWal(host, drill.walDir, 12, 8, 10, 40);
+      // Two segments old enough for ArchiveWal (the refusal's fallback), one recent.
+      writeWal(host, drill.walDir, 3, 4, 2, 40);
       const dataBytes = writeDatabaseTree(drill.dbDir);
       reserveUntilUsed(drill.dataMount, 99);
       const oldDevice = host.deviceOf(oldVolumeId);
@@ -890,6 +893,28 @@ const migrate: Scenario = {
           (result.new as { serial?: string } | undefined)?.serial === newVolumeId.replace('-', '') &&
           (result.new as { device?: string } | undefined)?.device === host.deviceOf(newVolumeId),
         `VolumeId ${migration?.parameters.VolumeId?.[0]}, Device '${migration?.parameters.Device?.[0] ?? ''}', found ${JSON.stringify(result.new)}`,
+      );
+      const phases = [
+        /^backed up .*fstab to .*fstab\.bak-/,
+        /^mkfs\.xfs /,
+        /^mounted .* at \/mnt\/stemedb-migrate$/,
+        /^copied .* while stemedb-api ran/,
+        /^stopped stemedb-api$/,
+        /^final copy with stemedb-api stopped/,
+        /^verified: .*every file's checksum equal$/,
+        /^switched .*fstab: .* on UUID=.* with nofail/,
+        /^unmounted the old filesystem/,
+        /^mounted UUID=.* from /,
+        /^started stemedb-api, healthy$/,
+      ];
+      const actions = (result.actions ?? []) as string[];
+      const order = phases.map((re) => actions.findIndex((a) => re.test(a)));
+      drill.check(
+        t,
+        'the host phases ran in order: fstab backup, mkfs, copy while running, stop, final copy, verify, fstab switch, remount, start, healthy',
+        result.status === 'migrated' &&
+          order.every((at, i) => at >= 0 && (i === 0 || at > (order[i - 1] ?? 0))),
+        `${String(result.status)}: ${actions.join(' → ')}`.slice(0, 600),
       );
       const differences = manifestDifferences(treeBefore, treeAfterMigrate ?? []);
       drill.check(
