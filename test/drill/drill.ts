@@ -400,9 +400,9 @@ export class Drill {
       return configured === undefined ? n : { ...n, volumeId: configured.existingVolumeId };
     });
     const deploy = async (to: typeof before): Promise<ResourceChange[]> => {
-      this.nodes = to.nodes;
       const changes = templateChanges(this.resolved, to.resolved);
       await applyTemplateChanges(this.admin, this.resolved, to.resolved, changes);
+      this.nodes = to.nodes;
       this.resolved = to.resolved;
       this.rawTemplate = to.raw;
       this.deployedConfig = to.config;
