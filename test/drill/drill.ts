@@ -153,7 +153,10 @@ export interface DrillConfig {
 export interface Redeployment {
   readonly changes: readonly ResourceChange[];
   readonly synthMs: number;
-  /** Applies the deployment before this one again (no synth: its template is kept). */
+  /**
+   * Applies the deployment before this one again (no synth: its template is kept), as a deploy of
+   * the previous configuration would: e.g. the adopted volume's tags are put on the old volume again.
+   */
   restore(): Promise<void>;
 }
 
