@@ -1130,13 +1130,25 @@ const migrate: Scenario = {
         moved?.message.split('\n')[2]?.slice(0, 200) ?? 'no notification',
       );
       await walInvariant(drill, done, originals, name);
+      // The other scenarios run on the deployment as it was (the cap of 64 GiB).
+      await redeployment.restore();
+      redeployment = undefined;
+      const restored = await drill.admin.ssm.send(
+        new GetParameterCommand({ Name: `/${PREFIX}/nodes/${name}` }),
+      );
+      drill.check(
+        done,
+        'the deployment before the re-deploy is back for the next scenarios (registry, cap)',
+        (JSON.parse(restored.Parameter?.Value ?? '{}') as { volumeId?: string }).volumeId === oldVolumeId &&
+          drill.deployedConfig.expansion.maxSizeGiB === 64,
+        `registry ${restored.Parameter?.Value}, maxSizeGiB ${drill.deployedConfig.expansion.maxSizeGiB}`,
+      );
       return done;
     } finally {
       drill.afterHostCommand = undefined;
       try {
         await drill.resetAlarm(name, 'critical');
         await drill.resetAlarm(name, 'emergency-space');
-        // The other scenarios run on the deployment as it was (the cap of 64 GiB).
         await redeployment?.restore();
       } finally {
         await drill.closeNode();
