@@ -282,7 +282,10 @@ function failureTailProblems(tail: unknown): string[] {
 }
 
 /** Where each step's `${file:...}` Script points, and every misplaced or inline Script. */
-function scriptReferences(steps: readonly unknown[]): { references: Map<number, string>; problems: string[] } {
+function scriptReferences(steps: readonly unknown[]): {
+  references: Map<number, string>;
+  problems: string[];
+} {
   const references = new Map<number, string>();
   const problems: string[] = [];
   steps.forEach((step, index) => {
@@ -299,7 +302,9 @@ function scriptReferences(steps: readonly unknown[]): { references: Map<number, 
     }
     mapStrings(step, (s) => {
       if (s.includes(SCRIPT_FILE_MARKER) && !(step.action === 'aws:executeScript' && s === inputs.Script))
-        problems.push(`${where}: ${JSON.stringify(s.slice(0, 80))} names a script file outside inputs.Script`);
+        problems.push(
+          `${where}: ${JSON.stringify(s.slice(0, 80))} names a script file outside inputs.Script`,
+        );
       return s;
     });
   });

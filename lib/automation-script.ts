@@ -106,7 +106,8 @@ function withoutDocstring(lines: readonly string[], file: string): { lines: stri
     else {
       const end = lines.findIndex((l, i) => i > 0 && l.includes('"""'));
       if (end < 0) fail(file, 1, 'the module docstring is not closed');
-      if (!lines[end]?.trimEnd().endsWith('"""')) fail(file, end + 1, 'text after the end of the module docstring');
+      if (!lines[end]?.trimEnd().endsWith('"""'))
+        fail(file, end + 1, 'text after the end of the module docstring');
       dropped = end + 1;
     }
     while ((lines[dropped] ?? 'x').trim() === '') dropped += 1;
@@ -114,7 +115,11 @@ function withoutDocstring(lines: readonly string[], file: string): { lines: stri
   return { lines: lines.slice(dropped), dropped };
 }
 
-function parseImport(lines: readonly string[], index: number, file: string): { statement: ImportStatement; next: number } {
+function parseImport(
+  lines: readonly string[],
+  index: number,
+  file: string,
+): { statement: ImportStatement; next: number } {
   const line = lines[index] ?? '';
   const plain = IMPORT_LINE.exec(line);
   if (plain !== null) {
@@ -211,7 +216,11 @@ function parseDefinitions(rest: readonly string[], restLine: number, file: strin
     const m = DEFINITION.exec(line);
     const name = m?.[1] ?? m?.[2] ?? m?.[3];
     if (name === undefined)
-      fail(file, lineNo, `a top-level line must start a def, a class or a NAME = ... constant: ${JSON.stringify(line)}`);
+      fail(
+        file,
+        lineNo,
+        `a top-level line must start a def, a class or a NAME = ... constant: ${JSON.stringify(line)}`,
+      );
     if (current !== undefined && current.name === undefined) current.name = name;
     else {
       current = { name, lines: [], start: lineNo };
@@ -293,7 +302,11 @@ function loadHelpers(scriptsDir: string): Helpers {
   const imports = parsed.importGroups.flat();
   for (const s of imports) {
     if (THIRD_PARTY.has(s.module.split('.')[0] as string) || s.module === HELPERS_MODULE)
-      fail(path, undefined, `imports ${s.module}: helpers import the standard library only (pass them a client)`);
+      fail(
+        path,
+        undefined,
+        `imports ${s.module}: helpers import the standard library only (pass them a client)`,
+      );
   }
   return { imports, definitions: parseDefinitions(parsed.rest, parsed.restLine, path) };
 }
@@ -330,7 +343,9 @@ export function loadStepScript(relPath: string, scriptsDir: string = AUTOMATION_
     );
   const base = relPath.split('/').pop() as string;
   if (base === `${HELPERS_MODULE}.py` || base.startsWith('test_'))
-    throw new AutomationScriptError(`script file ${relPath} is the helpers module or a test, not a step script`);
+    throw new AutomationScriptError(
+      `script file ${relPath} is the helpers module or a test, not a step script`,
+    );
   const dir = isAbsolute(scriptsDir) ? scriptsDir : join(REPO_ROOT, scriptsDir);
   const { path, text } = readInside(dir, relPath, 'script file');
   const { lines, dropped } = withoutDocstring(splitLines(text), path);
@@ -338,7 +353,11 @@ export function loadStepScript(relPath: string, scriptsDir: string = AUTOMATION_
   const fromHelpers = parsed.importGroups.flat().filter((s) => s.module === HELPERS_MODULE);
   for (const s of parsed.importGroups.flat()) {
     if (s.module === HELPERS_MODULE && s.lines[0]?.startsWith('import'))
-      fail(path, undefined, `import the helpers by name (from ${HELPERS_MODULE} import a, b) so they can be inlined`);
+      fail(
+        path,
+        undefined,
+        `import the helpers by name (from ${HELPERS_MODULE} import a, b) so they can be inlined`,
+      );
   }
   if (fromHelpers.length > 1) fail(path, undefined, `import from ${HELPERS_MODULE} once`);
   const imported = fromHelpers[0];
@@ -347,11 +366,17 @@ export function loadStepScript(relPath: string, scriptsDir: string = AUTOMATION_
     script = lines.join('\n');
   } else {
     if (imported.names.some((n, i) => imported.bound[i] !== n))
-      fail(path, undefined, `import the helpers under their own names (no "as"): they are inlined as defined`);
+      fail(
+        path,
+        undefined,
+        `import the helpers under their own names (no "as"): they are inlined as defined`,
+      );
     const helpers = loadHelpers(dir);
     const definitions = helperClosure(helpers, imported.names, path);
     const own = new Set(
-      parsed.rest.map((l) => DEFINITION.exec(l)).flatMap((m) => (m === null ? [] : [m[1] ?? m[2] ?? m[3] ?? ''])),
+      parsed.rest
+        .map((l) => DEFINITION.exec(l))
+        .flatMap((m) => (m === null ? [] : [m[1] ?? m[2] ?? m[3] ?? ''])),
     );
     const clash = definitions.filter((d) => own.has(d.name)).map((d) => d.name);
     if (clash.length > 0)
@@ -363,7 +388,9 @@ export function loadStepScript(relPath: string, scriptsDir: string = AUTOMATION_
     const needed = helpers.imports.filter(
       (s) => !present.has(importText(s)) && definitions.some((d) => s.bound.some((b) => d.words.has(b))),
     );
-    const stdlib = groups.findIndex((g) => g.every((s) => !THIRD_PARTY.has(s.module.split('.')[0] as string)));
+    const stdlib = groups.findIndex((g) =>
+      g.every((s) => !THIRD_PARTY.has(s.module.split('.')[0] as string)),
+    );
     if (needed.length > 0) {
       if (stdlib >= 0) groups[stdlib] = sortImports([...(groups[stdlib] ?? []), ...needed]);
       else groups.unshift(sortImports(needed));
@@ -379,7 +406,11 @@ export function loadStepScript(relPath: string, scriptsDir: string = AUTOMATION_
       .join('\n\n\n');
   }
   if (script.includes('{{'))
-    fail(path, undefined, 'the script (with its helpers) contains "{{", which SSM reads as a parameter reference');
+    fail(
+      path,
+      undefined,
+      'the script (with its helpers) contains "{{", which SSM reads as a parameter reference',
+    );
   if (script.includes('${'))
     fail(path, undefined, 'the script contains "${": deploy-time values reach a script through InputPayload');
   return script;
