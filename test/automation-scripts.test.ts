@@ -35,7 +35,7 @@ import {
   setScriptConstant,
 } from '../lib/automation-script';
 import { REPO_ROOT } from '../lib/command-document';
-import { PythonHandlerError, runPythonHandler } from './support/automation-python';
+import { PythonHandlerError, runPythonHandler, stepScriptFile } from './support/automation-python';
 import { ResolvedTemplate } from './support/resolved-template';
 import { synthStack, TWO_NODES_FILE } from './support/synth';
 
@@ -587,6 +587,16 @@ describe('an Automation document’s scripts and failure tail', () => {
         'step FailExecution is written by failureTail; remove it from mainSteps',
       ]);
     }
+  });
+
+  it('runs a step script straight from its file as the document carries it', () => {
+    const run = runPythonHandler(
+      stepScriptFile('archive-wal/resolve-node.py', 'resolve'),
+      { node: '', instanceId: 'i-0123456789abcdef0' },
+      { describe_tags: [{ Tags: [{ Key: 'stemedb:node', Value: 'db-1' }] }] },
+    );
+    expect(run.result).toEqual({ node: 'db-1', prefix: 'wal/db-1/' });
+    expect(run.calls.map((c) => `${c.service}.${c.op}`)).toEqual(['ec2.describe_tags']);
   });
 
   it('keeps every script error an AutomationScriptError with the file named', () => {
