@@ -408,7 +408,15 @@ export function loadAutomationDocumentContent(
     }
     return { ...step, inputs: { ...(step.inputs as Record<string, unknown>), Script: script } };
   });
-  return { ...doc, mainSteps } as unknown as AutomationDocumentContent;
+  const result = { ...doc, mainSteps };
+  const stray: string[] = [];
+  mapStrings(result, (str) => {
+    if (str.includes(SCRIPT_FILE_MARKER)) stray.push(JSON.stringify(str.slice(0, 80)));
+    return str;
+  });
+  if (stray.length > 0)
+    throw invalid(stray.map((t) => `${t} names a script file outside an aws:executeScript step's Script`));
+  return result as unknown as AutomationDocumentContent;
 }
 
 /** An SSM Automation document `<prefix>-<name>` from a YAML definition with `${Placeholder}` values. */

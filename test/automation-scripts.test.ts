@@ -563,6 +563,12 @@ describe('an Automation document’s scripts and failure tail', () => {
     );
   });
 
+  it('refuses a script file named in the description', () => {
+    expect(() => load(document({ description: `see $\{file:archive-wal/resolve-node.py}` }))).toThrow(
+      /names a script file outside an aws:executeScript step's Script/,
+    );
+  });
+
   it.each([
     ['an unknown key', { subject: 's', message: 'm', topic: 'x' }, /failureTail\.topic is not known/],
     ['no message', { subject: 's' }, /failureTail\.message must be a non-empty string/],
