@@ -23,7 +23,7 @@ import { REPO_ROOT } from './command-document';
  * - the helpers module: a docstring, `import` lines of the standard library only (a helper is
  *   handed the boto3 client it uses), then top-level `def`s and `NAME = ...` constants, each with
  *   its comment lines just above it; inside a definition nothing but indented lines and closing
- *   brackets starts at column 0.
+ *   brackets starts at column 0, and no triple-quoted string but the docstring.
  * A helper is inlined without its comment lines and docstring (they document it here; the document
  * carries its code) when a step imports it or an inlined helper's code names it; an import of the
  * helpers module when an inlined helper's code names one of its bound names. Names are matched as
@@ -258,6 +258,13 @@ function withoutDocumentation(lines: readonly string[], file: string, start: num
     }
   }
   while (code.length > 0 && (code[code.length - 1] ?? '').trim() === '') code.pop();
+  // Comment lines are dropped by line: a multi-line string could hold one, so helpers have none.
+  if (code.some((l) => l.includes('"""') || l.includes("'''")))
+    fail(
+      file,
+      start,
+      'a helper holds no triple-quoted string but its docstring (its lines would be read as code)',
+    );
   return code.join('\n');
 }
 

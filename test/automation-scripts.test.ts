@@ -401,6 +401,13 @@ describe('loadStepScript', () => {
       expect(() => loadStepScript('step.py', other)).toThrow(
         /stemedb_automation\.py line 8: a top-level line must start a def, a class or a NAME = \.\.\. constant/,
       );
+      writeFileSync(
+        join(other, `${HELPERS_MODULE}.py`),
+        "def a():\n    return '''\n    # not a comment\n    '''\n",
+      );
+      expect(() => loadStepScript('step.py', other)).toThrow(
+        /line 1: a helper holds no triple-quoted string/,
+      );
       writeFileSync(join(other, `${HELPERS_MODULE}.py`), 'import boto3\n\n\ndef a():\n    return 1\n');
       expect(() => loadStepScript('step.py', other)).toThrow(
         /imports boto3: helpers import the standard library only/,
