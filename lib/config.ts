@@ -91,6 +91,16 @@ export interface RemediationConfig {
   /** Minutes between re-checks of alarms that stay in ALARM. @default 15 */
   readonly recheckMinutes: number;
   /**
+   * When ExpandVolume is refused or deferred (the modification rate limit, a partition table or
+   * filesystem that cannot grow, the size cap), also start `AddDataVolume` (runbook §5B: a new
+   * volume, the data moved to it) after the WAL archive fallback. Off by default because the
+   * migration stops the service for its final copy; the default stays archive and notify. The new
+   * volume is sized by the same policy, so a refusal at `expansion.maxSizeGiB` is refused again
+   * (raise the cap to migrate past it). Operators can still run AddDataVolume by hand.
+   * @default false
+   */
+  readonly migrateWhenRefused: boolean;
+  /**
    * The kill switch's initial value (the SSM parameter `/<prefix>/automation-mode`, which the
    * router reads at each invocation, so operators flip it without a deploy): `act` starts the
    * routed documents; `observe` starts nothing, logs each decision as `observed` with the document
@@ -166,6 +176,7 @@ export const DEFAULT_CONFIG: StemeDbConfig = {
     inodes: 'InodeCleanup',
     fillsSoon: 'ArchiveWal',
     recheckMinutes: 15,
+    migrateWhenRefused: false,
     mode: 'act',
   },
   notifyEmails: [],
@@ -536,6 +547,11 @@ const CONFIG_RULES: readonly Rule<StemeDbConfig>[] = [
     path: 'remediation.recheckMinutes',
     test: wholeNumber(5, 1440),
     accepted: 'a whole number of minutes from 5 to 1440',
+  },
+  {
+    path: 'remediation.migrateWhenRefused',
+    test: (v) => typeof v === 'boolean',
+    accepted: 'true or false',
   },
   {
     path: 'remediation.mode',

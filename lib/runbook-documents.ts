@@ -40,6 +40,7 @@ export type RunbookDocumentsConfig = Pick<
   | 'thresholds'
   | 'wal'
   | 'expansion'
+  | 'remediation'
 >;
 
 export interface RunbookDocumentsProps {
@@ -105,6 +106,7 @@ export function buildRunbookDocuments(scope: Construct, props: RunbookDocumentsP
     MaxSizeGiB: String(config.expansion.maxSizeGiB),
     VolumeLimits: JSON.stringify(VOLUME_LIMITS),
     VolumeKeyArn: props.volumeKey.keyArn,
+    MigrateWhenRefused: String(config.remediation.migrateWhenRefused),
   };
   const automationDocuments = {} as Record<AutomationDocumentName, AutomationDocument>;
   for (const name of AUTOMATION_DOCUMENTS) {

@@ -442,6 +442,7 @@ describe('AutomationDocument', () => {
       TopicArn: topic.topicArn,
       ExpandVolumeFunctionName: 'StemeDB-expand-volume',
       WaitForModificationFunctionName: 'StemeDB-wait-for-modification',
+      MigrateWhenRefused: 'false',
     };
   }
 

@@ -311,6 +311,11 @@ describe('configuration validation names the key, the value and the accepted for
       /nodes\[1\].instanceId "i-0123456789abcdef0" is used twice/,
     ],
     ['unknown node key', { nodes: [node({ size: 10 })] }, /nodes\[0\].size is not a node key/],
+    [
+      'a migrateWhenRefused that is not a boolean',
+      { remediation: { migrateWhenRefused: 'yes' } },
+      /remediation.migrateWhenRefused is "yes"; expected true or false/,
+    ],
   ];
 
   for (const [what, raw, message] of cases) {

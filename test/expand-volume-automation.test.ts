@@ -35,6 +35,7 @@ const SUBSTITUTIONS = {
   TopicArn: 'arn:aws:sns:eu-west-1:123456789012:StemeDB-alerts',
   ExpandVolumeFunctionName: 'StemeDB-expand-volume',
   WaitForModificationFunctionName: 'StemeDB-wait-for-volume-modification',
+  MigrateWhenRefused: 'false',
 };
 
 interface Parameter {
@@ -225,7 +226,7 @@ describe('parameter patterns (JavaScript RegExp, as the console and Node evaluat
     expect(parameter('Reason').maxChars).toBe(256);
   });
 
-  it.each(['DryRun', 'FallbackToArchive'])('%s takes only true or false', (name) => {
+  it.each(['DryRun', 'FallbackToArchive', 'MigrateWhenRefused'])('%s takes only true or false', (name) => {
     expect(parameter(name).allowedValues).toEqual(['true', 'false']);
     expect(parameter(name).allowedPattern).toBeUndefined();
   });
@@ -397,6 +398,10 @@ function happyRun(overrides: Overrides = {}): (step: string, inputs: unknown) =>
       status: 'Success',
       outputs: { ExecutionId: 'child-1', Status: 'Success', Output: '' },
     },
+    MigrationFallback: {
+      status: 'Success',
+      outputs: { ExecutionId: 'child-2', Status: 'Success', Output: '' },
+    },
     // These two raise on purpose.
     FailRefused: { status: 'Failed' },
     FailExecution: { status: 'Failed' },
@@ -514,8 +519,10 @@ describe('flow', () => {
       'NotifyRefused',
       'BranchOnFallback',
       'ArchiveWalFallback',
+      'BranchOnMigration',
       'FailRefused',
     ]);
+    expect(sim.path).not.toContain('MigrationFallback');
     expect((sim.inputs.NotifyRefused as { Message: string }).Message).toContain(`refused: ${reason}`);
     expect(sim.inputs.ArchiveWalFallback).toEqual({
       DocumentName: 'StemeDB-ArchiveWal',
@@ -548,7 +555,93 @@ describe('flow', () => {
   it('does not fall back to archival for invalid input', () => {
     const sim = run({}, { ExpandVolume: expand({ status: 'invalid', reason: 'instanceId is bad' }) });
     expect(sim.path).not.toContain('ArchiveWalFallback');
-    expect(sim.path.slice(-3)).toEqual(['NotifyRefused', 'BranchOnFallback', 'FailRefused']);
+    expect(sim.path.slice(-4)).toEqual([
+      'NotifyRefused',
+      'BranchOnFallback',
+      'BranchOnMigration',
+      'FailRefused',
+    ]);
+  });
+
+  it('does not migrate for invalid input either, even when migration is requested', () => {
+    const sim = run(
+      { MigrateWhenRefused: 'true' },
+      { ExpandVolume: expand({ status: 'invalid', reason: 'instanceId is bad' }) },
+    );
+    expect(sim.path).not.toContain('ArchiveWalFallback');
+    expect(sim.path).not.toContain('MigrationFallback');
+    expect(sim.path.at(-1)).toBe('FailRefused');
+  });
+
+  it.each(['refused', 'deferred'] as const)(
+    'when %s and migration is requested, archives WAL, then starts AddDataVolume for the node, and still ends Failed',
+    (status) => {
+      const sim = run(
+        { MigrateWhenRefused: 'true', Reason: 'disk critical' },
+        { ExpandVolume: expand({ status, reason: 'cannot grow' }) },
+      );
+      expect(sim.path.slice(-5)).toEqual([
+        'BranchOnFallback',
+        'ArchiveWalFallback',
+        'BranchOnMigration',
+        'MigrationFallback',
+        'FailRefused',
+      ]);
+      expect(sim.inputs.MigrationFallback).toEqual({
+        DocumentName: 'StemeDB-AddDataVolume',
+        RuntimeParameters: {
+          InstanceId: [INSTANCE],
+          AutomationAssumeRole: [SUBSTITUTIONS.AutomationRoleArn],
+          DryRun: ['false'],
+          Reason: ['disk critical'],
+        },
+      });
+      expect((sim.inputs.NotifyRefused as { Message: string }).Message).toContain(
+        'migration to a new volume (StemeDB-AddDataVolume) requested: true',
+      );
+      expect(sim.status).toBe('Failed');
+    },
+  );
+
+  it('migrates even when the archive fallback failed (the disk is as full as before), or with the archive off', () => {
+    const afterFailedArchive = run(
+      { MigrateWhenRefused: 'true' },
+      {
+        ExpandVolume: expand({ status: 'refused', reason: 'cap' }),
+        ArchiveWalFallback: { status: 'Failed' },
+      },
+    );
+    expect(afterFailedArchive.path.slice(-3)).toEqual([
+      'BranchOnMigration',
+      'MigrationFallback',
+      'FailRefused',
+    ]);
+    const archiveOff = run(
+      { MigrateWhenRefused: 'true', FallbackToArchive: 'false' },
+      { ExpandVolume: expand({ status: 'deferred', reason: 'rate' }) },
+    );
+    expect(archiveOff.path).not.toContain('ArchiveWalFallback');
+    expect(archiveOff.path.slice(-3)).toEqual(['BranchOnMigration', 'MigrationFallback', 'FailRefused']);
+  });
+
+  it('passes a dry run on to the migration, and still ends Failed when the migration fails', () => {
+    const sim = run(
+      { MigrateWhenRefused: 'true', DryRun: 'true' },
+      { ExpandVolume: expand({ status: 'refused', reason: 'cap' }), MigrationFallback: { status: 'Failed' } },
+    );
+    expect(
+      (sim.inputs.MigrationFallback as { RuntimeParameters: { DryRun: string[] } }).RuntimeParameters.DryRun,
+    ).toEqual(['true']);
+    expect(sim.path.at(-1)).toBe('FailRefused');
+    expect(sim.status).toBe('Failed');
+  });
+
+  it('takes the migration default from the deployment (remediation.migrateWhenRefused), off unless configured', () => {
+    expect(parameter('MigrateWhenRefused').default).toBe('false');
+    const on = loadAutomationDocumentContent('ExpandVolume', {
+      substitutions: { ...SUBSTITUTIONS, MigrateWhenRefused: 'true' },
+    }) as unknown as { parameters: Record<string, Parameter> };
+    expect(on.parameters.MigrateWhenRefused?.default).toBe('true');
   });
 
   it('still ends Failed with the reason when the fallback document fails or does not exist', () => {
@@ -559,7 +652,7 @@ describe('flow', () => {
         ArchiveWalFallback: { status: 'Failed' },
       },
     );
-    expect(sim.path.slice(-2)).toEqual(['ArchiveWalFallback', 'FailRefused']);
+    expect(sim.path.slice(-3)).toEqual(['ArchiveWalFallback', 'BranchOnMigration', 'FailRefused']);
     expect(sim.status).toBe('Failed');
   });
 

@@ -436,12 +436,13 @@ describe('remediation machinery', () => {
     expect(start.Condition).toBeUndefined();
     // Only the children some document starts (aws:executeAutomation), not every document.
     const resources = start.Resource as unknown[];
-    for (const name of ['ArchiveWal', 'ExpandVolume']) {
+    // AddDataVolume: ExpandVolume's opt-in migration fallback (MigrateWhenRefused).
+    for (const name of ['AddDataVolume', 'ArchiveWal', 'ExpandVolume']) {
       expect(resources).toContainEqual(arn(`:document/StemeDB-${name}`));
       expect(resources).toContainEqual(arn(`:automation-definition/StemeDB-${name}:*`));
     }
     expect(resources).toContainEqual(arn(':automation-execution/*'));
-    expect(resources).toHaveLength(2 * 2 + 1);
+    expect(resources).toHaveLength(2 * 3 + 1);
   });
 
   it('lets the router start the routed documents on the document, every definition version and the new execution', () => {
