@@ -5,6 +5,7 @@ import { DiskDashboard } from './disk-dashboard';
 import { DiskMetricsAgent } from './disk-metrics-agent';
 import { DiskRemediation } from './disk-remediation';
 import { NotificationTopic } from './notification-topic';
+import { PrometheusAlerting } from './prometheus-alerting';
 import { PrometheusRuleGroupsNamespace } from './prometheus-rule-groups-namespace';
 import { renderPrometheusRules } from './prometheus-rules';
 import { METRICS_NAMESPACE } from './remediation-function';
@@ -68,7 +69,7 @@ export class StemeDbDiskStack extends Stack {
         }),
     );
 
-    new DiskRemediation(this, 'Remediation', { config, topic, archive });
+    const remediation = new DiskRemediation(this, 'Remediation', { config, topic, archive });
 
     new DiskDashboard(this, 'Dashboard', {
       prefix,
@@ -81,6 +82,15 @@ export class StemeDbDiskStack extends Stack {
       new PrometheusRuleGroupsNamespace(this, 'PrometheusRules', {
         workspaceId: config.prometheusWorkspaceId,
         rulesYaml: renderPrometheusRules(config.thresholds, { dataMount: config.dataMount }),
+      });
+    }
+    if (config.prometheusWorkspaceId !== undefined || config.selfManagedAlertmanager) {
+      new PrometheusAlerting(this, 'PrometheusAlerting', {
+        router: remediation.router.function,
+        encryptionKey: key,
+        workspaceId: config.prometheusWorkspaceId,
+        selfManagedPublisher: config.selfManagedAlertmanager,
+        prefix,
       });
     }
 
