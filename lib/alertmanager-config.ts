@@ -11,22 +11,12 @@
  */
 import { Token } from 'aws-cdk-lib';
 import { stringify } from 'yaml';
-import { ALERTMANAGER_SNS_MESSAGE_TEMPLATE } from '../lambda/shared/alertmanager-event';
-import { ALARM_KIND_LABEL, NODE_LABEL, type PrometheusAlertKind } from './prometheus-rules';
+import { ALERT_KINDS } from '../contracts/alarms';
+import { ALERTMANAGER_SNS_MESSAGE_TEMPLATE } from '../contracts/alertmanager';
+import { ALARM_KIND_LABEL, NODE_LABEL } from './prometheus-rules';
 
 /** Name of the receiver that publishes to the router's topic. */
 export const ROUTER_RECEIVER = 'stemedb-alarm-router';
-
-/** Every `stemedb_alarm_kind` the rules set (lib/prometheus-rules.ts), in rule order. */
-export const PROMETHEUS_ALERT_KINDS = [
-  'warning',
-  'critical',
-  'inode-warning',
-  'emergency-space',
-  'emergency-inodes',
-  'fills-soon',
-  'no-data',
-] as const satisfies readonly PrometheusAlertKind[];
 
 export interface AlertmanagerConfigOptions {
   /** The SNS topic the router subscribes to (a token in the stack, a literal ARN elsewhere). */
@@ -132,7 +122,7 @@ export function alertmanagerConfig(o: AlertmanagerConfigOptions): Record<string,
       routes: [
         {
           receiver: ROUTER_RECEIVER,
-          matchers: [`${ALARM_KIND_LABEL}=~"${PROMETHEUS_ALERT_KINDS.join('|')}"`],
+          matchers: [`${ALARM_KIND_LABEL}=~"${ALERT_KINDS.join('|')}"`],
           // One group per disk and kind: the router handles each (node, kind) transition once.
           group_by: [NODE_LABEL, ALARM_KIND_LABEL],
           group_wait: o.groupWait ?? '10s',
@@ -164,7 +154,7 @@ export function renderAmpAlertManagerDefinition(o: AlertmanagerConfigOptions): s
   return stringify({ alertmanager_config: renderAlertmanagerConfig(o) }, { lineWidth: 0 });
 }
 
-/** The header of the committed self-managed example (`npm run rules`). */
+/** The committed self-managed example (`npm run rules`): a generated-file header, then the configuration. */
 export function renderSelfManagedAlertmanagerExample(o: AlertmanagerConfigOptions): string {
   const header = [
     '# GENERATED FILE: do not edit by hand.',

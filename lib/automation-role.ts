@@ -10,7 +10,7 @@ export interface AutomationRoleProps {
 /**
  * The role the runbook's Automation documents run as (`AutomationAssumeRole`). Trusted only by
  * SSM Automation executions of this account and region; whoever passes it may pass it only to SSM.
- * The remediation construct adds each permission next to the document that needs it.
+ * lib/runbook-documents.ts grants it what the documents' steps do, next to where they are built.
  */
 export class AutomationRole extends Construct {
   public readonly role: iam.Role;

@@ -1,5 +1,6 @@
 import { Annotations, Stack, type StackProps } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
+import { METRICS_NAMESPACE } from '../contracts/metrics';
 import type { StemeDbConfig } from './config';
 import { DiskDashboard } from './disk-dashboard';
 import { DiskMetricsAgent } from './disk-metrics-agent';
@@ -8,7 +9,6 @@ import { NotificationTopic } from './notification-topic';
 import { PrometheusAlerting } from './prometheus-alerting';
 import { PrometheusRuleGroupsNamespace } from './prometheus-rule-groups-namespace';
 import { renderPrometheusRules } from './prometheus-rules';
-import { METRICS_NAMESPACE } from './remediation-function';
 import { DataVolumeSnapshotPolicy } from './snapshot-policy';
 import { StemeDbKey } from './stemedb-key';
 import { StemeDbNode } from './stemedb-node';

@@ -12,18 +12,18 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { EXAMPLE_ALERT_TOPIC } from '../bin/generate-rules';
+import { ALERT_KINDS } from '../contracts/alarms';
+import { RUNBOOK_THRESHOLDS } from '../contracts/thresholds';
 import { parseSnsRecord } from '../lambda/shared/alertmanager-event';
 import {
   type AlertmanagerConfigOptions,
   alertmanagerConfig,
-  PROMETHEUS_ALERT_KINDS,
   ROUTER_RECEIVER,
   renderAlertmanagerConfig,
   renderAmpAlertManagerDefinition,
   renderSelfManagedAlertmanagerExample,
 } from '../lib/alertmanager-config';
 import { prometheusRuleGroups } from '../lib/prometheus-rules';
-import { RUNBOOK_THRESHOLDS } from '../lib/thresholds';
 
 const TOPIC = 'arn:aws:sns:eu-west-1:123456789012:StemeDB-prometheus-alerts';
 const OPTIONS: AlertmanagerConfigOptions = { topicArn: TOPIC, region: 'eu-west-1' };
@@ -116,8 +116,8 @@ describe('renderAlertmanagerConfig', () => {
         g.rules.map((r) => r.labels.stemedb_alarm_kind),
       ),
     );
-    expect([...ruleKinds].sort()).toEqual([...PROMETHEUS_ALERT_KINDS].sort());
-    for (const kind of PROMETHEUS_ALERT_KINDS) {
+    expect([...ruleKinds].sort()).toEqual([...ALERT_KINDS].sort());
+    for (const kind of ALERT_KINDS) {
       const r = amtool([
         'config',
         'routes',

@@ -39,12 +39,12 @@ import {
 } from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { routeTable } from '../contracts/routing';
+import { type DiskThresholds, RUNBOOK_THRESHOLDS } from '../contracts/thresholds';
 import { handler, type RouterOutcome } from '../lambda/alarm-router';
-import { routeTable } from '../lambda/shared/alarm-event';
 import { renderAlertmanagerConfig } from '../lib/alertmanager-config';
 import { DEFAULT_CONFIG } from '../lib/config';
 import { renderPrometheusRules } from '../lib/prometheus-rules';
-import { type DiskThresholds, RUNBOOK_THRESHOLDS } from '../lib/thresholds';
 import { dfBytes, LoopDeviceLab, type LoopDisk, sh } from './support/loop-device';
 import { type MotoServer, startMotoServer, TEST_REGION } from './support/moto-server';
 

@@ -11,8 +11,9 @@
  * a target label the scrape configuration sets, kept by every rule). Parsing never throws.
  */
 
-import type { PrometheusAlertKind } from '../../lib/prometheus-rules';
-import { normalizeTransition, type Parsed, ROUTE_KINDS, shown } from './alarm-event';
+import { ALERT_KINDS, type AlertKind } from '../../contracts/alarms';
+import { ALERTMANAGER_SNS_MESSAGE_TEMPLATE } from '../../contracts/alertmanager';
+import { normalizeTransition, type Parsed, shown } from './alarm-event';
 
 /** lib/prometheus-rules.ts ALARM_KIND_LABEL and NODE_LABEL (a test pins them equal; values here keep lib/ out of the bundle). */
 export const ALARM_KIND_LABEL = 'stemedb_alarm_kind';
@@ -23,7 +24,7 @@ export interface PrometheusAlert {
   readonly status: 'firing' | 'resolved';
   readonly alertname: string;
   /** `stemedb_alarm_kind`, when it is a kind routes may name. */
-  readonly kind: PrometheusAlertKind | undefined;
+  readonly kind: AlertKind | undefined;
   /** The raw `stemedb_alarm_kind` value (for the log when it is not a known kind). */
   readonly kindLabel: string | undefined;
   /** `stemedb_node` as given (validated by the router against the node name pattern). */
@@ -99,8 +100,8 @@ function parseAlert(raw: unknown): Parsed<PrometheusAlert> {
   }
   const kindLabel =
     typeof labels[ALARM_KIND_LABEL] === 'string' ? (labels[ALARM_KIND_LABEL] as string) : undefined;
-  const kind = (ROUTE_KINDS as readonly string[]).includes(kindLabel ?? '')
-    ? (kindLabel as PrometheusAlertKind)
+  const kind = (ALERT_KINDS as readonly string[]).includes(kindLabel ?? '')
+    ? (kindLabel as AlertKind)
     : undefined;
   const node = typeof labels[NODE_LABEL] === 'string' ? (labels[NODE_LABEL] as string) : undefined;
   return { ok: true, value: { status, alertname, kind, kindLabel, node, fingerprint, transition } };
@@ -155,16 +156,5 @@ export function parseSnsRecord(record: unknown): Parsed<ParsedNotification> {
   };
 }
 
-/**
- * The `sns_configs[].message` template that makes Alertmanager's SNS message the JSON above.
- * Alertmanager 0.25 templates have no JSON escaping: label values are passed through
- * `reReplaceAll` to escape `\` and `"`; a value with a control character makes the message
- * invalid JSON, which the router logs as malformed and acts on nothing (fail safe).
- */
-export const ALERTMANAGER_SNS_MESSAGE_TEMPLATE = [
-  '{{ define "stemedb.sns.json" }}{"version":"4","status":"{{ .Status }}","receiver":"{{ .Receiver }}","alerts":[',
-  '{{- range $i, $a := .Alerts }}{{ if $i }},{{ end }}{"status":"{{ $a.Status }}","labels":{ ',
-  '{{- range $j, $l := $a.Labels.SortedPairs }}{{ if $j }},{{ end }}"{{ $l.Name }}":"{{ reReplaceAll "([\\"\\\\\\\\])" "\\\\$1" $l.Value }}"{{ end -}}',
-  '},"startsAt":"{{ $a.StartsAt.Format "2006-01-02T15:04:05Z07:00" }}","endsAt":"{{ $a.EndsAt.Format "2006-01-02T15:04:05Z07:00" }}","fingerprint":"{{ $a.Fingerprint }}"}',
-  '{{- end }}]}{{ end }}',
-].join('');
+/** The message template (contracts/alertmanager.ts: the stack renders it into the Alertmanager configuration). */
+export { ALERTMANAGER_SNS_MESSAGE_TEMPLATE };
