@@ -37,13 +37,19 @@ export class AutomationRole extends Construct {
 
   /** `iam:PassRole` for this role, only to SSM: for the router, and for documents that start others. */
   grantPassToSsm(grantee: iam.IGrantable): void {
-    grantee.grantPrincipal.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        sid: 'PassAutomationRoleToSsmOnly',
-        actions: ['iam:PassRole'],
-        resources: [this.role.roleArn],
-        conditions: { StringEquals: { 'iam:PassedToService': 'ssm.amazonaws.com' } },
-      }),
-    );
+    grantee.grantPrincipal.addToPrincipalPolicy(passRoleToSsmStatement(this.role));
   }
+}
+
+/**
+ * `iam:PassRole` of `role` and no other, only to SSM (`iam:PassedToService`): what whoever starts
+ * an Automation that runs as `role` needs (the router, documents that start others, operators).
+ */
+export function passRoleToSsmStatement(role: iam.IRole): iam.PolicyStatement {
+  return new iam.PolicyStatement({
+    sid: 'PassAutomationRoleToSsmOnly',
+    actions: ['iam:PassRole'],
+    resources: [role.roleArn],
+    conditions: { StringEquals: { 'iam:PassedToService': 'ssm.amazonaws.com' } },
+  });
 }

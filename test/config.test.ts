@@ -483,7 +483,7 @@ describe('configuration that used to crash the synth is a one-line error naming 
     [
       'more nodes than one stack holds',
       { nodes: nodes(37) },
-      /^nodes has 37 entries; one stack holds at most 36 nodes with this configuration \(CloudFormation's 500 resources per stack: 63 shared, 12 per node\)/,
+      /^nodes has 37 entries; one stack holds at most 36 nodes with this configuration \(CloudFormation's 500 resources per stack: 64 shared, 12 per node\)/,
     ],
     [
       'more adopted-volume nodes than one stack holds',
@@ -493,7 +493,7 @@ describe('configuration that used to crash the synth is a one-line error naming 
           existingVolumeId: `vol-${(i + 1).toString(16).padStart(17, '0')}`,
         })),
       },
-      /^nodes has 37 entries; one stack holds at most 36 nodes with this configuration \(.*66 shared, 12 per node\)/,
+      /^nodes has 37 entries; one stack holds at most 36 nodes with this configuration \(.*67 shared, 12 per node\)/,
     ],
     [
       'nodes that fit only without Prometheus alerting (AMP workspace and self-managed Alertmanager)',
@@ -502,7 +502,7 @@ describe('configuration that used to crash the synth is a one-line error naming 
         prometheusWorkspaceId: 'ws-12345678-abcd-ef01-2345-6789abcdef01',
         selfManagedAlertmanager: true,
       },
-      /^nodes has 36 entries; one stack holds at most 35 nodes with this configuration \(.*74 shared, 12 per node\)/,
+      /^nodes has 36 entries; one stack holds at most 35 nodes with this configuration \(.*75 shared, 12 per node\)/,
     ],
     [
       'a selfManagedAlertmanager that is not a boolean',
@@ -521,7 +521,7 @@ describe('configuration that used to crash the synth is a one-line error naming 
     });
   }
 
-  it('accepts 36 nodes with new volumes and the default shared resources (491 of 500)', () => {
+  it('accepts 36 nodes with new volumes and the default shared resources (496 of 500)', () => {
     expect(resolveConfig({ nodes: nodes(36) }).nodes).toHaveLength(36);
   });
 });
