@@ -6,7 +6,7 @@
  * One renderer for every Alertmanager that feeds the router: the stack uploads
  * {@link renderAmpAlertManagerDefinition} to Amazon Managed Service for Prometheus, a self-managed
  * Alertmanager uses {@link renderAlertmanagerConfig} (`prometheus/alertmanager-sns.yml`, README
- * "Self-managed Prometheus"), and the tests run the same text in Debian's Alertmanager 0.25.
+ * "Prometheus alerts", docs/prometheus-alertmanager.md), and the tests run the same text in Debian's Alertmanager 0.25.
  * Pure: no file or AWS access.
  */
 import { Token } from 'aws-cdk-lib';
@@ -159,7 +159,7 @@ export function renderSelfManagedAlertmanagerExample(o: AlertmanagerConfigOption
   const header = [
     '# GENERATED FILE: do not edit by hand.',
     '# Source: lib/alertmanager-config.ts (renderAlertmanagerConfig); regenerate with `npm run rules`.',
-    '# A self-managed Alertmanager that feeds the StemeDB alarm router (README "Self-managed Prometheus"):',
+    '# A self-managed Alertmanager that feeds the StemeDB alarm router (docs/prometheus-alertmanager.md):',
     "# set topic_arn and sigv4.region to the stack's <prefix>-prometheus-alerts topic; the Alertmanager",
     "# needs the stack's <prefix>-prometheus-alertmanager-publish policy (sns:Publish on the topic, the",
     '# topic key through SNS). Check: amtool check-config prometheus/alertmanager-sns.yml',
