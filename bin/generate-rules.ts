@@ -2,6 +2,7 @@
  * Writes the files generated from the thresholds module (RUNBOOK_THRESHOLDS, data mount /data):
  *   prometheus/stemedb-disk-rules.yml   Prometheus alert rules
  *   docs/thresholds.md                  the thresholds table
+ *   prometheus/alertmanager-sns.yml     a self-managed Alertmanager's configuration (example topic)
  *
  * Usage: `npm run rules` (writes them), `npm run rules -- --check` (writes nothing; exits 1 and
  * names each file that differs from the generator's output, e.g. in CI).
@@ -9,11 +10,21 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { RUNBOOK_THRESHOLDS } from '../contracts/thresholds';
+import { renderSelfManagedAlertmanagerExample } from '../lib/alertmanager-config';
 import { renderPrometheusRules } from '../lib/prometheus-rules';
 import { renderThresholdsDoc } from '../lib/thresholds-doc';
 
 /** The data mount the committed files are generated for (the config default). */
 export const GENERATED_DATA_MOUNT = '/data';
+
+/**
+ * The topic of the committed Alertmanager example: the name the stack gives it with the default
+ * prefix, in an example account (the file says to set the deployment's own).
+ */
+export const EXAMPLE_ALERT_TOPIC = {
+  topicArn: 'arn:aws:sns:eu-west-1:111122223333:StemeDB-prometheus-alerts',
+  region: 'eu-west-1',
+} as const;
 
 export interface GeneratedFile {
   /** Path relative to the project root. */
@@ -30,6 +41,10 @@ export function generatedFiles(): readonly GeneratedFile[] {
       content: renderPrometheusRules(RUNBOOK_THRESHOLDS, options),
     },
     { path: 'docs/thresholds.md', content: renderThresholdsDoc(RUNBOOK_THRESHOLDS, options) },
+    {
+      path: 'prometheus/alertmanager-sns.yml',
+      content: renderSelfManagedAlertmanagerExample(EXAMPLE_ALERT_TOPIC),
+    },
   ];
 }
 

@@ -1,8 +1,9 @@
-import { CfnResource, Stack, Validations } from 'aws-cdk-lib';
+import { Stack } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as cr from 'aws-cdk-lib/custom-resources';
 import { Construct } from 'constructs';
 import { VOLUME_ID_PATTERN } from '../contracts/aws-ids';
+import { acknowledgeCustomResourceProvider } from './nag-acknowledgements';
 import { DEPLOYMENT_TAG_KEY, MANAGED_TAG_KEY, MANAGED_TAG_VALUE, NODE_TAG_KEY } from './tags';
 
 export interface AdoptedDataVolumeProps {
@@ -54,20 +55,7 @@ export class AdoptedDataVolume extends Construct {
         new iam.PolicyStatement({ actions: ['ec2:CreateTags'], resources: [volumeArn] }),
       ]),
     });
-    // The custom resource's provider is a stack-wide singleton: acknowledge on the provider itself.
-    const provider = stack.node.tryFindChild(PROVIDER_ID);
-    if (provider !== undefined) {
-      Validations.of(provider).acknowledge({
-        id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
-        reason:
-          'The AwsCustomResource provider (CDK-owned singleton) only writes its own logs with the basic execution policy; its EC2 permission is the single CreateTags statement above, scoped to the adopted volume ARN.',
-      });
-      // CDK emits both a DependsOn and a GetAtt on the provider's role; cfn-lint flags the redundancy (W3005).
-      const fn = provider.node.defaultChild;
-      if (fn instanceof CfnResource) fn.addMetadata('cfn-lint', { config: { ignore_checks: ['W3005'] } });
-    }
+    // The custom resource's provider is a stack-wide singleton: acknowledged on the provider itself.
+    acknowledgeCustomResourceProvider(stack);
   }
 }
-
-/** Construct ID CDK gives the AwsCustomResource singleton provider function. */
-const PROVIDER_ID = 'AWS679f53fac002430cb0da5b7982bd2287';

@@ -148,8 +148,19 @@ export interface StemeDbConfig {
   readonly remediation: RemediationConfig;
   /** Email addresses subscribed to the notification topic. @default [] */
   readonly notifyEmails: readonly string[];
-  /** Amazon Managed Service for Prometheus workspace that receives the rules. @default none */
+  /**
+   * Amazon Managed Service for Prometheus workspace (in the stack's account and region) that
+   * receives the rules, and whose Alertmanager the stack configures to publish the alerts to the
+   * alarm router's topic. @default none
+   */
   readonly prometheusWorkspaceId?: string;
+  /**
+   * A self-managed Alertmanager sends the alerts: the stack creates the Prometheus alert topic the
+   * router subscribes to and the managed policy `<prefix>-prometheus-alertmanager-publish` for the
+   * Alertmanager's role (README "Prometheus alerts"). The topic comes with `prometheusWorkspaceId`
+   * too. @default false
+   */
+  readonly selfManagedAlertmanager: boolean;
   /** @default [] (synth still succeeds and warns) */
   readonly nodes: readonly NodeConfig[];
 }
@@ -180,6 +191,7 @@ export const DEFAULT_CONFIG: StemeDbConfig = {
     mode: 'act',
   },
   notifyEmails: [],
+  selfManagedAlertmanager: false,
   nodes: [],
 };
 
@@ -190,9 +202,12 @@ export const DEFAULT_CONFIG: StemeDbConfig = {
  * CloudWatch agent's install association once there is a node; 12 per node
  * (volume and attachment or the adopted volume's tagging resource and its policy, six alarms,
  * the node policy, the registry entry, the agent configuration parameter and its association: each
- * node publishes to a metrics namespace of its own); the tagging custom resource's Lambda, role
- * and log group once a node adopts a volume; one subscription per email; the Prometheus rule
- * groups namespace.
+ * node publishes to a metrics namespace of its own); the AwsCustomResource provider (Lambda, role,
+ * log group) once a node adopts a volume or an AMP workspace is configured; one subscription per
+ * email; with an AMP workspace, the rule groups namespace and the alert manager definition (a
+ * custom resource and its policy); with a workspace or a self-managed Alertmanager, the Prometheus
+ * alert topic, its policy, the router's subscription and invoke permission; with a self-managed
+ * Alertmanager, its publisher policy.
  * Until nodes can be spread over several stacks, config refuses more nodes than this allows
  * (synth would fail with TooManyResourcesInStack).
  */
@@ -201,22 +216,32 @@ export const STACK_RESOURCES = {
   shared: 63,
   withNodes: 1,
   perNode: 12,
-  withAdoptedVolume: 3,
+  customResourceProvider: 3,
   perEmail: 1,
-  prometheus: 1,
+  prometheusWorkspace: 3,
+  prometheusAlertTopic: 4,
+  selfManagedAlertmanager: 1,
 } as const;
 
-type ResourceInputs = Pick<StemeDbConfig, 'nodes' | 'notifyEmails' | 'prometheusWorkspaceId'>;
+type ResourceInputs = Pick<
+  StemeDbConfig,
+  'nodes' | 'notifyEmails' | 'prometheusWorkspaceId' | 'selfManagedAlertmanager'
+>;
 
 /** Resources the stack holds apart from the 12 per node, for this configuration. */
 function fixedStackResources(c: ResourceInputs): number {
   const r = STACK_RESOURCES;
+  const adopts = c.nodes.some((n) => isObject(n) && n.existingVolumeId !== undefined);
+  const workspace = c.prometheusWorkspaceId !== undefined;
+  const selfManaged = c.selfManagedAlertmanager === true;
   return (
     r.shared +
     (c.nodes.length > 0 ? r.withNodes : 0) +
-    (c.nodes.some((n) => isObject(n) && n.existingVolumeId !== undefined) ? r.withAdoptedVolume : 0) +
+    (adopts || workspace ? r.customResourceProvider : 0) +
     c.notifyEmails.length * r.perEmail +
-    (c.prometheusWorkspaceId !== undefined ? r.prometheus : 0)
+    (workspace ? r.prometheusWorkspace : 0) +
+    (workspace || selfManaged ? r.prometheusAlertTopic : 0) +
+    (selfManaged ? r.selfManagedAlertmanager : 0)
   );
 }
 
@@ -559,6 +584,7 @@ const CONFIG_RULES: readonly Rule<StemeDbConfig>[] = [
     accepted: AUTOMATION_MODES.join(', '),
   },
   { path: 'notifyEmails', problems: emailProblems },
+  { path: 'selfManagedAlertmanager', test: (v) => typeof v === 'boolean', accepted: 'true or false' },
   {
     path: 'prometheusWorkspaceId',
     when: (c) => c.prometheusWorkspaceId !== undefined,

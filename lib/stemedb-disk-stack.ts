@@ -7,6 +7,7 @@ import { DiskMetricsAgent } from './disk-metrics-agent';
 import { DiskRemediation } from './disk-remediation';
 import { NotificationTopic } from './notification-topic';
 import { OperatorPolicy } from './operator-policy';
+import { PrometheusAlerting } from './prometheus-alerting';
 import { PrometheusRuleGroupsNamespace } from './prometheus-rule-groups-namespace';
 import { renderPrometheusRules } from './prometheus-rules';
 import { DataVolumeSnapshotPolicy } from './snapshot-policy';
@@ -111,6 +112,15 @@ export class StemeDbDiskStack extends Stack {
       new PrometheusRuleGroupsNamespace(this, 'PrometheusRules', {
         workspaceId: config.prometheusWorkspaceId,
         rulesYaml: renderPrometheusRules(config.thresholds, { dataMount: config.dataMount }),
+      });
+    }
+    if (config.prometheusWorkspaceId !== undefined || config.selfManagedAlertmanager) {
+      new PrometheusAlerting(this, 'PrometheusAlerting', {
+        router: remediation.router.function,
+        encryptionKey: key,
+        workspaceId: config.prometheusWorkspaceId,
+        selfManagedPublisher: config.selfManagedAlertmanager,
+        prefix,
       });
     }
 

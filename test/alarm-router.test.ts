@@ -1465,6 +1465,89 @@ describe('one disk, two reports: a CloudWatch alarm and a Prometheus alert start
     expect(aws.executions).toHaveLength(1);
   });
 
+  /**
+   * SSM Automation as AWS keeps it: a start records an execution (InProgress, its InstanceId and
+   * tags) that the listing shows from then on; a ClientToken used with other parameters is refused.
+   */
+  function awsAutomation(now: () => Date): { executions: FakeExecution[] } {
+    const executions: FakeExecution[] = [];
+    const byToken = new Map<string, string>();
+    ssmMock.on(StartAutomationExecutionCommand).callsFake((input: StartAutomationExecutionCommandInput) => {
+      const key = JSON.stringify([input.DocumentName, input.Parameters]);
+      const seen = byToken.get(input.ClientToken ?? '');
+      if (seen !== undefined && seen !== key) {
+        throw Object.assign(new Error('token used with other parameters'), {
+          name: 'IdempotentParameterMismatch',
+        });
+      }
+      byToken.set(input.ClientToken ?? '', key);
+      const id = `exec-${executions.length + 1}`;
+      executions.push({
+        id,
+        document: input.DocumentName ?? '',
+        status: 'InProgress',
+        instanceId: input.Parameters?.InstanceId?.[0],
+        tags: Object.fromEntries((input.Tags ?? []).map((t) => [t.Key, t.Value])),
+        start: now(),
+      });
+      return { AutomationExecutionId: id };
+    });
+    givenExecutions(executions);
+    return { executions };
+  }
+
+  /** Router dependencies at a given time. */
+  const at = (time: string): RouterDeps => ({ ...deps, now: () => new Date(time) });
+
+  it("the alarm's remediation is running when an alert of another kind (another document, another token) arrives: node busy, one start", async () => {
+    const first = at('2024-05-01T12:02:00Z');
+    const aws = awsAutomation(first.now as () => Date);
+    expect(await routeEvent(alarmEvent(), promConfig, first)).toMatchObject([
+      { decision: 'started', document: 'StemeDB-ExpandVolume' },
+    ]);
+    // Within the settle window of the first start: a warning alert, transition in the next window.
+    const warning = amAlert({
+      alertname: 'StemeDBDiskSpaceWarning',
+      kind: 'warning',
+      startsAt: '2024-05-01T12:06:10Z',
+      fingerprint: 'aa',
+    });
+    const second = await routeEvent(
+      snsEvent([warning], { timestamp: '2024-05-01T12:06:20Z' }),
+      promConfig,
+      at('2024-05-01T12:06:30Z'),
+    );
+    expect(second).toMatchObject([
+      {
+        decision: 'node-busy',
+        node: 'db-1',
+        kind: 'warning',
+        document: 'StemeDB-ExpandVolume',
+        executionId: 'exec-1',
+      },
+    ]);
+    expect(aws.executions.map((e) => e.document)).toEqual(['StemeDB-ExpandVolume']);
+    expect(starts()).toHaveLength(1);
+  });
+
+  it("the alert's remediation (fills-soon, ArchiveWal) is running when the CloudWatch critical alarm fires: node busy, one start", async () => {
+    const first = at('2024-05-01T11:57:00Z');
+    const aws = awsAutomation(first.now as () => Date);
+    const fillsSoon = amAlert({
+      alertname: 'StemeDBDiskFillsWithinHours',
+      kind: 'fills-soon',
+      startsAt: '2024-05-01T11:56:40Z',
+    });
+    expect(
+      await routeEvent(snsEvent([fillsSoon], { timestamp: '2024-05-01T11:56:50Z' }), promConfig, first),
+    ).toMatchObject([{ decision: 'started', document: 'StemeDB-ArchiveWal' }]);
+    const second = await routeEvent(alarmEvent(), promConfig, at('2024-05-01T12:01:00Z'));
+    expect(second).toMatchObject([
+      { decision: 'node-busy', kind: 'critical', document: 'StemeDB-ArchiveWal', executionId: 'exec-1' },
+    ]);
+    expect(aws.executions.map((e) => e.document)).toEqual(['StemeDB-ArchiveWal']);
+  });
+
   it('gives a later transition (two windows on) the alarm’s own token, so it is not held back', () => {
     const alarm = { alarmArn: alarmArn(CRITICAL), node: 'db-1', transition: TRANSITION };
     const early = startToken(alarm, 'StemeDB-ExpandVolume', new Date('2024-05-01T12:09:59Z'));

@@ -534,6 +534,20 @@ describe('configuration that used to crash the synth is a one-line error naming 
       /^nodes has 37 entries; one stack holds at most 36 nodes with this configuration \(.*67 shared, 12 per node\)/,
     ],
     [
+      'nodes that fit only without Prometheus alerting (AMP workspace and self-managed Alertmanager)',
+      {
+        nodes: nodes(36),
+        prometheusWorkspaceId: 'ws-12345678-abcd-ef01-2345-6789abcdef01',
+        selfManagedAlertmanager: true,
+      },
+      /^nodes has 36 entries; one stack holds at most 35 nodes with this configuration \(.*75 shared, 12 per node\)/,
+    ],
+    [
+      'a selfManagedAlertmanager that is not a boolean',
+      { selfManagedAlertmanager: 'yes' },
+      /^selfManagedAlertmanager is "yes"; expected true or false/,
+    ],
+    [
       'nodes that fit only without the extra email subscriptions',
       { nodes: nodes(36), notifyEmails: Array.from({ length: 11 }, (_, i) => `oncall${i}@example.com`) },
       /^nodes has 36 entries; one stack holds at most 35 nodes with this configuration/,

@@ -133,7 +133,8 @@ function factsOf(t: ResolvedTemplate): Facts {
     }))
     .filter((x) => x.sse?.SSEAlgorithm === 'aws:kms');
   expect(buckets, 'exactly one KMS-encrypted bucket (the WAL archive)').toHaveLength(1);
-  const topic = t.resources('AWS::SNS::Topic')[0];
+  // The notification topic (the router's TOPIC_ARN), not the Prometheus alert topic.
+  const topic = t.resources('AWS::SNS::Topic').find((x) => x.ref === env.TOPIC_ARN);
   const functions = new Map<string, { arn: string; roleArn: string; entry: string }>();
   for (const f of t.resources('AWS::Lambda::Function')) {
     const name = String(f.properties.FunctionName);
@@ -750,6 +751,187 @@ describe('every call the code makes is allowed for the principal AWS uses', () =
       expect(d.allowed, d.explanation).toBe(true);
     }
     counts.allow += 1 + facts.functions.size;
+  });
+});
+
+// --- Prometheus alerts: who may publish to the alert topic, and the alert manager definition ---
+
+/** The AWS calls of every AwsCustomResource (Create, Update, Delete), from the template. */
+function customResourceCalls(
+  t: ResolvedTemplate,
+): Array<{ call: CodeCall; parameters: Record<string, unknown> }> {
+  // The AwsCustomResource `service` names the SDK v3 client; its IAM prefix where they differ.
+  const prefixOf: Record<string, string> = { amp: 'aps', EC2: 'ec2' };
+  return t.resources('Custom::AWS').flatMap((c) =>
+    (['Create', 'Update', 'Delete'] as const).flatMap((phase) => {
+      const text = c.properties[phase];
+      if (text === undefined) return [];
+      const sdk = JSON.parse(String(text)) as { service: string; action: string; parameters: object };
+      const prefix = prefixOf[sdk.service];
+      if (prefix === undefined)
+        throw new Error(`${c.logicalId} ${phase}: map service ${sdk.service} to its IAM prefix`);
+      const operation = sdk.action.charAt(0).toUpperCase() + sdk.action.slice(1);
+      return [
+        {
+          call: { action: `${prefix}:${operation}`, operation, source: `${c.logicalId} ${phase}` },
+          parameters: sdk.parameters as Record<string, unknown>,
+        },
+      ];
+    }),
+  );
+}
+
+describe('Prometheus alerts reach the router only from this workspace', () => {
+  let alertTopic: string;
+  let workspaceArn: string;
+
+  beforeAll(() => {
+    const topics = resolved.resources('AWS::SNS::Topic').filter((x) => x.ref !== facts.topicArn);
+    expect(topics.map((x) => x.properties.TopicName)).toEqual([`${facts.prefix}-prometheus-alerts`]);
+    alertTopic = topics[0]?.ref as string;
+    workspaceArn = resolved.resources('AWS::APS::RuleGroupsNamespace')[0]?.properties.Workspace as string;
+    expect(workspaceArn).toMatch(/^arn:aws:aps:eu-west-1:111122223333:workspace\/ws-/);
+  });
+
+  const aps = (action: string, resource: string, context: Record<string, string>): AccessRequest => ({
+    servicePrincipal: 'aps.amazonaws.com',
+    action,
+    resource,
+    context,
+  });
+
+  it("lets this account's workspace Alertmanager publish to the alert topic and use its key", async () => {
+    const own = { 'aws:SourceAccount': TARGET.account, 'aws:SourceArn': workspaceArn };
+    for (const action of ['sns:Publish', 'sns:GetTopicAttributes']) {
+      const d = await evaluator.isAllowed(aps(action, alertTopic, own));
+      expect(d.allowed, d.explanation).toBe(true);
+    }
+    for (const action of ['kms:GenerateDataKey', 'kms:Decrypt']) {
+      const d = await evaluator.isAllowed(aps(action, facts.topicKeyArn, own));
+      expect(d.allowed, d.explanation).toBe(true);
+    }
+    counts.allow += 4;
+  });
+
+  it('denies a workspace of another account, another workspace, a request without the source, and the other topic', async () => {
+    const otherWorkspace = workspaceArn.replace(/ws-[0-9a-f-]+$/, 'ws-00000000-0000-0000-0000-000000000000');
+    const foreign = workspaceArn.replace(TARGET.account, '444455556666');
+    await expectDenied(
+      aps('sns:Publish', alertTopic, { 'aws:SourceAccount': '444455556666', 'aws:SourceArn': foreign }),
+    );
+    await expectDenied(
+      aps('sns:Publish', alertTopic, {
+        'aws:SourceAccount': TARGET.account,
+        'aws:SourceArn': otherWorkspace,
+      }),
+    );
+    await expectDenied(aps('sns:Publish', alertTopic, {}));
+    await expectDenied(
+      aps('sns:Publish', facts.topicArn, {
+        'aws:SourceAccount': TARGET.account,
+        'aws:SourceArn': workspaceArn,
+      }),
+    );
+    await expectDenied(
+      aps('sns:Subscribe', alertTopic, {
+        'aws:SourceAccount': TARGET.account,
+        'aws:SourceArn': workspaceArn,
+      }),
+    );
+    await expectDenied(
+      aps('kms:GenerateDataKey', facts.topicKeyArn, {
+        'aws:SourceAccount': '444455556666',
+        'aws:SourceArn': foreign,
+      }),
+    );
+  });
+
+  it('lets the custom resource provider make exactly the calls of the custom resources, on their resources only', async () => {
+    const provider = resolved
+      .resources('AWS::Lambda::Function')
+      .find((f) => f.logicalId.startsWith('AWS679f53fac002430cb0da5b7982bd2287'));
+    expect(provider, 'the AwsCustomResource provider function').toBeDefined();
+    const role = provider?.properties.Role as string;
+    const calls = customResourceCalls(resolved);
+    expect(calls.map((c) => c.call.action).sort()).toEqual([
+      'aps:CreateAlertManagerDefinition',
+      'aps:DeleteAlertManagerDefinition',
+      'aps:PutAlertManagerDefinition',
+      'ec2:CreateTags', // the adopted volume's tags, on create
+      'ec2:CreateTags', // and on update
+    ]);
+    for (const { call, parameters } of calls) {
+      const resource =
+        call.action === 'ec2:CreateTags'
+          ? facts.arn('ec2', `volume/${(parameters.Resources as string[])[0]}`)
+          : // Delete names the workspace by the physical ID, which is the workspace ID.
+            facts.arn(
+              'aps',
+              `workspace/${String(parameters.workspaceId).replace('PHYSICAL:RESOURCEID:', workspaceArn.split('/')[1] as string)}`,
+            );
+      const d = await evaluator.isAllowed({ principalRoleArn: role, action: call.action, resource });
+      counts.allow++;
+      expect(d.allowed, `${call.source}: ${d.explanation}`).toBe(true);
+      if (call.action.startsWith('aps:')) {
+        await expectDenied({
+          principalRoleArn: role,
+          action: call.action,
+          resource: facts.arn('aps', 'workspace/ws-00000000-0000-0000-0000-000000000000'),
+        });
+      }
+    }
+    await expectDenied({ principalRoleArn: role, action: 'aps:DeleteWorkspace', resource: workspaceArn });
+  });
+});
+
+describe('a self-managed Alertmanager publishes with the publisher policy', () => {
+  let selfManaged: IamEvaluator;
+  let alertTopic: string;
+  let notificationTopic: string;
+  let key: string;
+  const policy = 'StemeDB-prometheus-alertmanager-publish';
+
+  beforeAll(() => {
+    const t = new ResolvedTemplate(synthStack({ selfManagedAlertmanager: true }).template.toJSON(), TARGET);
+    selfManaged = new IamEvaluator(t);
+    const topics = t.resources('AWS::SNS::Topic');
+    alertTopic = topics.find((x) => x.properties.TopicName === 'StemeDB-prometheus-alerts')?.ref as string;
+    notificationTopic = topics.find((x) => x.properties.TopicName === 'StemeDB-disk-notifications')
+      ?.ref as string;
+    key = t.resources('AWS::KMS::Key')[0]?.attributes.Arn as string;
+  });
+
+  const as = (action: string, resource: string | RequestResource): AccessRequest => ({
+    managedPolicy: policy,
+    awsManagedPolicies: [],
+    action,
+    resource,
+  });
+  const viaSns = { 'kms:ViaService': `sns.${TARGET.region}.amazonaws.com` };
+
+  it('may publish to the alert topic and use its key through SNS', async () => {
+    for (const req of [
+      as('sns:Publish', alertTopic),
+      as('kms:GenerateDataKey', { arn: key, context: viaSns }),
+      as('kms:Decrypt', { arn: key, context: viaSns }),
+    ]) {
+      const d = await selfManaged.isAllowed(req);
+      counts.allow++;
+      expect(d.allowed, d.explanation).toBe(true);
+    }
+  });
+
+  it('may not publish to the notification topic, subscribe, or use the key directly', async () => {
+    for (const req of [
+      as('sns:Publish', notificationTopic),
+      as('sns:Subscribe', alertTopic),
+      as('kms:GenerateDataKey', key),
+      as('kms:Decrypt', { arn: key, context: { 'kms:ViaService': `s3.${TARGET.region}.amazonaws.com` } }),
+    ]) {
+      const d = await selfManaged.isAllowed(req);
+      counts.deny++;
+      expect(d.allowed, `${req.action}: ${d.explanation}`).toBe(false);
+    }
   });
 });
 

@@ -90,16 +90,21 @@ describe('generated files', () => {
         readFileSync(RULES_FILE, 'utf8').replace('0.2', '0.3'),
       );
       copyFileSync(join(ROOT, 'docs/thresholds.md'), join(dir, 'docs/thresholds.md'));
+      copyFileSync(
+        join(ROOT, 'prometheus/alertmanager-sns.yml'),
+        join(dir, 'prometheus/alertmanager-sns.yml'),
+      );
       expect(staleFiles(dir)).toEqual(['prometheus/stemedb-disk-rules.yml']);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
   });
 
-  it('the generator writes exactly the rules file and the thresholds doc', () => {
+  it('the generator writes exactly the rules file, the thresholds doc and the Alertmanager example', () => {
     expect(generatedFiles().map((f) => f.path)).toEqual([
       'prometheus/stemedb-disk-rules.yml',
       'docs/thresholds.md',
+      'prometheus/alertmanager-sns.yml',
     ]);
   });
 

@@ -159,7 +159,7 @@ describe('ResolvedTemplate', () => {
         .resourcePolicies()
         .map((p) => p.kind)
         .sort(),
-    ).toEqual(['bucket', 'bucket', 'key', 'queue', 'topic']);
+    ).toEqual(['bucket', 'bucket', 'key', 'queue', 'topic', 'topic']); // the notification and Prometheus alert topics
     // Every resource's properties too; scripts embedded in documents carry bash `${…}`, not Fn::Sub.
     expect(
       unresolvedIn(

@@ -45,13 +45,18 @@ describe('cdk synth of a two-node configuration file, as the README runs it', ()
     expect(synth.status, synth.stderr).toBe(0);
   });
 
-  it('writes a template with 2 volumes (one created, one adopted) and at least 12 alarms', () => {
+  it('writes a template with 2 volumes (one created, one adopted), the alert manager definition and at least 12 alarms', () => {
     const template = JSON.parse(readFileSync(join(outdir, 'StemeDB-Disk.template.json'), 'utf8')) as {
       Resources: Record<string, { Type: string }>;
     };
     const types = Object.values(template.Resources).map((r) => r.Type);
     expect(types.filter((t) => t === 'AWS::EC2::Volume')).toHaveLength(1);
-    expect(types.filter((t) => t === 'Custom::AWS')).toHaveLength(1);
+    // The adopted volume's tags and the AMP workspace's alert manager definition.
+    const custom = Object.values(template.Resources)
+      .filter((r) => r.Type === 'Custom::AWS')
+      .map((r) => /create(?:Tags|AlertManagerDefinition)/.exec(JSON.stringify(r))?.[0])
+      .sort();
+    expect(custom).toEqual(['createAlertManagerDefinition', 'createTags']);
     expect(types.filter((t) => t === 'AWS::CloudWatch::Alarm').length).toBeGreaterThanOrEqual(12);
     expect(types.filter((t) => t === 'AWS::CloudWatch::Dashboard')).toHaveLength(1);
   });

@@ -92,7 +92,10 @@ describe('two-node stack', () => {
         '"action":"createTags".*vol-0123456789abcdef0.*stemedb:managed.*stemedb:node.*db-2.*stemedb:deployment.*StemeDB',
       ),
     });
-    const custom = Object.values(r.template.findResources('Custom::AWS')) as Resource[];
+    const custom = (Object.values(r.template.findResources('Custom::AWS')) as Resource[]).filter((c) =>
+      String(c.Properties.Create).includes('"action":"createTags"'),
+    );
+    expect(custom).toHaveLength(1);
     expect(custom[0]?.Properties.Delete).toBeUndefined();
     r.template.resourceCountIs('AWS::EC2::VolumeAttachment', 1);
   });
@@ -512,6 +515,18 @@ describe('resources per stack, as the configuration budgets them', () => {
 
   it('counts exactly the resources of stacks with no node, new and adopted volumes, emails and a workspace', () => {
     for (const raw of [{}, twoNodes, { ...twoNodes, notifyEmails: ['a@example.com', 'b@example.com'] }]) {
+      const r = synthStack(raw);
+      expect(resourceCount(r)).toBe(stackResourceCount(r.config));
+    }
+  });
+
+  it('counts exactly the resources of Prometheus alerting: a workspace without adopted volumes, a self-managed Alertmanager, both', () => {
+    const workspaceId = twoNodes.prometheusWorkspaceId;
+    for (const raw of [
+      { prometheusWorkspaceId: workspaceId },
+      { selfManagedAlertmanager: true },
+      { ...twoNodes, selfManagedAlertmanager: true },
+    ]) {
       const r = synthStack(raw);
       expect(resourceCount(r)).toBe(stackResourceCount(r.config));
     }

@@ -12,6 +12,7 @@
  */
 
 import { ALERT_KINDS, type AlertKind } from '../../contracts/alarms';
+import { ALERTMANAGER_SNS_MESSAGE_TEMPLATE } from '../../contracts/alertmanager';
 import { normalizeTransition, type Parsed, shown } from './alarm-event';
 
 /** lib/prometheus-rules.ts ALARM_KIND_LABEL and NODE_LABEL (a test pins them equal; values here keep lib/ out of the bundle). */
@@ -155,16 +156,5 @@ export function parseSnsRecord(record: unknown): Parsed<ParsedNotification> {
   };
 }
 
-/**
- * The `sns_configs[].message` template that makes Alertmanager's SNS message the JSON above.
- * Alertmanager 0.25 templates have no JSON escaping: label values are passed through
- * `reReplaceAll` to escape `\` and `"`; a value with a control character makes the message
- * invalid JSON, which the router logs as malformed and acts on nothing (fail safe).
- */
-export const ALERTMANAGER_SNS_MESSAGE_TEMPLATE = [
-  '{{ define "stemedb.sns.json" }}{"version":"4","status":"{{ .Status }}","receiver":"{{ .Receiver }}","alerts":[',
-  '{{- range $i, $a := .Alerts }}{{ if $i }},{{ end }}{"status":"{{ $a.Status }}","labels":{ ',
-  '{{- range $j, $l := $a.Labels.SortedPairs }}{{ if $j }},{{ end }}"{{ $l.Name }}":"{{ reReplaceAll "([\\"\\\\\\\\])" "\\\\$1" $l.Value }}"{{ end -}}',
-  '},"startsAt":"{{ $a.StartsAt.Format "2006-01-02T15:04:05Z07:00" }}","endsAt":"{{ $a.EndsAt.Format "2006-01-02T15:04:05Z07:00" }}","fingerprint":"{{ $a.Fingerprint }}"}',
-  '{{- end }}]}{{ end }}',
-].join('');
+/** The message template (contracts/alertmanager.ts: the stack renders it into the Alertmanager configuration). */
+export { ALERTMANAGER_SNS_MESSAGE_TEMPLATE };
