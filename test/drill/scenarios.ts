@@ -558,7 +558,7 @@ const recheck = alarmScenario(
  * The §5B documents work on a second data volume: AddDataVolume runs for real in the `migrate`
  * scenario (its host dry run needs the drill's fstab, which only that scenario writes), and
  * RetireDataVolume needs a volume an earlier migration replaced, past its grace period. Their dry
- * runs are tested with the local runner in test/add-data-volume-automation.test.ts.
+ * runs are tested with the local runner in test/add-data-volume.automation.test.ts.
  */
 const NEEDS_A_SECOND_VOLUME: ReadonlySet<string> = new Set(['AddDataVolume', 'RetireDataVolume']);
 

@@ -31,7 +31,7 @@ import {
 import { type MotoServer, startMotoServer, TEST_REGION } from './moto-server';
 
 /**
- * Shared parts of the WAL archive tests (archive-wal*.test.ts, verify-archive.test.ts): the test
+ * Shared parts of the WAL archive tests (archive-wal*.test.ts, verify-archive.lambda.test.ts): the test
  * bed (moto_server, S3 client, temp root, fresh buckets and nodes), segment files with chosen
  * ages, the three phases run the way production runs them (the synthesized Command documents
  * through the local SSM runner, the Lambda logic with a real S3 client), and the final check

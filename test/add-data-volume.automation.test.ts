@@ -5,7 +5,7 @@
  * CreateVolume with the tags and the key in the request, AttachVolume, CreateTags, DetachVolume.
  * Run Command reads (the failed host step's JSON) come from the drill's local SSM endpoint; the
  * host phases answer as ssm-documents/scripts/migrate-data-volume.sh does (they run for real on
- * loop devices in test/migrate-data-volume.test.ts). Errors moto cannot produce (a volume that
+ * loop devices in test/migrate-data-volume.command.test.ts). Errors moto cannot produce (a volume that
  * ends in `error`, an attachment elsewhere, no free device name) run the step's Python with a
  * stub boto3. The Plan step's sizing is checked against lambda/shared/sizing-policy.ts.
  */
