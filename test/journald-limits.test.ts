@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import {
   chmodSync,
   existsSync,
@@ -22,6 +21,7 @@ import {
   synthesizeCommandDocument,
 } from './support/command-document-runner';
 import { createFakeSystemd, type FakeSystemd } from './support/fake-systemd';
+import { expectRejectedBeforeAnyShell, scriptNonRejections } from './support/hostile-parameters';
 
 /**
  * <prefix>-Host-JournaldLimits (runbook "Prevention", journal limits), as synthesized, on a real
@@ -366,44 +366,27 @@ describe('JournaldLimits parameters', () => {
       values.filter((v) => !outOfRange.has(`${name}=${v}`)).map((v) => [name, v] as const),
     ),
   )('rejects %s = %j before any shell runs', async (name, value) => {
-    const canary = mkdtempSync(join(tmpdir(), 'journald-limits-canary-'));
-    cleanups.push(() => rmSync(canary, { recursive: true, force: true }));
-    writeFileSync(join(canary, 'systemctl'), `#!/bin/sh\ntouch ${join(canary, 'ran')}\n`);
-    chmodSync(join(canary, 'systemctl'), 0o755);
-    const err = await runCommandDocument(
-      doc,
-      { ...valid, [name]: value },
-      { env: { PATH: `${canary}:${process.env.PATH}`, STEMEDB_JOURNALD_CONF_DIR: canary } },
-    ).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(ParameterValidationError);
-    expect((err as ParameterValidationError).problems.join(' ')).toContain(name);
-    expect(existsSync(join(canary, 'ran'))).toBe(false);
+    const confDir = mkdtempSync(join(tmpdir(), 'journald-limits-rejected-'));
+    cleanups.push(() => rmSync(confDir, { recursive: true, force: true }));
+    await expectRejectedBeforeAnyShell(doc, valid, name, value, { STEMEDB_JOURNALD_CONF_DIR: confDir });
+    expect(readdirSync(confDir)).toEqual([]);
   });
 
   test('the script rejects every hostile and out-of-range value by itself (exit 2, nothing written)', async () => {
     const confDir = mkdtempSync(join(tmpdir(), 'journald-limits-direct-'));
     cleanups.push(() => rmSync(confDir, { recursive: true, force: true }));
-    const runScript = (env: Record<string, string>): Promise<number> =>
-      new Promise((done) => {
-        const child = spawn('bash', [SCRIPT], {
-          env: { PATH: process.env.PATH ?? '', STEMEDB_JOURNALD_CONF_DIR: confDir, ...env },
-          stdio: 'ignore',
-        });
-        child.on('close', (code) => done(code ?? -1));
-      });
-    const base = Object.fromEntries(
-      Object.entries({ ...valid, DryRun: 'false' }).map(([k, v]) => [`SSM_${k}`, v]),
-    );
-    const wrong: string[] = [];
-    for (const [name, values] of [...Object.entries(HOSTILE), ...Object.entries(OUT_OF_RANGE)]) {
-      for (const value of values) {
-        const code = await runScript({ ...base, [`SSM_${name}`]: value });
-        if (code !== 2) wrong.push(`${name}=${JSON.stringify(value)} → exit ${code}`);
-      }
-    }
+    const env = { STEMEDB_JOURNALD_CONF_DIR: confDir };
+    const base = { ...valid, DryRun: 'false' };
+    const hostile = { ...HOSTILE };
+    for (const [name, values] of Object.entries(OUT_OF_RANGE))
+      hostile[name] = [...(hostile[name] ?? []), ...values];
+    const wrong = await scriptNonRejections(SCRIPT, base, hostile, env);
     for (const dir of ['relative/dir', '/etc/../tmp', '/a dir']) {
-      const code = await runScript({ ...base, STEMEDB_JOURNALD_CONF_DIR: dir });
-      if (code !== 2) wrong.push(`STEMEDB_JOURNALD_CONF_DIR=${dir} → exit ${code}`);
+      wrong.push(
+        ...(
+          await scriptNonRejections(SCRIPT, base, { DryRun: ['false'] }, { STEMEDB_JOURNALD_CONF_DIR: dir })
+        ).map((w) => `STEMEDB_JOURNALD_CONF_DIR=${dir}: ${w}`),
+      );
     }
     expect(wrong).toEqual([]);
     expect(readdirSync(confDir)).toEqual([]);

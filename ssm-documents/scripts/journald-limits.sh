@@ -77,20 +77,9 @@ print_result() {
     "$(json_or_null "$MAX_USE")" "$(json_or_null "$RETENTION")"
 }
 
-# Exit 1 with a reason: the JSON result on stdout, the reason on stderr.
-fail() {
-  REASON=$1
-  print_result
-  log "$REASON"
-  exit 1
-}
-
-bad_parameter() {
-  REASON=$1
-  print_result
-  log "$REASON"
-  exit 2
-}
+# Exit 1 (refused or failed) or 2 (bad parameters) with a reason: JSON on stdout, reason on stderr.
+fail() { end_run 1 "$1"; }
+bad_parameter() { end_run 2 "$1"; }
 
 cleanup_temp() {
   if [[ -n $NEW_TEMP ]]; then rm -f -- "$NEW_TEMP"; fi

@@ -223,13 +223,7 @@ apply_change() {
 
 main() {
   read_parameters
-  trap cleanup_temp EXIT
-  check_tools
-  check_config_file
-  if [[ $DRY_RUN == false ]]; then lock_config_dir; fi
-  make_work_dir
-  build_candidate
-  if health_once 3; then HEALTHY_BEFORE=true; fi
+  start_config_edit
   if [[ $WOULD_CHANGE == false ]]; then
     log "$CONFIG already has retention_days=$RETENTION, max_segments=$MAX_SEGMENTS, segment_size_mb=$SEGMENT_MB in [wal]: nothing to change, not restarting"
     if [[ $DRY_RUN == true ]]; then

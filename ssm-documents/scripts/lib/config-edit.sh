@@ -11,8 +11,9 @@
 #   DRY_RUN         true|false                  WORK_DIR, CANDIDATE, META, PRIVATE_DIR,
 #   BACKUP, BACKUP_COPY, CONFIG_CHANGED, RESTARTED, HEALTHY, ROLLED_BACK, ROLLBACK_HEALTHY,
 #   HEALTHY_BEFORE  (state, initialised by the script; the functions set them)
-# and the functions `fail REASON` (prints the script's JSON result, exits 1) and
-# `reset_after_values` (after a rollback: the values reported as "after" are the old ones again).
+# and the functions `fail REASON` (prints the script's JSON result, exits 1), `check_tools`,
+# `build_candidate` (writes CANDIDATE from CONFIG, with toml_set_keys) and `reset_after_values`
+# (after a rollback: the values reported as "after" are the old ones again).
 #
 # The edit (toml_set_keys): only the named keys of one table change; every other byte of the file
 # stays as it was (other tables, comments, order, CRLF line ends, whether the file ends with a
@@ -158,14 +159,19 @@ END {
   if (tbl_hdr) {
     for (j = 1; j <= n; j++) {
       res[++m] = out[j]
+      if (j == n) last_in = m
       if (j == last_kv) for (i = 1; i <= nk; i++) if (!found[i]) res[++m] = key[i] " = " want[i] eol
     }
   } else {
     for (j = 1; j <= n; j++) res[++m] = out[j]
+    last_in = m
     if (m > 0 && res[m] !~ /^[ \t\r]*$/) res[++m] = eol
     res[++m] = "[" table "]" eol
     for (i = 1; i <= nk; i++) res[++m] = key[i] " = " want[i] eol
   }
+  # Lines added after the file's last line, in a file that does not end with a newline: that line
+  # gets the file's line end, and the new last line none (the file still does not end with one).
+  if (!final_nl && n > 0 && m > last_in) { res[last_in] = res[last_in] eol; sub(/\r$/, "", res[m]) }
   for (j = 1; j <= m; j++) {
     printf "%s", res[j]
     if (j < m || final_nl || n == 0) printf "\n"
@@ -303,6 +309,19 @@ install_config() {
   fi
   rm -f -- "$new"
   return 1
+}
+
+# Everything before the decision: temp files removed at exit, the tools (the script's
+# check_tools), the file, the lock (not in a dry run), a work directory, the candidate (the
+# script's build_candidate), and whether the service is healthy now.
+start_config_edit() {
+  trap cleanup_temp EXIT
+  check_tools
+  check_config_file
+  if [[ $DRY_RUN == false ]]; then lock_config_dir; fi
+  make_work_dir
+  build_candidate
+  if health_once 3; then HEALTHY_BEFORE=true; fi
 }
 
 # Backs the config up next to it, then installs the candidate over it (atomic).
