@@ -7,8 +7,8 @@ import { type DiskThresholds, RUNBOOK_THRESHOLDS, thresholdProblems } from './th
  *
  * Sources, later wins: the `stemedb` object in `cdk.json` context (or `-c stemedb='{...}'`),
  * then a JSON file given with `-c stemedbConfig=PATH`. Nested objects (`thresholds`,
- * `expansion`, `wal`, `snapshots`, `archive`, `remediation`) merge key by key; `nodes` and
- * `notifyEmails` are replaced whole.
+ * `expansion`, `wal`, `snapshots`, `archive`, `remediation`, `prevention` and its `journald` and
+ * `storage`) merge key by key; `nodes` and `notifyEmails` are replaced whole.
  */
 
 /** EBS volume types the data volume may use. */
@@ -52,6 +52,23 @@ export interface ExpansionConfig {
   readonly maxSizeGiB: number;
   /** Take a snapshot before modifying the volume. @default true */
   readonly snapshotBeforeExpand: boolean;
+  /**
+   * Pre-expansion snapshots kept per volume: after taking a new one, expand-volume deletes this
+   * deployment's older `completed` pre-expansion snapshots of the volume beyond the newest this many
+   * (the one just taken is never deleted and not counted). @default 3
+   */
+  readonly snapshotsKept: number;
+  /**
+   * With snapshotsKept: a snapshot beyond the newest `snapshotsKept` is deleted only once it is at
+   * least this many days old (0: as soon as it is beyond them). @default 0
+   */
+  readonly snapshotsDeleteAfterDays: number;
+  /**
+   * Early warning: when a volume is, after an expansion, within this % of its cap (maxSizeGiB or
+   * the type's maximum), ExpandVolume notifies that expansions will soon be refused (0: only once
+   * at the cap). @default 25
+   */
+  readonly warnWithinPercent: number;
 }
 
 /** WAL retention and archival (runbook §2 and §5C). */
@@ -82,6 +99,40 @@ export interface ArchiveConfig {
   readonly noncurrentExpireDays: number;
   /** Object Lock (governance mode) retention in days; 0 turns Object Lock off. @default 0 */
   readonly objectLockDays: number;
+}
+
+/** Runbook "Prevention": the journald limits drop-in (`<prefix>-Host-JournaldLimits`). */
+export interface JournaldPreventionConfig {
+  /** journald `SystemMaxUse`: digits and K, M, G or T, from 16M to 16T. @default '500M' (the runbook) */
+  readonly systemMaxUse: string;
+  /** journald `MaxRetentionSec`: digits and s, min, h, day, week, month or year, 1 hour to 10 years. @default '7day' */
+  readonly maxRetentionSec: string;
+  /** Apply it on every node with a State Manager association (else the document is run by hand). @default false */
+  readonly associate: boolean;
+}
+
+/** Runbook "Prevention": `[storage]` compaction and `[backup]` retention in config.toml (`<prefix>-Host-StorageSettings`). */
+export interface StoragePreventionConfig {
+  /** `[storage] compaction_enabled`. @default true */
+  readonly compactionEnabled: boolean;
+  /** `[storage] compaction_interval_hours`. @default 24 */
+  readonly compactionIntervalHours: number;
+  /** `[storage] compaction_threshold_mb`. @default 1000 */
+  readonly compactionThresholdMb: number;
+  /** `[backup] retention_days`. @default 7 */
+  readonly backupRetentionDays: number;
+  /** `[backup] compression_enabled`. @default true */
+  readonly backupCompressionEnabled: boolean;
+  /** Apply it on every node with a State Manager association (never restarting StemeDB). @default false */
+  readonly associate: boolean;
+}
+
+/** The runbook's "Prevention" settings on the hosts; each association is opt-in. */
+export interface PreventionConfig {
+  readonly journald: JournaldPreventionConfig;
+  readonly storage: StoragePreventionConfig;
+  /** Days between two runs of an association (it also runs right after deploy). @default 1 */
+  readonly scheduleDays: number;
 }
 
 /** Which automation an alarm starts. */
@@ -141,6 +192,8 @@ export interface StemeDbConfig {
   readonly snapshots: SnapshotConfig;
   readonly archive: ArchiveConfig;
   readonly remediation: RemediationConfig;
+  /** @default the runbook's values, no association */
+  readonly prevention: PreventionConfig;
   /** Email addresses subscribed to the notification topic. @default [] */
   readonly notifyEmails: readonly string[];
   /** Amazon Managed Service for Prometheus workspace that receives the rules. @default none */
@@ -159,7 +212,15 @@ export const DEFAULT_CONFIG: StemeDbConfig = {
   serviceName: 'stemedb-api',
   healthUrl: 'http://localhost:18180/v1/health',
   thresholds: RUNBOOK_THRESHOLDS,
-  expansion: { growPercent: 50, minGrowGiB: 10, maxSizeGiB: 4096, snapshotBeforeExpand: true },
+  expansion: {
+    growPercent: 50,
+    minGrowGiB: 10,
+    maxSizeGiB: 4096,
+    snapshotBeforeExpand: true,
+    snapshotsKept: 3,
+    snapshotsDeleteAfterDays: 0,
+    warnWithinPercent: 25,
+  },
   wal: { retentionDays: 7, archiveAfterDays: 30, maxSegments: 100, segmentSizeMb: 64 },
   snapshots: { retainCount: 7, timeUtc: '03:00' },
   archive: { transitionAfterDays: 30, noncurrentExpireDays: 90, objectLockDays: 0 },
@@ -171,6 +232,18 @@ export const DEFAULT_CONFIG: StemeDbConfig = {
     fillsSoon: 'ArchiveWal',
     recheckMinutes: 15,
     mode: 'act',
+  },
+  prevention: {
+    journald: { systemMaxUse: '500M', maxRetentionSec: '7day', associate: false },
+    storage: {
+      compactionEnabled: true,
+      compactionIntervalHours: 24,
+      compactionThresholdMb: 1000,
+      backupRetentionDays: 7,
+      backupCompressionEnabled: true,
+      associate: false,
+    },
+    scheduleDays: 1,
   },
   notifyEmails: [],
   nodes: [],
@@ -222,21 +295,33 @@ export const REMEDIATION_SECTIONS = [
  * the node policy, the registry entry, the agent configuration parameter and its association: each
  * node publishes to a metrics namespace of its own); the tagging custom resource's Lambda, role
  * and log group once a node adopts a volume; one subscription per email; the Prometheus rule
- * groups namespace.
+ * groups namespace; once there is a node, one State Manager association per 50 nodes for each
+ * prevention document the configuration opts in to.
  * Until nodes can be spread over several stacks, config refuses more nodes than this allows
  * (synth would fail with TooManyResourcesInStack).
  */
 export const STACK_RESOURCE_LIMIT = 500;
 export const STACK_RESOURCES = {
-  shared: 62,
+  shared: 64,
   withNodes: 1,
   perNode: 12,
   withAdoptedVolume: 3,
   perEmail: 1,
   prometheus: 1,
+  preventionAssociationPer50Nodes: 1,
 } as const;
 
-type ResourceInputs = Pick<StemeDbConfig, 'nodes' | 'notifyEmails' | 'prometheusWorkspaceId'>;
+type ResourceInputs = Pick<StemeDbConfig, 'nodes' | 'notifyEmails' | 'prometheusWorkspaceId'> & {
+  readonly prevention?: PreventionConfig;
+};
+
+/** The prevention associations the configuration opts in to (each targets every node). */
+function preventionAssociations(c: ResourceInputs): number {
+  const p = c.prevention;
+  if (!isObject(p) || c.nodes.length === 0) return 0;
+  const documents = [p.journald, p.storage].filter((x) => isObject(x) && x.associate === true).length;
+  return documents * Math.ceil(c.nodes.length / 50) * STACK_RESOURCES.preventionAssociationPer50Nodes;
+}
 
 /** Resources the stack holds apart from the 12 per node, for this configuration. */
 function fixedStackResources(c: ResourceInputs): number {
@@ -246,7 +331,8 @@ function fixedStackResources(c: ResourceInputs): number {
     (c.nodes.length > 0 ? r.withNodes : 0) +
     (c.nodes.some((n) => isObject(n) && n.existingVolumeId !== undefined) ? r.withAdoptedVolume : 0) +
     c.notifyEmails.length * r.perEmail +
-    (c.prometheusWorkspaceId !== undefined ? r.prometheus : 0)
+    (c.prometheusWorkspaceId !== undefined ? r.prometheus : 0) +
+    preventionAssociations(c)
   );
 }
 
@@ -286,7 +372,17 @@ const PATTERNS = {
 };
 
 const TOP_KEYS = new Set<string>([...Object.keys(DEFAULT_CONFIG), 'prometheusWorkspaceId']);
-const NESTED_KEYS = ['thresholds', 'expansion', 'wal', 'snapshots', 'archive', 'remediation'] as const;
+const NESTED_KEYS = [
+  'thresholds',
+  'expansion',
+  'wal',
+  'snapshots',
+  'archive',
+  'remediation',
+  'prevention',
+] as const;
+/** The blocks one level further down that merge key by key too. */
+const PREVENTION_BLOCKS = ['journald', 'storage'] as const;
 
 type Json = Record<string, unknown>;
 
@@ -299,6 +395,14 @@ export function mergeRawConfig(base: Json, over: Json): Json {
   const out: Json = { ...base, ...over };
   for (const key of NESTED_KEYS) {
     if (isObject(base[key]) && isObject(over[key])) out[key] = { ...base[key], ...over[key] };
+  }
+  const [bp, op] = [base.prevention, over.prevention];
+  if (isObject(bp) && isObject(op)) {
+    const merged: Json = { ...bp, ...op };
+    for (const block of PREVENTION_BLOCKS) {
+      if (isObject(bp[block]) && isObject(op[block])) merged[block] = { ...bp[block], ...op[block] };
+    }
+    out.prevention = merged;
   }
   return out;
 }
@@ -377,6 +481,7 @@ export function resolveConfig(raw: Json): StemeDbConfig {
       }
     }
   }
+  problems.push(...unknownPreventionKeys(raw.prevention));
   if (problems.length > 0) throw new ConfigError(problems);
 
   const merged = mergeRawConfig(DEFAULT_CONFIG as unknown as Json, raw) as unknown as StemeDbConfig;
@@ -392,6 +497,106 @@ export function resolveConfig(raw: Json): StemeDbConfig {
   problems.push(...configProblems(config));
   if (problems.length > 0) throw new ConfigError(problems);
   return config;
+}
+
+/** Unknown keys, and blocks that are not objects, inside `prevention.journald` and `prevention.storage`. */
+function unknownPreventionKeys(raw: unknown): string[] {
+  if (!isObject(raw)) return [];
+  const p: string[] = [];
+  for (const block of PREVENTION_BLOCKS) {
+    const value = raw[block];
+    if (value === undefined) continue;
+    if (!isObject(value)) {
+      p.push(`prevention.${block} must be an object, got ${JSON.stringify(value)}`);
+      continue;
+    }
+    const known = Object.keys(DEFAULT_CONFIG.prevention[block]);
+    for (const sub of Object.keys(value)) {
+      if (!known.includes(sub))
+        p.push(`prevention.${block}.${sub} is not a configuration key; accepted: ${known.join(', ')}`);
+    }
+  }
+  return p;
+}
+
+/** journald sizes (powers of 1024) and time spans (systemd's month and year), as the document takes them. */
+const JOURNALD_SIZE = /^([1-9]\d{0,5})([KMGT])$/;
+const JOURNALD_SPAN = /^([1-9]\d{0,4})(s|min|h|day|week|month|year)$/;
+const SIZE_POWER: Readonly<Record<string, number>> = { K: 1, M: 2, G: 3, T: 4 };
+const SPAN_SECONDS: Readonly<Record<string, number>> = {
+  s: 1,
+  min: 60,
+  h: 3600,
+  day: 86_400,
+  week: 604_800,
+  month: 2_629_800,
+  year: 31_557_600,
+};
+
+function journaldSizeOk(v: unknown): boolean {
+  const m = typeof v === 'string' ? JOURNALD_SIZE.exec(v) : null;
+  if (m === null) return false;
+  const bytes = Number(m[1]) * 1024 ** (SIZE_POWER[m[2] as string] ?? 0);
+  return bytes >= 16 * 1024 ** 2 && bytes <= 16 * 1024 ** 4;
+}
+
+function journaldSpanOk(v: unknown): boolean {
+  const m = typeof v === 'string' ? JOURNALD_SPAN.exec(v) : null;
+  if (m === null) return false;
+  const seconds = Number(m[1]) * (SPAN_SECONDS[m[2] as string] ?? 0);
+  return seconds >= 3600 && seconds <= 10 * 31_557_600;
+}
+
+/** Every problem of a `prevention` block (also used by lib/prevention-documents.ts), each naming its key. */
+export function preventionProblems(prevention: PreventionConfig): string[] {
+  const p: string[] = [];
+  if (!isObject(prevention)) return [`prevention must be an object, got ${JSON.stringify(prevention)}`];
+  const j = prevention.journald;
+  check(
+    p,
+    journaldSizeOk(j.systemMaxUse),
+    'prevention.journald.systemMaxUse',
+    j.systemMaxUse,
+    'journald\'s SystemMaxUse: digits and K, M, G or T (powers of 1024) from 16M to 16T, such as "500M"',
+  );
+  check(
+    p,
+    journaldSpanOk(j.maxRetentionSec),
+    'prevention.journald.maxRetentionSec',
+    j.maxRetentionSec,
+    'journald\'s MaxRetentionSec: digits and s, min, h, day, week, month or year, from 1 hour to 10 years, such as "7day"',
+  );
+  const s = prevention.storage;
+  for (const [key, min, max, unit] of [
+    ['compactionIntervalHours', 1, 8760, 'hours'],
+    ['compactionThresholdMb', 1, 1_000_000, 'MB'],
+    ['backupRetentionDays', 1, 3650, 'days'],
+  ] as const) {
+    check(
+      p,
+      isInt(s[key], min, max),
+      `prevention.storage.${key}`,
+      s[key],
+      `a whole number of ${unit} from ${min} to ${max}`,
+    );
+  }
+  for (const [block, key] of [
+    ['journald', 'associate'],
+    ['storage', 'compactionEnabled'],
+    ['storage', 'backupCompressionEnabled'],
+    ['storage', 'associate'],
+  ] as const) {
+    const value = (prevention[block] as unknown as Json)[key];
+    check(p, typeof value === 'boolean', `prevention.${block}.${key}`, value, 'true or false');
+  }
+  check(
+    p,
+    isInt(prevention.scheduleDays, 1, 30),
+    'prevention.scheduleDays',
+    prevention.scheduleDays,
+    'a whole number of days from 1 to 30',
+  );
+  return p;
 }
 
 function withVolumeDefaults(node: NodeConfig): NodeConfig {
@@ -480,6 +685,27 @@ export function configProblems(c: StemeDbConfig): string[] {
     'expansion.snapshotBeforeExpand',
     e.snapshotBeforeExpand,
     'true or false',
+  );
+  check(
+    p,
+    isInt(e.snapshotsKept, 1, 1000),
+    'expansion.snapshotsKept',
+    e.snapshotsKept,
+    'a whole number of snapshots from 1 to 1000 (kept per volume besides the one just taken)',
+  );
+  check(
+    p,
+    isInt(e.snapshotsDeleteAfterDays, 0, 3650),
+    'expansion.snapshotsDeleteAfterDays',
+    e.snapshotsDeleteAfterDays,
+    'a whole number of days from 0 (no wait) to 3650',
+  );
+  check(
+    p,
+    isInt(e.warnWithinPercent, 0, 100),
+    'expansion.warnWithinPercent',
+    e.warnWithinPercent,
+    'a whole number from 0 (warn only at the cap) to 100',
   );
 
   const w = c.wal;
@@ -575,6 +801,8 @@ export function configProblems(c: StemeDbConfig): string[] {
     r.mode,
     AUTOMATION_MODES.join(', '),
   );
+
+  p.push(...preventionProblems(c.prevention));
 
   if (!Array.isArray(c.notifyEmails)) {
     p.push(`notifyEmails is ${JSON.stringify(c.notifyEmails)}; expected a list of email addresses`);

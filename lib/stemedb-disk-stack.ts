@@ -5,6 +5,7 @@ import { DiskDashboard } from './disk-dashboard';
 import { DiskMetricsAgent } from './disk-metrics-agent';
 import { DiskRemediation } from './disk-remediation';
 import { NotificationTopic } from './notification-topic';
+import { PreventionDocuments } from './prevention-documents';
 import { PrometheusRuleGroupsNamespace } from './prometheus-rule-groups-namespace';
 import { renderPrometheusRules } from './prometheus-rules';
 import { METRICS_NAMESPACE } from './remediation-function';
@@ -69,6 +70,14 @@ export class StemeDbDiskStack extends Stack {
     );
 
     new DiskRemediation(this, 'Remediation', { config, topic, archive });
+    new PreventionDocuments(this, 'Prevention', {
+      prefix,
+      instanceIds: config.nodes.map((n) => n.instanceId),
+      configFile: config.configFile,
+      serviceName: config.serviceName,
+      healthUrl: config.healthUrl,
+      prevention: config.prevention,
+    });
 
     new DiskDashboard(this, 'Dashboard', {
       prefix,
