@@ -20,6 +20,7 @@ import { REMEDIATION_SECTIONS, type StemeDbConfig, VOLUME_LIMITS } from './confi
 import { FSTAB_FILE, restrictFstabFile } from './migrate-data-volume';
 import { acknowledgeWildcard, nagArn } from './nag-acknowledgements';
 import { RemediationFunction } from './remediation-function';
+import { grantPreExpansionSnapshotRetention } from './snapshot-retention-grant';
 import { nodeRegistryParameterName } from './stemedb-node';
 import { DEPLOYMENT_TAG_KEY, MANAGED_TAG_KEY, MANAGED_TAG_VALUE, NODE_TAG_KEY } from './tags';
 import type { WalArchiveBucket } from './wal-archive-bucket';
@@ -108,6 +109,9 @@ export class DiskRemediation extends Construct {
         MIN_GROW_GIB: String(config.expansion.minGrowGiB),
         MAX_SIZE_GIB: String(config.expansion.maxSizeGiB),
         SNAPSHOT_BEFORE_EXPAND: String(config.expansion.snapshotBeforeExpand),
+        SNAPSHOTS_KEPT: String(config.expansion.snapshotsKept),
+        SNAPSHOTS_DELETE_AFTER_DAYS: String(config.expansion.snapshotsDeleteAfterDays),
+        WARN_WITHIN_PERCENT: String(config.expansion.warnWithinPercent),
         WARNING_FREE_PERCENT: String(config.thresholds.warningFreePercent),
         MANAGED_TAG_KEY,
         NODE_TAG_KEY,
@@ -135,6 +139,7 @@ export class DiskRemediation extends Construct {
     });
 
     this.grantExpandVolume(this.expandVolume.role, prefix);
+    grantPreExpansionSnapshotRetention(this.expandVolume.role, prefix);
     this.grantDescribeModifications(this.waitForModification.role);
     this.grantVerifyArchive(this.verifyArchive.role, archive);
 
