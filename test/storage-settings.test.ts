@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, test } from 'vitest';
 import type { CommandDocumentContent } from '../lib/command-document';
+import { changedLines } from './support/changed-lines';
 import {
   type RunResult,
   runCommandDocument,
@@ -115,14 +116,6 @@ async function makeHost(config: string, opts: { refuse?: string; configMode?: nu
     starts: () => systemd.journal(UNIT).filter((e) => e.message === `Starting ${UNIT}.service...`).length,
     health,
   };
-}
-
-/** Indices of the lines that differ; both texts must have the same number of lines. */
-function changedLines(before: string, after: string): number[] {
-  const a = before.split('\n');
-  const b = after.split('\n');
-  expect(b).toHaveLength(a.length);
-  return a.flatMap((line, i) => (line === b[i] ? [] : [i]));
 }
 
 /** The runbook's "Comprehensive disk management" example, older values, comments everywhere. */

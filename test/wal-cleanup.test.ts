@@ -22,6 +22,7 @@ import { parse as parseYaml } from 'yaml';
 import type { CommandDocumentContent } from '../lib/command-document';
 import { DEFAULT_CONFIG } from '../lib/config';
 import type { DiskRemediation } from '../lib/disk-remediation';
+import { changedLines } from './support/changed-lines';
 import {
   ParameterValidationError,
   type RunResult,
@@ -142,14 +143,6 @@ async function makeHost(
 
 function journalMessages(host: Host): string[] {
   return host.systemd.journal(UNIT).map((e) => e.message);
-}
-
-/** Indices of the lines that differ; both texts must have the same number of lines. */
-function changedLines(before: string, after: string): number[] {
-  const a = before.split('\n');
-  const b = after.split('\n');
-  expect(b).toHaveLength(a.length);
-  return a.flatMap((line, i) => (line === b[i] ? [] : [i]));
 }
 
 const RICH_CONFIG = [
