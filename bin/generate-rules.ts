@@ -8,8 +8,8 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { RUNBOOK_THRESHOLDS } from '../contracts/thresholds';
 import { renderPrometheusRules } from '../lib/prometheus-rules';
-import { RUNBOOK_THRESHOLDS } from '../lib/thresholds';
 import { renderThresholdsDoc } from '../lib/thresholds-doc';
 
 /** The data mount the committed files are generated for (the config default). */

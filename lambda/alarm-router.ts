@@ -1,6 +1,10 @@
 /**
  * alarm-router: turns disk alarm state changes into SSM Automation executions (issue 3 item 5).
  *
+ * Every decision below is a pure function of ./shared/routing-policy.ts (table-tested in
+ * test/routing-policy.test.ts); this file reads the AWS state each one needs, asks the policy and
+ * acts on the answer (starts, notifies, tags, logs and counts).
+ *
  * Events (see ./shared/alarm-event.ts):
  * - "CloudWatch Alarm State Change": a transition INTO `ALARM` of `<Prefix>-<node>-disk-<kind>`
  *   starts the first document of the kind's chain for the node. OK and INSUFFICIENT_DATA never
@@ -69,7 +73,7 @@
  * Environment:
  *   PREFIX                 name prefix of alarms and documents, e.g. StemeDB (required)
  *   ROUTES                 JSON {kind: [document, ...]} (required): the table the stack computes
- *                          with routeTable (./shared/alarm-event.ts); the router has no other
+ *                          with routeTable (contracts/routing.ts); the router has no other
  *   ACCOUNT_ID, REGION     the stack's account and region; events from elsewhere start nothing
  *   AUTOMATION_ROLE_ARN    role passed as AutomationAssumeRole (required)
  *   TOPIC_ARN              SNS topic told when a chain is exhausted (required)
@@ -98,22 +102,18 @@ import {
   SSMClient,
   StartAutomationExecutionCommand,
 } from '@aws-sdk/client-ssm';
-import type { AutomationMode } from '../lib/config';
+import type { AlertKind } from '../contracts/alarms';
+import { ACCOUNT_PATTERN, REGION_PATTERN } from '../contracts/aws-ids';
+import { PREFIX_PATTERN } from '../contracts/deployment';
+import { type NodeRegistryEntry, nodeRegistryParameterPrefix } from '../contracts/node-registry';
 import {
-  ACCOUNT_PATTERN,
   type AlarmIdentity,
   type AlarmStateChange,
-  type AlertKind,
-  NODE_NAME_PATTERN,
-  type NodeRegistryEntry,
   normalizeTransition,
-  PREFIX_PATTERN,
   parseAlarmName,
   parseNodeRegistryEntry,
   parseRouterEvent,
   parseRoutes,
-  REGION_PATTERN,
-  type RouterEvent,
   type Routes,
   shown,
 } from './shared/alarm-event';
@@ -125,6 +125,30 @@ import {
 } from './shared/alertmanager-event';
 import { logger, metrics } from './shared/powertools';
 import { errorCode, type RetryOptions, withThrottlingRetry } from './shared/retry';
+import {
+  ACTIVE_STATUSES,
+  alertDecision,
+  busyNode,
+  type Decision,
+  escalateOnce,
+  escalationUnderMode,
+  firstStart,
+  foreignEvent,
+  foreignNotification,
+  ignoredTransition,
+  killSwitchMode,
+  type ModeState,
+  markedFor,
+  observedVerdict,
+  recheckStep,
+  routeFor,
+  type StartResult,
+  staleAlarm,
+  startFailure,
+  startUnderMode,
+  startVerdict,
+  type Verdict,
+} from './shared/routing-policy';
 
 // ---------------------------------------------------------------------------------------------
 // Configuration
@@ -185,7 +209,7 @@ export function loadRouterConfig(env: NodeJS.ProcessEnv): RouterConfig {
   if (!/^\/[A-Za-z0-9_.\-/]{1,1000}$/.test(modeParameterName)) {
     throw new Error(`MODE_PARAMETER is ${shown(modeParameterName)}; expected an SSM parameter name /<path>`);
   }
-  const nodeParameterPrefix = env.NODE_PARAMETER_PREFIX || `/${prefix}/nodes/`;
+  const nodeParameterPrefix = env.NODE_PARAMETER_PREFIX || nodeRegistryParameterPrefix(prefix);
   if (!PARAMETER_PREFIX_PATTERN.test(nodeParameterPrefix)) {
     throw new Error(`NODE_PARAMETER_PREFIX is ${shown(nodeParameterPrefix)}; expected /<path>/`);
   }
@@ -209,25 +233,7 @@ export function loadRouterConfig(env: NodeJS.ProcessEnv): RouterConfig {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Decisions
-
-export type Decision =
-  | 'malformed-event'
-  | 'foreign-event'
-  | 'stale-event'
-  | 'recheck-failed'
-  | 'ignored-state'
-  | 'no-route'
-  | 'unknown-node'
-  | 'node-busy'
-  | 'already-started'
-  | 'started'
-  | 'start-failed'
-  | 'waiting'
-  | 'escalated-to-human'
-  | 'already-escalated'
-  | 'observed'
-  | 'automation-off';
+// Outcomes (the decisions themselves: ./shared/routing-policy.ts)
 
 /** One decision: logged as one JSON line, counted in `RouterDecision{decision}`. */
 export interface RouterOutcome {
@@ -271,31 +277,11 @@ export const TAG_OBSERVED = 'stemedb:observed';
  */
 export const DEDUPE_WINDOW_SECONDS = 300;
 
-/** The kill switch's values (lib/config.ts AUTOMATION_MODES; a type-only import keeps lib/ out of the bundle). */
-const AUTOMATION_MODES = ['act', 'observe', 'off'] as const satisfies readonly AutomationMode[];
-
-/** How old an Alertmanager notification may be when it reaches the router (as ROUTER_MAX_EVENT_AGE). */
-export const MAX_NOTIFICATION_AGE_SECONDS = 300;
-
 /** The `alarmName` of a Prometheus alert in outcomes and the `stemedb:alarm` tag. */
 export function prometheusAlarmName(alert: Pick<PrometheusAlert, 'alertname' | 'fingerprint'>): string {
   return `prometheus:${alert.alertname}:${alert.fingerprint}`;
 }
 
-/** Statuses of an execution that is still running (or about to); at most 10 (a filter's limit). */
-export const ACTIVE_STATUSES = [
-  'Pending',
-  'InProgress',
-  'Waiting',
-  'Cancelling',
-  'PendingApproval',
-  'Approved',
-  'Scheduled',
-  'RunbookInProgress',
-  'PendingChangeCalendarOverride',
-  'ChangeCalendarOverrideApproved',
-] as const;
-const ACTIVE: ReadonlySet<string> = new Set(ACTIVE_STATUSES);
 const MAX_PAGES = 20;
 
 /**
@@ -348,17 +334,7 @@ interface Ctx {
   readonly mode: () => Promise<ModeState>;
 }
 
-/** The kill switch as read for this invocation, and why (for the log). */
-export interface ModeState {
-  readonly mode: AutomationMode;
-  readonly reason: string;
-}
-
-/**
- * Reads the kill switch. A missing parameter, an unreadable one (denied, throttled past the
- * retries) or a value other than act/observe/off is `observe`: the safe side starts nothing and
- * still notifies.
- */
+/** Reads the kill switch ({@link killSwitchMode}: missing, unreadable or invalid is `observe`). */
 export async function readMode(config: RouterConfig, deps: RouterDeps): Promise<ModeState> {
   const name = config.modeParameterName;
   try {
@@ -366,17 +342,9 @@ export async function readMode(config: RouterConfig, deps: RouterDeps): Promise<
       () => deps.ssm.send(new GetParameterCommand({ Name: name })),
       deps.retry,
     );
-    const value = out.Parameter?.Value?.trim();
-    if ((AUTOMATION_MODES as readonly (string | undefined)[]).includes(value)) {
-      return { mode: value as AutomationMode, reason: `${name} is ${value}` };
-    }
-    return {
-      mode: 'observe',
-      reason: `${name} is ${shown(value)}, not act/observe/off: observe (fail safe)`,
-    };
+    return killSwitchMode(name, { value: out.Parameter?.Value });
   } catch (err) {
-    const code = errorCode(err) ?? 'Error';
-    return { mode: 'observe', reason: `${name} could not be read (${code}): observe (fail safe)` };
+    return killSwitchMode(name, { errorCode: errorCode(err) ?? 'Error' });
   }
 }
 
@@ -499,20 +467,7 @@ async function transitionHistory(
 }
 
 /** How starting went; `failures` are the documents skipped before (all of them for none-startable). */
-type StartResult = { readonly failures: readonly RouterOutcome[] } & (
-  | { readonly kind: 'started'; readonly document: string; readonly executionId: string }
-  | { readonly kind: 'already-started'; readonly document: string }
-  | { readonly kind: 'none-startable' }
-  | { readonly kind: 'limit'; readonly document: string; readonly reason: string }
-);
-
-/** Documents whose absence or parameter mismatch skips to the next one of the chain. */
-const SKIPPABLE_START_ERRORS: ReadonlySet<string> = new Set([
-  'AutomationDefinitionNotFoundException',
-  'AutomationDefinitionVersionNotFoundException',
-  'InvalidAutomationExecutionParametersException',
-  'InvalidDocument',
-]);
+type ChainStart = StartResult & { readonly failures: readonly RouterOutcome[] };
 
 /** Starts the first startable document of `chain` from `from`; tags it with the transition. */
 async function startFromChain(
@@ -521,7 +476,7 @@ async function startFromChain(
   entry: NodeRegistryEntry,
   chain: readonly string[],
   from: number,
-): Promise<StartResult> {
+): Promise<ChainStart> {
   const failures: RouterOutcome[] = [];
   for (let i = from; i < chain.length; i++) {
     const document = chain[i] as string;
@@ -544,11 +499,12 @@ async function startFromChain(
       return { kind: 'started', document, executionId: out.AutomationExecutionId ?? '', failures };
     } catch (err) {
       const code = errorCode(err) ?? 'Error';
-      if (code === 'IdempotentParameterMismatch') return { kind: 'already-started', document, failures };
-      if (code === 'AutomationExecutionLimitExceededException') {
+      const failure = startFailure(code);
+      if (failure === 'already-started') return { kind: 'already-started', document, failures };
+      if (failure === 'limit') {
         return { kind: 'limit', document, reason: `${code}: ${(err as Error).message}`, failures };
       }
-      if (!SKIPPABLE_START_ERRORS.has(code)) throw err;
+      if (failure === 'throw') throw err;
       failures.push({
         decision: 'start-failed',
         reason: `${code}: ${(err as Error).message}`.slice(0, 300),
@@ -581,78 +537,31 @@ async function startIfIdle(
     kind: alarm.kind,
     transition: alarm.transition,
   };
-  if (busyNodes.has(alarm.node)) {
-    const reason = 'a remediation for this node was started in this run';
-    return { outcomes: [{ ...base, decision: 'node-busy', reason }], exhausted: false };
-  }
-  const running = await runningRemediation(ctx, entry);
-  if (running !== undefined) {
+  const done = (verdict: Verdict, before: readonly RouterOutcome[] = []) => ({
+    outcomes: [...before, { ...base, ...verdict }],
+    exhausted: false,
+  });
+  const busyInThisRun = busyNode({ startedInThisRun: busyNodes.has(alarm.node) });
+  if (busyInThisRun !== undefined) return done(busyInThisRun);
+  const busy = busyNode({ running: await runningRemediation(ctx, entry), instanceId: entry.instanceId });
+  if (busy !== undefined) {
     busyNodes.add(alarm.node);
-    const outcome: RouterOutcome = {
-      ...base,
-      decision: 'node-busy',
-      reason: `${running.DocumentName} ${running.AutomationExecutionId} (${running.AutomationExecutionStatus}) is running on ${entry.instanceId}`,
-      document: running.DocumentName,
-      executionId: running.AutomationExecutionId,
-    };
-    return { outcomes: [outcome], exhausted: false };
+    return done(busy);
   }
   const mode = await ctx.mode();
-  if (mode.mode === 'off') {
-    const outcome: RouterOutcome = {
-      ...base,
-      decision: 'automation-off',
-      reason: `${mode.reason}: would have started step ${from + 1} of ${chain.length} of the ${alarm.kind} chain; starts and notifies nothing`,
-      document: chain[from],
-    };
-    return { outcomes: [outcome], exhausted: false };
-  }
-  if (mode.mode === 'observe') {
-    const document = chain[from] as string;
+  const step = { chain, from, kind: alarm.kind };
+  const underMode = startUnderMode(mode, step);
+  if ('verdict' in underMode) return done(underMode.verdict);
+  if (underMode.action === 'observe') {
     busyNodes.add(alarm.node);
-    const notified = await notifyObservedOnce(ctx, alarm, entry, document, mode);
-    const outcome: RouterOutcome = {
-      ...base,
-      decision: 'observed',
-      reason: `would have started step ${from + 1} of ${chain.length} of the ${alarm.kind} chain; ${mode.reason}; ${notified}`,
-      document,
-    };
-    return { outcomes: [outcome], exhausted: false };
+    const notified = await notifyObservedOnce(ctx, alarm, entry, underMode.document, mode);
+    return done(observedVerdict(mode, step, notified));
   }
   const result = await startFromChain(ctx, alarm, entry, chain, from);
-  switch (result.kind) {
-    case 'started': {
-      busyNodes.add(alarm.node);
-      const outcome: RouterOutcome = {
-        ...base,
-        decision: 'started',
-        reason: `started step ${chain.indexOf(result.document) + 1} of ${chain.length} of the ${alarm.kind} chain`,
-        document: result.document,
-        executionId: result.executionId,
-      };
-      return { outcomes: [...result.failures, outcome], exhausted: false };
-    }
-    case 'already-started': {
-      const outcome: RouterOutcome = {
-        ...base,
-        decision: 'already-started',
-        reason: 'the ClientToken of this transition was used already (IdempotentParameterMismatch)',
-        document: result.document,
-      };
-      return { outcomes: [...result.failures, outcome], exhausted: false };
-    }
-    case 'limit': {
-      const outcome: RouterOutcome = {
-        ...base,
-        decision: 'start-failed',
-        reason: result.reason,
-        document: result.document,
-      };
-      return { outcomes: [...result.failures, outcome], exhausted: false };
-    }
-    case 'none-startable':
-      return { outcomes: [...result.failures], exhausted: true };
-  }
+  if (result.kind === 'started') busyNodes.add(alarm.node);
+  const started = startVerdict(result, chain, alarm.kind);
+  if ('exhausted' in started) return { outcomes: [...result.failures], exhausted: true };
+  return done(started.verdict, result.failures);
 }
 
 /**
@@ -674,7 +583,7 @@ async function notifyObservedOnce(
     const tags = await call(ctx, () =>
       ctx.deps.cloudwatch.send(new ListAlarmTagsCommand({ ResourceARN: alarm.alarmArn })),
     );
-    if ((tags.Tags ?? []).some((t) => t.Key === TAG_OBSERVED && t.Value === alarm.transition)) {
+    if (markedFor(tags.Tags ?? [], TAG_OBSERVED, alarm.transition)) {
       return 'notified for this transition already';
     }
   } else if (memo.has(key)) {
@@ -704,11 +613,6 @@ async function notifyObservedOnce(
 
 const OBSERVED_ALERTS = new Set<string>();
 
-/** Index in `chain` of the last document the history ran (children included), or -1. */
-function lastChainIndex(chain: readonly string[], history: TransitionHistory): number {
-  return Math.max(-1, ...history.executions.map((e) => chain.indexOf(e.DocumentName ?? '')));
-}
-
 async function escalateToHuman(
   ctx: Ctx,
   alarm: AlarmStateChange & AlarmIdentity,
@@ -722,24 +626,13 @@ async function escalateToHuman(
     kind: alarm.kind,
     transition: alarm.transition,
   };
-  const mode = await ctx.mode();
-  if (mode.mode === 'off') {
-    return {
-      ...base,
-      decision: 'automation-off',
-      reason: `${mode.reason}: the chain is exhausted; notifies nothing`,
-    };
-  }
+  const off = escalationUnderMode(await ctx.mode());
+  if (off !== undefined) return { ...base, ...off };
   const tags = await call(ctx, () =>
     ctx.deps.cloudwatch.send(new ListAlarmTagsCommand({ ResourceARN: alarm.alarmArn })),
   );
-  if ((tags.Tags ?? []).some((t) => t.Key === TAG_ESCALATED && t.Value === alarm.transition)) {
-    return {
-      ...base,
-      decision: 'already-escalated',
-      reason: 'a human was told about this transition already',
-    };
-  }
+  const told = escalateOnce(tags.Tags ?? [], TAG_ESCALATED, alarm.transition);
+  if (told !== undefined) return { ...base, ...told };
   const tried = history.executions
     .map((e) => `  ${e.DocumentName} ${e.AutomationExecutionId}: ${e.AutomationExecutionStatus}`)
     .join('\n');
@@ -767,10 +660,10 @@ async function escalateToHuman(
 }
 
 /**
- * Why an alarm event no longer describes the alarm (re-read by name), or undefined when the alarm
- * is still in ALARM since the event's transition.
+ * Re-reads the alarm by name: `stale-event` ({@link staleAlarm}) when it no longer describes the
+ * event, undefined when it is still in ALARM since the event's transition.
  */
-async function staleness(ctx: Ctx, alarm: AlarmStateChange): Promise<string | undefined> {
+async function staleness(ctx: Ctx, alarm: AlarmStateChange): Promise<Verdict | undefined> {
   const out = await call(ctx, () =>
     ctx.deps.cloudwatch.send(
       new DescribeAlarmsCommand({
@@ -782,19 +675,15 @@ async function staleness(ctx: Ctx, alarm: AlarmStateChange): Promise<string | un
   const now = [...(out.MetricAlarms ?? []), ...(out.CompositeAlarms ?? [])].find(
     (a) => a.AlarmName === alarm.alarmName,
   );
-  if (now === undefined) return `alarm ${alarm.alarmName} no longer exists`;
-  if (now.AlarmArn !== alarm.alarmArn) {
-    return `alarm ${alarm.alarmName} is ${shown(now.AlarmArn)} now, not the event's ${alarm.alarmArn}`;
-  }
-  if (now.StateValue !== 'ALARM') {
-    return `the alarm is ${shown(now.StateValue)} now: the event's ALARM since ${alarm.transition} is over`;
-  }
-  const current = normalizeTransition(now.StateTransitionedTimestamp ?? now.StateUpdatedTimestamp);
-  if (current === undefined) return "DescribeAlarms gives no state timestamp to compare with the event's";
-  if (current !== alarm.transition) {
-    return `the alarm is in ALARM since ${current}, not since the event's ${alarm.transition}: a later transition, which its own event and the re-check handle`;
-  }
-  return undefined;
+  const current =
+    now === undefined
+      ? undefined
+      : {
+          alarmArn: now.AlarmArn,
+          stateValue: now.StateValue,
+          transition: normalizeTransition(now.StateTransitionedTimestamp ?? now.StateUpdatedTimestamp),
+        };
+  return staleAlarm(alarm, current);
 }
 
 /**
@@ -819,12 +708,9 @@ async function resolveAlarm(
   }
   const full = { ...alarm, ...identity.value };
   const base = { alarmName: alarm.alarmName, node: full.node, kind: full.kind, transition: alarm.transition };
-  const chain = ctx.config.routes[full.kind];
-  if (chain.length === 0) {
-    return {
-      done: { ...base, decision: 'no-route', reason: `no automation is routed for ${full.kind} alarms` },
-    };
-  }
+  const route = routeFor(ctx.config.routes, full.kind, 'alarms');
+  if ('verdict' in route) return { done: { ...base, ...route.verdict } };
+  const { chain } = route;
   const refused = await confirm?.(full);
   if (refused !== undefined) return { done: refused };
   const node = await readNode(ctx, full.node);
@@ -840,22 +726,15 @@ export async function handleAlarmStateChange(
   mode?: ModeState,
 ): Promise<RouterOutcome[]> {
   const ctx = makeCtx(config, deps, mode);
-  if (alarm.state !== 'ALARM' || alarm.previousState === 'ALARM') {
-    return [
-      {
-        decision: 'ignored-state',
-        reason: `${alarm.previousState ?? '?'} → ${alarm.state} starts nothing; only a transition into ALARM does`,
-        alarmName: alarm.alarmName,
-        transition: alarm.transition,
-      },
-    ];
+  const ignored = ignoredTransition(alarm.state, alarm.previousState);
+  if (ignored !== undefined) {
+    return [{ ...ignored, alarmName: alarm.alarmName, transition: alarm.transition }];
   }
   const resolved = await resolveAlarm(ctx, alarm, async (full) => {
     const stale = await staleness(ctx, full);
     if (stale === undefined) return undefined;
     return {
-      decision: 'stale-event',
-      reason: stale,
+      ...stale,
       alarmName: full.alarmName,
       node: full.node,
       kind: full.kind,
@@ -875,20 +754,15 @@ async function startFirst(
   busyNodes: Set<string>,
 ): Promise<RouterOutcome[]> {
   const history = await transitionHistory(ctx, alarm);
-  if (history.executions.length > 0) {
-    const first = history.executions[0];
-    return [
-      {
-        decision: 'already-started',
-        reason: 'this transition already has a remediation; the re-check escalates if needed',
-        alarmName: alarm.alarmName,
-        node: alarm.node,
-        kind: alarm.kind,
-        transition: alarm.transition,
-        document: first?.DocumentName,
-        executionId: first?.AutomationExecutionId,
-      },
-    ];
+  const started = firstStart(history.executions);
+  if (started !== undefined) {
+    const base = {
+      alarmName: alarm.alarmName,
+      node: alarm.node,
+      kind: alarm.kind,
+      transition: alarm.transition,
+    };
+    return [{ ...base, ...started }];
   }
   const { outcomes } = await startIfIdle(ctx, alarm, entry, chain, 0, busyNodes);
   return outcomes;
@@ -909,54 +783,22 @@ export async function handleAlertmanagerNotification(
   mode?: ModeState,
 ): Promise<RouterOutcome[]> {
   const ctx = makeCtx(config, deps, mode);
-  const age = (ctx.now.getTime() - Date.parse(notification.publishedAt)) / 1000;
   const outcomes: RouterOutcome[] = [];
   const busyNodes = new Set<string>();
   for (const alert of notification.alerts) {
     const alarmName = prometheusAlarmName(alert);
     const base = { alarmName, node: alert.node, kind: alert.kind, transition: alert.transition };
-    if (alert.status !== 'firing') {
-      outcomes.push({
-        ...base,
-        decision: 'ignored-state',
-        reason: 'a resolved alert starts nothing; only firing does',
-      });
+    const decided = alertDecision(
+      alert,
+      { publishedAt: notification.publishedAt, now: ctx.now },
+      config.routes,
+    );
+    if ('verdict' in decided) {
+      outcomes.push({ ...base, ...decided.verdict });
       continue;
     }
-    if (age > MAX_NOTIFICATION_AGE_SECONDS) {
-      outcomes.push({
-        ...base,
-        decision: 'stale-event',
-        reason: `the notification was published at ${notification.publishedAt}, ${Math.round(age)} s ago (more than ${MAX_NOTIFICATION_AGE_SECONDS} s)`,
-      });
-      continue;
-    }
-    if (alert.kind === undefined) {
-      outcomes.push({
-        ...base,
-        decision: 'no-route',
-        reason: `label stemedb_alarm_kind is ${shown(alert.kindLabel)}; no automation is routed for it`,
-      });
-      continue;
-    }
-    if (alert.node === undefined || !NODE_NAME_PATTERN.test(alert.node)) {
-      outcomes.push({
-        ...base,
-        decision: 'unknown-node',
-        reason: `label stemedb_node is ${shown(alert.node)}; expected a node name (the scrape configuration sets it)`,
-      });
-      continue;
-    }
-    const chain = config.routes[alert.kind];
-    if (chain.length === 0) {
-      outcomes.push({
-        ...base,
-        decision: 'no-route',
-        reason: `no automation is routed for ${alert.kind} alerts`,
-      });
-      continue;
-    }
-    const node = await readNode(ctx, alert.node);
+    const { chain } = decided;
+    const node = await readNode(ctx, decided.node);
     if (node.entry === undefined) {
       outcomes.push({ ...base, decision: 'unknown-node', reason: node.reason });
       continue;
@@ -971,8 +813,8 @@ export async function handleAlertmanagerNotification(
       transition: alert.transition,
       account: config.accountId,
       region: config.region,
-      node: alert.node,
-      kind: alert.kind,
+      node: decided.node,
+      kind: decided.kind,
     };
     outcomes.push(...(await startFirst(ctx, alarm, node.entry, chain, busyNodes)));
   }
@@ -991,33 +833,18 @@ async function recheckOne(
   const full = resolved.alarm;
   const base = { alarmName: full.alarmName, node: full.node, kind: full.kind, transition: full.transition };
   const history = await transitionHistory(ctx, full);
-  const running = history.executions.find((e) => ACTIVE.has(e.AutomationExecutionStatus ?? ''));
-  if (running !== undefined) {
-    busyNodes.add(full.node);
-    return [
-      {
-        ...base,
-        decision: 'waiting',
-        reason: `${running.DocumentName} is ${running.AutomationExecutionStatus}`,
-        document: running.DocumentName,
-        executionId: running.AutomationExecutionId,
-      },
-    ];
+  const step = recheckStep({
+    chain,
+    executions: history.executions,
+    settleSeconds: ctx.config.settleSeconds,
+    now: ctx.now,
+  });
+  if ('verdict' in step) {
+    if (step.nodeBusy) busyNodes.add(full.node);
+    return [{ ...base, ...step.verdict }];
   }
-  const lastEnd = Math.max(0, ...history.executions.map((e) => e.ExecutionEndTime?.getTime() ?? 0));
-  const settledAt = lastEnd + ctx.config.settleSeconds * 1000;
-  if (history.executions.length > 0 && ctx.now.getTime() < settledAt) {
-    return [
-      {
-        ...base,
-        decision: 'waiting',
-        reason: `the last remediation ended at ${new Date(lastEnd).toISOString()}; escalation waits until ${new Date(settledAt).toISOString()}`,
-      },
-    ];
-  }
-  const next = lastChainIndex(chain, history) + 1;
-  if (next < chain.length) {
-    const { outcomes, exhausted } = await startIfIdle(ctx, full, entry, chain, next, busyNodes);
+  if (step.action === 'start') {
+    const { outcomes, exhausted } = await startIfIdle(ctx, full, entry, chain, step.from, busyNodes);
     if (!exhausted) return outcomes;
     // No document of the rest of the chain could be started: that exhausts it.
     return [...outcomes, await escalateToHuman(ctx, full, entry, chain, history)];
@@ -1072,13 +899,9 @@ export async function recheckAlarms(
     const identity = parseAlarmName(alarm.alarmName, config.prefix);
     if (!identity.ok) continue;
     const base = { alarmName: alarm.alarmName, ...identity.value, transition: alarm.transition };
-    const failedBefore = failedNodes.get(base.node);
+    const failedBefore = busyNode({ failedInThisRun: failedNodes.get(base.node) });
     if (failedBefore !== undefined) {
-      outcomes.push({
-        ...base,
-        decision: 'node-busy',
-        reason: `the re-check of ${failedBefore} failed in this run (its start may have happened): nothing more starts on this node until the next re-check`,
-      });
+      outcomes.push({ ...base, ...failedBefore });
       continue;
     }
     try {
@@ -1103,17 +926,10 @@ export async function routeEvent(
   if (isSnsEvent(raw)) return routeSnsEvent(raw.Records, config, deps);
   const parsed = parseRouterEvent(raw);
   if (!parsed.ok) return [{ decision: 'malformed-event', reason: parsed.reason }];
-  const foreign = foreignness(parsed.value, config);
+  const foreign = foreignEvent(parsed.value, config);
   if (foreign !== undefined) {
     const alarm = parsed.value.type === 'alarm-state-change' ? parsed.value : undefined;
-    return [
-      {
-        decision: 'foreign-event',
-        reason: foreign,
-        alarmName: alarm?.alarmName,
-        transition: alarm?.transition,
-      },
-    ];
+    return [{ ...foreign, alarmName: alarm?.alarmName, transition: alarm?.transition }];
   }
   if (parsed.value.type === 'scheduled-recheck') return recheckAlarms(config, deps);
   return handleAlarmStateChange(parsed.value, config, deps);
@@ -1133,28 +949,15 @@ async function routeSnsEvent(
       continue;
     }
     const { notification, unreadable } = parsed.value;
-    if (config.prometheusTopicArn === undefined || notification.topicArn !== config.prometheusTopicArn) {
-      outcomes.push({
-        decision: 'foreign-event',
-        reason: `the notification came from topic ${notification.topicArn}; this stack's Prometheus alerts come from ${config.prometheusTopicArn ?? '(none configured)'}`,
-      });
+    const foreign = foreignNotification(notification.topicArn, config.prometheusTopicArn);
+    if (foreign !== undefined) {
+      outcomes.push(foreign);
       continue;
     }
     for (const u of unreadable) outcomes.push({ decision: 'malformed-event', reason: u.reason });
     outcomes.push(...(await handleAlertmanagerNotification(notification, config, deps)));
   }
   return outcomes;
-}
-
-/** Why an event is not this stack's (another account or region), or undefined. */
-function foreignness(event: RouterEvent, config: RouterConfig): string | undefined {
-  if (event.account !== config.accountId) {
-    return `the event is from account ${event.account}; this stack is in ${config.accountId}`;
-  }
-  if (event.region !== config.region) {
-    return `the event is from region ${event.region}; this stack is in ${config.region}`;
-  }
-  return undefined;
 }
 
 /** The invocation did its work, but the re-check of some alarms failed (see `failed`). */

@@ -71,20 +71,21 @@ import {
   type VolumeModification,
 } from '@aws-sdk/client-ec2';
 import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
-import { DEFAULT_CONFIG } from '../lib/config';
-import { RUNBOOK_THRESHOLDS } from '../lib/thresholds';
-import { NODE_NAME_PATTERN, PREFIX_PATTERN, parseNodeRegistryEntry } from './shared/alarm-event';
+import { INSTANCE_ID_PATTERN, VOLUME_ID_PATTERN } from '../contracts/aws-ids';
+import { DEFAULT_PREFIX, NODE_NAME_PATTERN, PREFIX_PATTERN } from '../contracts/deployment';
+import { DEFAULT_EXPANSION } from '../contracts/expansion';
+import { nodeRegistryParameterPrefix } from '../contracts/node-registry';
+import { RUNBOOK_THRESHOLDS } from '../contracts/thresholds';
+import { parseNodeRegistryEntry } from './shared/alarm-event';
 import {
   describeModifications,
   describeVolume,
   Ec2Calls,
   findManagedVolumes,
-  INSTANCE_ID_PATTERN,
   isInFlight,
   latestModification,
   managedAttachmentProblem,
   tagsOf,
-  VOLUME_ID_PATTERN,
 } from './shared/ec2-volume';
 import { payloadRecord, shown } from './shared/payload';
 import { logger, metrics } from './shared/powertools';
@@ -140,10 +141,10 @@ export function loadExpandConfig(env: NodeJS.ProcessEnv): ExpandConfig {
     const n = Number(v);
     return n >= min && n <= max ? n : undefined;
   };
-  const d = DEFAULT_CONFIG.expansion;
+  const d = DEFAULT_EXPANSION;
   const deployment = read(
     'DEPLOYMENT',
-    DEFAULT_CONFIG.prefix,
+    DEFAULT_PREFIX,
     (v) => (PREFIX_PATTERN.test(v) ? v : undefined),
     'a prefix: a letter and up to 19 letters and digits',
   );
@@ -201,7 +202,7 @@ export function loadExpandConfig(env: NodeJS.ProcessEnv): ExpandConfig {
     deployment,
     nodeParameterPrefix: read(
       'NODE_PARAMETER_PREFIX',
-      `/${deployment}/nodes/`,
+      nodeRegistryParameterPrefix(deployment),
       (v) => (PARAMETER_PREFIX_PATTERN.test(v) ? v : undefined),
       'a parameter path /<path>/',
     ),

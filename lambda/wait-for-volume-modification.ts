@@ -23,13 +23,8 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { EC2Client, type VolumeModification } from '@aws-sdk/client-ec2';
 import type { Context } from 'aws-lambda';
-import {
-  describeModifications,
-  describeVolume,
-  Ec2Calls,
-  latestModification,
-  VOLUME_ID_PATTERN,
-} from './shared/ec2-volume';
+import { VOLUME_ID_PATTERN } from '../contracts/aws-ids';
+import { describeModifications, describeVolume, Ec2Calls, latestModification } from './shared/ec2-volume';
 import { payloadRecord, shown } from './shared/payload';
 import { logger, metrics } from './shared/powertools';
 import type { RetryOptions } from './shared/retry';

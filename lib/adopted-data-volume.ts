@@ -2,6 +2,7 @@ import { CfnResource, Stack, Validations } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as cr from 'aws-cdk-lib/custom-resources';
 import { Construct } from 'constructs';
+import { VOLUME_ID_PATTERN } from '../contracts/aws-ids';
 import { DEPLOYMENT_TAG_KEY, MANAGED_TAG_KEY, MANAGED_TAG_VALUE, NODE_TAG_KEY } from './tags';
 
 export interface AdoptedDataVolumeProps {
@@ -24,7 +25,7 @@ export class AdoptedDataVolume extends Construct {
   constructor(scope: Construct, id: string, props: AdoptedDataVolumeProps) {
     super(scope, id);
     const prefix = props.prefix ?? 'StemeDB';
-    if (!/^vol-(?:[0-9a-f]{8}|[0-9a-f]{17})$/.test(props.volumeId)) {
+    if (!VOLUME_ID_PATTERN.test(props.volumeId)) {
       throw new Error(
         `AdoptedDataVolume volumeId is ${JSON.stringify(props.volumeId)}; expected vol- and 8 or 17 hex digits`,
       );

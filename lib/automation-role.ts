@@ -10,7 +10,7 @@ export interface AutomationRoleProps {
 /**
  * The role the runbook's Automation documents run as (`AutomationAssumeRole`). Trusted only by
  * SSM Automation executions of this account and region; whoever passes it may pass it only to SSM.
- * The remediation construct adds each permission next to the document that needs it.
+ * lib/runbook-documents.ts grants it what the documents' steps do, next to where they are built.
  */
 export class AutomationRole extends Construct {
   public readonly role: iam.Role;
@@ -37,13 +37,19 @@ export class AutomationRole extends Construct {
 
   /** `iam:PassRole` for this role, only to SSM: for the router, and for documents that start others. */
   grantPassToSsm(grantee: iam.IGrantable): void {
-    grantee.grantPrincipal.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        sid: 'PassAutomationRoleToSsmOnly',
-        actions: ['iam:PassRole'],
-        resources: [this.role.roleArn],
-        conditions: { StringEquals: { 'iam:PassedToService': 'ssm.amazonaws.com' } },
-      }),
-    );
+    grantee.grantPrincipal.addToPrincipalPolicy(passRoleToSsmStatement(this.role));
   }
+}
+
+/**
+ * `iam:PassRole` of `role` and no other, only to SSM (`iam:PassedToService`): what whoever starts
+ * an Automation that runs as `role` needs (the router, documents that start others, operators).
+ */
+export function passRoleToSsmStatement(role: iam.IRole): iam.PolicyStatement {
+  return new iam.PolicyStatement({
+    sid: 'PassAutomationRoleToSsmOnly',
+    actions: ['iam:PassRole'],
+    resources: [role.roleArn],
+    conditions: { StringEquals: { 'iam:PassedToService': 'ssm.amazonaws.com' } },
+  });
 }

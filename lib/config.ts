@@ -1,6 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { type DiskThresholds, RUNBOOK_THRESHOLDS, thresholdProblems } from './thresholds';
+import { AVAILABILITY_ZONE_PATTERN, INSTANCE_ID_PATTERN, VOLUME_ID_PATTERN } from '../contracts/aws-ids';
+import { DEFAULT_PREFIX, NODE_NAME_PATTERN, PREFIX_PATTERN } from '../contracts/deployment';
+import { REMEDIATION_SECTIONS } from '../contracts/documents';
+import { type EbsVolumeType, VOLUME_LIMITS } from '../contracts/ebs';
+import { DEFAULT_EXPANSION, type ExpansionConfig } from '../contracts/expansion';
+import { AUTOMATION_MODES, type AutomationMode } from '../contracts/routing';
+import { type DiskThresholds, RUNBOOK_THRESHOLDS } from '../contracts/thresholds';
+import { thresholdProblems } from './thresholds';
 
 /**
  * The app's configuration, typed and validated in one place.
@@ -10,9 +17,6 @@ import { type DiskThresholds, RUNBOOK_THRESHOLDS, thresholdProblems } from './th
  * `expansion`, `wal`, `snapshots`, `archive`, `remediation`, `prevention` and its `journald` and
  * `storage`) merge key by key; `nodes` and `notifyEmails` are replaced whole.
  */
-
-/** EBS volume types the data volume may use. */
-export type EbsVolumeType = 'gp3' | 'gp2' | 'io1' | 'io2' | 'st1' | 'sc1' | 'standard';
 
 /** A data volume the stack creates and owns (but never deletes: it is retained). */
 export interface NewDataVolumeConfig {
@@ -40,35 +44,6 @@ export interface NodeConfig {
   readonly dataVolume?: NewDataVolumeConfig;
   /** A volume that already exists: tagged and alarmed, never owned or deleted. */
   readonly existingVolumeId?: string;
-}
-
-/** How the expand-volume Lambda sizes a volume. */
-export interface ExpansionConfig {
-  /** Grow by at least this % of the current size. @default 50 */
-  readonly growPercent: number;
-  /** Grow by at least this many GiB. @default 10 */
-  readonly minGrowGiB: number;
-  /** Never grow beyond this size (a cost guard); also capped by the type's maximum. @default 4096 */
-  readonly maxSizeGiB: number;
-  /** Take a snapshot before modifying the volume. @default true */
-  readonly snapshotBeforeExpand: boolean;
-  /**
-   * Pre-expansion snapshots kept per volume: after taking a new one, expand-volume deletes this
-   * deployment's older `completed` pre-expansion snapshots of the volume beyond the newest this many
-   * (the one just taken is never deleted and not counted). @default 3
-   */
-  readonly snapshotsKept: number;
-  /**
-   * With snapshotsKept: a snapshot beyond the newest `snapshotsKept` is deleted only once it is at
-   * least this many days old (0: as soon as it is beyond them). @default 0
-   */
-  readonly snapshotsDeleteAfterDays: number;
-  /**
-   * Early warning: when a volume is, after an expansion, within this % of its cap (maxSizeGiB or
-   * the type's maximum), ExpandVolume notifies that expansions will soon be refused (0: only once
-   * at the cap). @default 25
-   */
-  readonly warnWithinPercent: number;
 }
 
 /** WAL retention and archival (runbook §2 and §5C). */
@@ -160,10 +135,6 @@ export interface RemediationConfig {
   readonly mode: AutomationMode;
 }
 
-/** The router's kill switch: see {@link RemediationConfig.mode}. */
-export const AUTOMATION_MODES = ['act', 'observe', 'off'] as const;
-export type AutomationMode = (typeof AUTOMATION_MODES)[number];
-
 export interface StemeDbConfig {
   /** Prefix of document, alarm and resource names. @default 'StemeDB' */
   readonly prefix: string;
@@ -203,7 +174,7 @@ export interface StemeDbConfig {
 }
 
 export const DEFAULT_CONFIG: StemeDbConfig = {
-  prefix: 'StemeDB',
+  prefix: DEFAULT_PREFIX,
   dataMount: '/data',
   walDir: '/data/wal',
   dbDir: '/data/db',
@@ -212,15 +183,7 @@ export const DEFAULT_CONFIG: StemeDbConfig = {
   serviceName: 'stemedb-api',
   healthUrl: 'http://localhost:18180/v1/health',
   thresholds: RUNBOOK_THRESHOLDS,
-  expansion: {
-    growPercent: 50,
-    minGrowGiB: 10,
-    maxSizeGiB: 4096,
-    snapshotBeforeExpand: true,
-    snapshotsKept: 3,
-    snapshotsDeleteAfterDays: 0,
-    warnWithinPercent: 25,
-  },
+  expansion: DEFAULT_EXPANSION,
   wal: { retentionDays: 7, archiveAfterDays: 30, maxSegments: 100, segmentSizeMb: 64 },
   snapshots: { retainCount: 7, timeUtc: '03:00' },
   archive: { transitionAfterDays: 30, noncurrentExpireDays: 90, objectLockDays: 0 },
@@ -249,48 +212,11 @@ export const DEFAULT_CONFIG: StemeDbConfig = {
   nodes: [],
 };
 
-/** Per volume type: size limits (GiB) and, where provisioned, IOPS and throughput limits. */
-export const VOLUME_LIMITS: Readonly<
-  Record<
-    EbsVolumeType,
-    {
-      readonly minGiB: number;
-      readonly maxGiB: number;
-      readonly iops?: { readonly min: number; readonly max: number; readonly perGiB: number };
-      readonly throughput?: { readonly min: number; readonly max: number; readonly perIops: number };
-    }
-  >
-> = {
-  gp3: {
-    minGiB: 1,
-    maxGiB: 65_536,
-    iops: { min: 3000, max: 80_000, perGiB: 500 },
-    throughput: { min: 125, max: 2000, perIops: 0.25 },
-  },
-  io2: { minGiB: 4, maxGiB: 65_536, iops: { min: 100, max: 256_000, perGiB: 1000 } },
-  io1: { minGiB: 4, maxGiB: 16_384, iops: { min: 100, max: 64_000, perGiB: 50 } },
-  gp2: { minGiB: 1, maxGiB: 16_384 },
-  st1: { minGiB: 125, maxGiB: 16_384 },
-  sc1: { minGiB: 125, maxGiB: 16_384 },
-  standard: { minGiB: 1, maxGiB: 1024 },
-};
-
-/** The runbook sections this stack deploys as Automation documents (`<prefix>-<Section>`); the router may start any of them. */
-export const REMEDIATION_SECTIONS = [
-  'DiagnoseDiskFull',
-  'EmergencyCleanup',
-  'WalCleanup',
-  'CompactDatabase',
-  'InodeCleanup',
-  'ExpandVolume',
-  'ArchiveWal',
-  'ValidateDiskHealth',
-] as const;
-
 /**
  * CloudFormation's resource limit per stack, and what this stack spends of it, counted in
  * synthesized templates (test/stack.test.ts checks {@link stackResourceCount} against them):
- * the shared side; the CloudWatch agent's install association once there is a node; 12 per node
+ * the shared side (the operator managed policy among them; stack outputs are not resources); the
+ * CloudWatch agent's install association once there is a node; 12 per node
  * (volume and attachment or the adopted volume's tagging resource and its policy, six alarms,
  * the node policy, the registry entry, the agent configuration parameter and its association: each
  * node publishes to a metrics namespace of its own); the tagging custom resource's Lambda, role
@@ -302,7 +228,7 @@ export const REMEDIATION_SECTIONS = [
  */
 export const STACK_RESOURCE_LIMIT = 500;
 export const STACK_RESOURCES = {
-  shared: 64,
+  shared: 65,
   withNodes: 1,
   perNode: 12,
   withAdoptedVolume: 3,
@@ -350,12 +276,12 @@ export class ConfigError extends Error {
 }
 
 const PATTERNS = {
-  name: /^[a-z][a-z0-9-]{0,30}[a-z0-9]$/,
-  instanceId: /^i-(?:[0-9a-f]{8}|[0-9a-f]{17})$/,
-  volumeId: /^vol-(?:[0-9a-f]{8}|[0-9a-f]{17})$/,
-  availabilityZone: /^[a-z]{2}(?:-[a-z]+)+-\d{1,2}[a-z](?:-[a-z]+-\d[a-z])?$/,
+  name: NODE_NAME_PATTERN,
+  instanceId: INSTANCE_ID_PATTERN,
+  volumeId: VOLUME_ID_PATTERN,
+  availabilityZone: AVAILABILITY_ZONE_PATTERN,
   deviceName: /^\/dev\/(?:sd[f-p]|xvd[f-p])$/,
-  prefix: /^[A-Za-z][A-Za-z0-9]{0,19}$/,
+  prefix: PREFIX_PATTERN,
   /** SSM reserves document names starting with these, in any case (CreateDocument Name). */
   reservedPrefix: /^(?:aws|amazon|amzn)/i,
   path: /^\/[A-Za-z0-9._/-]*$/,
@@ -547,56 +473,48 @@ function journaldSpanOk(v: unknown): boolean {
   return seconds >= 3600 && seconds <= 10 * 31_557_600;
 }
 
+const BOOLEAN = { test: (v: unknown) => typeof v === 'boolean', accepted: 'true or false' } as const;
+
+/** The rules of a `prevention` block (keys under `prevention.`). */
+const PREVENTION_RULES: readonly Rule<PreventionConfig>[] = [
+  {
+    path: 'journald.systemMaxUse',
+    test: journaldSizeOk,
+    accepted:
+      'journald\'s SystemMaxUse: digits and K, M, G or T (powers of 1024) from 16M to 16T, such as "500M"',
+  },
+  {
+    path: 'journald.maxRetentionSec',
+    test: journaldSpanOk,
+    accepted:
+      'journald\'s MaxRetentionSec: digits and s, min, h, day, week, month or year, from 1 hour to 10 years, such as "7day"',
+  },
+  { path: 'journald.associate', ...BOOLEAN },
+  { path: 'storage.compactionEnabled', ...BOOLEAN },
+  {
+    path: 'storage.compactionIntervalHours',
+    test: wholeNumber(1, 8760),
+    accepted: 'a whole number of hours from 1 to 8760',
+  },
+  {
+    path: 'storage.compactionThresholdMb',
+    test: wholeNumber(1, 1_000_000),
+    accepted: 'a whole number of MB from 1 to 1000000',
+  },
+  {
+    path: 'storage.backupRetentionDays',
+    test: wholeNumber(1, 3650),
+    accepted: 'a whole number of days from 1 to 3650',
+  },
+  { path: 'storage.backupCompressionEnabled', ...BOOLEAN },
+  { path: 'storage.associate', ...BOOLEAN },
+  { path: 'scheduleDays', test: wholeNumber(1, 30), accepted: 'a whole number of days from 1 to 30' },
+];
+
 /** Every problem of a `prevention` block (also used by lib/prevention-documents.ts), each naming its key. */
 export function preventionProblems(prevention: PreventionConfig): string[] {
-  const p: string[] = [];
   if (!isObject(prevention)) return [`prevention must be an object, got ${JSON.stringify(prevention)}`];
-  const j = prevention.journald;
-  check(
-    p,
-    journaldSizeOk(j.systemMaxUse),
-    'prevention.journald.systemMaxUse',
-    j.systemMaxUse,
-    'journald\'s SystemMaxUse: digits and K, M, G or T (powers of 1024) from 16M to 16T, such as "500M"',
-  );
-  check(
-    p,
-    journaldSpanOk(j.maxRetentionSec),
-    'prevention.journald.maxRetentionSec',
-    j.maxRetentionSec,
-    'journald\'s MaxRetentionSec: digits and s, min, h, day, week, month or year, from 1 hour to 10 years, such as "7day"',
-  );
-  const s = prevention.storage;
-  for (const [key, min, max, unit] of [
-    ['compactionIntervalHours', 1, 8760, 'hours'],
-    ['compactionThresholdMb', 1, 1_000_000, 'MB'],
-    ['backupRetentionDays', 1, 3650, 'days'],
-  ] as const) {
-    check(
-      p,
-      isInt(s[key], min, max),
-      `prevention.storage.${key}`,
-      s[key],
-      `a whole number of ${unit} from ${min} to ${max}`,
-    );
-  }
-  for (const [block, key] of [
-    ['journald', 'associate'],
-    ['storage', 'compactionEnabled'],
-    ['storage', 'backupCompressionEnabled'],
-    ['storage', 'associate'],
-  ] as const) {
-    const value = (prevention[block] as unknown as Json)[key];
-    check(p, typeof value === 'boolean', `prevention.${block}.${key}`, value, 'true or false');
-  }
-  check(
-    p,
-    isInt(prevention.scheduleDays, 1, 30),
-    'prevention.scheduleDays',
-    prevention.scheduleDays,
-    'a whole number of days from 1 to 30',
-  );
-  return p;
+  return applyRules(PREVENTION_RULES, prevention, 'prevention');
 }
 
 function withVolumeDefaults(node: NodeConfig): NodeConfig {
@@ -605,12 +523,13 @@ function withVolumeDefaults(node: NodeConfig): NodeConfig {
   return { ...node, dataVolume: { ...defaults, ...node.dataVolume } };
 }
 
-function check(problems: string[], ok: boolean, key: string, value: unknown, accepted: string): void {
-  if (!ok) problems.push(`${key} is ${JSON.stringify(value)}; expected ${accepted}`);
-}
-
 function isInt(v: unknown, min: number, max: number): boolean {
   return typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max;
+}
+
+/** A {@link ValueRule} test: a whole number from `min` to `max`. */
+function wholeNumber(min: number, max: number): (v: unknown) => boolean {
+  return (v) => isInt(v, min, max);
 }
 
 function matches(re: RegExp, v: unknown): boolean {
@@ -621,231 +540,246 @@ function isSafePath(v: unknown): boolean {
   return matches(PATTERNS.path, v) && !(v as string).split('/').includes('..') && (v as string).length <= 200;
 }
 
+function hasValidPort(url: string): boolean {
+  const port = /^http:\/\/[^/:]+:(\d+)\//.exec(url)?.[1];
+  return port === undefined || (Number(port) >= 1 && Number(port) <= 65_535);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validation rules: each list is applied in order, in one loop ({@link applyRules})
+
+/**
+ * A rule on one value: `path` names the value under what the list checks (`expansion.growPercent`;
+ * '' for the whole), and a value that fails `test` is reported as
+ * `<where><path> is <value as JSON>; expected <accepted>`.
+ */
+interface ValueRule<T> {
+  readonly path: string;
+  readonly test: (value: unknown, whole: T) => boolean;
+  /** What is accepted, for the message. */
+  readonly accepted: string | ((whole: T) => string);
+  /** Apply the rule only when this holds (an optional key that is set, a branch). @default always */
+  readonly when?: (whole: T) => boolean;
+  /** When the rule fails, the rest of the list is not applied (it would only repeat the problem). @default false */
+  readonly final?: boolean;
+}
+
+/** A rule across values (duplicates, one inside another, limits that depend on other keys): its own messages. */
+interface ProblemsRule<T> {
+  readonly path: string;
+  /** The problems found, each naming its key; `where` is the prefix of the keys (`nodes[0]`, or ''). */
+  readonly problems: (whole: T, where: string) => readonly string[];
+  /** @default always */
+  readonly when?: (whole: T) => boolean;
+  /** When the rule reports a problem, the rest of the list is not applied. @default false */
+  readonly final?: boolean;
+}
+
+type Rule<T> = ValueRule<T> | ProblemsRule<T>;
+
+/** `a.b` of `where` (`nodes[0]` + `name` → `nodes[0].name`). */
+function keyAt(where: string, path: string): string {
+  return where === '' ? path : path === '' ? where : `${where}.${path}`;
+}
+
+function valueAt(whole: unknown, path: string): unknown {
+  if (path === '') return whole;
+  return path.split('.').reduce<unknown>((v, key) => (isObject(v) ? v[key] : undefined), whole);
+}
+
+/** The problems `rules` find in `whole`, in the order of the list. */
+function applyRules<T>(rules: readonly Rule<T>[], whole: T, where = ''): string[] {
+  const problems: string[] = [];
+  for (const rule of rules) {
+    if (rule.when !== undefined && !rule.when(whole)) continue;
+    let found: readonly string[];
+    if ('problems' in rule) {
+      found = rule.problems(whole, where);
+    } else {
+      const value = valueAt(whole, rule.path);
+      const accepted = typeof rule.accepted === 'string' ? rule.accepted : rule.accepted(whole);
+      found = rule.test(value, whole)
+        ? []
+        : [`${keyAt(where, rule.path)} is ${JSON.stringify(value)}; expected ${accepted}`];
+    }
+    problems.push(...found);
+    if (rule.final === true && found.length > 0) break;
+  }
+  return problems;
+}
+
+/** The sections the routed alarm kinds start (`remediation.<key>`). */
+const ROUTED_SECTION_KEYS = ['warning', 'critical', 'emergencySpace', 'inodes', 'fillsSoon'] as const;
+
+/** Every rule of the configuration, in the order its problems are reported. */
+const CONFIG_RULES: readonly Rule<StemeDbConfig>[] = [
+  {
+    path: 'prefix',
+    test: (v) => matches(PATTERNS.prefix, v) && !PATTERNS.reservedPrefix.test(v as string),
+    accepted:
+      'a letter then up to 19 letters or digits, not starting with "AWS", "Amazon" or "amzn" in any case (SSM reserves those document name prefixes)',
+  },
+  { path: 'dataMount, walDir, dbDir, backupDir, configFile', problems: pathProblems },
+  {
+    path: 'serviceName',
+    test: (v) => matches(PATTERNS.serviceName, v),
+    accepted: 'a systemd unit name (letters, digits, "@", ".", "_", "-")',
+  },
+  {
+    path: 'healthUrl',
+    test: (v) => matches(PATTERNS.healthUrl, v) && hasValidPort(v as string),
+    accepted:
+      'an http URL on localhost or 127.0.0.1 with a port from 1 to 65535 if any, such as http://localhost:18180/v1/health',
+  },
+  {
+    path: 'thresholds',
+    problems: (c) =>
+      isObject(c.thresholds) ? thresholdProblems(c.thresholds) : ['thresholds must be an object'],
+  },
+  { path: 'expansion.growPercent', test: wholeNumber(1, 1000), accepted: 'a whole number from 1 to 1000' },
+  {
+    path: 'expansion.minGrowGiB',
+    test: wholeNumber(1, 65_536),
+    accepted: 'a whole number of GiB from 1 to 65536',
+  },
+  {
+    path: 'expansion.maxSizeGiB',
+    test: wholeNumber(1, 65_536),
+    accepted: 'a whole number of GiB from 1 to 65536',
+  },
+  {
+    path: 'expansion.minGrowGiB',
+    when: ({ expansion: e }) =>
+      isInt(e.minGrowGiB, 1, 65_536) && isInt(e.maxSizeGiB, 1, 65_536) && e.minGrowGiB > e.maxSizeGiB,
+    problems: ({ expansion: e }) => [
+      `expansion.minGrowGiB (${e.minGrowGiB}) is above expansion.maxSizeGiB (${e.maxSizeGiB}); no expansion could grow by the minimum: lower minGrowGiB or raise maxSizeGiB`,
+    ],
+  },
+  { path: 'expansion.snapshotBeforeExpand', test: (v) => typeof v === 'boolean', accepted: 'true or false' },
+  {
+    path: 'expansion.snapshotsKept',
+    test: wholeNumber(1, 1000),
+    accepted: 'a whole number of snapshots from 1 to 1000 (kept per volume besides the one just taken)',
+  },
+  {
+    path: 'expansion.snapshotsDeleteAfterDays',
+    test: wholeNumber(0, 3650),
+    accepted: 'a whole number of days from 0 (no wait) to 3650',
+  },
+  {
+    path: 'expansion.warnWithinPercent',
+    test: wholeNumber(0, 100),
+    accepted: 'a whole number from 0 (warn only at the cap) to 100',
+  },
+  {
+    path: 'wal.retentionDays',
+    test: wholeNumber(1, 3650),
+    accepted: 'a whole number of days from 1 to 3650',
+  },
+  {
+    path: 'wal.archiveAfterDays',
+    test: wholeNumber(0, 3650),
+    accepted: 'a whole number of days from 0 to 3650',
+  },
+  { path: 'wal.maxSegments', test: wholeNumber(1, 1_000_000), accepted: 'a whole number from 1 to 1000000' },
+  { path: 'wal.segmentSizeMb', test: wholeNumber(1, 4096), accepted: 'a whole number of MB from 1 to 4096' },
+  { path: 'snapshots.retainCount', test: wholeNumber(1, 1000), accepted: 'a whole number from 1 to 1000' },
+  {
+    path: 'snapshots.timeUtc',
+    test: (v) => matches(PATTERNS.timeUtc, v),
+    accepted: 'a time of day as HH:MM in UTC, such as "03:00"',
+  },
+  {
+    path: 'archive.transitionAfterDays',
+    test: wholeNumber(30, 3650),
+    accepted: 'a whole number of days from 30 to 3650 (S3 needs 30 before a colder class)',
+  },
+  {
+    path: 'archive.noncurrentExpireDays',
+    test: wholeNumber(1, 3650),
+    accepted: 'a whole number of days from 1 to 3650',
+  },
+  {
+    path: 'archive.objectLockDays',
+    test: wholeNumber(0, 3650),
+    accepted: 'a whole number of days from 0 (off) to 3650',
+  },
+  ...ROUTED_SECTION_KEYS.map(
+    (key): Rule<StemeDbConfig> => ({
+      path: `remediation.${key}`,
+      test: (v) => v === '' || (REMEDIATION_SECTIONS as readonly unknown[]).includes(v),
+      accepted: `"" (none) or one of ${REMEDIATION_SECTIONS.join(', ')}`,
+    }),
+  ),
+  {
+    path: 'remediation.recheckMinutes',
+    test: wholeNumber(5, 1440),
+    accepted: 'a whole number of minutes from 5 to 1440',
+  },
+  {
+    path: 'remediation.mode',
+    test: (v) => (AUTOMATION_MODES as readonly unknown[]).includes(v),
+    accepted: AUTOMATION_MODES.join(', '),
+  },
+  { path: 'prevention', problems: (c) => preventionProblems(c.prevention) },
+  { path: 'notifyEmails', problems: emailProblems },
+  {
+    path: 'prometheusWorkspaceId',
+    when: (c) => c.prometheusWorkspaceId !== undefined,
+    test: (v) => matches(PATTERNS.workspaceId, v),
+    accepted:
+      'an Amazon Managed Service for Prometheus workspace ID such as ws-12345678-abcd-ef01-2345-6789abcdef01',
+  },
+  {
+    path: 'nodes',
+    test: (v) => Array.isArray(v),
+    accepted: 'a list of nodes',
+    final: true,
+  },
+  { path: 'nodes', problems: nodeListProblems },
+  { path: 'nodes', when: (c) => Array.isArray(c.notifyEmails), problems: stackSizeProblems },
+];
+
 /** Every problem in a resolved configuration; empty when valid. Exported for tests. */
 export function configProblems(c: StemeDbConfig): string[] {
-  const p: string[] = [];
-  check(
-    p,
-    matches(PATTERNS.prefix, c.prefix) && !PATTERNS.reservedPrefix.test(c.prefix),
-    'prefix',
-    c.prefix,
-    'a letter then up to 19 letters or digits, not starting with "AWS", "Amazon" or "amzn" in any case (SSM reserves those document name prefixes)',
-  );
-  p.push(...pathProblems(c));
-  check(
-    p,
-    matches(PATTERNS.serviceName, c.serviceName),
-    'serviceName',
-    c.serviceName,
-    'a systemd unit name (letters, digits, "@", ".", "_", "-")',
-  );
-  check(
-    p,
-    matches(PATTERNS.healthUrl, c.healthUrl) && hasValidPort(c.healthUrl),
-    'healthUrl',
-    c.healthUrl,
-    'an http URL on localhost or 127.0.0.1 with a port from 1 to 65535 if any, such as http://localhost:18180/v1/health',
-  );
-  if (!isObject(c.thresholds)) {
-    p.push(`thresholds must be an object`);
-  } else {
-    p.push(...thresholdProblems(c.thresholds));
-  }
+  return applyRules(CONFIG_RULES, c);
+}
 
-  const e = c.expansion;
-  check(
-    p,
-    isInt(e.growPercent, 1, 1000),
-    'expansion.growPercent',
-    e.growPercent,
-    'a whole number from 1 to 1000',
-  );
-  check(
-    p,
-    isInt(e.minGrowGiB, 1, 65_536),
-    'expansion.minGrowGiB',
-    e.minGrowGiB,
-    'a whole number of GiB from 1 to 65536',
-  );
-  check(
-    p,
-    isInt(e.maxSizeGiB, 1, 65_536),
-    'expansion.maxSizeGiB',
-    e.maxSizeGiB,
-    'a whole number of GiB from 1 to 65536',
-  );
-  if (isInt(e.minGrowGiB, 1, 65_536) && isInt(e.maxSizeGiB, 1, 65_536) && e.minGrowGiB > e.maxSizeGiB) {
-    p.push(
-      `expansion.minGrowGiB (${e.minGrowGiB}) is above expansion.maxSizeGiB (${e.maxSizeGiB}); no expansion could grow by the minimum: lower minGrowGiB or raise maxSizeGiB`,
-    );
-  }
-  check(
-    p,
-    typeof e.snapshotBeforeExpand === 'boolean',
-    'expansion.snapshotBeforeExpand',
-    e.snapshotBeforeExpand,
-    'true or false',
-  );
-  check(
-    p,
-    isInt(e.snapshotsKept, 1, 1000),
-    'expansion.snapshotsKept',
-    e.snapshotsKept,
-    'a whole number of snapshots from 1 to 1000 (kept per volume besides the one just taken)',
-  );
-  check(
-    p,
-    isInt(e.snapshotsDeleteAfterDays, 0, 3650),
-    'expansion.snapshotsDeleteAfterDays',
-    e.snapshotsDeleteAfterDays,
-    'a whole number of days from 0 (no wait) to 3650',
-  );
-  check(
-    p,
-    isInt(e.warnWithinPercent, 0, 100),
-    'expansion.warnWithinPercent',
-    e.warnWithinPercent,
-    'a whole number from 0 (warn only at the cap) to 100',
-  );
+const EMAIL_RULES: readonly Rule<unknown>[] = [
+  { path: '', test: (v) => matches(PATTERNS.email, v), accepted: 'an email address such as ops@example.com' },
+];
 
-  const w = c.wal;
-  check(
-    p,
-    isInt(w.retentionDays, 1, 3650),
-    'wal.retentionDays',
-    w.retentionDays,
-    'a whole number of days from 1 to 3650',
-  );
-  check(
-    p,
-    isInt(w.archiveAfterDays, 0, 3650),
-    'wal.archiveAfterDays',
-    w.archiveAfterDays,
-    'a whole number of days from 0 to 3650',
-  );
-  check(
-    p,
-    isInt(w.maxSegments, 1, 1_000_000),
-    'wal.maxSegments',
-    w.maxSegments,
-    'a whole number from 1 to 1000000',
-  );
-  check(
-    p,
-    isInt(w.segmentSizeMb, 1, 4096),
-    'wal.segmentSizeMb',
-    w.segmentSizeMb,
-    'a whole number of MB from 1 to 4096',
-  );
-
-  const s = c.snapshots;
-  check(
-    p,
-    isInt(s.retainCount, 1, 1000),
-    'snapshots.retainCount',
-    s.retainCount,
-    'a whole number from 1 to 1000',
-  );
-  check(
-    p,
-    matches(PATTERNS.timeUtc, s.timeUtc),
-    'snapshots.timeUtc',
-    s.timeUtc,
-    'a time of day as HH:MM in UTC, such as "03:00"',
-  );
-
-  const a = c.archive;
-  check(
-    p,
-    isInt(a.transitionAfterDays, 30, 3650),
-    'archive.transitionAfterDays',
-    a.transitionAfterDays,
-    'a whole number of days from 30 to 3650 (S3 needs 30 before a colder class)',
-  );
-  check(
-    p,
-    isInt(a.noncurrentExpireDays, 1, 3650),
-    'archive.noncurrentExpireDays',
-    a.noncurrentExpireDays,
-    'a whole number of days from 1 to 3650',
-  );
-  check(
-    p,
-    isInt(a.objectLockDays, 0, 3650),
-    'archive.objectLockDays',
-    a.objectLockDays,
-    'a whole number of days from 0 (off) to 3650',
-  );
-
-  const r = c.remediation;
-  for (const key of ['warning', 'critical', 'emergencySpace', 'inodes', 'fillsSoon'] as const) {
-    check(
-      p,
-      r[key] === '' || (REMEDIATION_SECTIONS as readonly string[]).includes(r[key]),
-      `remediation.${key}`,
-      r[key],
-      `"" (none) or one of ${REMEDIATION_SECTIONS.join(', ')}`,
-    );
-  }
-  check(
-    p,
-    isInt(r.recheckMinutes, 5, 1440),
-    'remediation.recheckMinutes',
-    r.recheckMinutes,
-    'a whole number of minutes from 5 to 1440',
-  );
-  check(
-    p,
-    (AUTOMATION_MODES as readonly unknown[]).includes(r.mode),
-    'remediation.mode',
-    r.mode,
-    AUTOMATION_MODES.join(', '),
-  );
-
-  p.push(...preventionProblems(c.prevention));
-
+/** `notifyEmails`: a list of addresses, each listed once (in any case). */
+function emailProblems(c: StemeDbConfig): string[] {
   if (!Array.isArray(c.notifyEmails)) {
-    p.push(`notifyEmails is ${JSON.stringify(c.notifyEmails)}; expected a list of email addresses`);
-  } else {
-    const seenEmails = new Map<string, number>();
-    c.notifyEmails.forEach((m, i) => {
-      check(
-        p,
-        matches(PATTERNS.email, m),
-        `notifyEmails[${i}]`,
-        m,
-        'an email address such as ops@example.com',
+    return [`notifyEmails is ${JSON.stringify(c.notifyEmails)}; expected a list of email addresses`];
+  }
+  const p: string[] = [];
+  const seenEmails = new Map<string, number>();
+  c.notifyEmails.forEach((m, i) => {
+    p.push(...applyRules(EMAIL_RULES, m, `notifyEmails[${i}]`));
+    if (typeof m !== 'string') return;
+    const first = seenEmails.get(m.toLowerCase());
+    if (first !== undefined) {
+      p.push(
+        `notifyEmails[${i}] ${JSON.stringify(m)} is listed twice (also notifyEmails[${first}]); list each address once`,
       );
-      if (typeof m !== 'string') return;
-      const first = seenEmails.get(m.toLowerCase());
-      if (first !== undefined) {
-        p.push(
-          `notifyEmails[${i}] ${JSON.stringify(m)} is listed twice (also notifyEmails[${first}]); list each address once`,
-        );
-      } else {
-        seenEmails.set(m.toLowerCase(), i);
-      }
-    });
-  }
-  if (c.prometheusWorkspaceId !== undefined) {
-    check(
-      p,
-      matches(PATTERNS.workspaceId, c.prometheusWorkspaceId),
-      'prometheusWorkspaceId',
-      c.prometheusWorkspaceId,
-      'an Amazon Managed Service for Prometheus workspace ID such as ws-12345678-abcd-ef01-2345-6789abcdef01',
-    );
-  }
+    } else {
+      seenEmails.set(m.toLowerCase(), i);
+    }
+  });
+  return p;
+}
 
-  if (!Array.isArray(c.nodes)) {
-    p.push(`nodes is ${JSON.stringify(c.nodes)}; expected a list of nodes`);
-    return p;
-  }
+/** Every node by {@link NODE_RULES}, then across nodes: names, instances and adopted volumes once, the cap above every size. */
+function nodeListProblems(c: StemeDbConfig): string[] {
+  const p: string[] = [];
+  const e = c.expansion;
   const seenNames = new Set<string>();
   const seenInstances = new Set<string>();
   const seenVolumes = new Map<string, number>();
   c.nodes.forEach((n, i) => {
-    p.push(...nodeProblems(n, `nodes[${i}]`));
+    p.push(...applyRules(NODE_RULES, n, `nodes[${i}]`));
     if (isObject(n) && typeof n.name === 'string' && typeof n.instanceId === 'string') {
       if (seenNames.has(n.name))
         p.push(`nodes[${i}].name ${JSON.stringify(n.name)} is used twice; node names must be unique`);
@@ -871,218 +805,318 @@ export function configProblems(c: StemeDbConfig): string[] {
       );
     }
   });
-  if (Array.isArray(c.notifyEmails)) {
-    const fixed = fixedStackResources(c);
-    const most = Math.floor((STACK_RESOURCE_LIMIT - fixed) / STACK_RESOURCES.perNode);
-    if (c.nodes.length > most) {
-      p.push(
-        `nodes has ${c.nodes.length} entries; one stack holds at most ${most} nodes with this configuration (CloudFormation's ${STACK_RESOURCE_LIMIT} resources per stack: ${fixed} shared, ${STACK_RESOURCES.perNode} per node)`,
-      );
-    }
-  }
   return p;
 }
 
-function hasValidPort(url: string): boolean {
-  const port = /^http:\/\/[^/:]+:(\d+)\//.exec(url)?.[1];
-  return port === undefined || (Number(port) >= 1 && Number(port) <= 65_535);
+/** The nodes one stack holds with this configuration (CloudFormation's resource limit). */
+function stackSizeProblems(c: StemeDbConfig): string[] {
+  const fixed = fixedStackResources(c);
+  const most = Math.floor((STACK_RESOURCE_LIMIT - fixed) / STACK_RESOURCES.perNode);
+  if (c.nodes.length <= most) return [];
+  return [
+    `nodes has ${c.nodes.length} entries; one stack holds at most ${most} nodes with this configuration (CloudFormation's ${STACK_RESOURCE_LIMIT} resources per stack: ${fixed} shared, ${STACK_RESOURCES.perNode} per node)`,
+  ];
 }
 
-/** The path keys: each a safe, normalised path the documents accept, and no two in conflict. */
+type PathKey = (typeof PATH_KEYS)[number];
+
+/** One path key's rules; the first that fails is its only problem. */
+function pathRules(key: PathKey): readonly Rule<StemeDbConfig>[] {
+  return [
+    {
+      path: key,
+      test: isSafePath,
+      accepted: 'an absolute path of letters, digits, ".", "_", "-" and "/" with no ".." segment',
+      final: true,
+    },
+    {
+      path: key,
+      when: (c) => key === 'dataMount' && normalisePath(c[key]) === '/',
+      problems: () => [
+        `dataMount is "/"; expected the data volume's mount point, not / (the root filesystem), such as /data`,
+      ],
+      final: true,
+    },
+    {
+      path: key,
+      test: (v) => normalisePath(v as string) === v,
+      accepted: (c) => `its normal form ${JSON.stringify(normalisePath(c[key]))}`,
+      final: true,
+    },
+    {
+      path: key,
+      test: (v) => PATTERNS.normalPath.test(v as string),
+      accepted:
+        'path segments that start with a letter, digit, "_" or "-" (the SSM documents refuse hidden names), at most 16 segments of up to 128 characters',
+    },
+  ];
+}
+
+/** The path keys that passed their own rules, for the rules between them. */
+type ValidPaths = Partial<Record<PathKey, string>>;
+
+const inside = (dir: string, parent: string) => dir.startsWith(`${parent}/`);
+
+/** How the path keys must relate: WAL and database inside the mount, no two directories the same, no config file in them. */
+const PATH_RELATION_RULES: readonly Rule<ValidPaths>[] = [
+  {
+    path: 'walDir',
+    when: ({ dataMount, walDir }) => dataMount !== undefined && walDir === dataMount,
+    problems: ({ walDir }) => [
+      `walDir is ${JSON.stringify(walDir)}, the data mount itself (dataMount); expected a directory inside it (ArchiveWal would archive and delete the files at the mount's root)`,
+    ],
+  },
+  ...(['walDir', 'dbDir'] as const).map(
+    (key): Rule<ValidPaths> => ({
+      path: key,
+      when: (paths) => {
+        const { dataMount } = paths;
+        const dir = paths[key];
+        return dataMount !== undefined && dir !== undefined && dir !== dataMount && !inside(dir, dataMount);
+      },
+      problems: (paths) => [
+        `${key} is ${JSON.stringify(paths[key])}; expected a directory inside dataMount (${paths.dataMount})`,
+      ],
+    }),
+  ),
+  {
+    path: 'dbDir',
+    when: ({ dataMount, dbDir }) => dataMount !== undefined && dbDir === dataMount,
+    problems: ({ dataMount, dbDir }) => [
+      `dbDir is ${JSON.stringify(dbDir)}; expected a directory inside dataMount (${dataMount})`,
+    ],
+  },
+  {
+    path: 'walDir',
+    when: ({ walDir, dbDir }) => walDir !== undefined && walDir === dbDir,
+    problems: ({ walDir }) => [
+      `walDir and dbDir are both ${JSON.stringify(walDir)}; give the WAL its own directory (ArchiveWal would archive and delete database files)`,
+    ],
+  },
+  {
+    path: 'dbDir',
+    when: ({ walDir, dbDir }) =>
+      walDir !== undefined && dbDir !== undefined && walDir !== dbDir && inside(dbDir, walDir),
+    problems: ({ walDir, dbDir }) => [
+      `dbDir ${JSON.stringify(dbDir)} is inside walDir ${JSON.stringify(walDir)}; expected separate directories (the WAL automations would treat the database as WAL)`,
+    ],
+  },
+  ...(['walDir', 'dbDir'] as const).map(
+    (key): Rule<ValidPaths> => ({
+      path: 'configFile',
+      when: (paths) => {
+        const { configFile } = paths;
+        const dir = paths[key];
+        return (
+          configFile !== undefined && dir !== undefined && (configFile === dir || inside(configFile, dir))
+        );
+      },
+      problems: (paths) => {
+        const configFile = paths.configFile as string;
+        const dir = paths[key] as string;
+        return [
+          `configFile ${JSON.stringify(configFile)} is ${configFile === dir ? '' : 'inside '}${key} ${JSON.stringify(dir)}; expected a file outside the WAL and database directories (ArchiveWal archives and deletes every file in walDir, InodeCleanup deletes empty files in dbDir)`,
+        ];
+      },
+    }),
+  ),
+  {
+    path: 'backupDir',
+    when: ({ backupDir, walDir }) => backupDir !== undefined && backupDir === walDir,
+    problems: ({ backupDir }) => [
+      `backupDir and walDir are both ${JSON.stringify(backupDir)}; expected separate directories (backups would be archived and deleted as WAL, and a fresh backup would hide the newest segment)`,
+    ],
+  },
+  {
+    path: 'backupDir',
+    when: ({ backupDir, dbDir }) => backupDir !== undefined && backupDir === dbDir,
+    problems: ({ backupDir }) => [
+      `backupDir and dbDir are both ${JSON.stringify(backupDir)}; expected separate directories (EmergencyCleanup deletes old backups there)`,
+    ],
+  },
+];
+
+/** The path keys: each a safe, normalised path the documents accept ({@link pathRules}), and no two in conflict. */
 function pathProblems(c: StemeDbConfig): string[] {
   const p: string[] = [];
-  const ok: Partial<Record<(typeof PATH_KEYS)[number], string>> = {};
+  const valid: ValidPaths = {};
   for (const key of PATH_KEYS) {
-    const v = c[key];
-    if (!isSafePath(v)) {
-      p.push(
-        `${key} is ${JSON.stringify(v)}; expected an absolute path of letters, digits, ".", "_", "-" and "/" with no ".." segment`,
-      );
-    } else if (key === 'dataMount' && normalisePath(v) === '/') {
-      p.push(
-        `dataMount is "/"; expected the data volume's mount point, not / (the root filesystem), such as /data`,
-      );
-    } else if (normalisePath(v) !== v) {
-      p.push(`${key} is ${JSON.stringify(v)}; expected its normal form ${JSON.stringify(normalisePath(v))}`);
-    } else if (!PATTERNS.normalPath.test(v)) {
-      p.push(
-        `${key} is ${JSON.stringify(v)}; expected path segments that start with a letter, digit, "_" or "-" (the SSM documents refuse hidden names), at most 16 segments of up to 128 characters`,
-      );
-    } else {
-      ok[key] = v;
-    }
+    const found = applyRules(pathRules(key), c);
+    if (found.length === 0) valid[key] = c[key];
+    p.push(...found);
   }
-  const { dataMount, walDir, dbDir, backupDir, configFile } = ok;
-  const inside = (dir: string, parent: string) => dir.startsWith(`${parent}/`);
-  if (dataMount !== undefined) {
-    if (walDir === dataMount) {
-      p.push(
-        `walDir is ${JSON.stringify(walDir)}, the data mount itself (dataMount); expected a directory inside it (ArchiveWal would archive and delete the files at the mount's root)`,
-      );
-    }
-    for (const [key, dir] of [
-      ['walDir', walDir],
-      ['dbDir', dbDir],
-    ] as const) {
-      if (dir !== undefined && dir !== dataMount && !inside(dir, dataMount)) {
-        p.push(`${key} is ${JSON.stringify(dir)}; expected a directory inside dataMount (${dataMount})`);
-      }
-    }
-    if (dbDir === dataMount) {
-      p.push(`dbDir is ${JSON.stringify(dbDir)}; expected a directory inside dataMount (${dataMount})`);
-    }
-  }
-  if (walDir !== undefined && dbDir !== undefined) {
-    if (walDir === dbDir) {
-      p.push(
-        `walDir and dbDir are both ${JSON.stringify(walDir)}; give the WAL its own directory (ArchiveWal would archive and delete database files)`,
-      );
-    } else if (inside(dbDir, walDir)) {
-      p.push(
-        `dbDir ${JSON.stringify(dbDir)} is inside walDir ${JSON.stringify(walDir)}; expected separate directories (the WAL automations would treat the database as WAL)`,
-      );
-    }
-  }
-  for (const [key, dir] of [
-    ['walDir', walDir],
-    ['dbDir', dbDir],
-  ] as const) {
-    if (configFile !== undefined && dir !== undefined && (configFile === dir || inside(configFile, dir))) {
-      p.push(
-        `configFile ${JSON.stringify(configFile)} is ${configFile === dir ? '' : 'inside '}${key} ${JSON.stringify(dir)}; expected a file outside the WAL and database directories (ArchiveWal archives and deletes every file in walDir, InodeCleanup deletes empty files in dbDir)`,
-      );
-    }
-  }
-  if (backupDir !== undefined) {
-    if (backupDir === walDir) {
-      p.push(
-        `backupDir and walDir are both ${JSON.stringify(backupDir)}; expected separate directories (backups would be archived and deleted as WAL, and a fresh backup would hide the newest segment)`,
-      );
-    }
-    if (backupDir === dbDir) {
-      p.push(
-        `backupDir and dbDir are both ${JSON.stringify(backupDir)}; expected separate directories (EmergencyCleanup deletes old backups there)`,
-      );
-    }
-  }
-  return p;
+  return [...p, ...applyRules(PATH_RELATION_RULES, valid)];
 }
 
-function nodeProblems(n: NodeConfig, at: string): string[] {
-  const p: string[] = [];
-  if (!isObject(n))
-    return [
-      `${at} is ${JSON.stringify(n)}; expected an object with name, instanceId, availabilityZone and dataVolume or existingVolumeId`,
-    ];
-  const known = ['name', 'instanceId', 'availabilityZone', 'dataVolume', 'existingVolumeId'];
-  for (const key of Object.keys(n)) {
-    if (!known.includes(key)) p.push(`${at}.${key} is not a node key; accepted: ${known.join(', ')}`);
-  }
-  check(
-    p,
-    matches(PATTERNS.name, n.name),
-    `${at}.name`,
-    n.name,
-    '2 to 32 lower-case letters, digits and "-", starting with a letter and not ending with "-"',
-  );
-  check(
-    p,
-    matches(PATTERNS.instanceId, n.instanceId),
-    `${at}.instanceId`,
-    n.instanceId,
-    'an EC2 instance ID such as i-0123456789abcdef0',
-  );
-  check(
-    p,
-    matches(PATTERNS.availabilityZone, n.availabilityZone),
-    `${at}.availabilityZone`,
-    n.availabilityZone,
-    'an Availability Zone name such as eu-west-1a',
-  );
-  const hasNew = n.dataVolume !== undefined;
-  const hasExisting = n.existingVolumeId !== undefined;
-  if (hasNew === hasExisting) {
-    p.push(
-      `${at} must have exactly one of dataVolume (a volume the stack creates) and existingVolumeId (a volume it adopts)`,
-    );
-    return p;
-  }
-  if (hasExisting) {
-    check(
-      p,
-      matches(PATTERNS.volumeId, n.existingVolumeId),
-      `${at}.existingVolumeId`,
-      n.existingVolumeId,
-      'an EBS volume ID such as vol-0123456789abcdef0',
-    );
-    return p;
-  }
-  const v = n.dataVolume as NewDataVolumeConfig;
-  if (!isObject(v)) return [...p, `${at}.dataVolume must be an object with sizeGiB`];
-  const knownVolume = ['sizeGiB', 'type', 'iops', 'throughput', 'deviceName'];
-  for (const key of Object.keys(v)) {
-    if (!knownVolume.includes(key))
-      p.push(`${at}.dataVolume.${key} is not a data volume key; accepted: ${knownVolume.join(', ')}`);
-  }
-  const limits = VOLUME_LIMITS[v.type];
-  if (limits === undefined) {
-    p.push(
-      `${at}.dataVolume.type is ${JSON.stringify(v.type)}; expected one of ${Object.keys(VOLUME_LIMITS).join(', ')}`,
-    );
-    return p;
-  }
-  check(
-    p,
-    isInt(v.sizeGiB, limits.minGiB, limits.maxGiB),
-    `${at}.dataVolume.sizeGiB`,
-    v.sizeGiB,
-    `a whole number of GiB from ${limits.minGiB} to ${limits.maxGiB} for ${v.type}`,
-  );
-  check(
-    p,
-    matches(PATTERNS.deviceName, v.deviceName),
-    `${at}.dataVolume.deviceName`,
-    v.deviceName,
-    'a device name from /dev/sdf to /dev/sdp or /dev/xvdf to /dev/xvdp',
-  );
-  if (v.iops !== undefined) {
-    if (limits.iops === undefined) {
-      p.push(
-        `${at}.dataVolume.iops is set, but ${v.type} volumes do not take provisioned IOPS; remove it or use gp3, io1 or io2`,
-      );
-    } else {
-      const max = Math.min(
-        limits.iops.max,
-        isInt(v.sizeGiB, 1, 65_536) ? v.sizeGiB * limits.iops.perGiB : limits.iops.max,
-      );
-      check(
-        p,
-        isInt(v.iops, limits.iops.min, Math.max(limits.iops.min, max)),
-        `${at}.dataVolume.iops`,
-        v.iops,
-        `a whole number from ${limits.iops.min} to ${Math.max(limits.iops.min, max)} for a ${v.sizeGiB} GiB ${v.type} volume (${limits.iops.perGiB} IOPS per GiB, at most ${limits.iops.max})`,
-      );
-    }
-  } else if (v.type === 'io1' || v.type === 'io2') {
-    p.push(`${at}.dataVolume.iops is required for ${v.type} volumes`);
-  }
-  if (v.throughput !== undefined) {
-    if (limits.throughput === undefined) {
-      p.push(`${at}.dataVolume.throughput is set, but only gp3 volumes take a throughput; remove it`);
-    } else {
-      const iops = v.iops ?? limits.iops?.min ?? 3000;
-      const max = Math.min(limits.throughput.max, Math.floor(iops * limits.throughput.perIops));
-      check(
-        p,
-        isInt(v.throughput, limits.throughput.min, Math.max(limits.throughput.min, max)),
-        `${at}.dataVolume.throughput`,
-        v.throughput,
-        `a whole number of MiB/s from ${limits.throughput.min} to ${Math.max(limits.throughput.min, max)} for ${iops} IOPS (at most ${limits.throughput.perIops} MiB/s per IOPS, ${limits.throughput.max} in all)`,
-      );
-    }
-  }
-  return p;
+const NODE_KEYS = ['name', 'instanceId', 'availabilityZone', 'dataVolume', 'existingVolumeId'];
+const DATA_VOLUME_KEYS = ['sizeGiB', 'type', 'iops', 'throughput', 'deviceName'];
+
+/** The node's new data volume (only where {@link hasDataVolume} holds). */
+const dataVolumeOf = (n: NodeConfig) => n.dataVolume as NewDataVolumeConfig;
+const hasDataVolume = (n: NodeConfig) => n.dataVolume !== undefined && n.existingVolumeId === undefined;
+/** The limits of the volume's type (only once the type is known). */
+const limitsOf = (n: NodeConfig) => VOLUME_LIMITS[dataVolumeOf(n).type];
+
+/** The IOPS a volume of its size and type may have. */
+function iopsRange(n: NodeConfig): {
+  readonly min: number;
+  readonly max: number;
+  readonly perGiB: number;
+  readonly most: number;
+} {
+  const v = dataVolumeOf(n);
+  const iops = limitsOf(n).iops as { readonly min: number; readonly max: number; readonly perGiB: number };
+  const max = Math.min(iops.max, isInt(v.sizeGiB, 1, 65_536) ? v.sizeGiB * iops.perGiB : iops.max);
+  return { min: iops.min, max: Math.max(iops.min, max), perGiB: iops.perGiB, most: iops.max };
 }
+
+/** The throughput a gp3 volume of its IOPS may have. */
+function throughputRange(n: NodeConfig): {
+  readonly min: number;
+  readonly max: number;
+  readonly iops: number;
+} {
+  const limits = limitsOf(n);
+  const throughput = limits.throughput as {
+    readonly min: number;
+    readonly max: number;
+    readonly perIops: number;
+  };
+  const iops = dataVolumeOf(n).iops ?? limits.iops?.min ?? 3000;
+  const max = Math.min(throughput.max, Math.floor(iops * throughput.perIops));
+  return { min: throughput.min, max: Math.max(throughput.min, max), iops };
+}
+
+/** One node's rules, in the order its problems are reported (`where` is `nodes[<i>]`). */
+const NODE_RULES: readonly Rule<NodeConfig>[] = [
+  {
+    path: '',
+    when: (n) => !isObject(n),
+    problems: (n, at) => [
+      `${at} is ${JSON.stringify(n)}; expected an object with name, instanceId, availabilityZone and dataVolume or existingVolumeId`,
+    ],
+    final: true,
+  },
+  {
+    path: '',
+    problems: (n, at) =>
+      Object.keys(n)
+        .filter((key) => !NODE_KEYS.includes(key))
+        .map((key) => `${at}.${key} is not a node key; accepted: ${NODE_KEYS.join(', ')}`),
+  },
+  {
+    path: 'name',
+    test: (v) => matches(PATTERNS.name, v),
+    accepted: '2 to 32 lower-case letters, digits and "-", starting with a letter and not ending with "-"',
+  },
+  {
+    path: 'instanceId',
+    test: (v) => matches(PATTERNS.instanceId, v),
+    accepted: 'an EC2 instance ID such as i-0123456789abcdef0',
+  },
+  {
+    path: 'availabilityZone',
+    test: (v) => matches(PATTERNS.availabilityZone, v),
+    accepted: 'an Availability Zone name such as eu-west-1a',
+  },
+  {
+    path: '',
+    when: (n) => (n.dataVolume !== undefined) === (n.existingVolumeId !== undefined),
+    problems: (_n, at) => [
+      `${at} must have exactly one of dataVolume (a volume the stack creates) and existingVolumeId (a volume it adopts)`,
+    ],
+    final: true,
+  },
+  {
+    path: 'existingVolumeId',
+    when: (n) => n.existingVolumeId !== undefined,
+    test: (v) => matches(PATTERNS.volumeId, v),
+    accepted: 'an EBS volume ID such as vol-0123456789abcdef0',
+  },
+  {
+    path: 'dataVolume',
+    when: (n) => hasDataVolume(n) && !isObject(n.dataVolume),
+    problems: (_n, at) => [`${at}.dataVolume must be an object with sizeGiB`],
+    final: true,
+  },
+  {
+    path: 'dataVolume',
+    when: hasDataVolume,
+    problems: (n, at) =>
+      Object.keys(dataVolumeOf(n))
+        .filter((key) => !DATA_VOLUME_KEYS.includes(key))
+        .map(
+          (key) =>
+            `${at}.dataVolume.${key} is not a data volume key; accepted: ${DATA_VOLUME_KEYS.join(', ')}`,
+        ),
+  },
+  {
+    path: 'dataVolume.type',
+    when: (n) => hasDataVolume(n) && limitsOf(n) === undefined,
+    problems: (n, at) => [
+      `${at}.dataVolume.type is ${JSON.stringify(dataVolumeOf(n).type)}; expected one of ${Object.keys(VOLUME_LIMITS).join(', ')}`,
+    ],
+    final: true,
+  },
+  {
+    path: 'dataVolume.sizeGiB',
+    when: hasDataVolume,
+    test: (v, n) => isInt(v, limitsOf(n).minGiB, limitsOf(n).maxGiB),
+    accepted: (n) =>
+      `a whole number of GiB from ${limitsOf(n).minGiB} to ${limitsOf(n).maxGiB} for ${dataVolumeOf(n).type}`,
+  },
+  {
+    path: 'dataVolume.deviceName',
+    when: hasDataVolume,
+    test: (v) => matches(PATTERNS.deviceName, v),
+    accepted: 'a device name from /dev/sdf to /dev/sdp or /dev/xvdf to /dev/xvdp',
+  },
+  {
+    path: 'dataVolume.iops',
+    when: (n) => hasDataVolume(n) && dataVolumeOf(n).iops !== undefined && limitsOf(n).iops === undefined,
+    problems: (n, at) => [
+      `${at}.dataVolume.iops is set, but ${dataVolumeOf(n).type} volumes do not take provisioned IOPS; remove it or use gp3, io1 or io2`,
+    ],
+  },
+  {
+    path: 'dataVolume.iops',
+    when: (n) => hasDataVolume(n) && dataVolumeOf(n).iops !== undefined && limitsOf(n).iops !== undefined,
+    test: (v, n) => isInt(v, iopsRange(n).min, iopsRange(n).max),
+    accepted: (n) => {
+      const r = iopsRange(n);
+      const v = dataVolumeOf(n);
+      return `a whole number from ${r.min} to ${r.max} for a ${v.sizeGiB} GiB ${v.type} volume (${r.perGiB} IOPS per GiB, at most ${r.most})`;
+    },
+  },
+  {
+    path: 'dataVolume.iops',
+    when: (n) =>
+      hasDataVolume(n) &&
+      dataVolumeOf(n).iops === undefined &&
+      (dataVolumeOf(n).type === 'io1' || dataVolumeOf(n).type === 'io2'),
+    problems: (n, at) => [`${at}.dataVolume.iops is required for ${dataVolumeOf(n).type} volumes`],
+  },
+  {
+    path: 'dataVolume.throughput',
+    when: (n) =>
+      hasDataVolume(n) && dataVolumeOf(n).throughput !== undefined && limitsOf(n).throughput === undefined,
+    problems: (_n, at) => [
+      `${at}.dataVolume.throughput is set, but only gp3 volumes take a throughput; remove it`,
+    ],
+  },
+  {
+    path: 'dataVolume.throughput',
+    when: (n) =>
+      hasDataVolume(n) && dataVolumeOf(n).throughput !== undefined && limitsOf(n).throughput !== undefined,
+    test: (v, n) => isInt(v, throughputRange(n).min, throughputRange(n).max),
+    accepted: (n) => {
+      const r = throughputRange(n);
+      const perIops = limitsOf(n).throughput?.perIops;
+      const most = limitsOf(n).throughput?.max;
+      return `a whole number of MiB/s from ${r.min} to ${r.max} for ${r.iops} IOPS (at most ${perIops} MiB/s per IOPS, ${most} in all)`;
+    },
+  },
+];
 
 /** Reads, merges, defaults and validates the configuration from a construct's CDK context. */
 export function loadConfig(tryGetContext: (key: string) => unknown): StemeDbConfig {

@@ -2,7 +2,7 @@ import { RemovalPolicy, Size, Tags } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import type * as kms from 'aws-cdk-lib/aws-kms';
 import { Construct } from 'constructs';
-import { type EbsVolumeType, VOLUME_LIMITS } from './config';
+import { type EbsVolumeType, VOLUME_LIMITS } from '../contracts/ebs';
 import { DEPLOYMENT_TAG_KEY, MANAGED_TAG_KEY, MANAGED_TAG_VALUE, NODE_TAG_KEY } from './tags';
 
 export interface DataVolumeProps {

@@ -1,8 +1,8 @@
 import { Duration } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import { Construct } from 'constructs';
+import type { DiskThresholds } from '../contracts/thresholds';
 import type { NodeDiskAlarms } from './node-disk-alarms';
-import type { DiskThresholds } from './thresholds';
 
 export interface DiskDashboardNode {
   readonly nodeName: string;

@@ -3,8 +3,11 @@ import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as actions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
+import { type DiskAlarmKind, diskAlarmName } from '../contracts/alarms';
+import { INSTANCE_ID_PATTERN } from '../contracts/aws-ids';
+import type { DiskThresholds } from '../contracts/thresholds';
 import { AGENT_METRICS, agentNamespace } from './disk-metrics-agent';
-import { type DiskAlarmKind, type DiskAlarmRule, type DiskThresholds, diskAlarmRules } from './thresholds';
+import { type DiskAlarmRule, diskAlarmRules } from './thresholds';
 
 export interface NodeDiskAlarmsProps {
   /** Prefix of alarm names. @default 'StemeDB' */
@@ -21,11 +24,6 @@ export interface NodeDiskAlarmsProps {
   readonly thresholds: DiskThresholds;
   /** Topic notified on ALARM and on OK. @default no actions (EventBridge still sees state changes) */
   readonly topic?: sns.ITopic;
-}
-
-/** Alarm name contract shared with the router: `<prefix>-<node>-disk-<kind>`. */
-export function diskAlarmName(prefix: string, nodeName: string, kind: DiskAlarmKind): string {
-  return `${prefix}-${nodeName}-disk-${kind}`;
 }
 
 const ONE_MINUTE = Duration.minutes(1);
@@ -54,7 +52,7 @@ export class NodeDiskAlarms extends Construct {
     const prefix = props.prefix ?? 'StemeDB';
     const dataMount = props.dataMount ?? '/data';
     const namespace = props.namespace ?? agentNamespace(prefix, props.instanceId);
-    if (!/^i-(?:[0-9a-f]{8}|[0-9a-f]{17})$/.test(props.instanceId)) {
+    if (!INSTANCE_ID_PATTERN.test(props.instanceId)) {
       throw new Error(
         `NodeDiskAlarms instanceId is ${JSON.stringify(props.instanceId)}; expected i- and 8 or 17 hex digits`,
       );

@@ -7,13 +7,9 @@
  * and docs/thresholds.md cannot drift apart. Pure: no file or AWS access.
  */
 import { stringify } from 'yaml';
-import { type DiskAlarmKind, type DiskAlarmRule, type DiskThresholds, diskAlarmRules } from './thresholds';
-
-/**
- * Kinds carried in the `stemedb_alarm_kind` label: the CloudWatch alarm kinds plus the
- * Prometheus-only prediction (CloudWatch metric math has no linear regression).
- */
-export type PrometheusAlertKind = DiskAlarmKind | 'fills-soon';
+import type { AlertKind } from '../contracts/alarms';
+import type { DiskThresholds } from '../contracts/thresholds';
+import { type DiskAlarmRule, diskAlarmRules } from './thresholds';
 
 export interface PrometheusAlertRule {
   readonly alert: string;
@@ -67,7 +63,7 @@ export const NODE_LABEL = 'stemedb_node';
 export const NO_DATA_MEMORY_HOURS = 24;
 
 /** Runbook section an operator (or the router) follows when the alert fires. */
-export const RUNBOOK_SECTION: Readonly<Record<PrometheusAlertKind, string>> = {
+export const RUNBOOK_SECTION: Readonly<Record<AlertKind, string>> = {
   warning: 'Disk Full runbook: Quick Diagnosis (then §2 WAL Cleanup, §3 Compaction or §5 Volume Expansion)',
   critical:
     'Disk Full runbook: Quick Diagnosis (§1 Emergency Cleanup above 98% used, else §5 Volume Expansion)',
@@ -139,7 +135,7 @@ function inodeFreeRatio(mount: string): string {
   return `(${selector('node_filesystem_files_free', mount)} / ${selector('node_filesystem_files', mount)})`;
 }
 
-function labels(severity: string, kind: PrometheusAlertKind): Record<string, string> {
+function labels(severity: string, kind: AlertKind): Record<string, string> {
   return { severity, [ALARM_KIND_LABEL]: kind };
 }
 

@@ -6,6 +6,7 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
+import { METRICS_NAMESPACE } from '../contracts/metrics';
 import { acknowledgeWildcard, nagArn } from './nag-acknowledgements';
 
 export interface RemediationFunctionProps {
@@ -30,14 +31,12 @@ export interface RemediationFunctionProps {
 /** Handlers live in `lambda/<name>.ts`; resolved from this file so synth works from any cwd. */
 export const LAMBDA_DIR = join(__dirname, '..', 'lambda');
 
-/** The metrics namespace every remediation function publishes to (Powertools EMF). */
-export const METRICS_NAMESPACE = 'StemeDB/DiskAutomation';
-
 /**
  * A remediation Lambda as the project builds every one: bundled locally by esbuild as
  * tree-shaken ESM with the AWS SDK v3 clients inside (about half the cold-start import time of
  * the runtime's own SDK, see DESIGN.md), ARM64, Node.js 24, its own log group with retention,
- * and its own role that may write only to that log group. Callers add the AWS permissions.
+ * and its own role that may write only to that log group. Each function's construct (a subclass,
+ * e.g. `ExpandVolumeFunction`) adds the AWS permissions it needs.
  */
 export class RemediationFunction extends Construct {
   public readonly function: NodejsFunction;

@@ -1,13 +1,8 @@
 import { Stack } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
+import { PRE_EXPANSION_PURPOSE, SNAPSHOT_PURPOSE_TAG_KEY } from '../contracts/expansion';
 import { acknowledgeWildcard } from './nag-acknowledgements';
-import {
-  DEPLOYMENT_TAG_KEY,
-  MANAGED_TAG_KEY,
-  MANAGED_TAG_VALUE,
-  PRE_EXPANSION_PURPOSE,
-  SNAPSHOT_PURPOSE_TAG_KEY,
-} from './tags';
+import { DEPLOYMENT_TAG_KEY, MANAGED_TAG_KEY, MANAGED_TAG_VALUE } from './tags';
 
 /**
  * What the pre-expansion snapshot retention of expand-volume (lambda/shared/snapshot-retention.ts)

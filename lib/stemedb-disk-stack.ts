@@ -1,15 +1,17 @@
 import { Annotations, Stack, type StackProps } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
+import { METRICS_NAMESPACE } from '../contracts/metrics';
 import type { StemeDbConfig } from './config';
 import { DiskDashboard } from './disk-dashboard';
 import { DiskMetricsAgent } from './disk-metrics-agent';
 import { DiskRemediation } from './disk-remediation';
 import { NotificationTopic } from './notification-topic';
+import { OperatorPolicy } from './operator-policy';
 import { PreventionDocuments } from './prevention-documents';
 import { PrometheusRuleGroupsNamespace } from './prometheus-rule-groups-namespace';
 import { renderPrometheusRules } from './prometheus-rules';
-import { METRICS_NAMESPACE } from './remediation-function';
 import { DataVolumeSnapshotPolicy } from './snapshot-policy';
+import { StackOutputs } from './stack-outputs';
 import { StemeDbKey } from './stemedb-key';
 import { StemeDbNode } from './stemedb-node';
 import { WalArchiveBucket } from './wal-archive-bucket';
@@ -21,8 +23,8 @@ export interface StemeDbDiskStackProps extends StackProps {
 
 /**
  * The StemeDB disk-full automation: shared resources (key, topic, agent configuration,
- * snapshots, documents, Lambdas, router) and one {@link StemeDbNode} per configured node.
- * The stack only composes constructs.
+ * snapshots, documents, Lambdas, router, dashboard, the operator policy, the stack outputs) and
+ * one {@link StemeDbNode} per configured node. The stack only composes constructs.
  */
 export class StemeDbDiskStack extends Stack {
   public readonly nodes: readonly StemeDbNode[];
@@ -69,7 +71,7 @@ export class StemeDbDiskStack extends Stack {
         }),
     );
 
-    new DiskRemediation(this, 'Remediation', { config, topic, archive });
+    const remediation = new DiskRemediation(this, 'Remediation', { config, topic, archive });
     new PreventionDocuments(this, 'Prevention', {
       prefix,
       instanceIds: config.nodes.map((n) => n.instanceId),
@@ -79,11 +81,39 @@ export class StemeDbDiskStack extends Stack {
       prevention: config.prevention,
     });
 
-    new DiskDashboard(this, 'Dashboard', {
+    const { dashboard } = new DiskDashboard(this, 'Dashboard', {
       prefix,
       automationNamespace: METRICS_NAMESPACE,
       thresholds: config.thresholds,
       nodes: this.nodes.map((n) => ({ nodeName: n.nodeName, alarms: n.alarms })),
+    });
+
+    const automationDocuments = Object.values(remediation.automationDocuments);
+    const commandDocuments = Object.values(remediation.commandDocuments);
+    const operator = new OperatorPolicy(this, 'Operator', {
+      prefix,
+      automationDocuments,
+      commandDocuments,
+      automationRole: remediation.automationRole,
+      modeParameter: remediation.modeParameter,
+      dashboard,
+      logGroups: [
+        remediation.router,
+        remediation.expandVolume,
+        remediation.waitForModification,
+        remediation.verifyArchive,
+      ].map((f) => f.logGroup),
+    });
+    new StackOutputs(this, 'Outputs', {
+      prefix,
+      dashboard,
+      topic,
+      archiveBucket: archive.bucket,
+      automationRole: remediation.automationRole,
+      automationDocuments,
+      commandDocuments,
+      modeParameter: remediation.modeParameter,
+      operatorPolicy: operator.policy,
     });
 
     if (config.prometheusWorkspaceId !== undefined) {

@@ -3,14 +3,14 @@ import type * as kms from 'aws-cdk-lib/aws-kms';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
-import type { NodeRegistryEntry } from '../lambda/shared/alarm-event';
+import { type NodeRegistryEntry, nodeRegistryParameterName } from '../contracts/node-registry';
+import type { DiskThresholds } from '../contracts/thresholds';
 import { AdoptedDataVolume } from './adopted-data-volume';
 import type { NodeConfig } from './config';
 import { DataVolume } from './data-volume';
 import { NodeDiskMetricsAgent } from './disk-metrics-agent';
 import { NodeDiskAlarms } from './node-disk-alarms';
 import { NodeInstancePolicy } from './node-instance-policy';
-import type { DiskThresholds } from './thresholds';
 import type { WalArchiveBucket } from './wal-archive-bucket';
 
 export interface StemeDbNodeProps {
@@ -131,9 +131,4 @@ export class StemeDbNode extends Construct {
       stringValue: Stack.of(this).toJsonString(entry),
     });
   }
-}
-
-/** `/<prefix>/nodes/<name>`: the node registry entry the router reads. */
-export function nodeRegistryParameterName(prefix: string, nodeName: string): string {
-  return `/${prefix}/nodes/${nodeName}`;
 }

@@ -10,9 +10,3 @@ export const MANAGED_TAG_VALUE = 'true';
 export const NODE_TAG_KEY = 'stemedb:node';
 /** Value: the deployment's prefix (`StemeDB` by default). */
 export const DEPLOYMENT_TAG_KEY = 'stemedb:deployment';
-/**
- * On the snapshot expand-volume takes before it grows a volume: what it is for. Its retention (and
- * IAM) deletes only snapshots carrying it; DLM's daily ones carry `stemedb:snapshot=daily` instead.
- */
-export const SNAPSHOT_PURPOSE_TAG_KEY = 'stemedb:reason';
-export const PRE_EXPANSION_PURPOSE = 'expand-volume';

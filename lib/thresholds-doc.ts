@@ -3,13 +3,15 @@
  * CloudWatch metric or math it watches and the Prometheus expression, plus the Validation
  * ("recovered") levels. Generated from the thresholds module by `npm run rules`. Pure.
  */
+
+import type { DiskThresholds } from '../contracts/thresholds';
 import {
   FILLS_SOON_ALERT,
   type PrometheusAlertRule,
   percentToRatio,
   prometheusRuleGroups,
 } from './prometheus-rules';
-import { type DiskAlarmRule, type DiskThresholds, diskAlarmRules } from './thresholds';
+import { type DiskAlarmRule, diskAlarmRules } from './thresholds';
 
 export interface ThresholdsDocOptions {
   /** Mount point of the data filesystem (node_exporter `mountpoint`, CloudWatch agent `path`). */

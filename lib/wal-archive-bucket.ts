@@ -3,7 +3,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
-import { UPLOAD_MANIFEST_NAME, VERIFIED_MANIFEST_NAME } from '../lambda/shared/wal-manifest';
+import { UPLOAD_MANIFEST_NAME, VERIFIED_MANIFEST_NAME } from '../contracts/wal-archive';
 
 export interface WalArchiveBucketProps {
   /** Key the archive is encrypted with (SSE-KMS). */

@@ -22,9 +22,9 @@ import {
 import { CreateTopicCommand, SNSClient } from '@aws-sdk/client-sns';
 import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { VOLUME_LIMITS } from '../contracts/ebs';
 import { decideTargetSize } from '../lambda/shared/sizing-policy';
 import type { AutomationDocumentContent } from '../lib/automation-document';
-import { VOLUME_LIMITS } from '../lib/config';
 import { CommandLedger, LocalSsmEndpoint } from './drill/local-ssm';
 import {
   type PythonHandlerError,

@@ -28,6 +28,7 @@ import {
 } from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { routeTable } from '../contracts/routing';
 import {
   clientToken,
   handler,
@@ -41,12 +42,7 @@ import {
   snsNotifier,
   startToken,
 } from '../lambda/alarm-router';
-import {
-  normalizeTransition,
-  parseAlarmName,
-  parseRouterEvent,
-  routeTable,
-} from '../lambda/shared/alarm-event';
+import { normalizeTransition, parseAlarmName, parseRouterEvent } from '../lambda/shared/alarm-event';
 import { metrics } from '../lambda/shared/powertools';
 import { resolveConfig } from '../lib/config';
 import { type MotoServer, startMotoServer, TEST_REGION } from './support/moto-server';

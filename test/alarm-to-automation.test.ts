@@ -18,8 +18,8 @@ import {
 import { Match } from 'aws-cdk-lib/assertions';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { routeTable } from '../contracts/routing';
 import { loadRouterConfig, routeEvent } from '../lambda/alarm-router';
-import { routeTable } from '../lambda/shared/alarm-event';
 import { type SynthResult, synthStack, TWO_NODES_FILE } from './support/synth';
 
 type Json = Record<string, unknown>;

@@ -3,8 +3,8 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writ
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RUNBOOK_THRESHOLDS } from '../contracts/thresholds';
 import type { CommandDocumentContent } from '../lib/command-document';
-import { RUNBOOK_THRESHOLDS } from '../lib/thresholds';
 import {
   ParameterValidationError,
   runCommandDocument,

@@ -7,8 +7,9 @@
  * characters, starting with a letter, digit or punctuation mark.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
+import { AUTOMATION_DOCUMENTS } from '../contracts/sections';
 import type { AutomationDocumentContent } from '../lib/automation-document';
-import { AUTOMATION_DOCUMENTS, type DiskRemediation } from '../lib/disk-remediation';
+import type { DiskRemediation } from '../lib/disk-remediation';
 import { executeScriptStep } from './support/automation-python';
 import { type StepResult, simulateAutomation } from './support/automation-validator';
 import { synthStack } from './support/synth';

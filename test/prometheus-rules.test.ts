@@ -15,6 +15,7 @@ import { Template } from 'aws-cdk-lib/assertions';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { generatedFiles, staleFiles } from '../bin/generate-rules';
+import { RUNBOOK_THRESHOLDS } from '../contracts/thresholds';
 import { PrometheusRuleGroupsNamespace } from '../lib/prometheus-rule-groups-namespace';
 import {
   ALARM_KIND_LABEL,
@@ -23,7 +24,7 @@ import {
   prometheusRuleGroups,
   renderPrometheusRules,
 } from '../lib/prometheus-rules';
-import { diskAlarmRules, RUNBOOK_THRESHOLDS } from '../lib/thresholds';
+import { diskAlarmRules } from '../lib/thresholds';
 import { renderThresholdsDoc } from '../lib/thresholds-doc';
 
 const ROOT = resolve(__dirname, '..');

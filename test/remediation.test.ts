@@ -2,9 +2,16 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Match } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { routeTable } from '../lambda/shared/alarm-event';
+import { routeTable } from '../contracts/routing';
+import {
+  ALARM_ROUTING,
+  AUTOMATION_DOCUMENTS,
+  COMMAND_DOCUMENTS,
+  SECTION_LAMBDAS,
+  SECTIONS,
+} from '../contracts/sections';
+import { routesFor } from '../lib/alarm-router-function';
 import { resolveConfig } from '../lib/config';
-import { AUTOMATION_DOCUMENTS, COMMAND_DOCUMENTS, routesFor } from '../lib/disk-remediation';
 import { type SynthResult, synthStack, TWO_NODES_FILE } from './support/synth';
 
 const twoNodes = JSON.parse(readFileSync(TWO_NODES_FILE, 'utf8')) as Record<string, unknown>;
@@ -74,6 +81,44 @@ describe('remediation machinery', () => {
       if (command?.[1] !== undefined) expect(deployed, file).toContain(`StemeDB-Host-${pascal(command[1])}`);
       if (automation?.[1] !== undefined) expect(deployed, file).toContain(`StemeDB-${pascal(automation[1])}`);
     }
+  });
+
+  it('deploys exactly the documents of the section registry, in its deployment order', () => {
+    const docs = Object.values(r.template.findResources('AWS::SSM::Document')) as Array<{
+      Properties: { Name: string; DocumentType: string };
+    }>;
+    const named = (type: string) =>
+      docs.filter((d) => d.Properties.DocumentType === type).map((d) => d.Properties.Name);
+    expect(named('Command')).toEqual(COMMAND_DOCUMENTS.map((n) => `StemeDB-Host-${n}`));
+    expect(named('Automation')).toEqual(AUTOMATION_DOCUMENTS.map((n) => `StemeDB-${n}`));
+    expect(docs).toHaveLength(SECTIONS.reduce((n, s) => n + s.commands.length + s.automations.length, 0));
+  });
+
+  it("deploys exactly the registry's Lambdas, the sections' and the alarm router", () => {
+    const names = Object.values(
+      r.template.findResources('AWS::Lambda::Function', {
+        Properties: { FunctionName: Match.stringLikeRegexp('^StemeDB-') },
+      }),
+    ).map((f) => (f as { Properties: { FunctionName: string } }).Properties.FunctionName);
+    expect(names.sort()).toEqual(
+      [...SECTION_LAMBDAS, ...ALARM_ROUTING.lambdas].map((n) => `StemeDB-${n}`).sort(),
+    );
+  });
+
+  it("lets the automation role invoke each section's Lambdas, and the router function not at all", () => {
+    const invoke = statementsOf(r, 'RemediationAutomationRole').filter((s) =>
+      actionsOf([s]).includes('lambda:InvokeFunction'),
+    );
+    const resources = JSON.stringify(invoke.map((s) => s.Resource));
+    for (const name of SECTION_LAMBDAS) {
+      const [logicalId] = Object.keys(
+        r.template.findResources('AWS::Lambda::Function', {
+          Properties: { FunctionName: `StemeDB-${name}` },
+        }),
+      );
+      expect(resources, name).toContain(`"${logicalId}"`);
+    }
+    expect(resources).not.toContain('AlarmRouter');
   });
 
   it('deploys every document that an Automation runs or starts', () => {
@@ -153,7 +198,7 @@ describe('remediation machinery', () => {
         Properties: { FunctionName: Match.stringLikeRegexp('^StemeDB-') },
       }),
     );
-    expect(fns.length).toBe(4);
+    expect(fns.length).toBe(SECTION_LAMBDAS.length + ALARM_ROUTING.lambdas.length);
     for (const fn of fns as Array<{ Properties: Record<string, unknown> }>) {
       expect(fn.Properties.Architectures).toEqual(['arm64']);
       expect(fn.Properties.Runtime).toBe('nodejs24.x');
@@ -250,7 +295,14 @@ describe('remediation machinery', () => {
   });
 
   it('alarms when any remediation Lambda fails, so a failed fix wakes a human', () => {
-    for (const name of ['alarm-router', 'expand-volume', 'wait-for-volume-modification', 'verify-archive']) {
+    const names = [...ALARM_ROUTING.lambdas, ...SECTION_LAMBDAS];
+    expect(names).toEqual([
+      'alarm-router',
+      'expand-volume',
+      'wait-for-volume-modification',
+      'verify-archive',
+    ]);
+    for (const name of names) {
       r.template.hasResourceProperties('AWS::CloudWatch::Alarm', {
         AlarmName: `StemeDB-automation-${name}-errors`,
         MetricName: 'Errors',

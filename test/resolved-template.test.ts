@@ -67,9 +67,13 @@ describe('ResolvedTemplate', () => {
     ]);
   });
 
-  it('lists the per-node instance policies as unattached managed policies, with ARN = Ref', () => {
+  it('lists the per-node instance policies and the operator policy as unattached managed policies, with ARN = Ref', () => {
     const policies = resolved.managedPolicies();
-    expect(policies.map((p) => p.name).sort()).toEqual(['StemeDB-node-db-1', 'StemeDB-node-db-2']);
+    expect(policies.map((p) => p.name).sort()).toEqual([
+      'StemeDB-node-db-1',
+      'StemeDB-node-db-2',
+      'StemeDB-operator',
+    ]);
     const db1 = policies.find((p) => p.name === 'StemeDB-node-db-1');
     expect(db1?.arn).toBe('arn:aws:iam::111122223333:policy/StemeDB-node-db-1');
     expect(resolved.resource(db1?.logicalId as string).ref).toBe(db1?.arn);

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { type EbsVolumeType, VOLUME_LIMITS } from '../contracts/ebs';
 import {
   capFor,
   capWarning,
@@ -8,7 +9,6 @@ import {
   MAX_OVERHEAD_FACTOR,
   type SizingPolicy,
 } from '../lambda/shared/sizing-policy';
-import { type EbsVolumeType, VOLUME_LIMITS } from '../lib/config';
 
 /** The defaults: 50% growth, at least 10 GiB, at most 4096 GiB, warning at 20% free. */
 const DEFAULT: SizingPolicy = { growPercent: 50, minGrowGiB: 10, maxSizeGiB: 4096, warningFreePercent: 20 };

@@ -1,7 +1,7 @@
 /**
  * The events the alarm router receives, parsed and validated in one place, plus the naming
- * contracts it keys on (alarm names, node registry entries, routes). Shared with `lib/` (types
- * only flow that way: nothing here imports aws-cdk-lib).
+ * contracts it keys on (alarm names, node registry entries, routes: contracts/ holds the names and
+ * the routing table the stack shares; this module parses what the router is given).
  *
  * Two event shapes are accepted; anything else is `{ ok: false, reason }` and starts nothing:
  * - EventBridge "CloudWatch Alarm State Change" (`source: aws.cloudwatch`): `detail.alarmName`,
@@ -14,55 +14,35 @@
  * router's check, against its configuration.
  */
 
-import type { RemediationConfig } from '../../lib/config';
-import type { PrometheusAlertKind } from '../../lib/prometheus-rules';
-import type { DiskAlarmKind } from '../../lib/thresholds';
+import {
+  ALERT_KINDS,
+  type AlertKind,
+  DISK_ALARM_KINDS,
+  type DiskAlarmKind,
+  NEVER_ROUTED_KINDS,
+} from '../../contracts/alarms';
+import {
+  ACCOUNT_PATTERN,
+  AVAILABILITY_ZONE_PATTERN,
+  INSTANCE_ID_PATTERN,
+  REGION_PATTERN,
+  VOLUME_ID_PATTERN,
+} from '../../contracts/aws-ids';
+import { NODE_NAME_PATTERN } from '../../contracts/deployment';
+import type { NodeRegistryEntry } from '../../contracts/node-registry';
 import { shown } from './payload';
 
 export { shown };
 
-/** Every disk alarm kind, in the order of lib/thresholds.ts `diskAlarmRules`. */
-export const DISK_ALARM_KINDS = [
-  'warning',
-  'critical',
-  'inode-warning',
-  'emergency-space',
-  'emergency-inodes',
-  'no-data',
-] as const satisfies readonly DiskAlarmKind[];
-
-/**
- * Every kind a route may name: the CloudWatch alarm kinds plus the Prometheus-only prediction
- * `fills-soon` (lib/prometheus-rules.ts `PrometheusAlertKind`, carried in `stemedb_alarm_kind`).
- */
-export const ROUTE_KINDS = [
-  ...DISK_ALARM_KINDS,
-  'fills-soon',
-] as const satisfies readonly PrometheusAlertKind[];
-
-/** A kind a route may name: a CloudWatch alarm kind or `fills-soon`. */
-export type AlertKind = PrometheusAlertKind;
-
-/** Alarm kinds that never start automation: missing data is not a disk problem to remediate. */
-export const NEVER_ROUTED_KINDS: ReadonlySet<DiskAlarmKind> = new Set<DiskAlarmKind>(['no-data']);
-
 export type AlarmStateValue = 'OK' | 'ALARM' | 'INSUFFICIENT_DATA';
 const STATE_VALUES: ReadonlySet<string> = new Set(['OK', 'ALARM', 'INSUFFICIENT_DATA']);
 
-/** Node names (lib/config.ts): 2 to 32 lower-case letters, digits and '-'. */
-export const NODE_NAME_PATTERN = /^[a-z][a-z0-9-]{0,30}[a-z0-9]$/;
-export const PREFIX_PATTERN = /^[A-Za-z][A-Za-z0-9]{0,19}$/;
-export const INSTANCE_ID_PATTERN = /^i-(?:[0-9a-f]{8}|[0-9a-f]{17})$/;
-export const VOLUME_ID_PATTERN = /^vol-(?:[0-9a-f]{8}|[0-9a-f]{17})$/;
-export const AVAILABILITY_ZONE_PATTERN = /^[a-z]{2}(?:-[a-z]+)+-\d{1,2}[a-z](?:-[a-z]+-\d[a-z])?$/;
 /** Absolute path of letters, digits, '.', '_', '-' with no '.' or '..' segment and no trailing '/'. */
 export const MOUNT_POINT_PATTERN = /^(?:\/\.*[A-Za-z0-9_-][A-Za-z0-9._-]*)+$/;
 /** Automation document names this router may start: `<Prefix>-<PascalName>`. */
 const DOCUMENT_SUFFIX_PATTERN = /^[A-Z][A-Za-z0-9]{0,63}$/;
 const ALARM_NAME_MAX = 255;
 const ALARM_ARN_PATTERN = /^arn:aws[a-z-]{0,20}:cloudwatch:([a-z0-9-]{1,30}):(\d{12}):alarm:(.+)$/;
-export const ACCOUNT_PATTERN = /^\d{12}$/;
-export const REGION_PATTERN = /^[a-z]{2}(?:-[a-z]+)+-\d{1,2}$/;
 
 /** A parsed alarm state change. `transition` identifies this entry into the state. */
 export interface AlarmStateChange {
@@ -96,15 +76,6 @@ export type Parsed<T> =
 export interface AlarmIdentity {
   readonly node: string;
   readonly kind: AlertKind;
-}
-
-/** One entry of the node registry (`/<Prefix>/nodes/<name>`, JSON). */
-export interface NodeRegistryEntry {
-  readonly name: string;
-  readonly instanceId: string;
-  readonly availabilityZone: string;
-  readonly volumeId: string;
-  readonly dataMount: string;
 }
 
 /** Alarm kind → ordered Automation document names (an escalation chain; [] = notify only). */
@@ -287,42 +258,6 @@ export function parseNodeRegistryEntry(value: unknown, expectedName: string): Pa
   return { ok: true, value: { name, instanceId, availabilityZone, volumeId, dataMount } };
 }
 
-/** Full document name for a section, `<Prefix>-<Section>`. */
-export function documentName(prefix: string, section: string): string {
-  return `${prefix}-${section}`;
-}
-
-/** The kinds that may route somewhere (every kind but those in {@link NEVER_ROUTED_KINDS}). */
-export type RoutedKind = Exclude<AlertKind, 'no-data'>;
-
-/** The routing table as deployed: routed kind → ordered documents (the router's `ROUTES`). */
-export type RouteTable = Readonly<Record<RoutedKind, readonly string[]>>;
-
-/**
- * THE routing table: the stack passes it to the router as `ROUTES` (lib/disk-remediation.ts
- * `routesFor`), and the router's tests run with it. Alarm kind → documents: the configured
- * section first, then the runbook's next step when the alarm stays in ALARM (critical: archive
- * WAL when expansion is refused; emergency-space: expand when cleanup was not enough). A kind
- * configured as `""` starts nothing; `no-data` never routes (missing data never starts automation).
- * `fills-soon` is the Prometheus-only prediction (no CloudWatch alarm has it): its section relieves
- * the disk before it is full; the document itself reports to the topic.
- */
-export function routeTable(
-  prefix: string,
-  remediation: Pick<RemediationConfig, 'warning' | 'critical' | 'emergencySpace' | 'inodes' | 'fillsSoon'>,
-): RouteTable {
-  const chain = (first: string, next: readonly string[]): string[] =>
-    first === '' ? [] : [...new Set([first, ...next].map((section) => documentName(prefix, section)))];
-  return {
-    critical: chain(remediation.critical, ['ArchiveWal']),
-    warning: chain(remediation.warning, []),
-    'emergency-space': chain(remediation.emergencySpace, ['ExpandVolume']),
-    'inode-warning': chain(remediation.inodes, []),
-    'emergency-inodes': chain(remediation.inodes, []),
-    'fills-soon': chain(remediation.fillsSoon, []),
-  };
-}
-
 /**
  * Parses the `ROUTES` JSON (`{"critical": ["StemeDB-ExpandVolume", ...], ...}`): keys are alarm
  * kinds, values ordered lists of this stack's Automation documents. Kinds not given get [].
@@ -336,12 +271,12 @@ export function parseRoutes(text: string, prefix: string): Parsed<Routes> {
     return { ok: false, reason: `ROUTES is not JSON: ${(err as Error).message}` };
   }
   if (!isRecord(json)) return { ok: false, reason: 'ROUTES must be a JSON object of kind → document list' };
-  const routes: Record<string, readonly string[]> = Object.fromEntries(ROUTE_KINDS.map((k) => [k, []]));
+  const routes: Record<string, readonly string[]> = Object.fromEntries(ALERT_KINDS.map((k) => [k, []]));
   for (const [kind, docs] of Object.entries(json)) {
-    if (!(ROUTE_KINDS as readonly string[]).includes(kind)) {
+    if (!(ALERT_KINDS as readonly string[]).includes(kind)) {
       return {
         ok: false,
-        reason: `ROUTES key ${shown(kind)} is not an alarm kind (${ROUTE_KINDS.join(', ')})`,
+        reason: `ROUTES key ${shown(kind)} is not an alarm kind (${ALERT_KINDS.join(', ')})`,
       };
     }
     if (!Array.isArray(docs) || docs.length > 5) {

@@ -11,8 +11,8 @@
  * a target label the scrape configuration sets, kept by every rule). Parsing never throws.
  */
 
-import type { PrometheusAlertKind } from '../../lib/prometheus-rules';
-import { normalizeTransition, type Parsed, ROUTE_KINDS, shown } from './alarm-event';
+import { ALERT_KINDS, type AlertKind } from '../../contracts/alarms';
+import { normalizeTransition, type Parsed, shown } from './alarm-event';
 
 /** lib/prometheus-rules.ts ALARM_KIND_LABEL and NODE_LABEL (a test pins them equal; values here keep lib/ out of the bundle). */
 export const ALARM_KIND_LABEL = 'stemedb_alarm_kind';
@@ -23,7 +23,7 @@ export interface PrometheusAlert {
   readonly status: 'firing' | 'resolved';
   readonly alertname: string;
   /** `stemedb_alarm_kind`, when it is a kind routes may name. */
-  readonly kind: PrometheusAlertKind | undefined;
+  readonly kind: AlertKind | undefined;
   /** The raw `stemedb_alarm_kind` value (for the log when it is not a known kind). */
   readonly kindLabel: string | undefined;
   /** `stemedb_node` as given (validated by the router against the node name pattern). */
@@ -99,8 +99,8 @@ function parseAlert(raw: unknown): Parsed<PrometheusAlert> {
   }
   const kindLabel =
     typeof labels[ALARM_KIND_LABEL] === 'string' ? (labels[ALARM_KIND_LABEL] as string) : undefined;
-  const kind = (ROUTE_KINDS as readonly string[]).includes(kindLabel ?? '')
-    ? (kindLabel as PrometheusAlertKind)
+  const kind = (ALERT_KINDS as readonly string[]).includes(kindLabel ?? '')
+    ? (kindLabel as AlertKind)
     : undefined;
   const node = typeof labels[NODE_LABEL] === 'string' ? (labels[NODE_LABEL] as string) : undefined;
   return { ok: true, value: { status, alertname, kind, kindLabel, node, fingerprint, transition } };

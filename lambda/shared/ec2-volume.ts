@@ -13,9 +13,6 @@ import { errorCode, type RetryOptions, withThrottlingRetry } from './retry';
  * {@link Ec2Calls}, which counts it and retries throttling (bounded, with jitter).
  */
 
-export const VOLUME_ID_PATTERN = /^vol-(?:[0-9a-f]{8}|[0-9a-f]{17})$/;
-export const INSTANCE_ID_PATTERN = /^i-(?:[0-9a-f]{8}|[0-9a-f]{17})$/;
-
 /** Counts every AWS request (retries included) and retries throttling with {@link withThrottlingRetry}. */
 export class Ec2Calls {
   #count = 0;

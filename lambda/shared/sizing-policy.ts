@@ -1,4 +1,4 @@
-import { type EbsVolumeType, VOLUME_LIMITS } from '../../lib/config';
+import { type EbsVolumeType, VOLUME_LIMITS } from '../../contracts/ebs';
 
 /**
  * How large an EBS data volume should grow: a pure decision, table-tested in

@@ -1,5 +1,5 @@
 import { DeleteSnapshotCommand, DescribeSnapshotsCommand, type Snapshot } from '@aws-sdk/client-ec2';
-import { PRE_EXPANSION_PURPOSE, SNAPSHOT_PURPOSE_TAG_KEY } from '../../lib/tags';
+import { PRE_EXPANSION_PURPOSE, SNAPSHOT_PURPOSE_TAG_KEY } from '../../contracts/expansion';
 import type { Ec2Calls } from './ec2-volume';
 import { errorCode, isThrottling } from './retry';
 

@@ -15,13 +15,11 @@
  * prefix, so no WAL segment (a file name, never containing `/`) can collide with them.
  */
 
+import { UPLOAD_MANIFEST_NAME, VERIFIED_MANIFEST_NAME } from '../../contracts/wal-archive';
+
 export const UPLOAD_MANIFEST_KIND = 'stemedb-wal-archive-manifest';
 export const VERIFIED_MANIFEST_KIND = 'stemedb-wal-verified-manifest';
 export const MANIFEST_VERSION = 1;
-/** Under the prefix: `wal/<node>/_manifest/upload.json`. */
-export const UPLOAD_MANIFEST_NAME = '_manifest/upload.json';
-/** Under the prefix: `wal/<node>/_manifest/verified.json`. */
-export const VERIFIED_MANIFEST_NAME = '_manifest/verified.json';
 
 /** The same patterns as the Command documents' `Prefix` and `Bucket` parameters. */
 export const PREFIX_PATTERN = /^([A-Za-z0-9_-][A-Za-z0-9._-]{0,127}\/){1,8}$/;

@@ -1,0 +1,190 @@
+import { ArnFormat, Duration, Stack } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import type * as sns from 'aws-cdk-lib/aws-sns';
+import type * as ssm from 'aws-cdk-lib/aws-ssm';
+import type { Construct } from 'constructs';
+import { nodeRegistryParameterName } from '../contracts/node-registry';
+import { type RouteTable, routeTable } from '../contracts/routing';
+import type { AutomationRole } from './automation-role';
+import type { StemeDbConfig } from './config';
+import { acknowledgeTopicKeyUse, acknowledgeWildcard } from './nag-acknowledgements';
+import { RemediationFunction } from './remediation-function';
+import { acknowledgeStartAutomationVersions, startAutomationResources } from './start-automation-resources';
+
+export interface AlarmRouterFunctionProps {
+  /** Name prefix (config `prefix`): the function is `<prefix>-alarm-router`; alarms it acts on are `<prefix>-…`. */
+  readonly prefix: string;
+  /** Alarm kind → documents to start ({@link routesFor}); the router's role may start only these. */
+  readonly routes: RouteTable;
+  /** The Automation documents this stack deploys (`<prefix>-<Name>`): every routed document must be one. */
+  readonly deployedAutomations: readonly string[];
+  /** The kill switch the router reads at each invocation. */
+  readonly modeParameter: ssm.IStringParameter;
+  /** The role the documents it starts run as (it passes the role to SSM). */
+  readonly automationRole: AutomationRole;
+  /** Where it notifies (observe mode, an exhausted chain, a refusal to act). */
+  readonly topic: sns.ITopic;
+}
+
+/** How late an event may reach the router (EventBridge delivery, then Lambda's async queue). */
+export const ROUTER_MAX_EVENT_AGE = Duration.minutes(5);
+
+/**
+ * The `alarm-router` Lambda: starts, for an alarm's node, the first document of the alarm kind's
+ * route, and on the re-check schedule the next one. One invocation at a time, its event age
+ * bounded; it may start only the routed documents, tag and read executions, read the node registry
+ * and the kill switch, list alarms, tag this stack's alarms, notify, and pass the automation role
+ * to SSM.
+ */
+export class AlarmRouterFunction extends RemediationFunction {
+  constructor(scope: Construct, id: string, props: AlarmRouterFunctionProps) {
+    const { prefix } = props;
+    const deployed = new Set(props.deployedAutomations);
+    const routed = [...new Set(Object.values(props.routes).flat())];
+    for (const name of routed) {
+      if (!deployed.has(name))
+        throw new Error(`AlarmRouterFunction routes name ${name}, which this stack does not deploy`);
+    }
+    super(scope, id, {
+      entryName: 'alarm-router',
+      prefix,
+      description:
+        'Starts the configured runbook Automation when a disk alarm fires; re-checks alarms that stay in ALARM',
+      timeout: Duration.minutes(1),
+      // One invocation at a time: "at most one remediation per node" is check-then-start.
+      reservedConcurrentExecutions: 1,
+      environment: {
+        PREFIX: prefix,
+        ROUTES: JSON.stringify(props.routes),
+        MODE_PARAMETER: automationModeParameterName(prefix),
+        AUTOMATION_ROLE_ARN: props.automationRole.role.roleArn,
+        TOPIC_ARN: props.topic.topicArn,
+        NODE_PARAMETER_PREFIX: `/${prefix}/nodes/`,
+        // Events of another account or region start nothing (checked against these).
+        ACCOUNT_ID: Stack.of(scope).account,
+        REGION: Stack.of(scope).region,
+      },
+    });
+    // Lambda's async defaults keep an event up to 6 h and retry twice. An alarm event older than a
+    // few minutes is superseded by the re-check (which starts the first document when an event was
+    // missed), so it is dropped; retries stay: a retried event or re-check cannot start anything
+    // twice (the alarm's state and the transition's tagged executions are read again, the node
+    // must be idle, and each start's ClientToken is derived from alarm, transition and document),
+    // and they recover transient faults within the event's age instead of a re-check later.
+    this.function.configureAsyncInvoke({
+      maxEventAge: ROUTER_MAX_EVENT_AGE,
+      retryAttempts: 2,
+    });
+    this.grantRouting(props, routed);
+  }
+
+  private grantRouting(props: AlarmRouterFunctionProps, routed: readonly string[]): void {
+    const stack = Stack.of(this);
+    const role = this.role;
+    const { prefix } = props;
+    if (routed.length > 0) {
+      role.addToPolicy(
+        new iam.PolicyStatement({
+          sid: 'StartRoutedAutomationsOnly',
+          actions: ['ssm:StartAutomationExecution'],
+          resources: startAutomationResources(stack, routed),
+        }),
+      );
+      acknowledgeStartAutomationVersions(role, routed);
+    }
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'TagAndReadExecutions',
+        actions: ['ssm:AddTagsToResource', 'ssm:ListTagsForResource', 'ssm:GetAutomationExecution'],
+        resources: [stack.formatArn({ service: 'ssm', resource: 'automation-execution', resourceName: '*' })],
+      }),
+    );
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'ListRunningExecutions',
+        actions: ['ssm:DescribeAutomationExecutions'],
+        resources: ['*'],
+      }),
+    );
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'ReadNodeRegistry',
+        actions: ['ssm:GetParameter'],
+        resources: [
+          stack.formatArn({
+            service: 'ssm',
+            resource: 'parameter',
+            resourceName: nodeRegistryParameterName(prefix, '*').slice(1),
+          }),
+        ],
+      }),
+    );
+    const alarms = stack.formatArn({
+      service: 'cloudwatch',
+      resource: 'alarm',
+      resourceName: `${prefix}-*`,
+      arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+    });
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'ReadAndMarkThisStacksAlarms',
+        actions: ['cloudwatch:ListTagsForResource', 'cloudwatch:TagResource'],
+        resources: [alarms],
+      }),
+    );
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        // The re-check lists `<prefix>-` alarms in ALARM with AlarmTypes [MetricAlarm,
+        // CompositeAlarm]. The CloudWatch API reference (DescribeAlarms): returning composite alarms
+        // needs cloudwatch:DescribeAlarms scoped to *; with a narrower scope the call cannot return
+        // them. The prefix filter is in the request, not in the policy.
+        sid: 'ListAlarmsInAlarm',
+        actions: ['cloudwatch:DescribeAlarms'],
+        resources: ['*'],
+      }),
+    );
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'ReadAutomationMode',
+        actions: ['ssm:GetParameter'],
+        resources: [props.modeParameter.parameterArn],
+      }),
+    );
+    props.topic.grantPublish(role);
+    props.automationRole.grantPassToSsm(role);
+    acknowledgeWildcard(
+      role,
+      'Resource::*',
+      'ssm:DescribeAutomationExecutions has no resource-level permissions, and cloudwatch:DescribeAlarms must be scoped to * to return composite alarms (CloudWatch API reference); both only read.',
+    );
+    acknowledgeWildcard(
+      role,
+      'Resource::arn:<AWS::Partition>:ssm:<AWS::Region>:<AWS::AccountId>:automation-execution/*',
+      "Execution IDs are only known at run time: StartAutomationExecution is authorized on the new execution's ARN (with the routed documents only); the router tags the executions it starts and reads their tags and status.",
+    );
+    acknowledgeWildcard(
+      role,
+      `Resource::arn:<AWS::Partition>:ssm:<AWS::Region>:<AWS::AccountId>:parameter/${prefix}/nodes/*`,
+      'The node registry: one parameter per node, named by the node; the router reads only this prefix.',
+    );
+    acknowledgeWildcard(
+      role,
+      `Resource::arn:<AWS::Partition>:cloudwatch:<AWS::Region>:<AWS::AccountId>:alarm:${prefix}-*`,
+      "Only this stack's alarms (named <prefix>-<node>-disk-<kind>); nodes are added without changing the router.",
+    );
+    acknowledgeTopicKeyUse(role);
+  }
+}
+
+/**
+ * The router's chains, alarm kind → documents, passed to it as `ROUTES`: the one routing table
+ * ({@link routeTable} in lambda/shared/alarm-event.ts, which the router's tests run with).
+ */
+export function routesFor(config: Pick<StemeDbConfig, 'prefix' | 'remediation'>): RouteTable {
+  return routeTable(config.prefix, config.remediation);
+}
+
+/** The kill switch's SSM parameter: `/<prefix>/automation-mode`. */
+export function automationModeParameterName(prefix: string): string {
+  return `/${prefix}/automation-mode`;
+}
