@@ -72,7 +72,7 @@ export class StemeDbDiskStack extends Stack {
     );
 
     const remediation = new DiskRemediation(this, 'Remediation', { config, topic, archive });
-    new PreventionDocuments(this, 'Prevention', {
+    const prevention = new PreventionDocuments(this, 'Prevention', {
       prefix,
       instanceIds: config.nodes.map((n) => n.instanceId),
       configFile: config.configFile,
@@ -89,7 +89,11 @@ export class StemeDbDiskStack extends Stack {
     });
 
     const automationDocuments = Object.values(remediation.automationDocuments);
-    const commandDocuments = Object.values(remediation.commandDocuments);
+    const commandDocuments = [
+      ...Object.values(remediation.commandDocuments),
+      prevention.journaldLimits,
+      prevention.storageSettings,
+    ];
     const operator = new OperatorPolicy(this, 'Operator', {
       prefix,
       automationDocuments,
