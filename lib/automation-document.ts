@@ -4,6 +4,13 @@ import { Stack, Token } from 'aws-cdk-lib';
 import { CfnDocument } from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
 import { parse as parseYaml } from 'yaml';
+import {
+  AUTOMATION_PYTHON_RUNTIME,
+  AUTOMATION_SCRIPTS_DIR,
+  AutomationScriptError,
+  loadStepScript,
+  setScriptConstant,
+} from './automation-script';
 import { kebabCase, REPO_ROOT } from './command-document';
 
 /**
@@ -27,6 +34,22 @@ import { kebabCase, REPO_ROOT } from './command-document';
  * not pass them (one definition, no override). Placeholders substitute anywhere in a string,
  * `allowedPattern` and `allowedValues` included; a value is inserted as it is (not regex-escaped),
  * so a placeholder for a configured path belongs in `allowedValues`, not in a pattern.
+ *
+ * Python lives in files, never in the YAML: the `Script` of every `aws:executeScript` step is
+ * `'${file:<path>.py}'`, a step script under `ssm-documents/automation-scripts/` (`scriptsDir`),
+ * e.g. `Script: '${file:archive-wal/resolve-node.py}'`. After the placeholders are substituted,
+ * each reference is replaced by the script's text with the shared helpers it imports inlined
+ * (`lib/automation-script.ts`). An inline `Script`, a reference anywhere else, or a step script
+ * the loader cannot read is a synth error naming the step.
+ *
+ * The failure tail is written once: a top-level `failureTail` with the `subject` and `message` of
+ * the failure notification (placeholders and `{{ }}` references allowed, as in any step) makes the
+ * loader append the last two steps of the document ({@link failureTailSteps}): `NotifyFailure`
+ * (SNS Publish to `${TopicArn}`, with a `MessageId` output unless `messageIdOutput: false`, then
+ * `FailExecution` whether or not the publish worked) and `FailExecution` (`fail-execution.py`,
+ * which ends the execution Failed naming the document and the execution). Every step that should
+ * notify a failure names `step:NotifyFailure` in its `onFailure`; a document with a failure tail
+ * may not define steps of those two names itself.
  */
 
 /** One parameter of an Automation document (the fields this construct checks). */
@@ -53,6 +76,11 @@ export interface AutomationDocumentSources {
   readonly definitionFile?: string;
   /** Value of each `${Placeholder}` in the YAML; values may be CDK tokens. @default {} */
   readonly substitutions?: Readonly<Record<string, string>>;
+  /**
+   * Folder the `${file:<path>.py}` step scripts resolve in (relative paths from the repo root).
+   * @default `ssm-documents/automation-scripts`
+   */
+  readonly scriptsDir?: string;
 }
 
 export interface AutomationDocumentProps extends AutomationDocumentSources {
@@ -165,9 +193,128 @@ function defaultProblems(name: string, p: unknown): string[] {
   return [];
 }
 
+/** `'${file:<path>}'`, the whole `Script` of an `aws:executeScript` step (group 1: the path). */
+const SCRIPT_FILE_REFERENCE = /^\$\{file:([^}]*)\}$/;
+const SCRIPT_FILE_MARKER = '${file:';
+
+/** The failure notification of a document (its top-level `failureTail`). */
+export interface FailureTail {
+  /** Subject of the SNS notification. */
+  readonly subject: string;
+  /** Message of the SNS notification. */
+  readonly message: string;
+  /** Whether NotifyFailure declares its `MessageId` output. @default true */
+  readonly messageIdOutput?: boolean;
+}
+
+/** The names of the two steps {@link failureTailSteps} writes. */
+export const FAILURE_TAIL_STEP_NAMES = ['NotifyFailure', 'FailExecution'] as const;
+
+/** The step script of FailExecution, and the constant the loader sets to the document's name. */
+const FAIL_EXECUTION_SCRIPT = 'fail-execution.py';
+const FAIL_EXECUTION_DOCUMENT_CONSTANT = 'DOCUMENT';
+
 /**
- * Reads a definition, substitutes its placeholders and checks the basics (schemaVersion 0.3,
- * steps present, defaults valid). The construct and the tests both use it.
+ * The two last steps of a document that has a failure tail: NotifyFailure publishes `tail` to the
+ * topic and goes on to FailExecution even when the publish fails; FailExecution ends the execution
+ * Failed with `<name> failed; see the first failed step of execution <id>`. `TopicArn` is left
+ * as the `${TopicArn}` placeholder, substituted with the rest of the document.
+ */
+export function failureTailSteps(
+  name: string,
+  tail: FailureTail,
+  scriptsDir: string = AUTOMATION_SCRIPTS_DIR,
+): Record<string, unknown>[] {
+  const script = setScriptConstant(
+    loadStepScript(FAIL_EXECUTION_SCRIPT, scriptsDir),
+    FAIL_EXECUTION_DOCUMENT_CONSTANT,
+    name,
+    FAIL_EXECUTION_SCRIPT,
+  );
+  return [
+    {
+      name: 'NotifyFailure',
+      action: 'aws:executeAwsApi',
+      onFailure: 'step:FailExecution',
+      timeoutSeconds: 60,
+      inputs: {
+        Service: 'sns',
+        Api: 'Publish',
+        TopicArn: `$\{TopicArn}`,
+        Subject: tail.subject,
+        Message: tail.message,
+      },
+      ...(tail.messageIdOutput === false
+        ? {}
+        : { outputs: [{ Name: 'MessageId', Selector: '$.MessageId', Type: 'String' }] }),
+      nextStep: 'FailExecution',
+    },
+    {
+      name: 'FailExecution',
+      description: 'Ends the execution Failed after the failure was notified.',
+      action: 'aws:executeScript',
+      timeoutSeconds: 60,
+      inputs: {
+        Runtime: AUTOMATION_PYTHON_RUNTIME,
+        Handler: 'fail',
+        InputPayload: { execution: '{{ automation:EXECUTION_ID }}' },
+        Script: script,
+      },
+      isEnd: true,
+    },
+  ];
+}
+
+function failureTailProblems(tail: unknown): string[] {
+  if (!isRecord(tail)) return ['failureTail must be a mapping with subject and message'];
+  const problems: string[] = [];
+  for (const key of Object.keys(tail)) {
+    if (!['subject', 'message', 'messageIdOutput'].includes(key))
+      problems.push(`failureTail.${key} is not known (subject, message, messageIdOutput)`);
+  }
+  for (const key of ['subject', 'message']) {
+    if (typeof tail[key] !== 'string' || tail[key] === '')
+      problems.push(`failureTail.${key} must be a non-empty string`);
+  }
+  if (tail.messageIdOutput !== undefined && typeof tail.messageIdOutput !== 'boolean')
+    problems.push('failureTail.messageIdOutput must be true or false');
+  return problems;
+}
+
+/** Where each step's `${file:...}` Script points, and every misplaced or inline Script. */
+function scriptReferences(steps: readonly unknown[]): {
+  references: Map<number, string>;
+  problems: string[];
+} {
+  const references = new Map<number, string>();
+  const problems: string[] = [];
+  steps.forEach((step, index) => {
+    if (!isRecord(step)) return;
+    const where = `mainSteps[${index}] (${String(step.name)})`;
+    const inputs = isRecord(step.inputs) ? step.inputs : {};
+    if (step.action === 'aws:executeScript') {
+      const match = typeof inputs.Script === 'string' ? SCRIPT_FILE_REFERENCE.exec(inputs.Script) : null;
+      if (match === null) {
+        problems.push(
+          `${where}.inputs.Script must be '\${file:<path>.py}', a step script in the scripts folder (Python is never inline)`,
+        );
+      } else references.set(index, match[1] as string);
+    }
+    mapStrings(step, (s) => {
+      if (s.includes(SCRIPT_FILE_MARKER) && !(step.action === 'aws:executeScript' && s === inputs.Script))
+        problems.push(
+          `${where}: ${JSON.stringify(s.slice(0, 80))} names a script file outside inputs.Script`,
+        );
+      return s;
+    });
+  });
+  return { references, problems };
+}
+
+/**
+ * Reads a definition, appends its failure tail, substitutes its placeholders, inlines its step
+ * scripts and checks the basics (schemaVersion 0.3, steps present, defaults valid). The
+ * construct and the tests both use it.
  */
 export function loadAutomationDocumentContent(
   name: string,
@@ -181,6 +328,37 @@ export function loadAutomationDocumentContent(
   } catch (err) {
     const message = `definitionFile ${path}: ${(err as Error).message}`;
     throw new AutomationDocumentError(`Automation document ${name}: ${message}`, [message]);
+  }
+  const scriptsDir = sources.scriptsDir ?? AUTOMATION_SCRIPTS_DIR;
+  const invalid = (problems: string[]): AutomationDocumentError =>
+    new AutomationDocumentError(
+      `Automation document ${name} is invalid (definitionFile ${path}): ${problems.join('; ')}`,
+      problems,
+    );
+  let references = new Map<number, string>();
+  if (isRecord(parsed) && Array.isArray(parsed.mainSteps)) {
+    const found = scriptReferences(parsed.mainSteps);
+    const problems = [...found.problems];
+    references = found.references;
+    const { failureTail, ...rest } = parsed;
+    if (failureTail !== undefined) {
+      problems.push(...failureTailProblems(failureTail));
+      for (const step of parsed.mainSteps) {
+        if (isRecord(step) && FAILURE_TAIL_STEP_NAMES.some((n) => n === step.name))
+          problems.push(`step ${String(step.name)} is written by failureTail; remove it from mainSteps`);
+      }
+    }
+    if (problems.length > 0) throw invalid(problems);
+    if (failureTail !== undefined) {
+      let tail: Record<string, unknown>[];
+      try {
+        tail = failureTailSteps(name, failureTail as FailureTail, scriptsDir);
+      } catch (err) {
+        if (!(err instanceof AutomationScriptError)) throw err;
+        throw invalid([`failureTail: ${err.problem}`]);
+      }
+      parsed = { ...rest, mainSteps: [...parsed.mainSteps, ...tail] };
+    }
   }
   const given = sources.substitutions ?? {};
   const shared = Object.keys(given).filter((k) => Object.hasOwn(SHARED_SUBSTITUTIONS, k));
@@ -216,13 +394,29 @@ export function loadAutomationDocumentContent(
       for (const [p, def] of Object.entries(content.parameters)) problems.push(...defaultProblems(p, def));
     }
   }
-  if (problems.length > 0) {
-    throw new AutomationDocumentError(
-      `Automation document ${name} is invalid (definitionFile ${path}): ${problems.join('; ')}`,
-      problems,
-    );
-  }
-  return content as unknown as AutomationDocumentContent;
+  if (problems.length > 0) throw invalid(problems);
+  const doc = content as Record<string, unknown> & { mainSteps: Record<string, unknown>[] };
+  const mainSteps = doc.mainSteps.map((step, index) => {
+    const file = references.get(index);
+    if (file === undefined) return step;
+    let script: string;
+    try {
+      script = loadStepScript(file, scriptsDir);
+    } catch (err) {
+      if (!(err instanceof AutomationScriptError)) throw err;
+      throw invalid([`mainSteps[${index}] (${String(step.name)}).inputs.Script: ${err.problem}`]);
+    }
+    return { ...step, inputs: { ...(step.inputs as Record<string, unknown>), Script: script } };
+  });
+  const result = { ...doc, mainSteps };
+  const stray: string[] = [];
+  mapStrings(result, (str) => {
+    if (str.includes(SCRIPT_FILE_MARKER)) stray.push(JSON.stringify(str.slice(0, 80)));
+    return str;
+  });
+  if (stray.length > 0)
+    throw invalid(stray.map((t) => `${t} names a script file outside an aws:executeScript step's Script`));
+  return result as unknown as AutomationDocumentContent;
 }
 
 /** An SSM Automation document `<prefix>-<name>` from a YAML definition with `${Placeholder}` values. */

@@ -152,6 +152,13 @@ export interface StemeDbConfig {
    * @default '/etc/stemedb/config.toml'
    */
   readonly configFile: string;
+  /**
+   * The fstab on each node, the only file outside the data mount `MigrateDataVolume` edits (the
+   * data mount's entry, switched to the new volume by UUID; the document's `FstabFile` accepts
+   * only this path). An absolute path like the other path keys, outside `dataMount` (the migration
+   * unmounts it) and not `configFile`. @default '/etc/fstab'
+   */
+  readonly fstabFile: string;
   /** systemd unit of the database. @default 'stemedb-api' */
   readonly serviceName: string;
   /** @default 'http://localhost:18180/v1/health' */
@@ -180,6 +187,7 @@ export const DEFAULT_CONFIG: StemeDbConfig = {
   dbDir: '/data/db',
   backupDir: '/backups',
   configFile: '/etc/stemedb/config.toml',
+  fstabFile: '/etc/fstab',
   serviceName: 'stemedb-api',
   healthUrl: 'http://localhost:18180/v1/health',
   thresholds: RUNBOOK_THRESHOLDS,
@@ -376,7 +384,7 @@ function parseJson(text: string, what: string): unknown {
 }
 
 /** The path keys; each is normalised once, here, and every later use sees the normal form. */
-const PATH_KEYS = ['dataMount', 'walDir', 'dbDir', 'backupDir', 'configFile'] as const;
+const PATH_KEYS = ['dataMount', 'walDir', 'dbDir', 'backupDir', 'configFile', 'fstabFile'] as const;
 
 /**
  * A path's normal form: "//" collapsed, "." segments and a trailing "/" dropped ("/data/./wal/"
@@ -920,6 +928,23 @@ const PATH_RELATION_RULES: readonly Rule<ValidPaths>[] = [
       },
     }),
   ),
+  {
+    path: 'fstabFile',
+    when: ({ fstabFile, dataMount }) =>
+      fstabFile !== undefined &&
+      dataMount !== undefined &&
+      (fstabFile === dataMount || inside(fstabFile, dataMount)),
+    problems: ({ fstabFile, dataMount }) => [
+      `fstabFile ${JSON.stringify(fstabFile)} is ${fstabFile === dataMount ? '' : 'inside '}dataMount ${JSON.stringify(dataMount)}; expected a file outside the data mount (MigrateDataVolume unmounts it and mounts the new volume there from this fstab)`,
+    ],
+  },
+  {
+    path: 'fstabFile',
+    when: ({ fstabFile, configFile }) => fstabFile !== undefined && fstabFile === configFile,
+    problems: ({ fstabFile }) => [
+      `fstabFile and configFile are both ${JSON.stringify(fstabFile)}; expected two files (MigrateDataVolume edits the fstab, WalCleanup the StemeDB config)`,
+    ],
+  },
   {
     path: 'backupDir',
     when: ({ backupDir, walDir }) => backupDir !== undefined && backupDir === walDir,

@@ -18,7 +18,7 @@ import type { AutomationRole } from './automation-role';
 import { CommandDocument, REPO_ROOT } from './command-document';
 import type { StemeDbConfig } from './config';
 import { grantDataVolumeMigration } from './data-volume-migration-grants';
-import { FSTAB_FILE, restrictFstabFile } from './migrate-data-volume';
+import { restrictFstabFile } from './migrate-data-volume';
 import { acknowledgeTopicKeyUse, acknowledgeWildcard, nagArn } from './nag-acknowledgements';
 import { functionNameSubstitutions, type SectionFunctions } from './remediation-functions';
 import { acknowledgeStartAutomationVersions, startAutomationResources } from './start-automation-resources';
@@ -34,6 +34,7 @@ export type RunbookDocumentsConfig = Pick<
   | 'dbDir'
   | 'serviceName'
   | 'configFile'
+  | 'fstabFile'
   | 'healthUrl'
   | 'backupDir'
   | 'thresholds'
@@ -77,7 +78,7 @@ export function buildRunbookDocuments(scope: Construct, props: RunbookDocumentsP
   const commandDocuments = {} as Record<CommandDocumentName, CommandDocument>;
   for (const name of COMMAND_DOCUMENTS)
     commandDocuments[name] = new CommandDocument(scope, `Host${name}`, { prefix, name });
-  restrictFstabFile(commandDocuments.MigrateDataVolume, FSTAB_FILE);
+  restrictFstabFile(commandDocuments.MigrateDataVolume, config.fstabFile);
 
   const substitutions: Record<string, string> = {
     Prefix: prefix,

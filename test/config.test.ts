@@ -32,6 +32,7 @@ describe('configuration defaults', () => {
     expect(c.walDir).toBe('/data/wal');
     expect(c.healthUrl).toBe('http://localhost:18180/v1/health');
     expect(c.configFile).toBe('/etc/stemedb/config.toml');
+    expect(c.fstabFile).toBe('/etc/fstab');
     expect(c.wal).toMatchObject({ retentionDays: 7, archiveAfterDays: 30 });
     expect(c.thresholds).toMatchObject({
       warningFreePercent: 20,
@@ -116,6 +117,21 @@ describe('configuration validation names the key, the value and the accepted for
       'configFile with a shell metacharacter',
       { configFile: '/etc/stemedb/config.toml;reboot' },
       /configFile is "\/etc\/stemedb\/config.toml;reboot"; expected an absolute path/,
+    ],
+    [
+      'relative fstabFile',
+      { fstabFile: 'etc/fstab' },
+      /fstabFile is "etc\/fstab"; expected an absolute path/,
+    ],
+    [
+      'fstabFile with ..',
+      { fstabFile: '/etc/../shadow' },
+      /fstabFile is "\/etc\/..\/shadow"; expected .* no ".." segment/,
+    ],
+    [
+      'fstabFile with a shell metacharacter',
+      { fstabFile: '/etc/fstab$(reboot)' },
+      /fstabFile is "\/etc\/fstab\$\(reboot\)"; expected an absolute path/,
     ],
     [
       'walDir outside the data mount',
@@ -378,6 +394,22 @@ describe('configuration that would break or endanger a run is rejected, naming t
       /^configFile "\/data\/wal" is walDir "\/data\/wal"/,
     ],
     [
+      'fstabFile inside the data mount once normalised',
+      { fstabFile: '/data//etc/./fstab' },
+      /^fstabFile "\/data\/etc\/fstab" is inside dataMount "\/data"; .*MigrateDataVolume unmounts it/,
+    ],
+    ['fstabFile equal to dataMount', { fstabFile: '/data' }, /^fstabFile "\/data" is dataMount "\/data"/],
+    [
+      'fstabFile equal to configFile',
+      { fstabFile: '/etc/stemedb/config.toml' },
+      /^fstabFile and configFile are both "\/etc\/stemedb\/config.toml"/,
+    ],
+    [
+      'a fstabFile with a hidden segment',
+      { fstabFile: '/etc/.fstab' },
+      /^fstabFile is "\/etc\/.fstab"; expected path segments that start with a letter/,
+    ],
+    [
       'a configFile with a hidden segment',
       { configFile: '/etc/stemedb/.config.toml' },
       /^configFile is "\/etc\/stemedb\/.config.toml"; expected path segments that start with a letter/,
@@ -419,6 +451,7 @@ describe('configuration that would break or endanger a run is rejected, naming t
     ['backupDir', '/backups/./', '/backups'],
     ['dataMount', '/data/', '/data'],
     ['configFile', '//etc/./stemedb//config.toml', '/etc/stemedb/config.toml'],
+    ['fstabFile', '/etc//./fstab', '/etc/fstab'],
   ])('normalises %s %j to %j once, the form every document accepts', (key, given, normal) => {
     const c = resolveConfig({ [key]: given }) as unknown as Record<string, string>;
     expect(c[key]).toBe(normal);

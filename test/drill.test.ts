@@ -52,6 +52,20 @@ describe('the drill refuses as AWS would', () => {
     expect(d.ledger.all().length).toBe(commands);
   });
 
+  test('a re-deploy with a change the drill cannot apply fails, naming it, and changes nothing', async () => {
+    const d = started();
+    const before = { resolved: d.resolved, evaluator: d.evaluator, config: d.deployedConfig, nodes: d.nodes };
+    // An email subscription is a resource moto's account would need created: the drill refuses
+    // rather than pretend to have deployed it.
+    await expect(d.redeploy((c) => ({ ...c, notifyEmails: ['oncall@example.com'] }))).rejects.toThrow(
+      /the drill cannot deploy added AWS::SNS::Subscription/,
+    );
+    expect(d.resolved).toBe(before.resolved);
+    expect(d.evaluator).toBe(before.evaluator);
+    expect(d.deployedConfig).toBe(before.config);
+    expect(d.nodes).toBe(before.nodes);
+  }, 120_000);
+
   test('a denied call names the principal, the action and the resource', async () => {
     const d = started();
     const verifier = [...d.account.principals.values()].find((p) => /VerifyArchive/i.test(p.name));

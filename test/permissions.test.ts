@@ -1161,6 +1161,52 @@ describe('must-deny cases are denied', () => {
     }
   });
 
+  it('the automation role may make each KMS call EBS makes for an encrypted volume on the stack key through EC2 only, and on no other key', async () => {
+    // KMS developer guide, "How Amazon EBS uses AWS KMS", and the EBS user guide, "Requirements for
+    // Amazon EBS encryption": CreateVolume (and AttachVolume) of a volume encrypted with a customer
+    // managed key make EC2 call DescribeKey, GenerateDataKeyWithoutPlaintext and CreateGrant (for
+    // an AWS resource) with the caller's permissions; Decrypt and ReEncrypt* complete the list.
+    // moto checks none of them: this is their decision.
+    const role = facts.automationRoleArn;
+    const key = volumeKeyArn();
+    const region = resolved.target.region;
+    const request = (action: string, arn: string, context: Record<string, string>): AccessRequest => ({
+      principalRoleArn: role,
+      action,
+      resource: { arn, context },
+    });
+    const withGrant = (action: string, context: Record<string, string>): Record<string, string> =>
+      action === 'kms:CreateGrant' ? { ...context, 'kms:GrantIsForAWSResource': 'true' } : context;
+    const viaEc2 = { 'kms:ViaService': `ec2.${region}.amazonaws.com` };
+    const keyResource = key.slice(key.lastIndexOf(':') + 1);
+    expect(keyResource).toMatch(/^key\/[0-9a-f-]{36}$/);
+    // Another key of the account; the same key ID in another account and in another region.
+    const otherKeys = [
+      facts.arn('kms', 'key/0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d'),
+      facts.arn('kms', keyResource, { account: '444455556666' }),
+      facts.arn('kms', keyResource, { region: 'us-east-1' }),
+    ];
+    for (const action of VOLUME_KEY_ACTIONS) {
+      const decision = await evaluator.isAllowed(request(action, key, withGrant(action, viaEc2)));
+      counts.allow++;
+      expect(decision.allowed, `${action} on the stack key via EC2: ${decision.explanation}`).toBe(true);
+      for (const other of otherKeys) await expectDenied(request(action, other, withGrant(action, viaEc2)));
+    }
+    // Not through this region's EC2. (kms:Decrypt and GenerateDataKey* on the key are also allowed
+    // without kms:ViaService: they come with publishing to the topic the same key encrypts.)
+    for (const action of ['kms:CreateGrant', 'kms:DescribeKey', 'kms:ReEncryptFrom', 'kms:ReEncryptTo']) {
+      const contexts: Array<Record<string, string>> = [
+        {},
+        { 'kms:ViaService': 'ec2.us-east-1.amazonaws.com' },
+        { 'kms:ViaService': `lambda.${region}.amazonaws.com` },
+        { 'kms:ViaService': `ssm.${region}.amazonaws.com` },
+      ];
+      for (const context of contexts) {
+        await expectDenied(request(action, key, withGrant(action, context)));
+      }
+    }
+  });
+
   it('the automation role may not send a command to an untagged instance, nor a foreign command document', async () => {
     const doc = documentArn(`${facts.prefix}-Host-DiskReport`);
     const node = facts.nodes[0] as NodeFacts;

@@ -23,9 +23,10 @@ import { type MotoServer, startMotoServer } from '../support/moto-server';
 import { type ResolvedResource, ResolvedTemplate } from '../support/resolved-template';
 import { freePort } from '../support/stemedb-standin';
 import { LambdaHost } from './lambda-host';
-import { CommandLedger, LocalSsmEndpoint } from './local-ssm';
+import { CommandLedger, type CommandRecord, LocalSsmEndpoint } from './local-ssm';
 import {
   accountTemplate,
+  applyTemplateChanges,
   createAdministrator,
   createNodes,
   enableAuthorization,
@@ -36,6 +37,8 @@ import {
   OPERATOR_ROLE,
   type ProvisionedAccount,
   provisionFromTemplate,
+  type ResourceChange,
+  templateChanges,
 } from './moto-account';
 import { NodeHost } from './node-host';
 
@@ -50,8 +53,10 @@ import { NodeHost } from './node-host';
  * Automation runner, and turns moto's request authorization on. `run(scenario)` then provisions
  * the node's disk and service, fires the scenario's alarm as EventBridge would (a real-shaped
  * "CloudWatch Alarm State Change" event into the bundled alarm-router), lets the documents run,
- * validates with `<prefix>-ValidateDiskHealth`, and returns the timeline. `stop()` releases
- * everything; so do SIGINT/SIGTERM and a failure half-way.
+ * validates with `<prefix>-ValidateDiskHealth`, and returns the timeline. `redeploy(change)` is
+ * `cdk deploy` of a changed configuration: it synthesizes again and applies the resources that
+ * changed to moto (and serves the changed documents, functions and policies from then on).
+ * `stop()` releases everything; so do SIGINT/SIGTERM and a failure half-way.
  *
  * Principals: the router runs as its role; Automation steps (their Python, executeAwsApi, and the
  * calls the service makes for them: SendCommand, InvokeFunction, StartAutomationExecution of a
@@ -128,6 +133,31 @@ export interface DrillTimeline {
   before?: { sizeBytes: number; availBytes: number; usedPercent: number; inodesFree: number };
   after?: { sizeBytes: number; availBytes: number; usedPercent: number; inodesFree: number };
   readonly checks: Array<{ name: string; ok: boolean; detail: string }>;
+  /** Measured figures a scenario reports (e.g. a migration's downtime), by name. */
+  readonly figures: Record<string, number | string>;
+}
+
+/** The drill's configuration (the `stemedbConfig` file it synthesizes with). */
+export interface DrillConfig {
+  readonly [key: string]: unknown;
+  readonly expansion: { readonly maxSizeGiB: number };
+  readonly nodes: ReadonlyArray<{
+    readonly name: string;
+    readonly instanceId: string;
+    readonly availabilityZone: string;
+    readonly existingVolumeId: string;
+  }>;
+}
+
+/** What a {@link Drill.redeploy} changed, and how to go back. */
+export interface Redeployment {
+  readonly changes: readonly ResourceChange[];
+  readonly synthMs: number;
+  /**
+   * Applies the deployment before this one again (no synth: its template is kept), as a deploy of
+   * the previous configuration would: e.g. the adopted volume's tags are put on the old volume again.
+   */
+  restore(): Promise<void>;
 }
 
 export interface DrillOptions {
@@ -155,6 +185,8 @@ export class Drill {
   readonly serviceName = 'stemedb-api';
   /** The StemeDB config.toml the documents may edit (the `configFile` of the drill's configuration). */
   readonly configFile: string;
+  /** The fstab MigrateDataVolume may switch (the `fstabFile` of the drill's configuration), never /etc/fstab. */
+  readonly fstabFile: string;
   readonly lab = new LoopDeviceLab('stemedb-drill-disk-');
   readonly ledger = new CommandLedger();
   readonly sleepScale: number;
@@ -163,7 +195,14 @@ export class Drill {
   moto: MotoServer | undefined;
   admin!: MotoClients;
   resolved!: ResolvedTemplate;
-  rawTemplate!: Record<string, Record<string, { Type: string; Metadata?: Record<string, unknown> }>>;
+  rawTemplate!: RawStackTemplate;
+  /** The first synth's template: its metadata names each Lambda's bundle in `cdk.out`. */
+  private bundledTemplate!: RawStackTemplate;
+  /** The configuration deployed now. */
+  deployedConfig!: DrillConfig;
+  private deployments = 0;
+  /** Told of every host command the agent ran (after it ended), e.g. to look at the disk then. */
+  afterHostCommand: ((documentName: string, record: CommandRecord) => void) | undefined;
   account!: ProvisionedAccount;
   evaluator!: IamEvaluator;
   automation!: AutomationService;
@@ -186,6 +225,7 @@ export class Drill {
     this.dbDir = join(this.dataMount, 'db');
     this.backupDir = join(this.root, 'backups');
     this.configFile = join(this.root, 'etc-stemedb', 'config.toml');
+    this.fstabFile = join(this.root, 'etc', 'fstab');
     this.sleepScale = opts.sleepScale ?? 0.01;
     this.log = opts.log ?? ((line) => process.stderr.write(`drill: ${line}\n`));
     this.keep = opts.keep ?? false;
@@ -249,7 +289,7 @@ export class Drill {
     this.port = await freePort();
 
     // Synthesize as `cdk synth` does, for this account's nodes.
-    const config = {
+    this.deployedConfig = {
       prefix: PREFIX,
       dataMount: this.dataMount,
       walDir: this.walDir,
@@ -257,6 +297,7 @@ export class Drill {
       backupDir: this.backupDir,
       serviceName: this.serviceName,
       configFile: this.configFile,
+      fstabFile: this.fstabFile,
       healthUrl: `http://127.0.0.1:${this.port}/v1/health`,
       expansion: { maxSizeGiB: 64 },
       nodes: this.nodes.map((n) => ({
@@ -266,33 +307,11 @@ export class Drill {
         existingVolumeId: n.volumeId,
       })),
     };
-    const configFile = join(this.root, 'drill-config.json');
-    writeFileSync(configFile, `${JSON.stringify(config, null, 2)}\n`);
     this.cdkOut = join(this.root, 'cdk.out');
-    const cdkJson = JSON.parse(readFileSync(join(__dirname, '..', '..', 'cdk.json'), 'utf8')) as {
-      context: Record<string, unknown>;
-    };
-    // As the CLI runs the app: asset metadata on (it names each Lambda's staged bundle in cdk.out).
-    const context: Record<string, unknown> = {
-      ...cdkJson.context,
-      stemedbConfig: configFile,
-      'aws:cdk:enable-asset-metadata': true,
-    };
-    const app = new App({ outdir: this.cdkOut, context });
-    const resolvedConfig = loadConfig((key) => app.node.tryGetContext(key));
-    new StemeDbDiskStack(app, STACK, { config: resolvedConfig });
-    Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
-    app.synth();
-    const template = JSON.parse(readFileSync(join(this.cdkOut, `${STACK}.template.json`), 'utf8')) as Record<
-      string,
-      unknown
-    >;
-    this.rawTemplate = template as unknown as Drill['rawTemplate'];
-    this.resolved = new ResolvedTemplate(accountTemplate(template, this.nodes, PREFIX), {
-      account: ACCOUNT,
-      region: REGION,
-      stackName: STACK,
-    });
+    const template = this.synthesize(this.deployedConfig, this.cdkOut, true);
+    this.rawTemplate = template;
+    this.bundledTemplate = template;
+    this.resolved = this.resolveTemplate(template);
     this.evaluator = new IamEvaluator(this.resolved);
     this.log(
       `synthesized ${STACK} for ${this.nodes.length} nodes in ${Math.round(performance.now() - t)} ms`,
@@ -321,6 +340,86 @@ export class Drill {
     await this.endpoint.start();
     await enableAuthorization(this.moto.endpoint);
     this.log(`moto account ready (authorization on) in ${Math.round(performance.now() - t)} ms`);
+  }
+
+  /**
+   * `cdk synth` of `config` into `outdir` (cdk-nag included). `bundle` false skips esbuild (the
+   * Lambda code is the same, only the asset hashes differ): a re-deploy of a changed configuration
+   * runs the bundles of the first synth.
+   */
+  private synthesize(config: DrillConfig, outdir: string, bundle: boolean): RawStackTemplate {
+    const configFile = join(this.root, `drill-config-${this.deployments++}.json`);
+    writeFileSync(configFile, `${JSON.stringify(config, null, 2)}\n`);
+    const cdkJson = JSON.parse(readFileSync(join(__dirname, '..', '..', 'cdk.json'), 'utf8')) as {
+      context: Record<string, unknown>;
+    };
+    // As the CLI runs the app: asset metadata on (it names each Lambda's staged bundle in cdk.out).
+    const context: Record<string, unknown> = {
+      ...cdkJson.context,
+      stemedbConfig: configFile,
+      'aws:cdk:enable-asset-metadata': true,
+      ...(bundle ? {} : { 'aws:cdk:bundling-stacks': [] }),
+    };
+    const app = new App({ outdir, context });
+    const resolvedConfig = loadConfig((key) => app.node.tryGetContext(key));
+    new StemeDbDiskStack(app, STACK, { config: resolvedConfig });
+    Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+    app.synth();
+    return JSON.parse(readFileSync(join(outdir, `${STACK}.template.json`), 'utf8')) as RawStackTemplate;
+  }
+
+  private resolveTemplate(template: RawStackTemplate): ResolvedTemplate {
+    return new ResolvedTemplate(
+      accountTemplate(template as unknown as Record<string, unknown>, this.nodes, PREFIX),
+      {
+        account: ACCOUNT,
+        region: REGION,
+        stackName: STACK,
+      },
+    );
+  }
+
+  /**
+   * `cdk deploy` of a changed configuration: synthesizes `change(deployedConfig)`, compares every
+   * resource of the account template with the deployed one, and applies what changed to moto as
+   * CloudFormation would (./moto-account.ts applyTemplateChanges: parameters, alarms, role
+   * policies, the adopted volume's tags; a change it cannot apply fails the re-deploy). Documents,
+   * functions and policies are served from the new template from then on. A node's
+   * `existingVolumeId` becomes its `volumeId` in {@link nodes}.
+   */
+  async redeploy(change: (config: DrillConfig) => DrillConfig): Promise<Redeployment> {
+    const t = performance.now();
+    const before = {
+      config: this.deployedConfig,
+      raw: this.rawTemplate,
+      resolved: this.resolved,
+      nodes: this.nodes,
+    };
+    const config = change(structuredClone(this.deployedConfig));
+    const raw = this.synthesize(config, join(this.root, `cdk.out-${this.deployments}`), false);
+    const synthMs = Math.round(performance.now() - t);
+    const nodes = this.nodes.map((n) => {
+      const configured = config.nodes.find((c) => c.name === n.name);
+      return configured === undefined ? n : { ...n, volumeId: configured.existingVolumeId };
+    });
+    const deploy = async (to: typeof before): Promise<ResourceChange[]> => {
+      const changes = templateChanges(this.resolved, to.resolved);
+      await applyTemplateChanges(this.admin, this.resolved, to.resolved, changes);
+      this.nodes = to.nodes;
+      this.resolved = to.resolved;
+      this.rawTemplate = to.raw;
+      this.deployedConfig = to.config;
+      this.evaluator = new IamEvaluator(to.resolved);
+      return changes;
+    };
+    const changes = await deploy({ config, raw, resolved: this.resolveTemplate(raw), nodes });
+    return {
+      changes,
+      synthMs,
+      restore: async () => {
+        await deploy(before);
+      },
+    };
   }
 
   private principalByArn(arn: string): Principal | undefined {
@@ -365,7 +464,7 @@ export class Drill {
     const fn = this.lambdaResource(functionName);
     const roleName = must(this.account.functionRoles.get(functionName), `the role of ${functionName}`);
     const role = must(this.account.principals.get(roleName), `a session of ${roleName}`);
-    const bundle = this.lambdas.bundleOf(fn, this.rawTemplate.Resources?.[fn.logicalId]?.Metadata);
+    const bundle = this.lambdas.bundleOf(fn, this.bundledTemplate.Resources?.[fn.logicalId]?.Metadata);
     // The router's settle wait (300 s after a remediation ends) is a sleep: scaled like the others.
     const extra: Record<string, string> =
       functionName === `${PREFIX}-alarm-router`
@@ -459,15 +558,20 @@ export class Drill {
             comment: request.comment ?? '',
             sentBy: caller.name,
           });
-          const grown = await host.followEbs();
-          if (grown.grownToGiB !== undefined)
-            this.mark(`EBS: the disk grew from ${grown.grownFromGiB} to ${grown.grownToGiB} GiB`);
+          for (const c of await host.followEbs()) {
+            this.mark(
+              c.kind === 'grown'
+                ? `EBS: the disk of ${c.volumeId} (${c.device}) grew from ${c.fromGiB} to ${c.toGiB} GiB`
+                : `EBS: ${c.volumeId} attached: a new ${c.sizeGiB} GiB disk ${c.device} with serial ${c.volumeId.replace('-', '')}`,
+            );
+          }
           const run = await host.runAsAgent(content, parameters, request.timeoutSeconds ?? 3600);
           record.endedAt = new Date();
           record.stdout = run.stdout;
           record.stderr = run.stderr;
           record.responseCode = run.exitCode;
           record.status = run.timedOut ? 'TimedOut' : run.exitCode === 0 ? 'Success' : 'Failed';
+          this.afterHostCommand?.(request.documentName, record);
           await host.publishDiskMetrics();
           results.push({
             commandId: record.commandId,
@@ -560,6 +664,7 @@ export class Drill {
       totalMs: 0,
       ownMs: 0,
       checks: [],
+      figures: {},
     };
     return this.current;
   }
@@ -726,6 +831,12 @@ export class Drill {
     if (errors.length > 0) throw new Error(`drill clean-up: ${errors.join('; ')}`);
   }
 }
+
+/** The synthesized template as JSON (what `cdk.out/<stack>.template.json` holds). */
+export type RawStackTemplate = Record<
+  string,
+  Record<string, { Type: string; Properties?: Record<string, unknown>; Metadata?: Record<string, unknown> }>
+>;
 
 export function must<T>(value: T | undefined, what: string): T {
   if (value === undefined) throw new Error(`drill: ${what} is missing`);

@@ -1,5 +1,6 @@
 import {
   CloudWatchClient,
+  DeleteAlarmsCommand,
   type MetricDataQuery,
   PutMetricAlarmCommand,
   type PutMetricAlarmCommandInput,
@@ -16,7 +17,9 @@ import {
   CreateAccessKeyCommand,
   CreateRoleCommand,
   CreateUserCommand,
+  DeleteRolePolicyCommand,
   IAMClient,
+  ListRolePoliciesCommand,
   PutRolePolicyCommand,
   PutUserPolicyCommand,
 } from '@aws-sdk/client-iam';
@@ -30,12 +33,12 @@ import {
 } from '@aws-sdk/client-s3';
 import { CreateTopicCommand, SNSClient, SubscribeCommand } from '@aws-sdk/client-sns';
 import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
-import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { DeleteParameterCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
 import { DEFAULT_CONFIG } from '../../lib/config';
 import { DEPLOYMENT_TAG_KEY } from '../../lib/tags';
 import type { AwsCredentials, Principal } from '../support/automation-runner';
-import type { ResolvedTemplate } from '../support/resolved-template';
+import type { ResolvedResource, ResolvedRole, ResolvedTemplate } from '../support/resolved-template';
 
 /**
  * The drill's AWS account in moto_server: what `cdk deploy` would create, made from the resolved
@@ -369,19 +372,7 @@ export async function provisionFromTemplate(
         AssumeRolePolicyDocument: JSON.stringify(role.trustPolicy),
       }),
     );
-    const documents = role.policies.map((p) => ({ name: p.name, document: p.document as Json }));
-    // moto has no AWS managed policies loaded: the one the drill's principals use, as its actions.
-    if (role.awsManagedPolicyArns.some((a) => a.endsWith('/AmazonSSMManagedInstanceCore')))
-      documents.push({ name: 'AmazonSSMManagedInstanceCore', document: SSM_AGENT_BASICS });
-    for (const [i, p] of documents.entries()) {
-      await c.iam.send(
-        new PutRolePolicyCommand({
-          RoleName: role.roleName,
-          PolicyName: `${p.name.replace(/[^A-Za-z0-9+=,.@_-]/g, '-')}-${i}`.slice(0, 128),
-          PolicyDocument: JSON.stringify(motoPolicy(p.document)),
-        }),
-      );
-    }
+    await putRolePolicies(c, role);
     roleNames.push(role.roleName);
   }
 
@@ -500,6 +491,178 @@ export async function provisionFromTemplate(
     topicArn,
     bucketName,
   };
+}
+
+/** A role's policies in moto (their projection), one inline policy each; returns their names. */
+async function putRolePolicies(c: MotoClients, role: ResolvedRole): Promise<string[]> {
+  const documents = role.policies.map((p) => ({ name: p.name, document: p.document as Json }));
+  // moto has no AWS managed policies loaded: the one the drill's principals use, as its actions.
+  if (role.awsManagedPolicyArns.some((a) => a.endsWith('/AmazonSSMManagedInstanceCore')))
+    documents.push({ name: 'AmazonSSMManagedInstanceCore', document: SSM_AGENT_BASICS });
+  const names: string[] = [];
+  for (const [i, p] of documents.entries()) {
+    const name = `${p.name.replace(/[^A-Za-z0-9+=,.@_-]/g, '-')}-${i}`.slice(0, 128);
+    await c.iam.send(
+      new PutRolePolicyCommand({
+        RoleName: role.roleName,
+        PolicyName: name,
+        PolicyDocument: JSON.stringify(motoPolicy(p.document)),
+      }),
+    );
+    names.push(name);
+  }
+  return names;
+}
+
+/** One resource of the account template that a re-deploy adds, removes or changes. */
+export interface ResourceChange {
+  readonly logicalId: string;
+  readonly type: string;
+  readonly change: 'added' | 'removed' | 'modified';
+  /** What the drill did for it in moto, or why nothing was needed. */
+  applied?: string;
+}
+
+/** JSON with object keys sorted: equal for equal values whatever the key order. */
+function canonical(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v !== null && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v as Json).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : v,
+  );
+}
+
+/** A function's properties but its code: a re-deploy's synth skips bundling (other asset hashes, same code). */
+function comparable(r: ResolvedResource): unknown {
+  if (r.type !== 'AWS::Lambda::Function') return r.properties;
+  const { Code: _code, ...rest } = r.properties;
+  return rest;
+}
+
+/** Every resource added, removed or changed (resolved properties) from `from` to `to`. */
+export function templateChanges(from: ResolvedTemplate, to: ResolvedTemplate): ResourceChange[] {
+  const before = new Map(from.resources().map((r) => [r.logicalId, r]));
+  const after = new Map(to.resources().map((r) => [r.logicalId, r]));
+  const out: ResourceChange[] = [];
+  for (const [id, r] of after) {
+    const old = before.get(id);
+    if (old === undefined) out.push({ logicalId: id, type: r.type, change: 'added' });
+    else if (old.type !== r.type || canonical(comparable(old)) !== canonical(comparable(r)))
+      out.push({ logicalId: id, type: r.type, change: 'modified' });
+  }
+  for (const [id, r] of before)
+    if (!after.has(id)) out.push({ logicalId: id, type: r.type, change: 'removed' });
+  return out;
+}
+
+/** Served by the drill from the deployed template (moto holds nothing of them): no call needed. */
+const SERVED_FROM_TEMPLATE: Readonly<Record<string, string>> = {
+  'AWS::SSM::Document': 'served from the template by the local Automation runner',
+  'AWS::Lambda::Function': 'run from the template (environment) with the first synth’s bundle',
+  'AWS::CDK::Metadata': 'metadata only',
+};
+const IAM_TYPES = new Set(['AWS::IAM::Role', 'AWS::IAM::Policy', 'AWS::IAM::ManagedPolicy']);
+
+/**
+ * Applies `changes` (from {@link templateChanges}) to moto as CloudFormation would update the
+ * stack: SSM parameters put (or deleted), alarms put (or deleted), the policies of every role whose
+ * policies changed put again, an AwsCustomResource's EC2 `createTags` made on create and update.
+ * Any other change fails: the drill never pretends to have deployed what it cannot apply.
+ */
+export async function applyTemplateChanges(
+  c: MotoClients,
+  from: ResolvedTemplate,
+  to: ResolvedTemplate,
+  changes: ResourceChange[],
+): Promise<void> {
+  const unsupported = changes.filter(
+    (ch) =>
+      SERVED_FROM_TEMPLATE[ch.type] === undefined &&
+      !IAM_TYPES.has(ch.type) &&
+      !['AWS::SSM::Parameter', 'AWS::CloudWatch::Alarm'].includes(ch.type) &&
+      !(ch.type === 'Custom::AWS' && ch.change !== 'added'),
+  );
+  if (unsupported.length > 0)
+    throw new Error(
+      `the drill cannot deploy ${unsupported.map((ch) => `${ch.change} ${ch.type} ${ch.logicalId}`).join(', ')}`,
+    );
+  for (const ch of changes) {
+    const served = SERVED_FROM_TEMPLATE[ch.type];
+    if (served !== undefined) {
+      ch.applied = served;
+      continue;
+    }
+    if (IAM_TYPES.has(ch.type)) continue; // below, per role
+    if (ch.change === 'removed') {
+      const old = from.resource(ch.logicalId);
+      if (ch.type === 'AWS::SSM::Parameter') {
+        await c.ssm.send(new DeleteParameterCommand({ Name: String(old.properties.Name) }));
+        ch.applied = `DeleteParameter ${String(old.properties.Name)}`;
+      } else if (ch.type === 'AWS::CloudWatch::Alarm') {
+        await c.cloudwatch.send(new DeleteAlarmsCommand({ AlarmNames: [String(old.properties.AlarmName)] }));
+        ch.applied = `DeleteAlarms ${String(old.properties.AlarmName)}`;
+      } else ch.applied = 'no onDelete call';
+      continue;
+    }
+    const r = to.resource(ch.logicalId);
+    if (ch.type === 'AWS::SSM::Parameter') {
+      await c.ssm.send(
+        new PutParameterCommand({
+          Name: String(r.properties.Name),
+          Value: String(r.properties.Value),
+          Type: 'String',
+          Overwrite: true,
+        }),
+      );
+      ch.applied = `PutParameter ${String(r.properties.Name)} = ${String(r.properties.Value)}`;
+    } else if (ch.type === 'AWS::CloudWatch::Alarm') {
+      const props = r.properties as unknown as PutMetricAlarmCommandInput & { Metrics?: MetricDataQuery[] };
+      await c.cloudwatch.send(new PutMetricAlarmCommand({ ...props, ActionsEnabled: true }));
+      ch.applied = `PutMetricAlarm ${String(props.AlarmName)}`;
+    } else {
+      ch.applied = await customResourceCall(c, r, ch.change === 'added' ? 'Create' : 'Update');
+    }
+  }
+  // IAM: every role whose policies (inline, attached customer managed, AWS managed) changed.
+  const fromRoles = new Map(from.roles().map((r) => [r.roleName, r]));
+  const changedRoles = to.roles().filter((r) => {
+    const old = fromRoles.get(r.roleName);
+    return (
+      old === undefined ||
+      canonical([old.policies, old.awsManagedPolicyArns]) !== canonical([r.policies, r.awsManagedPolicyArns])
+    );
+  });
+  const added = changedRoles.filter((r) => !fromRoles.has(r.roleName));
+  if (added.length > 0 || from.roles().some((r) => !to.roles().some((x) => x.roleName === r.roleName)))
+    throw new Error(
+      `the drill cannot deploy a role added or removed (${added.map((r) => r.roleName).join(', ') || 'removed'}): sessions are assumed once`,
+    );
+  for (const role of changedRoles) {
+    const names = await putRolePolicies(c, role);
+    const existing =
+      (await c.iam.send(new ListRolePoliciesCommand({ RoleName: role.roleName }))).PolicyNames ?? [];
+    for (const stale of existing.filter((n) => !names.includes(n)))
+      await c.iam.send(new DeleteRolePolicyCommand({ RoleName: role.roleName, PolicyName: stale }));
+  }
+  for (const ch of changes.filter((x) => IAM_TYPES.has(x.type)))
+    ch.applied = `role policies put again: ${changedRoles.map((r) => r.roleName).join(', ') || 'no role policy changed'}`;
+}
+
+/** An AwsCustomResource's SDK call for `event` (its `Create`/`Update` JSON), made as its provider would. */
+async function customResourceCall(
+  c: MotoClients,
+  r: ResolvedResource,
+  event: 'Create' | 'Update',
+): Promise<string> {
+  const text = r.properties[event];
+  if (typeof text !== 'string') throw new Error(`${r.logicalId} has no ${event} call`);
+  const call = JSON.parse(text) as { service?: string; action?: string; parameters?: Json };
+  if (call.service === 'EC2' && call.action === 'createTags') {
+    const p = call.parameters as { Resources: string[]; Tags: Array<{ Key: string; Value: string }> };
+    await c.ec2.send(new CreateTagsCommand({ Resources: p.Resources, Tags: p.Tags }));
+    return `CreateTags ${p.Resources.join(', ')}: ${p.Tags.map((t) => `${t.Key}=${t.Value}`).join(', ')}`;
+  }
+  throw new Error(`the drill cannot deploy ${r.logicalId}: ${call.service}.${call.action} is not emulated`);
 }
 
 /** Turns moto's request authorization on: from now on every request is signed and authorized. */

@@ -2,8 +2,12 @@ import { spawnSync } from 'node:child_process';
 import {
   chmodSync,
   closeSync,
+  existsSync,
   mkdirSync,
+  mkdtempSync,
   openSync,
+  readdirSync,
+  rmdirSync,
   statfsSync,
   utimesSync,
   writeFileSync,
@@ -11,12 +15,19 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { DescribeAlarmsCommand, PutMetricDataCommand } from '@aws-sdk/client-cloudwatch';
-import { DescribeVolumesCommand } from '@aws-sdk/client-ec2';
+import { DescribeVolumesCommand, type Volume } from '@aws-sdk/client-ec2';
 import type { CommandDocumentContent } from '../../lib/command-document';
 import type { Principal } from '../support/automation-runner';
 import { runCommandDocument } from '../support/command-document-runner';
 import { createFakeSystemd, type FakeSystemd } from '../support/fake-systemd';
-import { dfBytes, type FsType, type LoopDeviceLab, type LoopDisk } from '../support/loop-device';
+import {
+  dfBytes,
+  type FsType,
+  isMounted,
+  type LoopDeviceLab,
+  type LoopDisk,
+  sh,
+} from '../support/loop-device';
 import { standinCommand } from '../support/stemedb-standin';
 import type { MotoClients } from './moto-account';
 
@@ -28,9 +39,14 @@ import type { MotoClients } from './moto-account';
  *   grows (ModifyVolume), {@link NodeHost.followEbs} grows the image and tells the loop driver, as
  *   EBS grows a disk under a running instance. It runs before every host command, the moment the
  *   agent on a real instance would first see the new size.
- * - The disk reports the EBS volume ID as its serial, as an NVMe EBS disk does (`vol0123…`): a
+ * - A volume attached to the instance in moto (AttachVolume, as AddDataVolume does) appears as a
+ *   new blank loop disk of the volume's size, the moment the agent would first see it (also in
+ *   {@link NodeHost.followEbs}). A volume that grows later grows its own disk.
+ * - Every disk reports its EBS volume ID as its serial, as an NVMe EBS disk does (`vol0123…`): a
  *   loop device has no serial, so an `lsblk` shim first on the agent's PATH answers `SERIAL` for
- *   the loop disk and runs the real `lsblk` for everything else. Nothing in the scripts changes.
+ *   the drill's loop disks and runs the real `lsblk` for everything else. Nothing in the scripts
+ *   changes: MigrateDataVolume finds the new disk by its volume ID, GrowFilesystem checks the
+ *   data mount's disk against the registry's volume, whichever disk that is now.
  * - The database is the StemeDB stand-in under the fake systemd (`systemctl`/`journalctl` first
  *   on PATH), unit `serviceName`, answering on the configured health URL.
  * - The SSM agent: {@link NodeHost.runAsAgent} runs a synthesized Command document as the agent
@@ -107,11 +123,40 @@ export function writeAged(path: string, bytes: number, ageDays: number): void {
   utimesSync(path, t, t);
 }
 
+/** What {@link NodeHost.followEbs} did: a volume attached (a new disk), or a volume that grew. */
+export type EbsChange =
+  | {
+      readonly kind: 'attached';
+      readonly volumeId: string;
+      readonly sizeGiB: number;
+      readonly device: string;
+    }
+  | {
+      readonly kind: 'grown';
+      readonly volumeId: string;
+      readonly fromGiB: number;
+      readonly toGiB: number;
+      readonly device: string;
+    };
+
+/** A disk of the host: the loop device behind one EBS volume attached to the instance. */
+interface HostDisk {
+  readonly volumeId: string;
+  readonly disk: LoopDisk;
+  bytes: number;
+}
+
+/** MigrateDataVolume's default staging mount point (the Automation does not pass StagingDir). */
+export const MIGRATION_STAGING_DIR = '/mnt/stemedb-migrate';
+
 export class NodeHost {
-  private disk: LoopDisk | undefined;
+  /** By volume ID: the provisioned data volume first, then every volume attached later. */
+  private readonly disks = new Map<string, HostDisk>();
+  /** Volumes attached before the drill began but the data volume (the instance's root volume: this machine's root disk). */
+  private readonly notFollowed = new Set<string>();
   private systemd: FakeSystemd | undefined;
-  private diskBytes = 0;
   private shimDir = '';
+  private stagingExisted = true;
 
   constructor(private readonly opts: NodeHostOptions) {}
 
@@ -119,9 +164,17 @@ export class NodeHost {
     return this.opts.instanceRoleName;
   }
 
-  get mounted(): LoopDisk {
-    if (this.disk === undefined) throw new Error('NodeHost: no data disk');
-    return this.disk;
+  /** The loop device behind an EBS volume of this host. */
+  deviceOf(volumeId: string): string {
+    const d = this.disks.get(volumeId);
+    if (d === undefined) throw new Error(`NodeHost: volume ${volumeId} is not attached to this host`);
+    return d.disk.device;
+  }
+
+  /** The EBS volume whose disk is mounted at the data mount now (findmnt), or undefined. */
+  dataVolumeId(): string | undefined {
+    const source = mountSource(this.opts.dataMount);
+    return [...this.disks.values()].find((d) => d.disk.device === source)?.volumeId;
   }
 
   /** Creates the data volume's disk, mounts it at the data mount, makes wal/ and db/, starts the service. */
@@ -134,25 +187,15 @@ export class NodeHost {
       mount: false,
     });
     o.lab.mount(disk, o.dataMount);
-    this.disk = disk;
-    this.diskBytes = spec.sizeGiB * GiB;
+    this.disks.set(o.volumeId, { volumeId: o.volumeId, disk, bytes: spec.sizeGiB * GiB });
     for (const d of [o.walDir, o.dbDir, o.backupDir]) mkdirSync(d, { recursive: true });
+    this.stagingExisted = existsSync(MIGRATION_STAGING_DIR);
+    for (const v of await this.attachedVolumes())
+      if (v.VolumeId !== undefined && v.VolumeId !== o.volumeId) this.notFollowed.add(v.VolumeId);
 
     this.shimDir = join(o.lab.root, `shim-${Date.now()}`);
     mkdirSync(this.shimDir);
-    const serial = o.volumeId.replace('-', '');
-    const shim = join(this.shimDir, 'lsblk');
-    writeFileSync(
-      shim,
-      [
-        '#!/usr/bin/env bash',
-        '# The drill disk reports its EBS volume ID as serial, as an EBS NVMe disk does.',
-        `if [[ " $* " == *" SERIAL "* && " $* " == *" ${disk.device} "* ]]; then echo ${serial}; exit 0; fi`,
-        'exec /usr/bin/lsblk "$@"',
-        '',
-      ].join('\n'),
-    );
-    chmodSync(shim, 0o755);
+    this.writeSerialShim();
 
     const { command, workingDirectory } = standinCommand({
       port: o.port,
@@ -226,18 +269,88 @@ export class NodeHost {
     };
   }
 
-  /** EBS: when moto's volume is larger than the disk, the disk grows (image + `losetup -c`). */
-  async followEbs(): Promise<{ grownFromGiB?: number; grownToGiB?: number }> {
-    const out = await this.opts.admin.ec2.send(
-      new DescribeVolumesCommand({ VolumeIds: [this.opts.volumeId] }),
+  /** The `lsblk` shim: each drill disk answers `SERIAL` with its volume ID without the dash. */
+  private writeSerialShim(): void {
+    const cases = [...this.disks.values()].map(
+      (d) => `    *" ${d.disk.device} "*) echo ${d.volumeId.replace('-', '')}; exit 0 ;;`,
     );
-    const sizeGiB = out.Volumes?.[0]?.Size ?? 0;
-    const disk = this.mounted;
-    if (sizeGiB * GiB <= this.diskBytes) return {};
-    const from = this.diskBytes / GiB;
-    this.opts.lab.growDisk(disk, sizeGiB * 1024);
-    this.diskBytes = sizeGiB * GiB;
-    return { grownFromGiB: from, grownToGiB: sizeGiB };
+    const shim = join(this.shimDir, 'lsblk');
+    writeFileSync(
+      shim,
+      [
+        '#!/usr/bin/env bash',
+        "# The drill's disks report their EBS volume IDs as serial, as EBS NVMe disks do.",
+        'if [[ " $* " == *" SERIAL "* ]]; then',
+        '  case " $* " in',
+        ...cases,
+        '  esac',
+        'fi',
+        'exec /usr/bin/lsblk "$@"',
+        '',
+      ].join('\n'),
+    );
+    chmodSync(shim, 0o755);
+  }
+
+  /**
+   * EBS under the running instance, as moto shows it: a volume newly attached to the instance
+   * becomes a new blank disk of its size (with its serial); a volume larger than its disk grows the
+   * disk (image + `losetup -c`). The instance's root volume is not followed (this machine's root
+   * disk stands for it), nor is detaching (no scenario detaches a volume).
+   */
+  async followEbs(): Promise<EbsChange[]> {
+    const changes: EbsChange[] = [];
+    for (const v of await this.attachedVolumes()) {
+      const volumeId = v.VolumeId ?? '';
+      const sizeGiB = v.Size ?? 0;
+      if (this.notFollowed.has(volumeId)) continue;
+      const known = this.disks.get(volumeId);
+      if (known === undefined) {
+        const disk = this.opts.lab.createDisk({ sizeMiB: sizeGiB * 1024, fs: 'none', mount: false });
+        this.disks.set(volumeId, { volumeId, disk, bytes: sizeGiB * GiB });
+        this.writeSerialShim();
+        changes.push({ kind: 'attached', volumeId, sizeGiB, device: disk.device });
+      } else if (sizeGiB * GiB > known.bytes) {
+        const fromGiB = known.bytes / GiB;
+        this.opts.lab.growDisk(known.disk, sizeGiB * 1024);
+        known.bytes = sizeGiB * GiB;
+        changes.push({ kind: 'grown', volumeId, fromGiB, toGiB: sizeGiB, device: known.disk.device });
+      }
+    }
+    return changes;
+  }
+
+  /** The volumes moto shows attached (or attaching) to the instance. */
+  private async attachedVolumes(): Promise<Volume[]> {
+    const out = await this.opts.admin.ec2.send(
+      new DescribeVolumesCommand({
+        Filters: [{ Name: 'attachment.instance-id', Values: [this.opts.instanceId] }],
+      }),
+    );
+    return (out.Volumes ?? []).filter((v) =>
+      (v.Attachments ?? []).some(
+        (a) => a.InstanceId === this.opts.instanceId && (a.State === 'attached' || a.State === 'attaching'),
+      ),
+    );
+  }
+
+  /**
+   * Runs `fn` with the filesystem of `volumeId`'s disk mounted read-only (xfs `norecovery`, ext4
+   * `noload`: not even the log is replayed), then unmounts it. For checks of a disk no longer in use.
+   */
+  withReadOnlyMount<T>(volumeId: string, fn: (dir: string) => T): T {
+    const device = this.deviceOf(volumeId);
+    const type = sh('blkid', ['-p', '-o', 'value', '-s', 'TYPE', device]).trim();
+    const options = type === 'xfs' ? 'ro,norecovery' : type === 'ext4' ? 'ro,noload' : '';
+    if (options === '') throw new Error(`withReadOnlyMount: ${device} holds ${type || 'no filesystem'}`);
+    const dir = mkdtempSync(join(this.opts.lab.root, 'ro-'));
+    sh('mount', ['-t', type, '-o', options, device, dir]);
+    try {
+      return fn(dir);
+    } finally {
+      sh('umount', [dir]);
+      rmdirSync(dir);
+    }
   }
 
   /**
@@ -307,14 +420,45 @@ export class NodeHost {
     return { exitCode: r.exitCode, stdout: r.stdout, stderr: r.stderr, timedOut: r.timedOut };
   }
 
-  /** Stops the service and unmounts the disk (the lab detaches loop devices at its own cleanup). */
+  /**
+   * Stops the service and unmounts every mount of the host's disks (the data mount, whichever disk
+   * is on it, and a staging mount a migration left); removes the staging directory if the drill's
+   * migration made it. The lab detaches the loop devices at its own cleanup.
+   */
   async release(): Promise<void> {
     const systemd = this.systemd;
     this.systemd = undefined;
     if (systemd !== undefined) await systemd.cleanup();
-    if (this.disk !== undefined) {
-      this.opts.lab.unmount(this.disk);
-      this.disk = undefined;
+    const errors: string[] = [];
+    for (const d of this.disks.values()) {
+      for (const target of mountsOf(d.disk.device).reverse()) {
+        const r = spawnSync('umount', [target], { encoding: 'utf8' });
+        if (r.status !== 0) errors.push(`umount ${target}: ${r.stderr.trim()}`);
+      }
+      d.disk.mountPoint = undefined;
     }
+    this.disks.clear();
+    if (
+      !this.stagingExisted &&
+      existsSync(MIGRATION_STAGING_DIR) &&
+      !isMounted(MIGRATION_STAGING_DIR) &&
+      readdirSync(MIGRATION_STAGING_DIR).length === 0
+    )
+      rmdirSync(MIGRATION_STAGING_DIR);
+    if (errors.length > 0) throw new Error(`NodeHost release: ${errors.join('; ')}`);
   }
+}
+
+/** The source device of the mount at `mountPoint` (the last one stacked there), or ''. */
+function mountSource(mountPoint: string): string {
+  const r = spawnSync('findmnt', ['-n', '-r', '-o', 'SOURCE', '--mountpoint', mountPoint], {
+    encoding: 'utf8',
+  });
+  return r.status === 0 ? (r.stdout.trim().split('\n').at(-1) ?? '') : '';
+}
+
+/** Every mount point of `device`, in mount order. */
+function mountsOf(device: string): string[] {
+  const r = spawnSync('findmnt', ['-n', '-r', '-o', 'TARGET', '-S', device], { encoding: 'utf8' });
+  return r.status === 0 ? r.stdout.split('\n').filter((l) => l !== '') : [];
 }

@@ -30,6 +30,11 @@ export function formatTimeline(t: DrillTimeline): string {
   for (const n of t.notifications) lines.push(`  - ${n.subject}`);
   lines.push(`denied calls: ${t.denied.length}`);
   for (const d of t.denied) lines.push(`  - ${d.message}`);
+  const figures = Object.entries(t.figures ?? {});
+  if (figures.length > 0) {
+    lines.push('figures:');
+    for (const [name, value] of figures) lines.push(`  ${name}: ${value}`);
+  }
   lines.push('checks:');
   for (const c of t.checks) lines.push(`  ${c.ok ? 'ok  ' : 'FAIL'} ${c.name}: ${c.detail}`);
   lines.push(

@@ -1,11 +1,36 @@
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  closeSync,
+  existsSync,
+  linkSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  statfsSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { dirname, join } from 'node:path';
 import { DescribeSnapshotsCommand, DescribeVolumesCommand } from '@aws-sdk/client-ec2';
 import { HeadObjectCommand, ListObjectVersionsCommand } from '@aws-sdk/client-s3';
+import { GetParameterCommand } from '@aws-sdk/client-ssm';
 import { checksumTree, sh } from '../support/loop-device';
-import { type AlarmKind, type Drill, type DrillNodeSpec, type DrillTimeline, must, PREFIX } from './drill';
+import {
+  type AlarmKind,
+  type Drill,
+  type DrillNodeSpec,
+  type DrillTimeline,
+  must,
+  PREFIX,
+  type Redeployment,
+} from './drill';
 import { type DiskSpec, diskFigures, type NodeHost, writeAged } from './node-host';
+import { manifestDifferences, manifestSummary, type TreeEntry, treeManifest } from './tree-manifest';
 
 /**
  * The drill's scenarios: each one a node of its own (so moto state never leaks between them), a
@@ -530,9 +555,10 @@ const recheck = alarmScenario(
 );
 
 /**
- * The §5B documents work on a second data volume (CreateVolume, AttachVolume, a new disk on the
- * host), which the drill does not emulate yet: their dry runs are tested with the local runner in
- * test/add-data-volume-automation.test.ts, and a drill scenario for them is still to come.
+ * The §5B documents work on a second data volume: AddDataVolume runs for real in the `migrate`
+ * scenario (its host dry run needs the drill's fstab, which only that scenario writes), and
+ * RetireDataVolume needs a volume an earlier migration replaced, past its grace period. Their dry
+ * runs are tested with the local runner in test/add-data-volume-automation.test.ts.
  */
 const NEEDS_A_SECOND_VOLUME: ReadonlySet<string> = new Set(['AddDataVolume', 'RetireDataVolume']);
 
@@ -629,6 +655,508 @@ async function motoState(drill: Drill, volumeId: string): Promise<Record<string,
   };
 }
 
+// --- Runbook §5B: expansion refused at the cap → migration to a new volume -----------------------
+
+/** The size the operator asks AddDataVolume for: above the 64 GiB cap, a cost decision made by hand. */
+const MIGRATE_NEW_GIB = 96;
+/** The cap the operator's re-deploy sets with the new volume (otherwise the new volume is above it). */
+const MIGRATE_RAISED_CAP_GIB = 256;
+
+/**
+ * The database's files as a migration must carry them: real data, hard links (two names of one
+ * inode, one in another directory), a sparse file, user xattrs, permissions and foreign owners
+ * (numeric ids), a setgid directory, a symlink, a FIFO, an empty file and a name with spaces and a
+ * newline.
+ */
+function writeDatabaseTree(dbDir: string): void {
+  for (let i = 0; i < 4; i++) writeAged(join(dbDir, `sst-00010${i}.db`), 8 * MiB, 2 + i);
+  const snapshots = join(dbDir, 'snapshots');
+  mkdirSync(snapshots);
+  linkSync(join(dbDir, 'sst-000100.db'), join(snapshots, 'sst-000100.db'));
+  linkSync(join(dbDir, 'sst-000101.db'), join(dbDir, 'sst-000101.db.pinned'));
+  symlinkSync('sst-000103.db', join(dbDir, 'CURRENT'));
+  // 64 MiB with 8 KiB of data: two 4 KiB extents, the rest a hole.
+  const sparse = join(dbDir, 'index-sparse.db');
+  const fd = openSync(sparse, 'wx');
+  try {
+    writeSync(fd, Buffer.alloc(4096, 0x11), 0, 4096, 0);
+    writeSync(fd, Buffer.alloc(4096, 0x22), 0, 4096, 64 * MiB - 4096);
+  } finally {
+    closeSync(fd);
+  }
+  const odd = join(dbDir, 'name with spaces\nand a newline.dat');
+  writeFileSync(odd, 'a file name a shell loop would split\n');
+  writeFileSync(join(dbDir, 'EMPTY'), '');
+  const secret = join(dbDir, 'keys.dat');
+  writeFileSync(secret, 'not for everyone\n');
+  chmodSync(secret, 0o640);
+  chownSync(secret, 1234, 5678);
+  const shared = join(dbDir, 'shared');
+  mkdirSync(shared);
+  chownSync(shared, 1234, 5678);
+  chmodSync(shared, 0o2750);
+  writeFileSync(join(shared, 'owned-by-1234'), 'numeric ids, not names\n');
+  chownSync(join(shared, 'owned-by-1234'), 1234, 5678);
+  sh('mkfifo', [join(dbDir, 'control.fifo')]);
+  sh('python3', [
+    '-c',
+    'import os, sys; os.setxattr(sys.argv[1], "user.stemedb.checksum", b"sha256:0123"); os.setxattr(sys.argv[2], "user.stemedb.role", b"\\x00binary\\xff")',
+    join(dbDir, 'sst-000102.db'),
+    shared,
+  ]);
+}
+
+/**
+ * Takes `mountPoint`'s xfs to `usedPercent` % used without writing data: xfs's reserved block pool
+ * (`xfs_io -x resblks`) takes the blocks, so no file can use them and df counts them as used. A
+ * 64 GiB disk that is 99% full of files would make the migration copy and checksum 63 GiB; this
+ * keeps the disk as full as the alarm sees it while the copy is the real files. The reservation
+ * lives in memory: it ends when the filesystem is unmounted (the migration's switch).
+ */
+function reserveUntilUsed(mountPoint: string, usedPercent: number): void {
+  const st = statfsSync(mountPoint);
+  const current = Number(
+    /reserved blocks = (\d+)/.exec(sh('xfs_io', ['-x', '-c', 'resblks', mountPoint]))?.[1] ?? Number.NaN,
+  );
+  if (!Number.isInteger(current)) throw new Error(`xfs_io resblks on ${mountPoint}: no reserved block count`);
+  // df rounds the used percentage up: leave 1.5 points free for 99%.
+  const keepFree = Math.floor((Number(st.blocks) * (100 - usedPercent + 0.5)) / 100);
+  const more = Number(st.bavail) - keepFree;
+  if (more > 0) sh('xfs_io', ['-x', '-c', `resblks ${current + more}`, mountPoint]);
+}
+
+/** The last JSON line of a host command's output (the scripts' result), or undefined. */
+function lastJson(stdout: string): Record<string, unknown> | undefined {
+  const line = stdout
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .at(-1);
+  try {
+    return line === undefined ? undefined : (JSON.parse(line) as Record<string, unknown>);
+  } catch {
+    return undefined;
+  }
+}
+
+const tagsOf = (v: { Tags?: Array<{ Key?: string; Value?: string }> } | undefined): Record<string, string> =>
+  Object.fromEntries((v?.Tags ?? []).map((t) => [t.Key ?? '', t.Value ?? '']));
+
+/**
+ * Runbook §5B end to end. The node's volume is at maxSizeGiB (64 GiB) and 99% used: the critical
+ * alarm's ExpandVolume is refused and falls back to ArchiveWal. The operator starts AddDataVolume
+ * with SizeGiB=96 (above the cap: asked for explicitly): CreateVolume and AttachVolume in moto as
+ * the automation role; the host sees the new disk appear with the new volume's serial, and
+ * MigrateDataVolume (the instance role, real loop devices, the fake systemd and the stand-in)
+ * moves every file, switches the drill's fstab and restarts StemeDB on the new filesystem. The
+ * operator then re-deploys as the README says (existingVolumeId = the new volume, and the cap
+ * raised since the new volume is above it): the drill synthesizes again and applies what changed.
+ * A later emergency-space alarm on the refilled new volume ends with the NEW volume expanded.
+ *
+ * Why emergency-space for the follow-up and not critical: the router gives two starts of the same
+ * document for the same node within its 5-minute window the same ClientToken (one disk reported
+ * twice starts one remediation), and the drill's minutes fall in one window (a real migration of
+ * a full 64 GiB volume takes longer). A critical alarm now would be held back by design until the
+ * re-check after the window; EmergencyCleanup → ExpandVolume (a child) reaches the same expansion.
+ */
+const migrate: Scenario = {
+  name: 'migrate',
+  summary:
+    'volume at maxSizeGiB → expansion refused → AddDataVolume moves the data to a new volume → re-deploy names it → the new volume is expanded',
+  node: { name: 'drill-migrate', volumeGiB: 64 },
+  async run(drill) {
+    const name = 'drill-migrate';
+    const migrateDocument = `${PREFIX}-Host-MigrateDataVolume`;
+    // Never near the machine's /etc/fstab: the synthesized document must accept only the drill's.
+    const fstabParameter = (
+      drill.resolved.resources('AWS::SSM::Document').find((d) => d.properties.Name === migrateDocument)
+        ?.properties.Content as
+        | { parameters?: Record<string, { default?: string; allowedValues?: string[] }> }
+        | undefined
+    )?.parameters?.FstabFile;
+    if (
+      fstabParameter?.default !== drill.fstabFile ||
+      JSON.stringify(fstabParameter.allowedValues) !== JSON.stringify([drill.fstabFile])
+    )
+      throw new Error(
+        `${migrateDocument} FstabFile is ${JSON.stringify(fstabParameter)}; the drill runs it only when it accepts nothing but ${drill.fstabFile}`,
+      );
+    const host = await drill.openNode(name, { fs: 'xfs', sizeGiB: 64 });
+    let redeployment: Redeployment | undefined;
+    try {
+      const node = must(
+        drill.nodes.find((n) => n.name === name),
+        name,
+      );
+      const oldVolumeId = node.volumeId;
+      // Two segments old enough for ArchiveWal (the refusal's fallback), one recent.
+      writeWal(host, drill.walDir, 3, 4, 2, 40);
+      writeDatabaseTree(drill.dbDir);
+      reserveUntilUsed(drill.dataMount, 99);
+      const oldDevice = host.deviceOf(oldVolumeId);
+      const oldUuid = sh('blkid', ['-p', '-o', 'value', '-s', 'UUID', oldDevice]).trim();
+      mkdirSync(dirname(drill.fstabFile), { recursive: true });
+      const otherLines = [
+        '# the drill node: the fstab MigrateDataVolume switches (fstabFile of the drill configuration)',
+        'UUID=0a1b2c3d-0000-4000-8000-000000000001 / ext4 errors=remount-ro 0 1',
+      ];
+      const oldEntry = `UUID=${oldUuid} ${drill.dataMount} xfs defaults,noatime 0 0`;
+      writeFileSync(
+        drill.fstabFile,
+        `${[...otherLines, oldEntry, '/swapfile none swap sw 0 0'].join('\n')}\n`,
+      );
+      const originals = walChecksums(drill.walDir);
+      const before = diskFigures(drill.dataMount);
+      await host.publishDiskMetrics();
+
+      const begunAt = Date.now();
+      const t = drill.begin('migrate', name);
+      t.before = before;
+      const event = await drill.fireAlarm(name, 'critical');
+      drill.mark(
+        `alarm ${PREFIX}-${name}-disk-critical → ALARM at ${before.usedPercent}% used of the 64 GiB volume (the cap): event to the router`,
+      );
+      await drill.route(event);
+      await drill.automation.idle();
+      const [refusedRun] = drill.automation
+        .list()
+        .filter((e) => e.documentName === `${PREFIX}-ExpandVolume` && e.startedAt.getTime() >= begunAt);
+      drill.check(
+        t,
+        'ExpandVolume refused at the cap and ended Failed',
+        refusedRun?.status === 'Failed',
+        `${refusedRun?.status ?? 'not started'}: ${refusedRun?.failureMessage ?? ''}`.slice(0, 300),
+      );
+
+      // The operator's §5B, from the console. Snapshot of what must arrive, taken just before.
+      const treeBefore = treeManifest(drill.dataMount);
+      let treeAfterMigrate: TreeEntry[] | undefined;
+      drill.afterHostCommand = (documentName, record) => {
+        // The new filesystem as MigrateDataVolume left it, before ValidateDiskHealth writes to it.
+        if (documentName === migrateDocument && record.status === 'Success')
+          treeAfterMigrate = treeManifest(drill.dataMount);
+      };
+      drill.mark(
+        `the operator starts AddDataVolume with SizeGiB=${MIGRATE_NEW_GIB} (${manifestSummary(treeBefore)})`,
+      );
+      const added = await drill
+        .runDocument('AddDataVolume', {
+          InstanceId: node.instanceId,
+          SizeGiB: String(MIGRATE_NEW_GIB),
+          Reason: 'drill: ExpandVolume refused at maxSizeGiB, move to a larger volume',
+        })
+        .finally(() => {
+          drill.afterHostCommand = undefined;
+        });
+      drill.mark(
+        `AddDataVolume: ${added.record.status}${added.record.failureMessage ? ` (${added.record.failureMessage})` : ''}`,
+      );
+      drill.check(
+        t,
+        'AddDataVolume succeeded',
+        added.record.status === 'Success',
+        added.record.failureMessage ?? added.record.status,
+      );
+      const newVolumeId = String(added.record.outputs['CreateVolume.VolumeId']?.[0] ?? '');
+      if (!/^vol-[0-9a-f]+$/.test(newVolumeId))
+        throw new Error(`AddDataVolume output no new volume: ${JSON.stringify(added.record.outputs)}`);
+
+      // The host: every byte on the new filesystem, the service on it, fstab by UUID.
+      const migration = [...drill.ledger.all()].reverse().find((r) => r.documentName === migrateDocument);
+      const result = lastJson(migration?.stdout ?? '') ?? {};
+      const timings = (result.timings ?? {}) as Record<string, number | null>;
+      const verify = (result.verify ?? {}) as Record<string, unknown>;
+      Object.assign(t.figures, {
+        'migration downtime (service stopped → healthy on the new volume), s':
+          timings.downtimeSeconds ?? 'none',
+        'copy while running, s': timings.preSyncSeconds ?? 'none',
+        'final copy (stopped), s': timings.finalSyncSeconds ?? 'none',
+        'verification (manifest + checksum of every file), s': timings.verifySeconds ?? 'none',
+        'fstab switch and remount, s': timings.switchSeconds ?? 'none',
+        'start until healthy, s': timings.startSeconds ?? 'none',
+        'verified files (distinct inodes) / bytes (apparent sizes)': `${verify.files ?? '?'} / ${verify.bytes ?? '?'}`,
+      });
+      drill.mark(
+        `MigrateDataVolume: ${String(result.status)}; StemeDB down ${timings.downtimeSeconds ?? '?'} s (final copy ${timings.finalSyncSeconds ?? '?'} s, verification ${timings.verifySeconds ?? '?'} s)`,
+      );
+      drill.check(
+        t,
+        'MigrateDataVolume found the new disk by the volume ID (its serial), not a device path',
+        migration?.parameters.VolumeId?.[0] === newVolumeId &&
+          (migration?.parameters.Device?.[0] ?? '') === '' &&
+          (result.new as { serial?: string } | undefined)?.serial === newVolumeId.replace('-', '') &&
+          (result.new as { device?: string } | undefined)?.device === host.deviceOf(newVolumeId),
+        `VolumeId ${migration?.parameters.VolumeId?.[0]}, Device '${migration?.parameters.Device?.[0] ?? ''}', found ${JSON.stringify(result.new)}`,
+      );
+      const phases = [
+        /^backed up .*fstab to .*fstab\.bak-/,
+        /^mkfs\.xfs /,
+        /^mounted .* at \/mnt\/stemedb-migrate$/,
+        /^copied .* while stemedb-api ran/,
+        /^stopped stemedb-api$/,
+        /^final copy with stemedb-api stopped/,
+        /^verified: .*every file's checksum equal$/,
+        /^switched .*fstab: .* on UUID=.* with nofail/,
+        /^unmounted the old filesystem/,
+        /^mounted UUID=.* from /,
+        /^started stemedb-api, healthy$/,
+      ];
+      const actions = (result.actions ?? []) as string[];
+      const order = phases.map((re) => actions.findIndex((a) => re.test(a)));
+      drill.check(
+        t,
+        'the host phases ran in order: fstab backup, mkfs, copy while running, stop, final copy, verify, fstab switch, remount, start, healthy',
+        result.status === 'migrated' &&
+          order.every((at, i) => at >= 0 && (i === 0 || at > (order[i - 1] ?? 0))),
+        `${String(result.status)}: ${actions.join(' → ')}`.slice(0, 600),
+      );
+      const differences = manifestDifferences(treeBefore, treeAfterMigrate ?? []);
+      drill.check(
+        t,
+        'every file, link, xattr, owner, mode and mtime arrived exactly (the tree before vs the new filesystem)',
+        treeAfterMigrate !== undefined && differences.length === 0,
+        treeAfterMigrate === undefined
+          ? 'no manifest after MigrateDataVolume'
+          : differences.length === 0
+            ? manifestSummary(treeAfterMigrate)
+            : `differ: ${differences
+                .slice(0, 5)
+                .map((d) => JSON.stringify(d))
+                .join(', ')}`,
+      );
+      const newDevice = host.deviceOf(newVolumeId);
+      const newUuid = sh('blkid', ['-p', '-o', 'value', '-s', 'UUID', newDevice]).trim();
+      drill.check(
+        t,
+        'the data mount is the new volume’s disk',
+        host.dataVolumeId() === newVolumeId,
+        `${drill.dataMount} on ${host.dataVolumeId() ?? 'nothing'} (${newDevice}, UUID=${newUuid})`,
+      );
+      const health = await fetch(`http://127.0.0.1:${drill.port}/v1/health`).then(
+        (r) => r.status,
+        (err: unknown) => String(err),
+      );
+      const write = await fetch(`http://127.0.0.1:${drill.port}/v1/assert`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ subject: 'drill', predicate: 'migrated', object: newVolumeId }),
+      }).then(
+        (r) => r.status,
+        (err: unknown) => String(err),
+      );
+      drill.check(
+        t,
+        'StemeDB is healthy and writes on the new filesystem',
+        health === 200 && write === 201,
+        `health ${health}, assert ${write}`,
+      );
+      const fstab = readFileSync(drill.fstabFile, 'utf8').split('\n');
+      const active = fstab.filter((l) => !/^\s*(#|$)/.test(l) && l.split(/\s+/)[1] === drill.dataMount);
+      drill.check(
+        t,
+        'fstab names the new filesystem by UUID with nofail, the old line kept commented, the rest unchanged',
+        active.length === 1 &&
+          active[0] === `UUID=${newUuid} ${drill.dataMount} xfs defaults,noatime,nofail 0 0` &&
+          fstab.includes(`#${oldEntry}`) &&
+          otherLines.every((l) => fstab.includes(l)) &&
+          fstab.includes('/swapfile none swap sw 0 0'),
+        active.join(' | ') || 'no active entry',
+      );
+      const backups = readdirSync(dirname(drill.fstabFile)).filter((f) => f.startsWith('fstab.bak-'));
+      drill.check(
+        t,
+        'the fstab was backed up first',
+        backups.length === 1 &&
+          readFileSync(join(dirname(drill.fstabFile), backups[0] as string), 'utf8').includes(
+            `\n${oldEntry}\n`,
+          ),
+        backups.join(', ') || 'no backup',
+      );
+      const oldTree = host.withReadOnlyMount(oldVolumeId, (dir) => treeManifest(dir));
+      const oldDifferences = manifestDifferences(treeBefore, oldTree);
+      drill.check(
+        t,
+        'the old volume is unmounted and its filesystem unchanged (read-only mount, same manifest)',
+        oldDifferences.length === 0 && host.dataVolumeId() !== oldVolumeId,
+        oldDifferences.length === 0
+          ? `${manifestSummary(oldTree)}`
+          : `differ: ${oldDifferences.slice(0, 5).join(', ')}`,
+      );
+
+      // AWS: the new volume as AddDataVolume made it, the old one kept and marked.
+      const volumes = await drill.admin.ec2.send(
+        new DescribeVolumesCommand({ VolumeIds: [oldVolumeId, newVolumeId] }),
+      );
+      const oldVolume = volumes.Volumes?.find((v) => v.VolumeId === oldVolumeId);
+      const newVolume = volumes.Volumes?.find((v) => v.VolumeId === newVolumeId);
+      const oldTags = tagsOf(oldVolume);
+      const newTags = tagsOf(newVolume);
+      const attachedTo = (v: typeof oldVolume) =>
+        (v?.Attachments ?? []).map((a) => `${a.InstanceId} ${a.Device} ${a.State}`).join(', ');
+      drill.check(
+        t,
+        'the old volume is still attached, 64 GiB, tagged replaced by the new one',
+        oldVolume?.Size === 64 &&
+          attachedTo(oldVolume) === `${node.instanceId} /dev/sdf attached` &&
+          oldTags['stemedb:managed'] === 'replaced' &&
+          oldTags['stemedb:replaced-by'] === newVolumeId &&
+          /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/.test(oldTags['stemedb:replaced-at'] ?? ''),
+        `${oldVolume?.Size} GiB, ${attachedTo(oldVolume)}, ${JSON.stringify(oldTags)}`,
+      );
+      const keyArn = drill.resolved.resources('AWS::KMS::Key')[0]?.attributes.Arn;
+      drill.check(
+        t,
+        'the new volume: encrypted with the stack key, in the AZ, attached, tagged in the request',
+        newVolume?.Size === MIGRATE_NEW_GIB &&
+          newVolume.Encrypted === true &&
+          keyArn !== undefined &&
+          newVolume.KmsKeyId === keyArn &&
+          newVolume.AvailabilityZone === node.availabilityZone &&
+          attachedTo(newVolume) === `${node.instanceId} /dev/sdg attached` &&
+          newTags['stemedb:managed'] === 'true' &&
+          newTags['stemedb:node'] === name &&
+          newTags['stemedb:deployment'] === PREFIX &&
+          newTags['stemedb:replaces'] === oldVolumeId &&
+          newTags['stemedb:migration'] === added.executionId &&
+          newTags.Name === `${PREFIX}-${name}-data`,
+        `${newVolume?.Size} GiB ${newVolume?.VolumeType}, encrypted ${newVolume?.Encrypted} with ${newVolume?.KmsKeyId}, ${newVolume?.AvailabilityZone}, ${attachedTo(newVolume)}, ${JSON.stringify(newTags)}`,
+      );
+
+      // The operator follows the README: the node names the new volume, and the cap (which the new
+      // volume is above) is raised; `cdk deploy`.
+      redeployment = await drill.redeploy((config) => ({
+        ...config,
+        expansion: { ...config.expansion, maxSizeGiB: MIGRATE_RAISED_CAP_GIB },
+        nodes: config.nodes.map((n) => (n.name === name ? { ...n, existingVolumeId: newVolumeId } : n)),
+      }));
+      drill.mark(
+        `re-deploy (synth ${redeployment.synthMs} ms): ${redeployment.changes.map((c) => `${c.change} ${c.type} ${c.logicalId}: ${c.applied ?? ''}`).join('; ')}`,
+      );
+      const registry = await drill.admin.ssm.send(
+        new GetParameterCommand({ Name: `/${PREFIX}/nodes/${name}` }),
+      );
+      const entry = JSON.parse(registry.Parameter?.Value ?? '{}') as {
+        volumeId?: string;
+        instanceId?: string;
+      };
+      drill.check(
+        t,
+        'after the re-deploy the node registry names the new volume',
+        entry.volumeId === newVolumeId && entry.instanceId === node.instanceId,
+        registry.Parameter?.Value ?? 'missing',
+      );
+      const changedAlarms = redeployment.changes.filter((c) => c.type === 'AWS::CloudWatch::Alarm');
+      drill.check(
+        t,
+        'the alarms needed no change (they follow the instance and the mount point)',
+        changedAlarms.length === 0,
+        changedAlarms.map((c) => c.logicalId).join(', ') || 'none changed',
+      );
+
+      // The new volume fills up in turn: the next alarm must grow the NEW volume.
+      fillDatabase(drill.dataMount, drill.dbDir, 99);
+      const full = diskFigures(drill.dataMount);
+      await host.publishDiskMetrics();
+      const followUp = await drill.fireAlarm(name, 'emergency-space');
+      drill.mark(
+        `alarm ${PREFIX}-${name}-disk-emergency-space → ALARM at ${full.usedPercent}% used of the new ${MIGRATE_NEW_GIB} GiB volume: event to the router`,
+      );
+      await drill.route(followUp);
+      await drill.automation.idle();
+      const sinceAdd = added.record.endedAt?.getTime() ?? 0;
+      const [grow] = drill.automation
+        .list()
+        .filter((e) => e.documentName === `${PREFIX}-ExpandVolume` && e.startedAt.getTime() >= sinceAdd);
+      drill.check(
+        t,
+        'the follow-up expansion ran and succeeded',
+        grow?.status === 'Success',
+        `${grow?.status ?? 'not started'}${grow?.failureMessage ? `: ${grow.failureMessage}` : ''}`,
+      );
+      const grown = await drill.admin.ec2.send(
+        new DescribeVolumesCommand({ VolumeIds: [oldVolumeId, newVolumeId] }),
+      );
+      const sizes = Object.fromEntries((grown.Volumes ?? []).map((v) => [v.VolumeId, v.Size]));
+      const snapshots = await drill.admin.ec2.send(
+        new DescribeSnapshotsCommand({ Filters: [{ Name: 'volume-id', Values: [newVolumeId] }] }),
+      );
+      drill.check(
+        t,
+        'the NEW volume grew (snapshot first), the old one did not',
+        (sizes[newVolumeId] ?? 0) > MIGRATE_NEW_GIB &&
+          sizes[oldVolumeId] === 64 &&
+          (snapshots.Snapshots ?? []).length === 1,
+        `${newVolumeId}: ${sizes[newVolumeId]} GiB, ${oldVolumeId}: ${sizes[oldVolumeId]} GiB, ${(snapshots.Snapshots ?? []).length} snapshot(s) of the new one`,
+      );
+      const afterGrowth = diskFigures(drill.dataMount);
+      drill.check(
+        t,
+        'the filesystem on the new volume grew with it',
+        afterGrowth.sizeBytes > full.sizeBytes * 1.4 && host.dataVolumeId() === newVolumeId,
+        `${full.sizeBytes} → ${afterGrowth.sizeBytes} bytes on ${host.dataVolumeId()}`,
+      );
+      await validate(drill, t, node.instanceId, true);
+      const done = await drill.finish();
+      done.after = diskFigures(drill.dataMount);
+      drill.check(
+        done,
+        'no call was denied',
+        done.denied.length === 0,
+        done.denied.map((d) => d.message).join('; ') || 'none',
+      );
+      const subjects = done.notifications.map((n) => n.subject);
+      const expected = [
+        `${PREFIX}-ExpandVolume refused on ${node.instanceId}: not expanded`,
+        `${PREFIX}-ArchiveWal done on ${node.instanceId} (${name})`,
+        `${PREFIX}-AddDataVolume moved the data of ${node.instanceId} to a new volume`,
+        `${PREFIX}-ExpandVolume started on ${node.instanceId}`,
+        `${PREFIX}-EmergencyCleanup on ${node.instanceId}: still`,
+        `${PREFIX}-ValidateDiskHealth on ${node.instanceId}: healthy`,
+      ];
+      const missing = expected.filter((e) => !subjects.some((s) => s.startsWith(e)));
+      drill.check(
+        t,
+        'each document notified',
+        missing.length === 0,
+        missing.length === 0
+          ? subjects.join(' | ')
+          : `missing ${missing.join(' | ')}; got ${subjects.join(' | ')}`,
+      );
+      const moved = done.notifications.find((n) => n.subject.startsWith(`${PREFIX}-AddDataVolume moved`));
+      drill.check(
+        t,
+        'the AddDataVolume notification tells the operator to name the new volume and retire the old',
+        moved?.message.includes(`"existingVolumeId": "${newVolumeId}"`) === true &&
+          moved.message.includes(`RetireDataVolume with VolumeId=${oldVolumeId}`),
+        moved?.message.split('\n')[2]?.slice(0, 200) ?? 'no notification',
+      );
+      await walInvariant(drill, done, originals, name);
+      // The other scenarios run on the deployment as it was (the cap of 64 GiB).
+      await redeployment.restore();
+      redeployment = undefined;
+      const restored = await drill.admin.ssm.send(
+        new GetParameterCommand({ Name: `/${PREFIX}/nodes/${name}` }),
+      );
+      drill.check(
+        done,
+        'the deployment before the re-deploy is back for the next scenarios (registry, cap)',
+        (JSON.parse(restored.Parameter?.Value ?? '{}') as { volumeId?: string }).volumeId === oldVolumeId &&
+          drill.deployedConfig.expansion.maxSizeGiB === 64,
+        `registry ${restored.Parameter?.Value}, maxSizeGiB ${drill.deployedConfig.expansion.maxSizeGiB}`,
+      );
+      return done;
+    } finally {
+      drill.afterHostCommand = undefined;
+      try {
+        await drill.resetAlarm(name, 'critical');
+        await drill.resetAlarm(name, 'emergency-space');
+        await redeployment?.restore();
+      } finally {
+        await drill.closeNode();
+      }
+    }
+  },
+};
+
 export const SCENARIOS: readonly Scenario[] = [
   critical,
   rerun,
@@ -638,6 +1166,7 @@ export const SCENARIOS: readonly Scenario[] = [
   refused,
   recheck,
   dryRun,
+  migrate,
 ];
 
 export function scenarioNamed(name: string): Scenario | undefined {

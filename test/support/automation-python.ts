@@ -1,12 +1,15 @@
 import { spawnSync } from 'node:child_process';
 import type { AutomationDocumentContent } from '../../lib/automation-document';
+import { loadStepScript } from '../../lib/automation-script';
 import type { StepResult } from './automation-validator';
 
 /**
  * Runs the Python of an Automation document's `aws:executeScript` steps in a local `python3`, as
  * Automation would call it (`handler(events, None)`), with a stub `boto3` whose clients answer
  * from canned responses and record every call. `time.sleep` is a no-op, so retry loops run
- * instantly.
+ * instantly. The script is the one SSM runs: a step's `Script` as synthesized (its file under
+ * `ssm-documents/automation-scripts/` with the shared helpers it imports inlined), from a loaded
+ * document ({@link stepScript}) or straight from the file ({@link stepScriptFile}).
  *
  * ```ts
  * const run = runStepScript(doc, 'ReadResult', { commandId: 'c-1' }, {
@@ -71,6 +74,11 @@ export function stepScript(doc: AutomationDocumentContent, stepName: string): St
   if (typeof inputs?.Script !== 'string' || typeof inputs.Handler !== 'string')
     throw new Error(`step ${stepName} has no inline Script and Handler`);
   return { script: inputs.Script, handler: inputs.Handler };
+}
+
+/** The script `relPath` of `ssm-documents/automation-scripts/` as a step would carry it, and its handler. */
+export function stepScriptFile(relPath: string, handler: string): StepScript {
+  return { script: loadStepScript(relPath), handler };
 }
 
 /**

@@ -1,0 +1,2 @@
+def fail(events, context):
+    raise Exception('verification refused, nothing deleted: ' + events['reason'])

@@ -1,0 +1,2 @@
+def fail(events, context):
+    raise Exception('not compacted: ' + events['status'] + ': ' + events['reason'])
