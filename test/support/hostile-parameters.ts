@@ -70,3 +70,27 @@ export async function scriptNonRejections(
   }
   return wrong;
 }
+
+/**
+ * Every whole number of each range (up to 10,000 of them, and the top) must pass the parameter's
+ * `allowedPattern`, and the numbers just outside it must not: returns `name=value` for each that
+ * does otherwise (empty when the patterns encode the ranges exactly).
+ */
+export function patternRangeProblems(
+  doc: CommandDocumentContent,
+  ranges: ReadonlyArray<readonly [name: string, lo: number, hi: number]>,
+): string[] {
+  const params = doc.parameters ?? {};
+  const wrong: string[] = [];
+  for (const [name, lo, hi] of ranges) {
+    const re = new RegExp(params[name]?.allowedPattern ?? '^$');
+    const expectOk = (v: number, ok: boolean) => {
+      if (re.test(String(v)) !== ok) wrong.push(`${name}=${v} ${ok ? 'refused' : 'accepted'}`);
+    };
+    for (let v = lo; v <= Math.min(hi, lo + 10_000); v++) expectOk(v, true);
+    expectOk(hi, true);
+    expectOk(lo - 1, false);
+    expectOk(hi + 1, false);
+  }
+  return wrong;
+}
