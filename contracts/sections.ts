@@ -193,8 +193,25 @@ export const ALARM_ROUTING = {
   tests: ['test/alarm-router.test.ts', 'test/alarm-to-automation.test.ts', 'test/alertmanager-event.test.ts'],
 } as const satisfies FileOwner;
 
-/** Every owner of documents, scripts and Lambdas: the sections and the alarm routing. */
-export const FILE_OWNERS: readonly FileOwner[] = [...SECTIONS, ALARM_ROUTING];
+/**
+ * Not a runbook section with an Automation either: the runbook's "Prevention" on the hosts, two
+ * Command documents that lib/prevention-documents.ts deploys with their opt-in State Manager
+ * associations (no alarm and no Automation runs them; an operator may, with Run Command).
+ */
+export const PREVENTION = {
+  id: 'prevention',
+  automations: [],
+  commands: ['JournaldLimits', 'StorageSettings'],
+  lambdas: [],
+  tests: [
+    'test/journald-limits.test.ts',
+    'test/storage-settings.test.ts',
+    'test/prevention-documents.test.ts',
+  ],
+} as const satisfies FileOwner;
+
+/** Every owner of documents, scripts and Lambdas: the sections, the alarm routing and the prevention. */
+export const FILE_OWNERS: readonly FileOwner[] = [...SECTIONS, ALARM_ROUTING, PREVENTION];
 
 type Section = (typeof SECTIONS)[number];
 export type SectionId = Section['id'];

@@ -6,9 +6,16 @@
  * volumeId, reason, usedBytes and filesystemBytes; any other key is rejected):
  *   { instanceId, volumeId?, reason?, dryRun?: boolean|'true'|'false', usedBytes?, filesystemBytes? }
  *   usedBytes = filesystem size − available bytes (what the alarms see), filesystemBytes = its size.
- * Output (every key always present; '' / 0 when not applicable, so Automation selectors resolve):
+ * Output (every key always present; '' / 0 / [] when not applicable, so Automation selectors resolve):
  *   { status, volumeId, instanceId, node, currentSizeGiB, targetSizeGiB, volumeType, snapshotId,
- *     modificationState, reason, retryAfter (ISO time or ''), apiCalls }
+ *     modificationState, reason, retryAfter (ISO time or ''), capStatus, capWarning,
+ *     snapshotsDeleted, snapshotRetentionProblems, apiCalls }
+ *   capStatus / capWarning: for started / reused / dry-run, `near-cap` when targetSizeGiB is within
+ *     WARN_WITHIN_PERCENT of the cap, `at-cap` at it (the next expansion will be refused), with a
+ *     sentence saying so; `clear` and '' otherwise, `unchecked` for the other statuses. The
+ *     ExpandVolume Automation notifies the warning before it goes on (NotifyCapWarning);
+ *   snapshotsDeleted / snapshotRetentionProblems: after a new snapshot, the retention applied to
+ *     the volume's older pre-expansion snapshots (never fatal: problems are reported, not thrown).
  *   status: started   ModifyVolume accepted (snapshot taken first unless disabled)
  *           reused    a modification already under way (or done, not yet grown into) reaches the size
  *           refused   policy: not managed, not of this deployment, not a registered node's instance
@@ -24,6 +31,11 @@
  *   MAX_SIZE_GIB            cost guard, never beyond this size (1..65536, default 4096)
  *   SNAPSHOT_BEFORE_EXPAND  'true' | 'false' (default true): snapshot first, never waited for
  *   WARNING_FREE_PERCENT    the warning alarm's free-space % (above 0, below 100, default 20)
+ *   SNAPSHOTS_KEPT          completed pre-expansion snapshots kept per volume besides the new one
+ *                           (1..1000, default 3; lambda/shared/snapshot-retention.ts)
+ *   SNAPSHOTS_DELETE_AFTER_DAYS  an older one is deleted once this old (0..3650, default 0: at once)
+ *   WARN_WITHIN_PERCENT     early warning when the size after an expansion is within this % of the
+ *                           cap (0..100, default 25; capWarning in lambda/shared/sizing-policy.ts)
  *   MANAGED_TAG_KEY         tag that marks managed volumes, value 'true' (default stemedb:managed)
  *   NODE_TAG_KEY            tag naming the node (default stemedb:node)
  *   DEPLOYMENT_TAG_KEY      tag naming the deployment (default stemedb:deployment)
@@ -78,13 +90,27 @@ import {
 import { payloadRecord, shown } from './shared/payload';
 import { logger, metrics } from './shared/powertools';
 import { errorCode, type RetryOptions, withThrottlingRetry } from './shared/retry';
-import { decideTargetSize, GIB, type SizingDecision, type SizingPolicy } from './shared/sizing-policy';
+import {
+  type CapStatus,
+  capWarning,
+  decideTargetSize,
+  GIB,
+  type SizingDecision,
+  type SizingPolicy,
+} from './shared/sizing-policy';
+import { applySnapshotRetention, PURPOSE_TAG_KEY, PURPOSE_TAG_VALUE } from './shared/snapshot-retention';
 
 // ---------------------------------------------------------------------------------------------
 // Configuration
 
 export interface ExpandConfig extends SizingPolicy {
   readonly snapshotBeforeExpand: boolean;
+  /** Completed pre-expansion snapshots kept per volume besides the one just taken. */
+  readonly snapshotsKept: number;
+  /** An older pre-expansion snapshot is deleted once this many days old (0: at once). */
+  readonly snapshotsDeleteAfterDays: number;
+  /** The early warning's margin: % of the cap. */
+  readonly warnWithinPercent: number;
   readonly managedTagKey: string;
   readonly nodeTagKey: string;
   readonly deploymentTagKey: string;
@@ -131,6 +157,19 @@ export function loadExpandConfig(env: NodeJS.ProcessEnv): ExpandConfig {
       d.snapshotBeforeExpand,
       (v) => (v === 'true' ? true : v === 'false' ? false : undefined),
       'true or false',
+    ),
+    snapshotsKept: read('SNAPSHOTS_KEPT', d.snapshotsKept, int(1, 1000), 'a whole number from 1 to 1000'),
+    snapshotsDeleteAfterDays: read(
+      'SNAPSHOTS_DELETE_AFTER_DAYS',
+      d.snapshotsDeleteAfterDays,
+      int(0, 3650),
+      'a whole number of days from 0 to 3650',
+    ),
+    warnWithinPercent: read(
+      'WARN_WITHIN_PERCENT',
+      d.warnWithinPercent,
+      int(0, 100),
+      'a whole number from 0 to 100',
     ),
     warningFreePercent: read(
       'WARNING_FREE_PERCENT',
@@ -278,6 +317,14 @@ export interface ExpandResult {
   readonly reason: string;
   /** ISO time worth retrying after ('' unless deferred). */
   readonly retryAfter: string;
+  /** How close targetSizeGiB is to the cap (`unchecked` unless started, reused or dry-run). */
+  readonly capStatus: CapStatus | 'unchecked';
+  /** The early warning near the cap ('' unless near-cap or at-cap). */
+  readonly capWarning: string;
+  /** Older pre-expansion snapshots of the volume deleted after the new one was taken. */
+  readonly snapshotsDeleted: readonly string[];
+  /** What the snapshot retention could not do (never fatal). */
+  readonly snapshotRetentionProblems: readonly string[];
   /** AWS requests made, throttled attempts included. */
   readonly apiCalls: number;
 }
@@ -329,9 +376,25 @@ export async function expandVolume(event: unknown, deps: ExpandDeps): Promise<Ex
     retryAfter: '',
   };
   let ctx = base;
+  let retention: { snapshotsDeleted: readonly string[]; snapshotRetentionProblems: readonly string[] } = {
+    snapshotsDeleted: [],
+    snapshotRetentionProblems: [],
+  };
   const registry = { calls: 0 };
   const done = (status: ExpandStatus, fields: Partial<typeof base> = {}): ExpandResult => {
-    const result: ExpandResult = { status, ...ctx, ...fields, apiCalls: api.count + registry.calls };
+    const sized = { ...ctx, ...fields };
+    const cap =
+      status === 'started' || status === 'reused' || status === 'dry-run'
+        ? capWarning(config, sized.targetSizeGiB, sized.volumeType, config.warnWithinPercent)
+        : ({ capStatus: 'unchecked', warning: '' } as const);
+    const result: ExpandResult = {
+      status,
+      ...sized,
+      capStatus: cap.capStatus,
+      capWarning: cap.warning,
+      ...retention,
+      apiCalls: api.count + registry.calls,
+    };
     if (status === 'started' || status === 'reused' || status === 'dry-run') {
       logger.info(`expand-volume ${status}`, { decision: result });
     } else {
@@ -450,7 +513,7 @@ export async function expandVolume(event: unknown, deps: ExpandDeps): Promise<Ex
       { Key: config.managedTagKey, Value: 'true' },
       { Key: config.nodeTagKey, Value: node },
       { Key: config.deploymentTagKey, Value: config.deployment },
-      { Key: 'stemedb:reason', Value: 'expand-volume' },
+      { Key: PURPOSE_TAG_KEY, Value: PURPOSE_TAG_VALUE },
     ];
     const description = `StemeDB expand-volume: before ${volumeId} grows ${sizeGiB} -> ${decision.targetSizeGiB} GiB ${req.reason}`;
     const snap = await api.call((c) =>
@@ -466,37 +529,83 @@ export async function expandVolume(event: unknown, deps: ExpandDeps): Promise<Ex
     ctx = { ...ctx, snapshotId };
     logger.info('snapshot started', { volumeId, snapshotId, state: snap.State });
   }
+  const outcome = await modifyOnce(api, volumeId, decision.targetSizeGiB, reasonText, latest, now);
+  if (snapshotId !== '') {
+    const applied = await applySnapshotRetention(
+      api,
+      volumeId,
+      snapshotId,
+      { keep: config.snapshotsKept, deleteAfterDays: config.snapshotsDeleteAfterDays },
+      config,
+      now(),
+    );
+    retention = { snapshotsDeleted: applied.deleted, snapshotRetentionProblems: applied.problems };
+    if (applied.deleted.length > 0 || applied.problems.length > 0) {
+      logger.info('pre-expansion snapshot retention', { volumeId, ...retention });
+    }
+  }
+  return done(outcome.status, outcome.fields);
+}
+
+/**
+ * The one ModifyVolume call and what its answer means: started, or deferred / reused on AWS's two
+ * refusals (IncorrectModificationState reads the modifications once more, never modifies again).
+ * Any other error is a fault and is thrown.
+ */
+async function modifyOnce(
+  api: Ec2Calls,
+  volumeId: string,
+  targetSizeGiB: number,
+  reasonText: string,
+  latest: VolumeModification | undefined,
+  now: () => Date,
+): Promise<{
+  status: ExpandStatus;
+  fields: Partial<Pick<ExpandResult, 'targetSizeGiB' | 'modificationState' | 'reason' | 'retryAfter'>>;
+}> {
   try {
     const out = await api.call((c) =>
-      c.send(new ModifyVolumeCommand({ VolumeId: volumeId, Size: decision.targetSizeGiB })),
+      c.send(new ModifyVolumeCommand({ VolumeId: volumeId, Size: targetSizeGiB })),
     );
-    return done('started', {
-      modificationState: out.VolumeModification?.ModificationState ?? 'modifying',
-      reason: reasonText,
-    });
+    return {
+      status: 'started',
+      fields: {
+        modificationState: out.VolumeModification?.ModificationState ?? 'modifying',
+        reason: reasonText,
+      },
+    };
   } catch (err) {
     const code = errorCode(err);
     const message = err instanceof Error ? err.message : String(err);
     if (code === 'VolumeModificationRateExceeded') {
-      return done('deferred', {
-        retryAfter: retryAfterFor(latest, now()),
-        reason: `cannot expand now: AWS refused the modification (${code}: ${message})`,
-      });
+      return {
+        status: 'deferred',
+        fields: {
+          retryAfter: retryAfterFor(latest, now()),
+          reason: `cannot expand now: AWS refused the modification (${code}: ${message})`,
+        },
+      };
     }
     if (code === 'IncorrectModificationState') {
       // Most likely a concurrent caller started one: read once more, never modify again.
       const again = latestModification(await describeModifications(api, volumeId));
-      if (again !== undefined && isInFlight(again) && (again.TargetSize ?? 0) >= decision.targetSizeGiB) {
-        return done('reused', {
-          targetSizeGiB: again.TargetSize ?? decision.targetSizeGiB,
-          modificationState: again.ModificationState ?? '',
-          reason: `${describeMod(again)}, started concurrently, already reaches the ${decision.targetSizeGiB} GiB wanted`,
-        });
+      if (again !== undefined && isInFlight(again) && (again.TargetSize ?? 0) >= targetSizeGiB) {
+        return {
+          status: 'reused',
+          fields: {
+            targetSizeGiB: again.TargetSize ?? targetSizeGiB,
+            modificationState: again.ModificationState ?? '',
+            reason: `${describeMod(again)}, started concurrently, already reaches the ${targetSizeGiB} GiB wanted`,
+          },
+        };
       }
-      return done('deferred', {
-        retryAfter: retryAfterFor(again ?? latest, now()),
-        reason: `cannot expand now: AWS refused the modification (${code}: ${message})`,
-      });
+      return {
+        status: 'deferred',
+        fields: {
+          retryAfter: retryAfterFor(again ?? latest, now()),
+          reason: `cannot expand now: AWS refused the modification (${code}: ${message})`,
+        },
+      };
     }
     throw err;
   }

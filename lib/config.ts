@@ -14,8 +14,8 @@ import { thresholdProblems } from './thresholds';
  *
  * Sources, later wins: the `stemedb` object in `cdk.json` context (or `-c stemedb='{...}'`),
  * then a JSON file given with `-c stemedbConfig=PATH`. Nested objects (`thresholds`,
- * `expansion`, `wal`, `snapshots`, `archive`, `remediation`) merge key by key; `nodes` and
- * `notifyEmails` are replaced whole.
+ * `expansion`, `wal`, `snapshots`, `archive`, `remediation`, `prevention` and its `journald` and
+ * `storage`) merge key by key; `nodes` and `notifyEmails` are replaced whole.
  */
 
 /** A data volume the stack creates and owns (but never deletes: it is retained). */
@@ -74,6 +74,40 @@ export interface ArchiveConfig {
   readonly noncurrentExpireDays: number;
   /** Object Lock (governance mode) retention in days; 0 turns Object Lock off. @default 0 */
   readonly objectLockDays: number;
+}
+
+/** Runbook "Prevention": the journald limits drop-in (`<prefix>-Host-JournaldLimits`). */
+export interface JournaldPreventionConfig {
+  /** journald `SystemMaxUse`: digits and K, M, G or T, from 16M to 16T. @default '500M' (the runbook) */
+  readonly systemMaxUse: string;
+  /** journald `MaxRetentionSec`: digits and s, min, h, day, week, month or year, 1 hour to 10 years. @default '7day' */
+  readonly maxRetentionSec: string;
+  /** Apply it on every node with a State Manager association (else the document is run by hand). @default false */
+  readonly associate: boolean;
+}
+
+/** Runbook "Prevention": `[storage]` compaction and `[backup]` retention in config.toml (`<prefix>-Host-StorageSettings`). */
+export interface StoragePreventionConfig {
+  /** `[storage] compaction_enabled`. @default true */
+  readonly compactionEnabled: boolean;
+  /** `[storage] compaction_interval_hours`. @default 24 */
+  readonly compactionIntervalHours: number;
+  /** `[storage] compaction_threshold_mb`. @default 1000 */
+  readonly compactionThresholdMb: number;
+  /** `[backup] retention_days`. @default 7 */
+  readonly backupRetentionDays: number;
+  /** `[backup] compression_enabled`. @default true */
+  readonly backupCompressionEnabled: boolean;
+  /** Apply it on every node with a State Manager association (never restarting StemeDB). @default false */
+  readonly associate: boolean;
+}
+
+/** The runbook's "Prevention" settings on the hosts; each association is opt-in. */
+export interface PreventionConfig {
+  readonly journald: JournaldPreventionConfig;
+  readonly storage: StoragePreventionConfig;
+  /** Days between two runs of an association (it also runs right after deploy). @default 1 */
+  readonly scheduleDays: number;
 }
 
 /** Which automation an alarm starts. */
@@ -146,6 +180,8 @@ export interface StemeDbConfig {
   readonly snapshots: SnapshotConfig;
   readonly archive: ArchiveConfig;
   readonly remediation: RemediationConfig;
+  /** @default the runbook's values, no association */
+  readonly prevention: PreventionConfig;
   /** Email addresses subscribed to the notification topic. @default [] */
   readonly notifyEmails: readonly string[];
   /**
@@ -190,6 +226,18 @@ export const DEFAULT_CONFIG: StemeDbConfig = {
     migrateWhenRefused: false,
     mode: 'act',
   },
+  prevention: {
+    journald: { systemMaxUse: '500M', maxRetentionSec: '7day', associate: false },
+    storage: {
+      compactionEnabled: true,
+      compactionIntervalHours: 24,
+      compactionThresholdMb: 1000,
+      backupRetentionDays: 7,
+      backupCompressionEnabled: true,
+      associate: false,
+    },
+    scheduleDays: 1,
+  },
   notifyEmails: [],
   selfManagedAlertmanager: false,
   nodes: [],
@@ -207,13 +255,14 @@ export const DEFAULT_CONFIG: StemeDbConfig = {
  * email; with an AMP workspace, the rule groups namespace and the alert manager definition (a
  * custom resource and its policy); with a workspace or a self-managed Alertmanager, the Prometheus
  * alert topic, its policy, the router's subscription and invoke permission; with a self-managed
- * Alertmanager, its publisher policy.
+ * Alertmanager, its publisher policy; once there is a node, one State Manager association per 50 nodes for each
+ * prevention document the configuration opts in to.
  * Until nodes can be spread over several stacks, config refuses more nodes than this allows
  * (synth would fail with TooManyResourcesInStack).
  */
 export const STACK_RESOURCE_LIMIT = 500;
 export const STACK_RESOURCES = {
-  shared: 63,
+  shared: 65,
   withNodes: 1,
   perNode: 12,
   customResourceProvider: 3,
@@ -221,12 +270,23 @@ export const STACK_RESOURCES = {
   prometheusWorkspace: 3,
   prometheusAlertTopic: 4,
   selfManagedAlertmanager: 1,
+  preventionAssociationPer50Nodes: 1,
 } as const;
 
 type ResourceInputs = Pick<
   StemeDbConfig,
   'nodes' | 'notifyEmails' | 'prometheusWorkspaceId' | 'selfManagedAlertmanager'
->;
+> & {
+  readonly prevention?: PreventionConfig;
+};
+
+/** The prevention associations the configuration opts in to (each targets every node). */
+function preventionAssociations(c: ResourceInputs): number {
+  const p = c.prevention;
+  if (!isObject(p) || c.nodes.length === 0) return 0;
+  const documents = [p.journald, p.storage].filter((x) => isObject(x) && x.associate === true).length;
+  return documents * Math.ceil(c.nodes.length / 50) * STACK_RESOURCES.preventionAssociationPer50Nodes;
+}
 
 /** Resources the stack holds apart from the 12 per node, for this configuration. */
 function fixedStackResources(c: ResourceInputs): number {
@@ -241,7 +301,8 @@ function fixedStackResources(c: ResourceInputs): number {
     c.notifyEmails.length * r.perEmail +
     (workspace ? r.prometheusWorkspace : 0) +
     (workspace || selfManaged ? r.prometheusAlertTopic : 0) +
-    (selfManaged ? r.selfManagedAlertmanager : 0)
+    (selfManaged ? r.selfManagedAlertmanager : 0) +
+    preventionAssociations(c)
   );
 }
 
@@ -281,7 +342,17 @@ const PATTERNS = {
 };
 
 const TOP_KEYS = new Set<string>([...Object.keys(DEFAULT_CONFIG), 'prometheusWorkspaceId']);
-const NESTED_KEYS = ['thresholds', 'expansion', 'wal', 'snapshots', 'archive', 'remediation'] as const;
+const NESTED_KEYS = [
+  'thresholds',
+  'expansion',
+  'wal',
+  'snapshots',
+  'archive',
+  'remediation',
+  'prevention',
+] as const;
+/** The blocks one level further down that merge key by key too. */
+const PREVENTION_BLOCKS = ['journald', 'storage'] as const;
 
 type Json = Record<string, unknown>;
 
@@ -294,6 +365,14 @@ export function mergeRawConfig(base: Json, over: Json): Json {
   const out: Json = { ...base, ...over };
   for (const key of NESTED_KEYS) {
     if (isObject(base[key]) && isObject(over[key])) out[key] = { ...base[key], ...over[key] };
+  }
+  const [bp, op] = [base.prevention, over.prevention];
+  if (isObject(bp) && isObject(op)) {
+    const merged: Json = { ...bp, ...op };
+    for (const block of PREVENTION_BLOCKS) {
+      if (isObject(bp[block]) && isObject(op[block])) merged[block] = { ...bp[block], ...op[block] };
+    }
+    out.prevention = merged;
   }
   return out;
 }
@@ -372,6 +451,7 @@ export function resolveConfig(raw: Json): StemeDbConfig {
       }
     }
   }
+  problems.push(...unknownPreventionKeys(raw.prevention));
   if (problems.length > 0) throw new ConfigError(problems);
 
   const merged = mergeRawConfig(DEFAULT_CONFIG as unknown as Json, raw) as unknown as StemeDbConfig;
@@ -387,6 +467,98 @@ export function resolveConfig(raw: Json): StemeDbConfig {
   problems.push(...configProblems(config));
   if (problems.length > 0) throw new ConfigError(problems);
   return config;
+}
+
+/** Unknown keys, and blocks that are not objects, inside `prevention.journald` and `prevention.storage`. */
+function unknownPreventionKeys(raw: unknown): string[] {
+  if (!isObject(raw)) return [];
+  const p: string[] = [];
+  for (const block of PREVENTION_BLOCKS) {
+    const value = raw[block];
+    if (value === undefined) continue;
+    if (!isObject(value)) {
+      p.push(`prevention.${block} must be an object, got ${JSON.stringify(value)}`);
+      continue;
+    }
+    const known = Object.keys(DEFAULT_CONFIG.prevention[block]);
+    for (const sub of Object.keys(value)) {
+      if (!known.includes(sub))
+        p.push(`prevention.${block}.${sub} is not a configuration key; accepted: ${known.join(', ')}`);
+    }
+  }
+  return p;
+}
+
+/** journald sizes (powers of 1024) and time spans (systemd's month and year), as the document takes them. */
+const JOURNALD_SIZE = /^([1-9]\d{0,5})([KMGT])$/;
+const JOURNALD_SPAN = /^([1-9]\d{0,4})(s|min|h|day|week|month|year)$/;
+const SIZE_POWER: Readonly<Record<string, number>> = { K: 1, M: 2, G: 3, T: 4 };
+const SPAN_SECONDS: Readonly<Record<string, number>> = {
+  s: 1,
+  min: 60,
+  h: 3600,
+  day: 86_400,
+  week: 604_800,
+  month: 2_629_800,
+  year: 31_557_600,
+};
+
+function journaldSizeOk(v: unknown): boolean {
+  const m = typeof v === 'string' ? JOURNALD_SIZE.exec(v) : null;
+  if (m === null) return false;
+  const bytes = Number(m[1]) * 1024 ** (SIZE_POWER[m[2] as string] ?? 0);
+  return bytes >= 16 * 1024 ** 2 && bytes <= 16 * 1024 ** 4;
+}
+
+function journaldSpanOk(v: unknown): boolean {
+  const m = typeof v === 'string' ? JOURNALD_SPAN.exec(v) : null;
+  if (m === null) return false;
+  const seconds = Number(m[1]) * (SPAN_SECONDS[m[2] as string] ?? 0);
+  return seconds >= 3600 && seconds <= 10 * 31_557_600;
+}
+
+const BOOLEAN = { test: (v: unknown) => typeof v === 'boolean', accepted: 'true or false' } as const;
+
+/** The rules of a `prevention` block (keys under `prevention.`). */
+const PREVENTION_RULES: readonly Rule<PreventionConfig>[] = [
+  {
+    path: 'journald.systemMaxUse',
+    test: journaldSizeOk,
+    accepted:
+      'journald\'s SystemMaxUse: digits and K, M, G or T (powers of 1024) from 16M to 16T, such as "500M"',
+  },
+  {
+    path: 'journald.maxRetentionSec',
+    test: journaldSpanOk,
+    accepted:
+      'journald\'s MaxRetentionSec: digits and s, min, h, day, week, month or year, from 1 hour to 10 years, such as "7day"',
+  },
+  { path: 'journald.associate', ...BOOLEAN },
+  { path: 'storage.compactionEnabled', ...BOOLEAN },
+  {
+    path: 'storage.compactionIntervalHours',
+    test: wholeNumber(1, 8760),
+    accepted: 'a whole number of hours from 1 to 8760',
+  },
+  {
+    path: 'storage.compactionThresholdMb',
+    test: wholeNumber(1, 1_000_000),
+    accepted: 'a whole number of MB from 1 to 1000000',
+  },
+  {
+    path: 'storage.backupRetentionDays',
+    test: wholeNumber(1, 3650),
+    accepted: 'a whole number of days from 1 to 3650',
+  },
+  { path: 'storage.backupCompressionEnabled', ...BOOLEAN },
+  { path: 'storage.associate', ...BOOLEAN },
+  { path: 'scheduleDays', test: wholeNumber(1, 30), accepted: 'a whole number of days from 1 to 30' },
+];
+
+/** Every problem of a `prevention` block (also used by lib/prevention-documents.ts), each naming its key. */
+export function preventionProblems(prevention: PreventionConfig): string[] {
+  if (!isObject(prevention)) return [`prevention must be an object, got ${JSON.stringify(prevention)}`];
+  return applyRules(PREVENTION_RULES, prevention, 'prevention');
 }
 
 function withVolumeDefaults(node: NodeConfig): NodeConfig {
@@ -529,6 +701,21 @@ const CONFIG_RULES: readonly Rule<StemeDbConfig>[] = [
   },
   { path: 'expansion.snapshotBeforeExpand', test: (v) => typeof v === 'boolean', accepted: 'true or false' },
   {
+    path: 'expansion.snapshotsKept',
+    test: wholeNumber(1, 1000),
+    accepted: 'a whole number of snapshots from 1 to 1000 (kept per volume besides the one just taken)',
+  },
+  {
+    path: 'expansion.snapshotsDeleteAfterDays',
+    test: wholeNumber(0, 3650),
+    accepted: 'a whole number of days from 0 (no wait) to 3650',
+  },
+  {
+    path: 'expansion.warnWithinPercent',
+    test: wholeNumber(0, 100),
+    accepted: 'a whole number from 0 (warn only at the cap) to 100',
+  },
+  {
     path: 'wal.retentionDays',
     test: wholeNumber(1, 3650),
     accepted: 'a whole number of days from 1 to 3650',
@@ -583,6 +770,7 @@ const CONFIG_RULES: readonly Rule<StemeDbConfig>[] = [
     test: (v) => (AUTOMATION_MODES as readonly unknown[]).includes(v),
     accepted: AUTOMATION_MODES.join(', '),
   },
+  { path: 'prevention', problems: (c) => preventionProblems(c.prevention) },
   { path: 'notifyEmails', problems: emailProblems },
   { path: 'selfManagedAlertmanager', test: (v) => typeof v === 'boolean', accepted: 'true or false' },
   {

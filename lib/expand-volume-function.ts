@@ -5,6 +5,7 @@ import type { ExpansionConfig } from '../contracts/expansion';
 import { nodeRegistryParameterName } from '../contracts/node-registry';
 import { acknowledgeWildcard } from './nag-acknowledgements';
 import { RemediationFunction } from './remediation-function';
+import { grantPreExpansionSnapshotRetention } from './snapshot-retention-grant';
 import { DEPLOYMENT_TAG_KEY, MANAGED_TAG_KEY, MANAGED_TAG_VALUE, NODE_TAG_KEY } from './tags';
 
 export interface ExpandVolumeFunctionProps {
@@ -20,7 +21,8 @@ export interface ExpandVolumeFunctionProps {
  * Runbook §5A's `expand-volume` Lambda: grows a managed EBS data volume (snapshot first) or says
  * why not. ModifyVolume and CreateSnapshot only on volumes tagged managed AND of this deployment
  * (the managed tag alone is the same in every deployment of the account); the node registry, to
- * refuse an instance that is not a registered node; describes are account-wide reads.
+ * refuse an instance that is not a registered node; describes are account-wide reads; deleting
+ * only its own older pre-expansion snapshots (lib/snapshot-retention-grant.ts).
  */
 export class ExpandVolumeFunction extends RemediationFunction {
   constructor(scope: Construct, id: string, props: ExpandVolumeFunctionProps) {
@@ -45,6 +47,9 @@ export class ExpandVolumeFunction extends RemediationFunction {
         MIN_GROW_GIB: String(expansion.minGrowGiB),
         MAX_SIZE_GIB: String(expansion.maxSizeGiB),
         SNAPSHOT_BEFORE_EXPAND: String(expansion.snapshotBeforeExpand),
+        SNAPSHOTS_KEPT: String(expansion.snapshotsKept),
+        SNAPSHOTS_DELETE_AFTER_DAYS: String(expansion.snapshotsDeleteAfterDays),
+        WARN_WITHIN_PERCENT: String(expansion.warnWithinPercent),
         WARNING_FREE_PERCENT: String(props.warningFreePercent),
         MANAGED_TAG_KEY,
         NODE_TAG_KEY,
@@ -54,6 +59,7 @@ export class ExpandVolumeFunction extends RemediationFunction {
       },
     });
     this.grantExpansion(prefix);
+    grantPreExpansionSnapshotRetention(this.role, prefix);
   }
 
   private grantExpansion(prefix: string): void {

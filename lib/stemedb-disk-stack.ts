@@ -7,6 +7,7 @@ import { DiskMetricsAgent } from './disk-metrics-agent';
 import { DiskRemediation } from './disk-remediation';
 import { NotificationTopic } from './notification-topic';
 import { OperatorPolicy } from './operator-policy';
+import { PreventionDocuments } from './prevention-documents';
 import { PrometheusAlerting } from './prometheus-alerting';
 import { PrometheusRuleGroupsNamespace } from './prometheus-rule-groups-namespace';
 import { renderPrometheusRules } from './prometheus-rules';
@@ -72,6 +73,14 @@ export class StemeDbDiskStack extends Stack {
     );
 
     const remediation = new DiskRemediation(this, 'Remediation', { config, topic, archive });
+    const prevention = new PreventionDocuments(this, 'Prevention', {
+      prefix,
+      instanceIds: config.nodes.map((n) => n.instanceId),
+      configFile: config.configFile,
+      serviceName: config.serviceName,
+      healthUrl: config.healthUrl,
+      prevention: config.prevention,
+    });
 
     const { dashboard } = new DiskDashboard(this, 'Dashboard', {
       prefix,
@@ -81,7 +90,11 @@ export class StemeDbDiskStack extends Stack {
     });
 
     const automationDocuments = Object.values(remediation.automationDocuments);
-    const commandDocuments = Object.values(remediation.commandDocuments);
+    const commandDocuments = [
+      ...Object.values(remediation.commandDocuments),
+      prevention.journaldLimits,
+      prevention.storageSettings,
+    ];
     const operator = new OperatorPolicy(this, 'Operator', {
       prefix,
       automationDocuments,

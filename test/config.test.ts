@@ -487,6 +487,121 @@ function documentPathPatterns(): Array<[string, string, string]> {
   return out;
 }
 
+describe('prevention and snapshot retention settings', () => {
+  it('defaults to the runbook: journald 500M / 7day, daily compaction at 1000 MB, 7 backups, no association', () => {
+    expect(resolveConfig({}).prevention).toEqual({
+      journald: { systemMaxUse: '500M', maxRetentionSec: '7day', associate: false },
+      storage: {
+        compactionEnabled: true,
+        compactionIntervalHours: 24,
+        compactionThresholdMb: 1000,
+        backupRetentionDays: 7,
+        backupCompressionEnabled: true,
+        associate: false,
+      },
+      scheduleDays: 1,
+    });
+    expect(resolveConfig({}).expansion).toMatchObject({
+      snapshotsKept: 3,
+      snapshotsDeleteAfterDays: 0,
+      warnWithinPercent: 25,
+    });
+  });
+
+  it('merges prevention.journald and prevention.storage key by key', () => {
+    const c = resolveConfig({ prevention: { journald: { associate: true }, scheduleDays: 7 } });
+    expect(c.prevention.journald).toEqual({ systemMaxUse: '500M', maxRetentionSec: '7day', associate: true });
+    expect(c.prevention.storage).toEqual(DEFAULT_CONFIG.prevention.storage);
+    expect(c.prevention.scheduleDays).toBe(7);
+  });
+
+  it.each([
+    ['16M', true],
+    ['16T', true],
+    ['2G', true],
+    ['15M', false],
+    ['17T', false],
+    ['500MB', false],
+    ['500', false],
+  ])('prevention.journald.systemMaxUse %j is accepted: %s', (value, ok) => {
+    const run = () => resolveConfig({ prevention: { journald: { systemMaxUse: value } } });
+    if (ok) expect(run).not.toThrow();
+    else expect(run).toThrow(/prevention\.journald\.systemMaxUse is .*; expected journald's SystemMaxUse/);
+  });
+
+  it.each([
+    ['1h', true],
+    ['2week', true],
+    ['10year', true],
+    ['59min', false],
+    ['11year', false],
+    ['7days', false],
+  ])('prevention.journald.maxRetentionSec %j is accepted: %s', (value, ok) => {
+    const run = () => resolveConfig({ prevention: { journald: { maxRetentionSec: value } } });
+    if (ok) expect(run).not.toThrow();
+    else
+      expect(run).toThrow(/prevention\.journald\.maxRetentionSec is .*; expected journald's MaxRetentionSec/);
+  });
+
+  const cases: ReadonlyArray<[string, Record<string, unknown>, RegExp]> = [
+    [
+      'an unknown prevention key',
+      { prevention: { journal: {} } },
+      /^prevention\.journal is not a configuration key/,
+    ],
+    [
+      'an unknown key in prevention.storage',
+      { prevention: { storage: { compaction: true } } },
+      /^prevention\.storage\.compaction is not a configuration key; accepted: compactionEnabled/,
+    ],
+    [
+      'prevention.journald not an object',
+      { prevention: { journald: true } },
+      /^prevention\.journald must be an object/,
+    ],
+    [
+      'a string for a boolean',
+      { prevention: { storage: { associate: 'yes' } } },
+      /^prevention\.storage\.associate is "yes"; expected true or false/,
+    ],
+    [
+      'compaction every 0 hours',
+      { prevention: { storage: { compactionIntervalHours: 0 } } },
+      /^prevention\.storage\.compactionIntervalHours is 0; expected a whole number of hours from 1 to 8760/,
+    ],
+    [
+      'a fractional backup retention',
+      { prevention: { storage: { backupRetentionDays: 7.5 } } },
+      /^prevention\.storage\.backupRetentionDays is 7.5/,
+    ],
+    [
+      'a schedule of 0 days',
+      { prevention: { scheduleDays: 0 } },
+      /^prevention\.scheduleDays is 0; expected a whole number of days from 1 to 30/,
+    ],
+    [
+      'no pre-expansion snapshot kept',
+      { expansion: { snapshotsKept: 0 } },
+      /^expansion\.snapshotsKept is 0; expected a whole number of snapshots from 1 to 1000/,
+    ],
+    [
+      'a negative deletion age',
+      { expansion: { snapshotsDeleteAfterDays: -1 } },
+      /^expansion\.snapshotsDeleteAfterDays is -1/,
+    ],
+    [
+      'a warning margin above 100%',
+      { expansion: { warnWithinPercent: 101 } },
+      /^expansion\.warnWithinPercent is 101; expected a whole number from 0/,
+    ],
+  ];
+  for (const [what, raw, message] of cases) {
+    it(`rejects ${what}`, () => {
+      expect(problemLines(raw)).toEqual(expect.arrayContaining([expect.stringMatching(message)]));
+    });
+  }
+});
+
 describe('configuration that used to crash the synth is a one-line error naming the key', () => {
   const cases: ReadonlyArray<[string, Record<string, unknown>, RegExp]> = [
     [
@@ -521,7 +636,7 @@ describe('configuration that used to crash the synth is a one-line error naming 
     [
       'more nodes than one stack holds',
       { nodes: nodes(37) },
-      /^nodes has 37 entries; one stack holds at most 36 nodes with this configuration \(CloudFormation's 500 resources per stack: 64 shared, 12 per node\)/,
+      /^nodes has 37 entries; one stack holds at most 36 nodes with this configuration \(CloudFormation's 500 resources per stack: 66 shared, 12 per node\)/,
     ],
     [
       'more adopted-volume nodes than one stack holds',
@@ -531,7 +646,7 @@ describe('configuration that used to crash the synth is a one-line error naming 
           existingVolumeId: `vol-${(i + 1).toString(16).padStart(17, '0')}`,
         })),
       },
-      /^nodes has 37 entries; one stack holds at most 36 nodes with this configuration \(.*67 shared, 12 per node\)/,
+      /^nodes has 37 entries; one stack holds at most 35 nodes with this configuration \(.*69 shared, 12 per node\)/,
     ],
     [
       'nodes that fit only without Prometheus alerting (AMP workspace and self-managed Alertmanager)',
@@ -540,7 +655,7 @@ describe('configuration that used to crash the synth is a one-line error naming 
         prometheusWorkspaceId: 'ws-12345678-abcd-ef01-2345-6789abcdef01',
         selfManagedAlertmanager: true,
       },
-      /^nodes has 36 entries; one stack holds at most 35 nodes with this configuration \(.*75 shared, 12 per node\)/,
+      /^nodes has 36 entries; one stack holds at most 35 nodes with this configuration \(.*77 shared, 12 per node\)/,
     ],
     [
       'a selfManagedAlertmanager that is not a boolean',
@@ -559,7 +674,19 @@ describe('configuration that used to crash the synth is a one-line error naming 
     });
   }
 
-  it('accepts 36 nodes with new volumes and the default shared resources (496 of 500)', () => {
+  it('accepts 36 nodes with new volumes and the default shared resources (498 of 500)', () => {
     expect(resolveConfig({ nodes: nodes(36) }).nodes).toHaveLength(36);
+  });
+
+  it('counts the opted-in prevention associations: 36 nodes and both fit (500 of 500), one email more does not', () => {
+    const both = { journald: { associate: true }, storage: { associate: true } };
+    expect(resolveConfig({ nodes: nodes(36), prevention: both }).nodes).toHaveLength(36);
+    expect(problemLines({ nodes: nodes(36), prevention: both, notifyEmails: ['a@example.com'] })).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(
+          /^nodes has 36 entries; one stack holds at most 35 nodes .*69 shared, 12 per node/,
+        ),
+      ]),
+    );
   });
 });

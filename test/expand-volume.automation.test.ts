@@ -11,9 +11,21 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import {
+  CreateSnapshotCommand,
+  DescribeSnapshotsCommand,
+  DescribeVolumesCommand,
+  DescribeVolumesModificationsCommand,
+  EC2Client,
+  EC2ServiceException,
+  ModifyVolumeCommand,
+} from '@aws-sdk/client-ec2';
+import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
-import { type ExpandResult, parseExpandInput } from '../lambda/expand-volume';
+import { type ExpandResult, expandVolume, loadExpandConfig, parseExpandInput } from '../lambda/expand-volume';
+import { logger } from '../lambda/shared/powertools';
 import { parseWaitInput, type WaitResult } from '../lambda/wait-for-volume-modification';
 import { loadAutomationDocumentContent } from '../lib/automation-document';
 import { REPO_ROOT } from '../lib/command-document';
@@ -343,6 +355,10 @@ const expandResult: ExpandResult = {
   modificationState: 'modifying',
   reason: '',
   retryAfter: '',
+  capStatus: 'clear',
+  capWarning: '',
+  snapshotsDeleted: [],
+  snapshotRetentionProblems: [],
   apiCalls: 5,
 };
 
@@ -394,6 +410,7 @@ function happyRun(overrides: Overrides = {}): (step: string, inputs: unknown) =>
     Notify: { status: 'Success', outputs: { MessageId: 'm-1' } },
     NotifyRefused: { status: 'Success', outputs: { MessageId: 'm-2' } },
     NotifyFailure: { status: 'Success', outputs: { MessageId: 'm-3' } },
+    NotifyCapWarning: { status: 'Success', outputs: { MessageId: 'm-4' } },
     ArchiveWalFallback: {
       status: 'Success',
       outputs: { ExecutionId: 'child-1', Status: 'Success', Output: '' },
@@ -430,7 +447,7 @@ function run(params: Record<string, string>, overrides: Overrides = {}): Simulat
   return simulateAutomation(doc, { InstanceId: INSTANCE, ...params }, happyRun(overrides));
 }
 
-const PUBLISH_STEPS = new Set(['Notify', 'NotifyRefused', 'NotifyFailure']);
+const PUBLISH_STEPS = new Set(['Notify', 'NotifyRefused', 'NotifyFailure', 'NotifyCapWarning']);
 
 describe('flow', () => {
   it('expands, waits for optimizing, grows the filesystem, reports and notifies', () => {
@@ -460,6 +477,7 @@ describe('flow', () => {
 
   it('keeps every SNS subject within 100 characters for the longest values', () => {
     const sims = [
+      run({}, { ExpandVolume: expand({ capStatus: 'near-cap', capWarning: 'x'.repeat(300) }) }),
       run({}, { ExpandVolume: expand({ status: 'dry-run' }) }),
       run({}, { ExpandVolume: expand({ status: 'deferred' }) }),
       run({}, { ExpandVolume: { status: 'Failed' } }),
@@ -662,6 +680,69 @@ describe('flow', () => {
     expect(sim.status).toBe('Success');
   });
 
+  const NEAR_CAP =
+    'at 3840 GiB the volume is within 25% of its cap, maxSizeGiB (4096 GiB) (256 GiB left): the next expansion can only grow it to the cap, and the one after is refused; move the data to a larger volume (AddDataVolume, runbook §5B) or raise the cap';
+
+  it.each(['started', 'reused'] as const)(
+    'warns before going on when a %s expansion leaves the volume near its cap',
+    (status) => {
+      const sim = run({}, { ExpandVolume: expand({ status, capStatus: 'near-cap', capWarning: NEAR_CAP }) });
+      expect(sim.path.slice(2, 6)).toEqual([
+        'ExpandVolume',
+        'BranchOnExpansion',
+        'NotifyCapWarning',
+        'WaitForOptimizing',
+      ]);
+      expect(sim.path.at(-1)).toBe('Notify');
+      expect(sim.status).toBe('Success');
+      const warning = sim.inputs.NotifyCapWarning as { TopicArn: string; Subject: string; Message: string };
+      expect(warning.TopicArn).toBe(SUBSTITUTIONS.TopicArn);
+      expect(warning.Subject).toBe(`StemeDB-ExpandVolume on ${INSTANCE}: volume near its size cap`);
+      expect(warning.Message).toContain(NEAR_CAP);
+      expect(warning.Message).toContain(`(${status})`);
+    },
+  );
+
+  it('warns at the cap too, and the expansion still finishes', () => {
+    const sim = run(
+      {},
+      { ExpandVolume: expand({ capStatus: 'at-cap', capWarning: 'the next expansion will be refused' }) },
+    );
+    expect(sim.path).toContain('NotifyCapWarning');
+    expect(sim.path).toContain('GrowFilesystem');
+    expect(sim.status).toBe('Success');
+  });
+
+  it('does not warn when the cap is far, nor in a dry run, nor with a refusal (which notifies itself)', () => {
+    expect(run({}).path).not.toContain('NotifyCapWarning');
+    const dry = run(
+      { DryRun: 'true' },
+      { ExpandVolume: expand({ status: 'dry-run', capStatus: 'near-cap', capWarning: NEAR_CAP }) },
+    );
+    expect(dry.path).not.toContain('NotifyCapWarning');
+    const refused = run(
+      {},
+      { ExpandVolume: expand({ status: 'refused', capStatus: 'unchecked', reason: 'cap' }) },
+    );
+    expect(refused.path).not.toContain('NotifyCapWarning');
+    expect(refused.path).toContain('NotifyRefused');
+  });
+
+  it('goes on with the expansion when the warning cannot be published', () => {
+    const sim = run(
+      {},
+      {
+        ExpandVolume: expand({ capStatus: 'near-cap', capWarning: NEAR_CAP }),
+        NotifyCapWarning: { status: 'Failed' },
+      },
+    );
+    expect(
+      sim.path.slice(sim.path.indexOf('NotifyCapWarning'), sim.path.indexOf('NotifyCapWarning') + 2),
+    ).toEqual(['NotifyCapWarning', 'WaitForOptimizing']);
+    expect(sim.path.at(-1)).toBe('Notify');
+    expect(sim.status).toBe('Success');
+  });
+
   const failing = [
     'ReadDiskUsage',
     'ExpandVolume',
@@ -710,6 +791,83 @@ describe('flow', () => {
 // Contracts with the Lambdas and the Command documents
 
 describe('contracts', () => {
+  it('the real expand-volume warns on the expansion that reaches the cap, before the next one is refused', async () => {
+    const ec2Mock = mockClient(EC2Client);
+    const ssmMock = mockClient(SSMClient);
+    logger.setLogLevel('SILENT');
+    try {
+      let size = 3000;
+      ec2Mock.on(DescribeVolumesCommand).callsFake(() => ({
+        Volumes: [
+          {
+            VolumeId: VOLUME,
+            Size: size,
+            VolumeType: 'gp3',
+            Tags: [
+              { Key: 'stemedb:managed', Value: 'true' },
+              { Key: 'stemedb:node', Value: 'db-1' },
+              { Key: 'stemedb:deployment', Value: 'StemeDB' },
+            ],
+            Attachments: [{ InstanceId: INSTANCE, VolumeId: VOLUME, State: 'attached' }],
+          },
+        ],
+      }));
+      ec2Mock.on(DescribeVolumesModificationsCommand).rejects(
+        new EC2ServiceException({
+          name: 'InvalidVolumeModification.NotFound',
+          $fault: 'client',
+          $metadata: {},
+        }),
+      );
+      ec2Mock.on(CreateSnapshotCommand).resolves({ SnapshotId: 'snap-0123456789abcdef0', State: 'pending' });
+      ec2Mock.on(DescribeSnapshotsCommand).resolves({ Snapshots: [] });
+      ec2Mock.on(ModifyVolumeCommand).callsFake((input: { Size: number }) => {
+        size = input.Size;
+        return {
+          VolumeModification: { ModificationState: 'modifying', OriginalSize: 3000, TargetSize: input.Size },
+        };
+      });
+      ssmMock.on(GetParameterCommand).resolves({
+        Parameter: {
+          Value: JSON.stringify({
+            name: 'db-1',
+            instanceId: INSTANCE,
+            availabilityZone: 'eu-west-1a',
+            volumeId: VOLUME,
+            dataMount: '/data',
+          }),
+        },
+      });
+      const deps = {
+        ec2: new EC2Client({ region: 'eu-west-1' }),
+        ssm: new SSMClient({ region: 'eu-west-1' }),
+        config: loadExpandConfig({}),
+        retry: { sleep: async () => {} },
+      };
+      const published: string[] = [];
+      for (let i = 0; i < 2; i++) {
+        const result = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps);
+        const sim = run(
+          {},
+          { ExpandVolume: { status: 'Success', outputs: lambdaOutputs('ExpandVolume', result) } },
+        );
+        published.push(...sim.path.filter((step) => PUBLISH_STEPS.has(step)));
+        if (i === 0) {
+          expect(result).toMatchObject({ status: 'started', targetSizeGiB: 4096, capStatus: 'at-cap' });
+          expect((sim.inputs.NotifyCapWarning as { Message: string }).Message).toContain(
+            'the next expansion will be refused',
+          );
+        } else {
+          expect(result).toMatchObject({ status: 'refused', currentSizeGiB: 4096 });
+        }
+      }
+      expect(published).toEqual(['NotifyCapWarning', 'Notify', 'NotifyRefused']);
+    } finally {
+      ec2Mock.restore();
+      ssmMock.restore();
+    }
+  });
+
   it('sends expand-volume a payload its input parser accepts, usage from the metrics included', async () => {
     const payload = (
       run({ Reason: 'StemeDB-db-1-disk-critical in ALARM since 2024-05-01T12:00:00Z' }).inputs

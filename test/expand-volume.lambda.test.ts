@@ -1,10 +1,13 @@
 import {
   CreateSnapshotCommand,
+  DeleteSnapshotCommand,
+  DescribeSnapshotsCommand,
   DescribeVolumesCommand,
   DescribeVolumesModificationsCommand,
   EC2Client,
   EC2ServiceException,
   ModifyVolumeCommand,
+  type Snapshot,
   type Volume,
   type VolumeModification,
 } from '@aws-sdk/client-ec2';
@@ -21,6 +24,7 @@ import {
 } from '../lambda/expand-volume';
 import { logger, metrics } from '../lambda/shared/powertools';
 import { GIB } from '../lambda/shared/sizing-policy';
+import { MAX_DELETIONS_PER_RUN } from '../lambda/shared/snapshot-retention';
 
 /**
  * Error paths of expand-volume that moto cannot produce (in-flight modifications, AWS refusals,
@@ -412,7 +416,7 @@ describe('expand-volume: only a registered node of this deployment', () => {
 });
 
 describe('expand-volume: the happy path', () => {
-  it('reads the registry, snapshots with tags, then modifies once, in five API calls', async () => {
+  it('reads the registry, snapshots with tags, modifies once, then lists older snapshots, in six API calls', async () => {
     happyPath();
     const r = await expandVolume(
       { instanceId: INSTANCE, volumeId: VOLUME, reason: 'critical alarm' },
@@ -430,7 +434,11 @@ describe('expand-volume: the happy path', () => {
       modificationState: 'modifying',
       reason: 'grow 100 → 150 GiB (50% growth)',
       retryAfter: '',
-      apiCalls: 5,
+      capStatus: 'clear',
+      capWarning: '',
+      snapshotsDeleted: [],
+      snapshotRetentionProblems: [],
+      apiCalls: 6,
     });
     const snap = ec2Mock.commandCalls(CreateSnapshotCommand)[0]?.args[0].input;
     expect(snap?.VolumeId).toBe(VOLUME);
@@ -621,7 +629,7 @@ describe('expand-volume: AWS refusals and throttling', () => {
     expect(r).toMatchObject({
       status: 'deferred',
       retryAfter: new Date(NOW.getTime() + 15 * 60_000).toISOString(),
-      apiCalls: 5,
+      apiCalls: 6,
     });
     expect(r.reason).toContain('VolumeModificationRateExceeded');
     expect(ec2Mock.commandCalls(ModifyVolumeCommand)).toHaveLength(1);
@@ -631,7 +639,7 @@ describe('expand-volume: AWS refusals and throttling', () => {
     happyPath();
     ec2Mock.on(ModifyVolumeCommand).rejects(awsError('IncorrectModificationState'));
     const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
-    expect(r).toMatchObject({ status: 'deferred', apiCalls: 6 });
+    expect(r).toMatchObject({ status: 'deferred', apiCalls: 7 });
     expect(r.reason).toContain('IncorrectModificationState');
     expect(ec2Mock.commandCalls(ModifyVolumeCommand)).toHaveLength(1);
   });
@@ -656,7 +664,7 @@ describe('expand-volume: AWS refusals and throttling', () => {
       .rejectsOnce(awsError('RequestLimitExceeded'))
       .resolves({ Volumes: [volume()] });
     const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
-    expect(r).toMatchObject({ status: 'started', apiCalls: 7 });
+    expect(r).toMatchObject({ status: 'started', apiCalls: 8 });
   });
 
   it('gives up after the bounded number of throttled attempts and surfaces the error', async () => {
@@ -789,6 +797,296 @@ describe('expand-volume: input validation', () => {
   });
 });
 
+/** A pre-expansion snapshot of VOLUME taken `daysAgo` days before NOW, as DescribeSnapshots returns it. */
+function preExpansion(id: string, daysAgo: number, over: Partial<Snapshot> = {}): Snapshot {
+  return {
+    SnapshotId: id,
+    VolumeId: VOLUME,
+    State: 'completed',
+    StartTime: new Date(NOW.getTime() - daysAgo * 86_400_000),
+    Tags: [
+      { Key: 'stemedb:managed', Value: 'true' },
+      { Key: 'stemedb:node', Value: 'db-1' },
+      { Key: 'stemedb:deployment', Value: 'StemeDB' },
+      { Key: 'stemedb:reason', Value: 'expand-volume' },
+    ],
+    ...over,
+  };
+}
+
+const NEW_SNAPSHOT = 'snap-0123456789abcdef0';
+const deletedIds = () => ec2Mock.commandCalls(DeleteSnapshotCommand).map((c) => c.args[0].input.SnapshotId);
+
+describe('expand-volume: retention of the pre-expansion snapshots', () => {
+  it('keeps the newest 3 completed ones besides the new one and deletes the older ones, oldest first', async () => {
+    happyPath();
+    ec2Mock.on(DescribeSnapshotsCommand).resolves({
+      Snapshots: [
+        preExpansion(NEW_SNAPSHOT, 0, { State: 'pending' }),
+        preExpansion('snap-00000000000000001', 50),
+        preExpansion('snap-00000000000000002', 40),
+        preExpansion('snap-00000000000000003', 30),
+        preExpansion('snap-00000000000000004', 20),
+        preExpansion('snap-00000000000000005', 10),
+        preExpansion('snap-0000000000000000a', 60, { State: 'pending' }),
+        preExpansion('snap-0000000000000000b', 70, { State: 'error' }),
+      ],
+    });
+    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    expect(r).toMatchObject({
+      status: 'started',
+      snapshotId: NEW_SNAPSHOT,
+      snapshotsDeleted: ['snap-00000000000000001', 'snap-00000000000000002'],
+      snapshotRetentionProblems: [],
+    });
+    expect(deletedIds()).toEqual(['snap-00000000000000001', 'snap-00000000000000002']);
+    expect(ec2Mock.commandCalls(DescribeSnapshotsCommand)[0]?.args[0].input).toEqual({
+      OwnerIds: ['self'],
+      Filters: [
+        { Name: 'volume-id', Values: [VOLUME] },
+        { Name: 'tag:stemedb:managed', Values: ['true'] },
+        { Name: 'tag:stemedb:deployment', Values: ['StemeDB'] },
+        { Name: 'tag:stemedb:reason', Values: ['expand-volume'] },
+      ],
+      MaxResults: 100,
+      NextToken: undefined,
+    });
+    const order = ec2Mock.calls().map((c) => c.args[0].constructor.name);
+    expect(order.indexOf('DescribeSnapshotsCommand')).toBeGreaterThan(order.indexOf('ModifyVolumeCommand'));
+  });
+
+  it('reads every page of DescribeSnapshots', async () => {
+    happyPath();
+    ec2Mock
+      .on(DescribeSnapshotsCommand)
+      .resolvesOnce({
+        Snapshots: [preExpansion('snap-00000000000000001', 9), preExpansion('snap-00000000000000002', 8)],
+        NextToken: 'page-2',
+      })
+      .resolvesOnce({
+        Snapshots: [preExpansion('snap-00000000000000003', 7), preExpansion('snap-00000000000000004', 6)],
+        NextToken: 'page-3',
+      })
+      .resolves({ Snapshots: [preExpansion('snap-00000000000000005', 5)] });
+    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    expect(ec2Mock.commandCalls(DescribeSnapshotsCommand).map((c) => c.args[0].input.NextToken)).toEqual([
+      undefined,
+      'page-2',
+      'page-3',
+    ]);
+    expect(r.snapshotsDeleted).toEqual(['snap-00000000000000001', 'snap-00000000000000002']);
+  });
+
+  it('never deletes a snapshot without this deployment’s tags or the purpose tag, even if EC2 lists it', async () => {
+    happyPath();
+    const tagsWithout = (key: string) => preExpansion('x', 0).Tags?.filter((t) => t.Key !== key);
+    ec2Mock.on(DescribeSnapshotsCommand).resolves({
+      Snapshots: [
+        preExpansion('snap-00000000000000001', 90, { Tags: tagsWithout('stemedb:reason') }),
+        preExpansion('snap-00000000000000002', 90, {
+          Tags: [...(tagsWithout('stemedb:deployment') ?? []), { Key: 'stemedb:deployment', Value: 'Other' }],
+        }),
+        preExpansion('snap-00000000000000003', 90, { Tags: tagsWithout('stemedb:managed') }),
+        preExpansion('snap-00000000000000004', 90, { VolumeId: VOLUME_2 }),
+        preExpansion('snap-00000000000000005', 3),
+        preExpansion('snap-00000000000000006', 2),
+        preExpansion('snap-00000000000000007', 1),
+      ],
+    });
+    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    expect(r.snapshotsDeleted).toEqual([]);
+    expect(ec2Mock.commandCalls(DeleteSnapshotCommand)).toHaveLength(0);
+  });
+
+  it('with SNAPSHOTS_DELETE_AFTER_DAYS keeps the older ones until they are that old', async () => {
+    happyPath();
+    ec2Mock.on(DescribeSnapshotsCommand).resolves({
+      Snapshots: [5, 4, 3, 2, 1, 40, 31, 29].map((days, i) =>
+        preExpansion(`snap-0000000000000001${i}`, days),
+      ),
+    });
+    const r = await expandVolume(
+      { instanceId: INSTANCE, volumeId: VOLUME },
+      deps({ snapshotsKept: 1, snapshotsDeleteAfterDays: 30 }),
+    );
+    expect(r.snapshotsDeleted).toEqual(['snap-00000000000000015', 'snap-00000000000000016']);
+  });
+
+  it('keeps a snapshot used by an AMI (InvalidSnapshot.InUse), says so, and deletes the next one', async () => {
+    happyPath();
+    ec2Mock.on(DescribeSnapshotsCommand).resolves({
+      Snapshots: [50, 40, 3, 2, 1].map((days, i) => preExpansion(`snap-0000000000000000${i}`, days)),
+    });
+    ec2Mock
+      .on(DeleteSnapshotCommand, { SnapshotId: 'snap-00000000000000000' })
+      .rejects(
+        awsError(
+          'InvalidSnapshot.InUse',
+          'The snapshot snap-00000000000000000 is currently in use by ami-0123',
+        ),
+      );
+    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    expect(r.status).toBe('started');
+    expect(r.snapshotsDeleted).toEqual(['snap-00000000000000001']);
+    expect(r.snapshotRetentionProblems).toEqual([
+      'kept snap-00000000000000000: it is in use (by an AMI); deregister the image to let it go',
+    ]);
+  });
+
+  it('skips a snapshot already gone (InvalidSnapshot.NotFound) without a problem', async () => {
+    happyPath();
+    ec2Mock.on(DescribeSnapshotsCommand).resolves({
+      Snapshots: [50, 3, 2, 1].map((days, i) => preExpansion(`snap-0000000000000000${i}`, days)),
+    });
+    ec2Mock.on(DeleteSnapshotCommand).rejects(awsError('InvalidSnapshot.NotFound'));
+    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    expect(r).toMatchObject({ status: 'started', snapshotsDeleted: [], snapshotRetentionProblems: [] });
+  });
+
+  it('retries a throttled DeleteSnapshot, and past the retries stops deleting for this run, not failing', async () => {
+    happyPath();
+    ec2Mock.on(DescribeSnapshotsCommand).resolves({
+      Snapshots: [60, 50, 40, 3, 2, 1].map((days, i) => preExpansion(`snap-0000000000000000${i}`, days)),
+    });
+    ec2Mock
+      .on(DeleteSnapshotCommand)
+      .rejectsOnce(awsError('RequestLimitExceeded'))
+      .resolvesOnce({})
+      .rejects(awsError('RequestLimitExceeded'));
+    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    expect(r.status).toBe('started');
+    expect(r.snapshotsDeleted).toEqual(['snap-00000000000000000']);
+    expect(r.snapshotRetentionProblems).toEqual([
+      expect.stringMatching(/^could not delete snap-00000000000000001: RequestLimitExceeded/),
+      'stopped deleting for this run (throttled); the rest go at the next expansion',
+    ]);
+    // 2 attempts for the first, maxAttempts for the second, none for the third.
+    expect(ec2Mock.commandCalls(DeleteSnapshotCommand)).toHaveLength(2 + noSleep.maxAttempts);
+  });
+
+  it('reports a refused deletion (UnauthorizedOperation) and goes on with the next snapshot', async () => {
+    happyPath();
+    ec2Mock.on(DescribeSnapshotsCommand).resolves({
+      Snapshots: [50, 40, 3, 2, 1].map((days, i) => preExpansion(`snap-0000000000000000${i}`, days)),
+    });
+    ec2Mock
+      .on(DeleteSnapshotCommand, { SnapshotId: 'snap-00000000000000000' })
+      .rejects(awsError('UnauthorizedOperation', 'You are not authorized'));
+    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    expect(r.snapshotsDeleted).toEqual(['snap-00000000000000001']);
+    expect(r.snapshotRetentionProblems).toEqual([
+      'could not delete snap-00000000000000000: UnauthorizedOperation: You are not authorized',
+    ]);
+  });
+
+  it('still reports the expansion when the snapshots cannot be listed', async () => {
+    happyPath();
+    ec2Mock.on(DescribeSnapshotsCommand).rejects(awsError('UnauthorizedOperation', 'denied'));
+    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    expect(r).toMatchObject({ status: 'started', snapshotsDeleted: [] });
+    expect(r.snapshotRetentionProblems).toEqual([
+      `could not list the pre-expansion snapshots of ${VOLUME}: UnauthorizedOperation: denied`,
+    ]);
+  });
+
+  it(`deletes at most ${MAX_DELETIONS_PER_RUN} a run, the oldest, and says the rest wait`, async () => {
+    happyPath();
+    ec2Mock.on(DescribeSnapshotsCommand).resolves({
+      Snapshots: Array.from({ length: 30 }, (_, i) =>
+        preExpansion(`snap-${String(i).padStart(17, '0')}`, 100 - i),
+      ),
+    });
+    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    expect(r.snapshotsDeleted).toHaveLength(MAX_DELETIONS_PER_RUN);
+    expect(r.snapshotsDeleted[0]).toBe(`snap-${'0'.repeat(17)}`);
+    expect(r.snapshotRetentionProblems).toEqual([
+      `27 pre-expansion snapshots of ${VOLUME} are past retention; deleting the ${MAX_DELETIONS_PER_RUN} oldest now, the rest at the next expansion`,
+    ]);
+  });
+
+  it('applies no retention without a new snapshot: SNAPSHOT_BEFORE_EXPAND=false, a dry run, a refusal', async () => {
+    happyPath();
+    ec2Mock
+      .on(DescribeSnapshotsCommand)
+      .resolves({ Snapshots: [preExpansion('snap-00000000000000001', 90)] });
+    await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps({ snapshotBeforeExpand: false }));
+    await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME, dryRun: true }, deps());
+    await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps({ maxSizeGiB: 100 }));
+    expect(ec2Mock.commandCalls(DescribeSnapshotsCommand)).toHaveLength(0);
+    expect(ec2Mock.commandCalls(DeleteSnapshotCommand)).toHaveLength(0);
+  });
+});
+
+describe('expand-volume: early warning near the cap', () => {
+  it.each([
+    ['far from the cap', 100, 4096, 'clear', ''],
+    [
+      'within 25% of maxSizeGiB after growing',
+      2048,
+      4096,
+      'near-cap',
+      'at 3072 GiB the volume is within 25% of its cap, maxSizeGiB (4096 GiB) (1024 GiB left): the next expansion can only grow it to the cap, and the one after is refused; move the data to a larger volume (AddDataVolume, runbook §5B) or raise the cap',
+    ],
+    [
+      'at the cap after a clamped growth',
+      3000,
+      4096,
+      'at-cap',
+      'at 4096 GiB the volume is at its cap, maxSizeGiB (4096 GiB): the next expansion will be refused; move the data to a larger volume (AddDataVolume, runbook §5B) or raise the cap',
+    ],
+    [
+      'near a small cap, with one more full growth left',
+      100,
+      200,
+      'near-cap',
+      'at 150 GiB the volume is within 25% of its cap, maxSizeGiB (200 GiB) (50 GiB left): the next expansion can only grow it to the cap, and the one after is refused; move the data to a larger volume (AddDataVolume, runbook §5B) or raise the cap',
+    ],
+  ] as const)('%s: %s GiB, cap %s → %s', async (_what, size, cap, capStatus, capWarning) => {
+    happyPath(volume({ Size: size }));
+    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps({ maxSizeGiB: cap }));
+    expect(r).toMatchObject({ status: 'started', capStatus, capWarning });
+  });
+
+  it('says what the next expansion still does when it can grow in full', async () => {
+    happyPath(volume({ Size: 100 }));
+    const r = await expandVolume(
+      { instanceId: INSTANCE, volumeId: VOLUME },
+      deps({ maxSizeGiB: 1000, warnWithinPercent: 90 }),
+    );
+    expect(r.capStatus).toBe('near-cap');
+    expect(r.capWarning).toContain('(850 GiB left): the next expansion grows it to 225 GiB');
+  });
+
+  it('warns at the cap only with WARN_WITHIN_PERCENT=0', async () => {
+    happyPath(volume({ Size: 3000 }));
+    const near = await expandVolume(
+      { instanceId: INSTANCE, volumeId: VOLUME },
+      deps({ maxSizeGiB: 4500, warnWithinPercent: 0 }),
+    );
+    expect(near).toMatchObject({ targetSizeGiB: 4500, capStatus: 'at-cap' });
+    happyPath(volume({ Size: 2000 }));
+    const far = await expandVolume(
+      { instanceId: INSTANCE, volumeId: VOLUME },
+      deps({ maxSizeGiB: 4500, warnWithinPercent: 0 }),
+    );
+    expect(far).toMatchObject({ targetSizeGiB: 3000, capStatus: 'clear', capWarning: '' });
+  });
+
+  it('warns in a dry run and when reusing an in-flight modification near the cap, not on a refusal', async () => {
+    happyPath(volume({ Size: 3000 }));
+    const dry = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME, dryRun: true }, deps());
+    expect(dry).toMatchObject({ status: 'dry-run', capStatus: 'at-cap' });
+    ec2Mock
+      .on(DescribeVolumesModificationsCommand)
+      .resolves({ VolumesModifications: [modification({ OriginalSize: 3000, TargetSize: 4096 })] });
+    const reused = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    expect(reused).toMatchObject({ status: 'reused', targetSizeGiB: 4096, capStatus: 'at-cap' });
+    happyPath(volume({ Size: 4096 }));
+    const refused = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    expect(refused).toMatchObject({ status: 'refused', capStatus: 'unchecked', capWarning: '' });
+  });
+});
+
 describe('expand-volume: configuration', () => {
   it('defaults to the runbook values', () => {
     expect(loadExpandConfig({})).toEqual({
@@ -796,6 +1094,9 @@ describe('expand-volume: configuration', () => {
       minGrowGiB: 10,
       maxSizeGiB: 4096,
       snapshotBeforeExpand: true,
+      snapshotsKept: 3,
+      snapshotsDeleteAfterDays: 0,
+      warnWithinPercent: 25,
       warningFreePercent: 20,
       managedTagKey: 'stemedb:managed',
       nodeTagKey: 'stemedb:node',
@@ -812,6 +1113,9 @@ describe('expand-volume: configuration', () => {
         MIN_GROW_GIB: '5',
         MAX_SIZE_GIB: '16384',
         SNAPSHOT_BEFORE_EXPAND: 'false',
+        SNAPSHOTS_KEPT: '5',
+        SNAPSHOTS_DELETE_AFTER_DAYS: '30',
+        WARN_WITHIN_PERCENT: '10',
         WARNING_FREE_PERCENT: '12.5',
         MANAGED_TAG_KEY: 'acme:managed',
         NODE_TAG_KEY: 'acme:node',
@@ -824,6 +1128,9 @@ describe('expand-volume: configuration', () => {
       minGrowGiB: 5,
       maxSizeGiB: 16_384,
       snapshotBeforeExpand: false,
+      snapshotsKept: 5,
+      snapshotsDeleteAfterDays: 30,
+      warnWithinPercent: 10,
       warningFreePercent: 12.5,
       managedTagKey: 'acme:managed',
       nodeTagKey: 'acme:node',
@@ -831,6 +1138,23 @@ describe('expand-volume: configuration', () => {
       deployment: 'Acme',
       nodeParameterPrefix: '/acme/registry/',
     });
+  });
+
+  it('rejects bad retention and warning values at cold start, naming them', () => {
+    expect(() =>
+      loadExpandConfig({
+        SNAPSHOTS_KEPT: '0',
+        SNAPSHOTS_DELETE_AFTER_DAYS: '3651',
+        WARN_WITHIN_PERCENT: '101',
+      }),
+    ).toThrow(
+      [
+        'expand-volume configuration is invalid:',
+        '  - SNAPSHOTS_KEPT is "0"; expected a whole number from 1 to 1000',
+        '  - SNAPSHOTS_DELETE_AFTER_DAYS is "3651"; expected a whole number of days from 0 to 3650',
+        '  - WARN_WITHIN_PERCENT is "101"; expected a whole number from 0 to 100',
+      ].join('\n'),
+    );
   });
 
   it('derives the registry prefix from DEPLOYMENT', () => {

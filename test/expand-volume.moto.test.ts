@@ -1,5 +1,6 @@
 import {
   AttachVolumeCommand,
+  CreateSnapshotCommand,
   CreateVolumeCommand,
   DescribeImagesCommand,
   DescribeSnapshotsCommand,
@@ -124,7 +125,7 @@ afterAll(async () => {
 });
 
 describe('expand-volume against moto_server', () => {
-  it('reads the registry, snapshots with tags and grows the managed volume, in five API calls', async () => {
+  it('reads the registry, snapshots with tags, grows the managed volume and lists its older snapshots, in six API calls', async () => {
     const { instanceId, volumeId } = await node(MANAGED);
     const r = await expandVolume({ instanceId, volumeId, reason: 'moto end to end' }, deps());
     expect(r).toMatchObject({
@@ -135,7 +136,8 @@ describe('expand-volume against moto_server', () => {
       currentSizeGiB: 10,
       targetSizeGiB: 20,
       volumeType: 'gp3',
-      apiCalls: 5,
+      snapshotsDeleted: [],
+      apiCalls: 6,
     });
     expect(r.snapshotId).toMatch(/^snap-/);
     expect(await sizeOf(volumeId)).toBe(20);
@@ -148,6 +150,39 @@ describe('expand-volume against moto_server', () => {
       'stemedb:reason': 'expand-volume',
     });
     expect(await modificationsOf(volumeId)).toMatchObject([{ OriginalSize: 10, TargetSize: 20 }]);
+  });
+
+  it('keeps the newest completed pre-expansion snapshots, deletes the older ones, and never the DLM or another deployment’s', async () => {
+    const { instanceId, volumeId } = await node(MANAGED);
+    const tagged = async (tags: Tag[]) =>
+      (
+        await ec2.send(
+          new CreateSnapshotCommand({
+            VolumeId: volumeId,
+            TagSpecifications: [{ ResourceType: 'snapshot', Tags: tags }],
+          }),
+        )
+      ).SnapshotId ?? '';
+    const daily = await tagged([...MANAGED, { Key: 'stemedb:snapshot', Value: 'daily' }]);
+    const foreign = await tagged([
+      ...MANAGED.filter((t) => t.Key !== 'stemedb:deployment'),
+      { Key: 'stemedb:deployment', Value: 'Other' },
+      { Key: 'stemedb:reason', Value: 'expand-volume' },
+    ]);
+    const keepOne = { ...deps(), config: { ...CONFIG, snapshotsKept: 1 } };
+    const taken: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      // moto stamps StartTime to the second: one second apart, "newest" is well defined.
+      if (i > 0) await new Promise((r) => setTimeout(r, 1100));
+      const r = await expandVolume({ instanceId, volumeId }, keepOne);
+      expect(r.status).toBe('started');
+      expect(r.snapshotRetentionProblems).toEqual([]);
+      expect(r.snapshotsDeleted).toEqual(i < 2 ? [] : [taken[0]]);
+      taken.push(r.snapshotId);
+    }
+    const left = (await snapshotsOf(volumeId)).map((s) => s.SnapshotId).sort();
+    expect(left).toEqual([daily, foreign, taken[1], taken[2]].sort());
+    expect(await sizeOf(volumeId)).toBe(45);
   });
 
   it('finds the managed volume by tag and attachment beside the root and an untagged volume', async () => {

@@ -300,6 +300,9 @@ async function requestsOf(who: Who, call: CodeCall): Promise<RequestResource[][]
           context: { 'ec2:CreateAction': 'CreateSnapshot', ...tags(snapshotTags(n)) },
         },
       ]);
+    case 'ec2:DeleteSnapshot':
+      // expand-volume's retention deletes older snapshots it took itself (in their resource tags).
+      return each(facts.nodes, (n) => [{ arn: snapshotArn(), context: resourceTags(snapshotTags(n)) }]);
     case 'ssm:GetParameter':
       if (who.kind === 'node')
         return [[{ arn: facts.arn('ssm', `parameter/${agentOf(who.node).parameter}`) }]];
@@ -640,6 +643,8 @@ describe('call lists derived from the code', () => {
         'ec2:DescribeVolumesModifications',
         'ec2:CreateSnapshot',
         'ec2:ModifyVolume',
+        'ec2:DescribeSnapshots',
+        'ec2:DeleteSnapshot',
         'ssm:GetParameter',
       ],
       [`${facts.prefix}-wait-for-volume-modification role`]: ['ec2:DescribeVolumesModifications'],
@@ -1096,6 +1101,35 @@ describe('must-deny cases are denied', () => {
         resource: facts.arn('ssm', `parameter/${name}`),
       });
     }
+  });
+
+  it('expand-volume deletes only its own pre-expansion snapshots of this deployment; no one else deletes snapshots', async () => {
+    const role = roleOf('expand-volume');
+    const node = facts.nodes[0] as NodeFacts;
+    const del = (t: Record<string, string>, principalRoleArn = role) => ({
+      principalRoleArn,
+      action: 'ec2:DeleteSnapshot',
+      resource: { arn: snapshotArn(), context: resourceTags(t) },
+    });
+    const own = await evaluator.isAllowed(del(snapshotTags(node)));
+    expect(own.allowed, own.explanation).toBe(true);
+    counts.allow++;
+    const { 'stemedb:reason': _, ...withoutPurpose } = snapshotTags(node);
+    // Another deployment's pre-expansion snapshot; a DLM daily snapshot of ours (no purpose tag);
+    // one with another purpose; one not managed; one with no tags at all.
+    await expectDenied(del(snapshotTags(node, 'Other')));
+    await expectDenied(del({ ...withoutPurpose, 'stemedb:snapshot': 'daily' }));
+    await expectDenied(del({ ...snapshotTags(node), 'stemedb:reason': 'manual' }));
+    await expectDenied(del({ ...snapshotTags(node), [MANAGED]: 'false' }));
+    await expectDenied(del({}));
+    for (const other of [facts.automationRoleArn, roleOf('alarm-router'), roleOf('verify-archive')]) {
+      await expectDenied(del(snapshotTags(node), other));
+    }
+    await expectDenied({
+      managedPolicy: `${facts.prefix}-node-${node.name}`,
+      action: 'ec2:DeleteSnapshot',
+      resource: { arn: snapshotArn(), context: resourceTags(snapshotTags(node)) },
+    });
   });
 
   it('the automation role may not send a command to a managed instance of another deployment', async () => {

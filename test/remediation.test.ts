@@ -7,6 +7,7 @@ import {
   ALARM_ROUTING,
   AUTOMATION_DOCUMENTS,
   COMMAND_DOCUMENTS,
+  PREVENTION,
   SECTION_LAMBDAS,
   SECTIONS,
 } from '../contracts/sections';
@@ -83,15 +84,19 @@ describe('remediation machinery', () => {
     }
   });
 
-  it('deploys exactly the documents of the section registry, in its deployment order', () => {
+  it('deploys exactly the documents of the section registry, in its deployment order, then the prevention ones', () => {
     const docs = Object.values(r.template.findResources('AWS::SSM::Document')) as Array<{
       Properties: { Name: string; DocumentType: string };
     }>;
     const named = (type: string) =>
       docs.filter((d) => d.Properties.DocumentType === type).map((d) => d.Properties.Name);
-    expect(named('Command')).toEqual(COMMAND_DOCUMENTS.map((n) => `StemeDB-Host-${n}`));
+    expect(named('Command')).toEqual(
+      [...COMMAND_DOCUMENTS, ...PREVENTION.commands].map((n) => `StemeDB-Host-${n}`),
+    );
     expect(named('Automation')).toEqual(AUTOMATION_DOCUMENTS.map((n) => `StemeDB-${n}`));
-    expect(docs).toHaveLength(SECTIONS.reduce((n, s) => n + s.commands.length + s.automations.length, 0));
+    expect(docs).toHaveLength(
+      [...SECTIONS, PREVENTION].reduce((n, s) => n + s.commands.length + s.automations.length, 0),
+    );
   });
 
   it("deploys exactly the registry's Lambdas, the sections' and the alarm router", () => {

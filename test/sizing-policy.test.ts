@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { type EbsVolumeType, VOLUME_LIMITS } from '../contracts/ebs';
 import {
   capFor,
+  capWarning,
   decideTargetSize,
   freeSpaceTargetGiB,
   GIB,
@@ -221,5 +222,35 @@ describe('freeSpaceTargetGiB', () => {
       20,
     );
     expect(r?.sizeGiB).toBe(75_000);
+  });
+});
+
+describe('capWarning: the early warning near the cap', () => {
+  it.each([
+    // [size after the expansion, type, policy, margin %, status, what the sentence says]
+    [100, 'gp3', DEFAULT, 25, 'clear', ''],
+    [3071, 'gp3', DEFAULT, 25, 'clear', ''],
+    [3072, 'gp3', DEFAULT, 25, 'near-cap', '(1024 GiB left): the next expansion can only grow it to the cap'],
+    [4095, 'gp3', DEFAULT, 25, 'near-cap', '(1 GiB left)'],
+    [
+      4096,
+      'gp3',
+      DEFAULT,
+      25,
+      'at-cap',
+      'at its cap, maxSizeGiB (4096 GiB): the next expansion will be refused',
+    ],
+    [4096, 'gp3', DEFAULT, 0, 'at-cap', 'the next expansion will be refused'],
+    [4095, 'gp3', DEFAULT, 0, 'clear', ''],
+    [1000, 'standard', UNCAPPED, 25, 'near-cap', 'the standard maximum (1024 GiB) (24 GiB left)'],
+    [100, 'gp3', { ...DEFAULT, maxSizeGiB: 1000 }, 91, 'near-cap', 'the next expansion grows it to 150 GiB'],
+    [4096, 'magnetic-tape', DEFAULT, 25, 'clear', ''],
+    [0, 'gp3', DEFAULT, 100, 'clear', ''],
+  ] as const)('%s GiB %s (margin %s%%) → %s', (size, type, policy, margin, status, says) => {
+    const w = capWarning(policy, size, type, margin);
+    expect(w.capStatus).toBe(status);
+    if (says === '') expect(w.warning).toBe('');
+    else expect(w.warning).toContain(says);
+    if (status !== 'clear') expect(w.warning).toContain('AddDataVolume, runbook §5B');
   });
 });

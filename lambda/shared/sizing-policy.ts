@@ -165,3 +165,41 @@ export function decideTargetSize(policy: SizingPolicy, usage: VolumeUsage): Sizi
       : `grow ${current} → ${target} GiB (${why})`,
   };
 }
+
+/** How close a volume is to its cap: `near-cap` within the warning margin, `at-cap` there. */
+export type CapStatus = 'clear' | 'near-cap' | 'at-cap';
+
+/**
+ * The early warning near the cap, given the size a volume has after an expansion (or at the sizing
+ * decision): `near-cap` when the size is within `warnWithinPercent`% of the cap (maxSizeGiB or the
+ * type's maximum, {@link capFor}), `at-cap` at it, each with a sentence saying what the next
+ * expansion will do; `clear` and '' when the cap is farther away or the type is unknown. Pure.
+ */
+export function capWarning(
+  policy: SizingPolicy,
+  sizeGiB: number,
+  volumeType: string,
+  warnWithinPercent: number,
+): { readonly capStatus: CapStatus; readonly warning: string } {
+  const clear = { capStatus: 'clear', warning: '' } as const;
+  if (!isKnownVolumeType(volumeType) || sizeGiB <= 0) return clear;
+  const cap = capFor(policy, volumeType);
+  const left = cap.capGiB - sizeGiB;
+  if (left > (cap.capGiB * warnWithinPercent) / 100) return clear;
+  const plan = 'move the data to a larger volume (AddDataVolume, runbook §5B) or raise the cap';
+  if (left <= 0) {
+    return {
+      capStatus: 'at-cap',
+      warning: `at ${sizeGiB} GiB the volume is at its cap, ${cap.capName}: the next expansion will be refused; ${plan}`,
+    };
+  }
+  const next = decideTargetSize(policy, { currentSizeGiB: sizeGiB, volumeType });
+  const then =
+    next.kind === 'grow' && !next.clamped
+      ? `the next expansion grows it to ${next.targetSizeGiB} GiB`
+      : 'the next expansion can only grow it to the cap, and the one after is refused';
+  return {
+    capStatus: 'near-cap',
+    warning: `at ${sizeGiB} GiB the volume is within ${warnWithinPercent}% of its cap, ${cap.capName} (${left} GiB left): ${then}; ${plan}`,
+  };
+}

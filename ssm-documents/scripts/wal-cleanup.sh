@@ -16,7 +16,7 @@
 #   SSM_LogWaitSeconds        how long to wait for the "WAL cleanup:" journal line, 0-600
 #   SSM_DryRun                true: print the diff it would apply, change nothing, restart nothing
 #
-# The edit:
+# The edit (lib/config-edit.sh, shared with storage-settings.sh):
 # - only the three keys of the [wal] table change; every other byte of the file stays as it was
 #   (other tables, comments, order, CRLF line ends, whether the file ends with a newline). A key
 #   present in [wal] is replaced in place (its indentation, spacing and trailing comment kept);
@@ -65,6 +65,7 @@ readonly LOG_MARKER='WAL cleanup:'
 
 CONFIG='' RETENTION='' MAX_SEGMENTS='' SEGMENT_MB='' SERVICE='' HEALTH_URL=''
 HEALTH_TIMEOUT='' LOG_WAIT='' DRY_RUN=''
+# shellcheck disable=SC2034 # used by lib/config-edit.sh
 WORK_DIR='' CANDIDATE='' META='' BACKUP='' BACKUP_COPY='' PRIVATE_DIR=''
 declare -A BEFORE=() AFTER=()
 SECTION_CREATED=false WOULD_CHANGE=false CONFIG_CHANGED=false RESTARTED=false
@@ -75,6 +76,8 @@ REASON=''
 SCRIPT_NAME='wal-cleanup'
 # shellcheck source=lib/common.sh disable=SC1091
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh" # stemedb:inline lib/common.sh
+# shellcheck source=lib/config-edit.sh disable=SC1091
+source "$(dirname "${BASH_SOURCE[0]}")/lib/config-edit.sh" # stemedb:inline lib/config-edit.sh
 
 json_str() {
   local s=$1 out='' c i
@@ -94,23 +97,7 @@ json_str() {
   printf '"%s"' "$out"
 }
 
-json_or_null() { if [[ -n $1 ]]; then json_str "$1"; else printf 'null'; fi; }
-
-# A value read from the file: a JSON number when it is a plain integer, else a string, else null.
-json_toml_value() {
-  if [[ $1 =~ ^(0|[1-9][0-9]{0,15})$ ]]; then printf '%s' "$1"; else json_or_null "$1"; fi
-}
-
-json_values() {
-  local -n values=$1
-  local k sep=''
-  printf '{'
-  for k in "${WAL_KEYS[@]}"; do
-    printf '%s"%s":%s' "$sep" "$k" "$(json_toml_value "${values[$k]:-}")"
-    sep=','
-  done
-  printf '}'
-}
+json_values() { json_toml_values "$1" "${WAL_KEYS[@]}"; }
 
 print_result() {
   # shellcheck disable=SC2034 # read through the nameref in json_values
@@ -137,11 +124,6 @@ fail() {
 bad_parameter() {
   printf '%s\n' "wal-cleanup: $1" >&2
   exit 2
-}
-
-cleanup_temp() {
-  if [[ -n $PRIVATE_DIR ]]; then rm -rf -- "$PRIVATE_DIR"; fi
-  if [[ -n $WORK_DIR ]]; then rm -rf -- "$WORK_DIR"; fi
 }
 
 # The Command document checks the same patterns before anything runs; checked again here so the
@@ -180,190 +162,17 @@ check_tools() {
   done
 }
 
-check_config_file() {
-  [[ -L $CONFIG ]] && fail "ConfigFile $CONFIG is a symlink (to $(readlink -- "$CONFIG")); pass the real path"
-  [[ -e $CONFIG ]] || fail "ConfigFile $CONFIG does not exist"
-  [[ -f $CONFIG ]] || fail "ConfigFile $CONFIG is not a regular file"
-  [[ -r $CONFIG ]] || fail "ConfigFile $CONFIG is not readable"
-  if [[ $DRY_RUN == false ]]; then
-    [[ -w ${CONFIG%/*}/ ]] || fail "directory ${CONFIG%/*} is not writable (needed for the backup and the atomic rename)"
-  fi
-}
-
-# One run at a time per config directory (an alarm and an operator may start this together).
-lock_config_dir() {
-  local dir=${CONFIG%/*}
-  command -v flock >/dev/null 2>&1 || { log "flock not installed; running without a lock"; return 0; }
-  exec 8<"${dir:-/}"
-  flock -w 60 8 || fail "another wal-cleanup run holds the lock on ${dir:-/} (waited 60 s); nothing changed"
-}
-
-make_work_dir() {
-  local base
-  for base in /run /dev/shm "${TMPDIR:-/tmp}"; do
-    if [[ -d $base && -w $base ]] && WORK_DIR=$(mktemp -d -p "$base" wal-cleanup.XXXXXX 2>/dev/null); then
-      CANDIDATE=$WORK_DIR/config.new
-      META=$WORK_DIR/meta
-      return 0
-    fi
-  done
-  fail "cannot create a temp directory in /run, /dev/shm or ${TMPDIR:-/tmp}"
-}
-
-# The TOML edit. Input: the config file. Output: the new file on stdout, and KEY=VALUE lines in
-# the file `meta` (old_<key>, error, section). Lines are kept as read ($0, including a CR);
-# output lines are joined with "\n" and the final newline is written only if the input had one.
-toml_edit_program() {
-  cat <<'AWK'
-function keyre(k) { return "^[ \t]*(\"" k "\"|'" k "'|" k ")[ \t]*=" }
-function count(s, d,   n, i) {
-  n = 0
-  while ((i = index(s, d)) > 0) { n++; s = substr(s, i + length(d)) }
-  return n
-}
-BEGIN {
-  keys[1] = "retention_days"; keys[2] = "max_segments"; keys[3] = "segment_size_mb"
-  want[1] = rd; want[2] = ms; want[3] = ss
-  n = 0; in_wal = 0; wal_hdr = 0; last_kv = 0; in_root = 1; ml = ""; err = ""; eol = ""
-  hdr_re = "^[ \t]*\\[[ \t]*(wal|\"wal\"|'wal')[ \t]*\\][ \t]*(#.*)?$"
-  arr_re = "^[ \t]*\\[\\[[ \t]*(wal|\"wal\"|'wal')[ \t]*\\]\\]"
-  root_re = "^[ \t]*(wal|\"wal\"|'wal')[ \t]*[.=]"
-  anykey_re = keyre("(retention_days|max_segments|segment_size_mb)")
-}
-{
-  out[++n] = $0
-  line = $0; cr = ""
-  if (substr(line, length(line), 1) == "\r") { cr = "\r"; line = substr(line, 1, length(line) - 1) }
-  if (n == 1) { eol = cr; if (index(line, bom) == 1) line = substr(line, length(bom) + 1) }
-  if (ml != "") {
-    if (count(line, ml) % 2 == 1) ml = ""
-    next
-  }
-  if (count(line, "\"\"\"") % 2 == 1) ml = "\"\"\""
-  else if (count(line, "'''") % 2 == 1) ml = "'''"
-  if (ml != "") {
-    if (in_wal && line ~ anykey_re) err = "a [wal] key has a multi-line value; edit it by hand"
-    next
-  }
-  if (line ~ /^[ \t]*\[/) {
-    in_root = 0
-    if (line ~ arr_re) err = "the file has an array of tables [[wal]]; edit it by hand"
-    in_wal = (line ~ hdr_re)
-    if (in_wal) {
-      if (wal_hdr) err = "the file defines [wal] twice (invalid TOML)"
-      wal_hdr = n; last_kv = n
-    }
-    next
-  }
-  if (in_root && line ~ root_re) err = "the file defines wal with dotted keys or an inline table; edit it by hand"
-  if (!in_wal || line ~ /^[ \t]*(#.*)?$/) next
-  last_kv = n
-  for (i = 1; i <= 3; i++) {
-    if (line !~ keyre(keys[i])) continue
-    if (found[i]) err = "[wal] " keys[i] " is defined twice (invalid TOML)"
-    found[i] = n
-    match(line, /^[^=]*=[ \t]*/)
-    prefix = substr(line, 1, RLENGTH); rest = substr(line, RLENGTH + 1)
-    if (rest ~ /^"/) match(rest, /^"[^"]*"/)
-    else if (rest ~ /^'/) match(rest, /^'[^']*'/)
-    else match(rest, /^[^ \t#]+/)
-    if (RSTART == 0 || rest ~ /^[[{]/) { err = "cannot edit the value of [wal] " keys[i] " (empty, array or table)"; continue }
-    old[i] = substr(rest, 1, RLENGTH); tail = substr(rest, RLENGTH + 1)
-    if (tail !~ /^[ \t]*(#.*)?$/) err = "unexpected text after the value of [wal] " keys[i]
-    if (old[i] != want[i]) out[n] = prefix want[i] tail cr
-  }
-}
-END {
-  if (ml != "") err = "unterminated multi-line string"
-  if (err != "") { print "error=" err > meta; exit 3 }
-  for (i = 1; i <= 3; i++) {
-    v = old[i]; sub(/^["']/, "", v); sub(/["']$/, "", v)
-    print "old_" keys[i] "=" (found[i] ? v : "") > meta
-  }
-  print "section=" (wal_hdr ? "existing" : "created") > meta
-  m = 0
-  if (wal_hdr) {
-    for (j = 1; j <= n; j++) {
-      res[++m] = out[j]
-      if (j == last_kv) for (i = 1; i <= 3; i++) if (!found[i]) res[++m] = keys[i] " = " want[i] eol
-    }
-  } else {
-    for (j = 1; j <= n; j++) res[++m] = out[j]
-    if (m > 0 && res[m] !~ /^[ \t\r]*$/) res[++m] = eol
-    res[++m] = "[wal]" eol
-    for (i = 1; i <= 3; i++) res[++m] = keys[i] " = " want[i] eol
-  }
-  for (j = 1; j <= m; j++) {
-    printf "%s", res[j]
-    if (j < m || final_nl || n == 0) printf "\n"
-  }
-}
-AWK
-}
-
-# Prints 1 when the file ends with a newline (or is empty), else 0.
-ends_with_newline() {
-  if [[ ! -s $1 ]] || [[ $(tail -c 1 -- "$1" | od -An -tx1 | tr -d ' \n') == 0a ]]; then echo 1; else echo 0; fi
-}
-
-# Reads KEY=VALUE lines of `meta` into BEFORE (old_*), ERROR and SECTION.
-read_meta() {
-  local k v
-  EDIT_ERROR='' SECTION=''
-  while IFS='=' read -r k v; do
-    case "$k" in
-      error) EDIT_ERROR=$v ;;
-      section) SECTION=$v ;;
-      old_*) BEFORE[${k#old_}]=$v ;;
-    esac
-  done <"$META"
-}
-
 build_candidate() {
   local rc=0
-  awk -v rd="$RETENTION" -v ms="$MAX_SEGMENTS" -v ss="$SEGMENT_MB" -v meta="$META" -v bom=$'\xef\xbb\xbf' \
-    -v final_nl="$(ends_with_newline "$CONFIG")" "$(toml_edit_program)" "$CONFIG" >"$CANDIDATE" || rc=$?
-  read_meta
-  if [[ -n $EDIT_ERROR ]]; then fail "refusing to edit $CONFIG: $EDIT_ERROR (nothing changed)"; fi
+  toml_set_keys "$CONFIG" "$CANDIDATE" "$META" wal \
+    "retention_days=$RETENTION" "max_segments=$MAX_SEGMENTS" "segment_size_mb=$SEGMENT_MB" || rc=$?
+  toml_read_meta "$META" BEFORE
+  if [[ -n $TOML_ERROR ]]; then fail "refusing to edit $CONFIG: $TOML_ERROR (nothing changed)"; fi
   ((rc == 0)) || fail "could not compute the new $CONFIG (awk exit $rc; nothing changed)"
-  [[ $SECTION == created ]] && SECTION_CREATED=true
+  [[ $TOML_SECTION == created ]] && SECTION_CREATED=true
   local k
   for k in "${WAL_KEYS[@]}"; do AFTER[$k]=${BEFORE[$k]:-}; done
   if cmp -s -- "$CONFIG" "$CANDIDATE"; then WOULD_CHANGE=false; else WOULD_CHANGE=true; fi
-}
-
-show_diff() {
-  if command -v diff >/dev/null 2>&1; then
-    diff -u --label "$CONFIG" --label "$CONFIG (new)" -- "$CONFIG" "$CANDIDATE" || true
-  else
-    log "diff not installed; the new file would be:"
-    cat -- "$CANDIDATE"
-  fi
-}
-
-# One health probe; success on an HTTP 2xx. --noproxy: the URL is always local.
-health_once() {
-  local code
-  code=$(curl -sS --noproxy '*' -o /dev/null -w '%{http_code}' --max-time "$1" "$HEALTH_URL" 2>/dev/null) || true
-  [[ $code =~ ^2[0-9][0-9]$ ]]
-}
-
-# Waits up to $1 s for health. Gives up early when the unit is failed or inactive.
-wait_healthy() {
-  local deadline=$((SECONDS + $1)) state per_try
-  while :; do
-    per_try=$((deadline - SECONDS))
-    ((per_try > 5)) && per_try=5
-    ((per_try < 1)) && per_try=1
-    if health_once "$per_try"; then return 0; fi
-    state=$(systemctl is-active "$SERVICE" 2>/dev/null) || true
-    if [[ $state == failed || $state == inactive ]]; then
-      log "unit $SERVICE is $state"
-      return 1
-    fi
-    ((SECONDS < deadline)) || return 1
-    sleep 0.25
-  done
 }
 
 # Waits until the next full second and prints it as journalctl's --since (local time). The old
@@ -373,11 +182,6 @@ next_second_since() {
   local target=$(($(date +%s) + 1))
   while (($(date +%s) < target)); do sleep 0.05; done
   date -d "@$target" '+%Y-%m-%d %H:%M:%S'
-}
-
-restart_service() {
-  log "restarting $SERVICE"
-  systemctl restart "$SERVICE"
 }
 
 find_log_line() {
@@ -401,113 +205,25 @@ wait_for_log_line() {
   log "warning: $WARNING"
 }
 
-# A directory of this run's own next to the config (mktemp -d: 0700, a name no one can predict):
-# what is made inside it cannot be swapped for a symlink by anyone but root, and it is on the
-# config's filesystem, so link(2) and rename(2) from it to the final names are atomic.
-private_dir() {
-  local dir=${CONFIG%/*}
-  [[ -n $PRIVATE_DIR ]] && return 0
-  PRIVATE_DIR=$(mktemp -d -p "${dir:-/}" ".${CONFIG##*/}.wal-cleanup.XXXXXX")
-}
-
-# Copies the config into the private directory, then links that copy to the first free name
-# <ConfigFile>.bak-<stamp>[-N]. ln -T (link(2)) fails when the name exists in any form, a symlink
-# included, and never follows one, so no check-then-create race is left.
-make_backup() {
-  local copy stamp name i
-  private_dir || fail "could not create a temp directory next to $CONFIG (is the root disk full?); nothing changed"
-  copy=$PRIVATE_DIR/backup
-  if ! cp -p -- "$CONFIG" "$copy" || ! cmp -s -- "$CONFIG" "$copy"; then
-    fail "could not back up $CONFIG (is the root disk full?); nothing changed"
-  fi
-  stamp=$(date -u +%Y%m%dT%H%M%SZ)
-  for ((i = 1; i <= 100; i++)); do
-    name="$CONFIG.bak-$stamp"
-    ((i > 1)) && name+="-$i"
-    if ln -T -- "$copy" "$name" 2>/dev/null; then
-      BACKUP=$name BACKUP_COPY=$copy
-      log "backed up $CONFIG to $BACKUP"
-      return 0
-    fi
-    if [[ -L $name ]]; then
-      log "not using $name as the backup: a symlink (to $(readlink -- "$name")) is already there"
-    elif [[ -e $name ]]; then
-      log "not using $name as the backup: it already exists"
-    else
-      fail "could not create the backup $name (is the root disk full?); nothing changed"
-    fi
-  done
-  fail "could not back up $CONFIG: 100 backup names for $stamp are taken; nothing changed"
-}
-
-# Replaces $CONFIG with the contents of $1, atomically: a file in the private directory (same
-# filesystem), same mode and owner, flushed, then renamed over the old file.
-install_config() {
-  local src=$1 new
-  private_dir || return 1
-  new=$PRIVATE_DIR/config.new
-  rm -f -- "$new"
-  if cat -- "$src" >"$new" &&
-    chmod --reference="$CONFIG" -- "$new" &&
-    chown --reference="$CONFIG" -- "$new"; then
-    sync -- "$new" 2>/dev/null || true # durability; older coreutils sync takes no file
-    if mv -f -T -- "$new" "$CONFIG"; then
-      return 0
-    fi
-  fi
-  rm -f -- "$new"
-  return 1
-}
-
-roll_back() {
-  local why=$1
-  log "$why; restoring $BACKUP"
-  if ! install_config "$BACKUP_COPY"; then
-    fail "$why; the rollback FAILED: could not restore $BACKUP over $CONFIG (restore it by hand, then restart $SERVICE)"
-  fi
-  ROLLED_BACK=true CONFIG_CHANGED=false
+# After a rollback the old values are the ones in effect (lib/config-edit.sh calls this).
+reset_after_values() {
   local k
   for k in "${WAL_KEYS[@]}"; do AFTER[$k]=${BEFORE[$k]:-}; done
-  if restart_service && wait_healthy "$HEALTH_TIMEOUT"; then
-    ROLLBACK_HEALTHY=true
-    fail "$why; rolled back $CONFIG from $BACKUP and restarted $SERVICE: healthy again with the old config"
-  fi
-  ROLLBACK_HEALTHY=false
-  local before_note=''
-  [[ $HEALTHY_BEFORE == false ]] && before_note=' (it was not healthy before this run either)'
-  fail "$why; rolled back $CONFIG from $BACKUP and restarted $SERVICE, but it is STILL NOT healthy at $HEALTH_URL$before_note: act now"
 }
 
 apply_change() {
-  make_backup
-  install_config "$CANDIDATE" || fail "could not write $CONFIG (is the root disk full?); the old file is unchanged"
-  CONFIG_CHANGED=true
+  install_candidate
   # shellcheck disable=SC2034 # read through the nameref in json_values
   AFTER=([retention_days]=$RETENTION [max_segments]=$MAX_SEGMENTS [segment_size_mb]=$SEGMENT_MB)
-  log "wrote $CONFIG"
   local since
   since=$(next_second_since)
-  RESTARTED=true
-  if ! restart_service; then
-    roll_back "systemctl restart $SERVICE failed with the new [wal] settings"
-  fi
-  if ! wait_healthy "$HEALTH_TIMEOUT"; then
-    roll_back "$SERVICE did not become healthy at $HEALTH_URL within ${HEALTH_TIMEOUT} s with the new [wal] settings"
-  fi
-  HEALTHY=true
-  log "$SERVICE is healthy"
+  restart_healthy_or_roll_back 'the new [wal] settings'
   wait_for_log_line "$since"
 }
 
 main() {
   read_parameters
-  trap cleanup_temp EXIT
-  check_tools
-  check_config_file
-  if [[ $DRY_RUN == false ]]; then lock_config_dir; fi
-  make_work_dir
-  build_candidate
-  if health_once 3; then HEALTHY_BEFORE=true; fi
+  start_config_edit
   if [[ $WOULD_CHANGE == false ]]; then
     log "$CONFIG already has retention_days=$RETENTION, max_segments=$MAX_SEGMENTS, segment_size_mb=$SEGMENT_MB in [wal]: nothing to change, not restarting"
     if [[ $DRY_RUN == true ]]; then

@@ -21,6 +21,15 @@ die() {
   exit 1
 }
 
+# Ends the run of a script that prints a JSON result: REASON=$2, the script's print_result (which
+# reports REASON), the reason on stderr, exit $1.
+end_run() {
+  REASON=$2
+  print_result
+  log "$REASON"
+  exit "$1"
+}
+
 # A JSON string: control characters dropped, apart from \n, \t and \r, which are escaped.
 json_str() {
   local s
