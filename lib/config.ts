@@ -91,6 +91,13 @@ export interface RemediationConfig {
   /** Minutes between re-checks of alarms that stay in ALARM. @default 15 */
   readonly recheckMinutes: number;
   /**
+   * Remediations the router runs at once, fleet-wide (1 to 100): one slot each in the router's
+   * lock table; the rest wait in ALARM and the re-check starts them oldest transition first, so
+   * an incident on hundreds of nodes stays under SSM's concurrent-automation quota and EC2's API
+   * rates. @default 10
+   */
+  readonly maxConcurrent: number;
+  /**
    * The kill switch's initial value (the SSM parameter `/<prefix>/automation-mode`, which the
    * router reads at each invocation, so operators flip it without a deploy): `act` starts the
    * routed documents; `observe` starts nothing, logs each decision as `observed` with the document
@@ -158,6 +165,7 @@ export const DEFAULT_CONFIG: StemeDbConfig = {
     inodes: 'InodeCleanup',
     fillsSoon: 'ArchiveWal',
     recheckMinutes: 15,
+    maxConcurrent: 10,
     mode: 'act',
   },
   notifyEmails: [],
@@ -527,6 +535,12 @@ const CONFIG_RULES: readonly Rule<StemeDbConfig>[] = [
     path: 'remediation.recheckMinutes',
     test: wholeNumber(5, 1440),
     accepted: 'a whole number of minutes from 5 to 1440',
+  },
+  {
+    path: 'remediation.maxConcurrent',
+    test: wholeNumber(1, 100),
+    accepted:
+      'a whole number of remediations from 1 to 100 (the router reads every slot in one BatchGetItem)',
   },
   {
     path: 'remediation.mode',

@@ -13,6 +13,7 @@ import {
   SetAlarmStateCommand,
   TagResourceCommand,
 } from '@aws-sdk/client-cloudwatch';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { CreateTopicCommand, SNSClient } from '@aws-sdk/client-sns';
 import {
   type AutomationExecutionMetadata,
@@ -45,6 +46,7 @@ import {
 import { normalizeTransition, parseAlarmName, parseRouterEvent } from '../lambda/shared/alarm-event';
 import { metrics } from '../lambda/shared/powertools';
 import { resolveConfig } from '../lib/config';
+import { LockTableFake } from './support/lock-table-fake';
 import { type MotoServer, startMotoServer, TEST_REGION } from './support/moto-server';
 
 const ACCOUNT = '123456789012';
@@ -69,6 +71,8 @@ const routerEnv = {
   TOPIC_ARN: TOPIC,
   ACCOUNT_ID: ACCOUNT,
   REGION: TEST_REGION,
+  LOCK_TABLE: 'StemeDB-remediation-locks',
+  MAX_CONCURRENT: '10',
 };
 const config: RouterConfig = loadRouterConfig(routerEnv);
 
@@ -126,10 +130,14 @@ const ssm = new SSMClient({ region: TEST_REGION, credentials });
 const cloudwatch = new CloudWatchClient({ region: TEST_REGION, credentials });
 const ssmMock = mockClient(ssm);
 const cwMock = mockClient(cloudwatch);
+const dynamodb = new DynamoDBClient({ region: TEST_REGION, credentials });
+const ddbMock = mockClient(dynamodb);
+let locks = new LockTableFake('StemeDB-remediation-locks');
 const notify = vi.fn(async (_subject: string, _message: string) => {});
 const deps: RouterDeps = {
   ssm,
   cloudwatch,
+  dynamodb,
   notify,
   now: () => NOW,
   retry: { sleep: async () => {}, random: () => 0 },
@@ -224,6 +232,9 @@ function givenCriticalInAlarm(alarmTags: Record<string, string> = {}): void {
 beforeEach(() => {
   ssmMock.reset();
   cwMock.reset();
+  ddbMock.reset();
+  locks = new LockTableFake('StemeDB-remediation-locks');
+  locks.install(ddbMock);
   notify.mockClear();
   // The kill switch says act unless a test says otherwise.
   ssmMock.on(GetParameterCommand, { Name: MODE_PARAMETER }).resolves({ Parameter: { Value: 'act' } });
@@ -517,6 +528,7 @@ describe('alarm state changes', () => {
           { Key: 'stemedb:node', Value: 'db-1' },
           { Key: 'stemedb:alarm', Value: CRITICAL },
           { Key: 'stemedb:transition', Value: TRANSITION },
+          { Key: 'stemedb:node:db-1', Value: 'remediation' },
         ],
       },
     ]);
@@ -1204,6 +1216,7 @@ describe('on moto_server (registry, alarms, tags and SNS real; Automation APIs m
       const motoDeps: RouterDeps = {
         ssm: ssmReal,
         cloudwatch: real.cloudwatch,
+        dynamodb,
         notify: snsNotifier(sns, topicArn, { sleep: async () => {} }),
         retry: { sleep: async () => {} },
       };
@@ -1314,6 +1327,7 @@ describe('Prometheus alerts from Alertmanager (SNS)', () => {
           { Key: 'stemedb:node', Value: 'db-1' },
           { Key: 'stemedb:alarm', Value: 'prometheus:StemeDBDiskSpaceCritical:0123456789abcdef' },
           { Key: 'stemedb:transition', Value: '2024-05-01T12:25:00Z' },
+          { Key: 'stemedb:node:db-1', Value: 'remediation' },
         ],
       }),
     ]);
