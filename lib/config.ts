@@ -186,7 +186,7 @@ export const DEFAULT_CONFIG: StemeDbConfig = {
  */
 export const STACK_RESOURCE_LIMIT = 500;
 export const STACK_RESOURCES = {
-  shared: 62,
+  shared: 63,
   withNodes: 1,
   perNode: 12,
   withAdoptedVolume: 3,
