@@ -626,7 +626,9 @@ export function slotRelease(
 ): boolean {
   if (record.executionId === undefined || execution === undefined) return false;
   if (execution === 'not-found') return true;
-  return !(ACTIVE_STATUSES as readonly string[]).includes(execution.status ?? '');
+  // A status SSM did not say is not "ended".
+  if (execution.status === undefined) return false;
+  return !(ACTIVE_STATUSES as readonly string[]).includes(execution.status);
 }
 
 /**
