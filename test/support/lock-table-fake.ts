@@ -26,12 +26,17 @@ function conditionFailed(): Error {
 export class LockTableFake {
   readonly items = new Map<string, Item>();
 
-  constructor(readonly tableName: string) {}
+  /** @param delay awaited before each answer (a bench's simulated latency); none by default */
+  constructor(
+    readonly tableName: string,
+    private readonly delay: () => Promise<void> = async () => {},
+  ) {}
 
   /** Serves the four commands on `mock` from {@link items}. */
   // biome-ignore lint/suspicious/noExplicitAny: the stub's input and output types vary per command
   install(mock: AwsStub<any, any, DynamoDBClientResolvedConfig>): void {
-    mock.on(BatchGetItemCommand).callsFake((input) => {
+    mock.on(BatchGetItemCommand).callsFake(async (input) => {
+      await this.delay();
       const request = input.RequestItems?.[this.tableName];
       if (request === undefined)
         throw new Error(`BatchGetItem of another table: ${Object.keys(input.RequestItems ?? {})}`);
@@ -41,7 +46,8 @@ export class LockTableFake {
       });
       return { Responses: { [this.tableName]: found }, UnprocessedKeys: {} };
     });
-    mock.on(PutItemCommand).callsFake((input) => {
+    mock.on(PutItemCommand).callsFake(async (input) => {
+      await this.delay();
       this.table(input.TableName);
       const key = input.Item?.pk?.S as string;
       if (input.ConditionExpression !== 'attribute_not_exists(pk) OR expiresAt < :now') {
@@ -53,7 +59,8 @@ export class LockTableFake {
       this.items.set(key, structuredClone(input.Item as Item));
       return {};
     });
-    mock.on(UpdateItemCommand).callsFake((input) => {
+    mock.on(UpdateItemCommand).callsFake(async (input) => {
+      await this.delay();
       this.table(input.TableName);
       const key = input.Key?.pk?.S as string;
       if (
@@ -72,7 +79,8 @@ export class LockTableFake {
       });
       return {};
     });
-    mock.on(DeleteItemCommand).callsFake((input) => {
+    mock.on(DeleteItemCommand).callsFake(async (input) => {
+      await this.delay();
       this.table(input.TableName);
       const key = input.Key?.pk?.S as string;
       if (input.ConditionExpression !== 'holder = :h') {
