@@ -747,13 +747,17 @@ async function takeNodeAndSlot(
     return { verdict: { decision: 'node-busy', reason: "another invocation took the node's lock first" } };
   }
   const lost = new Set<string>();
+  // Each node starts looking at its own slot, so a storm's invocations seldom race for one.
+  const startAt = Number.parseInt(createHash('sha256').update(node).digest('hex').slice(0, 8), 16);
   for (let attempt = 0; attempt < slots.length; attempt++) {
-    const slot = freeSlot(slots, records, now, lost);
+    const slot = freeSlot(slots, records, now, lost, startAt);
     if (slot === undefined) break;
     if (await takeLock(table, { key: slot.key, holder, node, expiresAt }, now)) {
       return { lease: { holder, keys: [nodeKey, slot.key] } };
     }
+    // Lost to another invocation: read the slots again rather than try each in turn.
     lost.add(slot.key);
+    records = await readLocks(table, slots);
   }
   await releaseLock(table, nodeKey, holder);
   return { verdict: fleetFull(slots) };

@@ -807,6 +807,15 @@ describe('fleet scale: locks, slots and the order of the queue', () => {
     expect(freeSlot(keys, records, NOW_S, tried)).toEqual(expected);
   });
 
+  it('freeSlot from a start index: wraps round, and still finds the one free slot', () => {
+    expect(freeSlot(keys, [], NOW_S, new Set(), 2)).toEqual({ key: 'slot#2', previous: undefined });
+    expect(freeSlot(keys, [], NOW_S, new Set(), 7)).toEqual({ key: 'slot#1', previous: undefined });
+    expect(freeSlot(keys, [held('slot#2', 'a'), held('slot#1', 'b')], NOW_S, new Set(), 1)).toEqual({
+      key: 'slot#0',
+      previous: undefined,
+    });
+  });
+
   it('fleetFull: queued, naming the limit and the order', () => {
     expect(fleetFull(keys)).toEqual({
       decision: 'queued',

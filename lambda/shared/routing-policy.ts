@@ -590,7 +590,8 @@ export function lockVerdict(record: LockRecord | undefined, nowSeconds: number):
 }
 
 /**
- * The first free slot (absent or past its lease), in slot order, skipping `tried` (slots a
+ * The first free slot (absent or past its lease) in slot order from `startAt` (wrapping round:
+ * racing invocations that start at different slots seldom collide), skipping `tried` (slots a
  * conditional write lost to another invocation in this attempt); undefined when all are held.
  */
 export function freeSlot(
@@ -598,9 +599,11 @@ export function freeSlot(
   records: readonly LockRecord[],
   nowSeconds: number,
   tried: ReadonlySet<string> = new Set(),
+  startAt = 0,
 ): { readonly key: string; readonly previous?: LockRecord } | undefined {
   const byKey = new Map(records.map((r) => [r.key, r]));
-  for (const key of keys) {
+  const first = keys.length === 0 ? 0 : ((startAt % keys.length) + keys.length) % keys.length;
+  for (const key of [...keys.slice(first), ...keys.slice(0, first)]) {
     if (tried.has(key)) continue;
     const record = byKey.get(key);
     if (!holds(record, nowSeconds)) return { key, previous: record };
