@@ -32,11 +32,17 @@
  *   (StateTransitionedTimestamp, else StateUpdatedTimestamp, to the second as the event's) must be
  *   the event's; otherwise the event is late or replayed and starts nothing (`stale-event`). A
  *   newer transition has its own event, and the re-check covers it in any case.
- * - At most one remediation per node: before starting, the running executions of this stack's
- *   documents (DocumentNamePrefix `<Prefix>-`, active statuses) are read, and any whose
- *   `InstanceId` parameter is the node's instance (router-started, child or started by hand from
- *   the console) means "busy: start nothing". The construct sets reserved concurrency 1, so this
- *   check-then-start does not race with another invocation.
+ * - At most one remediation per node, at most MAX_CONCURRENT in the fleet, invocations running
+ *   concurrently (no reserved concurrency): a start takes the node's lock record and one of the
+ *   fleet-wide slots in the lock table (LOCK_TABLE, ./shared/remediation-locks.ts) by conditional
+ *   writes, so of two racing invocations one wins (the other: `node-busy`); when every slot is
+ *   held the alarm is `queued`: it stays in ALARM and the re-check, which first frees the slots of
+ *   executions that ended, starts the alarms in ALARM oldest transition first. A lock whose
+ *   execution ended is also freed by the node's next event. Any failure to start frees both.
+ *   Before starting, the running executions of this stack's documents (DocumentNamePrefix
+ *   `<Prefix>-`, active statuses; the fleet limit bounds them) are read too, and any whose
+ *   `InstanceId` parameter is the node's instance (a child, or one started by hand from the
+ *   console) means "busy: start nothing".
  * - A repeated event for the same transition starts nothing new: executions are tagged
  *   `stemedb:node`, `stemedb:alarm`, `stemedb:transition` (the state timestamp to the second),
  *   executions of that transition are looked up before starting, and the ClientToken
@@ -50,9 +56,11 @@
  *   have started and notifies once per transition (alarm tag `stemedb:observed`); `off` starts and
  *   notifies nothing (`automation-off`). Missing, unreadable or invalid = observe.
  * - DescribeAutomationExecutions' `TagKey` filter is documented only as a tag-key filter (how it
- *   treats values is not), so the router does not rely on it: it narrows by DocumentNamePrefix
- *   and StartTimeAfter (`YYYY-MM-DDTHH:MM:SSZ`, as in the SSM user guide) and reads each
- *   candidate's tags with ListTagsForResource (ResourceType `Automation`).
+ *   treats values is not), so every start is also tagged `stemedb:node:<node>` (the node in the
+ *   KEY) and a transition's executions are listed with TagKey, DocumentNamePrefix and
+ *   StartTimeAfter (`YYYY-MM-DDTHH:MM:SSZ`, as in the SSM user guide): only the node's own, whatever
+ *   the fleet's size; each candidate's tags are read with ListTagsForResource (ResourceType
+ *   `Automation`), and children of the matched ones listed by ParentExecutionId.
  * - "Published once" for an exhausted chain is remembered on the alarm itself: a tag
  *   `stemedb:escalated=<transition>` (CloudWatch TagResource), set after the publish succeeds.
  * - A document that does not exist or rejects the parameters is skipped (logged as
@@ -81,6 +89,8 @@
  *   PROMETHEUS_TOPIC_ARN   the topic Alertmanager publishes to (default none: SNS events are foreign)
  *   MODE_PARAMETER         the kill switch parameter (default /<PREFIX>/automation-mode)
  *   SETTLE_SECONDS         wait after a remediation ends before escalating (default 300)
+ *   LOCK_TABLE             the lock table's name (required)
+ *   MAX_CONCURRENT         remediations the router runs at once, fleet-wide (1 to 100, default 10)
  */
 
 import { createHash, randomUUID } from 'node:crypto';
@@ -1066,7 +1076,10 @@ async function recheckOne(
   return [await escalateToHuman(ctx, full, entry, chain, history)];
 }
 
-/** The scheduled re-check: every `<Prefix>-` alarm in ALARM, one at a time. */
+/**
+ * The scheduled re-check: frees the slots of ended executions, then every `<Prefix>-` alarm in
+ * ALARM (paged), one at a time, oldest transition first.
+ */
 export async function recheckAlarms(
   config: RouterConfig,
   deps: RouterDeps,
