@@ -32,11 +32,17 @@
  *   (StateTransitionedTimestamp, else StateUpdatedTimestamp, to the second as the event's) must be
  *   the event's; otherwise the event is late or replayed and starts nothing (`stale-event`). A
  *   newer transition has its own event, and the re-check covers it in any case.
- * - At most one remediation per node: before starting, the running executions of this stack's
- *   documents (DocumentNamePrefix `<Prefix>-`, active statuses) are read, and any whose
- *   `InstanceId` parameter is the node's instance (router-started, child or started by hand from
- *   the console) means "busy: start nothing". The construct sets reserved concurrency 1, so this
- *   check-then-start does not race with another invocation.
+ * - At most one remediation per node, at most MAX_CONCURRENT in the fleet, invocations running
+ *   concurrently (no reserved concurrency): a start takes the node's lock record and one of the
+ *   fleet-wide slots in the lock table (LOCK_TABLE, ./shared/remediation-locks.ts) by conditional
+ *   writes, so of two racing invocations one wins (the other: `node-busy`); when every slot is
+ *   held the alarm is `queued`: it stays in ALARM and the re-check, which first frees the slots of
+ *   executions that ended, starts the alarms in ALARM oldest transition first. A lock whose
+ *   execution ended is also freed by the node's next event. Any failure to start frees both.
+ *   Before starting, the running executions of this stack's documents (DocumentNamePrefix
+ *   `<Prefix>-`, active statuses; the fleet limit bounds them) are read too, and any whose
+ *   `InstanceId` parameter is the node's instance (a child, or one started by hand from the
+ *   console) means "busy: start nothing".
  * - A repeated event for the same transition starts nothing new: executions are tagged
  *   `stemedb:node`, `stemedb:alarm`, `stemedb:transition` (the state timestamp to the second),
  *   executions of that transition are looked up before starting, and the ClientToken
@@ -50,9 +56,11 @@
  *   have started and notifies once per transition (alarm tag `stemedb:observed`); `off` starts and
  *   notifies nothing (`automation-off`). Missing, unreadable or invalid = observe.
  * - DescribeAutomationExecutions' `TagKey` filter is documented only as a tag-key filter (how it
- *   treats values is not), so the router does not rely on it: it narrows by DocumentNamePrefix
- *   and StartTimeAfter (`YYYY-MM-DDTHH:MM:SSZ`, as in the SSM user guide) and reads each
- *   candidate's tags with ListTagsForResource (ResourceType `Automation`).
+ *   treats values is not), so every start is also tagged `stemedb:node:<node>` (the node in the
+ *   KEY) and a transition's executions are listed with TagKey, DocumentNamePrefix and
+ *   StartTimeAfter (`YYYY-MM-DDTHH:MM:SSZ`, as in the SSM user guide): only the node's own, whatever
+ *   the fleet's size; each candidate's tags are read with ListTagsForResource (ResourceType
+ *   `Automation`), and children of the matched ones listed by ParentExecutionId.
  * - "Published once" for an exhausted chain is remembered on the alarm itself: a tag
  *   `stemedb:escalated=<transition>` (CloudWatch TagResource), set after the publish succeeds.
  * - A document that does not exist or rejects the parameters is skipped (logged as
@@ -81,9 +89,11 @@
  *   PROMETHEUS_TOPIC_ARN   the topic Alertmanager publishes to (default none: SNS events are foreign)
  *   MODE_PARAMETER         the kill switch parameter (default /<PREFIX>/automation-mode)
  *   SETTLE_SECONDS         wait after a remediation ends before escalating (default 300)
+ *   LOCK_TABLE             the lock table's name (required)
+ *   MAX_CONCURRENT         remediations the router runs at once, fleet-wide (1 to 100, default 10)
  */
 
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import {
   CloudWatchClient,
@@ -91,6 +101,7 @@ import {
   ListTagsForResourceCommand as ListAlarmTagsCommand,
   TagResourceCommand,
 } from '@aws-sdk/client-cloudwatch';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import {
   type AutomationExecutionFilter,
@@ -124,6 +135,7 @@ import {
   parseSnsRecord,
 } from './shared/alertmanager-event';
 import { logger, metrics } from './shared/powertools';
+import { confirmLock, type LockTable, readLocks, releaseLock, takeLock } from './shared/remediation-locks';
 import { errorCode, type RetryOptions, withThrottlingRetry } from './shared/retry';
 import {
   ACTIVE_STATUSES,
@@ -133,16 +145,26 @@ import {
   escalateOnce,
   escalationUnderMode,
   firstStart,
+  fleetFull,
   foreignEvent,
   foreignNotification,
+  freeSlot,
   ignoredTransition,
   killSwitchMode,
+  type LockRecord,
+  lockVerdict,
   type ModeState,
   markedFor,
+  nodeLockKey,
   observedVerdict,
+  RUN_LEASE_SECONDS,
+  recheckOrder,
   recheckStep,
   routeFor,
+  START_LEASE_SECONDS,
   type StartResult,
+  slotKeys,
+  slotRelease,
   staleAlarm,
   startFailure,
   startUnderMode,
@@ -167,6 +189,10 @@ export interface RouterConfig {
   readonly prometheusTopicArn: string | undefined;
   /** The kill switch: SSM parameter holding `act`, `observe` or `off`, read at each invocation. */
   readonly modeParameterName: string;
+  /** The lock table (DynamoDB): per-node locks and the fleet-wide slots. */
+  readonly lockTableName: string;
+  /** Remediations started by the router that may run at once, fleet-wide (1 to 100). */
+  readonly maxConcurrent: number;
 }
 
 const ROLE_ARN_PATTERN = /^arn:aws[a-z-]{0,20}:iam::\d{12}:role\/[A-Za-z0-9+=,.@_/-]{1,512}$/;
@@ -213,6 +239,15 @@ export function loadRouterConfig(env: NodeJS.ProcessEnv): RouterConfig {
   if (!PARAMETER_PREFIX_PATTERN.test(nodeParameterPrefix)) {
     throw new Error(`NODE_PARAMETER_PREFIX is ${shown(nodeParameterPrefix)}; expected /<path>/`);
   }
+  const lockTableName = env.LOCK_TABLE ?? '';
+  if (!/^[A-Za-z0-9_.-]{3,255}$/.test(lockTableName)) {
+    throw new Error(`LOCK_TABLE is ${shown(env.LOCK_TABLE)}; expected the router's DynamoDB lock table name`);
+  }
+  const maxText = env.MAX_CONCURRENT ?? '10';
+  const maxConcurrent = /^\d{1,3}$/.test(maxText) ? Number(maxText) : Number.NaN;
+  if (!Number.isInteger(maxConcurrent) || maxConcurrent < 1 || maxConcurrent > 100) {
+    throw new Error(`MAX_CONCURRENT is ${shown(env.MAX_CONCURRENT)}; expected 1 to 100`);
+  }
   const settleText = env.SETTLE_SECONDS ?? '300';
   const settleSeconds = /^\d{1,5}$/.test(settleText) ? Number(settleText) : Number.NaN;
   if (!Number.isInteger(settleSeconds) || settleSeconds > 86_400) {
@@ -229,6 +264,8 @@ export function loadRouterConfig(env: NodeJS.ProcessEnv): RouterConfig {
     region,
     prometheusTopicArn,
     modeParameterName,
+    lockTableName,
+    maxConcurrent,
   };
 }
 
@@ -253,6 +290,8 @@ export type Notifier = (subject: string, message: string) => Promise<void>;
 export interface RouterDeps {
   readonly ssm: SSMClient;
   readonly cloudwatch: CloudWatchClient;
+  /** The lock table's client (per-node locks, fleet-wide slots). */
+  readonly dynamodb: DynamoDBClient;
   readonly notify: Notifier;
   /** @default () => new Date() */
   readonly now?: () => Date;
@@ -272,6 +311,15 @@ export const TAG_ESCALATED = 'stemedb:escalated';
 export const TAG_OBSERVED = 'stemedb:observed';
 
 /**
+ * The tag KEY naming the node (`stemedb:node:<node>`): DescribeAutomationExecutions' `TagKey`
+ * filter matches keys (how it treats values is not documented), so the node is in the key, and
+ * the listing of one node's executions costs the same whatever the fleet's size.
+ */
+export function nodeTagKey(node: string): string {
+  return `${TAG_NODE}:${node}`;
+}
+
+/**
  * Width of the window that makes the two reports of one disk (a CloudWatch alarm and a Prometheus
  * alert of the same node) share a ClientToken: see {@link startToken}.
  */
@@ -283,6 +331,8 @@ export function prometheusAlarmName(alert: Pick<PrometheusAlert, 'alertname' | '
 }
 
 const MAX_PAGES = 20;
+/** Pages of 100 alarms the re-check reads (10,000 alarms in ALARM). */
+const MAX_ALARM_PAGES = 100;
 
 /**
  * The ClientToken for starting `document` for one alarm transition: sha256 of
@@ -326,7 +376,7 @@ export function remediationReason(alarmName: string, transition: string): string
 // ---------------------------------------------------------------------------------------------
 // AWS reads and writes (each call bounded-retried on throttling)
 
-interface Ctx {
+export interface Ctx {
   readonly config: RouterConfig;
   readonly deps: RouterDeps;
   readonly now: Date;
@@ -380,11 +430,18 @@ async function readNode(ctx: Ctx, node: string): Promise<{ entry?: NodeRegistryE
 
 async function listExecutions(
   ctx: Ctx,
-  filters: { readonly statuses?: readonly string[]; readonly startedAfter?: Date },
+  filters: {
+    readonly statuses?: readonly string[];
+    readonly startedAfter?: Date;
+    readonly tagKey?: string;
+    readonly parentIds?: readonly string[];
+  },
 ): Promise<AutomationExecutionMetadata[]> {
   const head = `${ctx.config.prefix}-`;
   const Filters: AutomationExecutionFilter[] = [{ Key: 'DocumentNamePrefix', Values: [head] }];
   if (filters.statuses) Filters.push({ Key: 'ExecutionStatus', Values: [...filters.statuses] });
+  if (filters.tagKey) Filters.push({ Key: 'TagKey', Values: [filters.tagKey] });
+  if (filters.parentIds) Filters.push({ Key: 'ParentExecutionId', Values: [...filters.parentIds] });
   if (filters.startedAfter) {
     const after = `${filters.startedAfter.toISOString().slice(0, 19)}Z`;
     Filters.push({ Key: 'StartTimeAfter', Values: [after] });
@@ -403,6 +460,7 @@ async function listExecutions(
   return all.filter(
     (e) =>
       e.DocumentName?.startsWith(head) === true &&
+      (filters.parentIds === undefined || filters.parentIds.includes(e.ParentAutomationExecutionId ?? '')) &&
       (filters.statuses === undefined || filters.statuses.includes(e.AutomationExecutionStatus ?? '')) &&
       (filters.startedAfter === undefined ||
         (e.ExecutionStartTime !== undefined && e.ExecutionStartTime >= filters.startedAfter)),
@@ -441,7 +499,8 @@ async function transitionHistory(
   alarm: { readonly alarmName: string; readonly node: string; readonly transition: string },
 ): Promise<TransitionHistory> {
   const since = new Date(Date.parse(alarm.transition) - 60_000);
-  const candidates = await listExecutions(ctx, { startedAfter: since });
+  // Only this node's executions (the node is in the tag key): the cost does not grow with the fleet.
+  const candidates = await listExecutions(ctx, { startedAfter: since, tagKey: nodeTagKey(alarm.node) });
   const matched = new Set<string>();
   for (const e of candidates) {
     const id = e.AutomationExecutionId;
@@ -458,7 +517,17 @@ async function transitionHistory(
       matched.add(id);
     }
   }
-  const executions = candidates.filter(
+  // Children do not carry the parent's tags: list them by parent (a filter takes 10 values).
+  const children: AutomationExecutionMetadata[] = [];
+  const parents = [...matched];
+  for (let i = 0; i < parents.length; i += 10) {
+    children.push(
+      ...(await listExecutions(ctx, { startedAfter: since, parentIds: parents.slice(i, i + 10) })),
+    );
+  }
+  const seen = new Set(candidates.map((e) => e.AutomationExecutionId));
+  const all = [...candidates, ...children.filter((e) => !seen.has(e.AutomationExecutionId))];
+  const executions = all.filter(
     (e) =>
       (e.AutomationExecutionId !== undefined && matched.has(e.AutomationExecutionId)) ||
       (e.ParentAutomationExecutionId !== undefined && matched.has(e.ParentAutomationExecutionId)),
@@ -492,6 +561,7 @@ async function startFromChain(
         { Key: TAG_NODE, Value: alarm.node },
         { Key: TAG_ALARM, Value: alarm.alarmName },
         { Key: TAG_TRANSITION, Value: alarm.transition },
+        { Key: nodeTagKey(alarm.node), Value: 'remediation' },
       ],
     };
     try {
@@ -543,12 +613,67 @@ async function startIfIdle(
   });
   const busyInThisRun = busyNode({ startedInThisRun: busyNodes.has(alarm.node) });
   if (busyInThisRun !== undefined) return done(busyInThisRun);
-  const busy = busyNode({ running: await runningRemediation(ctx, entry), instanceId: entry.instanceId });
-  if (busy !== undefined) {
-    busyNodes.add(alarm.node);
-    return done(busy);
-  }
   const mode = await ctx.mode();
+  // Only a start takes the node's lock and a fleet-wide slot (observe and off start nothing).
+  const taken = mode.mode === 'act' ? await takeNodeAndSlot(ctx, alarm.node) : undefined;
+  if (taken !== undefined && 'verdict' in taken) {
+    if (taken.verdict.decision === 'node-busy') busyNodes.add(alarm.node);
+    return done(taken.verdict);
+  }
+  const lease = taken?.lease;
+  let result: ChainStart | StartDone | undefined;
+  try {
+    const busy = busyNode({ running: await runningRemediation(ctx, entry), instanceId: entry.instanceId });
+    if (busy !== undefined) {
+      busyNodes.add(alarm.node);
+      return done(busy);
+    }
+    result = await startUnderLease(ctx, alarm, entry, chain, from, mode, busyNodes);
+  } finally {
+    if (lease !== undefined) await settleLease(ctx, lease, result);
+  }
+  if (result === undefined) throw new Error('unreachable: no start result');
+  if ('outcomes' in result) return result;
+  if (result.kind === 'started') busyNodes.add(alarm.node);
+  const started = startVerdict(result, chain, alarm.kind);
+  if ('exhausted' in started) return { outcomes: [...result.failures], exhausted: true };
+  return done(started.verdict, result.failures);
+}
+
+/** What the node's lock and slot become: the execution's (started), or free again. */
+async function settleLease(
+  ctx: Ctx,
+  lease: Lease,
+  result: ChainStart | StartDone | undefined,
+): Promise<void> {
+  const table = lockTable(ctx);
+  if (result !== undefined && 'kind' in result && result.kind === 'started') {
+    const until = Math.floor(ctx.now.getTime() / 1000) + RUN_LEASE_SECONDS;
+    for (const key of lease.keys) await confirmLock(table, key, lease.holder, result.executionId, until);
+    return;
+  }
+  for (const key of lease.keys) await releaseLock(table, key, lease.holder);
+}
+
+type StartDone = { readonly outcomes: RouterOutcome[]; readonly exhausted: boolean };
+
+/** The mode's answer for a node that is idle: start (act), notify once (observe), nothing (off). */
+async function startUnderLease(
+  ctx: Ctx,
+  alarm: AlarmStateChange & AlarmIdentity,
+  entry: NodeRegistryEntry,
+  chain: readonly string[],
+  from: number,
+  mode: ModeState,
+  busyNodes: Set<string>,
+): Promise<ChainStart | StartDone> {
+  const base = {
+    alarmName: alarm.alarmName,
+    node: alarm.node,
+    kind: alarm.kind,
+    transition: alarm.transition,
+  };
+  const done = (verdict: Verdict) => ({ outcomes: [{ ...base, ...verdict }], exhausted: false });
   const step = { chain, from, kind: alarm.kind };
   const underMode = startUnderMode(mode, step);
   if ('verdict' in underMode) return done(underMode.verdict);
@@ -557,11 +682,110 @@ async function startIfIdle(
     const notified = await notifyObservedOnce(ctx, alarm, entry, underMode.document, mode);
     return done(observedVerdict(mode, step, notified));
   }
-  const result = await startFromChain(ctx, alarm, entry, chain, from);
-  if (result.kind === 'started') busyNodes.add(alarm.node);
-  const started = startVerdict(result, chain, alarm.kind);
-  if ('exhausted' in started) return { outcomes: [...result.failures], exhausted: true };
-  return done(started.verdict, result.failures);
+  return startFromChain(ctx, alarm, entry, chain, from);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per-node locks and the fleet-wide limit (./shared/remediation-locks.ts)
+
+interface Lease {
+  readonly holder: string;
+  /** The node's lock and the slot, both held by `holder`. */
+  readonly keys: readonly string[];
+}
+
+function lockTable(ctx: Ctx): LockTable {
+  return { client: ctx.deps.dynamodb, tableName: ctx.config.lockTableName, retry: ctx.deps.retry };
+}
+
+function nowSeconds(ctx: Ctx): number {
+  return Math.floor(ctx.now.getTime() / 1000);
+}
+
+/** The execution's status, `not-found` when SSM no longer knows it. */
+async function executionStatus(ctx: Ctx, id: string): Promise<{ readonly status?: string } | 'not-found'> {
+  try {
+    const out = await call(ctx, () =>
+      ctx.deps.ssm.send(new GetAutomationExecutionCommand({ AutomationExecutionId: id })),
+    );
+    return { status: out.AutomationExecution?.AutomationExecutionStatus };
+  } catch (err) {
+    if (errorCode(err) === 'AutomationExecutionNotFoundException') return 'not-found';
+    throw err;
+  }
+}
+
+/**
+ * Frees a held slot whose execution ended ({@link slotRelease}), with the node lock of the same
+ * holder; true when it did.
+ */
+async function releaseIfEnded(ctx: Ctx, slot: LockRecord): Promise<boolean> {
+  if (slot.executionId === undefined) return false;
+  if (!slotRelease(slot, await executionStatus(ctx, slot.executionId))) return false;
+  const table = lockTable(ctx);
+  const freed = await releaseLock(table, slot.key, slot.holder);
+  await releaseLock(table, nodeLockKey(slot.node), slot.holder);
+  return freed;
+}
+
+/**
+ * Takes the node's lock, then a free slot (conditional writes: of two racing invocations one
+ * wins). `node-busy` when the lock is held (unless its execution ended: then it is freed first),
+ * `queued` when every slot is held; both read in one BatchGetItem.
+ */
+async function takeNodeAndSlot(
+  ctx: Ctx,
+  node: string,
+): Promise<{ readonly lease: Lease } | { readonly verdict: Verdict }> {
+  const table = lockTable(ctx);
+  const slots = slotKeys(ctx.config.maxConcurrent);
+  const nodeKey = nodeLockKey(node);
+  const now = nowSeconds(ctx);
+  let records = await readLocks(table, [nodeKey, ...slots]);
+  const nodeLock = records.find((r) => r.key === nodeKey);
+  if (lockVerdict(nodeLock, now) !== undefined && nodeLock !== undefined) {
+    // The lock of an execution that ended is freed here, not only at the next re-check.
+    const slot = records.find((r) => r.key !== nodeKey && r.holder === nodeLock.holder);
+    const ended = slot !== undefined && (await releaseIfEnded(ctx, slot));
+    if (!ended) return { verdict: lockVerdict(nodeLock, now) as Verdict };
+    records = records.filter((r) => r.holder !== nodeLock.holder);
+  }
+  if (freeSlot(slots, records, now) === undefined) return { verdict: fleetFull(slots) };
+  const holder = randomUUID();
+  const expiresAt = now + START_LEASE_SECONDS;
+  if (!(await takeLock(table, { key: nodeKey, holder, node, expiresAt }, now))) {
+    return { verdict: { decision: 'node-busy', reason: "another invocation took the node's lock first" } };
+  }
+  const lost = new Set<string>();
+  // Each node starts looking at its own slot, so a storm's invocations seldom race for one.
+  const startAt = Number.parseInt(createHash('sha256').update(node).digest('hex').slice(0, 8), 16);
+  for (let attempt = 0; attempt < slots.length; attempt++) {
+    const slot = freeSlot(slots, records, now, lost, startAt);
+    if (slot === undefined) break;
+    if (await takeLock(table, { key: slot.key, holder, node, expiresAt }, now)) {
+      return { lease: { holder, keys: [nodeKey, slot.key] } };
+    }
+    // Lost to another invocation: read the slots again rather than try each in turn.
+    lost.add(slot.key);
+    records = await readLocks(table, slots);
+  }
+  await releaseLock(table, nodeKey, holder);
+  return { verdict: fleetFull(slots) };
+}
+
+/**
+ * The re-check's first step: frees the slots (and node locks) of remediations that ended. Not a
+ * decision about an alarm: each release is logged (`slot released`), the count returned.
+ */
+export async function releaseEndedSlots(ctx: Ctx): Promise<number> {
+  const records = await readLocks(lockTable(ctx), slotKeys(ctx.config.maxConcurrent));
+  let released = 0;
+  for (const slot of records) {
+    if (!(await releaseIfEnded(ctx, slot))) continue;
+    released++;
+    logger.info('slot released', { slot: slot.key, node: slot.node, executionId: slot.executionId });
+  }
+  return released;
 }
 
 /**
@@ -852,7 +1076,10 @@ async function recheckOne(
   return [await escalateToHuman(ctx, full, entry, chain, history)];
 }
 
-/** The scheduled re-check: every `<Prefix>-` alarm in ALARM, one at a time. */
+/**
+ * The scheduled re-check: frees the slots of ended executions, then every `<Prefix>-` alarm in
+ * ALARM (paged), one at a time, oldest transition first.
+ */
 export async function recheckAlarms(
   config: RouterConfig,
   deps: RouterDeps,
@@ -861,7 +1088,7 @@ export async function recheckAlarms(
   const ctx = makeCtx(config, deps, mode);
   const alarms: AlarmStateChange[] = [];
   let NextToken: string | undefined;
-  for (let page = 0; page < MAX_PAGES; page++) {
+  for (let page = 0; page < MAX_ALARM_PAGES; page++) {
     const out = await call(ctx, () =>
       deps.cloudwatch.send(
         new DescribeAlarmsCommand({
@@ -893,8 +1120,11 @@ export async function recheckAlarms(
   }
   const busyNodes = new Set<string>();
   const failedNodes = new Map<string, string>();
+  // Slots of remediations that ended are freed first, so this re-check starts the next in line.
+  await releaseEndedSlots(ctx);
   const outcomes: RouterOutcome[] = [];
-  for (const alarm of alarms) {
+  // The alarms in ALARM are the queue: oldest transition first.
+  for (const alarm of recheckOrder(alarms)) {
     // Alarms that are not disk alarms of this stack are not the re-check's business: skip quietly.
     const identity = parseAlarmName(alarm.alarmName, config.prefix);
     if (!identity.ok) continue;
@@ -1016,6 +1246,7 @@ export function snsNotifier(sns: SNSClient, topicArn: string, retry?: RetryOptio
 const ssmClient = new SSMClient({ maxAttempts: 1 });
 const cloudwatchClient = new CloudWatchClient({ maxAttempts: 1 });
 const snsClient = new SNSClient({ maxAttempts: 1 });
+const dynamodbClient = new DynamoDBClient({ maxAttempts: 1 });
 let cachedConfig: RouterConfig | undefined;
 
 /** Decisions logged at WARN: something is wrong or a human is needed. */
@@ -1049,6 +1280,7 @@ export const handler = async (event: unknown): Promise<{ readonly outcomes: read
   const deps: RouterDeps = {
     ssm: ssmClient,
     cloudwatch: cloudwatchClient,
+    dynamodb: dynamodbClient,
     notify: snsNotifier(snsClient, config.topicArn),
   };
   return runRouter(event, config, deps);

@@ -1,4 +1,5 @@
 import { ArnFormat, Duration, Stack } from 'aws-cdk-lib';
+import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import type * as ssm from 'aws-cdk-lib/aws-ssm';
@@ -24,6 +25,10 @@ export interface AlarmRouterFunctionProps {
   readonly automationRole: AutomationRole;
   /** Where it notifies (observe mode, an exhausted chain, a refusal to act). */
   readonly topic: sns.ITopic;
+  /** The lock table: per-node locks and the fleet-wide slots (partition key `pk`). */
+  readonly lockTable: dynamodb.ITable;
+  /** Remediations it starts that may run at once, fleet-wide (`remediation.maxConcurrent`, 1 to 100). */
+  readonly maxConcurrent: number;
 }
 
 /** How late an event may reach the router (EventBridge delivery, then Lambda's async queue). */
@@ -31,14 +36,21 @@ export const ROUTER_MAX_EVENT_AGE = Duration.minutes(5);
 
 /**
  * The `alarm-router` Lambda: starts, for an alarm's node, the first document of the alarm kind's
- * route, and on the re-check schedule the next one. One invocation at a time, its event age
+ * route, and on the re-check schedule the next one. Invocations run concurrently (a storm of
+ * alarms is handled at once): at most one remediation per node and at most `maxConcurrent` in the
+ * fleet are conditional writes to the lock table, not reserved concurrency 1. Its event age is
  * bounded; it may start only the routed documents, tag and read executions, read the node registry
- * and the kill switch, list alarms, tag this stack's alarms, notify, and pass the automation role
- * to SSM.
+ * and the kill switch, list alarms, tag this stack's alarms, notify, read and write the lock
+ * table's items, and pass the automation role to SSM.
  */
 export class AlarmRouterFunction extends RemediationFunction {
   constructor(scope: Construct, id: string, props: AlarmRouterFunctionProps) {
     const { prefix } = props;
+    if (!Number.isInteger(props.maxConcurrent) || props.maxConcurrent < 1 || props.maxConcurrent > 100) {
+      throw new Error(
+        `AlarmRouterFunction maxConcurrent is ${props.maxConcurrent}; expected a whole number from 1 to 100`,
+      );
+    }
     const deployed = new Set(props.deployedAutomations);
     const routed = [...new Set(Object.values(props.routes).flat())];
     for (const name of routed) {
@@ -50,9 +62,8 @@ export class AlarmRouterFunction extends RemediationFunction {
       prefix,
       description:
         'Starts the configured runbook Automation when a disk alarm fires; re-checks alarms that stay in ALARM',
-      timeout: Duration.minutes(1),
-      // One invocation at a time: "at most one remediation per node" is check-then-start.
-      reservedConcurrentExecutions: 1,
+      // The re-check walks every alarm in ALARM (hundreds in a fleet-wide incident), one by one.
+      timeout: Duration.minutes(5),
       environment: {
         PREFIX: prefix,
         ROUTES: JSON.stringify(props.routes),
@@ -63,6 +74,9 @@ export class AlarmRouterFunction extends RemediationFunction {
         // Events of another account or region start nothing (checked against these).
         ACCOUNT_ID: Stack.of(scope).account,
         REGION: Stack.of(scope).region,
+        // The literal name (the table is `remediationLockTableName(prefix)`), not a reference.
+        LOCK_TABLE: remediationLockTableName(prefix),
+        MAX_CONCURRENT: String(props.maxConcurrent),
       },
     });
     // Lambda's async defaults keep an event up to 6 h and retry twice. An alarm event older than a
@@ -150,6 +164,14 @@ export class AlarmRouterFunction extends RemediationFunction {
         resources: [props.modeParameter.parameterArn],
       }),
     );
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        // Locks and slots: read in one BatchGetItem, taken and released by conditional writes.
+        sid: 'LockTableItems',
+        actions: ['dynamodb:BatchGetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem'],
+        resources: [props.lockTable.tableArn],
+      }),
+    );
     props.topic.grantPublish(role);
     props.automationRole.grantPassToSsm(role);
     acknowledgeWildcard(
@@ -187,4 +209,9 @@ export function routesFor(config: Pick<StemeDbConfig, 'prefix' | 'remediation'>)
 /** The kill switch's SSM parameter: `/<prefix>/automation-mode`. */
 export function automationModeParameterName(prefix: string): string {
   return `/${prefix}/automation-mode`;
+}
+
+/** The router's lock table: `<prefix>-remediation-locks`. */
+export function remediationLockTableName(prefix: string): string {
+  return `${prefix}-remediation-locks`;
 }

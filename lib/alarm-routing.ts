@@ -1,4 +1,5 @@
-import { Duration, Validations } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
+import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import type * as sns from 'aws-cdk-lib/aws-sns';
@@ -9,6 +10,7 @@ import {
   AlarmRouterFunction,
   automationModeParameterName,
   ROUTER_MAX_EVENT_AGE,
+  remediationLockTableName,
   routesFor,
 } from './alarm-router-function';
 import type { AutomationRole } from './automation-role';
@@ -29,6 +31,8 @@ export interface AlarmRoutingProps {
 export interface AlarmRouting {
   /** The kill switch `/<prefix>/automation-mode` (act, observe, off) the router reads. */
   readonly modeParameter: ssm.StringParameter;
+  /** `<prefix>-remediation-locks`: the router's per-node locks and fleet-wide slots. */
+  readonly lockTable: dynamodb.Table;
   readonly router: AlarmRouterFunction;
   /** Where alarm events EventBridge could not hand to the router land (an alarm watches it). */
   readonly deadLetterQueue: sqs.Queue;
@@ -40,7 +44,7 @@ export interface AlarmRouting {
 
 /**
  * Builds the alarm router in `scope`: its kill switch (`AutomationMode`), the Lambda
- * (`AlarmRouter`), the dead-letter queue of its event rules (`RouterDeadLetters`) and the two rules
+ * (`AlarmRouter`), its lock table (`RemediationLocks`), the dead-letter queue of its event rules (`RouterDeadLetters`) and the two rules
  * (`AlarmStateChange`, `Recheck`). They are direct children of `scope` under those IDs, so their
  * logical IDs and construct paths stay those of the deployed stack.
  */
@@ -54,7 +58,20 @@ export function buildAlarmRouting(scope: Construct, props: AlarmRoutingProps): A
     allowedPattern: '^(act|observe|off)$',
     description: `${prefix} disk automation: act (start documents), observe (notify what would run) or off`,
   });
+  // Per-node locks and fleet-wide slots: small items, conditional writes, leases as TTL. Losing it
+  // loses only leases (the router re-reads executions), so it is destroyed with the stack.
+  const lockTable = new dynamodb.Table(scope, 'RemediationLocks', {
+    tableName: remediationLockTableName(prefix),
+    partitionKey: { name: 'pk', type: dynamodb.AttributeType.STRING },
+    billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
+    timeToLiveAttribute: 'expiresAt',
+    encryption: dynamodb.TableEncryption.AWS_MANAGED,
+    pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+    removalPolicy: RemovalPolicy.DESTROY,
+  });
   const router = new AlarmRouterFunction(scope, 'AlarmRouter', {
+    lockTable,
+    maxConcurrent: remediation.maxConcurrent,
     prefix,
     routes: routesFor(props.config),
     deployedAutomations: props.deployedAutomations,
@@ -104,5 +121,5 @@ export function buildAlarmRouting(scope: Construct, props: AlarmRoutingProps): A
       }),
     ],
   });
-  return { modeParameter, router, deadLetterQueue, alarmStateChange, recheck };
+  return { modeParameter, lockTable, router, deadLetterQueue, alarmStateChange, recheck };
 }

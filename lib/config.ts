@@ -135,6 +135,13 @@ export interface RemediationConfig {
    */
   readonly migrateWhenRefused: boolean;
   /**
+   * Remediations the router runs at once, fleet-wide (1 to 100): one slot each in the router's
+   * lock table; the rest wait in ALARM and the re-check starts them oldest transition first, so
+   * an incident on hundreds of nodes stays under SSM's concurrent-automation quota and EC2's API
+   * rates. @default 10
+   */
+  readonly maxConcurrent: number;
+  /**
    * The kill switch's initial value (the SSM parameter `/<prefix>/automation-mode`, which the
    * router reads at each invocation, so operators flip it without a deploy): `act` starts the
    * routed documents; `observe` starts nothing, logs each decision as `observed` with the document
@@ -224,6 +231,7 @@ export const DEFAULT_CONFIG: StemeDbConfig = {
     fillsSoon: 'ArchiveWal',
     recheckMinutes: 15,
     migrateWhenRefused: false,
+    maxConcurrent: 10,
     mode: 'act',
   },
   prevention: {
@@ -262,7 +270,7 @@ export const DEFAULT_CONFIG: StemeDbConfig = {
  */
 export const STACK_RESOURCE_LIMIT = 500;
 export const STACK_RESOURCES = {
-  shared: 65,
+  shared: 66,
   withNodes: 1,
   perNode: 12,
   customResourceProvider: 3,
@@ -764,6 +772,12 @@ const CONFIG_RULES: readonly Rule<StemeDbConfig>[] = [
     path: 'remediation.migrateWhenRefused',
     test: (v) => typeof v === 'boolean',
     accepted: 'true or false',
+  },
+  {
+    path: 'remediation.maxConcurrent',
+    test: wholeNumber(1, 100),
+    accepted:
+      'a whole number of remediations from 1 to 100 (the router reads every slot in one BatchGetItem)',
   },
   {
     path: 'remediation.mode',

@@ -13,6 +13,7 @@ import {
   SetAlarmStateCommand,
   TagResourceCommand,
 } from '@aws-sdk/client-cloudwatch';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { CreateTopicCommand, SNSClient } from '@aws-sdk/client-sns';
 import {
   type AutomationExecutionMetadata,
@@ -45,6 +46,7 @@ import {
 import { normalizeTransition, parseAlarmName, parseRouterEvent } from '../lambda/shared/alarm-event';
 import { metrics } from '../lambda/shared/powertools';
 import { resolveConfig } from '../lib/config';
+import { LockTableFake } from './support/lock-table-fake';
 import { type MotoServer, startMotoServer, TEST_REGION } from './support/moto-server';
 
 const ACCOUNT = '123456789012';
@@ -69,6 +71,8 @@ const routerEnv = {
   TOPIC_ARN: TOPIC,
   ACCOUNT_ID: ACCOUNT,
   REGION: TEST_REGION,
+  LOCK_TABLE: 'StemeDB-remediation-locks',
+  MAX_CONCURRENT: '10',
 };
 const config: RouterConfig = loadRouterConfig(routerEnv);
 
@@ -126,10 +130,14 @@ const ssm = new SSMClient({ region: TEST_REGION, credentials });
 const cloudwatch = new CloudWatchClient({ region: TEST_REGION, credentials });
 const ssmMock = mockClient(ssm);
 const cwMock = mockClient(cloudwatch);
+const dynamodb = new DynamoDBClient({ region: TEST_REGION, credentials });
+const ddbMock = mockClient(dynamodb);
+let locks = new LockTableFake('StemeDB-remediation-locks');
 const notify = vi.fn(async (_subject: string, _message: string) => {});
 const deps: RouterDeps = {
   ssm,
   cloudwatch,
+  dynamodb,
   notify,
   now: () => NOW,
   retry: { sleep: async () => {}, random: () => 0 },
@@ -164,7 +172,18 @@ function givenExecutions(executions: readonly FakeExecution[]): void {
   });
   ssmMock.on(GetAutomationExecutionCommand).callsFake((input) => {
     const e = executions.find((x) => x.id === input.AutomationExecutionId);
-    return { AutomationExecution: { Parameters: { InstanceId: [e?.instanceId ?? INSTANCE] } } };
+    // An ID SSM does not know (e.g. one a test's start returned but did not list): as AWS says it.
+    if (e === undefined) {
+      throw Object.assign(new Error(`${input.AutomationExecutionId} not found`), {
+        name: 'AutomationExecutionNotFoundException',
+      });
+    }
+    return {
+      AutomationExecution: {
+        AutomationExecutionStatus: e.status as AutomationExecutionMetadata['AutomationExecutionStatus'],
+        Parameters: { InstanceId: [e.instanceId ?? INSTANCE] },
+      },
+    };
   });
   ssmMock.on(ListTagsForResourceCommand).callsFake((input) => {
     const e = executions.find((x) => x.id === input.ResourceId);
@@ -224,6 +243,9 @@ function givenCriticalInAlarm(alarmTags: Record<string, string> = {}): void {
 beforeEach(() => {
   ssmMock.reset();
   cwMock.reset();
+  ddbMock.reset();
+  locks = new LockTableFake('StemeDB-remediation-locks');
+  locks.install(ddbMock);
   notify.mockClear();
   // The kill switch says act unless a test says otherwise.
   ssmMock.on(GetParameterCommand, { Name: MODE_PARAMETER }).resolves({ Parameter: { Value: 'act' } });
@@ -517,6 +539,7 @@ describe('alarm state changes', () => {
           { Key: 'stemedb:node', Value: 'db-1' },
           { Key: 'stemedb:alarm', Value: CRITICAL },
           { Key: 'stemedb:transition', Value: TRANSITION },
+          { Key: 'stemedb:node:db-1', Value: 'remediation' },
         ],
       },
     ]);
@@ -1204,6 +1227,7 @@ describe('on moto_server (registry, alarms, tags and SNS real; Automation APIs m
       const motoDeps: RouterDeps = {
         ssm: ssmReal,
         cloudwatch: real.cloudwatch,
+        dynamodb,
         notify: snsNotifier(sns, topicArn, { sleep: async () => {} }),
         retry: { sleep: async () => {} },
       };
@@ -1314,6 +1338,7 @@ describe('Prometheus alerts from Alertmanager (SNS)', () => {
           { Key: 'stemedb:node', Value: 'db-1' },
           { Key: 'stemedb:alarm', Value: 'prometheus:StemeDBDiskSpaceCritical:0123456789abcdef' },
           { Key: 'stemedb:transition', Value: '2024-05-01T12:25:00Z' },
+          { Key: 'stemedb:node:db-1', Value: 'remediation' },
         ],
       }),
     ]);
@@ -1677,5 +1702,193 @@ describe('kill switch: /StemeDB/automation-mode', () => {
     await routeEvent(alarmEvent(), config, deps);
     expect(ssmMock.commandCalls(GetParameterCommand, { Name: MODE_PARAMETER })).toHaveLength(1);
     expect(starts()).toHaveLength(1);
+  });
+});
+
+describe('fleet scale: per-node locks and the fleet-wide limit (lock table)', () => {
+  const nowSeconds = Math.floor(NOW.getTime() / 1000);
+  const instanceOf = (i: number): string => `i-${(i + 1).toString(16).padStart(17, '0')}`;
+
+  /** Registers nodes db-<i> in the registry and their critical alarms in ALARM since `transitionOf(i)`. */
+  function givenFleet(count: number, transitionOf: (i: number) => Date = () => TRANSITION_DATE): string[] {
+    const names = Array.from({ length: count }, (_, i) => `db-${i}`);
+    names.forEach((name, i) => {
+      ssmMock.on(GetParameterCommand, { Name: `/StemeDB/nodes/${name}` }).resolves({
+        Parameter: {
+          Value: JSON.stringify({ ...JSON.parse(registryValue), name, instanceId: instanceOf(i) }),
+        },
+      });
+    });
+    givenAlarms(
+      names.map((name, i) => ({ name: `StemeDB-${name}-disk-critical`, transitioned: transitionOf(i) })),
+    );
+    return names;
+  }
+
+  function hold(key: string, node: string, executionId?: string, expiresAt = nowSeconds + 3600): void {
+    locks.items.set(key, {
+      pk: { S: key },
+      holder: { S: `holder-${node}` },
+      node: { S: node },
+      expiresAt: { N: String(expiresAt) },
+      ...(executionId === undefined ? {} : { executionId: { S: executionId } }),
+    });
+  }
+
+  it('takes the node lock and a slot, and records the started execution on both', async () => {
+    const outcomes = await routeEvent(alarmEvent(), config, deps);
+    expect(outcomes).toMatchObject([{ decision: 'started', executionId: 'exec-new' }]);
+    const lock = locks.record('node#db-1');
+    expect(lock).toMatchObject({ node: 'db-1', executionId: 'exec-new' });
+    expect(lock?.expiresAt).toBe(nowSeconds + 6 * 3600);
+    const [slot] = locks.heldSlots();
+    expect(locks.heldSlots()).toHaveLength(1);
+    expect(locks.record(slot as string)).toMatchObject({
+      node: 'db-1',
+      executionId: 'exec-new',
+      holder: lock?.holder,
+    });
+  });
+
+  it("looks up only the node's own executions (the node's tag key), whatever the fleet's size", async () => {
+    await routeEvent(alarmEvent(), config, deps);
+    const filters = ssmMock
+      .commandCalls(DescribeAutomationExecutionsCommand)
+      .map((c) => c.args[0].input.Filters ?? []);
+    expect(filters).toContainEqual([
+      { Key: 'DocumentNamePrefix', Values: ['StemeDB-'] },
+      { Key: 'TagKey', Values: ['stemedb:node:db-1'] },
+      { Key: 'StartTimeAfter', Values: ['2024-05-01T11:59:00Z'] },
+    ]);
+  });
+
+  it('starts nothing while another invocation holds the node lock', async () => {
+    hold('node#db-1', 'db-1');
+    const outcomes = await routeEvent(alarmEvent(), config, deps);
+    expect(outcomes).toMatchObject([{ decision: 'node-busy' }]);
+    expect(outcomes[0]?.reason).toMatch(/lock is held by another start/);
+    expect(starts()).toHaveLength(0);
+    expect(locks.record('node#db-1')?.holder).toBe('holder-db-1');
+  });
+
+  it('frees the lock of an execution that ended and starts, without waiting for the re-check', async () => {
+    hold('node#db-1', 'db-1', 'exec-old');
+    hold('slot#4', 'db-1', 'exec-old');
+    ssmMock.on(GetAutomationExecutionCommand, { AutomationExecutionId: 'exec-old' }).resolves({
+      AutomationExecution: { AutomationExecutionStatus: 'Success', Parameters: { InstanceId: [INSTANCE] } },
+    });
+    const outcomes = await routeEvent(alarmEvent(), config, deps);
+    expect(outcomes).toMatchObject([{ decision: 'started', executionId: 'exec-new' }]);
+    expect(locks.record('node#db-1')?.executionId).toBe('exec-new');
+    expect(locks.heldSlots()).toHaveLength(1);
+    expect(locks.record('slot#4')?.executionId ?? 'exec-new').toBe('exec-new');
+  });
+
+  it('takes over a lock whose lease ran out (a router that died between taking and starting)', async () => {
+    hold('node#db-1', 'db-1', undefined, nowSeconds - 1);
+    const outcomes = await routeEvent(alarmEvent(), config, deps);
+    expect(outcomes.map((o) => o.decision)).toEqual(['started']);
+  });
+
+  it('queues when every slot is held: starts nothing, frees the node lock, says the limit', async () => {
+    for (let i = 0; i < 10; i++) hold(`slot#${i}`, `other-${i}`, `exec-${i}`);
+    const outcomes = await routeEvent(alarmEvent(), config, deps);
+    expect(outcomes).toMatchObject([{ decision: 'queued', node: 'db-1' }]);
+    expect(outcomes[0]?.reason).toMatch(/all 10 slots of remediation\.maxConcurrent are held/);
+    expect(starts()).toHaveLength(0);
+    expect(locks.record('node#db-1')).toBeUndefined();
+  });
+
+  it('two events for one node at once: one start, the other node-busy', async () => {
+    ssmMock
+      .on(StartAutomationExecutionCommand)
+      .resolvesOnce({ AutomationExecutionId: 'exec-a' })
+      .resolves({ AutomationExecutionId: 'exec-b' });
+    const both = await Promise.all([
+      routeEvent(alarmEvent(), config, deps),
+      routeEvent(alarmEvent(), config, deps),
+    ]);
+    expect(
+      both
+        .flat()
+        .map((o) => o.decision)
+        .sort(),
+    ).toEqual(['node-busy', 'started']);
+    expect(starts()).toHaveLength(1);
+  });
+
+  it('SSM refuses the start (execution quota): lock and slot are freed, nothing is lost, the re-check starts it', async () => {
+    ssmMock
+      .on(StartAutomationExecutionCommand)
+      .rejectsOnce(Object.assign(new Error('quota'), { name: 'AutomationExecutionLimitExceededException' }))
+      .resolves({ AutomationExecutionId: 'exec-later' });
+    const first = await routeEvent(alarmEvent(), config, deps);
+    expect(first).toMatchObject([{ decision: 'start-failed', document: 'StemeDB-ExpandVolume' }]);
+    expect(locks.items.size).toBe(0);
+    givenCriticalInAlarm();
+    const recheck = await routeEvent(scheduledEvent, config, deps);
+    expect(recheck).toMatchObject([{ decision: 'started', executionId: 'exec-later', node: 'db-1' }]);
+    expect(starts()).toHaveLength(2);
+    expect(new Set(starts().map((s) => s.DocumentName))).toEqual(new Set(['StemeDB-ExpandVolume']));
+  });
+
+  it('throttling that outlasts the retries fails the invocation and frees the lock and the slot', async () => {
+    ssmMock
+      .on(StartAutomationExecutionCommand)
+      .rejects(Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' }));
+    await expect(routeEvent(alarmEvent(), config, deps)).rejects.toThrow('Rate exceeded');
+    expect(locks.items.size).toBe(0);
+  });
+
+  it('a storm of 30 alarms at once, limit 10: 10 distinct nodes start, 20 queue; the re-checks start the rest oldest first', async () => {
+    const names = givenFleet(30, (i) => new Date(TRANSITION_DATE.getTime() + (29 - i) * 1000));
+    let n = 0;
+    const running = new Map<string, string>();
+    ssmMock.on(StartAutomationExecutionCommand).callsFake((input) => {
+      const id = `exec-${n++}`;
+      running.set(id, input.Parameters?.InstanceId?.[0] as string);
+      return { AutomationExecutionId: id };
+    });
+    ssmMock.on(GetAutomationExecutionCommand).callsFake((input) => ({
+      AutomationExecution: {
+        AutomationExecutionStatus: 'Success',
+        Parameters: { InstanceId: [running.get(input.AutomationExecutionId) ?? 'i-none'] },
+      },
+    }));
+    const events = names.map((name, i) =>
+      alarmEvent({
+        name: `StemeDB-${name}-disk-critical`,
+        timestamp: new Date(TRANSITION_DATE.getTime() + (29 - i) * 1000).toISOString().replace('Z', '+0000'),
+      }),
+    );
+    const storm = (await Promise.all(events.map((e) => routeEvent(e, config, deps)))).flat();
+    expect(storm.filter((o) => o.decision === 'started')).toHaveLength(10);
+    expect(storm.filter((o) => o.decision === 'queued')).toHaveLength(20);
+    expect(locks.heldSlots()).toHaveLength(10);
+    const startedNodes = (): string[] =>
+      starts().map((s) => s.Tags?.find((t) => t.Key === 'stemedb:node')?.Value as string);
+    expect(new Set(startedNodes()).size).toBe(10);
+    // The executions end (GetAutomationExecution says Success): the re-check frees their slots and
+    // starts the next 10, oldest transition first (db-29 is the oldest).
+    const stillInAlarm = (): void =>
+      givenAlarms(
+        names
+          .filter((name) => !startedNodes().includes(name))
+          .map((name) => ({
+            name: `StemeDB-${name}-disk-critical`,
+            transitioned: new Date(TRANSITION_DATE.getTime() + (29 - Number(name.slice(3))) * 1000),
+          })),
+      );
+    stillInAlarm();
+    const second = await routeEvent(scheduledEvent, config, deps);
+    const secondStarted = second.filter((o) => o.decision === 'started').map((o) => o.node);
+    expect(secondStarted).toHaveLength(10);
+    const waiting = names.filter((name) => !startedNodes().slice(0, 10).includes(name));
+    const oldestFirst = [...waiting].sort((a, b) => Number(b.slice(3)) - Number(a.slice(3)));
+    expect(secondStarted).toEqual(oldestFirst.slice(0, 10));
+    stillInAlarm();
+    await routeEvent(scheduledEvent, config, deps);
+    expect(startedNodes().sort()).toEqual([...names].sort());
+    expect(new Set(startedNodes()).size).toBe(30);
   });
 });

@@ -9,6 +9,7 @@
 
 import { readFileSync } from 'node:fs';
 import { CloudWatchClient, DescribeAlarmsCommand } from '@aws-sdk/client-cloudwatch';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
   DescribeAutomationExecutionsCommand,
   GetParameterCommand,
@@ -20,6 +21,7 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { routeTable } from '../contracts/routing';
 import { loadRouterConfig, routeEvent } from '../lambda/alarm-router';
+import { LockTableFake } from './support/lock-table-fake';
 import { type SynthResult, synthStack, TWO_NODES_FILE } from './support/synth';
 
 type Json = Record<string, unknown>;
@@ -168,6 +170,8 @@ describe('alarm → router → Automation, in the synthesized template', () => {
       // The router re-reads the alarm: still in ALARM since the event's transition.
       const alarmName = `StemeDB-db-1-disk-${kind}`;
       const cloudwatch = mockClient(CloudWatchClient);
+      const dynamodb = mockClient(DynamoDBClient);
+      new LockTableFake(routerEnv.LOCK_TABLE as string).install(dynamodb);
       cloudwatch.on(DescribeAlarmsCommand, { AlarmNames: [alarmName] }).resolves({
         MetricAlarms: [
           {
@@ -185,6 +189,7 @@ describe('alarm → router → Automation, in the synthesized template', () => {
           {
             ssm: new SSMClient({ region: 'eu-west-1' }),
             cloudwatch: new CloudWatchClient({ region: 'eu-west-1' }),
+            dynamodb: new DynamoDBClient({ region: 'eu-west-1' }),
             notify: async () => {},
           },
         );
@@ -212,6 +217,7 @@ describe('alarm → router → Automation, in the synthesized template', () => {
       } finally {
         ssm.restore();
         cloudwatch.restore();
+        dynamodb.restore();
       }
     },
   );

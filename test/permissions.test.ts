@@ -63,6 +63,8 @@ interface Facts {
   readonly agents: ReadonlyMap<string, AgentFacts>;
   readonly functions: ReadonlyMap<string, { arn: string; roleArn: string; entry: string }>;
   readonly alarmNames: readonly string[];
+  /** The router's lock table (its LOCK_TABLE). */
+  readonly lockTableArn: string;
 }
 
 /** A principal whose calls are checked. */
@@ -146,6 +148,7 @@ function factsOf(t: ResolvedTemplate): Facts {
     });
   }
   return {
+    lockTableArn: arn('dynamodb', `table/${env.LOCK_TABLE as string}`),
     prefix,
     arn,
     nodes,
@@ -324,9 +327,15 @@ async function requestsOf(who: Who, call: CodeCall): Promise<RequestResource[][]
             [NODE_TAG]: n.name,
             'stemedb:alarm': `${facts.prefix}-${n.name}-disk-critical`,
             'stemedb:transition': '2024-01-01T00:00:00Z',
+            [`${NODE_TAG}:${n.name}`]: 'remediation',
           }),
         },
       ]);
+    case 'dynamodb:BatchGetItem':
+    case 'dynamodb:PutItem':
+    case 'dynamodb:UpdateItem':
+    case 'dynamodb:DeleteItem':
+      return [[{ arn: facts.lockTableArn }]];
     case 'ssm:StartAutomationExecution': {
       const documents = who.kind === 'lambda' ? facts.routedDocuments : [call.target as string];
       return documents.flatMap((d) => DEFINITION_VERSIONS.map((v) => startAutomation(d, v)));
@@ -637,6 +646,10 @@ describe('call lists derived from the code', () => {
         'cloudwatch:ListTagsForResource',
         'cloudwatch:TagResource',
         'sns:Publish',
+        'dynamodb:BatchGetItem',
+        'dynamodb:PutItem',
+        'dynamodb:UpdateItem',
+        'dynamodb:DeleteItem',
       ],
       [`${facts.prefix}-expand-volume role`]: [
         'ec2:DescribeVolumes',
@@ -954,6 +967,35 @@ function roleOf(functionSuffix: string): string {
 }
 
 describe('must-deny cases are denied', () => {
+  it("the router may use only its lock table's items: no other table, no scan, no table change", async () => {
+    const router = roleOf('alarm-router');
+    const other = facts.arn('dynamodb', 'table/someone-elses-table');
+    for (const action of ['dynamodb:PutItem', 'dynamodb:DeleteItem', 'dynamodb:BatchGetItem']) {
+      await expectDenied({ principalRoleArn: router, action, resource: other });
+    }
+    for (const action of [
+      'dynamodb:Scan',
+      'dynamodb:DeleteTable',
+      'dynamodb:UpdateTable',
+      'dynamodb:BatchWriteItem',
+    ]) {
+      await expectDenied({ principalRoleArn: router, action, resource: facts.lockTableArn });
+    }
+    // No other principal writes the locks.
+    for (const suffix of ['expand-volume', 'verify-archive', 'wait-for-volume-modification']) {
+      await expectDenied({
+        principalRoleArn: roleOf(suffix),
+        action: 'dynamodb:PutItem',
+        resource: facts.lockTableArn,
+      });
+    }
+    await expectDenied({
+      principalRoleArn: facts.automationRoleArn,
+      action: 'dynamodb:DeleteItem',
+      resource: facts.lockTableArn,
+    });
+  });
+
   it("a node may neither delete nor overwrite another node's WAL archive, nor delete its own", async () => {
     const db1 = `${facts.prefix}-node-db-1`;
     await expectDenied({

@@ -211,16 +211,28 @@ describe('remediation machinery', () => {
     }
   });
 
-  it('serializes the router so "one remediation per node" cannot race', () => {
+  it('runs the router concurrently: one remediation per node and the fleet limit are conditional writes to its lock table', () => {
+    const routers = r.template.findResources('AWS::Lambda::Function', {
+      Properties: { FunctionName: 'StemeDB-alarm-router' },
+    });
+    const [router] = Object.values(routers) as { Properties: Record<string, unknown> }[];
+    expect(router?.Properties.ReservedConcurrentExecutions).toBeUndefined();
     r.template.hasResourceProperties('AWS::Lambda::Function', {
       FunctionName: 'StemeDB-alarm-router',
-      ReservedConcurrentExecutions: 1,
       Environment: {
         Variables: Match.objectLike({
           PREFIX: 'StemeDB',
           ROUTES: JSON.stringify(routesFor(resolveConfig({}))),
+          LOCK_TABLE: 'StemeDB-remediation-locks',
+          MAX_CONCURRENT: '10',
         }),
       },
+    });
+    r.template.hasResourceProperties('AWS::DynamoDB::Table', {
+      TableName: 'StemeDB-remediation-locks',
+      KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }],
+      BillingMode: 'PAY_PER_REQUEST',
+      TimeToLiveSpecification: { AttributeName: 'expiresAt', Enabled: true },
     });
   });
 

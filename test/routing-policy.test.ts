@@ -18,20 +18,29 @@ import {
   escalateOnce,
   escalationUnderMode,
   firstStart,
+  fleetFull,
   foreignEvent,
   foreignNotification,
+  freeSlot,
+  holds,
   ignoredTransition,
   isActive,
   killSwitchMode,
+  type LockRecord,
   lastChainIndex,
+  lockVerdict,
   MAX_NOTIFICATION_AGE_SECONDS,
   type ModeState,
   markedFor,
   type NodeActivity,
+  nodeLockKey,
   observedVerdict,
+  recheckOrder,
   recheckStep,
   routeFor,
   type StartResult,
+  slotKeys,
+  slotRelease,
   staleAlarm,
   startFailure,
   startUnderMode,
@@ -714,5 +723,135 @@ describe('the policy is pure', () => {
       [],
     );
     expect(source).not.toMatch(/\bnew Date\(\)|Date\.now\(|process\.env|\bimport\(/);
+  });
+});
+
+describe('fleet scale: locks, slots and the order of the queue', () => {
+  const NOW_S = 1_714_564_800;
+  const held = (key: string, node: string, executionId?: string, expiresAt = NOW_S + 60): LockRecord => ({
+    key,
+    holder: `h-${key}`,
+    node,
+    expiresAt,
+    executionId,
+  });
+
+  it('names the node lock and the slots, and refuses a limit outside 1 to 100', () => {
+    expect(nodeLockKey('db-1')).toBe('node#db-1');
+    expect(slotKeys(3)).toEqual(['slot#0', 'slot#1', 'slot#2']);
+    expect(slotKeys(100)).toHaveLength(100);
+    for (const bad of [0, 101, 2.5, Number.NaN]) {
+      expect(() => slotKeys(bad)).toThrow(/^maxConcurrent is .*; expected a whole number from 1 to 100/);
+    }
+  });
+
+  it.each([
+    ['absent', undefined, false],
+    ['held until later', held('node#db-1', 'db-1'), true],
+    ['lease ran out', held('node#db-1', 'db-1', 'exec-1', NOW_S - 1), false],
+    ['lease ends this second', held('node#db-1', 'db-1', 'exec-1', NOW_S), false],
+  ] as const)('holds: %s', (_label, record, expected) => {
+    expect(holds(record, NOW_S)).toBe(expected);
+  });
+
+  it.each([
+    ['no lock', undefined, undefined],
+    [
+      'held by a started execution',
+      held('node#db-1', 'db-1', 'exec-1'),
+      { decision: 'node-busy', reason: "the node's lock is held by exec-1", executionId: 'exec-1' },
+    ],
+    [
+      'held by a start in progress',
+      held('node#db-1', 'db-1'),
+      {
+        decision: 'node-busy',
+        reason: `the node's lock is held by another start until ${new Date((NOW_S + 60) * 1000).toISOString()}`,
+        executionId: undefined,
+      },
+    ],
+    ['lease ran out', held('node#db-1', 'db-1', 'exec-1', NOW_S - 5), undefined],
+  ] as const)('lockVerdict: %s', (_label, record, expected) => {
+    expect(lockVerdict(record, NOW_S)).toEqual(expected);
+  });
+
+  const keys = slotKeys(3);
+  it.each([
+    ['all free: the first', [], new Set<string>(), { key: 'slot#0', previous: undefined }],
+    [
+      'the first held: the second',
+      [held('slot#0', 'db-1')],
+      new Set<string>(),
+      { key: 'slot#1', previous: undefined },
+    ],
+    [
+      'an expired slot is free, with what it held',
+      [held('slot#0', 'db-1'), held('slot#1', 'db-2', 'exec-2', NOW_S - 1)],
+      new Set<string>(),
+      { key: 'slot#1', previous: held('slot#1', 'db-2', 'exec-2', NOW_S - 1) },
+    ],
+    [
+      'a slot lost to another invocation is skipped',
+      [],
+      new Set(['slot#0', 'slot#1']),
+      { key: 'slot#2', previous: undefined },
+    ],
+    [
+      'all held: none',
+      [held('slot#0', 'a'), held('slot#1', 'b'), held('slot#2', 'c')],
+      new Set<string>(),
+      undefined,
+    ],
+    ['all lost: none', [], new Set(keys), undefined],
+  ] as const)('freeSlot: %s', (_label, records, tried, expected) => {
+    expect(freeSlot(keys, records, NOW_S, tried)).toEqual(expected);
+  });
+
+  it('freeSlot from a start index: wraps round, and still finds the one free slot', () => {
+    expect(freeSlot(keys, [], NOW_S, new Set(), 2)).toEqual({ key: 'slot#2', previous: undefined });
+    expect(freeSlot(keys, [], NOW_S, new Set(), 7)).toEqual({ key: 'slot#1', previous: undefined });
+    expect(freeSlot(keys, [held('slot#2', 'a'), held('slot#1', 'b')], NOW_S, new Set(), 1)).toEqual({
+      key: 'slot#0',
+      previous: undefined,
+    });
+  });
+
+  it('fleetFull: queued, naming the limit and the order', () => {
+    expect(fleetFull(keys)).toEqual({
+      decision: 'queued',
+      reason:
+        'all 3 slots of remediation.maxConcurrent are held; the re-check starts it, oldest transition first',
+    });
+  });
+
+  it.each([
+    ['no execution yet (left to its lease)', held('slot#0', 'a'), { status: 'Success' }, false],
+    ['execution succeeded', held('slot#0', 'a', 'e'), { status: 'Success' }, true],
+    ['execution failed', held('slot#0', 'a', 'e'), { status: 'Failed' }, true],
+    ['execution timed out', held('slot#0', 'a', 'e'), { status: 'TimedOut' }, true],
+    ['execution still runs', held('slot#0', 'a', 'e'), { status: 'InProgress' }, false],
+    ['execution waits', held('slot#0', 'a', 'e'), { status: 'Waiting' }, false],
+    ['execution unknown to SSM', held('slot#0', 'a', 'e'), 'not-found', true],
+    ['no status returned', held('slot#0', 'a', 'e'), {}, false],
+    ['not read', held('slot#0', 'a', 'e'), undefined, false],
+  ] as const)('slotRelease: %s', (_label, record, execution, expected) => {
+    expect(slotRelease(record, execution)).toBe(expected);
+  });
+
+  it('recheckOrder: oldest transition first, then by alarm name; the input is not changed', () => {
+    const alarms = [
+      { alarmName: 'StemeDB-db-3-disk-critical', transition: '2024-05-01T12:02:00Z' },
+      { alarmName: 'StemeDB-db-2-disk-critical', transition: '2024-05-01T12:00:00Z' },
+      { alarmName: 'StemeDB-db-1-disk-critical', transition: '2024-05-01T12:00:00Z' },
+      { alarmName: 'StemeDB-db-0-disk-warning', transition: '2024-05-01T12:01:00Z' },
+    ];
+    const before = structuredClone(alarms);
+    expect(recheckOrder(alarms).map((a) => a.alarmName)).toEqual([
+      'StemeDB-db-1-disk-critical',
+      'StemeDB-db-2-disk-critical',
+      'StemeDB-db-0-disk-warning',
+      'StemeDB-db-3-disk-critical',
+    ]);
+    expect(alarms).toEqual(before);
   });
 });

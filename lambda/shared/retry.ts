@@ -6,6 +6,7 @@
 /** AWS error codes that mean "slow down and try again". */
 export const THROTTLING_CODES: ReadonlySet<string> = new Set([
   'RequestLimitExceeded',
+  'ProvisionedThroughputExceededException',
   'Throttling',
   'ThrottlingException',
   'ThrottledException',

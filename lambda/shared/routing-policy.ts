@@ -22,7 +22,11 @@
  *   document), {@link startVerdict};
  * - the re-check of an alarm that stays in ALARM: {@link recheckStep} (wait for the running
  *   remediation, wait for the metrics to settle, start the next document, or escalate);
- * - escalate once: {@link escalateOnce}.
+ * - escalate once: {@link escalateOnce};
+ * - fleet scale: {@link lockVerdict} (the node's lock record is held: busy), {@link freeSlot} (a
+ *   slot of the fleet-wide limit, or {@link fleetFull}: queued), {@link slotRelease} (the
+ *   re-check frees the slots of ended remediations), {@link recheckOrder} (oldest transition
+ *   first: the alarms in ALARM are the queue).
  */
 import type { AlertKind } from '../../contracts/alarms';
 import { NODE_NAME_PATTERN } from '../../contracts/deployment';
@@ -48,7 +52,8 @@ export type Decision =
   | 'escalated-to-human'
   | 'already-escalated'
   | 'observed'
-  | 'automation-off';
+  | 'automation-off'
+  | 'queued';
 
 /** A decision that ends the handling of one alarm or alert, and why. */
 export interface Verdict {
@@ -526,4 +531,119 @@ export function recheckStep(input: {
   const next = lastChainIndex(chain, executions) + 1;
   if (next < chain.length) return { action: 'start', from: next };
   return { action: 'escalate' };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fleet scale: per-node locks and the fleet-wide limit (records of the router's lock table)
+
+/**
+ * One record of the lock table as the handler read it: `node#<node>` (the node's lock) or
+ * `slot#<i>` (one of `remediation.maxConcurrent` slots). `holder` is the token of the start that
+ * took it; `executionId` is set once the execution started; `expiresAt` (epoch seconds) is the
+ * lease: a record past it is free (a router that died between taking and starting).
+ */
+export interface LockRecord {
+  readonly key: string;
+  readonly holder: string;
+  readonly node: string;
+  readonly expiresAt: number;
+  readonly executionId?: string;
+}
+
+/** Seconds a lock or slot is held before the execution is started (taking → starting). */
+export const START_LEASE_SECONDS = 600;
+/** Seconds a lock or slot is held by a started execution, unless the re-check frees it earlier. */
+export const RUN_LEASE_SECONDS = 6 * 3600;
+
+/** The key of the node's lock record. */
+export function nodeLockKey(node: string): string {
+  return `node#${node}`;
+}
+
+/** The keys of the fleet-wide slots, `slot#0` … `slot#<max-1>`. */
+export function slotKeys(maxConcurrent: number): string[] {
+  if (!Number.isInteger(maxConcurrent) || maxConcurrent < 1 || maxConcurrent > 100) {
+    throw new Error(`maxConcurrent is ${shown(maxConcurrent)}; expected a whole number from 1 to 100`);
+  }
+  return Array.from({ length: maxConcurrent }, (_, i) => `slot#${i}`);
+}
+
+/** Whether a record holds (its lease is not over at `nowSeconds`). */
+export function holds(record: LockRecord | undefined, nowSeconds: number): record is LockRecord {
+  return record !== undefined && record.expiresAt > nowSeconds;
+}
+
+/**
+ * `node-busy` when the node's lock is held by another start (a concurrent invocation, or a
+ * running remediation the re-check has not freed yet).
+ */
+export function lockVerdict(record: LockRecord | undefined, nowSeconds: number): Verdict | undefined {
+  if (!holds(record, nowSeconds)) return undefined;
+  return {
+    decision: 'node-busy',
+    reason:
+      record.executionId === undefined
+        ? `the node's lock is held by another start until ${new Date(record.expiresAt * 1000).toISOString()}`
+        : `the node's lock is held by ${record.executionId}`,
+    executionId: record.executionId,
+  };
+}
+
+/**
+ * The first free slot (absent or past its lease) in slot order from `startAt` (wrapping round:
+ * racing invocations that start at different slots seldom collide), skipping `tried` (slots a
+ * conditional write lost to another invocation in this attempt); undefined when all are held.
+ */
+export function freeSlot(
+  keys: readonly string[],
+  records: readonly LockRecord[],
+  nowSeconds: number,
+  tried: ReadonlySet<string> = new Set(),
+  startAt = 0,
+): { readonly key: string; readonly previous?: LockRecord } | undefined {
+  const byKey = new Map(records.map((r) => [r.key, r]));
+  const first = keys.length === 0 ? 0 : ((startAt % keys.length) + keys.length) % keys.length;
+  for (const key of [...keys.slice(first), ...keys.slice(0, first)]) {
+    if (tried.has(key)) continue;
+    const record = byKey.get(key);
+    if (!holds(record, nowSeconds)) return { key, previous: record };
+  }
+  return undefined;
+}
+
+/** `queued`: every slot of the fleet-wide limit is held; the re-check starts it in transition order. */
+export function fleetFull(keys: readonly string[]): Verdict {
+  return {
+    decision: 'queued',
+    reason: `all ${keys.length} slots of remediation.maxConcurrent are held; the re-check starts it, oldest transition first`,
+  };
+}
+
+/**
+ * Whether the re-check frees a held slot: its execution ended (any status that is not active),
+ * or AWS no longer knows it (`not-found`). A slot without an execution yet is left to its lease.
+ */
+export function slotRelease(
+  record: LockRecord,
+  execution: { readonly status?: string } | 'not-found' | undefined,
+): boolean {
+  if (record.executionId === undefined || execution === undefined) return false;
+  if (execution === 'not-found') return true;
+  // A status SSM did not say is not "ended".
+  if (execution.status === undefined) return false;
+  return !(ACTIVE_STATUSES as readonly string[]).includes(execution.status);
+}
+
+/**
+ * The order the re-check handles alarms in ALARM: oldest transition first, then by name. The
+ * alarms themselves are the queue: one that waits for a slot stays in ALARM, and is listed again.
+ */
+export function recheckOrder<T extends { readonly alarmName: string; readonly transition: string }>(
+  alarms: readonly T[],
+): T[] {
+  return [...alarms].sort(
+    (a, b) =>
+      Date.parse(a.transition) - Date.parse(b.transition) ||
+      (a.alarmName < b.alarmName ? -1 : a.alarmName > b.alarmName ? 1 : 0),
+  );
 }

@@ -369,6 +369,9 @@ function executionMatches(e: ExecutionRecord, key: string, values: readonly stri
       return values.some((v) => e.startedAt.getTime() >= Date.parse(v));
     case 'StartTimeBefore':
       return values.some((v) => e.startedAt.getTime() <= Date.parse(v));
+    case 'TagKey':
+      // SSM documents TagKey as a filter on tag keys: an execution with a tag of one of them.
+      return values.some((v) => e.tags.some((t) => t.Key === v));
     default:
       throw new SsmError('InvalidFilterKey', `filter key ${key} is not supported by the drill`);
   }

@@ -5,6 +5,7 @@ import {
   PutMetricAlarmCommand,
   type PutMetricAlarmCommandInput,
 } from '@aws-sdk/client-cloudwatch';
+import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
   AttachVolumeCommand,
   CreateTagsCommand,
@@ -23,7 +24,6 @@ import {
   PutRolePolicyCommand,
   PutUserPolicyCommand,
 } from '@aws-sdk/client-iam';
-
 import {
   CreateBucketCommand,
   PutBucketEncryptionCommand,
@@ -125,6 +125,7 @@ export interface MotoClients {
   readonly ssm: SSMClient;
   readonly cloudwatch: CloudWatchClient;
   readonly sts: STSClient;
+  readonly dynamodb: DynamoDBClient;
 }
 
 export function motoClients(endpoint: string, region: string, credentials: AwsCredentials): MotoClients {
@@ -138,6 +139,7 @@ export function motoClients(endpoint: string, region: string, credentials: AwsCr
     ssm: new SSMClient(config),
     cloudwatch: new CloudWatchClient(config),
     sts: new STSClient(config),
+    dynamodb: new DynamoDBClient(config),
   };
 }
 
@@ -446,6 +448,23 @@ export async function provisionFromTemplate(
         Name: String(p.properties.Name),
         Value: String(p.properties.Value),
         Type: 'String',
+      }),
+    );
+  }
+
+  // DynamoDB tables (the router's lock table), with the keys the template declares.
+  for (const t of resolved.resources('AWS::DynamoDB::Table')) {
+    const props = t.properties as {
+      TableName: string;
+      KeySchema: { AttributeName: string; KeyType: 'HASH' | 'RANGE' }[];
+      AttributeDefinitions: { AttributeName: string; AttributeType: 'S' | 'N' | 'B' }[];
+    };
+    await c.dynamodb.send(
+      new CreateTableCommand({
+        TableName: String(props.TableName),
+        KeySchema: props.KeySchema,
+        AttributeDefinitions: props.AttributeDefinitions,
+        BillingMode: 'PAY_PER_REQUEST',
       }),
     );
   }

@@ -432,6 +432,7 @@ const IAM_PREFIX: Readonly<Record<string, string>> = {
   iam: 'iam',
   kms: 'kms',
   lambda: 'lambda',
+  dynamodb: 'dynamodb',
 };
 
 /**

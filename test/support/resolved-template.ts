@@ -88,6 +88,7 @@ const NAME_PROPERTY: Readonly<Record<string, string>> = {
   'AWS::SSM::Document': 'Name',
   'AWS::SSM::Parameter': 'Name',
   'AWS::SQS::Queue': 'QueueName',
+  'AWS::DynamoDB::Table': 'TableName',
   'AWS::Logs::LogGroup': 'LogGroupName',
   'AWS::CloudWatch::Alarm': 'AlarmName',
   'AWS::Events::Rule': 'Name',
@@ -394,6 +395,9 @@ export class ResolvedTemplate {
     const arn = (service: string, resource: string, regional = true, acct = account): string =>
       `arn:${partition}:${service}:${regional ? region : ''}:${acct}:${resource}`;
     const table: Record<string, Record<string, () => string>> = {
+      'AWS::DynamoDB::Table': {
+        Arn: () => arn('dynamodb', `table/${name}`),
+      },
       'AWS::IAM::Role': {
         Arn: () => arn('iam', `role${this.iamPath(logicalId)}${name}`, false),
         RoleId: () => `AROA${hexId(name, 17).toUpperCase()}`,
