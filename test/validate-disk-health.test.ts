@@ -18,7 +18,12 @@ import {
 } from './support/command-document-runner';
 import { createFakeSystemd, type FakeSystemd } from './support/fake-systemd';
 import { dfBytes, LoopDeviceLab } from './support/loop-device';
-import { canaryFile, rejectsBeforeAnyShellRuns, scriptRefusesTrailingNewline } from './support/section-bed';
+import {
+  canaryFile,
+  expectEachStepFailureFailsAndIsNotified,
+  rejectsBeforeAnyShellRuns,
+  scriptRefusesTrailingNewline,
+} from './support/section-bed';
 import { freePort, standinCommand } from './support/stemedb-standin';
 
 /**
@@ -374,20 +379,8 @@ describe('ValidateDiskHealth automation', () => {
     ];
     for (const [failing, healthy] of scenarios) {
       const outputs = { ...READ_OUTPUTS, Healthy: healthy };
-      for (const step of simulate(failing, outputs).path) {
-        if (step.startsWith('Branch') || step.startsWith('Fail') || failing.includes(step)) continue;
-        const sim = simulate([...failing, step], outputs);
-        const where = `${step} failing (Healthy=${healthy}): ${sim.path.join(' → ')}`;
-        expect(sim.status, where).toBe('Failed');
-        // A failed notification ends the execution Failed; any other failure is notified first.
-        if (!step.startsWith('Notify')) {
-          const after = sim.path.slice(sim.path.indexOf(step) + 1);
-          expect(
-            after.some((s) => s.startsWith('Notify')),
-            where,
-          ).toBe(true);
-        }
-      }
+      // A failed notification ends the execution Failed; any other failure is notified first.
+      expectEachStepFailureFailsAndIsNotified((f) => simulate(f, outputs), failing, `Healthy=${healthy}`);
     }
   });
 

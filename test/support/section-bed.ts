@@ -59,3 +59,37 @@ export function scriptRefusesTrailingNewline(
     expect(r.stderr).toContain(`invalid ${name}`);
   });
 }
+
+/** What a simulated Automation run ended as and the steps it took (`simulateAutomation`). */
+export interface SimulatedRun {
+  readonly status: string;
+  readonly path: readonly string[];
+}
+
+/**
+ * For each step on the path of `simulate(failing)`, but branches, `Fail` steps, the steps already
+ * failing and `skip` (best-effort steps): when it fails too, the execution ends Failed, and a
+ * failure of any step but a `Notify` one is notified first (a Notify step runs after it).
+ * `label` names the scenario in the failure messages.
+ */
+export function expectEachStepFailureFailsAndIsNotified(
+  simulate: (failing: readonly string[]) => SimulatedRun,
+  failing: readonly string[],
+  label: string,
+  skip: readonly string[] = [],
+): void {
+  for (const step of simulate(failing).path) {
+    if (step.startsWith('Branch') || step.startsWith('Fail') || failing.includes(step)) continue;
+    if (skip.includes(step)) continue;
+    const sim = simulate([...failing, step]);
+    const where = `${step} failing (${label}): ${sim.path.join(' → ')}`;
+    expect(sim.status, where).toBe('Failed');
+    if (!step.startsWith('Notify')) {
+      const after = sim.path.slice(sim.path.indexOf(step) + 1);
+      expect(
+        after.some((s) => s.startsWith('Notify')),
+        where,
+      ).toBe(true);
+    }
+  }
+}
