@@ -2,20 +2,17 @@
  * Automation document names: every runbook section is an Automation document `<prefix>-<Section>`.
  */
 
-/** The runbook sections this stack deploys as Automation documents (`<prefix>-<Section>`); the router may start any of them. */
-export const REMEDIATION_SECTIONS = [
-  'DiagnoseDiskFull',
-  'EmergencyCleanup',
-  'WalCleanup',
-  'CompactDatabase',
-  'InodeCleanup',
-  'ExpandVolume',
-  'ArchiveWal',
-  'ValidateDiskHealth',
-] as const;
+import { ROUTER_STARTABLE_AUTOMATIONS, type RouterStartableAutomation } from './sections';
+
+/**
+ * The runbook sections this stack deploys as Automation documents (`<prefix>-<Section>`) that the
+ * router may start: the registry's `ROUTER_STARTABLE_AUTOMATIONS` (contracts/sections.ts), in
+ * deployment order.
+ */
+export const REMEDIATION_SECTIONS: readonly RouterStartableAutomation[] = ROUTER_STARTABLE_AUTOMATIONS;
 
 /** A runbook section the router may start. */
-export type RemediationSection = (typeof REMEDIATION_SECTIONS)[number];
+export type RemediationSection = RouterStartableAutomation;
 
 /** Full document name for a section, `<Prefix>-<Section>`. */
 export function documentName(prefix: string, section: string): string {

@@ -277,9 +277,13 @@ export const AUTOMATION_DOCUMENTS: readonly AutomationDocumentName[] = inDeploym
   FIRST_DEPLOYED_AUTOMATIONS,
 );
 
+/** An Automation document of a section with `routerMayStart`: one the router may start. */
+export type RouterStartableAutomation = Extract<Section, { routerMayStart: true }>['automations'][number];
+
 /** The Automation documents the router may start (of sections with `routerMayStart`), in deployment order. */
-export const ROUTER_STARTABLE_AUTOMATIONS: readonly AutomationDocumentName[] = AUTOMATION_DOCUMENTS.filter(
-  (name) => SECTIONS.some((s) => s.routerMayStart && (s.automations as readonly string[]).includes(name)),
+export const ROUTER_STARTABLE_AUTOMATIONS: readonly RouterStartableAutomation[] = AUTOMATION_DOCUMENTS.filter(
+  (name): name is RouterStartableAutomation =>
+    SECTIONS.some((s) => s.routerMayStart && (s.automations as readonly string[]).includes(name)),
 );
 
 /** Every section's Lambda handlers, in registry order. */

@@ -4,11 +4,11 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import type * as ssm from 'aws-cdk-lib/aws-ssm';
 import type { Construct } from 'constructs';
-import { nodeRegistryParameterName } from '../contracts/node-registry';
 import { type RouteTable, routeTable } from '../contracts/routing';
 import type { AutomationRole } from './automation-role';
 import type { StemeDbConfig } from './config';
 import { acknowledgeTopicKeyUse, acknowledgeWildcard } from './nag-acknowledgements';
+import { readNodeRegistryStatement } from './node-registry-statement';
 import { RemediationFunction } from './remediation-function';
 import { acknowledgeStartAutomationVersions, startAutomationResources } from './start-automation-resources';
 
@@ -120,19 +120,7 @@ export class AlarmRouterFunction extends RemediationFunction {
         resources: ['*'],
       }),
     );
-    role.addToPolicy(
-      new iam.PolicyStatement({
-        sid: 'ReadNodeRegistry',
-        actions: ['ssm:GetParameter'],
-        resources: [
-          stack.formatArn({
-            service: 'ssm',
-            resource: 'parameter',
-            resourceName: nodeRegistryParameterName(prefix, '*').slice(1),
-          }),
-        ],
-      }),
-    );
+    role.addToPolicy(readNodeRegistryStatement(stack, prefix));
     const alarms = stack.formatArn({
       service: 'cloudwatch',
       resource: 'alarm',

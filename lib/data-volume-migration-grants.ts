@@ -1,8 +1,8 @@
 import { Stack } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as kms from 'aws-cdk-lib/aws-kms';
-import { nodeRegistryParameterName } from '../contracts/node-registry';
 import { acknowledgeWildcard } from './nag-acknowledgements';
+import { readNodeRegistryStatement } from './node-registry-statement';
 import { DEPLOYMENT_TAG_KEY, MANAGED_TAG_KEY, MANAGED_TAG_VALUE, NODE_TAG_KEY } from './tags';
 
 /** The tag AddDataVolume gives a new volume: the volume it replaces. */
@@ -45,19 +45,7 @@ export function grantDataVolumeMigration(role: iam.Role, props: DataVolumeMigrat
       resources: ['*'],
     }),
   );
-  role.addToPolicy(
-    new iam.PolicyStatement({
-      sid: 'MigrationReadsNodeRegistry',
-      actions: ['ssm:GetParameter'],
-      resources: [
-        stack.formatArn({
-          service: 'ssm',
-          resource: 'parameter',
-          resourceName: nodeRegistryParameterName(prefix, '*').slice(1),
-        }),
-      ],
-    }),
-  );
+  role.addToPolicy(readNodeRegistryStatement(stack, prefix, 'MigrationReadsNodeRegistry'));
   role.addToPolicy(
     new iam.PolicyStatement({
       sid: 'CreateManagedEncryptedVolumesOnly',

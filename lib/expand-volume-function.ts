@@ -2,8 +2,8 @@ import { Duration, Stack } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type { Construct } from 'constructs';
 import type { ExpansionConfig } from '../contracts/expansion';
-import { nodeRegistryParameterName } from '../contracts/node-registry';
 import { acknowledgeWildcard } from './nag-acknowledgements';
+import { readNodeRegistryStatement } from './node-registry-statement';
 import { RemediationFunction } from './remediation-function';
 import { grantPreExpansionSnapshotRetention } from './snapshot-retention-grant';
 import { DEPLOYMENT_TAG_KEY, MANAGED_TAG_KEY, MANAGED_TAG_VALUE, NODE_TAG_KEY } from './tags';
@@ -105,19 +105,7 @@ export class ExpandVolumeFunction extends RemediationFunction {
         },
       }),
     );
-    role.addToPolicy(
-      new iam.PolicyStatement({
-        sid: 'ReadNodeRegistry',
-        actions: ['ssm:GetParameter'],
-        resources: [
-          stack.formatArn({
-            service: 'ssm',
-            resource: 'parameter',
-            resourceName: nodeRegistryParameterName(prefix, '*').slice(1),
-          }),
-        ],
-      }),
-    );
+    role.addToPolicy(readNodeRegistryStatement(stack, prefix));
     role.addToPolicy(
       new iam.PolicyStatement({
         sid: 'TagSnapshotsAtCreation',

@@ -4,11 +4,11 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import type * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
-import { nodeRegistryParameterName } from '../contracts/node-registry';
 import type { AutomationDocument } from './automation-document';
 import { passRoleToSsmStatement } from './automation-role';
 import type { CommandDocument } from './command-document';
 import { acknowledgeWildcard } from './nag-acknowledgements';
+import { readNodeRegistryStatement } from './node-registry-statement';
 import { startAutomationResources } from './start-automation-resources';
 
 export interface OperatorPolicyProps {
@@ -111,17 +111,7 @@ export class OperatorPolicy extends Construct {
         // No parameter policies (they need the advanced tier, which costs money).
         conditions: { Null: { 'ssm:Policies': 'true' } },
       }),
-      new iam.PolicyStatement({
-        sid: 'ReadNodeRegistry',
-        actions: ['ssm:GetParameter'],
-        resources: [
-          stack.formatArn({
-            service: 'ssm',
-            resource: 'parameter',
-            resourceName: nodeRegistryParameterName(prefix, '*').slice(1),
-          }),
-        ],
-      }),
+      readNodeRegistryStatement(stack, prefix),
       new iam.PolicyStatement({
         sid: 'ReadDashboard',
         actions: ['cloudwatch:GetDashboard'],

@@ -14,6 +14,7 @@ import {
   localSegments,
   lostSegments,
   newBucket,
+  oldSegmentsAndNewest,
   putObject,
   runArchive,
   runDelete,
@@ -21,7 +22,6 @@ import {
   s3Client,
   type WalTarget,
   walTarget,
-  writeSegment,
 } from './support/wal-archive';
 
 /**
@@ -37,17 +37,6 @@ beforeAll(async () => {
 });
 
 afterAll(() => bed?.cleanup());
-
-/** Old segments 0..n-1 (ages 40 days and down) and a newest one; returns name → SHA-256. */
-function segments(t: WalTarget, n: number, bytes = 2048): Map<string, string> {
-  const originals = new Map<string, string>();
-  for (let i = 0; i < n; i++) {
-    const name = `wal-${String(i).padStart(6, '0')}.log`;
-    originals.set(name, writeSegment(t.walDir, name, Buffer.alloc(bytes, `segment ${i} `), 40 - i / 1000));
-  }
-  originals.set('wal-newest.log', writeSegment(t.walDir, 'wal-newest.log', 'newest', 20));
-  return originals;
-}
 
 async function expectNothingLost(
   t: WalTarget,
@@ -110,7 +99,7 @@ describe('S3 stops half-way through an upload run', () => {
     const endpoint = await stoppingProxy(own, 5);
     // One attempt per request (standard AWS setting, read by the CLI and botocore) keeps the test short.
     const t = { ...walTarget(own, bed.root, bucket, 'node-stopped', { AWS_MAX_ATTEMPTS: '1' }), endpoint };
-    const originals = segments(t, 30, 64 * 1024);
+    const originals = oldSegmentsAndNewest(t, 30, 64 * 1024);
 
     const archive = await runArchive(t, { Concurrency: '2' });
     expect(archive.exitCode).toBe(1);
@@ -127,7 +116,7 @@ describe('S3 stops half-way through an upload run', () => {
 describe('verification and deletion faults', () => {
   it('keeps a segment whose archived copy fails verification', async () => {
     const t = await bed.target();
-    const originals = segments(t, 4);
+    const originals = oldSegmentsAndNewest(t, 4, 2048);
     expectExit0(await runArchive(t));
     // The stored object changes after upload (corruption, a foreign writer): the checksum no longer matches.
     await putObject(bed.s3, t.bucket, `${t.prefix}wal-000001.log`, Buffer.alloc(2048, 'corrupted '));
@@ -144,7 +133,7 @@ describe('verification and deletion faults', () => {
 
   it('keeps local files that changed after verification', async () => {
     const t = await bed.target();
-    const originals = segments(t, 3);
+    const originals = oldSegmentsAndNewest(t, 3, 2048);
     expectExit0(await runArchive(t));
     await runVerify(bed.s3, t);
     writeFileSync(join(t.walDir, 'wal-000000.log'), Buffer.alloc(2048, 'same size, new bytes '));
@@ -170,7 +159,7 @@ describe('verification and deletion faults', () => {
 
   it('deletes nothing when there is no verified manifest', async () => {
     const t = await bed.target();
-    const originals = segments(t, 3);
+    const originals = oldSegmentsAndNewest(t, 3, 2048);
     expectExit0(await runArchive(t));
     const del = await runDelete(t);
     expect(del.exitCode).toBe(1);
@@ -182,8 +171,8 @@ describe('verification and deletion faults', () => {
   it('deletes nothing when the verified manifest belongs to another node', async () => {
     const t = await bed.target();
     const other = await bed.target();
-    const originals = segments(t, 3);
-    segments(other, 3);
+    const originals = oldSegmentsAndNewest(t, 3, 2048);
+    oldSegmentsAndNewest(other, 3, 2048);
     for (const x of [t, other]) {
       expectExit0(await runArchive(x));
       await runVerify(bed.s3, x);
@@ -199,7 +188,7 @@ describe('verification and deletion faults', () => {
 
   it('deletes nothing when a new upload run has not been verified yet', async () => {
     const t = await bed.target();
-    const originals = segments(t, 3);
+    const originals = oldSegmentsAndNewest(t, 3, 2048);
     expectExit0(await runArchive(t));
     await runVerify(bed.s3, t);
     expectExit0(await runArchive(t)); // a second run: new runId, its verification never ran
@@ -211,7 +200,7 @@ describe('verification and deletion faults', () => {
 
   it('deletes nothing when the upload manifest is missing', async () => {
     const t = await bed.target();
-    const originals = segments(t, 2);
+    const originals = oldSegmentsAndNewest(t, 2, 2048);
     await putObject(
       bed.s3,
       t.bucket,
@@ -242,7 +231,7 @@ describe('a tampered verified manifest', () => {
   // One archived and verified node; each case replaces its verified manifest with a tampered copy.
   beforeAll(async () => {
     t = await bed.target();
-    originals = segments(t, 3);
+    originals = oldSegmentsAndNewest(t, 3, 2048);
     expectExit0(await runArchive(t));
     await runVerify(bed.s3, t);
     verified = JSON.parse(await getText(t.bucket, verifiedManifestKey(t.prefix))) as Record<string, unknown>;
@@ -309,7 +298,7 @@ describe('a WAL filesystem that is 100% full', () => {
       walDir: join(mount, 'wal'),
     };
     mkdirSync(t.walDir);
-    const originals = segments(t, 8, 1024 * 1024);
+    const originals = oldSegmentsAndNewest(t, 8, 1024 * 1024);
     const filled = lab.fill(mount);
     expect(filled.availBytes).toBeLessThan(4096); // not one block left
     expect(() => writeFileSync(join(mount, 'probe'), Buffer.alloc(8192))).toThrow(/ENOSPC/);

@@ -24,9 +24,9 @@ import {
   archiveTestBed,
   DAY_MS,
   expectExit0,
+  expectNothingLost,
   listKeys,
   localSegments,
-  lostSegments,
   putObject,
   runArchive,
   runDelete,
@@ -54,10 +54,6 @@ afterAll(() => bed?.cleanup());
 
 function segmentBody(i: number, bytes = 4096): Buffer {
   return Buffer.alloc(bytes, `segment ${i};`);
-}
-
-async function expectNothingLost(t: WalTarget, originals: ReadonlyMap<string, string>): Promise<void> {
-  expect(await lostSegments(originals, t.walDir, bed.s3, t.bucket, t.prefix)).toEqual([]);
 }
 
 describe('ArchiveWal → verify-archive → DeleteArchivedWal', () => {
@@ -98,7 +94,7 @@ describe('ArchiveWal → verify-archive → DeleteArchivedWal', () => {
         verifiedManifestKey(t.prefix),
       ].sort(),
     );
-    await expectNothingLost(t, originals);
+    await expectNothingLost(bed.s3, t, originals);
   });
 
   it('keeps the newest segment by sub-second mtime, and every segment tied with it, within one second', async () => {
@@ -127,7 +123,7 @@ describe('ArchiveWal → verify-archive → DeleteArchivedWal', () => {
     expect((await runVerify(bed.s3, t)).counts).toMatchObject({ verified: 3 });
     expect(expectExit0(await runDelete(t))).toMatchObject({ deleted: 3 });
     expect([...localSegments(t.walDir).keys()].sort()).toEqual(['wal-000004.log', 'wal-000005.log']);
-    await expectNothingLost(t, originals);
+    await expectNothingLost(bed.s3, t, originals);
   });
 
   it('keeps and reports a file whose name is not UTF-8, and still archives every other segment', async () => {
@@ -150,7 +146,7 @@ describe('ArchiveWal → verify-archive → DeleteArchivedWal', () => {
     expect(readFileSync(badPath, 'utf8')).toBe('latin-1 named segment');
     expect(await listKeys(bed.s3, t.bucket)).toHaveLength(4); // two segments and two manifests
     unlinkSync(badPath); // checked above; the check below reads names as UTF-8 strings
-    await expectNothingLost(t, originals);
+    await expectNothingLost(bed.s3, t, originals);
   });
 
   it('writes a manifest with size, hex SHA-256 and status for every file it tried', async () => {
@@ -195,7 +191,7 @@ describe('ArchiveWal → verify-archive → DeleteArchivedWal', () => {
     }
     expect([...localSegments(t.walDir).keys()].sort()).toEqual(['fresh.log', 'newest.log', 'open.log']);
     expect(await listKeys(bed.s3, t.bucket)).not.toContain(`${t.prefix}open.log`);
-    await expectNothingLost(t, originals);
+    await expectNothingLost(bed.s3, t, originals);
   });
 
   it('does not delete a verified segment a process holds open, even through a bind mount', async () => {
@@ -221,7 +217,7 @@ describe('ArchiveWal → verify-archive → DeleteArchivedWal', () => {
       execFileSync('umount', [alias]);
     }
     expect([...localSegments(t.walDir).keys()].sort()).toEqual(['b.log', 'newest.log']);
-    await expectNothingLost(t, originals);
+    await expectNothingLost(bed.s3, t, originals);
   });
 
   it('skips a file that is mounted into WalDir from another filesystem', async () => {
@@ -277,7 +273,7 @@ describe('ArchiveWal → verify-archive → DeleteArchivedWal', () => {
     expect(lstatSync(join(t.walDir, 'seg.log')).isSymbolicLink()).toBe(true);
     expect(readFileSync(outside, 'utf8')).toBe('not a WAL segment of this directory');
     expect(readFileSync(twin, 'utf8')).toBe('segment');
-    await expectNothingLost(t, originals);
+    await expectNothingLost(bed.s3, t, originals);
   });
 
   it('counts a key holding the same content as archived and keeps and reports a conflicting segment', async () => {
@@ -306,7 +302,7 @@ describe('ArchiveWal → verify-archive → DeleteArchivedWal', () => {
     expect(await storedSha256(bed.s3, t.bucket, `${t.prefix}conflict.log`)).toBe(
       sha256Hex('someone else wrote this'),
     );
-    await expectNothingLost(t, originals);
+    await expectNothingLost(bed.s3, t, originals);
   });
 
   it('changes nothing anywhere in DryRun, in every phase', async () => {
@@ -332,7 +328,7 @@ describe('ArchiveWal → verify-archive → DeleteArchivedWal', () => {
 
     expect(await objectDigests(t)).toEqual(before.keys);
     expect(localSnapshot(t.walDir)).toEqual(before.local);
-    await expectNothingLost(t, originals);
+    await expectNothingLost(bed.s3, t, originals);
   });
 
   it('reports a refusal without failing when DryRun finds no manifest at all', async () => {
@@ -375,7 +371,7 @@ describe('ArchiveWal and the AWS CLI', () => {
     expect((await runVerify(bed.s3, t)).counts).toMatchObject({ verified: 3, mismatched: 0 });
     expect(expectExit0(await runDelete(t))).toMatchObject({ deleted: 3 });
     expect([...localSegments(t.walDir).keys()].sort()).toEqual(['clash.log', 'newest.log']);
-    await expectNothingLost(t, originals);
+    await expectNothingLost(bed.s3, t, originals);
   });
 
   it('keeps and reports a name that is not UTF-8 in per-file mode too, archiving the rest', async () => {

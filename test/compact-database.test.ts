@@ -1,6 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest';
 import { loadAutomationDocumentContent } from '../lib/automation-document';
@@ -12,13 +11,18 @@ import {
   validateAutomationDocument,
 } from './support/automation-validator';
 import {
-  ParameterValidationError,
   type RunResult,
   runCommandDocument,
   runScriptDirectly,
   synthesizeCommandDocument,
 } from './support/command-document-runner';
 import { LoopDeviceLab } from './support/loop-device';
+import {
+  canaryFile,
+  expectEachStepFailureFailsAndIsNotified,
+  rejectsBeforeAnyShellRuns,
+  scriptRefusesTrailingNewline,
+} from './support/section-bed';
 import { freePort, type RunningStandin, startStandin } from './support/stemedb-standin';
 
 /**
@@ -229,11 +233,9 @@ describe('CompactDatabase on the host', () => {
 });
 
 describe('CompactDatabase parameters', () => {
-  const canaryDir = mkdtempSync(join(tmpdir(), 'compact-db-canary-'));
-  afterAll(() => rmSync(canaryDir, { recursive: true, force: true }));
-  const canary = join(canaryDir, 'ran');
+  const canary = canaryFile('compact-db');
 
-  test.each([
+  rejectsBeforeAnyShellRuns(() => doc, canary, [
     ['MountPoint', '/data; rm -rf /'],
     ['MountPoint', `/data/$(touch ${canary})`],
     ['MountPoint', `/data/\`touch ${canary}\``],
@@ -255,16 +257,11 @@ describe('CompactDatabase parameters', () => {
     ['PollSeconds', '0.1'],
     ['DryRun', 'yes'],
     ['DryRun', 'false\n'],
-  ])('rejects %s %j before any shell runs', async (name, value) => {
-    await expect(runCommandDocument(doc, { MountPoint: '/data', [name]: value })).rejects.toBeInstanceOf(
-      ParameterValidationError,
-    );
-    expect(existsSync(canary)).toBe(false);
-  });
+  ]);
 
   // The SSM service matches patterns in Java, where "$" also matches before a final newline;
   // the script checks every value again with bash's [[ =~ ]], where it does not.
-  test.each([
+  scriptRefusesTrailingNewline('compact-database.sh', [
     ['MountPoint', '/data\n'],
     ['DbDir', '/data/db\n'],
     ['BaseUrl', 'http://localhost:18180\n'],
@@ -273,11 +270,7 @@ describe('CompactDatabase parameters', () => {
     ['TimeoutSeconds', '60\n'],
     ['PollSeconds', '5\n'],
     ['DryRun', 'true\n'],
-  ])('the script itself refuses %s with a trailing newline, exit 2', (name, value) => {
-    const r = runScriptDirectly('compact-database.sh', { MountPoint: '/data', [name]: value });
-    expect(r.status).toBe(2);
-    expect(r.stderr).toContain(`invalid ${name}`);
-  });
+  ]);
 
   test('the script itself refuses a value that bypassed the document, exit 2, calling nothing', () => {
     const r = runScriptDirectly('compact-database.sh', { MountPoint: '/data', DbDir: '/data/../etc' });
@@ -413,20 +406,10 @@ describe('CompactDatabase automation', () => {
       [['Compact'], 'refused'],
       [['Compact'], 'unknown'],
     ] as Array<[string[], string]>) {
-      for (const step of simulate(failing, status).path) {
-        if (step.startsWith('Branch') || step.startsWith('Fail') || failing.includes(step)) continue;
-        if (step === 'DiskReportAfter') continue; // best effort: its failure is not the execution's
-        const sim = simulate([...failing, step], status);
-        const where = `${step} failing (Status=${status}): ${sim.path.join(' → ')}`;
-        expect(sim.status, where).toBe('Failed');
-        if (!step.startsWith('Notify')) {
-          const after = sim.path.slice(sim.path.indexOf(step) + 1);
-          expect(
-            after.some((s) => s.startsWith('Notify')),
-            where,
-          ).toBe(true);
-        }
-      }
+      // DiskReportAfter is best effort: its failure is not the execution's.
+      expectEachStepFailureFailsAndIsNotified((f) => simulate(f, status), failing, `Status=${status}`, [
+        'DiskReportAfter',
+      ]);
     }
   });
 

@@ -8,14 +8,14 @@ import {
   type ArchiveTestBed,
   archiveTestBed,
   expectExit0,
+  expectNothingLost,
   localSegments,
-  lostSegments,
+  oldSegmentsAndNewest,
   putObject,
   runArchive,
   runDelete,
   runVerify,
   sha256Hex,
-  type WalTarget,
   writeSegment,
 } from './support/wal-archive';
 
@@ -35,24 +35,9 @@ beforeAll(async () => {
 
 afterAll(() => bed?.cleanup());
 
-async function expectNothingLost(t: WalTarget, originals: ReadonlyMap<string, string>): Promise<void> {
-  expect(await lostSegments(originals, t.walDir, bed.s3, t.bucket, t.prefix)).toEqual([]);
-}
-
 async function getText(bucket: string, key: string): Promise<string> {
   const res = await bed.s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
   return (await res.Body?.transformToString()) ?? '';
-}
-
-/** Old segments wal-000000.log.. (40 days and down) and wal-newest.log; returns name → SHA-256. */
-function segments(t: WalTarget, n: number): Map<string, string> {
-  const originals = new Map<string, string>();
-  for (let i = 0; i < n; i++) {
-    const name = `wal-${String(i).padStart(6, '0')}.log`;
-    originals.set(name, writeSegment(t.walDir, name, Buffer.alloc(1024, `segment ${i} `), 40 - i / 1000));
-  }
-  originals.set('wal-newest.log', writeSegment(t.walDir, 'wal-newest.log', 'newest', 20));
-  return originals;
 }
 
 describe('DeleteArchivedWal keeps the newest segment itself', () => {
@@ -91,14 +76,14 @@ describe('DeleteArchivedWal keeps the newest segment itself', () => {
     const del = expectExit0(await runDelete(t));
     expect(del).toMatchObject({ deleted: 2, kept: 2, keptByReason: { 'newest segment': 2 } });
     expect([...localSegments(t.walDir).keys()].sort()).toEqual(['wal-000003.log', 'wal-000004.log']);
-    await expectNothingLost(t, originals);
+    await expectNothingLost(bed.s3, t, originals);
   });
 });
 
 describe('DeleteArchivedWal re-checks S3', () => {
   it('keeps and reports a verified segment whose key S3 no longer holds, or holds with another size', async () => {
     const t = await bed.target();
-    const originals = segments(t, 4);
+    const originals = oldSegmentsAndNewest(t, 4, 1024);
     expectExit0(await runArchive(t));
     expect((await runVerify(bed.s3, t)).counts).toMatchObject({ verified: 4 });
     // After verification: one object deleted (a delete marker in the versioned bucket), one replaced.
@@ -124,7 +109,7 @@ describe('DeleteArchivedWal re-checks S3', () => {
       'wal-newest.log',
     ]);
     originals.delete('wal-000001.log'); // its key now holds other bytes; the local copy is kept
-    await expectNothingLost(t, originals);
+    await expectNothingLost(bed.s3, t, originals);
   });
 
   describe('when S3 refuses the listing', () => {
@@ -160,7 +145,7 @@ describe('DeleteArchivedWal re-checks S3', () => {
 
     it('deletes nothing and says why', async () => {
       const t = await bed.target({ AWS_MAX_ATTEMPTS: '1' });
-      const originals = segments(t, 3);
+      const originals = oldSegmentsAndNewest(t, 3, 1024);
       expectExit0(await runArchive(t));
       expect((await runVerify(bed.s3, t)).counts).toMatchObject({ verified: 3 });
       const del = await runDelete({ ...t, endpoint: await denyListing() });

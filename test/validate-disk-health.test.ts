@@ -1,14 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import {
-  appendFileSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
-import { tmpdir } from 'node:os';
+import { appendFileSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { loadAutomationDocumentContent } from '../lib/automation-document';
@@ -20,7 +11,6 @@ import {
   validateAutomationDocument,
 } from './support/automation-validator';
 import {
-  ParameterValidationError,
   type RunResult,
   runCommandDocument,
   runScriptDirectly,
@@ -28,6 +18,12 @@ import {
 } from './support/command-document-runner';
 import { createFakeSystemd, type FakeSystemd } from './support/fake-systemd';
 import { dfBytes, LoopDeviceLab } from './support/loop-device';
+import {
+  canaryFile,
+  expectEachStepFailureFailsAndIsNotified,
+  rejectsBeforeAnyShellRuns,
+  scriptRefusesTrailingNewline,
+} from './support/section-bed';
 import { freePort, standinCommand } from './support/stemedb-standin';
 
 /**
@@ -241,11 +237,9 @@ describe('ValidateDiskHealth on the host', () => {
 });
 
 describe('ValidateDiskHealth parameters', () => {
-  const canaryDir = mkdtempSync(join(tmpdir(), 'validate-health-canary-'));
-  afterAll(() => rmSync(canaryDir, { recursive: true, force: true }));
-  const canary = join(canaryDir, 'ran');
+  const canary = canaryFile('validate-health');
 
-  test.each([
+  rejectsBeforeAnyShellRuns(() => doc, canary, [
     ['MountPoint', '/data; rm -rf /'],
     ['MountPoint', `/data/$(touch ${canary})`],
     ['MountPoint', `/data/\`touch ${canary}\``],
@@ -265,27 +259,18 @@ describe('ValidateDiskHealth parameters', () => {
     ['RecoveredInodesFreePercent', '$(id)'],
     ['SinceMinutes', '15 minutes ago; rm -rf /'],
     ['SinceMinutes', '0'],
-  ])('rejects %s %j before any shell runs', async (name, value) => {
-    await expect(runCommandDocument(doc, { MountPoint: '/data', [name]: value })).rejects.toBeInstanceOf(
-      ParameterValidationError,
-    );
-    expect(existsSync(canary)).toBe(false);
-  });
+  ]);
 
   // The SSM service matches patterns in Java, where "$" also matches before a final newline;
   // the script checks every value again with bash's [[ =~ ]], where it does not.
-  test.each([
+  scriptRefusesTrailingNewline('validate-disk-health.sh', [
     ['MountPoint', '/data\n'],
     ['ServiceName', 'stemedb-api\n'],
     ['BaseUrl', 'http://localhost:18180\n'],
     ['RecoveredUsedPercent', '80\n'],
     ['RecoveredInodesFreePercent', '10\n'],
     ['SinceMinutes', '15\n'],
-  ])('the script itself refuses %s with a trailing newline, exit 2', (name, value) => {
-    const r = runScriptDirectly('validate-disk-health.sh', { MountPoint: '/data', [name]: value });
-    expect(r.status).toBe(2);
-    expect(r.stderr).toContain(`invalid ${name}`);
-  });
+  ]);
 
   test('the script itself refuses a value that bypassed the document, exit 2, checking nothing', () => {
     const r = runScriptDirectly('validate-disk-health.sh', {
@@ -394,20 +379,8 @@ describe('ValidateDiskHealth automation', () => {
     ];
     for (const [failing, healthy] of scenarios) {
       const outputs = { ...READ_OUTPUTS, Healthy: healthy };
-      for (const step of simulate(failing, outputs).path) {
-        if (step.startsWith('Branch') || step.startsWith('Fail') || failing.includes(step)) continue;
-        const sim = simulate([...failing, step], outputs);
-        const where = `${step} failing (Healthy=${healthy}): ${sim.path.join(' → ')}`;
-        expect(sim.status, where).toBe('Failed');
-        // A failed notification ends the execution Failed; any other failure is notified first.
-        if (!step.startsWith('Notify')) {
-          const after = sim.path.slice(sim.path.indexOf(step) + 1);
-          expect(
-            after.some((s) => s.startsWith('Notify')),
-            where,
-          ).toBe(true);
-        }
-      }
+      // A failed notification ends the execution Failed; any other failure is notified first.
+      expectEachStepFailureFailsAndIsNotified((f) => simulate(f, outputs), failing, `Healthy=${healthy}`);
     }
   });
 

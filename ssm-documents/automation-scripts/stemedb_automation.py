@@ -129,6 +129,11 @@ def dig(obj, *keys):
     return obj
 
 
+def text_fields(obj, *keys):
+    """{key: as_text(obj[key])} for each key, in order: same-named fields of a host result as output
+    text, '' for a missing one (or all of them when obj is not an object)."""
+    return {key: as_text(dig(obj, key)) for key in keys}
+
 def as_float(value):
     """The number in `value`, or None when it is not one."""
     try:

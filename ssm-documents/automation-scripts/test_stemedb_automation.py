@@ -276,5 +276,22 @@ class FailExecutionTest(unittest.TestCase):
         self.assertEqual(str(raised.exception), 'ExpandVolume failed; see the first failed step of execution e-1')
 
 
+class TextFieldsTest(unittest.TestCase):
+    def test_named_fields_as_text_in_the_order_asked(self):
+        fields = h.text_fields({'b': 2, 'a': True, 'c': None, 'x': 'not asked'}, 'a', 'b', 'c')
+        self.assertEqual(fields, {'a': 'true', 'b': '2', 'c': ''})
+        self.assertEqual(list(fields), ['a', 'b', 'c'])
+
+    def test_a_missing_field_is_empty_text(self):
+        self.assertEqual(h.text_fields({'a': 0}, 'a', 'gone'), {'a': '0', 'gone': ''})
+
+    def test_not_an_object_gives_empty_text_for_every_field(self):
+        for obj in (None, 'text', ['a'], 3):
+            self.assertEqual(h.text_fields(obj, 'a', 'b'), {'a': '', 'b': ''})
+
+    def test_no_keys_no_fields(self):
+        self.assertEqual(h.text_fields({'a': 1}), {})
+
+
 if __name__ == '__main__':
     unittest.main()

@@ -18,6 +18,7 @@ import {
   PutObjectCommand,
   S3Client,
 } from '@aws-sdk/client-s3';
+import { expect } from 'vitest';
 import { logger } from '../../lambda/shared/powertools';
 import { uploadManifestKey } from '../../lambda/shared/wal-manifest';
 import { type VerifyArchiveResult, verifyArchive } from '../../lambda/verify-archive';
@@ -180,6 +181,30 @@ export interface WalTarget {
   readonly endpoint: string;
   /** Environment for the scripts: moto credentials and region, plus stand-ins on PATH if any. */
   readonly env: NodeJS.ProcessEnv;
+}
+
+/** Fails the test unless every segment of `originals` is on `t`'s disk or in its S3 prefix with the same SHA-256. */
+export async function expectNothingLost(
+  s3: S3Client,
+  t: WalTarget,
+  originals: ReadonlyMap<string, string>,
+): Promise<void> {
+  expect(await lostSegments(originals, t.walDir, s3, t.bucket, t.prefix)).toEqual([]);
+}
+
+/**
+ * `n` old segments `wal-000000.log`.. of `bytes` bytes each (40 days old and down, a millisecond
+ * of a day apart) and a newest one, `wal-newest.log` (20 days old), in `t`'s WAL directory;
+ * returns name → SHA-256.
+ */
+export function oldSegmentsAndNewest(t: WalTarget, n: number, bytes: number): Map<string, string> {
+  const originals = new Map<string, string>();
+  for (let i = 0; i < n; i++) {
+    const name = `wal-${String(i).padStart(6, '0')}.log`;
+    originals.set(name, writeSegment(t.walDir, name, Buffer.alloc(bytes, `segment ${i} `), 40 - i / 1000));
+  }
+  originals.set('wal-newest.log', writeSegment(t.walDir, 'wal-newest.log', 'newest', 20));
+  return originals;
 }
 
 export function walTarget(

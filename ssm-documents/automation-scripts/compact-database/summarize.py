@@ -2,7 +2,7 @@ import re
 
 import boto3
 
-from stemedb_automation import as_text, command_result
+from stemedb_automation import as_text, command_result, text_fields
 
 
 def _next(prefix, status, compaction, report):
@@ -54,13 +54,16 @@ def summarize(events, context):
     return {
         'status': status,
         'reason': as_text(compaction.get('reason')) or compaction_note,
-        'dbBytesBefore': as_text(compaction.get('dbBytesBefore')),
-        'dbBytesAfter': as_text(compaction.get('dbBytesAfter')),
-        'dbBytesFreed': as_text(compaction.get('dbBytesFreed')),
-        'availBytesBefore': as_text(compaction.get('availBytesBefore')),
-        'availBytesAfter': as_text(compaction.get('availBytesAfter')),
-        'fsBytesFreed': as_text(compaction.get('fsBytesFreed')),
-        'usedPercentBefore': as_text(compaction.get('usedPercentBefore')),
+        **text_fields(
+            compaction,
+            'dbBytesBefore',
+            'dbBytesAfter',
+            'dbBytesFreed',
+            'availBytesBefore',
+            'availBytesAfter',
+            'fsBytesFreed',
+            'usedPercentBefore',
+        ),
         'usedPercentAfter': as_text((report or {}).get('usedPercent')) or as_text(compaction.get('usedPercentAfter')),
         'durationSeconds': as_text(compaction.get('durationSeconds')),
         'recovered': as_text((report or {}).get('recovered')),

@@ -2,7 +2,7 @@ import re
 
 import boto3
 
-from stemedb_automation import as_text, command_invocation, last_json
+from stemedb_automation import as_text, command_invocation, last_json, text_fields
 
 # Advice per section; {doc} and {prefix} are filled by _fill (one pass, values never read as templates).
 ADVICE = {
@@ -68,14 +68,17 @@ def read_diagnosis(events, context):
         'nextDocument': document,
         'subject': _subject(head + document, head + section),
         'recovered': as_text(report.get('recovered') is True),
-        'usedPercent': as_text(report.get('usedPercent')),
-        'freePercent': as_text(report.get('freePercent')),
-        'availBytes': as_text(report.get('availBytes')),
-        'sizeBytes': as_text(report.get('sizeBytes')),
-        'inodesFreePercent': as_text(report.get('inodesFreePercent')),
-        'walBytes': as_text(report.get('walBytes')),
-        'dbBytes': as_text(report.get('dbBytes')),
-        'otherBytes': as_text(report.get('otherBytes')),
+        **text_fields(
+            report,
+            'usedPercent',
+            'freePercent',
+            'availBytes',
+            'sizeBytes',
+            'inodesFreePercent',
+            'walBytes',
+            'dbBytes',
+            'otherBytes',
+        ),
         'reasons': '; '.join(as_text(r) for r in report.get('reasons') or []),
         'warnings': '; '.join(as_text(w) for w in report.get('warnings') or []),
         'figures': figures,

@@ -1,6 +1,6 @@
 import boto3
 
-from stemedb_automation import as_text, child_outcome, command_result, dig, safe_percent
+from stemedb_automation import as_text, child_outcome, command_result, dig, safe_percent, text_fields
 
 
 def _human(n):
@@ -80,8 +80,7 @@ def summarize(events, context):
         lines.append('Validation: healthy ' + as_text(health.get('healthy')) + (', failed checks: ' + failed if failed else ''))
     return {
         'cleanupStatus': as_text(dig(cleanup, 'status')) or 'unknown',
-        'bytesFreed': as_text(dig(cleanup, 'bytesFreed')),
-        'availBytesFreed': as_text(dig(cleanup, 'availBytesFreed')),
+        **text_fields(cleanup, 'bytesFreed', 'availBytesFreed'),
         'usedPercentBefore': used_before,
         'usedPercentAfter': used_after,
         'archiveWal': archive_status,

@@ -1,6 +1,6 @@
 import boto3
 
-from stemedb_automation import as_float, as_text, child_outcome, command_result, dig, safe_percent
+from stemedb_automation import as_float, as_text, child_outcome, command_result, dig, safe_percent, text_fields
 
 
 def summarize(events, context):
@@ -41,8 +41,7 @@ def summarize(events, context):
                  + ((': ' + archive_message) if archive_message else ''))
     return {
         'cleanupStatus': as_text(dig(cleanup, 'status')) or 'unknown',
-        'filesDeleted': as_text(dig(cleanup, 'filesDeleted')),
-        'inodesFreed': as_text(dig(cleanup, 'inodesFreed')),
+        **text_fields(cleanup, 'filesDeleted', 'inodesFreed'),
         'inodesFreePercentBefore': before,
         'inodesFreePercentAfter': after,
         'archiveWal': archive_status,

@@ -1,0 +1,95 @@
+/**
+ * Shared set-up of the section tests: the hostile-parameter checks every host script's Command
+ * document and script go through. The cases stay in each test file (they name the script's own
+ * parameters); only the way they are run is shared here.
+ */
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, expect, test } from 'vitest';
+import type { CommandDocumentContent } from '../../lib/command-document';
+import { ParameterValidationError, runCommandDocument, runScriptDirectly } from './command-document-runner';
+
+/** A parameter name and the hostile value given to it. */
+export type ParameterCase = readonly [name: string, value: string];
+
+/**
+ * A file that a hostile value would create if a shell ever ran it (`$(touch <canary>)`), in a
+ * fresh directory removed after the suite. Call it inside a `describe`.
+ */
+export function canaryFile(label: string): string {
+  const dir = mkdtempSync(join(tmpdir(), `${label}-canary-`));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  return join(dir, 'ran');
+}
+
+/**
+ * One test per case: the document's `allowedPattern`s reject the value (the runner throws
+ * `ParameterValidationError` like SendCommand does) before any shell runs, so `canary` is never
+ * created. `base` holds the parameters every run needs.
+ */
+export function rejectsBeforeAnyShellRuns(
+  document: () => CommandDocumentContent,
+  canary: string,
+  cases: readonly ParameterCase[],
+  base: Readonly<Record<string, string>> = { MountPoint: '/data' },
+): void {
+  test.each(cases)('rejects %s %j before any shell runs', async (name, value) => {
+    await expect(runCommandDocument(document(), { ...base, [name]: value })).rejects.toBeInstanceOf(
+      ParameterValidationError,
+    );
+    expect(existsSync(canary)).toBe(false);
+  });
+}
+
+/**
+ * One test per case: the script itself (run directly, not through the document) refuses the
+ * value with exit 2 and says `invalid <name>`. The SSM service matches patterns in Java, where
+ * "$" also matches before a final newline; the scripts check every value again with bash's
+ * [[ =~ ]], where it does not, so the cases are the valid values with a trailing newline.
+ */
+export function scriptRefusesTrailingNewline(
+  script: string,
+  cases: readonly ParameterCase[],
+  base: Readonly<Record<string, string>> = { MountPoint: '/data' },
+): void {
+  test.each(cases)('the script itself refuses %s with a trailing newline, exit 2', (name, value) => {
+    const r = runScriptDirectly(script, { ...base, [name]: value });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain(`invalid ${name}`);
+  });
+}
+
+/** What a simulated Automation run ended as and the steps it took (`simulateAutomation`). */
+export interface SimulatedRun {
+  readonly status: string;
+  readonly path: readonly string[];
+}
+
+/**
+ * For each step on the path of `simulate(failing)`, but branches, `Fail` steps, the steps already
+ * failing and `skip` (best-effort steps): when it fails too, the execution ends Failed, and a
+ * failure of any step but a `Notify` one is notified first (a Notify step runs after it).
+ * `label` names the scenario in the failure messages.
+ */
+export function expectEachStepFailureFailsAndIsNotified(
+  simulate: (failing: readonly string[]) => SimulatedRun,
+  failing: readonly string[],
+  label: string,
+  skip: readonly string[] = [],
+): void {
+  for (const step of simulate(failing).path) {
+    if (step.startsWith('Branch') || step.startsWith('Fail') || failing.includes(step)) continue;
+    if (skip.includes(step)) continue;
+    const sim = simulate([...failing, step]);
+    const where = `${step} failing (${label}): ${sim.path.join(' → ')}`;
+    expect(sim.status, where).toBe('Failed');
+    if (!step.startsWith('Notify')) {
+      const after = sim.path.slice(sim.path.indexOf(step) + 1);
+      expect(
+        after.some((s) => s.startsWith('Notify')),
+        where,
+      ).toBe(true);
+    }
+  }
+}
