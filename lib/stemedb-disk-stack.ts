@@ -31,7 +31,9 @@ export class StemeDbDiskStack extends Stack {
   public readonly nodes: readonly StemeDbNode[];
 
   constructor(scope: Construct, id: string, props: StemeDbDiskStackProps) {
-    super(scope, id, props);
+    // Unindented JSON: the same template, about a fifth smaller (two nodes: 603 KB instead of
+    // 762 KB), so CloudFormation's 1 MB template limit binds later. `props` may turn it back on.
+    super(scope, id, { suppressTemplateIndentation: true, ...props });
     const { config } = props;
     const { prefix } = config;
 

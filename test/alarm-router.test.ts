@@ -1547,7 +1547,8 @@ describe('one disk, two reports: a CloudWatch alarm and a Prometheus alert start
         decision: 'node-busy',
         node: 'db-1',
         kind: 'warning',
-        document: 'StemeDB-ExpandVolume',
+        // The node's lock (remediation-locks) names the execution that holds it.
+        reason: expect.stringContaining('exec-1'),
         executionId: 'exec-1',
       },
     ]);
@@ -1568,7 +1569,12 @@ describe('one disk, two reports: a CloudWatch alarm and a Prometheus alert start
     ).toMatchObject([{ decision: 'started', document: 'StemeDB-ArchiveWal' }]);
     const second = await routeEvent(alarmEvent(), promConfig, at('2024-05-01T12:01:00Z'));
     expect(second).toMatchObject([
-      { decision: 'node-busy', kind: 'critical', document: 'StemeDB-ArchiveWal', executionId: 'exec-1' },
+      {
+        decision: 'node-busy',
+        kind: 'critical',
+        reason: expect.stringContaining('exec-1'),
+        executionId: 'exec-1',
+      },
     ]);
     expect(aws.executions.map((e) => e.document)).toEqual(['StemeDB-ArchiveWal']);
   });

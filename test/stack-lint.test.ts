@@ -61,6 +61,11 @@ describe('cdk synth of a two-node configuration file, as the README runs it', ()
     expect(types.filter((t) => t === 'AWS::CloudWatch::Dashboard')).toHaveLength(1);
   });
 
+  it('writes the template unindented (one line), so the 1 MB template limit binds as late as it can', () => {
+    const text = readFileSync(join(outdir, 'StemeDB-Disk.template.json'), 'utf8');
+    expect(text.trimEnd().split('\n')).toHaveLength(1);
+  });
+
   it('bundles every Lambda as an ESM module that loads and exports its handler', () => {
     const bundles = readdirSync(outdir)
       .filter((d) => d.startsWith('asset.'))
