@@ -19,6 +19,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { CreateTopicCommand, SNSClient, SubscribeCommand } from '@aws-sdk/client-sns';
 import {
   CreateQueueCommand,
@@ -45,6 +46,7 @@ import { handler, type RouterOutcome } from '../lambda/alarm-router';
 import { renderAlertmanagerConfig } from '../lib/alertmanager-config';
 import { DEFAULT_CONFIG } from '../lib/config';
 import { renderPrometheusRules } from '../lib/prometheus-rules';
+import { LockTableFake } from './support/lock-table-fake';
 import { dfBytes, LoopDeviceLab, type LoopDisk, sh } from './support/loop-device';
 import { type MotoServer, startMotoServer, TEST_REGION } from './support/moto-server';
 
@@ -157,6 +159,9 @@ interface Execution {
 
 const executions: Execution[] = [];
 const ssmMock = mockClient(SSMClient);
+// The router's lock table (per-node lock, fleet-wide slots) in memory, with its exact conditions.
+const ddbMock = mockClient(DynamoDBClient);
+new LockTableFake('StemeDB-remediation-locks').install(ddbMock);
 
 function fakeSsm(): void {
   const registry = JSON.stringify({
@@ -188,8 +193,11 @@ function fakeSsm(): void {
   });
   ssmMock.on(DescribeAutomationExecutionsCommand).callsFake((input) => {
     const statuses = input.Filters?.find((f: { Key: string }) => f.Key === 'ExecutionStatus')?.Values;
+    // TagKey: executions carrying a tag with that key (the router's per-node listing).
+    const tagKeys = input.Filters?.find((f: { Key: string }) => f.Key === 'TagKey')?.Values;
     const list: AutomationExecutionMetadata[] = executions
       .filter((e) => statuses === undefined || statuses.includes(e.status))
+      .filter((e) => tagKeys === undefined || (e.input.Tags ?? []).some((t) => tagKeys.includes(t.Key ?? '')))
       .map((e) => ({
         AutomationExecutionId: e.id,
         DocumentName: e.input.DocumentName,
@@ -201,7 +209,19 @@ function fakeSsm(): void {
   });
   ssmMock.on(GetAutomationExecutionCommand).callsFake((input) => {
     const e = executions.find((x) => x.id === input.AutomationExecutionId);
-    return { AutomationExecution: { Parameters: e?.input.Parameters } };
+    if (e === undefined) {
+      throw Object.assign(new Error(`${input.AutomationExecutionId} not found`), {
+        name: 'AutomationExecutionNotFoundException',
+      });
+    }
+    return {
+      AutomationExecution: {
+        AutomationExecutionId: e.id,
+        DocumentName: e.input.DocumentName,
+        AutomationExecutionStatus: e.status,
+        Parameters: e.input.Parameters,
+      },
+    };
   });
   ssmMock.on(ListTagsForResourceCommand).callsFake((input) => ({
     TagList: executions.find((x) => x.id === input.ResourceId)?.input.Tags ?? [],
@@ -407,6 +427,8 @@ describe('a Prometheus alert on real Prometheus, Alertmanager and node_exporter 
       REGION: TEST_REGION,
       NODE_PARAMETER_PREFIX: '/StemeDB/nodes/',
       MODE_PARAMETER: '/StemeDB/automation-mode',
+      LOCK_TABLE: 'StemeDB-remediation-locks',
+      MAX_CONCURRENT: String(DEFAULT_CONFIG.remediation.maxConcurrent),
       AWS_REGION: TEST_REGION,
       POWERTOOLS_METRICS_NAMESPACE: 'StemeDB/DiskAutomation',
       POWERTOOLS_SERVICE_NAME: 'StemeDB-alarm-router',
@@ -489,6 +511,7 @@ describe('a Prometheus alert on real Prometheus, Alertmanager and node_exporter 
           { Key: 'stemedb:node', Value: NODE },
           { Key: 'stemedb:alarm', Value: `prometheus:StemeDBDiskFillsWithinHours:${alert?.fingerprint}` },
           { Key: 'stemedb:transition', Value: transition },
+          { Key: `stemedb:node:${NODE}`, Value: 'remediation' },
         ],
       }),
     ]);
@@ -526,7 +549,8 @@ describe('a Prometheus alert on real Prometheus, Alertmanager and node_exporter 
         decision: 'node-busy',
         kind: 'warning',
         node: NODE,
-        document: 'StemeDB-ExpandVolume',
+        // The node's lock names the ExpandVolume execution that holds it.
+        reason: expect.stringContaining(String(expand?.id)),
         executionId: expand?.id,
       },
     ]);
