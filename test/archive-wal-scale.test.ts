@@ -24,15 +24,15 @@ import {
  * its time against the runbook's `aws s3 cp` loop) is `npm run bench -- archive-wal`.
  */
 
-const SMALL = 400;
-const LARGE = 4_000;
+const SMALL = 300;
+const LARGE = 3_000;
 /** Absolute ceiling of the upload helper's peak RSS (python3 + boto3 + 16 threads). */
 const MAX_HELPER_RSS_KIB = 160 * 1024;
-/** Bytes of each segment: holding the files' contents would add 14 MiB between the two runs. */
+/** Bytes of each segment: holding the files' contents would add 10.5 MiB between the two runs. */
 const SEGMENT_BYTES = 4096;
 /**
- * What 3,600 more files may add to the helper's peak RSS (measured: about 0.5 MiB). Its per-file
- * state is a result line written as it goes; retaining more than ~580 bytes per file (a future,
+ * What 2,700 more files may add to the helper's peak RSS (measured: about 0.5 MiB). Its per-file
+ * state is a result line written as it goes; retaining more than ~780 bytes per file (a future,
  * a result object, the file's contents) would exceed it.
  */
 const MAX_RSS_GROWTH_KIB = 2 * 1024;
@@ -79,5 +79,5 @@ describe('many small segments', () => {
     const small = await pipeline(SMALL, 'node-few');
     const large = await pipeline(LARGE, 'node-many');
     expect(large - small).toBeLessThan(MAX_RSS_GROWTH_KIB);
-  }, 600_000); // bed.moto spends ~2.5 ms of CPU per request: ~13,000 requests here (30,000 before: 10,000 files)
+  }, 600_000); // bed.moto spends ~2.5 ms of CPU per request: ~10,000 requests here (30,000 before: 10,000 files)
 });
