@@ -17,7 +17,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Ajv from 'ajv';
-import { afterEach, beforeAll, describe, expect, test } from 'vitest';
+import { afterEach, beforeAll, describe, expect, test, vi } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import type { CommandDocumentContent } from '../lib/command-document';
 import { DEFAULT_CONFIG } from '../lib/config';
@@ -117,6 +117,15 @@ async function makeHost(
   const started = await systemd.systemctl('start', UNIT);
   if (started.code !== 0) throw new Error(`could not start the stand-in: ${started.stderr}`);
   await waitHealthy(healthUrl);
+  // The journal is written by a reader of the service's output, which can lag its health answer:
+  // wait for the stand-in's last start-up line so a test that counts entries starts from a settled log.
+  await vi.waitFor(
+    () => {
+      const messages = systemd.journal(UNIT).map((e) => e.message);
+      if (!messages.some((m) => m.startsWith('StemeDB stand-in listening on'))) throw new Error('not yet');
+    },
+    { timeout: 10_000, interval: 25 },
+  );
   const baseParams: Record<string, string> = {
     ConfigFile: configFile,
     ServiceName: UNIT,
