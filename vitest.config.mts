@@ -1,4 +1,8 @@
 import { defineConfig } from 'vitest/config';
+import { preferPyenvInterpreter } from './test/support/python-path';
+
+// Every worker inherits this PATH: python3, aws, moto_server and cfn-lint without pyenv's shim.
+preferPyenvInterpreter();
 
 export default defineConfig({
   test: {

@@ -12,9 +12,12 @@
  */
 import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { preferPyenvInterpreter } from '../support/python-path';
 import { Drill, type DrillTimeline } from './drill';
 import { failedChecks, formatTimeline } from './report';
 import { SCENARIOS, scenarioNamed } from './scenarios';
+
+preferPyenvInterpreter();
 
 async function main(): Promise<number> {
   const args = process.argv.slice(2);

@@ -7,7 +7,8 @@ import type { StepResult } from './automation-validator';
  * Runs the Python of an Automation document's `aws:executeScript` steps in a local `python3`, as
  * Automation would call it (`handler(events, None)`), with a stub `boto3` whose clients answer
  * from canned responses and record every call. `time.sleep` is a no-op, so retry loops run
- * instantly. The script is the one SSM runs: a step's `Script` as synthesized (its file under
+ * instantly. The harness needs only the standard library, so python3 runs with `-S` (no `site`:
+ * about half its start-up time on a machine whose site-packages import certifi at start). The script is the one SSM runs: a step's `Script` as synthesized (its file under
  * `ssm-documents/automation-scripts/` with the shared helpers it imports inlined), from a loaded
  * document ({@link stepScript}) or straight from the file ({@link stepScriptFile}).
  *
@@ -91,7 +92,7 @@ export function runPythonHandler<R = Record<string, string>>(
   events: Readonly<Record<string, unknown>>,
   responses: BotoResponses = {},
 ): ScriptRun<R> {
-  const r = spawnSync('python3', ['-c', PY_HARNESS], {
+  const r = spawnSync('python3', ['-S', '-c', PY_HARNESS], {
     input: JSON.stringify({ script: script.script, handler: script.handler, events, responses }),
     encoding: 'utf8',
   });
