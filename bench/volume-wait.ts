@@ -158,7 +158,7 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   console.log(
-    `volume-wait: the deployed poller stays within ${REFILL_PER_SECOND} calls a second for every fleet`,
+    `volume-wait: the deployed poller stays within ${REFILL_PER_SECOND} calls a second for up to ${CHECKED_UP_TO} expansions at once`,
   );
 }
 
