@@ -132,6 +132,7 @@ export class StemeDbDiskStack extends Stack {
     if (config.prometheusWorkspaceId !== undefined || config.selfManagedAlertmanager) {
       new PrometheusAlerting(this, 'PrometheusAlerting', {
         router: remediation.router.function,
+        deadLetterQueue: remediation.routerDeadLetterQueue,
         encryptionKey: key,
         workspaceId: config.prometheusWorkspaceId,
         selfManagedPublisher: config.selfManagedAlertmanager,

@@ -92,9 +92,31 @@ describe('with an AMP workspace (the two-node fixture)', () => {
     const subscriptions = t
       .resources('AWS::SNS::Subscription')
       .filter((x) => x.properties.TopicArn === TOPIC_ARN);
+    const deadLetters = t
+      .resources('AWS::SQS::Queue')
+      .find((q) => q.properties.QueueName === 'StemeDB-disk-router-dead-letters');
     expect(subscriptions.map((x) => x.properties)).toEqual([
-      { Protocol: 'lambda', TopicArn: TOPIC_ARN, Endpoint: router?.attributes.Arn },
+      {
+        Protocol: 'lambda',
+        TopicArn: TOPIC_ARN,
+        Endpoint: router?.attributes.Arn,
+        // A notification SNS could not deliver after its retries goes to the router's dead-letter queue.
+        RedrivePolicy: { deadLetterTargetArn: deadLetters?.attributes.Arn },
+      },
     ]);
+    const queueStatements = t
+      .resources('AWS::SQS::QueuePolicy')
+      .flatMap((p) => (p.properties.PolicyDocument as { Statement: Record<string, unknown>[] }).Statement)
+      .filter((statement) => statement.Resource === deadLetters?.attributes.Arn);
+    expect(queueStatements).toContainEqual(
+      expect.objectContaining({
+        Effect: 'Allow',
+        Principal: { Service: 'sns.amazonaws.com' },
+        Action: 'sqs:SendMessage',
+        Resource: deadLetters?.attributes.Arn,
+        Condition: { ArnEquals: { 'aws:SourceArn': TOPIC_ARN } },
+      }),
+    );
     const invokes = t
       .resources('AWS::Lambda::Permission')
       .filter((p) => p.properties.Principal === 'sns.amazonaws.com');
