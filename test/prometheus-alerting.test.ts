@@ -192,8 +192,21 @@ describe('with an AMP workspace (the two-node fixture)', () => {
 
 describe('with a self-managed Alertmanager and no workspace', () => {
   let t: ResolvedTemplate;
+  let outputs: Record<string, { Value: unknown; Export?: { Name: string } }>;
   beforeAll(() => {
-    t = new ResolvedTemplate(synthStack({ selfManagedAlertmanager: true }).template.toJSON(), TARGET);
+    const json = synthStack({ selfManagedAlertmanager: true }).template.toJSON();
+    t = new ResolvedTemplate(json, TARGET);
+    outputs = (json as { Outputs: typeof outputs }).Outputs;
+  });
+
+  it('outputs the alert topic ARN (the sns_configs topic_arn), exported', () => {
+    const topic = t
+      .resources('AWS::SNS::Topic')
+      .find((x) => x.properties.TopicName === 'StemeDB-prometheus-alerts');
+    expect(outputs.PrometheusAlertTopicArn).toMatchObject({
+      Value: { Ref: topic?.logicalId },
+      Export: { Name: 'StemeDB-PrometheusAlertTopicArn' },
+    });
   });
 
   it('creates the topic and the subscription, and nothing for AMP', () => {
@@ -231,6 +244,9 @@ describe('without Prometheus alerting', () => {
       .find((f) => f.properties.FunctionName === 'StemeDB-alarm-router');
     expect(router?.properties.Environment).toMatchObject({ Variables: { PREFIX: 'StemeDB' } });
     expect(router?.properties.Environment).not.toHaveProperty('Variables.PROMETHEUS_TOPIC_ARN');
+    expect(Object.keys((synthStack({}).template.toJSON() as { Outputs: object }).Outputs)).not.toContain(
+      'PrometheusAlertTopicArn',
+    );
   });
 });
 
