@@ -60,19 +60,17 @@ SCRIPT_NAME='grow-filesystem'
 # shellcheck source=lib/common.sh disable=SC1091
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh" # stemedb:inline lib/common.sh
 
-json_str_or_null() { if [[ -n "$1" ]]; then json_str "$1"; else printf 'null'; fi; }
-
 emit_result() {
   local status=$1 reason=${2:-}
   RESULT_EMITTED=true
   local part_json='null'
   [[ -n "$PART_NUM" ]] && part_json=$PART_NUM
   printf '{"status":%s,"reason":%s,"mountPoint":%s,"device":%s,"disk":%s,"partition":%s,' \
-    "$(json_str "$status")" "$(json_str_or_null "$reason")" "$(json_str "$MOUNT_POINT")" \
-    "$(json_str_or_null "$DEVICE")" "$(json_str_or_null "$DISK")" "$part_json"
+    "$(json_str "$status")" "$(json_or_null "$reason")" "$(json_str "$MOUNT_POINT")" \
+    "$(json_or_null "$DEVICE")" "$(json_or_null "$DISK")" "$part_json"
   printf '"partitionTable":%s,"filesystem":%s,"serial":%s,"volumeId":%s,"dryRun":%s,' \
-    "$(json_str_or_null "$PART_TABLE")" "$(json_str_or_null "$FSTYPE")" "$(json_str_or_null "$SERIAL")" \
-    "$(json_str_or_null "$VOLUME_ID")" "$DRY_RUN"
+    "$(json_or_null "$PART_TABLE")" "$(json_or_null "$FSTYPE")" "$(json_or_null "$SERIAL")" \
+    "$(json_or_null "$VOLUME_ID")" "$DRY_RUN"
   printf '"sizeBeforeBytes":%s,"sizeAfterBytes":%s,"fsBytesBefore":%s,"fsBytesAfter":%s,' \
     "$DF_BEFORE" "$DF_AFTER" "$FS_BYTES_BEFORE" "$FS_BYTES_AFTER"
   printf '"diskBytes":%s,"partitionBytesBefore":%s,"partitionBytesAfter":%s,"actions":%s,"warnings":%s}\n' \

@@ -109,8 +109,8 @@ ACTIONS=() WARNINGS=()
 SCRIPT_NAME='migrate-data-volume'
 # shellcheck source=lib/common.sh disable=SC1091
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh" # stemedb:inline lib/common.sh
-
-json_or_null() { if [[ -n $1 ]]; then json_str "$1"; else printf 'null'; fi; }
+# shellcheck source=lib/service-health.sh disable=SC1091
+source "$(dirname "${BASH_SOURCE[0]}")/lib/service-health.sh" # stemedb:inline lib/service-health.sh
 
 # Seconds (3 decimals) since the EPOCHREALTIME value $1.
 since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.3f", b - a }'; }
@@ -695,25 +695,6 @@ verify_copy() {
 
 # --- the service -------------------------------------------------------------------------------
 
-health_once() {
-  local code
-  code=$(curl -sS --noproxy '*' -o /dev/null -w '%{http_code}' --max-time "$1" "$HEALTH_URL" 2>/dev/null) || true
-  [[ $code =~ ^2[0-9][0-9]$ ]]
-}
-
-wait_healthy() {
-  local deadline=$((SECONDS + $1)) state per_try
-  while :; do
-    per_try=$((deadline - SECONDS))
-    ((per_try > 5)) && per_try=5
-    ((per_try < 1)) && per_try=1
-    if health_once "$per_try"; then return 0; fi
-    state=$(systemctl is-active "$SERVICE" 2>/dev/null) || true
-    [[ $state == failed || $state == inactive ]] && return 1
-    ((SECONDS < deadline)) || return 1
-    sleep 0.25
-  done
-}
 
 service_active() { [[ $(systemctl is-active "$SERVICE" 2>/dev/null) == active ]]; }
 

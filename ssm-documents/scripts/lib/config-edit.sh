@@ -3,7 +3,8 @@
 # that set its keys (wal-cleanup.sh: [wal]; storage-settings.sh: [storage] and [backup]).
 #
 # Included like lib/common.sh (one `source` line with the inline marker, after lib/common.sh,
-# whose `log` it uses); only the scripts that edit the config include it, so the other documents
+# whose `log` it uses, and lib/service-health.sh, whose `health_once` and `wait_healthy` it
+# uses); only the scripts that edit the config include it, so the other documents
 # do not carry it. It only defines functions.
 #
 # What the functions read and set: the including script defines
@@ -23,9 +24,6 @@
 # Refused, with nothing changed, when the file cannot be edited safely: [[table]], the table twice,
 # the table as dotted keys or an inline table, a key defined twice, a multi-line value, a value
 # followed by something other than a comment.
-
-# A string or null.
-json_or_null() { if [[ -n $1 ]]; then json_str "$1"; else printf 'null'; fi; }
 
 # A value read from the file: a JSON number when it is a plain integer, else a string, else null.
 json_toml_value() {
@@ -221,31 +219,6 @@ show_diff() {
     log "diff not installed; the new file would be:"
     cat -- "$CANDIDATE"
   fi
-}
-
-# One health probe; success on an HTTP 2xx. --noproxy: the URL is always local.
-health_once() {
-  local code
-  code=$(curl -sS --noproxy '*' -o /dev/null -w '%{http_code}' --max-time "$1" "$HEALTH_URL" 2>/dev/null) || true
-  [[ $code =~ ^2[0-9][0-9]$ ]]
-}
-
-# Waits up to $1 s for health. Gives up early when the unit is failed or inactive.
-wait_healthy() {
-  local deadline=$((SECONDS + $1)) state per_try
-  while :; do
-    per_try=$((deadline - SECONDS))
-    ((per_try > 5)) && per_try=5
-    ((per_try < 1)) && per_try=1
-    if health_once "$per_try"; then return 0; fi
-    state=$(systemctl is-active "$SERVICE" 2>/dev/null) || true
-    if [[ $state == failed || $state == inactive ]]; then
-      log "unit $SERVICE is $state"
-      return 1
-    fi
-    ((SECONDS < deadline)) || return 1
-    sleep 0.25
-  done
 }
 
 restart_service() {
