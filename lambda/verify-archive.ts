@@ -34,7 +34,7 @@
 
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { logger, metrics } from './shared/powertools';
+import { instrumentedInvocation, logger, metrics } from './shared/powertools';
 import { errorCode, type RetryOptions, withThrottlingRetry } from './shared/retry';
 import {
   ARCHIVED_STATUSES,
@@ -371,18 +371,11 @@ export function recordOutcome(result: VerifyArchiveResult): void {
 const CONCURRENCY = concurrencyFromEnv(process.env);
 const s3 = new S3Client({ maxAttempts: 1 });
 
-export const handler = async (event: unknown): Promise<VerifyArchiveResult> => {
-  try {
+export const handler = (event: unknown): Promise<VerifyArchiveResult> =>
+  instrumentedInvocation('verify-archive', 'ArchiveVerifyError', async () => {
     const result = await verifyArchive(s3, event, { concurrency: CONCURRENCY });
     recordOutcome(result);
     if (result.status === 'refused') logger.warn('verify-archive refused', { reason: result.reason });
     else logger.info('verify-archive done', { counts: result.counts, runId: result.runId });
     return result;
-  } catch (err) {
-    logger.error('verify-archive failed', { error: err as Error });
-    metrics.addMetric('ArchiveVerifyError', MetricUnit.Count, 1);
-    throw err;
-  } finally {
-    metrics.publishStoredMetrics();
-  }
-};
+  });
