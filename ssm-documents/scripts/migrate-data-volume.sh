@@ -111,6 +111,8 @@ SCRIPT_NAME='migrate-data-volume'
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh" # stemedb:inline lib/common.sh
 # shellcheck source=lib/service-health.sh disable=SC1091
 source "$(dirname "${BASH_SOURCE[0]}")/lib/service-health.sh" # stemedb:inline lib/service-health.sh
+# shellcheck source=lib/file-backup.sh disable=SC1091
+source "$(dirname "${BASH_SOURCE[0]}")/lib/file-backup.sh" # stemedb:inline lib/file-backup.sh
 
 # Seconds (3 decimals) since the EPOCHREALTIME value $1.
 since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.3f", b - a }'; }
@@ -526,26 +528,11 @@ show_fstab_diff() {
   fi
 }
 
-# <FstabFile>.bak-<stamp>[-N] as a hard link to this run's copy: link(2) never follows and never
-# replaces a name that exists (a file, or a symlink planted there).
+# <FstabFile>.bak-<stamp>[-N] as a hard link to this run's copy (lib/file-backup.sh).
 backup_fstab() {
-  local copy=$PRIVATE_DIR/backup stamp name i
-  if ! cp -p -- "$FSTAB" "$copy" || ! cmp -s -- "$FSTAB" "$copy"; then
-    refuse "cannot back up $FSTAB (is the root disk full?)"
-  fi
-  stamp=$(date -u +%Y%m%dT%H%M%SZ)
-  for ((i = 1; i <= 100; i++)); do
-    name="$FSTAB.bak-$stamp"
-    ((i > 1)) && name+="-$i"
-    if ln -T -- "$copy" "$name" 2>/dev/null; then
-      FSTAB_BACKUP=$name
-      ACTIONS+=("backed up $FSTAB to $name")
-      log "backed up $FSTAB to $name"
-      return 0
-    fi
-    [[ -e $name || -L $name ]] || refuse "cannot create the backup $name (is the root disk full?)"
-  done
-  refuse "100 backup names for $stamp next to $FSTAB are taken"
+  link_backup "$FSTAB" "$PRIVATE_DIR/backup" || refuse "$BACKUP_PROBLEM"
+  FSTAB_BACKUP=$BACKUP_NAME
+  ACTIONS+=("backed up $FSTAB to $FSTAB_BACKUP")
 }
 
 # Replaces fstab with the file $1, atomically (a copy in the private directory, renamed over it).
