@@ -21,7 +21,11 @@ import {
   synthesizeCommandDocument,
 } from './support/command-document-runner';
 import type { FakeSystemd } from './support/fake-systemd';
-import { expectRejectedBeforeAnyShell, scriptNonRejections } from './support/hostile-parameters';
+import {
+  expectDeclaresWhatTheScriptReads,
+  expectRejectedBeforeAnyShell,
+  scriptNonRejections,
+} from './support/hostile-parameters';
 import { cleanupsAfterEach, startedUnit } from './support/service-bed';
 
 /**
@@ -344,10 +348,7 @@ describe('JournaldLimits parameters', () => {
   };
 
   test('the document declares exactly the parameters the script reads', () => {
-    const script = readFileSync(SCRIPT, 'utf8');
-    const read = [...script.matchAll(/\$\{?SSM_([A-Za-z0-9]+)/g)].map((m) => m[1]);
-    expect(new Set(read)).toEqual(new Set(Object.keys(doc.parameters ?? {})));
-    expect(Object.keys(HOSTILE).sort()).toEqual(Object.keys(doc.parameters ?? {}).sort());
+    expectDeclaresWhatTheScriptReads(doc, SCRIPT, HOSTILE);
   });
 
   test('no document parameter sets the drop-in directory', async () => {

@@ -10,6 +10,7 @@ import {
 } from './support/command-document-runner';
 import type { FakeSystemd } from './support/fake-systemd';
 import {
+  expectDeclaresWhatTheScriptReads,
   expectRejectedBeforeAnyShell,
   patternRangeProblems,
   scriptNonRejections,
@@ -373,10 +374,7 @@ describe('StorageSettings parameters', () => {
   };
 
   test('the document declares exactly the parameters the script reads, with the runbook defaults', () => {
-    const script = readFileSync(SCRIPT, 'utf8');
-    const read = [...script.matchAll(/\$\{?SSM_([A-Za-z0-9]+)/g)].map((m) => m[1]);
-    expect(new Set(read)).toEqual(new Set(Object.keys(doc.parameters ?? {})));
-    expect(Object.keys(HOSTILE).sort()).toEqual(Object.keys(doc.parameters ?? {}).sort());
+    expectDeclaresWhatTheScriptReads(doc, SCRIPT, HOSTILE);
     for (const [name, value] of Object.entries(RUNBOOK))
       expect(doc.parameters?.[name]?.default, name).toBe(value);
     expect(doc.parameters?.DryRun?.default).toBe('true');

@@ -1,20 +1,15 @@
-import { spawn } from 'node:child_process';
 import {
   chmodSync,
-  existsSync,
   lstatSync,
   mkdirSync,
-  mkdtempSync,
   readdirSync,
   readFileSync,
-  rmSync,
   statSync,
   symlinkSync,
   utimesSync,
   writeFileSync,
 } from 'node:fs';
 import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Ajv from 'ajv';
 import { beforeAll, describe, expect, test, vi } from 'vitest';
@@ -24,13 +19,17 @@ import { DEFAULT_CONFIG } from '../lib/config';
 import type { DiskRemediation } from '../lib/disk-remediation';
 import { changedLines } from './support/changed-lines';
 import {
-  ParameterValidationError,
   type RunResult,
   runCommandDocument,
   synthesizeCommandDocument,
 } from './support/command-document-runner';
 import type { FakeSystemd } from './support/fake-systemd';
-import { patternRangeProblems } from './support/hostile-parameters';
+import {
+  expectDeclaresWhatTheScriptReads,
+  expectRejectedBeforeAnyShell,
+  patternRangeProblems,
+  scriptNonRejections,
+} from './support/hostile-parameters';
 import {
   acceptsValue,
   HOSTILE_ANYWHERE,
@@ -512,49 +511,18 @@ describe('WalCleanup parameters', () => {
   };
 
   test('the document declares exactly the parameters the script reads', () => {
-    const script = readFileSync(SCRIPT, 'utf8');
-    const read = [...script.matchAll(/\$\{?SSM_([A-Za-z0-9]+)/g)].map((m) => m[1]);
-    expect(new Set(read)).toEqual(new Set(Object.keys(doc.parameters ?? {})));
-    expect(Object.keys(HOSTILE).sort()).toEqual(Object.keys(doc.parameters ?? {}).sort());
+    expectDeclaresWhatTheScriptReads(doc, SCRIPT, HOSTILE);
   });
 
   test.each(Object.entries(HOSTILE).flatMap(([name, values]) => values.map((v) => [name, v] as const)))(
     'rejects %s = %j before any shell runs',
     async (name, value) => {
-      const canary = mkdtempSync(join(tmpdir(), 'wal-cleanup-canary-'));
-      cleanups.push(() => rmSync(canary, { recursive: true, force: true }));
-      // A systemctl first on PATH that would leave a trace if anything ran.
-      writeFileSync(join(canary, 'systemctl'), `#!/bin/sh\ntouch ${join(canary, 'ran')}\n`);
-      chmodSync(join(canary, 'systemctl'), 0o755);
-      const err = await runCommandDocument(
-        doc,
-        { ...valid, [name]: value },
-        { env: { PATH: `${canary}:${process.env.PATH}` } },
-      ).catch((e: unknown) => e);
-      expect(err).toBeInstanceOf(ParameterValidationError);
-      expect((err as ParameterValidationError).problems.join(' ')).toContain(name);
-      expect(existsSync(join(canary, 'ran'))).toBe(false);
+      await expectRejectedBeforeAnyShell(doc, valid, name, value);
     },
   );
 
   test('the script rejects every hostile value by itself too (exit 2, nothing run)', async () => {
-    const runScript = (env: Record<string, string>): Promise<number> =>
-      new Promise((done) => {
-        const child = spawn('bash', [SCRIPT], {
-          env: { PATH: process.env.PATH ?? '', ...env },
-          stdio: 'ignore',
-        });
-        child.on('close', (code) => done(code ?? -1));
-      });
-    const base = Object.fromEntries(Object.entries(valid).map(([k, v]) => [`SSM_${k}`, v]));
-    const codes: string[] = [];
-    for (const [name, values] of Object.entries(HOSTILE)) {
-      for (const value of values) {
-        const code = await runScript({ ...base, [`SSM_${name}`]: value });
-        if (code !== 2) codes.push(`${name}=${JSON.stringify(value)} → exit ${code}`);
-      }
-    }
-    expect(codes).toEqual([]);
+    expect(await scriptNonRejections(SCRIPT, valid, HOSTILE)).toEqual([]);
   });
 
   test('the limits of lib/config.ts pass the patterns and one past them does not', () => {
