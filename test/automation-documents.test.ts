@@ -43,6 +43,7 @@ import {
   nearMisses,
   type OperatorParameter,
 } from './support/operator-parameters';
+import { stackArn } from './support/stack-arn';
 import { synthStack } from './support/synth';
 
 const DOCUMENTS_DIR = join(REPO_ROOT, 'ssm-documents');
@@ -492,15 +493,9 @@ describe('AutomationDocument', () => {
       substitutions: expandVolumeSubstitutions(stack),
     });
     const arnOf = (v: string) => stack.resolve(v) as { 'Fn::Join': [string, unknown[]] };
-    expect(arnOf(doc.automationDefinitionArn)['Fn::Join'][1]).toEqual([
-      'arn:',
-      { Ref: 'AWS::Partition' },
-      ':ssm:',
-      { Ref: 'AWS::Region' },
-      ':',
-      { Ref: 'AWS::AccountId' },
-      ':automation-definition/StemeDB-ExpandVolume:$DEFAULT',
-    ]);
+    expect(arnOf(doc.automationDefinitionArn)).toEqual(
+      stackArn('ssm', ':automation-definition/StemeDB-ExpandVolume:$DEFAULT'),
+    );
     expect(arnOf(doc.documentArn)['Fn::Join'][1]).toContain(':document/StemeDB-ExpandVolume');
     expect(doc.documentName).toBe('StemeDB-ExpandVolume');
   });
