@@ -68,7 +68,7 @@ export interface CommandDocumentSources {
 export interface CommandDocumentProps extends CommandDocumentSources {
   /** Name prefix of every deployed resource (config `prefix`), e.g. `StemeDB`. */
   readonly prefix: string;
-  /** PascalCase document name, e.g. `GrowFilesystem`; deployed as `<prefix>-Host-<name>`. */
+  /** PascalCase document name, e.g. `ExpandVolume`; deployed as `<prefix>-Host-<name>`. */
   readonly name: string;
 }
 
@@ -87,7 +87,7 @@ const NAME_PATTERN = /^[A-Z][A-Za-z0-9]{0,63}$/;
 const PREFIX_PATTERN = /^[A-Za-z][A-Za-z0-9]{0,19}$/;
 const PARAMETER_NAME_PATTERN = /^[A-Za-z0-9]+$/;
 
-/** `GrowFilesystem` → `grow-filesystem`, `ArchiveWAL` → `archive-wal`. */
+/** `ExpandVolume` → `expand-volume`, `ArchiveWAL` → `archive-wal`. */
 export function kebabCase(name: string): string {
   return name
     .replace(/([a-z0-9])([A-Z])/g, '$1-$2')

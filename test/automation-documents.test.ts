@@ -480,7 +480,7 @@ describe('AutomationDocument', () => {
       'Fn::GetAtt': ['Role1ABCC5F0', 'Arn'],
     });
     expect(byName('ExpandVolume')?.FunctionName).toBe('StemeDB-expand-volume');
-    expect(byName('GrowFilesystem')?.DocumentName).toBe('StemeDB-Host-GrowFilesystem');
+    expect(byName('GrowFilesystem')?.DocumentName).toBe('StemeDB-Host-ExpandVolume');
     expect(content.parameters.MountPoint?.default).toBe('/data');
     expect(JSON.stringify(content)).not.toMatch(/\$\{[A-Za-z]/);
   });

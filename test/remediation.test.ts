@@ -380,7 +380,7 @@ describe('remediation machinery', () => {
   it("lets the automation role send commands only with this stack's documents and to managed instances of this deployment", () => {
     const st = statementsOf(r, 'RemediationAutomationRole');
     const docs = st.find((s) => s.Sid === 'RunThisStacksCommandDocuments');
-    expect(JSON.stringify(docs?.Resource)).toContain('document/StemeDB-Host-GrowFilesystem');
+    expect(JSON.stringify(docs?.Resource)).toContain('document/StemeDB-Host-ExpandVolume');
     expect(docs?.Resource).toHaveLength(COMMAND_DOCUMENTS.length);
     const instances = st.find((s) => s.Sid === 'RunCommandsOnManagedInstancesOnly');
     expect(instances?.Condition).toEqual({

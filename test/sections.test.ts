@@ -40,7 +40,7 @@ describe('the section registry', () => {
     expect([...COMMAND_DOCUMENTS].sort()).toEqual(SECTIONS.flatMap((s) => s.commands).sort());
     expect([...AUTOMATION_DOCUMENTS].sort()).toEqual(SECTIONS.flatMap((s) => s.automations).sort());
     // The order of the deployed stack's resources (the template of a deployed stack must not change).
-    expect(COMMAND_DOCUMENTS.slice(0, 3)).toEqual(['DiskReport', 'GrowFilesystem', 'ArchiveWal']);
+    expect(COMMAND_DOCUMENTS.slice(0, 3)).toEqual(['DiskReport', 'ExpandVolume', 'ArchiveWal']);
     expect(AUTOMATION_DOCUMENTS.slice(-2)).toEqual(['AddDataVolume', 'RetireDataVolume']);
   });
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# grow-filesystem.sh: grow the filesystem mounted at a mount point to fill its (already enlarged)
+# expand-volume.sh (runbook §5A, the host half of ExpandVolume): grow the filesystem mounted at a mount point to fill its (already enlarged)
 # EBS volume, online, without touching data (runbook §5A, step 3).
 #
 # Reads:
@@ -56,7 +56,7 @@ ACTIONS=()
 WARNINGS=()
 
 # shellcheck disable=SC2034 # read by lib/common.sh: the prefix of every stderr line
-SCRIPT_NAME='grow-filesystem'
+SCRIPT_NAME='expand-volume'
 # shellcheck source=lib/common.sh disable=SC1091
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh" # stemedb:inline lib/common.sh
 
@@ -81,7 +81,7 @@ emit_result() {
 # Ends the run: one-line reason on stderr, the JSON result on stdout, exit code $1.
 finish_with() {
   local code=$1 status=$2 reason=$3
-  printf 'grow-filesystem: %s\n' "$reason" >&2
+  printf 'expand-volume: %s\n' "$reason" >&2
   emit_result "$status" "$reason"
   exit "$code"
 }
@@ -95,7 +95,7 @@ on_exit() {
   if [[ -n "$WORK_TMP" ]]; then rm -rf -- "$WORK_TMP"; fi
   if ((rc != 0)) && [[ "$RESULT_EMITTED" == false ]]; then
     local reason="unexpected failure (exit $rc) after: ${ACTIONS[*]:-no change}"
-    printf 'grow-filesystem: %s\n' "$reason" >&2
+    printf 'expand-volume: %s\n' "$reason" >&2
     emit_result failed "$reason"
   fi
   exit "$rc"
@@ -183,7 +183,7 @@ make_tmpdir() {
   local candidate
   for candidate in /run /dev/shm /tmp; do
     if [[ -d "$candidate" && -w "$candidate" && "$(stat -f -c %T -- "$candidate" 2>/dev/null)" == tmpfs ]]; then
-      WORK_TMP=$(mktemp -d -p "$candidate" grow-filesystem.XXXXXX)
+      WORK_TMP=$(mktemp -d -p "$candidate" expand-volume.XXXXXX)
       return 0
     fi
   done
