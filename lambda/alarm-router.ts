@@ -136,7 +136,7 @@ import {
 } from './shared/alertmanager-event';
 import { logger, metrics } from './shared/powertools';
 import { confirmLock, type LockTable, readLocks, releaseLock, takeLock } from './shared/remediation-locks';
-import { errorCode, type RetryOptions, withThrottlingRetry } from './shared/retry';
+import { errorCode, type RetryOptions, unlessAwsError, withThrottlingRetry } from './shared/retry';
 import {
   ACTIVE_STATUSES,
   alertDecision,
@@ -415,17 +415,14 @@ function call<T>(ctx: Ctx, fn: () => Promise<T>): Promise<T> {
   return withThrottlingRetry(fn, ctx.deps.retry);
 }
 
-async function readNode(ctx: Ctx, node: string): Promise<{ entry?: NodeRegistryEntry; reason: string }> {
+function readNode(ctx: Ctx, node: string): Promise<{ entry?: NodeRegistryEntry; reason: string }> {
   const name = `${ctx.config.nodeParameterPrefix}${node}`;
-  try {
+  return unlessAwsError('ParameterNotFound', { reason: `no registry parameter ${name}` }, async () => {
     const out = await call(ctx, () => ctx.deps.ssm.send(new GetParameterCommand({ Name: name })));
     const parsed = parseNodeRegistryEntry(out.Parameter?.Value, node);
     if (!parsed.ok) return { reason: `registry parameter ${name}: ${parsed.reason}` };
     return { entry: parsed.value, reason: '' };
-  } catch (err) {
-    if (errorCode(err) === 'ParameterNotFound') return { reason: `no registry parameter ${name}` };
-    throw err;
-  }
+  });
 }
 
 async function listExecutions(
@@ -703,16 +700,13 @@ function nowSeconds(ctx: Ctx): number {
 }
 
 /** The execution's status, `not-found` when SSM no longer knows it. */
-async function executionStatus(ctx: Ctx, id: string): Promise<{ readonly status?: string } | 'not-found'> {
-  try {
+function executionStatus(ctx: Ctx, id: string): Promise<{ readonly status?: string } | 'not-found'> {
+  return unlessAwsError('AutomationExecutionNotFoundException', 'not-found' as const, async () => {
     const out = await call(ctx, () =>
       ctx.deps.ssm.send(new GetAutomationExecutionCommand({ AutomationExecutionId: id })),
     );
     return { status: out.AutomationExecution?.AutomationExecutionStatus };
-  } catch (err) {
-    if (errorCode(err) === 'AutomationExecutionNotFoundException') return 'not-found';
-    throw err;
-  }
+  });
 }
 
 /**

@@ -35,7 +35,7 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { instrumentedInvocation, logger, metrics } from './shared/powertools';
-import { errorCode, type RetryOptions, withThrottlingRetry } from './shared/retry';
+import { errorCode, type RetryOptions, unlessAwsError, withThrottlingRetry } from './shared/retry';
 import {
   ARCHIVED_STATUSES,
   base64ToHex,
@@ -212,22 +212,19 @@ function refused(reason: string, bucket: string, manifestKey: string, dryRun: bo
 }
 
 /** Reads the manifest text; undefined when it does not exist. */
-async function readManifest(
+function readManifest(
   s3: S3Client,
   bucket: string,
   key: string,
   retry: RetryOptions,
 ): Promise<string | undefined> {
-  try {
+  return unlessAwsError('NoSuchKey', undefined, async () => {
     const res = await withThrottlingRetry(
       () => s3.send(new GetObjectCommand({ Bucket: bucket, Key: key })),
       retry,
     );
     return (await res.Body?.transformToString('utf-8')) ?? '';
-  } catch (err) {
-    if (errorCode(err) === 'NoSuchKey') return undefined;
-    throw err;
-  }
+  });
 }
 
 /** The whole verify phase; `event` is checked here, so the handler passes it through. */
