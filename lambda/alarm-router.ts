@@ -134,6 +134,7 @@ import {
   type PrometheusAlert,
   parseSnsRecord,
 } from './shared/alertmanager-event';
+import { allPages } from './shared/pages';
 import { logger, metrics } from './shared/powertools';
 import { confirmLock, type LockTable, readLocks, releaseLock, takeLock } from './shared/remediation-locks';
 import { errorCode, type RetryOptions, unlessAwsError, withThrottlingRetry } from './shared/retry';
@@ -443,16 +444,12 @@ async function listExecutions(
     const after = `${filters.startedAfter.toISOString().slice(0, 19)}Z`;
     Filters.push({ Key: 'StartTimeAfter', Values: [after] });
   }
-  const all: AutomationExecutionMetadata[] = [];
-  let NextToken: string | undefined;
-  for (let page = 0; page < MAX_PAGES; page++) {
+  const all = await allPages(async (NextToken) => {
     const out = await call(ctx, () =>
       ctx.deps.ssm.send(new DescribeAutomationExecutionsCommand({ Filters, MaxResults: 50, NextToken })),
     );
-    all.push(...(out.AutomationExecutionMetadataList ?? []));
-    NextToken = out.NextToken;
-    if (!NextToken) break;
-  }
+    return { items: out.AutomationExecutionMetadataList, next: out.NextToken };
+  }, MAX_PAGES);
   // The filters narrow the listing; these checks do not depend on how the service combines them.
   return all.filter(
     (e) =>

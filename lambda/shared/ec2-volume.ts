@@ -5,6 +5,7 @@ import {
   type Volume,
   type VolumeModification,
 } from '@aws-sdk/client-ec2';
+import { allPages } from './pages';
 import { type RetryOptions, unlessAwsError, withThrottlingRetry } from './retry';
 
 /**
@@ -52,15 +53,12 @@ export function describeVolume(api: Ec2Calls, volumeId: string): Promise<Volume 
 }
 
 /** The volumes attached to an instance that carry `<managedTagKey>=true` (attachment not yet checked). */
-export async function findManagedVolumes(
+export function findManagedVolumes(
   api: Ec2Calls,
   instanceId: string,
   managedTagKey: string,
 ): Promise<Volume[]> {
-  const volumes: Volume[] = [];
-  let nextToken: string | undefined;
-  do {
-    const token = nextToken;
+  return allPages(async (token) => {
     const out = await api.call((c) =>
       c.send(
         new DescribeVolumesCommand({
@@ -72,10 +70,8 @@ export async function findManagedVolumes(
         }),
       ),
     );
-    volumes.push(...(out.Volumes ?? []));
-    nextToken = out.NextToken;
-  } while (nextToken);
-  return volumes;
+    return { items: out.Volumes, next: out.NextToken };
+  });
 }
 
 /**
