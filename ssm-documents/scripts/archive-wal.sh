@@ -56,6 +56,10 @@
 # directory on another filesystem; the script refuses to run otherwise.
 set -euo pipefail
 
+# Set by lib/wal-archive.sh: the parameters (read_archive_location), the resolved WAL directory
+# and its device (resolve_wal_dir), this run's temp directory (make_tmp_dir).
+wal_dir='' bucket='' prefix='' dry_run='' endpoint='' wal_dev='' tmp=''
+
 # A segment modified less than this many minutes ago is never archived, whatever OlderThanDays.
 readonly MIN_AGE_MINUTES=10
 readonly MANIFEST_NAME='_manifest/upload.json'
@@ -64,10 +68,6 @@ readonly RE_DAYS='^[0-9]{1,4}$'
 readonly RE_CONCURRENCY='^([1-9]|[1-5][0-9]|6[0-4])$'
 # Well-formed UTF-8, byte by byte (no overlong forms, no surrogates, nothing above U+10FFFF).
 readonly RE_UTF8=$'^([\x01-\x7f]|[\xc2-\xdf][\x80-\xbf]|\xe0[\xa0-\xbf][\x80-\xbf]|[\xe1-\xec\xee\xef][\x80-\xbf][\x80-\xbf]|\xed[\x80-\x9f][\x80-\xbf]|\xf0[\x90-\xbf][\x80-\xbf][\x80-\xbf]|[\xf1-\xf3][\x80-\xbf][\x80-\xbf][\x80-\xbf]|\xf4[\x80-\x8f][\x80-\xbf][\x80-\xbf])*$'
-
-# Set by lib/wal-archive.sh: the parameters (read_archive_location), the resolved WAL directory
-# and its device (resolve_wal_dir), this run's temp directory (make_tmp_dir).
-wal_dir='' bucket='' prefix='' dry_run='' endpoint='' wal_dev='' tmp=''
 
 # shellcheck disable=SC2034 # read by lib/common.sh: the prefix of every stderr line
 SCRIPT_NAME='archive-wal'

@@ -39,13 +39,13 @@
 # Temp files (the manifests) go to a tmpfs, never to the WAL filesystem.
 set -euo pipefail
 
-readonly VERIFIED_NAME='_manifest/verified.json'
-readonly UPLOAD_NAME='_manifest/upload.json'
-readonly MAX_LISTED=5
-
 # Set by lib/wal-archive.sh: the parameters (read_archive_location), the resolved WAL directory
 # and its device (resolve_wal_dir), this run's temp directory (make_tmp_dir).
 wal_dir='' bucket='' prefix='' dry_run='' endpoint='' wal_dev='' tmp=''
+
+readonly VERIFIED_NAME='_manifest/verified.json'
+readonly UPLOAD_NAME='_manifest/upload.json'
+readonly MAX_LISTED=5
 
 # shellcheck disable=SC2034 # read by lib/common.sh: the prefix of every stderr line
 SCRIPT_NAME='delete-archived-wal'
