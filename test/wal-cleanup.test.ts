@@ -12,7 +12,7 @@ import {
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import Ajv from 'ajv';
-import { beforeAll, describe, expect, test, vi } from 'vitest';
+import { beforeAll, describe, expect, test } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import type { CommandDocumentContent } from '../lib/command-document';
 import { DEFAULT_CONFIG } from '../lib/config';
@@ -96,15 +96,6 @@ async function makeHost(
     standin: opts.standin,
     startCheckMs: opts.startCheckMs,
   });
-  // The journal is written by a reader of the service's output, which can lag its health answer:
-  // wait for the stand-in's last start-up line so a test that counts entries starts from a settled log.
-  await vi.waitFor(
-    () => {
-      const messages = systemd.journal(UNIT).map((e) => e.message);
-      if (!messages.some((m) => m.startsWith('StemeDB stand-in listening on'))) throw new Error('not yet');
-    },
-    { timeout: 10_000, interval: 25 },
-  );
   const baseParams: Record<string, string> = {
     ConfigFile: configFile,
     ServiceName: UNIT,

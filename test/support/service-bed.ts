@@ -8,7 +8,7 @@
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach } from 'vitest';
+import { afterEach, vi } from 'vitest';
 import { createFakeSystemd, type FakeSystemd, type FakeUnit } from './fake-systemd';
 import { freePort, type StandinOptions, standinCommand } from './stemedb-standin';
 
@@ -123,5 +123,14 @@ export async function startedStandin(
     startCheckMs: opts.startCheckMs,
   });
   await waitHealthy(healthUrl);
+  // The journal is written by a reader of the service's output, which can lag its health answer:
+  // wait for the stand-in's last start-up line, so a test that counts entries starts from a settled log.
+  await vi.waitFor(
+    () => {
+      const messages = systemd.journal(STANDIN_UNIT).map((e) => e.message);
+      if (!messages.some((m) => m.startsWith('StemeDB stand-in listening on'))) throw new Error('not yet');
+    },
+    { timeout: 10_000, interval: 25 },
+  );
   return { systemd, port, baseUrl, healthUrl };
 }
