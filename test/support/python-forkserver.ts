@@ -144,6 +144,15 @@ while True:
             say({'id': req['id'], 'pid': pid})
 `;
 
+/** One program to run: its source, stdin, whole environment, working directory and abort signal. */
+interface ForkRequest {
+  readonly code: string;
+  readonly input: string;
+  readonly env: NodeJS.ProcessEnv;
+  readonly cwd: string;
+  readonly signal?: AbortSignal;
+}
+
 interface Pending {
   readonly dir: string;
   pid?: number;
@@ -208,32 +217,20 @@ class ForkServer {
     return this.dead === undefined;
   }
 
-  async run(
-    code: string,
-    input: string,
-    env: NodeJS.ProcessEnv,
-    cwd: string,
-    signal?: AbortSignal,
-  ): Promise<ForkedRun> {
+  async run(request: ForkRequest): Promise<ForkedRun> {
     this.active++;
     this.busy();
     try {
       await this.ready;
       if (this.dead !== undefined) throw this.dead;
-      return await this.fork(code, input, env, cwd, signal);
+      return await this.fork(request);
     } finally {
       this.active--;
       this.idle();
     }
   }
 
-  private async fork(
-    code: string,
-    input: string,
-    env: NodeJS.ProcessEnv,
-    cwd: string,
-    signal?: AbortSignal,
-  ): Promise<ForkedRun> {
+  private async fork({ code, input, env, cwd, signal }: ForkRequest): Promise<ForkedRun> {
     const dir = mkdtempSync(join(tmpdir(), 'pyfork-'));
     const files = {
       stdin: join(dir, 'stdin'),
@@ -345,7 +342,7 @@ export function runForked(
   cwd: string = process.cwd(),
 ): Promise<ForkedRun> {
   if (server === undefined || !server.alive) server = new ForkServer();
-  return server.run(code, input, env, cwd, signal);
+  return server.run({ code, input, env, cwd, signal });
 }
 
 /** Ends this process's fork server, if one runs (a new one starts on the next {@link runForked}). */
