@@ -643,7 +643,8 @@ async function settleLease(
   const table = lockTable(ctx);
   if (result !== undefined && 'kind' in result && result.kind === 'started') {
     const until = Math.floor(ctx.now.getTime() / 1000) + RUN_LEASE_SECONDS;
-    for (const key of lease.keys) await confirmLock(table, key, lease.holder, result.executionId, until);
+    const execution = { executionId: result.executionId, documentName: result.document };
+    for (const key of lease.keys) await confirmLock(table, key, lease.holder, execution, until);
     return;
   }
   for (const key of lease.keys) await releaseLock(table, key, lease.holder);

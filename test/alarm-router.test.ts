@@ -1710,17 +1710,22 @@ describe('fleet scale: per-node locks and the fleet-wide limit (lock table)', ()
     });
   }
 
-  it('takes the node lock and a slot, and records the started execution on both', async () => {
+  it('takes the node lock and a slot, and records the started execution and its document on both', async () => {
     const outcomes = await routeEvent(alarmEvent(), config, deps);
     expect(outcomes).toMatchObject([{ decision: 'started', executionId: 'exec-new' }]);
     const lock = locks.record('node#db-1');
-    expect(lock).toMatchObject({ node: 'db-1', executionId: 'exec-new' });
+    expect(lock).toMatchObject({
+      node: 'db-1',
+      executionId: 'exec-new',
+      documentName: 'StemeDB-ExpandVolume',
+    });
     expect(lock?.expiresAt).toBe(nowSeconds + 6 * 3600);
     const [slot] = locks.heldSlots();
     expect(locks.heldSlots()).toHaveLength(1);
     expect(locks.record(slot as string)).toMatchObject({
       node: 'db-1',
       executionId: 'exec-new',
+      documentName: 'StemeDB-ExpandVolume',
       holder: lock?.holder,
     });
   });

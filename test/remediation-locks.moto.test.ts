@@ -69,10 +69,13 @@ describe('lock table on moto_server', () => {
 
   it('confirms and releases only for the holder', async () => {
     await takeLock(table, { key: 'slot#5', holder: 'mine', node: 'db-5', expiresAt: NOW + 600 }, NOW);
-    await expect(confirmLock(table, 'slot#5', 'theirs', 'exec-x', NOW + 3600)).rejects.toThrow();
-    await confirmLock(table, 'slot#5', 'mine', 'exec-5', NOW + 3600);
+    const execution = { executionId: 'exec-5', documentName: 'StemeDB-ExpandVolume' };
+    await expect(
+      confirmLock(table, 'slot#5', 'theirs', { ...execution, executionId: 'exec-x' }, NOW + 3600),
+    ).rejects.toThrow();
+    await confirmLock(table, 'slot#5', 'mine', execution, NOW + 3600);
     expect(await readLocks(table, ['slot#5'])).toEqual([
-      { key: 'slot#5', holder: 'mine', node: 'db-5', expiresAt: NOW + 3600, executionId: 'exec-5' },
+      { key: 'slot#5', holder: 'mine', node: 'db-5', expiresAt: NOW + 3600, ...execution },
     ]);
     expect(await releaseLock(table, 'slot#5', 'theirs')).toBe(false);
     expect(await releaseLock(table, 'slot#5', 'mine')).toBe(true);

@@ -762,6 +762,15 @@ describe('fleet scale: locks, slots and the order of the queue', () => {
       { decision: 'node-busy', reason: "the node's lock is held by exec-1", executionId: 'exec-1' },
     ],
     [
+      'held by a started execution whose document is recorded',
+      { ...held('node#db-1', 'db-1', 'exec-1'), documentName: 'StemeDB-ExpandVolume' },
+      {
+        decision: 'node-busy',
+        reason: "the node's lock is held by exec-1 (StemeDB-ExpandVolume)",
+        executionId: 'exec-1',
+      },
+    ],
+    [
       'held by a start in progress',
       held('node#db-1', 'db-1'),
       {

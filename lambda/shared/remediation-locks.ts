@@ -5,7 +5,7 @@
  * ({@link lockVerdict}, {@link freeSlot}, {@link slotRelease}); this module only reads and writes.
  *
  * Records: `node#<node>` (the node's lock) and `slot#<i>` (one per concurrent remediation), each
- * `{ holder, node, expiresAt, executionId? }`. Taking one is a PutItem conditioned on the record
+ * `{ holder, node, expiresAt, executionId?, documentName? }`. Taking one is a PutItem conditioned on the record
  * being absent or past its lease, so of two invocations racing for the same node or slot exactly
  * one wins (the other gets ConditionalCheckFailedException) and no reserved concurrency is needed.
  * Every later write (confirm, release) is conditioned on `holder`, so a record someone else took
@@ -36,7 +36,14 @@ function recordOf(item: Record<string, AttributeValue>): LockRecord | undefined 
   if (key === undefined || holder === undefined || node === undefined || !Number.isFinite(expiresAt)) {
     return undefined;
   }
-  return { key, holder, node, expiresAt, executionId: item.executionId?.S };
+  return {
+    key,
+    holder,
+    node,
+    expiresAt,
+    executionId: item.executionId?.S,
+    documentName: item.documentName?.S,
+  };
 }
 
 /**
@@ -94,12 +101,12 @@ export function takeLock(table: LockTable, record: LockRecord, nowSeconds: numbe
   });
 }
 
-/** Records the started execution on a record `holder` holds, with the run lease. */
+/** Records the started execution (and its document) on a record `holder` holds, with the run lease. */
 export async function confirmLock(
   table: LockTable,
   key: string,
   holder: string,
-  executionId: string,
+  execution: { readonly executionId: string; readonly documentName: string },
   expiresAt: number,
 ): Promise<void> {
   await withThrottlingRetry(
@@ -108,10 +115,11 @@ export async function confirmLock(
         new UpdateItemCommand({
           TableName: table.tableName,
           Key: { pk: { S: key } },
-          UpdateExpression: 'SET executionId = :e, expiresAt = :x',
+          UpdateExpression: 'SET executionId = :e, documentName = :d, expiresAt = :x',
           ConditionExpression: 'holder = :h',
           ExpressionAttributeValues: {
-            ':e': { S: executionId },
+            ':e': { S: execution.executionId },
+            ':d': { S: execution.documentName },
             ':x': { N: String(expiresAt) },
             ':h': { S: holder },
           },

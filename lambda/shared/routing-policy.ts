@@ -548,6 +548,8 @@ export interface LockRecord {
   readonly node: string;
   readonly expiresAt: number;
   readonly executionId?: string;
+  /** The document the execution runs (recorded with the execution). */
+  readonly documentName?: string;
 }
 
 /** Seconds a lock or slot is held before the execution is started (taking → starting). */
@@ -584,7 +586,7 @@ export function lockVerdict(record: LockRecord | undefined, nowSeconds: number):
     reason:
       record.executionId === undefined
         ? `the node's lock is held by another start until ${new Date(record.expiresAt * 1000).toISOString()}`
-        : `the node's lock is held by ${record.executionId}`,
+        : `the node's lock is held by ${record.executionId}${record.documentName === undefined ? '' : ` (${record.documentName})`}`,
     executionId: record.executionId,
   };
 }

@@ -65,7 +65,7 @@ export class LockTableFake {
       const key = input.Key?.pk?.S as string;
       if (
         input.ConditionExpression !== 'holder = :h' ||
-        input.UpdateExpression !== 'SET executionId = :e, expiresAt = :x'
+        input.UpdateExpression !== 'SET executionId = :e, documentName = :d, expiresAt = :x'
       ) {
         throw new Error(`unexpected UpdateItem ${input.UpdateExpression} / ${input.ConditionExpression}`);
       }
@@ -75,6 +75,7 @@ export class LockTableFake {
       this.items.set(key, {
         ...current,
         executionId: values[':e'] as AttributeValue,
+        documentName: values[':d'] as AttributeValue,
         expiresAt: values[':x'] as AttributeValue,
       });
       return {};
@@ -96,13 +97,16 @@ export class LockTableFake {
   /** The record under `key` as plain values, or undefined. */
   record(
     key: string,
-  ): { holder?: string; node?: string; executionId?: string; expiresAt?: number } | undefined {
+  ):
+    | { holder?: string; node?: string; executionId?: string; documentName?: string; expiresAt?: number }
+    | undefined {
     const item = this.items.get(key);
     if (item === undefined) return undefined;
     return {
       holder: item.holder?.S,
       node: item.node?.S,
       executionId: item.executionId?.S,
+      documentName: item.documentName?.S,
       expiresAt: Number(item.expiresAt?.N),
     };
   }
