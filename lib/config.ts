@@ -7,6 +7,13 @@ import { type EbsVolumeType, VOLUME_LIMITS } from '../contracts/ebs';
 import { DEFAULT_EXPANSION, type ExpansionConfig } from '../contracts/expansion';
 import { AUTOMATION_MODES, type AutomationMode } from '../contracts/routing';
 import { type DiskThresholds, RUNBOOK_THRESHOLDS } from '../contracts/thresholds';
+import {
+  MAX_NODE_STACKS,
+  MAX_NODES_IN_SHARED_STACK,
+  nodesByShard,
+  SHARED_STACK_SHARD,
+  shardCapacityProblems,
+} from './fleet-shards';
 import { thresholdProblems } from './thresholds';
 
 /**
@@ -44,6 +51,25 @@ export interface NodeConfig {
   readonly dataVolume?: NewDataVolumeConfig;
   /** A volume that already exists: tagged and alarmed, never owned or deleted. */
   readonly existingVolumeId?: string;
+  /**
+   * The shard (stack) that holds the node's resources: 0 is the shared stack `<prefix>-Disk`,
+   * 1..`fleet.shards` the node stacks `<prefix>-Disk-Nodes-<shard>`. Once the node is deployed
+   * its shard must never change (that would replace its data volume).
+   * @default 0 when `fleet.shards` is 0, else `1 + fnv1a32(name) mod fleet.shards` (lib/fleet-shards.ts)
+   */
+  readonly shard?: number;
+}
+
+/**
+ * How nodes are spread over stacks (lib/fleet-shards.ts has the rule). A node's shard is its
+ * explicit `shard`, else 0 (the shared stack) while `shards` is 0, else a hash of its name into
+ * 1..`shards`: it depends on nothing but the node, so adding a node never moves another. Do not
+ * change `shards` once node stacks are deployed: it re-hashes every node without an explicit
+ * `shard` (the shard lock, `-c stemedbShardLock=FILE`, refuses such a change naming each node).
+ */
+export interface FleetConfig {
+  /** Node stacks (`<prefix>-Disk-Nodes-1..shards`); 0 keeps every node in the shared stack. @default 0 */
+  readonly shards: number;
 }
 
 /** WAL retention and archival (runbook §2 and §5C). */
@@ -133,6 +159,8 @@ export interface StemeDbConfig {
   readonly notifyEmails: readonly string[];
   /** Amazon Managed Service for Prometheus workspace that receives the rules. @default none */
   readonly prometheusWorkspaceId?: string;
+  /** @default { shards: 0 } (every node in the shared stack, at most 20) */
+  readonly fleet: FleetConfig;
   /** @default [] (synth still succeeds and warns) */
   readonly nodes: readonly NodeConfig[];
 }
@@ -161,48 +189,71 @@ export const DEFAULT_CONFIG: StemeDbConfig = {
     mode: 'act',
   },
   notifyEmails: [],
+  fleet: { shards: 0 },
   nodes: [],
 };
 
 /**
- * CloudFormation's resource limit per stack, and what this stack spends of it, counted in
- * synthesized templates (test/stack.test.ts checks {@link stackResourceCount} against them):
- * the shared side; the CloudWatch agent's install association once there is a node; 12 per node
- * (volume and attachment or the adopted volume's tagging resource and its policy, six alarms,
- * the node policy, the registry entry, the agent configuration parameter and its association: each
- * node publishes to a metrics namespace of its own); the tagging custom resource's Lambda, role
- * and log group once a node adopts a volume; one subscription per email; the Prometheus rule
- * groups namespace.
- * Until nodes can be spread over several stacks, config refuses more nodes than this allows
- * (synth would fail with TooManyResourcesInStack).
+ * CloudFormation's resource limit per stack, and what each stack spends of it, counted in
+ * synthesized templates (test/stack.test.ts and test/fleet.test.ts check
+ * {@link stackResourceCount} and {@link nodeStackResourceCount} against them).
+ * The shared stack: the shared side (with the fleet dashboard); the CloudWatch agent's install
+ * associations (one per 50 nodes of the whole fleet); 12 per node of shard 0 (volume and
+ * attachment or the adopted volume's tagging resource and its policy, six alarms, the node policy,
+ * the registry entry, the agent configuration parameter and its association: each node publishes
+ * to a metrics namespace of its own); the tagging custom resource's Lambda, role and log group
+ * once a node of the stack adopts a volume; one subscription per email; the Prometheus rule
+ * groups namespace. A node stack: its dashboard, 12 per node, and the tagging custom resource's
+ * three once one of its nodes adopts a volume. lib/fleet-shards.ts caps the nodes per stack below
+ * both this limit and the template size limit.
  */
 export const STACK_RESOURCE_LIMIT = 500;
 export const STACK_RESOURCES = {
-  shared: 62,
-  withNodes: 1,
+  shared: 63,
+  perAgentInstallAssociation: 1,
+  nodesPerAgentInstallAssociation: 50,
   perNode: 12,
   withAdoptedVolume: 3,
   perEmail: 1,
   prometheus: 1,
+  nodeStackDashboard: 1,
 } as const;
 
-type ResourceInputs = Pick<StemeDbConfig, 'nodes' | 'notifyEmails' | 'prometheusWorkspaceId'>;
+type ResourceInputs = Pick<StemeDbConfig, 'nodes' | 'notifyEmails' | 'prometheusWorkspaceId'> & {
+  readonly fleet?: FleetConfig;
+};
 
-/** Resources the stack holds apart from the 12 per node, for this configuration. */
+const adopts = (nodes: readonly NodeConfig[]) =>
+  nodes.some((n) => isObject(n) && n.existingVolumeId !== undefined);
+
+/** The nodes of shard 0 (the shared stack), for resource counts. */
+function sharedStackNodes(c: ResourceInputs): readonly NodeConfig[] {
+  const shards = c.fleet?.shards ?? 0;
+  const named = c.nodes.filter((n) => isObject(n) && typeof n.name === 'string');
+  return nodesByShard(named, isInt(shards, 0, MAX_NODE_STACKS) ? shards : 0).get(SHARED_STACK_SHARD) ?? [];
+}
+
+/** Resources the shared stack holds apart from the 12 per node of its own, for this configuration. */
 function fixedStackResources(c: ResourceInputs): number {
   const r = STACK_RESOURCES;
   return (
     r.shared +
-    (c.nodes.length > 0 ? r.withNodes : 0) +
-    (c.nodes.some((n) => isObject(n) && n.existingVolumeId !== undefined) ? r.withAdoptedVolume : 0) +
+    Math.ceil(c.nodes.length / r.nodesPerAgentInstallAssociation) * r.perAgentInstallAssociation +
+    (adopts(sharedStackNodes(c)) ? r.withAdoptedVolume : 0) +
     c.notifyEmails.length * r.perEmail +
     (c.prometheusWorkspaceId !== undefined ? r.prometheus : 0)
   );
 }
 
-/** How many resources the synthesized stack holds for this configuration. */
+/** How many resources the synthesized shared stack holds for this configuration. */
 export function stackResourceCount(c: ResourceInputs): number {
-  return fixedStackResources(c) + c.nodes.length * STACK_RESOURCES.perNode;
+  return fixedStackResources(c) + sharedStackNodes(c).length * STACK_RESOURCES.perNode;
+}
+
+/** How many resources a node stack holding `nodes` has. */
+export function nodeStackResourceCount(nodes: readonly NodeConfig[]): number {
+  const r = STACK_RESOURCES;
+  return r.nodeStackDashboard + nodes.length * r.perNode + (adopts(nodes) ? r.withAdoptedVolume : 0);
 }
 
 /** Thrown when configuration is invalid; the message lists every problem found. */
@@ -236,7 +287,15 @@ const PATTERNS = {
 };
 
 const TOP_KEYS = new Set<string>([...Object.keys(DEFAULT_CONFIG), 'prometheusWorkspaceId']);
-const NESTED_KEYS = ['thresholds', 'expansion', 'wal', 'snapshots', 'archive', 'remediation'] as const;
+const NESTED_KEYS = [
+  'thresholds',
+  'expansion',
+  'wal',
+  'snapshots',
+  'archive',
+  'remediation',
+  'fleet',
+] as const;
 
 type Json = Record<string, unknown>;
 
@@ -547,6 +606,12 @@ const CONFIG_RULES: readonly Rule<StemeDbConfig>[] = [
     accepted: 'a list of nodes',
     final: true,
   },
+  {
+    path: 'fleet.shards',
+    test: wholeNumber(0, MAX_NODE_STACKS),
+    accepted: `a whole number of node stacks from 0 (every node in the shared stack) to ${MAX_NODE_STACKS}`,
+    final: true,
+  },
   { path: 'nodes', problems: nodeListProblems },
   { path: 'nodes', when: (c) => Array.isArray(c.notifyEmails), problems: stackSizeProblems },
 ];
@@ -591,6 +656,11 @@ function nodeListProblems(c: StemeDbConfig): string[] {
   const seenVolumes = new Map<string, number>();
   c.nodes.forEach((n, i) => {
     p.push(...applyRules(NODE_RULES, n, `nodes[${i}]`));
+    if (isObject(n) && n.shard !== undefined && !isInt(n.shard, 0, c.fleet.shards)) {
+      p.push(
+        `nodes[${i}].shard is ${JSON.stringify(n.shard)}; expected a whole number from 0 (the shared stack) to fleet.shards (${c.fleet.shards})`,
+      );
+    }
     if (isObject(n) && typeof n.name === 'string' && typeof n.instanceId === 'string') {
       if (seenNames.has(n.name))
         p.push(`nodes[${i}].name ${JSON.stringify(n.name)} is used twice; node names must be unique`);
@@ -619,13 +689,24 @@ function nodeListProblems(c: StemeDbConfig): string[] {
   return p;
 }
 
-/** The nodes one stack holds with this configuration (CloudFormation's resource limit). */
+/**
+ * The nodes each stack holds: every shard within its capacity (lib/fleet-shards.ts), and the
+ * shared stack (shard 0) also within CloudFormation's resource limit with its shared resources.
+ */
 function stackSizeProblems(c: StemeDbConfig): string[] {
+  const named = c.nodes.filter((n): n is NodeConfig => isObject(n) && typeof n.name === 'string');
+  if (named.some((n) => n.shard !== undefined && !isInt(n.shard, 0, c.fleet.shards))) return [];
+  const capacity = shardCapacityProblems(named, c.fleet.shards, c.prefix);
+  if (capacity.length > 0) return capacity;
+  const inShared = sharedStackNodes(c);
   const fixed = fixedStackResources(c);
-  const most = Math.floor((STACK_RESOURCE_LIMIT - fixed) / STACK_RESOURCES.perNode);
-  if (c.nodes.length <= most) return [];
+  const most = Math.min(
+    MAX_NODES_IN_SHARED_STACK,
+    Math.floor((STACK_RESOURCE_LIMIT - fixed) / STACK_RESOURCES.perNode),
+  );
+  if (inShared.length <= most) return [];
   return [
-    `nodes has ${c.nodes.length} entries; one stack holds at most ${most} nodes with this configuration (CloudFormation's ${STACK_RESOURCE_LIMIT} resources per stack: ${fixed} shared, ${STACK_RESOURCES.perNode} per node)`,
+    `shard 0 (the shared stack ${c.prefix}-Disk) has ${inShared.length} nodes; it holds at most ${most} with this configuration (CloudFormation's ${STACK_RESOURCE_LIMIT} resources per stack: ${fixed} shared, ${STACK_RESOURCES.perNode} per node): give nodes an explicit "shard" in a node stack (fleet.shards)`,
   ];
 }
 
@@ -759,7 +840,7 @@ function pathProblems(c: StemeDbConfig): string[] {
   return [...p, ...applyRules(PATH_RELATION_RULES, valid)];
 }
 
-const NODE_KEYS = ['name', 'instanceId', 'availabilityZone', 'dataVolume', 'existingVolumeId'];
+const NODE_KEYS = ['name', 'instanceId', 'availabilityZone', 'dataVolume', 'existingVolumeId', 'shard'];
 const DATA_VOLUME_KEYS = ['sizeGiB', 'type', 'iops', 'throughput', 'deviceName'];
 
 /** The node's new data volume (only where {@link hasDataVolume} holds). */
