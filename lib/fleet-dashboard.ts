@@ -52,6 +52,7 @@ export class FleetDiskDashboard extends Construct {
         left: [
           new cloudwatch.MathExpression({
             expression,
+            // biome-ignore lint/suspicious/noTemplateCurlyInString: CloudWatch's own dynamic label, filled per series.
             label: "${PROP('Dim.InstanceId')}",
             period: Duration.minutes(5),
           }),

@@ -481,24 +481,24 @@ describe('configuration that used to crash the synth is a one-line error naming 
     ['a prefix starting with AMZN', { prefix: 'AMZNstemedb' }, /^prefix is "AMZNstemedb"; /],
     ['a prefix starting with Amazon', { prefix: 'AmazonDb' }, /^prefix is "AmazonDb"; /],
     [
-      'more nodes than one stack holds',
-      { nodes: nodes(37) },
-      /^nodes has 37 entries; one stack holds at most 36 nodes with this configuration \(CloudFormation's 500 resources per stack: 63 shared, 12 per node\)/,
+      'more nodes than the shared stack holds',
+      { nodes: nodes(21) },
+      /^shard 0 \(stack StemeDB-Disk\) has 21 nodes \(db-1, .*, db-21\); the shared stack holds at most 20 nodes: give new nodes an explicit "shard" with room, or set fleet.shards/,
     ],
     [
-      'more adopted-volume nodes than one stack holds',
+      'more adopted-volume nodes than the shared stack holds',
       {
-        nodes: nodes(37, (i) => ({
+        nodes: nodes(21, (i) => ({
           dataVolume: undefined,
           existingVolumeId: `vol-${(i + 1).toString(16).padStart(17, '0')}`,
         })),
       },
-      /^nodes has 37 entries; one stack holds at most 36 nodes with this configuration \(.*66 shared, 12 per node\)/,
+      /^shard 0 \(stack StemeDB-Disk\) has 21 nodes .*the shared stack holds at most 20 nodes/,
     ],
     [
-      'nodes that fit only without the extra email subscriptions',
-      { nodes: nodes(36), notifyEmails: Array.from({ length: 11 }, (_, i) => `oncall${i}@example.com`) },
-      /^nodes has 36 entries; one stack holds at most 35 nodes with this configuration/,
+      'more nodes than one node stack holds',
+      { fleet: { shards: 1 }, nodes: nodes(31, () => ({ shard: 1 })) },
+      /^shard 1 \(stack StemeDB-Disk-Nodes-1\) has 31 nodes \(db-1, .*, db-31\); a node stack holds at most 30 nodes/,
     ],
   ];
   for (const [what, raw, message] of cases) {
@@ -507,7 +507,9 @@ describe('configuration that used to crash the synth is a one-line error naming 
     });
   }
 
-  it('accepts 36 nodes with new volumes and the default shared resources (491 of 500)', () => {
-    expect(resolveConfig({ nodes: nodes(36) }).nodes).toHaveLength(36);
+  it('accepts 20 nodes in the shared stack, and 30 more pinned to one node stack', () => {
+    expect(resolveConfig({ nodes: nodes(20) }).nodes).toHaveLength(20);
+    const fifty = nodes(50, (i) => (i >= 20 ? { shard: 1 } : {}));
+    expect(resolveConfig({ fleet: { shards: 1 }, nodes: fifty }).nodes).toHaveLength(50);
   });
 });

@@ -282,7 +282,11 @@ describe('two-node stack', () => {
   });
 
   it('draws a dashboard row per node with the thresholds as annotations', () => {
-    const dash = Object.values(r.template.findResources('AWS::CloudWatch::Dashboard')) as Resource[];
+    const dash = Object.values(
+      r.template.findResources('AWS::CloudWatch::Dashboard', {
+        Properties: { DashboardName: 'StemeDB-disk' },
+      }),
+    ) as Resource[];
     expect(dash).toHaveLength(1);
     const body = JSON.stringify(dash[0]?.Properties.DashboardBody);
     for (const text of [
@@ -300,6 +304,25 @@ describe('two-node stack', () => {
     expect(body).toContain(`CWAgent/StemeDB/${DB1}`);
     expect(body).toContain(`CWAgent/StemeDB/${DB2}`);
     expect(body).not.toMatch(/\\"CWAgent\\"/);
+  });
+});
+
+describe('fleet overview dashboard', () => {
+  it('ranks the worst nodes of every namespace with one SEARCH per graph, whatever the fleet size', () => {
+    const r = synthStack(twoNodes);
+    const dash = Object.values(
+      r.template.findResources('AWS::CloudWatch::Dashboard', {
+        Properties: { DashboardName: 'StemeDB-disk-fleet' },
+      }),
+    ) as Resource[];
+    expect(dash).toHaveLength(1);
+    const body = JSON.stringify(dash[0]?.Properties.DashboardBody);
+    expect(body).toContain(
+      `SORT(100 - SEARCH('\\"CWAgent/StemeDB\\" MetricName=\\"disk_used_percent\\" path=\\"/data\\"', 'Maximum', 300), MIN, ASC, 20)`,
+    );
+    expect(body).toContain('Fewest free inodes (worst 20)');
+    // No per-node widget: its size does not grow with the fleet.
+    expect(body).not.toContain('db-1');
   });
 });
 
@@ -517,17 +540,19 @@ describe('resources per stack, as the configuration budgets them', () => {
     }
   });
 
-  it('synthesizes the most nodes the configuration accepts: 36 with new volumes, within 500 resources', () => {
-    const nodes = Array.from({ length: 37 }, (_, i) => ({
+  it('synthesizes the most nodes the shared stack accepts: 20, within 450 resources and 800 KB', () => {
+    const nodes = Array.from({ length: 21 }, (_, i) => ({
       name: `db-${i + 1}`,
       instanceId: `i-${(i + 1).toString(16).padStart(17, '0')}`,
       availabilityZone: 'eu-west-1a',
       dataVolume: { sizeGiB: 100 },
     }));
-    expect(() => resolveConfig({ nodes })).toThrow(/one stack holds at most 36 nodes/);
-    const r = synthStack({ nodes: nodes.slice(0, 36) });
+    expect(() => resolveConfig({ nodes })).toThrow(/the shared stack holds at most 20 nodes/);
+    const r = synthStack({ nodes: nodes.slice(0, 20) });
     expect(resourceCount(r)).toBe(stackResourceCount(r.config));
+    expect(resourceCount(r)).toBeLessThanOrEqual(450);
     expect(resourceCount(r)).toBeLessThanOrEqual(STACK_RESOURCE_LIMIT);
-    expect(resourceCount(r) + 12).toBeGreaterThan(STACK_RESOURCE_LIMIT);
+    const written = readFileSync(join(r.app.outdir, 'StemeDB-Disk.template.json'));
+    expect(written.length).toBeLessThanOrEqual(800 * 1024);
   });
 });
