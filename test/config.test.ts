@@ -509,7 +509,7 @@ describe('configuration that used to crash the synth is a one-line error naming 
 
   it('accepts 20 nodes in the shared stack, and 30 more pinned to one node stack', () => {
     expect(resolveConfig({ nodes: nodes(20) }).nodes).toHaveLength(20);
-    const fifty = nodes(50, (i) => (i >= 20 ? { shard: 1 } : {}));
+    const fifty = nodes(50, (i) => ({ shard: i >= 20 ? 1 : 0 }));
     expect(resolveConfig({ fleet: { shards: 1 }, nodes: fifty }).nodes).toHaveLength(50);
   });
 });

@@ -316,9 +316,9 @@ describe('fleet overview dashboard', () => {
       }),
     ) as Resource[];
     expect(dash).toHaveLength(1);
-    const body = JSON.stringify(dash[0]?.Properties.DashboardBody);
+    const body = JSON.stringify(dash[0]?.Properties.DashboardBody).replaceAll('\\', '');
     expect(body).toContain(
-      `SORT(100 - SEARCH('\\"CWAgent/StemeDB\\" MetricName=\\"disk_used_percent\\" path=\\"/data\\"', 'Maximum', 300), MIN, ASC, 20)`,
+      `SORT(100 - SEARCH('"CWAgent/StemeDB" MetricName="disk_used_percent" path="/data"', 'Maximum', 300), MIN, ASC, 20)`,
     );
     expect(body).toContain('Fewest free inodes (worst 20)');
     // No per-node widget: its size does not grow with the fleet.
