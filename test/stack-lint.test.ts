@@ -53,7 +53,8 @@ describe('cdk synth of a two-node configuration file, as the README runs it', ()
     expect(types.filter((t) => t === 'AWS::EC2::Volume')).toHaveLength(1);
     expect(types.filter((t) => t === 'Custom::AWS')).toHaveLength(1);
     expect(types.filter((t) => t === 'AWS::CloudWatch::Alarm').length).toBeGreaterThanOrEqual(12);
-    expect(types.filter((t) => t === 'AWS::CloudWatch::Dashboard')).toHaveLength(1);
+    // The shared stack's node detail (`StemeDB-disk`) and the fleet overview (`StemeDB-disk-fleet`).
+    expect(types.filter((t) => t === 'AWS::CloudWatch::Dashboard')).toHaveLength(2);
   });
 
   it('bundles every Lambda as an ESM module that loads and exports its handler', () => {
