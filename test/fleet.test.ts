@@ -6,6 +6,9 @@
  * input (a move, a full shard) is checked on the pure functions and the configuration.
  */
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, nodeStackResourceCount, resolveConfig, stackResourceCount } from '../lib/config';
 import {
@@ -225,4 +228,63 @@ describe('shard capacity in the configuration', () => {
     );
     expect(() => resolveConfig({ ...raw, fleet: { stacks: 2 } })).toThrow(ConfigError);
   });
+});
+
+describe('the shard lock in bin/app.ts (-c stemedbShardLock=FILE)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'stemedb-shard-lock-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const cdkJson = JSON.parse(readFileSync(join(__dirname, '..', 'cdk.json'), 'utf8')) as {
+    context: Record<string, unknown>;
+  };
+
+  /** Runs the app as the CDK CLI does (context in CDK_CONTEXT_JSON), Lambda bundling skipped. */
+  function runApp(stemedb: Record<string, unknown>, lock: string) {
+    const context = {
+      ...cdkJson.context,
+      stemedb,
+      stemedbShardLock: lock,
+      'aws:cdk:bundling-stacks': [],
+    };
+    return spawnSync(
+      join(__dirname, '..', 'node_modules', '.bin', 'tsx'),
+      [join(__dirname, '..', 'bin', 'app.ts')],
+      {
+        encoding: 'utf8',
+        env: {
+          ...process.env,
+          CDK_CONTEXT_JSON: JSON.stringify(context),
+          CDK_OUTDIR: mkdtempSync(join(dir, 'out-')),
+        },
+        timeout: 300_000,
+      },
+    );
+  }
+
+  it('refuses a configuration that moves a locked node, naming it, and leaves the lock as it was', () => {
+    const lock = join(dir, 'moved.json');
+    writeFileSync(lock, '{\n  "db-1": 0\n}\n');
+    const r = runApp({ ...generatedFleetConfig(1, 2), nodes: [{ ...generatedNode(1), shard: 2 }] }, lock);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(
+      /node db-1 would move from shard 0 \(StemeDB-Disk\) to shard 2 \(StemeDB-Disk-Nodes-2\)/,
+    );
+    expect(readFileSync(lock, 'utf8')).toBe('{\n  "db-1": 0\n}\n');
+  });
+
+  it('refuses a lock file that is not node → shard, naming the file', () => {
+    const lock = join(dir, 'bad.json');
+    writeFileSync(lock, '{"db-1": "two"}');
+    const r = runApp(generatedFleetConfig(1), lock);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain(
+      `shard lock ${lock}: node db-1 has shard "two"; expected a whole number from 0 to 64`,
+    );
+  });
+
+  it('records new nodes in the lock (a missing file is an empty lock) and synthesizes', () => {
+    const lock = join(dir, 'new.json');
+    const r = runApp(generatedFleetConfig(2), lock);
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(readFileSync(lock, 'utf8'))).toEqual({ 'db-1': 0, 'db-2': 0 });
+  }, 300_000);
 });
