@@ -24,14 +24,14 @@ export const SHARED_STACK_SHARD = 0;
 /** Most node stacks a deployment may have. */
 export const MAX_NODE_STACKS = 64;
 /**
- * Most nodes in one node stack: 12 resources and about 9 KB of (unindented) template per node, so
- * 30 nodes stay near 370 resources and 300 KB, well under 450 resources and 800 KB (measured by
- * `npm run bench -- fleet` and test/fleet.test.ts).
+ * Most nodes in one node stack: 12 resources and about 13 KB of (unindented) template per node;
+ * 30 nodes measured 364 resources and 386 KB, well under 450 resources and 800 KB
+ * (`npm run bench -- fleet`, test/fleet.test.ts).
  */
 export const MAX_NODES_PER_NODE_STACK = 30;
 /**
  * Most nodes in the shared stack (shard 0), which also holds the ~65 shared resources and their
- * ~330 KB of documents and Lambdas: 20 nodes keep it near 310 resources and 520 KB.
+ * ~470 KB (documents, Lambdas, router): 20 nodes measured 308 resources and 716 KB, under 800 KB.
  */
 export const MAX_NODES_IN_SHARED_STACK = 20;
 
