@@ -43,5 +43,20 @@ export class StemeDbKey extends Construct {
         conditions: { StringEquals: { 'aws:SourceAccount': Stack.of(this).account } },
       }),
     );
+    // What ec2.Volume grants the key for the volumes it encrypts, granted here once: volumes of
+    // node stacks use the key imported (CDK cannot edit an imported key's policy), and the shared
+    // stack may hold no created volume at all. The same statement as the Volume's, so a shared
+    // stack with created volumes renders it once, as before.
+    const stack = Stack.of(this);
+    this.key.grant(
+      new kms.ViaServicePrincipal(
+        `ec2.${stack.region}.amazonaws.com`,
+        new iam.AccountRootPrincipal(),
+      ).withConditions({
+        StringEquals: { 'kms:CallerAccount': stack.account },
+      }),
+      'kms:DescribeKey',
+      'kms:GenerateDataKeyWithoutPlainText',
+    );
   }
 }
