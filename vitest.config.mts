@@ -1,5 +1,6 @@
 import { defineConfig } from 'vitest/config';
-import { preferPyenvInterpreter } from './test/support/python-path';
+import { preferPyenvInterpreter } from './test/support/python-path.js';
+import { SlowestFirstSequencer } from './test/support/slowest-first-sequencer.js';
 
 // Every worker inherits this PATH: python3, aws, moto_server and cfn-lint without pyenv's shim.
 preferPyenvInterpreter();
@@ -13,6 +14,8 @@ export default defineConfig({
     // Two cores: two workers keep the loop-device and moto tests from starving each other.
     maxWorkers: 2,
     pool: 'forks',
+    // The long real-part files first, so the suite does not end on one of them alone.
+    sequence: { sequencer: SlowestFirstSequencer },
     // Vitest's own report, then one plain "N passed, N failed, N skipped" line for CI logs.
     reporters: ['default', './test/support/summary-reporter.ts'],
   },

@@ -1,6 +1,4 @@
-import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import type { Readable } from 'node:stream';
 import type { AutomationDocumentContent } from '../../lib/automation-document';
 import {
   holds,
@@ -10,6 +8,7 @@ import {
   referenceText,
   stepTarget,
 } from './automation-validator';
+import { runForked } from './python-forkserver';
 
 /**
  * A local SSM Automation service: runs a synthesized Automation document (schemaVersion 0.3, the
@@ -1526,73 +1525,31 @@ function aborted(signal: AbortSignal): Promise<never> {
 /**
  * Runs the harness in python3: `script` mode execs the Script and calls `handler(events, None)`;
  * `api` mode calls one boto3 operation. The result comes back on fd 3 (stdout stays the script's).
+ * Each run is a process of its own, forked from a Python that has boto3 loaded (python-forkserver.ts).
  * Aborting `signal` kills the process group. Throws StepFailure `Type: message` when Python raised.
  */
-function runPython(
+async function runPython(
   request: Record<string, unknown>,
   env: NodeJS.ProcessEnv,
   signal: AbortSignal,
   log: (line: string) => void,
 ): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('python3', ['-c', PY_HARNESS], {
-      env,
-      stdio: ['pipe', 'pipe', 'pipe', 'pipe'],
-      detached: true,
-    });
-    const collect = (stream: Readable | null | undefined, limit: number): (() => string) => {
-      let text = '';
-      stream?.on('data', (d: Buffer) => {
-        if (text.length < limit) text += d.toString('utf8');
-      });
-      return () => text;
-    };
-    const stdout = collect(child.stdout, 1_000_000);
-    const stderr = collect(child.stderr, 1_000_000);
-    const result = collect(child.stdio[3] as Readable | null, 50_000_000);
-    const kill = (): void => {
-      try {
-        if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    };
-    signal.addEventListener('abort', kill, { once: true });
-    child.on('error', (err) => {
-      signal.removeEventListener('abort', kill);
-      reject(err);
-    });
-    child.on('close', (code, sig) => {
-      signal.removeEventListener('abort', kill);
-      if (stdout() !== '') log(`python3 stdout: ${stdout().trimEnd()}`);
-      if (signal.aborted) {
-        reject(new StepFailure('python3 was killed (step timeout)'));
-        return;
-      }
-      let out:
-        | { ok: boolean; result?: unknown; type?: string; message?: string; traceback?: string }
-        | undefined;
-      try {
-        out = JSON.parse(result()) as typeof out;
-      } catch {
-        out = undefined;
-      }
-      if (out === undefined) {
-        reject(
-          new StepFailure(
-            `python3 exited (${sig ?? code}) without a result: ${stderr().trim().split('\n').slice(-3).join(' | ')}`,
-          ),
-        );
-        return;
-      }
-      if (out.ok) resolve(out.result);
-      else {
-        if (out.traceback !== undefined) log(out.traceback.trimEnd());
-        reject(new StepFailure(`${out.type ?? 'Exception'}: ${out.message ?? ''}`));
-      }
-    });
-    child.stdin?.end(JSON.stringify(request));
-  });
+  const run = await runForked(PY_HARNESS, JSON.stringify(request), env, signal);
+  if (run.stdout !== '') log(`python3 stdout: ${run.stdout.trimEnd()}`);
+  if (signal.aborted) throw new StepFailure('python3 was killed (step timeout)');
+  let out: { ok: boolean; result?: unknown; type?: string; message?: string; traceback?: string } | undefined;
+  try {
+    out = JSON.parse(run.fd3) as typeof out;
+  } catch {
+    out = undefined;
+  }
+  if (out === undefined)
+    throw new StepFailure(
+      `python3 exited (${run.signal ?? run.exitCode}) without a result: ${run.stderr.trim().split('\n').slice(-3).join(' | ')}`,
+    );
+  if (out.ok) return out.result;
+  if (out.traceback !== undefined) log(out.traceback.trimEnd());
+  throw new StepFailure(`${out.type ?? 'Exception'}: ${out.message ?? ''}`);
 }
 
 const PY_HARNESS = `
