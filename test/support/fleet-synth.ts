@@ -5,6 +5,7 @@ import { App, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { resolveConfig, type StemeDbConfig } from '../../lib/config';
 import { addDiskStacks, type DiskStacks } from '../../lib/disk-stacks';
+import { MAX_NODES_IN_SHARED_STACK } from '../../lib/fleet-shards';
 
 const CDK_JSON_CONTEXT = (
   JSON.parse(readFileSync(join(__dirname, '..', '..', 'cdk.json'), 'utf8')) as {
@@ -24,13 +25,14 @@ export function generatedNode(i: number): Record<string, unknown> {
 }
 
 /**
- * A generated fleet of `count` nodes: every node in the shared stack up to 20, else hashed into
- * `ceil(count / 15)` node stacks (15 per shard on average, so no shard nears its 30).
+ * A generated fleet of `count` nodes: every node in the shared stack up to its capacity
+ * ({@link MAX_NODES_IN_SHARED_STACK}), else hashed into `ceil(count / 15)` node stacks (15 per
+ * shard on average, so no shard nears its 30).
  */
 export function generatedFleetConfig(count: number, shards?: number): Record<string, unknown> {
   return {
     notifyEmails: ['oncall@example.com'],
-    fleet: { shards: shards ?? (count <= 20 ? 0 : Math.ceil(count / 15)) },
+    fleet: { shards: shards ?? (count <= MAX_NODES_IN_SHARED_STACK ? 0 : Math.ceil(count / 15)) },
     nodes: Array.from({ length: count }, (_, i) => generatedNode(i + 1)),
   };
 }
@@ -44,12 +46,23 @@ export interface StackFigures {
   readonly templateFile: string;
 }
 
+export interface FleetSynthOptions {
+  /**
+   * aws-cdk-lib's built-in CloudFormation validation (advisory: it only warns), which the CLI runs
+   * on every synth: about 8 s of CPU to start its engine and 1 s per MB of template. Tests that run
+   * cfn-lint itself on the templates may turn it off. @default true
+   */
+  readonly builtinValidation?: boolean;
+}
+
 export interface FleetSynthResult {
   readonly config: StemeDbConfig;
   readonly stacks: DiskStacks;
   readonly outdir: string;
   readonly figures: readonly StackFigures[];
   readonly synthMs: number;
+  /** CPU time of the synth (this process, user + system): what the machine's load does not change. */
+  readonly synthCpuMs: number;
   /** Removes the output directory. */
   readonly cleanup: () => void;
 }
@@ -59,8 +72,9 @@ export interface FleetSynthResult {
  * flags, cdk-nag: an unacknowledged finding makes `app.synth()` throw), Lambda bundling skipped
  * (`aws:cdk:bundling-stacks: []`: only asset hashes differ), and reads back each written template.
  */
-export function synthFleet(raw: Record<string, unknown>): FleetSynthResult {
+export function synthFleet(raw: Record<string, unknown>, options: FleetSynthOptions = {}): FleetSynthResult {
   const started = performance.now();
+  const cpuStarted = process.cpuUsage();
   const config = resolveConfig(raw);
   const outdir = mkdtempSync(join(tmpdir(), 'stemedb-fleet-'));
   const app = new App({
@@ -68,12 +82,15 @@ export function synthFleet(raw: Record<string, unknown>): FleetSynthResult {
     // As the CLI synthesizes (its default version reporting): each stack has its CDKMetadata
     // resource, which counts toward CloudFormation's limits and tells cfn-lint a template is CDK's.
     analyticsReporting: true,
+    builtinCloudFormationValidation: options.builtinValidation ?? true,
     context: { ...CDK_JSON_CONTEXT, stemedb: undefined, 'aws:cdk:bundling-stacks': [] },
   });
   const stacks = addDiskStacks(app, config);
   Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
   app.synth();
   const synthMs = performance.now() - started;
+  const cpu = process.cpuUsage(cpuStarted);
+  const synthCpuMs = (cpu.user + cpu.system) / 1000;
   const figures = readdirSync(outdir)
     .filter((f) => f.endsWith('.template.json'))
     .sort()
@@ -94,6 +111,7 @@ export function synthFleet(raw: Record<string, unknown>): FleetSynthResult {
     outdir,
     figures,
     synthMs,
+    synthCpuMs,
     cleanup: () => rmSync(outdir, { recursive: true, force: true }),
   };
 }
