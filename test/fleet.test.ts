@@ -27,6 +27,7 @@ import {
   updatedShardLock,
 } from '../lib/fleet-shards';
 import {
+  CDK_JSON_CONTEXT,
   type FleetSynthResult,
   generatedFleetConfig,
   generatedNode,
@@ -60,7 +61,9 @@ function nodePlacement(stacks: DiskStacks): Map<string, Placement> {
 
 /** The stacks of a configuration as bin/app.ts builds them, not synthesized. */
 function buildStacks(raw: Record<string, unknown>): DiskStacks {
-  const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+  const app = new App({
+    context: { ...CDK_JSON_CONTEXT, stemedb: undefined, 'aws:cdk:bundling-stacks': [] },
+  });
   return addDiskStacks(app, resolveConfig(raw));
 }
 

@@ -7,7 +7,8 @@ import { resolveConfig, type StemeDbConfig } from '../../lib/config';
 import { addDiskStacks, type DiskStacks } from '../../lib/disk-stacks';
 import { MAX_NODES_IN_SHARED_STACK } from '../../lib/fleet-shards';
 
-const CDK_JSON_CONTEXT = (
+/** cdk.json's context (the feature flags), as `cdk synth` gives it to the app. */
+export const CDK_JSON_CONTEXT = (
   JSON.parse(readFileSync(join(__dirname, '..', '..', 'cdk.json'), 'utf8')) as {
     context: Record<string, unknown>;
   }
