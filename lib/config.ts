@@ -230,7 +230,7 @@ export interface StemeDbConfig {
    * too. @default false
    */
   readonly selfManagedAlertmanager: boolean;
-  /** @default { shards: 0 } (every node in the shared stack, at most 20) */
+  /** @default { shards: 0 } (every node in the shared stack, at most 16) */
   readonly fleet: FleetConfig;
   /** @default [] (synth still succeeds and warns) */
   readonly nodes: readonly NodeConfig[];

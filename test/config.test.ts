@@ -642,18 +642,18 @@ describe('configuration that used to crash the synth is a one-line error naming 
     ['a prefix starting with Amazon', { prefix: 'AmazonDb' }, /^prefix is "AmazonDb"; /],
     [
       'more nodes than the shared stack holds',
-      { nodes: nodes(19) },
-      /^shard 0 \(stack StemeDB-Disk\) has 19 nodes \(db-1, .*, db-19\); the shared stack holds at most 18 nodes: give new nodes an explicit "shard" with room, or set fleet.shards/,
+      { nodes: nodes(17) },
+      /^shard 0 \(stack StemeDB-Disk\) has 17 nodes \(db-1, .*, db-17\); the shared stack holds at most 16 nodes: give new nodes an explicit "shard" with room, or set fleet.shards/,
     ],
     [
       'more adopted-volume nodes than the shared stack holds',
       {
-        nodes: nodes(19, (i) => ({
+        nodes: nodes(17, (i) => ({
           dataVolume: undefined,
           existingVolumeId: `vol-${(i + 1).toString(16).padStart(17, '0')}`,
         })),
       },
-      /^shard 0 \(stack StemeDB-Disk\) has 19 nodes .*the shared stack holds at most 18 nodes/,
+      /^shard 0 \(stack StemeDB-Disk\) has 17 nodes .*the shared stack holds at most 16 nodes/,
     ],
     [
       'a selfManagedAlertmanager that is not a boolean',
@@ -672,21 +672,21 @@ describe('configuration that used to crash the synth is a one-line error naming 
     });
   }
 
-  it('accepts 18 nodes in the shared stack, and 30 more pinned to one node stack', () => {
-    expect(resolveConfig({ nodes: nodes(18) }).nodes).toHaveLength(18);
-    const more = nodes(48, (i) => ({ shard: i >= 18 ? 1 : 0 }));
-    expect(resolveConfig({ fleet: { shards: 1 }, nodes: more }).nodes).toHaveLength(48);
+  it('accepts 16 nodes in the shared stack, and 30 more pinned to one node stack', () => {
+    expect(resolveConfig({ nodes: nodes(16) }).nodes).toHaveLength(16);
+    const more = nodes(46, (i) => ({ shard: i >= 16 ? 1 : 0 }));
+    expect(resolveConfig({ fleet: { shards: 1 }, nodes: more }).nodes).toHaveLength(46);
   });
 
-  it('counts the opted-in prevention associations: 18 nodes, 216 emails and one fit (500 of 500), both do not', () => {
-    const emails = Array.from({ length: 216 }, (_, i) => `oncall${i}@example.com`);
+  it('counts the opted-in prevention associations: 16 nodes, 240 emails and one fit (500 of 500), both do not', () => {
+    const emails = Array.from({ length: 240 }, (_, i) => `oncall${i}@example.com`);
     const one = { journald: { associate: true } };
-    expect(resolveConfig({ nodes: nodes(18), notifyEmails: emails, prevention: one }).nodes).toHaveLength(18);
+    expect(resolveConfig({ nodes: nodes(16), notifyEmails: emails, prevention: one }).nodes).toHaveLength(16);
     const both = { journald: { associate: true }, storage: { associate: true } };
-    expect(problemLines({ nodes: nodes(18), notifyEmails: emails, prevention: both })).toEqual(
+    expect(problemLines({ nodes: nodes(16), notifyEmails: emails, prevention: both })).toEqual(
       expect.arrayContaining([
         expect.stringMatching(
-          /^shard 0 \(the shared stack StemeDB-Disk\) has 18 nodes; it holds at most 17 with this configuration \(CloudFormation's 500 resources per stack: 285 shared, 12 per node\)/,
+          /^shard 0 \(the shared stack StemeDB-Disk\) has 16 nodes; it holds at most 15 with this configuration \(CloudFormation's 500 resources per stack: 309 shared, 12 per node\)/,
         ),
       ]),
     );

@@ -546,8 +546,8 @@ describe('resources per stack, as the configuration budgets them', () => {
     }
   });
 
-  it('synthesizes the most nodes the shared stack accepts, with every optional shared part: 18, within 450 resources and 800 KB', () => {
-    const nodes = Array.from({ length: 19 }, (_, i) => ({
+  it('synthesizes the most nodes the shared stack accepts, with every optional shared part: 16, within 450 resources and 800 KB', () => {
+    const nodes = Array.from({ length: 17 }, (_, i) => ({
       name: `db-${i + 1}`,
       instanceId: `i-${(i + 1).toString(16).padStart(17, '0')}`,
       availabilityZone: 'eu-west-1a',
@@ -562,8 +562,8 @@ describe('resources per stack, as the configuration budgets them', () => {
       notifyEmails: ['oncall@example.com', 'platform@example.com'],
       prevention: { journald: { associate: true }, storage: { associate: true } },
     };
-    expect(() => resolveConfig({ ...heaviest, nodes })).toThrow(/the shared stack holds at most 18 nodes/);
-    const r = synthStack({ ...heaviest, nodes: nodes.slice(0, 18) });
+    expect(() => resolveConfig({ ...heaviest, nodes })).toThrow(/the shared stack holds at most 16 nodes/);
+    const r = synthStack({ ...heaviest, nodes: nodes.slice(0, 16) });
     expect(resourceCount(r)).toBe(stackResourceCount(r.config));
     expect(resourceCount(r)).toBeLessThanOrEqual(450);
     expect(resourceCount(r)).toBeLessThanOrEqual(STACK_RESOURCE_LIMIT);
