@@ -4,6 +4,9 @@ import { SlowestFirstSequencer } from './test/support/slowest-first-sequencer.js
 
 // Every worker inherits this PATH: python3, aws, moto_server and cfn-lint without pyenv's shim.
 preferPyenvInterpreter();
+// As bin/app.ts, for the tests' own `new App()`s: CDK's built-in CloudFormation validation off
+// (cfn-lint checks the synthesized templates; the built-in pass doubled every Template.fromStack).
+process.env.CDK_VALIDATION ??= 'false';
 
 export default defineConfig({
   test: {

@@ -3,8 +3,8 @@
  * (test/support/fleet-synth.ts: up to 18 nodes in the shared stack, else hashed into
  * ceil(n / 15) node stacks; every fifth node adopts its volume), the synth time, the stacks, the
  * resources per stack and the largest template. Each fleet is synthesized in a process of its own,
- * from the start as `cdk synth` runs the app (cdk.json's flags, cdk-nag, the built-in CloudFormation
- * validation and its engine start, CDKMetadata), Lambda bundling skipped (a constant few seconds
+ * from the start as `cdk synth` runs bin/app.ts (cdk.json's flags, cdk-nag, CDKMetadata; CDK's
+ * built-in CloudFormation validation off, as the app has it), Lambda bundling skipped (a constant few seconds
  * that does not grow with the fleet). Reports the process's wall time and CPU time (user + system,
  * module loading included): this machine's 2 cores are shared, so wall time varies with the load
  * and CPU time does not.

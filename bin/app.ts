@@ -7,7 +7,10 @@ import { ConfigError, loadConfig, type StemeDbConfig } from '../lib/config';
 import { addDiskStacks } from '../lib/disk-stacks';
 import { parseShardLock, type ShardLock, shardLockProblems, updatedShardLock } from '../lib/fleet-shards';
 
-const app = new App();
+// CDK's built-in CloudFormation validation is off: the tests run cfn-lint (stricter, the project's
+// gate) on these templates, and the built-in pass took about half of every synth's CPU, growing
+// with the template. cdk-nag (below) still runs on every synth.
+const app = new App({ builtinCloudFormationValidation: false });
 
 function fail(message: string): never {
   process.stderr.write(`${message}\n`);

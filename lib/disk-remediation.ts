@@ -1,6 +1,7 @@
 import type * as iam from 'aws-cdk-lib/aws-iam';
 import type * as kms from 'aws-cdk-lib/aws-kms';
 import type * as sns from 'aws-cdk-lib/aws-sns';
+import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import type * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
 import type { AutomationDocumentName, CommandDocumentName } from '../contracts/sections';
@@ -54,6 +55,8 @@ export class DiskRemediation extends Construct {
   public readonly waitForModification: RemediationFunction;
   public readonly verifyArchive: RemediationFunction;
   public readonly router: AlarmRouterFunction;
+  /** Where events the router could not be handed land (EventBridge targets, the Prometheus topic's subscription). */
+  public readonly routerDeadLetterQueue: sqs.IQueue;
   /** The kill switch `/<prefix>/automation-mode` (act, observe, off) the router reads. */
   public readonly modeParameter: ssm.StringParameter;
   /** Alarms on the automation itself (Lambda errors, undelivered alarm events). */
@@ -96,6 +99,7 @@ export class DiskRemediation extends Construct {
     });
     this.modeParameter = routing.modeParameter;
     this.router = routing.router;
+    this.routerDeadLetterQueue = routing.deadLetterQueue;
 
     this.healthAlarms = new AutomationHealthAlarms(this, 'HealthAlarms', {
       prefix,

@@ -4,6 +4,7 @@ import type * as kms from 'aws-cdk-lib/aws-kms';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subs from 'aws-cdk-lib/aws-sns-subscriptions';
+import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import * as cr from 'aws-cdk-lib/custom-resources';
 import { Construct } from 'constructs';
 import { renderAmpAlertManagerDefinition } from './alertmanager-config';
@@ -16,6 +17,12 @@ const PREFIX = /^[A-Za-z][A-Za-z0-9]{0,19}$/;
 export interface PrometheusAlertingProps {
   /** The alarm router function: subscribed to the topic, told its ARN (`PROMETHEUS_TOPIC_ARN`). */
   readonly router: lambda.Function;
+  /**
+   * Where SNS puts a notification it could not deliver to the router (after its retries), so a
+   * Prometheus alert is never dropped silently: the router's dead-letter queue, whose depth an
+   * alarm watches. @default none (SNS drops it after its retries)
+   */
+  readonly deadLetterQueue?: sqs.IQueue;
   /** The stack's key (a key of this stack: its policy gets the AMP statement). The topic is encrypted with it. */
   readonly encryptionKey: kms.IKey;
   /**
@@ -87,7 +94,9 @@ export class PrometheusAlerting extends Construct {
     });
     // SNS invokes the router (a Lambda permission for this topic only); the router acts only on
     // notifications of the topic named in PROMETHEUS_TOPIC_ARN.
-    this.topic.addSubscription(new subs.LambdaSubscription(props.router));
+    this.topic.addSubscription(
+      new subs.LambdaSubscription(props.router, { deadLetterQueue: props.deadLetterQueue }),
+    );
     props.router.addEnvironment('PROMETHEUS_TOPIC_ARN', this.topic.topicArn);
 
     if (props.workspaceId !== undefined) {

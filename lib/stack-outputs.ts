@@ -27,6 +27,11 @@ export interface StackOutputsProps {
   readonly modeParameter: ssm.IStringParameter;
   /** The operator managed policy teams attach. */
   readonly operatorPolicy: iam.IManagedPolicy;
+  /**
+   * The topic Alertmanager publishes Prometheus alerts to (AMP's, or a self-managed one's
+   * `sns_configs`), output `PrometheusAlertTopicArn`. @default none (no Prometheus alerting)
+   */
+  readonly prometheusAlertTopic?: sns.ITopic;
 }
 
 /** CloudFormation's limit of outputs per template. */
@@ -115,6 +120,13 @@ export class StackOutputs extends Construct {
       "Managed policy to attach to operators' roles: start, stop and follow this stack's Automations, flip the kill switch, read results",
       true,
     );
+    if (props.prometheusAlertTopic !== undefined)
+      add(
+        'PrometheusAlertTopicArn',
+        props.prometheusAlertTopic.topicArn,
+        "SNS topic Alertmanager publishes Prometheus alerts to (a self-managed Alertmanager's sns_configs topic_arn); the alarm router reads it",
+        true,
+      );
     for (const [name, d] of automationOutputs)
       add(`AutomationDocument${name}`, d.resource.ref, `Automation document (runbook section) ${name}`);
     for (const [name, d] of commandOutputs)

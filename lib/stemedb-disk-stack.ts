@@ -152,6 +152,18 @@ export class StemeDbDiskStack extends Stack {
         remediation.verifyArchive,
       ].map((f) => f.logGroup),
     });
+    let prometheusAlerting: PrometheusAlerting | undefined;
+    if (config.prometheusWorkspaceId !== undefined || config.selfManagedAlertmanager) {
+      prometheusAlerting = new PrometheusAlerting(this, 'PrometheusAlerting', {
+        router: remediation.router.function,
+        deadLetterQueue: remediation.routerDeadLetterQueue,
+        encryptionKey: key,
+        workspaceId: config.prometheusWorkspaceId,
+        selfManagedPublisher: config.selfManagedAlertmanager,
+        prefix,
+      });
+    }
+
     new StackOutputs(this, 'Outputs', {
       prefix,
       dashboard,
@@ -162,21 +174,13 @@ export class StemeDbDiskStack extends Stack {
       commandDocuments,
       modeParameter: remediation.modeParameter,
       operatorPolicy: operator.policy,
+      prometheusAlertTopic: prometheusAlerting?.topic,
     });
 
     if (config.prometheusWorkspaceId !== undefined) {
       new PrometheusRuleGroupsNamespace(this, 'PrometheusRules', {
         workspaceId: config.prometheusWorkspaceId,
         rulesYaml: renderPrometheusRules(config.thresholds, { dataMount: config.dataMount }),
-      });
-    }
-    if (config.prometheusWorkspaceId !== undefined || config.selfManagedAlertmanager) {
-      new PrometheusAlerting(this, 'PrometheusAlerting', {
-        router: remediation.router.function,
-        encryptionKey: key,
-        workspaceId: config.prometheusWorkspaceId,
-        selfManagedPublisher: config.selfManagedAlertmanager,
-        prefix,
       });
     }
 

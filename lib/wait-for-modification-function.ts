@@ -28,7 +28,11 @@ export class WaitForModificationFunction extends RemediationFunction {
       // The waiter also stops 5 s before its timeout and returns `pending`, and the Automation
       // asks once more.
       timeout: Duration.seconds(MAX_WAIT_SECONDS + 15),
-      environment: { MAX_WAIT_SECONDS: String(MAX_WAIT_SECONDS), POLL_INTERVAL_SECONDS: '5' },
+      environment: {
+        MAX_WAIT_SECONDS: String(MAX_WAIT_SECONDS),
+        POLL_INTERVAL_SECONDS: '5',
+        MAX_POLL_INTERVAL_SECONDS: '30',
+      },
     });
     this.role.addToPolicy(
       new iam.PolicyStatement({

@@ -897,7 +897,13 @@ describe('contracts', () => {
 
   it('sends the wait Lambda a payload its input parser accepts, bounded to 600 s per call', async () => {
     const payload = (run({}).inputs.WaitForOptimizing as { Payload: string }).Payload;
-    expect(parseWaitInput(JSON.parse(payload), { pollIntervalSeconds: 5, maxWaitSeconds: 300 })).toEqual({
+    expect(
+      parseWaitInput(JSON.parse(payload), {
+        pollIntervalSeconds: 5,
+        maxPollIntervalSeconds: 30,
+        maxWaitSeconds: 300,
+      }),
+    ).toEqual({
       ok: true,
       request: { volumeId: VOLUME, targetSizeGiB: 20, maxWaitSeconds: 600 },
     });

@@ -295,7 +295,7 @@ describe('expand-volume against moto_server', () => {
     const r = await expandVolume({ instanceId, volumeId }, deps());
     const w = await waitForVolumeModification(
       { volumeId, targetSizeGiB: String(r.targetSizeGiB) },
-      { ec2, config: { pollIntervalSeconds: 1, maxWaitSeconds: 10 } },
+      { ec2, config: { pollIntervalSeconds: 1, maxPollIntervalSeconds: 1, maxWaitSeconds: 10 } },
     );
     expect(w).toMatchObject({ status: 'ready', state: 'completed', progress: 100, apiCalls: 1 });
   });

@@ -106,9 +106,7 @@ describe(`a fleet of ${FLEET} nodes`, () => {
       (r) => r.Type === type,
     );
   beforeAll(() => {
-    // cfn-lint runs below on every template: the CLI's built-in (advisory) validation is not
-    // repeated here (about 15 s of CPU at this size).
-    fleet = synthFleet(generatedFleetConfig(FLEET), { builtinValidation: false });
+    fleet = synthFleet(generatedFleetConfig(FLEET));
     lint = cfnLint(fleet.figures.map((f) => f.templateFile));
   }, 300_000);
   afterAll(async () => {
@@ -358,8 +356,6 @@ describe('the shard lock in bin/app.ts (-c stemedbShardLock=FILE)', () => {
         encoding: 'utf8',
         env: {
           ...process.env,
-          // The built-in advisory validation is not what these tests check (8 s of CPU to start).
-          CDK_VALIDATION: 'false',
           CDK_CONTEXT_JSON: JSON.stringify(context),
           CDK_OUTDIR: mkdtempSync(join(dir, 'out-')),
         },

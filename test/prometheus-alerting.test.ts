@@ -92,9 +92,31 @@ describe('with an AMP workspace (the two-node fixture)', () => {
     const subscriptions = t
       .resources('AWS::SNS::Subscription')
       .filter((x) => x.properties.TopicArn === TOPIC_ARN);
+    const deadLetters = t
+      .resources('AWS::SQS::Queue')
+      .find((q) => q.properties.QueueName === 'StemeDB-disk-router-dead-letters');
     expect(subscriptions.map((x) => x.properties)).toEqual([
-      { Protocol: 'lambda', TopicArn: TOPIC_ARN, Endpoint: router?.attributes.Arn },
+      {
+        Protocol: 'lambda',
+        TopicArn: TOPIC_ARN,
+        Endpoint: router?.attributes.Arn,
+        // A notification SNS could not deliver after its retries goes to the router's dead-letter queue.
+        RedrivePolicy: { deadLetterTargetArn: deadLetters?.attributes.Arn },
+      },
     ]);
+    const queueStatements = t
+      .resources('AWS::SQS::QueuePolicy')
+      .flatMap((p) => (p.properties.PolicyDocument as { Statement: Record<string, unknown>[] }).Statement)
+      .filter((statement) => statement.Resource === deadLetters?.attributes.Arn);
+    expect(queueStatements).toContainEqual(
+      expect.objectContaining({
+        Effect: 'Allow',
+        Principal: { Service: 'sns.amazonaws.com' },
+        Action: 'sqs:SendMessage',
+        Resource: deadLetters?.attributes.Arn,
+        Condition: { ArnEquals: { 'aws:SourceArn': TOPIC_ARN } },
+      }),
+    );
     const invokes = t
       .resources('AWS::Lambda::Permission')
       .filter((p) => p.properties.Principal === 'sns.amazonaws.com');
@@ -170,8 +192,21 @@ describe('with an AMP workspace (the two-node fixture)', () => {
 
 describe('with a self-managed Alertmanager and no workspace', () => {
   let t: ResolvedTemplate;
+  let outputs: Record<string, { Value: unknown; Export?: { Name: string } }>;
   beforeAll(() => {
-    t = new ResolvedTemplate(synthStack({ selfManagedAlertmanager: true }).template.toJSON(), TARGET);
+    const json = synthStack({ selfManagedAlertmanager: true }).template.toJSON();
+    t = new ResolvedTemplate(json, TARGET);
+    outputs = (json as { Outputs: typeof outputs }).Outputs;
+  });
+
+  it('outputs the alert topic ARN (the sns_configs topic_arn), exported', () => {
+    const topic = t
+      .resources('AWS::SNS::Topic')
+      .find((x) => x.properties.TopicName === 'StemeDB-prometheus-alerts');
+    expect(outputs.PrometheusAlertTopicArn).toMatchObject({
+      Value: { Ref: topic?.logicalId },
+      Export: { Name: 'StemeDB-PrometheusAlertTopicArn' },
+    });
   });
 
   it('creates the topic and the subscription, and nothing for AMP', () => {
@@ -209,6 +244,9 @@ describe('without Prometheus alerting', () => {
       .find((f) => f.properties.FunctionName === 'StemeDB-alarm-router');
     expect(router?.properties.Environment).toMatchObject({ Variables: { PREFIX: 'StemeDB' } });
     expect(router?.properties.Environment).not.toHaveProperty('Variables.PROMETHEUS_TOPIC_ARN');
+    expect(Object.keys((synthStack({}).template.toJSON() as { Outputs: object }).Outputs)).not.toContain(
+      'PrometheusAlertTopicArn',
+    );
   });
 });
 

@@ -11,6 +11,7 @@ import { logger, metrics } from '../lambda/shared/powertools';
 import {
   handler,
   loadWaitConfig,
+  pollDelayMs,
   type WaitDeps,
   waitForVolumeModification,
 } from '../lambda/wait-for-volume-modification';
@@ -26,7 +27,9 @@ const sleeps: number[] = [];
 function deps(over: Partial<WaitDeps> = {}): WaitDeps {
   return {
     ec2: client,
-    config: { pollIntervalSeconds: 5, maxWaitSeconds: 300 },
+    // A constant 5 s (no backoff, no jitter) unless a test says otherwise.
+    config: { pollIntervalSeconds: 5, maxPollIntervalSeconds: 5, maxWaitSeconds: 300 },
+    random: () => 1,
     nowMs: () => clock,
     sleep: async (ms) => {
       sleeps.push(ms);
@@ -215,14 +218,55 @@ describe('wait-for-volume-modification', () => {
     });
   }
 
+  it('backs off: 5, 10, 20 s, then every 30 s, and calls 13 times (not 61) for a modification usable after 5 minutes', async () => {
+    const usableAt = clock + 300_000;
+    ec2Mock
+      .on(DescribeVolumesModificationsCommand)
+      .callsFake(() => (clock >= usableAt ? mod('optimizing') : mod('modifying')));
+    const r = await waitForVolumeModification(
+      { volumeId: VOLUME, targetSizeGiB: 150, maxWaitSeconds: 900 },
+      deps({ config: { pollIntervalSeconds: 5, maxPollIntervalSeconds: 30, maxWaitSeconds: 300 } }),
+    );
+    expect(r).toMatchObject({ status: 'ready', apiCalls: 13, waitedSeconds: 305 });
+    expect(sleeps).toEqual([5000, 10_000, 20_000, ...Array(9).fill(30_000)]);
+  });
+
+  it('jitters each wait between half and all of it, so expansions started together do not poll in step', async () => {
+    const config = { pollIntervalSeconds: 5, maxPollIntervalSeconds: 30, maxWaitSeconds: 300 };
+    expect([0, 1, 2, 3, 9].map((a) => pollDelayMs(a, config, () => 0))).toEqual([
+      2500, 5000, 10_000, 15_000, 15_000,
+    ]);
+    expect([0, 1, 2, 3, 9].map((a) => pollDelayMs(a, config, () => 0.5))).toEqual([
+      3750, 7500, 15_000, 22_500, 22_500,
+    ]);
+    expect(pollDelayMs(60, config, () => 0.999_999)).toBe(30_000);
+    ec2Mock.on(DescribeVolumesModificationsCommand).resolves(mod('modifying'));
+    const r = await waitForVolumeModification(
+      { volumeId: VOLUME, targetSizeGiB: 150, maxWaitSeconds: 60 },
+      deps({ config, random: () => 0 }),
+    );
+    expect(sleeps).toEqual([2500, 5000, 10_000, 15_000, 15_000]);
+    expect(r).toMatchObject({ status: 'pending', apiCalls: 6, waitedSeconds: 48 });
+  });
+
   it('validates its environment, naming each bad variable', () => {
-    expect(loadWaitConfig({})).toEqual({ pollIntervalSeconds: 5, maxWaitSeconds: 300 });
+    expect(loadWaitConfig({})).toEqual({
+      pollIntervalSeconds: 5,
+      maxPollIntervalSeconds: 30,
+      maxWaitSeconds: 300,
+    });
     expect(() => loadWaitConfig({ POLL_INTERVAL_SECONDS: '0', MAX_WAIT_SECONDS: '1h' })).toThrow(
       [
         'wait-for-volume-modification configuration is invalid:',
         '  - POLL_INTERVAL_SECONDS is "0"; expected a whole number of seconds from 1 to 60',
         '  - MAX_WAIT_SECONDS is "1h"; expected a whole number of seconds from 1 to 900',
       ].join('\n'),
+    );
+    expect(() => loadWaitConfig({ POLL_INTERVAL_SECONDS: '20', MAX_POLL_INTERVAL_SECONDS: '10' })).toThrow(
+      'MAX_POLL_INTERVAL_SECONDS (10) is less than POLL_INTERVAL_SECONDS (20)',
+    );
+    expect(() => loadWaitConfig({ MAX_POLL_INTERVAL_SECONDS: '301' })).toThrow(
+      'MAX_POLL_INTERVAL_SECONDS is "301"; expected a whole number of seconds from 1 to 300',
     );
   });
 

@@ -360,7 +360,8 @@ export class Drill {
       'aws:cdk:enable-asset-metadata': true,
       ...(bundle ? {} : { 'aws:cdk:bundling-stacks': [] }),
     };
-    const app = new App({ outdir, context });
+    // As bin/app.ts: cfn-lint, not CDK's built-in validation, checks the templates.
+    const app = new App({ outdir, context, builtinCloudFormationValidation: false });
     const resolvedConfig = loadConfig((key) => app.node.tryGetContext(key));
     new StemeDbDiskStack(app, STACK, { config: resolvedConfig });
     Validations.of(app).addPlugins(new AwsSolutionsChecks(app));

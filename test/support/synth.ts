@@ -35,6 +35,8 @@ export function synthStack(raw: Record<string, unknown>): SynthResult {
     outdir: mkdtempSync(join(tmpdir(), 'stemedb-synth-')),
     // The feature flags of cdk.json, so the test synth behaves as `cdk synth` does.
     context: { ...CDK_JSON_CONTEXT, stemedb: undefined, 'aws:cdk:bundling-stacks': [] },
+    // As bin/app.ts: cfn-lint, not CDK's built-in validation, checks the templates.
+    builtinCloudFormationValidation: false,
   });
   const stack = addDiskStacks(app, config).shared;
   Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
