@@ -7,10 +7,11 @@ import type { Construct } from 'constructs';
 import { type RouteTable, routeTable } from '../contracts/routing';
 import type { AutomationRole } from './automation-role';
 import type { StemeDbConfig } from './config';
-import { acknowledgeTopicKeyUse, acknowledgeWildcard } from './nag-acknowledgements';
+import { acknowledgeWildcard } from './nag-acknowledgements';
 import { readNodeRegistryStatement } from './node-registry-statement';
 import { RemediationFunction } from './remediation-function';
 import { acknowledgeStartAutomationVersions, startAutomationResources } from './start-automation-resources';
+import { grantPublishThroughSns } from './topic-publish-grant';
 
 export interface AlarmRouterFunctionProps {
   /** Name prefix (config `prefix`): the function is `<prefix>-alarm-router`; alarms it acts on are `<prefix>-…`. */
@@ -160,7 +161,7 @@ export class AlarmRouterFunction extends RemediationFunction {
         resources: [props.lockTable.tableArn],
       }),
     );
-    props.topic.grantPublish(role);
+    grantPublishThroughSns(props.topic, role, 'Notifications');
     props.automationRole.grantPassToSsm(role);
     acknowledgeWildcard(
       role,
@@ -182,7 +183,6 @@ export class AlarmRouterFunction extends RemediationFunction {
       `Resource::arn:<AWS::Partition>:cloudwatch:<AWS::Region>:<AWS::AccountId>:alarm:${prefix}-*`,
       "Only this stack's alarms (named <prefix>-<node>-disk-<kind>); nodes are added without changing the router.",
     );
-    acknowledgeTopicKeyUse(role);
   }
 }
 

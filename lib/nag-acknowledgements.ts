@@ -34,12 +34,3 @@ export function acknowledgeCustomResourceProvider(stack: Stack): void {
   const fn = provider.node.defaultChild;
   if (fn instanceof CfnResource) fn.addMetadata('cfn-lint', { config: { ignore_checks: ['W3005'] } });
 }
-
-/** SNS `grantPublish` on a KMS-encrypted topic grants `kms:GenerateDataKey*` on its key. */
-export function acknowledgeTopicKeyUse(scope: IConstruct): void {
-  acknowledgeWildcard(
-    scope,
-    'Action::kms:GenerateDataKey*',
-    'Publishing to the KMS-encrypted notification topic needs data keys of the stack key (CDK grantPublish); the resource is that one key.',
-  );
-}

@@ -19,10 +19,11 @@ import { CommandDocument, REPO_ROOT } from './command-document';
 import type { StemeDbConfig } from './config';
 import { grantDataVolumeMigration } from './data-volume-migration-grants';
 import { restrictFstabFile } from './migrate-data-volume';
-import { acknowledgeTopicKeyUse, acknowledgeWildcard, nagArn } from './nag-acknowledgements';
+import { acknowledgeWildcard, nagArn } from './nag-acknowledgements';
 import { functionNameSubstitutions, type SectionFunctions } from './remediation-functions';
 import { acknowledgeStartAutomationVersions, startAutomationResources } from './start-automation-resources';
 import { DEPLOYMENT_TAG_KEY, MANAGED_TAG_KEY, MANAGED_TAG_VALUE } from './tags';
+import { grantPublishThroughSns } from './topic-publish-grant';
 import type { WalArchiveBucket } from './wal-archive-bucket';
 
 /** The configuration keys the documents' `${Placeholder}`s take their values from. */
@@ -187,7 +188,7 @@ function grantDocumentSteps(
       resources: ['*'],
     }),
   );
-  props.topic.grantPublish(role);
+  grantPublishThroughSns(props.topic, role, 'Notifications');
   // Only the documents some document starts as a child (aws:executeAutomation): ExpandVolume
   // falls back to ArchiveWal, the cleanups start ArchiveWal and ExpandVolume.
   const children = childAutomations(props.automationDocuments);
@@ -208,7 +209,6 @@ function grantDocumentSteps(
     }),
   );
   automationRole.grantPassToSsm(role);
-  acknowledgeTopicKeyUse(role);
   acknowledgeWildcard(
     role,
     'Resource::arn:<AWS::Partition>:ec2:<AWS::Region>:<AWS::AccountId>:instance/*',

@@ -996,6 +996,32 @@ describe('must-deny cases are denied', () => {
     });
   });
 
+  it('the automation role and the router use the topic key only through SNS, never directly', async () => {
+    for (const principalRoleArn of [facts.automationRoleArn, roleOf('alarm-router')]) {
+      for (const action of ['kms:Decrypt', 'kms:GenerateDataKey']) {
+        // Directly (no service in between), or through another service: denied.
+        await expectDenied({ principalRoleArn, action, resource: facts.topicKeyArn });
+        await expectDenied({
+          principalRoleArn,
+          action,
+          resource: {
+            arn: facts.topicKeyArn,
+            context: { 'kms:ViaService': `s3.${TARGET.region}.amazonaws.com` },
+          },
+        });
+      }
+      // Only the data-key call SNS makes: not the plaintext-less or re-encrypt variants.
+      await expectDenied({
+        principalRoleArn,
+        action: 'kms:GenerateDataKeyWithoutPlaintext',
+        resource: {
+          arn: facts.topicKeyArn,
+          context: { 'kms:ViaService': `sns.${TARGET.region}.amazonaws.com` },
+        },
+      });
+    }
+  });
+
   it("a node may neither delete nor overwrite another node's WAL archive, nor delete its own", async () => {
     const db1 = `${facts.prefix}-node-db-1`;
     await expectDenied({
