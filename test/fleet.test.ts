@@ -214,6 +214,24 @@ describe(`a fleet of ${FLEET} nodes`, () => {
     }
   });
 
+  it("lets the operator policy read the fleet overview and every shard's dashboard", () => {
+    const policies = resourcesOf('StemeDB-Disk', 'AWS::IAM::ManagedPolicy') as unknown as Array<{
+      Properties: {
+        ManagedPolicyName: string;
+        PolicyDocument: { Statement: Array<{ Sid?: string; Resource: unknown }> };
+      };
+    }>;
+    const operator = policies.find((p) => p.Properties.ManagedPolicyName === 'StemeDB-operator');
+    const read = operator?.Properties.PolicyDocument.Statement.find((st) => st.Sid === 'ReadDashboard');
+    const text = JSON.stringify(read?.Resource);
+    for (const name of [
+      'StemeDB-disk-fleet',
+      ...fleet.stacks.nodeStacks.map((_, i) => `StemeDB-disk-shard-${i + 1}`),
+    ]) {
+      expect(text).toContain(`:dashboard/${name}"`);
+    }
+  });
+
   it('keeps every existing node in its stack, under the same logical IDs, when a node is added', () => {
     const raw = generatedFleetConfig(FLEET);
     const grown = buildStacks({ ...raw, nodes: [...(raw.nodes as object[]), generatedNode(FLEET + 1)] });
