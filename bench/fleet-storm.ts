@@ -21,20 +21,13 @@ import {
   TagResourceCommand,
 } from '@aws-sdk/client-cloudwatch';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import {
-  type AutomationExecutionMetadata,
-  DescribeAutomationExecutionsCommand,
-  GetAutomationExecutionCommand,
-  GetParameterCommand,
-  ListTagsForResourceCommand,
-  SSMClient,
-  StartAutomationExecutionCommand,
-} from '@aws-sdk/client-ssm';
+import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
 import { routeTable } from '../contracts/routing';
 import { loadRouterConfig, type RouterDeps, type RouterOutcome, routeEvent } from '../lambda/alarm-router';
 import { logger } from '../lambda/shared/powertools';
 import { resolveConfig } from '../lib/config';
+import { AutomationFake } from '../test/support/automation-fake';
 import { LockTableFake } from '../test/support/lock-table-fake';
 
 const ACCOUNT = '123456789012';
@@ -45,16 +38,6 @@ const SSM_QUOTA = 25;
 const LATENCY_MS = 4;
 const THROTTLE_EVERY = 37;
 const T0 = Date.parse('2026-12-01T03:00:00Z');
-
-interface Execution {
-  readonly id: string;
-  readonly node: string;
-  readonly document: string;
-  status: string;
-  readonly start: Date;
-  end?: Date;
-  readonly tags: Record<string, string>;
-}
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -71,11 +54,10 @@ async function storm(nodes: number): Promise<{
   // Node i's disk filled i seconds after the first: the queue must start them in that order.
   const transitionOf = (i: number) => new Date(T0 + i * 1000);
   const inAlarm = new Set(names);
-  const executions: Execution[] = [];
   const calls = new Map<string, number>();
-  let seq = 0;
   let maxRunning = 0;
-  const startOrder: string[] = [];
+  // The router's clock: a minute after the last node's transition (executions start after it).
+  let clock = transitionOf(nodes - 1).getTime() + 60_000;
 
   const ssm = new SSMClient({ region: REGION, credentials: { accessKeyId: 'x', secretAccessKey: 'x' } });
   const cloudwatch = new CloudWatchClient({
@@ -137,72 +119,25 @@ async function storm(nodes: number): Promise<{
       return { Parameter: { Name: input.Name, Value: value } };
     }),
   );
+  // SSM Automation as AWS keeps it (test/support/automation-fake.ts), each answer delayed,
+  // counted and sometimes throttled; starts refused above SSM_QUOTA active executions.
   const active = ['Pending', 'InProgress', 'Waiting'];
-  ssmMock.on(DescribeAutomationExecutionsCommand).callsFake(
-    slow('ssm:DescribeAutomationExecutions', (input: { Filters?: { Key: string; Values: string[] }[] }) => {
-      const f = new Map((input.Filters ?? []).map((x) => [x.Key, x.Values]));
-      const list: AutomationExecutionMetadata[] = executions
-        .filter((e) => (f.get('ExecutionStatus') ?? [e.status]).includes(e.status))
-        .filter((e) => f.get('TagKey') === undefined || (f.get('TagKey') ?? []).some((k) => k in e.tags))
-        // No children in this simulation: a query by parent finds none.
-        .filter(() => f.get('ParentExecutionId') === undefined)
-        .map((e) => ({
-          AutomationExecutionId: e.id,
-          DocumentName: e.document,
-          AutomationExecutionStatus: e.status as AutomationExecutionMetadata['AutomationExecutionStatus'],
-          ExecutionStartTime: e.start,
-          ExecutionEndTime: e.end,
-        }));
-      return { AutomationExecutionMetadataList: list };
-    }),
-  );
-  ssmMock.on(GetAutomationExecutionCommand).callsFake(
-    slow('ssm:GetAutomationExecution', (input: { AutomationExecutionId?: string }) => {
-      const e = executions.find((x) => x.id === input.AutomationExecutionId);
-      if (e === undefined)
-        throw Object.assign(new Error('not found'), { name: 'AutomationExecutionNotFoundException' });
-      return {
-        AutomationExecution: {
-          AutomationExecutionStatus: e.status,
-          Parameters: { InstanceId: [instance(names.indexOf(e.node))] },
-        },
-      };
-    }),
-  );
-  ssmMock.on(ListTagsForResourceCommand).callsFake(
-    slow('ssm:ListTagsForResource', (input: { ResourceId?: string }) => {
-      const e = executions.find((x) => x.id === input.ResourceId);
-      return { TagList: Object.entries(e?.tags ?? {}).map(([Key, Value]) => ({ Key, Value })) };
-    }),
-  );
-  const tokens = new Map<string, string>();
-  ssmMock.on(StartAutomationExecutionCommand).callsFake(
-    slow(
-      'ssm:StartAutomationExecution',
-      (input: { DocumentName?: string; ClientToken?: string; Tags?: { Key?: string; Value?: string }[] }) => {
-        // SSM's idempotency: a ClientToken used before is refused.
-        if (tokens.has(input.ClientToken ?? ''))
-          throw Object.assign(new Error('token used'), { name: 'IdempotentParameterMismatch' });
-        const running = executions.filter((e) => active.includes(e.status)).length;
-        if (running >= SSM_QUOTA)
-          throw Object.assign(new Error('quota'), { name: 'AutomationExecutionLimitExceededException' });
-        const tags = Object.fromEntries((input.Tags ?? []).map((t) => [t.Key ?? '', t.Value ?? '']));
-        const id = `exec-${seq++}`;
-        tokens.set(input.ClientToken ?? '', id);
-        executions.push({
-          id,
-          node: tags['stemedb:node'] ?? '',
-          document: input.DocumentName ?? '',
-          status: 'InProgress',
-          start: new Date(T0 + 120_000),
-          tags,
-        });
-        startOrder.push(tags['stemedb:node'] ?? '');
-        maxRunning = Math.max(maxRunning, running + 1);
-        return { AutomationExecutionId: id };
-      },
-    ),
-  );
+  const automation = new AutomationFake({
+    quota: SSM_QUOTA,
+    now: () => new Date(clock),
+    around: (op, answer) =>
+      slow(op, (input) => {
+        const out = answer(input);
+        if (op === 'ssm:StartAutomationExecution') {
+          const running = automation.executions.filter((e) => active.includes(e.status)).length;
+          maxRunning = Math.max(maxRunning, running);
+        }
+        return out;
+      }),
+  });
+  const executions = automation.executions;
+  automation.install(ssmMock);
+  const nodeOf = (e: { readonly tags: Readonly<Record<string, string>> }) => e.tags['stemedb:node'] ?? '';
   const alarmName = (name: string) => `StemeDB-${name}-disk-critical`;
   const alarmArn = (name: string) => `arn:aws:cloudwatch:${REGION}:${ACCOUNT}:alarm:${alarmName(name)}`;
   cwMock.on(DescribeAlarmsCommand).callsFake(
@@ -240,7 +175,6 @@ async function storm(nodes: number): Promise<{
     MAX_CONCURRENT: String(MAX_CONCURRENT),
     SETTLE_SECONDS: '0',
   });
-  let clock = T0 + 60_000;
   const deps = (): RouterDeps => {
     const now = new Date(clock);
     return {
@@ -303,7 +237,7 @@ async function storm(nodes: number): Promise<{
       if (active.includes(e.status)) {
         e.status = 'Success';
         e.end = new Date(clock);
-        inAlarm.delete(e.node);
+        inAlarm.delete(nodeOf(e));
       }
     }
     clock += 15 * 60_000;
@@ -333,7 +267,7 @@ async function storm(nodes: number): Promise<{
 
   // The properties the bench stands for.
   const perNode = new Map<string, number>();
-  for (const e of executions) perNode.set(e.node, (perNode.get(e.node) ?? 0) + 1);
+  for (const e of executions) perNode.set(nodeOf(e), (perNode.get(nodeOf(e)) ?? 0) + 1);
   const twice = [...perNode].filter(([, n]) => n !== 1);
   const missing = names.filter((n) => !perNode.has(n));
   if (twice.length > 0 || missing.length > 0 || inAlarm.size > 0) {
@@ -344,7 +278,7 @@ async function storm(nodes: number): Promise<{
   if (maxRunning > MAX_CONCURRENT)
     throw new Error(`${nodes} nodes: ${maxRunning} ran at once (limit ${MAX_CONCURRENT})`);
   // After the storm's first wave (concurrent, any order), the queue starts oldest first.
-  const queued = startOrder.slice(MAX_CONCURRENT);
+  const queued = executions.map(nodeOf).slice(MAX_CONCURRENT);
   const sorted = [...queued].sort();
   if (queued.join() !== sorted.join())
     throw new Error(`${nodes} nodes: the queue did not start oldest first`);

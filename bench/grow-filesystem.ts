@@ -1,5 +1,5 @@
 /**
- * GrowFilesystem on a 100% full disk: the synthesized `<Prefix>-Host-GrowFilesystem` document,
+ * The filesystem growth of §5A on a 100% full disk: the synthesized `<Prefix>-Host-ExpandVolume` document,
  * run as the SSM agent would, on a 1 GiB loop device (GPT, one partition, xfs filled to 100%)
  * that has just "grown" to 2 GiB (`losetup -c`, as EBS does). Reports the script's wall time
  * per run and the median. Needs root (loop devices).
@@ -19,7 +19,7 @@ async function main(): Promise<void> {
   const runs = Number(process.argv[2] ?? '5');
   if (!Number.isInteger(runs) || runs < 1 || runs > 50)
     throw new Error(`runs is ${process.argv[2]}; expected 1 to 50`);
-  const content = synthesizeCommandDocument('GrowFilesystem');
+  const content = synthesizeCommandDocument('ExpandVolume');
   const times: number[] = [];
   for (let i = 0; i < runs; i++) {
     const lab = new LoopDeviceLab('bench-grow-');
@@ -32,7 +32,7 @@ async function main(): Promise<void> {
       const r = await runCommandDocument(content, { MountPoint: mountPoint }, { timeoutMs: 120_000 });
       const ms = performance.now() - started;
       if (r.exitCode !== 0)
-        throw new Error(`GrowFilesystem exited ${r.exitCode}: ${r.stderr.trim().split('\n').pop()}`);
+        throw new Error(`Host-ExpandVolume exited ${r.exitCode}: ${r.stderr.trim().split('\n').pop()}`);
       const result = r.lastJson as { sizeBeforeBytes?: number; sizeAfterBytes?: number } | undefined;
       times.push(ms);
       console.log(
@@ -43,7 +43,7 @@ async function main(): Promise<void> {
     }
   }
   console.log(
-    `GrowFilesystem on a 100% full 1 GiB xfs-in-GPT loop device grown to 2 GiB: median ${median(times).toFixed(0)} ms, min ${Math.min(...times).toFixed(0)} ms, max ${Math.max(...times).toFixed(0)} ms over ${runs} runs`,
+    `Host-ExpandVolume on a 100% full 1 GiB xfs-in-GPT loop device grown to 2 GiB: median ${median(times).toFixed(0)} ms, min ${Math.min(...times).toFixed(0)} ms, max ${Math.max(...times).toFixed(0)} ms over ${runs} runs`,
   );
 }
 

@@ -123,7 +123,7 @@ export const SECTIONS = [
     runbookHeading: 'Resolution A: Expand existing volume (AWS EBS)',
     title: '§5A Volume expansion',
     automations: ['ExpandVolume'],
-    commands: ['GrowFilesystem'],
+    commands: ['ExpandVolume'],
     lambdas: ['expand-volume', 'wait-for-volume-modification'],
     routedFrom: ['critical', 'emergency-space'],
     routerMayStart: true,
@@ -133,7 +133,7 @@ export const SECTIONS = [
       'test/expand-volume.moto.test.ts',
       'test/sizing-policy.test.ts',
       'test/wait-for-volume-modification.lambda.test.ts',
-      'test/grow-filesystem.command.test.ts',
+      'test/expand-volume.command.test.ts',
     ],
   },
   {
@@ -230,7 +230,7 @@ export type SectionLambdaName = Section['lambdas'][number];
  */
 const FIRST_DEPLOYED_COMMANDS: readonly CommandDocumentName[] = [
   'DiskReport',
-  'GrowFilesystem',
+  'ExpandVolume',
   'ArchiveWal',
   'DeleteArchivedWal',
   'WalCleanup',

@@ -134,9 +134,10 @@ import {
   type PrometheusAlert,
   parseSnsRecord,
 } from './shared/alertmanager-event';
+import { allPages } from './shared/pages';
 import { logger, metrics } from './shared/powertools';
 import { confirmLock, type LockTable, readLocks, releaseLock, takeLock } from './shared/remediation-locks';
-import { errorCode, type RetryOptions, withThrottlingRetry } from './shared/retry';
+import { errorCode, type RetryOptions, unlessAwsError, withThrottlingRetry } from './shared/retry';
 import {
   ACTIVE_STATUSES,
   alertDecision,
@@ -415,17 +416,14 @@ function call<T>(ctx: Ctx, fn: () => Promise<T>): Promise<T> {
   return withThrottlingRetry(fn, ctx.deps.retry);
 }
 
-async function readNode(ctx: Ctx, node: string): Promise<{ entry?: NodeRegistryEntry; reason: string }> {
+function readNode(ctx: Ctx, node: string): Promise<{ entry?: NodeRegistryEntry; reason: string }> {
   const name = `${ctx.config.nodeParameterPrefix}${node}`;
-  try {
+  return unlessAwsError('ParameterNotFound', { reason: `no registry parameter ${name}` }, async () => {
     const out = await call(ctx, () => ctx.deps.ssm.send(new GetParameterCommand({ Name: name })));
     const parsed = parseNodeRegistryEntry(out.Parameter?.Value, node);
     if (!parsed.ok) return { reason: `registry parameter ${name}: ${parsed.reason}` };
     return { entry: parsed.value, reason: '' };
-  } catch (err) {
-    if (errorCode(err) === 'ParameterNotFound') return { reason: `no registry parameter ${name}` };
-    throw err;
-  }
+  });
 }
 
 async function listExecutions(
@@ -446,16 +444,12 @@ async function listExecutions(
     const after = `${filters.startedAfter.toISOString().slice(0, 19)}Z`;
     Filters.push({ Key: 'StartTimeAfter', Values: [after] });
   }
-  const all: AutomationExecutionMetadata[] = [];
-  let NextToken: string | undefined;
-  for (let page = 0; page < MAX_PAGES; page++) {
+  const all = await allPages(async (NextToken) => {
     const out = await call(ctx, () =>
       ctx.deps.ssm.send(new DescribeAutomationExecutionsCommand({ Filters, MaxResults: 50, NextToken })),
     );
-    all.push(...(out.AutomationExecutionMetadataList ?? []));
-    NextToken = out.NextToken;
-    if (!NextToken) break;
-  }
+    return { items: out.AutomationExecutionMetadataList, next: out.NextToken };
+  }, MAX_PAGES);
   // The filters narrow the listing; these checks do not depend on how the service combines them.
   return all.filter(
     (e) =>
@@ -703,16 +697,13 @@ function nowSeconds(ctx: Ctx): number {
 }
 
 /** The execution's status, `not-found` when SSM no longer knows it. */
-async function executionStatus(ctx: Ctx, id: string): Promise<{ readonly status?: string } | 'not-found'> {
-  try {
+function executionStatus(ctx: Ctx, id: string): Promise<{ readonly status?: string } | 'not-found'> {
+  return unlessAwsError('AutomationExecutionNotFoundException', 'not-found' as const, async () => {
     const out = await call(ctx, () =>
       ctx.deps.ssm.send(new GetAutomationExecutionCommand({ AutomationExecutionId: id })),
     );
     return { status: out.AutomationExecution?.AutomationExecutionStatus };
-  } catch (err) {
-    if (errorCode(err) === 'AutomationExecutionNotFoundException') return 'not-found';
-    throw err;
-  }
+  });
 }
 
 /**

@@ -88,7 +88,7 @@ import {
   tagsOf,
 } from './shared/ec2-volume';
 import { payloadRecord, shown } from './shared/payload';
-import { logger, metrics } from './shared/powertools';
+import { instrumentedInvocation, logger, metrics } from './shared/powertools';
 import { errorCode, type RetryOptions, withThrottlingRetry } from './shared/retry';
 import {
   type CapStatus,
@@ -709,16 +709,9 @@ const CONFIG = loadExpandConfig(process.env);
 const ec2 = new EC2Client({ maxAttempts: 1 });
 const ssm = new SSMClient({ maxAttempts: 1 });
 
-export const handler = async (event: unknown): Promise<ExpandResult> => {
-  try {
+export const handler = (event: unknown): Promise<ExpandResult> =>
+  instrumentedInvocation('expand-volume', 'ExpansionError', async () => {
     const result = await expandVolume(event, { ec2, ssm, config: CONFIG });
     recordOutcome(result);
     return result;
-  } catch (err) {
-    logger.error('expand-volume failed', { error: err as Error });
-    metrics.addMetric('ExpansionError', MetricUnit.Count, 1);
-    throw err;
-  } finally {
-    metrics.publishStoredMetrics();
-  }
-};
+  });

@@ -34,8 +34,8 @@
 
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { logger, metrics } from './shared/powertools';
-import { errorCode, type RetryOptions, withThrottlingRetry } from './shared/retry';
+import { instrumentedInvocation, logger, metrics } from './shared/powertools';
+import { errorCode, type RetryOptions, unlessAwsError, withThrottlingRetry } from './shared/retry';
 import {
   ARCHIVED_STATUSES,
   base64ToHex,
@@ -212,22 +212,19 @@ function refused(reason: string, bucket: string, manifestKey: string, dryRun: bo
 }
 
 /** Reads the manifest text; undefined when it does not exist. */
-async function readManifest(
+function readManifest(
   s3: S3Client,
   bucket: string,
   key: string,
   retry: RetryOptions,
 ): Promise<string | undefined> {
-  try {
+  return unlessAwsError('NoSuchKey', undefined, async () => {
     const res = await withThrottlingRetry(
       () => s3.send(new GetObjectCommand({ Bucket: bucket, Key: key })),
       retry,
     );
     return (await res.Body?.transformToString('utf-8')) ?? '';
-  } catch (err) {
-    if (errorCode(err) === 'NoSuchKey') return undefined;
-    throw err;
-  }
+  });
 }
 
 /** The whole verify phase; `event` is checked here, so the handler passes it through. */
@@ -371,18 +368,11 @@ export function recordOutcome(result: VerifyArchiveResult): void {
 const CONCURRENCY = concurrencyFromEnv(process.env);
 const s3 = new S3Client({ maxAttempts: 1 });
 
-export const handler = async (event: unknown): Promise<VerifyArchiveResult> => {
-  try {
+export const handler = (event: unknown): Promise<VerifyArchiveResult> =>
+  instrumentedInvocation('verify-archive', 'ArchiveVerifyError', async () => {
     const result = await verifyArchive(s3, event, { concurrency: CONCURRENCY });
     recordOutcome(result);
     if (result.status === 'refused') logger.warn('verify-archive refused', { reason: result.reason });
     else logger.info('verify-archive done', { counts: result.counts, runId: result.runId });
     return result;
-  } catch (err) {
-    logger.error('verify-archive failed', { error: err as Error });
-    metrics.addMetric('ArchiveVerifyError', MetricUnit.Count, 1);
-    throw err;
-  } finally {
-    metrics.publishStoredMetrics();
-  }
-};
+  });

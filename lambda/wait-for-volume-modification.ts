@@ -32,7 +32,7 @@ import type { Context } from 'aws-lambda';
 import { VOLUME_ID_PATTERN } from '../contracts/aws-ids';
 import { describeModifications, describeVolume, Ec2Calls, latestModification } from './shared/ec2-volume';
 import { payloadRecord, shown } from './shared/payload';
-import { logger, metrics } from './shared/powertools';
+import { instrumentedInvocation, logger, metrics } from './shared/powertools';
 import type { RetryOptions } from './shared/retry';
 
 export interface WaitConfig {
@@ -243,8 +243,8 @@ const METRIC_NAMES: Record<WaitStatus, string> = {
 const CONFIG = loadWaitConfig(process.env);
 const ec2 = new EC2Client({ maxAttempts: 1 });
 
-export const handler = async (event: unknown, context: Pick<Context, 'getRemainingTimeInMillis'>) => {
-  try {
+export const handler = (event: unknown, context: Pick<Context, 'getRemainingTimeInMillis'>) =>
+  instrumentedInvocation('wait-for-volume-modification', 'ModificationWaitError', async () => {
     const result = await waitForVolumeModification(event, {
       ec2,
       config: CONFIG,
@@ -253,11 +253,4 @@ export const handler = async (event: unknown, context: Pick<Context, 'getRemaini
     metrics.addMetric(METRIC_NAMES[result.status], MetricUnit.Count, 1);
     metrics.addMetadata('volumeId', result.volumeId);
     return result;
-  } catch (err) {
-    logger.error('wait-for-volume-modification failed', { error: err as Error });
-    metrics.addMetric('ModificationWaitError', MetricUnit.Count, 1);
-    throw err;
-  } finally {
-    metrics.publishStoredMetrics();
-  }
-};
+  });

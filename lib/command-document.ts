@@ -68,7 +68,7 @@ export interface CommandDocumentSources {
 export interface CommandDocumentProps extends CommandDocumentSources {
   /** Name prefix of every deployed resource (config `prefix`), e.g. `StemeDB`. */
   readonly prefix: string;
-  /** PascalCase document name, e.g. `GrowFilesystem`; deployed as `<prefix>-Host-<name>`. */
+  /** PascalCase document name, e.g. `ExpandVolume`; deployed as `<prefix>-Host-<name>`. */
   readonly name: string;
 }
 
@@ -87,7 +87,7 @@ const NAME_PATTERN = /^[A-Z][A-Za-z0-9]{0,63}$/;
 const PREFIX_PATTERN = /^[A-Za-z][A-Za-z0-9]{0,19}$/;
 const PARAMETER_NAME_PATTERN = /^[A-Za-z0-9]+$/;
 
-/** `GrowFilesystem` → `grow-filesystem`, `ArchiveWAL` → `archive-wal`. */
+/** `ExpandVolume` → `expand-volume`, `ArchiveWAL` → `archive-wal`. */
 export function kebabCase(name: string): string {
   return name
     .replace(/([a-z0-9])([A-Z])/g, '$1-$2')
@@ -261,9 +261,9 @@ function includeError(name: string, message: string): CommandDocumentError {
 /**
  * Replaces each include line of a script with the text of the library it names, which must be a
  * file directly in the `lib/` folder next to the script (for this project's scripts,
- * `ssm-documents/scripts/lib/`), also after resolving symlinks. The library's `#!` line and
- * top-level `set` lines are dropped, and so is the `# shellcheck source=...` directive above the
- * include line. A script without include lines is returned unchanged. Throws
+ * `ssm-documents/scripts/lib/`), also after resolving symlinks. The library's `#!` line, its
+ * header (the comment lines it starts with) and top-level `set` lines are dropped, and so is the
+ * `# shellcheck source=...` directive above the include line. A script without include lines is returned unchanged. Throws
  * `CommandDocumentError` naming the script file and line for a malformed include, a library that
  * is missing or outside `lib/`, a library that itself includes one, a sourced sibling file without
  * the marker, or a library containing `{{`.
@@ -304,8 +304,8 @@ export function inlineLibraries(script: string, scriptFile: string, name = 'scri
     } catch (err) {
       throw includeError(name, `${where}: cannot include lib/${file}: ${(err as Error).message}`);
     }
-    const libLines = scriptLines(libText).filter(
-      (l, i) => !(i === 0 && l.startsWith('#!')) && !LIBRARY_SET_LINE.test(l),
+    const libLines = withoutHeader(
+      scriptLines(libText).filter((l, i) => !(i === 0 && l.startsWith('#!')) && !LIBRARY_SET_LINE.test(l)),
     );
     const commands = libLines.filter((l) => !l.trimStart().startsWith('#'));
     if (commands.some((l) => l.includes(INCLUDE_MARKER) || SIBLING_SOURCE.test(l))) {
@@ -318,6 +318,19 @@ export function inlineLibraries(script: string, scriptFile: string, name = 'scri
     out.push(...libLines);
   });
   return out.join('\n');
+}
+
+/**
+ * A library's lines without its header: the comment lines it starts with and the blank lines after
+ * them (what the library is and how a script includes it, which means nothing on the host, and
+ * would be carried in every document that includes it). Comments further down stay.
+ */
+function withoutHeader(lines: readonly string[]): string[] {
+  let start = 0;
+  while (start < lines.length && (lines[start] ?? '').startsWith('#')) start++;
+  if (start === 0) return [...lines];
+  while (start < lines.length && (lines[start] ?? '').trim() === '') start++;
+  return lines.slice(start);
 }
 
 /** Splits a script into `runCommand` lines (no trailing empty line). */

@@ -3,7 +3,13 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as kms from 'aws-cdk-lib/aws-kms';
 import { acknowledgeWildcard } from './nag-acknowledgements';
 import { readNodeRegistryStatement } from './node-registry-statement';
-import { DEPLOYMENT_TAG_KEY, MANAGED_TAG_KEY, MANAGED_TAG_VALUE, NODE_TAG_KEY } from './tags';
+import {
+  DEPLOYMENT_TAG_KEY,
+  MANAGED_TAG_KEY,
+  MANAGED_TAG_VALUE,
+  managedByDeployment,
+  NODE_TAG_KEY,
+} from './tags';
 
 /** The tag AddDataVolume gives a new volume: the volume it replaces. */
 const REPLACES_TAG_KEY = 'stemedb:replaces';
@@ -33,10 +39,7 @@ export function grantDataVolumeMigration(role: iam.Role, props: DataVolumeMigrat
   const stack = Stack.of(role);
   const volumes = stack.formatArn({ service: 'ec2', resource: 'volume', resourceName: '*' });
   const instances = stack.formatArn({ service: 'ec2', resource: 'instance', resourceName: '*' });
-  const ofThisDeployment = (managed: string) => ({
-    [`aws:ResourceTag/${MANAGED_TAG_KEY}`]: managed,
-    [`aws:ResourceTag/${DEPLOYMENT_TAG_KEY}`]: prefix,
-  });
+  const ofThisDeployment = (managed: string) => managedByDeployment('ResourceTag', prefix, managed);
   const viaEc2 = { 'kms:ViaService': `ec2.${stack.region}.amazonaws.com` };
   role.addToPolicy(
     new iam.PolicyStatement({
@@ -52,10 +55,7 @@ export function grantDataVolumeMigration(role: iam.Role, props: DataVolumeMigrat
       actions: ['ec2:CreateVolume'],
       resources: [volumes],
       conditions: {
-        StringEquals: {
-          [`aws:RequestTag/${MANAGED_TAG_KEY}`]: MANAGED_TAG_VALUE,
-          [`aws:RequestTag/${DEPLOYMENT_TAG_KEY}`]: prefix,
-        },
+        StringEquals: managedByDeployment('RequestTag', prefix),
         Null: {
           [`aws:RequestTag/${NODE_TAG_KEY}`]: 'false',
           [`aws:RequestTag/${REPLACES_TAG_KEY}`]: 'false',
@@ -87,8 +87,7 @@ export function grantDataVolumeMigration(role: iam.Role, props: DataVolumeMigrat
       resources: [volumes],
       conditions: {
         StringEquals: {
-          [`aws:ResourceTag/${MANAGED_TAG_KEY}`]: [MANAGED_TAG_VALUE, 'migration-failed'],
-          [`aws:ResourceTag/${DEPLOYMENT_TAG_KEY}`]: prefix,
+          ...managedByDeployment('ResourceTag', prefix, [MANAGED_TAG_VALUE, 'migration-failed']),
           [`aws:RequestTag/${MANAGED_TAG_KEY}`]: [MANAGED_TAG_VALUE, 'replaced', 'migration-failed'],
         },
         'ForAllValues:StringEquals': {

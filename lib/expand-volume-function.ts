@@ -6,7 +6,7 @@ import { acknowledgeWildcard } from './nag-acknowledgements';
 import { readNodeRegistryStatement } from './node-registry-statement';
 import { RemediationFunction } from './remediation-function';
 import { grantPreExpansionSnapshotRetention } from './snapshot-retention-grant';
-import { DEPLOYMENT_TAG_KEY, MANAGED_TAG_KEY, MANAGED_TAG_VALUE, NODE_TAG_KEY } from './tags';
+import { DEPLOYMENT_TAG_KEY, MANAGED_TAG_KEY, managedByDeployment, NODE_TAG_KEY } from './tags';
 
 export interface ExpandVolumeFunctionProps {
   /** Name prefix (config `prefix`): the function is `<prefix>-expand-volume`, the deployment tag's value. */
@@ -85,10 +85,7 @@ export class ExpandVolumeFunction extends RemediationFunction {
         actions: ['ec2:ModifyVolume', 'ec2:CreateSnapshot'],
         resources: [volumes],
         conditions: {
-          StringEquals: {
-            [`aws:ResourceTag/${MANAGED_TAG_KEY}`]: MANAGED_TAG_VALUE,
-            [`aws:ResourceTag/${DEPLOYMENT_TAG_KEY}`]: prefix,
-          },
+          StringEquals: managedByDeployment('ResourceTag', prefix),
         },
       }),
     );
@@ -98,10 +95,7 @@ export class ExpandVolumeFunction extends RemediationFunction {
         actions: ['ec2:CreateSnapshot'],
         resources: [snapshots],
         conditions: {
-          StringEquals: {
-            [`aws:RequestTag/${MANAGED_TAG_KEY}`]: MANAGED_TAG_VALUE,
-            [`aws:RequestTag/${DEPLOYMENT_TAG_KEY}`]: prefix,
-          },
+          StringEquals: managedByDeployment('RequestTag', prefix),
         },
       }),
     );

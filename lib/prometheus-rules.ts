@@ -143,47 +143,36 @@ function alertFor(rule: DiskAlarmRule, mount: string, t: DiskThresholds): Promet
   const alert = rule.prometheusName;
   const window = promDuration(rule.minutes);
   const runbook = RUNBOOK_SECTION[rule.kind];
+  // A threshold rule: the same alert, window, labels and runbook link, its own expression and text.
+  const threshold = (expr: string, summary: string, description: string): PrometheusAlertRule => ({
+    alert,
+    expr,
+    for: window,
+    labels: labels(rule.severity, rule.kind),
+    annotations: { summary, description, runbook },
+  });
   switch (rule.signal) {
     case 'free-percent':
-      return {
-        alert,
-        expr: `${freeRatio(mount)} < ${percentToRatio(rule.below)}`,
-        for: window,
-        labels: labels(rule.severity, rule.kind),
-        annotations: {
-          // The runbook's wording for its two rules; the emergency rule keeps the module's summary.
-          summary:
-            rule.kind === 'emergency-space'
-              ? `Disk space <${rule.below}% on ${mount}: writes are about to fail`
-              : `Disk space <${rule.below}% on ${mount}`,
-          description: 'Available: {{ $value | humanizePercentage }}',
-          runbook,
-        },
-      };
+      return threshold(
+        `${freeRatio(mount)} < ${percentToRatio(rule.below)}`,
+        // The runbook's wording for its two rules; the emergency rule keeps the module's summary.
+        rule.kind === 'emergency-space'
+          ? `Disk space <${rule.below}% on ${mount}: writes are about to fail`
+          : `Disk space <${rule.below}% on ${mount}`,
+        'Available: {{ $value | humanizePercentage }}',
+      );
     case 'inodes-free-percent':
-      return {
-        alert,
-        expr: `${inodeFreeRatio(mount)} < ${percentToRatio(rule.below)}`,
-        for: window,
-        labels: labels(rule.severity, rule.kind),
-        annotations: {
-          summary: `Inodes <${rule.below}% available`,
-          description: `Available on ${mount}: {{ $value | humanizePercentage }}`,
-          runbook,
-        },
-      };
+      return threshold(
+        `${inodeFreeRatio(mount)} < ${percentToRatio(rule.below)}`,
+        `Inodes <${rule.below}% available`,
+        `Available on ${mount}: {{ $value | humanizePercentage }}`,
+      );
     case 'inodes-free':
-      return {
-        alert,
-        expr: `${selector('node_filesystem_files_free', mount)} < ${rule.below}`,
-        for: window,
-        labels: labels(rule.severity, rule.kind),
-        annotations: {
-          summary: `Fewer than ${rule.below} free inodes on ${mount}`,
-          description: 'Free inodes: {{ $value }}',
-          runbook,
-        },
-      };
+      return threshold(
+        `${selector('node_filesystem_files_free', mount)} < ${rule.below}`,
+        `Fewer than ${rule.below} free inodes on ${mount}`,
+        'Free inodes: {{ $value }}',
+      );
     case 'agent-heartbeat':
       return noDataAlert(rule, mount, t);
   }

@@ -2,7 +2,7 @@ import { Stack } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { PRE_EXPANSION_PURPOSE, SNAPSHOT_PURPOSE_TAG_KEY } from '../contracts/expansion';
 import { acknowledgeWildcard } from './nag-acknowledgements';
-import { DEPLOYMENT_TAG_KEY, MANAGED_TAG_KEY, MANAGED_TAG_VALUE } from './tags';
+import { DEPLOYMENT_TAG_KEY, MANAGED_TAG_KEY, MANAGED_TAG_VALUE, managedByDeployment } from './tags';
 
 /**
  * What the pre-expansion snapshot retention of expand-volume (lambda/shared/snapshot-retention.ts)
@@ -32,8 +32,7 @@ export function grantPreExpansionSnapshotRetention(role: iam.Role, prefix: strin
       resources: [snapshots],
       conditions: {
         StringEquals: {
-          [`aws:ResourceTag/${MANAGED_TAG_KEY}`]: MANAGED_TAG_VALUE,
-          [`aws:ResourceTag/${DEPLOYMENT_TAG_KEY}`]: prefix,
+          ...managedByDeployment('ResourceTag', prefix),
           [`aws:ResourceTag/${SNAPSHOT_PURPOSE_TAG_KEY}`]: PRE_EXPANSION_PURPOSE,
         },
       },

@@ -16,7 +16,6 @@ import {
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { CreateTopicCommand, SNSClient } from '@aws-sdk/client-sns';
 import {
-  type AutomationExecutionMetadata,
   DescribeAutomationExecutionsCommand,
   GetAutomationExecutionCommand,
   GetParameterCommand,
@@ -34,6 +33,7 @@ import {
   clientToken,
   handler,
   loadRouterConfig,
+  nodeTagKey,
   type RouterConfig,
   type RouterDeps,
   recordOutcomes,
@@ -46,6 +46,7 @@ import {
 import { normalizeTransition, parseAlarmName, parseRouterEvent } from '../lambda/shared/alarm-event';
 import { metrics } from '../lambda/shared/powertools';
 import { resolveConfig } from '../lib/config';
+import { AutomationFake } from './support/automation-fake';
 import { LockTableFake } from './support/lock-table-fake';
 import { type MotoServer, startMotoServer, TEST_REGION } from './support/moto-server';
 
@@ -154,41 +155,30 @@ interface FakeExecution {
   readonly parent?: string;
 }
 
-/** Serves DescribeAutomationExecutions / GetAutomationExecution / ListTagsForResource from a list. */
+/**
+ * Serves DescribeAutomationExecutions / GetAutomationExecution / ListTagsForResource from a list
+ * (test/support/automation-fake.ts, filters as AWS applies them); StartAutomationExecution stays
+ * each test's. An execution tagged `stemedb:node` also carries the node's tag key, as the router
+ * tags its starts.
+ */
 function givenExecutions(executions: readonly FakeExecution[]): void {
-  ssmMock.on(DescribeAutomationExecutionsCommand).callsFake((input) => {
-    const statuses = input.Filters?.find((f: { Key: string }) => f.Key === 'ExecutionStatus')?.Values;
-    const list: AutomationExecutionMetadata[] = executions
-      .filter((e) => statuses === undefined || statuses.includes(e.status))
-      .map((e) => ({
-        AutomationExecutionId: e.id,
-        DocumentName: e.document,
-        AutomationExecutionStatus: e.status as AutomationExecutionMetadata['AutomationExecutionStatus'],
-        ExecutionStartTime: e.start ?? new Date('2024-05-01T12:00:30Z'),
-        ExecutionEndTime: e.end,
-        ParentAutomationExecutionId: e.parent,
-      }));
-    return { AutomationExecutionMetadataList: list };
-  });
-  ssmMock.on(GetAutomationExecutionCommand).callsFake((input) => {
-    const e = executions.find((x) => x.id === input.AutomationExecutionId);
-    // An ID SSM does not know (e.g. one a test's start returned but did not list): as AWS says it.
-    if (e === undefined) {
-      throw Object.assign(new Error(`${input.AutomationExecutionId} not found`), {
-        name: 'AutomationExecutionNotFoundException',
-      });
-    }
-    return {
-      AutomationExecution: {
-        AutomationExecutionStatus: e.status as AutomationExecutionMetadata['AutomationExecutionStatus'],
-        Parameters: { InstanceId: [e.instanceId ?? INSTANCE] },
-      },
-    };
-  });
-  ssmMock.on(ListTagsForResourceCommand).callsFake((input) => {
-    const e = executions.find((x) => x.id === input.ResourceId);
-    return { TagList: Object.entries(e?.tags ?? {}).map(([Key, Value]) => ({ Key, Value })) };
-  });
+  const automation = new AutomationFake();
+  automation.add(
+    ...executions.map((e) => {
+      const node = e.tags?.['stemedb:node'];
+      return {
+        id: e.id,
+        document: e.document,
+        status: e.status,
+        parameters: { InstanceId: [e.instanceId ?? INSTANCE] },
+        tags: node === undefined ? (e.tags ?? {}) : { ...e.tags, [nodeTagKey(node)]: 'remediation' },
+        ...(e.start === undefined ? {} : { start: e.start }),
+        end: e.end,
+        parent: e.parent,
+      };
+    }),
+  );
+  automation.install(ssmMock, { starts: false });
 }
 
 function tagsOf(alarm: string, transition = TRANSITION): Record<string, string> {
@@ -1494,31 +1484,10 @@ describe('one disk, two reports: a CloudWatch alarm and a Prometheus alert start
    * SSM Automation as AWS keeps it: a start records an execution (InProgress, its InstanceId and
    * tags) that the listing shows from then on; a ClientToken used with other parameters is refused.
    */
-  function awsAutomation(now: () => Date): { executions: FakeExecution[] } {
-    const executions: FakeExecution[] = [];
-    const byToken = new Map<string, string>();
-    ssmMock.on(StartAutomationExecutionCommand).callsFake((input: StartAutomationExecutionCommandInput) => {
-      const key = JSON.stringify([input.DocumentName, input.Parameters]);
-      const seen = byToken.get(input.ClientToken ?? '');
-      if (seen !== undefined && seen !== key) {
-        throw Object.assign(new Error('token used with other parameters'), {
-          name: 'IdempotentParameterMismatch',
-        });
-      }
-      byToken.set(input.ClientToken ?? '', key);
-      const id = `exec-${executions.length + 1}`;
-      executions.push({
-        id,
-        document: input.DocumentName ?? '',
-        status: 'InProgress',
-        instanceId: input.Parameters?.InstanceId?.[0],
-        tags: Object.fromEntries((input.Tags ?? []).map((t) => [t.Key, t.Value])),
-        start: now(),
-      });
-      return { AutomationExecutionId: id };
-    });
-    givenExecutions(executions);
-    return { executions };
+  function awsAutomation(now: () => Date): AutomationFake {
+    const automation = new AutomationFake({ now });
+    automation.install(ssmMock);
+    return automation;
   }
 
   /** Router dependencies at a given time. */

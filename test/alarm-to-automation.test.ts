@@ -247,7 +247,7 @@ describe('alarm → router → Automation, in the synthesized template', () => {
       .filter((s) => s.action === 'aws:runCommand')
       .map((s) => String(s.inputs.DocumentName));
     expect(commands).toEqual(
-      expect.arrayContaining(['StemeDB-Host-GrowFilesystem', 'StemeDB-Host-DiskReport']),
+      expect.arrayContaining(['StemeDB-Host-ExpandVolume', 'StemeDB-Host-DiskReport']),
     );
     for (const name of commands) {
       expect(documentNamed(r, name).DocumentType).toBe('Command');

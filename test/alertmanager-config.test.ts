@@ -42,6 +42,19 @@ function amtool(args: readonly string[]): { status: number | null; output: strin
   return { status: r.status, output: `${r.stdout}${r.stderr}` };
 }
 
+/** `amtool config routes test` of an alert with these labels, verifying it reaches the router receiver. */
+function routesToRouter(file: string, labels: readonly string[]) {
+  return amtool([
+    'config',
+    'routes',
+    'test',
+    `--config.file=${file}`,
+    '--tree',
+    `--verify.receivers=${ROUTER_RECEIVER}`,
+    ...labels,
+  ]);
+}
+
 interface SnsConfig {
   topic_arn: string;
   sigv4: { region: string };
@@ -118,16 +131,7 @@ describe('renderAlertmanagerConfig', () => {
     );
     expect([...ruleKinds].sort()).toEqual([...ALERT_KINDS].sort());
     for (const kind of ALERT_KINDS) {
-      const r = amtool([
-        'config',
-        'routes',
-        'test',
-        `--config.file=${file}`,
-        '--tree',
-        `--verify.receivers=${ROUTER_RECEIVER}`,
-        `stemedb_alarm_kind=${kind}`,
-        'stemedb_node=db-1',
-      ]);
+      const r = routesToRouter(file, [`stemedb_alarm_kind=${kind}`, 'stemedb_node=db-1']);
       expect(r.status, r.output).toBe(0);
       // The kind's route (under the root), not the catch-all root itself.
       expect(r.output).toMatch(
@@ -145,16 +149,7 @@ describe('renderAlertmanagerConfig', () => {
 
   it('sends an alert of another rule to the router too (it logs it as not routed), one alert per notification', () => {
     const file = writeConfig('foreign.yml', renderAlertmanagerConfig(OPTIONS));
-    const r = amtool([
-      'config',
-      'routes',
-      'test',
-      `--config.file=${file}`,
-      '--tree',
-      `--verify.receivers=${ROUTER_RECEIVER}`,
-      'alertname=NodeDown',
-      'stemedb_alarm_kind=panic',
-    ]);
+    const r = routesToRouter(file, ['alertname=NodeDown', 'stemedb_alarm_kind=panic']);
     expect(r.status, r.output).toBe(0);
     expect(r.output).not.toMatch(/stemedb_alarm_kind=~/);
     expect((alertmanagerConfig(OPTIONS).route as { group_by: string[] }).group_by).toEqual(['...']);

@@ -43,6 +43,7 @@ import {
   nearMisses,
   type OperatorParameter,
 } from './support/operator-parameters';
+import { stackArn } from './support/stack-arn';
 import { synthStack } from './support/synth';
 
 const DOCUMENTS_DIR = join(REPO_ROOT, 'ssm-documents');
@@ -479,7 +480,7 @@ describe('AutomationDocument', () => {
       'Fn::GetAtt': ['Role1ABCC5F0', 'Arn'],
     });
     expect(byName('ExpandVolume')?.FunctionName).toBe('StemeDB-expand-volume');
-    expect(byName('GrowFilesystem')?.DocumentName).toBe('StemeDB-Host-GrowFilesystem');
+    expect(byName('GrowFilesystem')?.DocumentName).toBe('StemeDB-Host-ExpandVolume');
     expect(content.parameters.MountPoint?.default).toBe('/data');
     expect(JSON.stringify(content)).not.toMatch(/\$\{[A-Za-z]/);
   });
@@ -492,15 +493,9 @@ describe('AutomationDocument', () => {
       substitutions: expandVolumeSubstitutions(stack),
     });
     const arnOf = (v: string) => stack.resolve(v) as { 'Fn::Join': [string, unknown[]] };
-    expect(arnOf(doc.automationDefinitionArn)['Fn::Join'][1]).toEqual([
-      'arn:',
-      { Ref: 'AWS::Partition' },
-      ':ssm:',
-      { Ref: 'AWS::Region' },
-      ':',
-      { Ref: 'AWS::AccountId' },
-      ':automation-definition/StemeDB-ExpandVolume:$DEFAULT',
-    ]);
+    expect(arnOf(doc.automationDefinitionArn)).toEqual(
+      stackArn('ssm', ':automation-definition/StemeDB-ExpandVolume:$DEFAULT'),
+    );
     expect(arnOf(doc.documentArn)['Fn::Join'][1]).toContain(':document/StemeDB-ExpandVolume');
     expect(doc.documentName).toBe('StemeDB-ExpandVolume');
   });

@@ -292,6 +292,23 @@ describe('shared shell libraries (stemedb:inline)', () => {
     expect(r.stdout).toBe('fixture: hi\n');
   });
 
+  it("drops a library's header comment and keeps the comments above its functions", () => {
+    const sources = fixture(definition(), scriptWith(INCLUDE));
+    mkdirSync(join(dir, 'lib'), { recursive: true });
+    writeFileSync(
+      join(dir, 'lib', 'common.sh'),
+      '# shellcheck shell=bash\n# lib/common.sh: what it is.\n#\n# How a script includes it.\n\n# Logs.\nlog() { :; }\n',
+    );
+    expect(runCommandOf(loadCommandDocumentContent('Fixture', sources))).toEqual([
+      '#!/usr/bin/env bash',
+      'set -euo pipefail',
+      'SCRIPT_NAME=fixture',
+      '# Logs.',
+      'log() { :; }',
+      'log "hi"',
+    ]);
+  });
+
   it.each([
     ['an unknown library', includeLine('lib/nope.sh')],
     ['a path out of lib/', includeLine('lib/../f1.sh')],

@@ -3,7 +3,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AutomationDocumentContent, loadAutomationDocumentContent } from '../lib/automation-document';
-import { type BotoCall, executeScriptStep, runStepScript } from './support/automation-python';
+import { type BotoCall, executeScriptStep, runStepScript, type ScriptRun } from './support/automation-python';
 import {
   type Simulation,
   type StepResult,
@@ -188,6 +188,15 @@ describe('the real disk reports', () => {
   });
 });
 
+/** The path of a run whose report suggests a section the document does not know. */
+const UNKNOWN_SECTION_PATH = [
+  'DiskReport',
+  'ReadDiagnosis',
+  'BranchOnDiagnosis',
+  'NotifyUnknown',
+  'FailExecution',
+];
+
 describe('DiagnoseDiskFull automation', () => {
   it('is a valid Automation document', () => {
     expect(validateAutomationDocument(healthy.doc)).toEqual([]);
@@ -277,16 +286,7 @@ describe('DiagnoseDiskFull automation', () => {
     const { sim } = walk(mostlyDb, [], cut);
     expect(sim.path).toEqual(['DiskReport', 'ReadDiagnosis', 'NotifyFailure', 'FailExecution']);
     expect(sim.status).toBe('Failed');
-    expect(() =>
-      runStepScript(
-        mostlyDb.doc,
-        'ReadDiagnosis',
-        { commandId: COMMAND_ID, instanceId: INSTANCE, prefix: 'StemeDB' },
-        {
-          get_command_invocation: [{ ...invocation(mostlyDb.report), StandardOutputContent: cut }],
-        },
-      ),
-    ).toThrow(
+    expect(() => readDiagnosis(cut)).toThrow(
       'Exception: the disk report has no JSON result line with suggestedSection (command status Success)',
     );
   });
@@ -295,13 +295,7 @@ describe('DiagnoseDiskFull automation', () => {
     const json = { ...mostlyDb.report.lastJson, suggestedSection: 'DefragmentDisk' };
     const stdout = `${mostlyDb.report.stdout.trim().split('\n').slice(0, -1).join('\n')}\n${JSON.stringify(json)}\n`;
     const { sim } = walk(mostlyDb, [], stdout);
-    expect(sim.path).toEqual([
-      'DiskReport',
-      'ReadDiagnosis',
-      'BranchOnDiagnosis',
-      'NotifyUnknown',
-      'FailExecution',
-    ]);
+    expect(sim.path).toEqual(UNKNOWN_SECTION_PATH);
     expect(sim.status).toBe('Failed');
     expect(published(sim, 'NotifyUnknown').Message).toContain('the disk report suggested "DefragmentDisk"');
   });
@@ -380,34 +374,26 @@ function withReport(n: Node, change: Record<string, unknown>): string {
   return `${[...lines.slice(0, -1), HOSTILE_TEXT, JSON.stringify(json)].join('\n')}\n`;
 }
 
+/** Runs ReadDiagnosis (mostlyDb's document) on a command invocation whose output is `stdout`. */
+function readDiagnosis(stdout: string): ScriptRun<Record<string, string>> {
+  return runStepScript(
+    mostlyDb.doc,
+    'ReadDiagnosis',
+    { commandId: COMMAND_ID, instanceId: INSTANCE, prefix: 'StemeDB' },
+    { get_command_invocation: [{ ...invocation(mostlyDb.report), StandardOutputContent: stdout }] },
+  );
+}
+
 describe('DiagnoseDiskFull treats host output as data', () => {
   it('reports a section name with {, }, %s, a newline and non-ASCII as unknown, instead of failing to format it', () => {
     const { sim } = walk(mostlyDb, [], withReport(mostlyDb, { suggestedSection: HOSTILE_TEXT }));
-    expect(sim.path).toEqual([
-      'DiskReport',
-      'ReadDiagnosis',
-      'BranchOnDiagnosis',
-      'NotifyUnknown',
-      'FailExecution',
-    ]);
+    expect(sim.path).toEqual(UNKNOWN_SECTION_PATH);
     const notify = published(sim, 'NotifyUnknown');
     // One line of printable ASCII (newline, tab and U+2028 a space, non-ASCII '?'), 64 characters at most.
     expect(notify.Message).toContain(
       'the disk report suggested "x {} {0} {doc} {prefix!r:>99} }{ %s %(x)s %d %% {{ InstanceId }}", which',
     );
-    const short = runStepScript(
-      mostlyDb.doc,
-      'ReadDiagnosis',
-      { commandId: COMMAND_ID, instanceId: INSTANCE, prefix: 'StemeDB' },
-      {
-        get_command_invocation: [
-          {
-            ...invocation(mostlyDb.report),
-            StandardOutputContent: withReport(mostlyDb, { suggestedSection: 'a{\n}\tnaïve ✓\u2028%s' }),
-          },
-        ],
-      },
-    );
+    const short = readDiagnosis(withReport(mostlyDb, { suggestedSection: 'a{\n}\tnaïve ✓\u2028%s' }));
     expect(short.result.suggestedSection).toBe('a{ } na?ve ? %s');
     expect(isValidSubject(notify.Subject)).toBe(true);
   });
@@ -434,19 +420,7 @@ describe('DiagnoseDiskFull treats host output as data', () => {
   });
 
   it('fills the advice only from its own templates: a section that looks like a placeholder is not expanded', () => {
-    const run = runStepScript(
-      mostlyDb.doc,
-      'ReadDiagnosis',
-      { commandId: COMMAND_ID, instanceId: INSTANCE, prefix: 'StemeDB' },
-      {
-        get_command_invocation: [
-          {
-            ...invocation(mostlyDb.report),
-            StandardOutputContent: withReport(mostlyDb, { suggestedSection: '{doc}{prefix}' }),
-          },
-        ],
-      },
-    );
+    const run = readDiagnosis(withReport(mostlyDb, { suggestedSection: '{doc}{prefix}' }));
     expect(run.result.advice).toBe('Unknown section {doc}{prefix}.');
     expect(run.result.nextDocument).toBe('StemeDB-{doc}{prefix}');
   });

@@ -153,20 +153,15 @@ describe('DiskReport diagnosis tree', () => {
     expect(checksumTree(mp(disk), (rel) => rel.startsWith('.fill-'))).toEqual(sums);
   });
 
-  it('suggests WalCleanup when space is short and the WAL uses the most space', async () => {
+  it.each([
+    ['WalCleanup', 'the WAL', 'wal/seg-0.log', 'db/data.sst'],
+    ['CompactDatabase', 'the DB', 'db/data.sst', 'wal/seg-0.log'],
+  ])('suggests %s when space is short and %s uses the most space', async (section, _what, filled, small) => {
     const disk = dataDisk();
-    writeFileSync(join(mp(disk), 'db', 'data.sst'), Buffer.alloc(1_000_000, 1));
-    fillTo(mp(disk), 90, join(mp(disk), 'wal', 'seg-0.log'));
+    writeFileSync(join(mp(disk), small), Buffer.alloc(1_000_000, 1));
+    fillTo(mp(disk), 90, join(mp(disk), filled));
     const json = await report(mp(disk));
-    expect(json).toMatchObject({ suggestedSection: 'WalCleanup', recovered: false });
-  });
-
-  it('suggests CompactDatabase when space is short and the DB uses the most space', async () => {
-    const disk = dataDisk();
-    writeFileSync(join(mp(disk), 'wal', 'seg-0.log'), Buffer.alloc(1_000_000, 1));
-    fillTo(mp(disk), 90, join(mp(disk), 'db', 'data.sst'));
-    const json = await report(mp(disk));
-    expect(json).toMatchObject({ suggestedSection: 'CompactDatabase', recovered: false });
+    expect(json).toMatchObject({ suggestedSection: section, recovered: false });
   });
 
   it('suggests InodeCleanup when inodes are exhausted though space is free', async () => {

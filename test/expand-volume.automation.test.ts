@@ -496,7 +496,7 @@ describe('flow', () => {
       InstanceIds: string[];
       Parameters: Record<string, string>;
     };
-    expect(grow.DocumentName).toBe('StemeDB-Host-GrowFilesystem');
+    expect(grow.DocumentName).toBe('StemeDB-Host-ExpandVolume');
     expect(grow.InstanceIds).toEqual([INSTANCE]);
     expect(grow.Parameters).toEqual({ MountPoint: '/data', VolumeId: VOLUME, DryRun: 'false' });
   });
@@ -917,7 +917,7 @@ describe('contracts', () => {
 
   const commandDocs = [
     ['DiskReportBefore', 'disk-report.command.yml'],
-    ['GrowFilesystem', 'grow-filesystem.command.yml'],
+    ['GrowFilesystem', 'expand-volume.command.yml'],
     ['DiskReportAfter', 'disk-report.command.yml'],
   ] as const;
 
@@ -940,7 +940,7 @@ describe('contracts', () => {
   );
 
   it('only ever passes a MountPoint that GrowFilesystem’s own pattern accepts too', () => {
-    const path = join(REPO_ROOT, 'ssm-documents', 'grow-filesystem.command.yml');
+    const path = join(REPO_ROOT, 'ssm-documents', 'expand-volume.command.yml');
     if (!existsSync(path)) return;
     const theirs = new RegExp(
       (parseYaml(readFileSync(path, 'utf8')) as { parameters: Record<string, Parameter> }).parameters

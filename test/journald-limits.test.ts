@@ -12,7 +12,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeAll, describe, expect, test } from 'vitest';
+import { beforeAll, describe, expect, test } from 'vitest';
 import type { CommandDocumentContent } from '../lib/command-document';
 import {
   ParameterValidationError,
@@ -20,8 +20,13 @@ import {
   runCommandDocument,
   synthesizeCommandDocument,
 } from './support/command-document-runner';
-import { createFakeSystemd, type FakeSystemd } from './support/fake-systemd';
-import { expectRejectedBeforeAnyShell, scriptNonRejections } from './support/hostile-parameters';
+import type { FakeSystemd } from './support/fake-systemd';
+import {
+  expectDeclaresWhatTheScriptReads,
+  expectRejectedBeforeAnyShell,
+  scriptNonRejections,
+} from './support/hostile-parameters';
+import { cleanupsAfterEach, startedUnit } from './support/service-bed';
 
 /**
  * <prefix>-Host-JournaldLimits (runbook "Prevention", journal limits), as synthesized, on a real
@@ -39,10 +44,7 @@ beforeAll(() => {
   doc = synthesizeCommandDocument('JournaldLimits');
 });
 
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const fn of cleanups.splice(0).reverse()) await fn();
-});
+const cleanups = cleanupsAfterEach();
 
 interface Host {
   readonly root: string;
@@ -61,12 +63,10 @@ async function makeHost(opts: { command?: string[]; startCheckMs?: number } = {}
   cleanups.push(() => rmSync(root, { recursive: true, force: true }));
   const confDir = join(root, 'etc', 'systemd', 'journald.conf.d');
   mkdirSync(join(root, 'etc', 'systemd'), { recursive: true });
-  const systemd = createFakeSystemd({
-    [UNIT]: { command: opts.command ?? ['sleep', '600'], startCheckMs: opts.startCheckMs },
+  const systemd = await startedUnit(cleanups, UNIT, {
+    command: opts.command ?? ['sleep', '600'],
+    startCheckMs: opts.startCheckMs,
   });
-  cleanups.push(() => systemd.cleanup());
-  const started = await systemd.systemctl('start', UNIT);
-  if (started.code !== 0) throw new Error(`could not start the journald stand-in: ${started.stderr}`);
   return {
     root,
     confDir,
@@ -348,10 +348,7 @@ describe('JournaldLimits parameters', () => {
   };
 
   test('the document declares exactly the parameters the script reads', () => {
-    const script = readFileSync(SCRIPT, 'utf8');
-    const read = [...script.matchAll(/\$\{?SSM_([A-Za-z0-9]+)/g)].map((m) => m[1]);
-    expect(new Set(read)).toEqual(new Set(Object.keys(doc.parameters ?? {})));
-    expect(Object.keys(HOSTILE).sort()).toEqual(Object.keys(doc.parameters ?? {}).sort());
+    expectDeclaresWhatTheScriptReads(doc, SCRIPT, HOSTILE);
   });
 
   test('no document parameter sets the drop-in directory', async () => {

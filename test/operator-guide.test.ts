@@ -10,6 +10,7 @@ import { kebabCase } from '../lib/command-document';
 import { CommandLedger, LocalSsmEndpoint } from './drill/local-ssm';
 import { type AutomationBackends, AutomationService, type Principal } from './support/automation-runner';
 import { IamEvaluator, REPO_ROOT, type RequestResource } from './support/iam-evaluator';
+import { codeSpans, tableRows } from './support/markdown';
 import { type ResolvedResource, ResolvedTemplate } from './support/resolved-template';
 import { synthStack, TWO_NODES_FILE } from './support/synth';
 
@@ -69,26 +70,6 @@ function subsection(text: string, title: string): string {
   const end = text.slice(start + 4).search(/\n##+ /);
   return end < 0 ? text.slice(start) : text.slice(start, start + 4 + end);
 }
-
-/** Rows of the markdown tables in `text` whose header's first cell is `firstHeader` (cells trimmed). */
-function tableRows(text: string, firstHeader: string): string[][] {
-  const lines = text.split('\n').map((l) => l.trim());
-  const header = lines.findIndex((l) => l.startsWith(`| ${firstHeader} |`));
-  if (header < 0) throw new Error(`no table with the header "${firstHeader}"`);
-  const rows: string[][] = [];
-  for (const line of lines.slice(header + 2)) {
-    if (!line.startsWith('|')) break;
-    rows.push(
-      line
-        .slice(1, -1)
-        .split('|')
-        .map((c) => c.trim()),
-    );
-  }
-  return rows;
-}
-
-const backticked = (text: string): string[] => [...text.matchAll(/`([^`]+)`/g)].map((m) => m[1] as string);
 
 /** The commands of every ```bash block (continuations joined; `VAR=$(cmd)` gives `cmd`). */
 function bashCommands(text: string): string[] {
@@ -419,7 +400,7 @@ describe('names in the guide', () => {
   it('names every Automation document of the stack in the runbook map, once, with its alarm kinds, Lambdas, commands, scripts and children', () => {
     const rows = tableRows(section('Runbook map'), 'Runbook section');
     const chains = routes();
-    const documents = rows.map((r) => backticked(r[1] as string)[0]);
+    const documents = rows.map((r) => codeSpans(r[1] as string)[0]);
     expect(documents.sort()).toEqual(
       documentsOf('Automation')
         .map((d) => d.ref)
@@ -434,21 +415,21 @@ describe('names in the guide', () => {
         string,
         string,
       ];
-      const doc = backticked(docCell)[0] as string;
+      const doc = codeSpans(docCell)[0] as string;
       expect(row[0], `${doc}: the section's title in the registry`).toBe(
         sectionOfAutomation(doc.slice(`${PREFIX}-`.length))?.title,
       );
       const kinds = kindsCell
         .split(',')
-        .flatMap((part) => backticked(part).map((k) => [k, part.includes('(2nd)') ? 1 : 0] as const));
+        .flatMap((part) => codeSpans(part).map((k) => [k, part.includes('(2nd)') ? 1 : 0] as const));
       const expectedKinds = Object.entries(chains)
         .filter(([, chain]) => chain.includes(doc))
         .map(([kind, chain]) => [kind, chain.indexOf(doc)] as const);
       expect(new Map(kinds), `${doc}: alarm kinds`).toEqual(new Map(expectedKinds));
-      expect(backticked(lambdasCell).sort(), `${doc}: Lambdas`).toEqual(
+      expect(codeSpans(lambdasCell).sort(), `${doc}: Lambdas`).toEqual(
         [...new Set(stepTargets(doc, 'aws:invokeLambdaFunction', 'FunctionName'))].sort(),
       );
-      const commands = backticked(commandsCell).filter((t) => t.startsWith(`${PREFIX}-Host-`));
+      const commands = codeSpans(commandsCell).filter((t) => t.startsWith(`${PREFIX}-Host-`));
       expect(commands.sort(), `${doc}: Command documents`).toEqual(
         [...new Set(stepTargets(doc, 'aws:runCommand', 'DocumentName'))].sort(),
       );
@@ -457,7 +438,7 @@ describe('names in the guide', () => {
         expect(commandsCell, `${command} runs ${script}`).toContain(`\`${command}\` (\`${script}\`)`);
         expect(existsSync(join(REPO_ROOT, 'ssm-documents', 'scripts', script)), script).toBe(true);
       }
-      expect(backticked(startsCell).sort(), `${doc}: children`).toEqual(
+      expect(codeSpans(startsCell).sort(), `${doc}: children`).toEqual(
         [...new Set(stepTargets(doc, 'aws:executeAutomation', 'DocumentName'))].sort(),
       );
     }
@@ -471,7 +452,7 @@ describe('names in the guide', () => {
       expect(line, `${doc.ref}: a "Parameters:" line`).toBeDefined();
       const params = Object.keys((doc.properties.Content as AutomationDocumentContent).parameters ?? {});
       expect(params, doc.ref).toContain('AutomationAssumeRole');
-      expect(backticked(line as string).sort(), doc.ref).toEqual(
+      expect(codeSpans(line as string).sort(), doc.ref).toEqual(
         params.filter((p) => p !== 'AutomationAssumeRole').sort(),
       );
     }
@@ -479,27 +460,27 @@ describe('names in the guide', () => {
 
   it('lists each document’s outputs exactly', () => {
     const rows = tableRows(section('Reading the results'), 'Document');
-    expect(rows.map((r) => backticked(r[0] as string)[0]).sort()).toEqual(
+    expect(rows.map((r) => codeSpans(r[0] as string)[0]).sort()).toEqual(
       documentsOf('Automation')
         .map((d) => d.ref)
         .sort(),
     );
     for (const [docCell, outputsCell] of rows as Array<[string, string]>) {
-      const doc = backticked(docCell)[0] as string;
-      expect(backticked(outputsCell), doc).toEqual(contentOf(doc).outputs ?? []);
+      const doc = codeSpans(docCell)[0] as string;
+      expect(codeSpans(outputsCell), doc).toEqual(contentOf(doc).outputs ?? []);
     }
   });
 
   it('lists every stack output with its export name and value, and nothing else', () => {
     const rows = tableRows(subsection(section('Deploying to an account'), 'Stack outputs'), 'Output');
-    const listed = rows.map((r) => backticked(r[0] as string)[0]);
+    const listed = rows.map((r) => codeSpans(r[0] as string)[0]);
     expect(listed.sort()).toEqual(Object.keys(raw.Outputs).sort());
     for (const [nameCell, exportCell, valueCell] of rows as Array<[string, string, string]>) {
-      const name = backticked(nameCell)[0] as string;
+      const name = codeSpans(nameCell)[0] as string;
       const output = raw.Outputs[name];
-      expect(backticked(exportCell)[0] ?? 'none', name).toBe(output?.Export?.Name ?? 'none');
+      expect(codeSpans(exportCell)[0] ?? 'none', name).toBe(output?.Export?.Name ?? 'none');
       const value = resolved.resolve(output?.Value);
-      const shown = backticked(valueCell);
+      const shown = codeSpans(valueCell);
       if (/^(Automation|Command)Document/.test(name)) expect(shown, name).toEqual([value]);
       else if (shown[0] !== undefined && !shown[0].includes('<'))
         expect(String(value), name).toContain(shown[0]);
@@ -517,7 +498,7 @@ describe('names in the guide', () => {
     expect(decisions.length).toBeGreaterThan(10);
     const paragraph =
       /\n {2}Decisions: ([\s\S]*?)(?:\n\n|\n?$)/.exec(section('Reading the results'))?.[1] ?? '';
-    expect(backticked(paragraph).sort()).toEqual([...decisions].sort());
+    expect(codeSpans(paragraph).sort()).toEqual([...decisions].sort());
     for (const m of GUIDE.matchAll(/\$\.decision = "([a-z-]+)"/g)) expect(decisions).toContain(m[1]);
     for (const m of section('Troubleshooting').matchAll(/\(`([a-z-]+)`/g)) expect(decisions).toContain(m[1]);
   });
@@ -535,7 +516,7 @@ describe('the README', () => {
     expect(readme).toContain('](docs/operator-guide.md)');
     const rows = tableRows(outputsSection(), 'Output');
     const patterns = rows.map((r) => {
-      const name = backticked(r[0] as string)[0] as string;
+      const name = codeSpans(r[0] as string)[0] as string;
       return {
         name,
         re: new RegExp(`^${name.replace('<Name>', '[A-Z][A-Za-z0-9]*')}$`),

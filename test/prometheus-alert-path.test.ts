@@ -16,7 +16,6 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
@@ -28,16 +27,7 @@ import {
   ReceiveMessageCommand,
   SQSClient,
 } from '@aws-sdk/client-sqs';
-import {
-  type AutomationExecutionMetadata,
-  DescribeAutomationExecutionsCommand,
-  GetAutomationExecutionCommand,
-  GetParameterCommand,
-  ListTagsForResourceCommand,
-  SSMClient,
-  StartAutomationExecutionCommand,
-  type StartAutomationExecutionCommandInput,
-} from '@aws-sdk/client-ssm';
+import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { routeTable } from '../contracts/routing';
@@ -46,9 +36,11 @@ import { handler, type RouterOutcome } from '../lambda/alarm-router';
 import { renderAlertmanagerConfig } from '../lib/alertmanager-config';
 import { DEFAULT_CONFIG } from '../lib/config';
 import { renderPrometheusRules } from '../lib/prometheus-rules';
+import { AutomationFake } from './support/automation-fake';
 import { LockTableFake } from './support/lock-table-fake';
 import { dfBytes, LoopDeviceLab, type LoopDisk, sh } from './support/loop-device';
 import { type MotoServer, startMotoServer, TEST_REGION } from './support/moto-server';
+import { freePort } from './support/stemedb-standin';
 
 const ACCOUNT = '123456789012'; // moto's account
 const NODE = 'db-1';
@@ -69,18 +61,6 @@ const THRESHOLDS: DiskThresholds = {
   fillsWithinHours: 1,
   fillsLookbackHours: 30 / 3600,
 };
-
-async function freePort(): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 /** A started daemon, its output kept (the last 20 kB) for the failure message. */
 interface Daemon {
@@ -149,15 +129,8 @@ async function getJson(url: string): Promise<unknown> {
 // ---------------------------------------------------------------------------------------------
 // SSM as the router sees it: the node registry, the kill switch, and Automation as AWS keeps it.
 
-interface Execution {
-  readonly id: string;
-  readonly input: StartAutomationExecutionCommandInput;
-  status: string;
-  readonly start: Date;
-  end?: Date;
-}
-
-const executions: Execution[] = [];
+const automation = new AutomationFake();
+const executions = automation.executions;
 const ssmMock = mockClient(SSMClient);
 // The router's lock table (per-node lock, fleet-wide slots) in memory, with its exact conditions.
 const ddbMock = mockClient(DynamoDBClient);
@@ -177,55 +150,7 @@ function fakeSsm(): void {
   ssmMock
     .on(GetParameterCommand, { Name: '/StemeDB/automation-mode' })
     .resolves({ Parameter: { Value: 'act' } });
-  const byToken = new Map<string, string>();
-  ssmMock.on(StartAutomationExecutionCommand).callsFake((input: StartAutomationExecutionCommandInput) => {
-    const key = JSON.stringify([input.DocumentName, input.Parameters]);
-    const seen = byToken.get(input.ClientToken ?? '');
-    if (seen !== undefined && seen !== key) {
-      throw Object.assign(new Error('token used with other parameters'), {
-        name: 'IdempotentParameterMismatch',
-      });
-    }
-    byToken.set(input.ClientToken ?? '', key);
-    const id = `exec-${executions.length + 1}`;
-    executions.push({ id, input, status: 'InProgress', start: new Date() });
-    return { AutomationExecutionId: id };
-  });
-  ssmMock.on(DescribeAutomationExecutionsCommand).callsFake((input) => {
-    const statuses = input.Filters?.find((f: { Key: string }) => f.Key === 'ExecutionStatus')?.Values;
-    // TagKey: executions carrying a tag with that key (the router's per-node listing).
-    const tagKeys = input.Filters?.find((f: { Key: string }) => f.Key === 'TagKey')?.Values;
-    const list: AutomationExecutionMetadata[] = executions
-      .filter((e) => statuses === undefined || statuses.includes(e.status))
-      .filter((e) => tagKeys === undefined || (e.input.Tags ?? []).some((t) => tagKeys.includes(t.Key ?? '')))
-      .map((e) => ({
-        AutomationExecutionId: e.id,
-        DocumentName: e.input.DocumentName,
-        AutomationExecutionStatus: e.status as AutomationExecutionMetadata['AutomationExecutionStatus'],
-        ExecutionStartTime: e.start,
-        ExecutionEndTime: e.end,
-      }));
-    return { AutomationExecutionMetadataList: list };
-  });
-  ssmMock.on(GetAutomationExecutionCommand).callsFake((input) => {
-    const e = executions.find((x) => x.id === input.AutomationExecutionId);
-    if (e === undefined) {
-      throw Object.assign(new Error(`${input.AutomationExecutionId} not found`), {
-        name: 'AutomationExecutionNotFoundException',
-      });
-    }
-    return {
-      AutomationExecution: {
-        AutomationExecutionId: e.id,
-        DocumentName: e.input.DocumentName,
-        AutomationExecutionStatus: e.status,
-        Parameters: e.input.Parameters,
-      },
-    };
-  });
-  ssmMock.on(ListTagsForResourceCommand).callsFake((input) => ({
-    TagList: executions.find((x) => x.id === input.ResourceId)?.input.Tags ?? [],
-  }));
+  automation.install(ssmMock);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -554,7 +479,7 @@ describe('a Prometheus alert on real Prometheus, Alertmanager and node_exporter 
         executionId: expand?.id,
       },
     ]);
-    expect(executions.map((e) => e.input.DocumentName)).toEqual([
+    expect(executions.map((e) => e.input?.DocumentName)).toEqual([
       'StemeDB-ArchiveWal',
       'StemeDB-ExpandVolume',
     ]);

@@ -26,6 +26,7 @@ import {
 } from '../lib/prometheus-rules';
 import { diskAlarmRules } from '../lib/thresholds';
 import { renderThresholdsDoc } from '../lib/thresholds-doc';
+import { stackArn } from './support/stack-arn';
 
 const ROOT = resolve(__dirname, '..');
 const RULES_FILE = join(ROOT, 'prometheus/stemedb-disk-rules.yml');
@@ -259,20 +260,7 @@ describe('PrometheusRuleGroupsNamespace', () => {
     template.hasResourceProperties('AWS::APS::RuleGroupsNamespace', {
       Name: 'stemedb-disk',
       Data: yaml,
-      Workspace: {
-        'Fn::Join': [
-          '',
-          [
-            'arn:',
-            { Ref: 'AWS::Partition' },
-            ':aps:',
-            { Ref: 'AWS::Region' },
-            ':',
-            { Ref: 'AWS::AccountId' },
-            `:workspace/${WORKSPACE_ID}`,
-          ],
-        ],
-      },
+      Workspace: stackArn('aps', `:workspace/${WORKSPACE_ID}`),
     });
   });
 

@@ -13,6 +13,7 @@ import {
 } from '../contracts/sections';
 import { routesFor } from '../lib/alarm-router-function';
 import { resolveConfig } from '../lib/config';
+import { stackArn } from './support/stack-arn';
 import { type SynthResult, synthStack, TWO_NODES_FILE } from './support/synth';
 
 const twoNodes = JSON.parse(readFileSync(TWO_NODES_FILE, 'utf8')) as Record<string, unknown>;
@@ -379,7 +380,7 @@ describe('remediation machinery', () => {
   it("lets the automation role send commands only with this stack's documents and to managed instances of this deployment", () => {
     const st = statementsOf(r, 'RemediationAutomationRole');
     const docs = st.find((s) => s.Sid === 'RunThisStacksCommandDocuments');
-    expect(JSON.stringify(docs?.Resource)).toContain('document/StemeDB-Host-GrowFilesystem');
+    expect(JSON.stringify(docs?.Resource)).toContain('document/StemeDB-Host-ExpandVolume');
     expect(docs?.Resource).toHaveLength(COMMAND_DOCUMENTS.length);
     const instances = st.find((s) => s.Sid === 'RunCommandsOnManagedInstancesOnly');
     expect(instances?.Condition).toEqual({
@@ -414,20 +415,7 @@ describe('remediation machinery', () => {
     return found[0] as Statement & { Effect: string };
   }
 
-  const arn = (resource: string) => ({
-    'Fn::Join': [
-      '',
-      [
-        'arn:',
-        { Ref: 'AWS::Partition' },
-        ':ssm:',
-        { Ref: 'AWS::Region' },
-        ':',
-        { Ref: 'AWS::AccountId' },
-        resource,
-      ],
-    ],
-  });
+  const arn = (resource: string) => stackArn('ssm', resource);
 
   it("lets the automation role read the instance's node tag (ArchiveWal ResolveNode): DescribeTags has no resource types, so *", () => {
     expect(statement('RemediationAutomationRole', 'ReadInstanceNodeTag')).toEqual({

@@ -21,6 +21,7 @@ import {
   sectionOfAutomation,
 } from '../contracts/sections';
 import { DEFAULT_CONFIG } from '../lib/config';
+import { codeSpans, tableRows } from './support/markdown';
 import { claimProblems, filesNeedingAnOwner, unlistedTestProblems } from './support/section-claims';
 
 const ROOT = join(__dirname, '..');
@@ -39,7 +40,7 @@ describe('the section registry', () => {
     expect([...COMMAND_DOCUMENTS].sort()).toEqual(SECTIONS.flatMap((s) => s.commands).sort());
     expect([...AUTOMATION_DOCUMENTS].sort()).toEqual(SECTIONS.flatMap((s) => s.automations).sort());
     // The order of the deployed stack's resources (the template of a deployed stack must not change).
-    expect(COMMAND_DOCUMENTS.slice(0, 3)).toEqual(['DiskReport', 'GrowFilesystem', 'ArchiveWal']);
+    expect(COMMAND_DOCUMENTS.slice(0, 3)).toEqual(['DiskReport', 'ExpandVolume', 'ArchiveWal']);
     expect(AUTOMATION_DOCUMENTS.slice(-2)).toEqual(['AddDataVolume', 'RetireDataVolume']);
   });
 
@@ -198,31 +199,8 @@ describe("the router's routes agree with the registry", () => {
   });
 });
 
-/** The rows of the README table that starts with the header `| Runbook section |`, as cells. */
-function readmeRunbookTable(readme: string): string[][] {
-  const lines = readme.split('\n');
-  const header = lines.findIndex((l) => l.startsWith('| Runbook section |'));
-  expect(header, 'README has a "| Runbook section |" table').toBeGreaterThanOrEqual(0);
-  const rows: string[][] = [];
-  for (const line of lines.slice(header + 2)) {
-    if (!line.startsWith('|')) break;
-    rows.push(
-      line
-        .slice(1, -1)
-        .split('|')
-        .map((c) => c.trim()),
-    );
-  }
-  return rows;
-}
-
-/** The `code` spans of a Markdown cell. */
-function codeSpans(cell: string): string[] {
-  return [...cell.matchAll(/`([^`]+)`/g)].map((m) => m[1] as string);
-}
-
 describe("the README's runbook table is checked against the registry", () => {
-  const rows = readmeRunbookTable(readFileSync(join(ROOT, 'README.md'), 'utf8'));
+  const rows = tableRows(readFileSync(join(ROOT, 'README.md'), 'utf8'), 'Runbook section');
 
   it('has one row per section, in registry order, with its title', () => {
     expect(rows.map((r) => r[0])).toEqual(SECTIONS.map((s) => s.title));

@@ -1,17 +1,6 @@
-import {
-  chmodSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  statSync,
-  symlinkSync,
-  writeFileSync,
-} from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeAll, describe, expect, test } from 'vitest';
+import { beforeAll, describe, expect, test } from 'vitest';
 import type { CommandDocumentContent } from '../lib/command-document';
 import { changedLines } from './support/changed-lines';
 import {
@@ -19,13 +8,20 @@ import {
   runCommandDocument,
   synthesizeCommandDocument,
 } from './support/command-document-runner';
-import { createFakeSystemd, type FakeSystemd } from './support/fake-systemd';
+import type { FakeSystemd } from './support/fake-systemd';
 import {
+  expectDeclaresWhatTheScriptReads,
   expectRejectedBeforeAnyShell,
   patternRangeProblems,
   scriptNonRejections,
 } from './support/hostile-parameters';
-import { freePort, standinCommand } from './support/stemedb-standin';
+import {
+  answersHealthy,
+  cleanupsAfterEach,
+  configRoot,
+  STANDIN_UNIT,
+  startedStandin,
+} from './support/service-bed';
 
 /**
  * <prefix>-Host-StorageSettings (runbook "Prevention": automatic compaction in [storage], backup
@@ -34,7 +30,7 @@ import { freePort, standinCommand } from './support/stemedb-standin';
  */
 
 const SCRIPT = join(__dirname, '..', 'ssm-documents', 'scripts', 'storage-settings.sh');
-const UNIT = 'stemedb-api';
+const UNIT = STANDIN_UNIT;
 const RUNBOOK = {
   CompactionEnabled: 'true',
   CompactionIntervalHours: '24',
@@ -50,10 +46,7 @@ beforeAll(() => {
   walDoc = synthesizeCommandDocument('WalCleanup');
 });
 
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const fn of cleanups.splice(0).reverse()) await fn();
-});
+const cleanups = cleanupsAfterEach();
 
 interface Host {
   readonly root: string;
@@ -72,37 +65,24 @@ interface Host {
  * `refuse`, the service exits at start when its config holds that line (a build rejecting a value).
  */
 async function makeHost(config: string, opts: { refuse?: string; configMode?: number } = {}): Promise<Host> {
-  const root = mkdtempSync(join(tmpdir(), 'storage-settings-test-'));
-  cleanups.push(() => rmSync(root, { recursive: true, force: true }));
-  const etc = join(root, 'etc', 'stemedb');
-  mkdirSync(etc, { recursive: true });
+  const { root, etc, configFile } = configRoot(cleanups, 'storage-settings-test', config, opts.configMode);
   mkdirSync(join(root, 'data', 'wal'), { recursive: true });
-  const configFile = join(etc, 'config.toml');
-  writeFileSync(configFile, config);
-  chmodSync(configFile, opts.configMode ?? 0o640);
-  const port = await freePort();
-  const healthUrl = `http://127.0.0.1:${port}/v1/health`;
-  const standin = standinCommand({ port, dataDir: join(root, 'data'), configFile });
-  const command =
-    opts.refuse === undefined
-      ? standin.command
-      : [
-          'sh',
-          '-c',
-          `if grep -qxF '${opts.refuse}' '${configFile}'; then echo "ERROR: invalid configuration: ${opts.refuse}"; exit 1; fi; exec "$@"`,
-          'sh',
-          ...standin.command,
-        ];
-  const systemd = createFakeSystemd({ [UNIT]: { ...standin, command, startCheckMs: 500 } });
-  cleanups.push(() => systemd.cleanup());
-  const started = await systemd.systemctl('start', UNIT);
-  if (started.code !== 0) throw new Error(`could not start the stand-in: ${started.stderr}`);
-  const health = () =>
-    fetch(healthUrl).then(
-      (r) => r.ok,
-      () => false,
-    );
-  for (let i = 0; i < 300 && !(await health()); i++) await new Promise((r) => setTimeout(r, 50));
+  const refused = opts.refuse;
+  const { systemd, healthUrl } = await startedStandin(cleanups, {
+    dataDir: join(root, 'data'),
+    configFile,
+    startCheckMs: 500,
+    wrap:
+      refused === undefined
+        ? undefined
+        : (command) => [
+            'sh',
+            '-c',
+            `if grep -qxF '${refused}' '${configFile}'; then echo "ERROR: invalid configuration: ${refused}"; exit 1; fi; exec "$@"`,
+            'sh',
+            ...command,
+          ],
+  });
   const base = {
     ConfigFile: configFile,
     ServiceName: UNIT,
@@ -118,7 +98,7 @@ async function makeHost(config: string, opts: { refuse?: string; configMode?: nu
       runCommandDocument(doc, { ...base, ...RUNBOOK, DryRun: 'false', ...params }, { env: systemd.env }),
     files: () => readdirSync(etc).sort(),
     starts: () => systemd.journal(UNIT).filter((e) => e.message === `Starting ${UNIT}.service...`).length,
-    health,
+    health: () => answersHealthy(healthUrl),
   };
 }
 
@@ -394,10 +374,7 @@ describe('StorageSettings parameters', () => {
   };
 
   test('the document declares exactly the parameters the script reads, with the runbook defaults', () => {
-    const script = readFileSync(SCRIPT, 'utf8');
-    const read = [...script.matchAll(/\$\{?SSM_([A-Za-z0-9]+)/g)].map((m) => m[1]);
-    expect(new Set(read)).toEqual(new Set(Object.keys(doc.parameters ?? {})));
-    expect(Object.keys(HOSTILE).sort()).toEqual(Object.keys(doc.parameters ?? {}).sort());
+    expectDeclaresWhatTheScriptReads(doc, SCRIPT, HOSTILE);
     for (const [name, value] of Object.entries(RUNBOOK))
       expect(doc.parameters?.[name]?.default, name).toBe(value);
     expect(doc.parameters?.DryRun?.default).toBe('true');

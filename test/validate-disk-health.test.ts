@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { appendFileSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { loadAutomationDocumentContent } from '../lib/automation-document';
 import type { CommandDocumentContent } from '../lib/command-document';
 import { runStepScript } from './support/automation-python';
@@ -16,7 +16,7 @@ import {
   runScriptDirectly,
   synthesizeCommandDocument,
 } from './support/command-document-runner';
-import { createFakeSystemd, type FakeSystemd } from './support/fake-systemd';
+import type { FakeSystemd } from './support/fake-systemd';
 import { dfBytes, LoopDeviceLab } from './support/loop-device';
 import {
   canaryFile,
@@ -24,7 +24,7 @@ import {
   rejectsBeforeAnyShellRuns,
   scriptRefusesTrailingNewline,
 } from './support/section-bed';
-import { freePort, standinCommand } from './support/stemedb-standin';
+import { cleanupsAfterEach, STANDIN_UNIT, startedStandin } from './support/service-bed';
 
 /**
  * ValidateDiskHealth (runbook Validation): the synthesized Command document run like the SSM
@@ -33,7 +33,7 @@ import { freePort, standinCommand } from './support/stemedb-standin';
  * walked, and its result-reading Python run on real command output).
  */
 
-const UNIT = 'stemedb-api';
+const UNIT = STANDIN_UNIT;
 const CHECKS = ['disk', 'inodes', 'service', 'write', 'journal'];
 
 let doc: CommandDocumentContent;
@@ -50,10 +50,7 @@ beforeAll(() => {
 });
 afterAll(() => lab.cleanup());
 
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const fn of cleanups.splice(0).reverse()) await fn();
-});
+const cleanups = cleanupsAfterEach();
 
 interface Node {
   readonly systemd: FakeSystemd;
@@ -61,29 +58,9 @@ interface Node {
   run(params?: Record<string, string>): Promise<RunResult>;
 }
 
-async function waitHealthy(url: string): Promise<void> {
-  for (let i = 0; i < 300; i++) {
-    if (
-      await fetch(url).then(
-        (r) => r.ok,
-        () => false,
-      )
-    )
-      return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`${url} never became healthy`);
-}
-
 /** The stand-in as the started `stemedb-api` unit of a new fake systemd, data on `dataDir`. */
 async function startNode(dataDir = mount, mountPoint = mount): Promise<Node> {
-  const port = await freePort();
-  const systemd = createFakeSystemd({ [UNIT]: standinCommand({ port, dataDir }) });
-  cleanups.push(() => systemd.cleanup());
-  const started = await systemd.systemctl('start', UNIT);
-  if (started.code !== 0) throw new Error(`could not start the stand-in: ${started.stderr}`);
-  const baseUrl = `http://127.0.0.1:${port}`;
-  await waitHealthy(`${baseUrl}/v1/health`);
+  const { systemd, baseUrl } = await startedStandin(cleanups, { dataDir });
   return {
     systemd,
     baseUrl,

@@ -1,36 +1,35 @@
-import { spawn } from 'node:child_process';
 import {
   chmodSync,
-  existsSync,
   lstatSync,
   mkdirSync,
-  mkdtempSync,
   readdirSync,
   readFileSync,
-  rmSync,
   statSync,
   symlinkSync,
   utimesSync,
   writeFileSync,
 } from 'node:fs';
 import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Ajv from 'ajv';
-import { afterEach, beforeAll, describe, expect, test, vi } from 'vitest';
+import { beforeAll, describe, expect, test } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import type { CommandDocumentContent } from '../lib/command-document';
 import { DEFAULT_CONFIG } from '../lib/config';
 import type { DiskRemediation } from '../lib/disk-remediation';
 import { changedLines } from './support/changed-lines';
 import {
-  ParameterValidationError,
   type RunResult,
   runCommandDocument,
   synthesizeCommandDocument,
 } from './support/command-document-runner';
-import { createFakeSystemd, type FakeSystemd } from './support/fake-systemd';
-import { patternRangeProblems } from './support/hostile-parameters';
+import type { FakeSystemd } from './support/fake-systemd';
+import {
+  expectDeclaresWhatTheScriptReads,
+  expectRejectedBeforeAnyShell,
+  patternRangeProblems,
+  scriptNonRejections,
+} from './support/hostile-parameters';
 import {
   acceptsValue,
   HOSTILE_ANYWHERE,
@@ -39,22 +38,26 @@ import {
   HOSTILE_URLS,
   nearMisses,
 } from './support/operator-parameters';
-import { freePort, type StandinOptions, standinCommand } from './support/stemedb-standin';
+import {
+  answersHealthy,
+  cleanupsAfterEach,
+  configRoot,
+  STANDIN_UNIT,
+  startedStandin,
+} from './support/service-bed';
+import type { StandinOptions } from './support/stemedb-standin';
 import { synthStack } from './support/synth';
 
 const SCRIPT = join(__dirname, '..', 'ssm-documents', 'scripts', 'wal-cleanup.sh');
 const AUTOMATION = join(__dirname, '..', 'ssm-documents', 'wal-cleanup.automation.yml');
-const UNIT = 'stemedb-api';
+const UNIT = STANDIN_UNIT;
 
 let doc: CommandDocumentContent;
 beforeAll(() => {
   doc = synthesizeCommandDocument('WalCleanup');
 });
 
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const fn of cleanups.splice(0).reverse()) await fn();
-});
+const cleanups = cleanupsAfterEach();
 
 interface Host {
   readonly root: string;
@@ -69,18 +72,6 @@ interface Host {
   files(): string[];
 }
 
-async function waitHealthy(url: string): Promise<void> {
-  for (let i = 0; i < 300; i++) {
-    const ok = await fetch(url).then(
-      (r) => r.ok,
-      () => false,
-    );
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`${url} never became healthy`);
-}
-
 /**
  * A host: /etc/stemedb/config.toml and /data/wal under a temp root, the stand-in as the
  * `stemedb-api` unit of a fake systemd (started, healthy), three WAL segments 20 days old and two
@@ -90,42 +81,21 @@ async function makeHost(
   config: string,
   opts: { standin?: Partial<StandinOptions>; startCheckMs?: number; configMode?: number } = {},
 ): Promise<Host> {
-  const root = mkdtempSync(join(tmpdir(), 'wal-cleanup-test-'));
-  cleanups.push(() => rmSync(root, { recursive: true, force: true }));
-  const etc = join(root, 'etc', 'stemedb');
+  const { root, etc, configFile } = configRoot(cleanups, 'wal-cleanup-test', config, opts.configMode);
   const walDir = join(root, 'data', 'wal');
-  mkdirSync(etc, { recursive: true });
   mkdirSync(walDir, { recursive: true });
-  const configFile = join(etc, 'config.toml');
-  writeFileSync(configFile, config);
-  chmodSync(configFile, opts.configMode ?? 0o640);
   for (let i = 0; i < 5; i++) {
     const f = join(walDir, `segment-${String(i).padStart(6, '0')}.log`);
     writeFileSync(f, 'wal');
     const t = Date.now() / 1000 - (i < 3 ? 20 : 1) * 86_400;
     utimesSync(f, t, t);
   }
-  const port = await freePort();
-  const healthUrl = `http://127.0.0.1:${port}/v1/health`;
-  const systemd = createFakeSystemd({
-    [UNIT]: {
-      ...standinCommand({ port, dataDir: join(root, 'data'), configFile, ...opts.standin }),
-      startCheckMs: opts.startCheckMs,
-    },
+  const { systemd, healthUrl } = await startedStandin(cleanups, {
+    dataDir: join(root, 'data'),
+    configFile,
+    standin: opts.standin,
+    startCheckMs: opts.startCheckMs,
   });
-  cleanups.push(() => systemd.cleanup());
-  const started = await systemd.systemctl('start', UNIT);
-  if (started.code !== 0) throw new Error(`could not start the stand-in: ${started.stderr}`);
-  await waitHealthy(healthUrl);
-  // The journal is written by a reader of the service's output, which can lag its health answer:
-  // wait for the stand-in's last start-up line so a test that counts entries starts from a settled log.
-  await vi.waitFor(
-    () => {
-      const messages = systemd.journal(UNIT).map((e) => e.message);
-      if (!messages.some((m) => m.startsWith('StemeDB stand-in listening on'))) throw new Error('not yet');
-    },
-    { timeout: 10_000, interval: 25 },
-  );
   const baseParams: Record<string, string> = {
     ConfigFile: configFile,
     ServiceName: UNIT,
@@ -142,11 +112,7 @@ async function makeHost(
     baseParams,
     run: (params = {}) =>
       runCommandDocument(doc, { ...baseParams, ...params }, { env: systemd.env, timeoutMs: 90_000 }),
-    health: () =>
-      fetch(healthUrl).then(
-        (r) => r.ok,
-        () => false,
-      ),
+    health: () => answersHealthy(healthUrl),
     files: () => readdirSync(etc).sort(),
   };
 }
@@ -536,49 +502,18 @@ describe('WalCleanup parameters', () => {
   };
 
   test('the document declares exactly the parameters the script reads', () => {
-    const script = readFileSync(SCRIPT, 'utf8');
-    const read = [...script.matchAll(/\$\{?SSM_([A-Za-z0-9]+)/g)].map((m) => m[1]);
-    expect(new Set(read)).toEqual(new Set(Object.keys(doc.parameters ?? {})));
-    expect(Object.keys(HOSTILE).sort()).toEqual(Object.keys(doc.parameters ?? {}).sort());
+    expectDeclaresWhatTheScriptReads(doc, SCRIPT, HOSTILE);
   });
 
   test.each(Object.entries(HOSTILE).flatMap(([name, values]) => values.map((v) => [name, v] as const)))(
     'rejects %s = %j before any shell runs',
     async (name, value) => {
-      const canary = mkdtempSync(join(tmpdir(), 'wal-cleanup-canary-'));
-      cleanups.push(() => rmSync(canary, { recursive: true, force: true }));
-      // A systemctl first on PATH that would leave a trace if anything ran.
-      writeFileSync(join(canary, 'systemctl'), `#!/bin/sh\ntouch ${join(canary, 'ran')}\n`);
-      chmodSync(join(canary, 'systemctl'), 0o755);
-      const err = await runCommandDocument(
-        doc,
-        { ...valid, [name]: value },
-        { env: { PATH: `${canary}:${process.env.PATH}` } },
-      ).catch((e: unknown) => e);
-      expect(err).toBeInstanceOf(ParameterValidationError);
-      expect((err as ParameterValidationError).problems.join(' ')).toContain(name);
-      expect(existsSync(join(canary, 'ran'))).toBe(false);
+      await expectRejectedBeforeAnyShell(doc, valid, name, value);
     },
   );
 
   test('the script rejects every hostile value by itself too (exit 2, nothing run)', async () => {
-    const runScript = (env: Record<string, string>): Promise<number> =>
-      new Promise((done) => {
-        const child = spawn('bash', [SCRIPT], {
-          env: { PATH: process.env.PATH ?? '', ...env },
-          stdio: 'ignore',
-        });
-        child.on('close', (code) => done(code ?? -1));
-      });
-    const base = Object.fromEntries(Object.entries(valid).map(([k, v]) => [`SSM_${k}`, v]));
-    const codes: string[] = [];
-    for (const [name, values] of Object.entries(HOSTILE)) {
-      for (const value of values) {
-        const code = await runScript({ ...base, [`SSM_${name}`]: value });
-        if (code !== 2) codes.push(`${name}=${JSON.stringify(value)} → exit ${code}`);
-      }
-    }
-    expect(codes).toEqual([]);
+    expect(await scriptNonRejections(SCRIPT, valid, HOSTILE)).toEqual([]);
   });
 
   test('the limits of lib/config.ts pass the patterns and one past them does not', () => {

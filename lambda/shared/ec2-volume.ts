@@ -5,7 +5,8 @@ import {
   type Volume,
   type VolumeModification,
 } from '@aws-sdk/client-ec2';
-import { errorCode, type RetryOptions, withThrottlingRetry } from './retry';
+import { allPages } from './pages';
+import { type RetryOptions, unlessAwsError, withThrottlingRetry } from './retry';
 
 /**
  * Shared EC2 reads for the volume Lambdas: find a node's managed data volume, check that a volume
@@ -44,26 +45,20 @@ export function tagsOf(volume: Volume): Record<string, string> {
 }
 
 /** Describes one volume; undefined when it does not exist. */
-export async function describeVolume(api: Ec2Calls, volumeId: string): Promise<Volume | undefined> {
-  try {
+export function describeVolume(api: Ec2Calls, volumeId: string): Promise<Volume | undefined> {
+  return unlessAwsError('InvalidVolume.NotFound', undefined, async () => {
     const out = await api.call((c) => c.send(new DescribeVolumesCommand({ VolumeIds: [volumeId] })));
     return out.Volumes?.find((v) => v.VolumeId === volumeId);
-  } catch (err) {
-    if (errorCode(err) === 'InvalidVolume.NotFound') return undefined;
-    throw err;
-  }
+  });
 }
 
 /** The volumes attached to an instance that carry `<managedTagKey>=true` (attachment not yet checked). */
-export async function findManagedVolumes(
+export function findManagedVolumes(
   api: Ec2Calls,
   instanceId: string,
   managedTagKey: string,
 ): Promise<Volume[]> {
-  const volumes: Volume[] = [];
-  let nextToken: string | undefined;
-  do {
-    const token = nextToken;
+  return allPages(async (token) => {
     const out = await api.call((c) =>
       c.send(
         new DescribeVolumesCommand({
@@ -75,10 +70,8 @@ export async function findManagedVolumes(
         }),
       ),
     );
-    volumes.push(...(out.Volumes ?? []));
-    nextToken = out.NextToken;
-  } while (nextToken);
-  return volumes;
+    return { items: out.Volumes, next: out.NextToken };
+  });
 }
 
 /**
@@ -115,18 +108,15 @@ export function managedAttachmentProblem(
  * The volume's modifications (AWS returns the most recent one; moto returns the whole history).
  * A volume never modified makes AWS answer `InvalidVolumeModification.NotFound`: that is an empty list.
  */
-export async function describeModifications(api: Ec2Calls, volumeId: string): Promise<VolumeModification[]> {
-  try {
+export function describeModifications(api: Ec2Calls, volumeId: string): Promise<VolumeModification[]> {
+  return unlessAwsError('InvalidVolumeModification.NotFound', [], async () => {
     const out = await api.call((c) =>
       c.send(new DescribeVolumesModificationsCommand({ VolumeIds: [volumeId] })),
     );
     return (out.VolumesModifications ?? []).filter(
       (m) => m.VolumeId === undefined || m.VolumeId === volumeId,
     );
-  } catch (err) {
-    if (errorCode(err) === 'InvalidVolumeModification.NotFound') return [];
-    throw err;
-  }
+  });
 }
 
 /** The most recent modification (latest StartTime; on a tie, the later in the list). */

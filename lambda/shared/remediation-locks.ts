@@ -19,7 +19,7 @@ import {
   PutItemCommand,
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
-import { errorCode, type RetryOptions, withThrottlingRetry } from './retry';
+import { type RetryOptions, unlessAwsError, withThrottlingRetry } from './retry';
 import type { LockRecord } from './routing-policy';
 
 export interface LockTable {
@@ -71,8 +71,8 @@ export async function readLocks(table: LockTable, keys: readonly string[]): Prom
 }
 
 /** Takes `key` for `holder` unless someone holds it at `nowSeconds`; false when someone does. */
-export async function takeLock(table: LockTable, record: LockRecord, nowSeconds: number): Promise<boolean> {
-  try {
+export function takeLock(table: LockTable, record: LockRecord, nowSeconds: number): Promise<boolean> {
+  return unlessAwsError('ConditionalCheckFailedException', false, async () => {
     await withThrottlingRetry(
       () =>
         table.client.send(
@@ -91,10 +91,7 @@ export async function takeLock(table: LockTable, record: LockRecord, nowSeconds:
       table.retry,
     );
     return true;
-  } catch (err) {
-    if (errorCode(err) === 'ConditionalCheckFailedException') return false;
-    throw err;
-  }
+  });
 }
 
 /** Records the started execution on a record `holder` holds, with the run lease. */
@@ -125,8 +122,8 @@ export async function confirmLock(
 }
 
 /** Frees a record if `holder` still holds it (a record someone else took is left alone). */
-export async function releaseLock(table: LockTable, key: string, holder: string): Promise<boolean> {
-  try {
+export function releaseLock(table: LockTable, key: string, holder: string): Promise<boolean> {
+  return unlessAwsError('ConditionalCheckFailedException', false, async () => {
     await withThrottlingRetry(
       () =>
         table.client.send(
@@ -140,8 +137,5 @@ export async function releaseLock(table: LockTable, key: string, holder: string)
       table.retry,
     );
     return true;
-  } catch (err) {
-    if (errorCode(err) === 'ConditionalCheckFailedException') return false;
-    throw err;
-  }
+  });
 }

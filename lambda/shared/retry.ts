@@ -37,6 +37,24 @@ export function errorCode(err: unknown): string | undefined {
   return undefined;
 }
 
+/**
+ * What `call` answers, or `fallback` when it fails with the AWS error `code`: for the errors that
+ * are an answer (no such parameter, key or volume; a write's condition not met), not a fault.
+ * Any other error is thrown.
+ */
+export async function unlessAwsError<T, F>(
+  code: string,
+  fallback: F,
+  call: () => Promise<T>,
+): Promise<T | F> {
+  try {
+    return await call();
+  } catch (err) {
+    if (errorCode(err) === code) return fallback;
+    throw err;
+  }
+}
+
 export function isThrottling(err: unknown): boolean {
   const code = errorCode(err);
   return code !== undefined && THROTTLING_CODES.has(code);

@@ -1,6 +1,7 @@
 import { DeleteSnapshotCommand, DescribeSnapshotsCommand, type Snapshot } from '@aws-sdk/client-ec2';
 import { PRE_EXPANSION_PURPOSE, SNAPSHOT_PURPOSE_TAG_KEY } from '../../contracts/expansion';
 import type { Ec2Calls } from './ec2-volume';
+import { allPages } from './pages';
 import { errorCode, isThrottling } from './retry';
 
 /**
@@ -94,10 +95,7 @@ export async function listPreExpansionSnapshots(
   volumeId: string,
   tags: RetentionTags,
 ): Promise<Snapshot[]> {
-  const out: Snapshot[] = [];
-  let nextToken: string | undefined;
-  do {
-    const token = nextToken;
+  const snapshots = await allPages(async (token) => {
     const page = await api.call((c) =>
       c.send(
         new DescribeSnapshotsCommand({
@@ -113,10 +111,9 @@ export async function listPreExpansionSnapshots(
         }),
       ),
     );
-    out.push(...(page?.Snapshots ?? []).filter((s) => isPreExpansionSnapshot(s, volumeId, tags)));
-    nextToken = page?.NextToken;
-  } while (nextToken);
-  return out;
+    return { items: page?.Snapshots, next: page?.NextToken };
+  });
+  return snapshots.filter((s) => isPreExpansionSnapshot(s, volumeId, tags));
 }
 
 /** Applies the retention to `volumeId` after `justTaken` was created. Never throws. */

@@ -56,16 +56,16 @@
 # directory on another filesystem; the script refuses to run otherwise.
 set -euo pipefail
 
+# Set by lib/wal-archive.sh: the parameters (read_archive_location), the resolved WAL directory
+# and its device (resolve_wal_dir), this run's temp directory (make_tmp_dir).
+wal_dir='' bucket='' prefix='' dry_run='' endpoint='' wal_dev='' tmp=''
+
 # A segment modified less than this many minutes ago is never archived, whatever OlderThanDays.
 readonly MIN_AGE_MINUTES=10
 readonly MANIFEST_NAME='_manifest/upload.json'
 readonly MAX_LISTED=5
-readonly RE_PATH='^(/[A-Za-z0-9_-][A-Za-z0-9._-]{0,254})+/?$'
-readonly RE_BUCKET='^[a-z0-9][a-z0-9-]{0,61}[a-z0-9](\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$'
-readonly RE_PREFIX='^([A-Za-z0-9_-][A-Za-z0-9._-]{0,127}/){1,8}$'
 readonly RE_DAYS='^[0-9]{1,4}$'
 readonly RE_CONCURRENCY='^([1-9]|[1-5][0-9]|6[0-4])$'
-readonly RE_ENDPOINT='^(https?://[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?/?)?$'
 # Well-formed UTF-8, byte by byte (no overlong forms, no surrogates, nothing above U+10FFFF).
 readonly RE_UTF8=$'^([\x01-\x7f]|[\xc2-\xdf][\x80-\xbf]|\xe0[\xa0-\xbf][\x80-\xbf]|[\xe1-\xec\xee\xef][\x80-\xbf][\x80-\xbf]|\xed[\x80-\x9f][\x80-\xbf]|\xf0[\x90-\xbf][\x80-\xbf][\x80-\xbf]|[\xf1-\xf3][\x80-\xbf][\x80-\xbf][\x80-\xbf]|\xf4[\x80-\x8f][\x80-\xbf][\x80-\xbf])*$'
 
@@ -73,48 +73,18 @@ readonly RE_UTF8=$'^([\x01-\x7f]|[\xc2-\xdf][\x80-\xbf]|\xe0[\xa0-\xbf][\x80-\xb
 SCRIPT_NAME='archive-wal'
 # shellcheck source=lib/common.sh disable=SC1091
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh" # stemedb:inline lib/common.sh
+# shellcheck source=lib/wal-archive.sh disable=SC1091
+source "$(dirname "${BASH_SOURCE[0]}")/lib/wal-archive.sh" # stemedb:inline lib/wal-archive.sh
 
 # Checks every SSM_* value against its pattern; sets the global configuration.
 read_parameters() {
-  wal_dir=${SSM_WalDir:-}
-  bucket=${SSM_Bucket:-}
-  prefix=${SSM_Prefix:-}
+  read_archive_location
   older_than_days=${SSM_OlderThanDays:-}
   concurrency=${SSM_Concurrency:-}
-  dry_run=${SSM_DryRun:-}
-  endpoint=${SSM_EndpointUrl:-}
-  [[ $wal_dir =~ $RE_PATH ]] || die "WalDir must be an absolute path of [A-Za-z0-9._-] parts, got '$wal_dir'"
-  [[ $bucket =~ $RE_BUCKET && ${#bucket} -ge 3 && ${#bucket} -le 63 ]] || die "Bucket is not a valid bucket name: '$bucket'"
-  [[ $prefix =~ $RE_PREFIX ]] || die "Prefix must be like wal/<node>/ (parts of [A-Za-z0-9._-], ending in /), got '$prefix'"
   [[ $older_than_days =~ $RE_DAYS ]] || die "OlderThanDays must be 0-9999, got '$older_than_days'"
   [[ $concurrency =~ $RE_CONCURRENCY ]] || die "Concurrency must be 1-64, got '$concurrency'"
-  [[ $dry_run == true || $dry_run == false ]] || die "DryRun must be true or false, got '$dry_run'"
-  [[ $endpoint =~ $RE_ENDPOINT ]] || die "EndpointUrl must be empty or http(s)://host[:port], got '$endpoint'"
   node=${prefix%/}
   node=${node##*/}
-}
-
-# Resolves WalDir (it may be reached through a symlink the operator configured) and records its device.
-resolve_wal_dir() {
-  [[ -d $wal_dir ]] || die "WalDir $wal_dir is not a directory"
-  wal_dir=$(realpath -e -- "$wal_dir") || die "cannot resolve WalDir $wal_dir"
-  wal_dev=$(stat -c %d -- "$wal_dir")
-}
-
-# A temp directory that is not on the WAL filesystem (which may be 100% full): tmpfs preferred.
-make_tmp_dir() {
-  local base
-  for base in /dev/shm /run "${TMPDIR:-/tmp}"; do
-    [[ -d $base && -w $base ]] || continue
-    if [[ $(stat -f -c %T -- "$base") == tmpfs || $(stat -c %d -- "$base") != "$wal_dev" ]]; then
-      if tmp=$(mktemp -d -p "$base" stemedb-archive-wal.XXXXXX 2>/dev/null); then
-        export TMPDIR=$tmp
-        trap 'rm -rf -- "$tmp"' EXIT
-        return
-      fi
-    fi
-  done
-  die "no writable temp directory off the WAL filesystem (tried /dev/shm, /run, \$TMPDIR)"
 }
 
 # jq builds the JSON; the AWS CLI must exist.

@@ -39,55 +39,26 @@
 # Temp files (the manifests) go to a tmpfs, never to the WAL filesystem.
 set -euo pipefail
 
+# Set by lib/wal-archive.sh: the parameters (read_archive_location), the resolved WAL directory
+# and its device (resolve_wal_dir), this run's temp directory (make_tmp_dir).
+wal_dir='' bucket='' prefix='' dry_run='' endpoint='' wal_dev='' tmp=''
+
 readonly VERIFIED_NAME='_manifest/verified.json'
 readonly UPLOAD_NAME='_manifest/upload.json'
 readonly MAX_LISTED=5
-readonly RE_PATH='^(/[A-Za-z0-9_-][A-Za-z0-9._-]{0,254})+/?$'
-readonly RE_BUCKET='^[a-z0-9][a-z0-9-]{0,61}[a-z0-9](\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$'
-readonly RE_PREFIX='^([A-Za-z0-9_-][A-Za-z0-9._-]{0,127}/){1,8}$'
-readonly RE_ENDPOINT='^(https?://[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?/?)?$'
 
 # shellcheck disable=SC2034 # read by lib/common.sh: the prefix of every stderr line
 SCRIPT_NAME='delete-archived-wal'
 # shellcheck source=lib/common.sh disable=SC1091
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh" # stemedb:inline lib/common.sh
+# shellcheck source=lib/wal-archive.sh disable=SC1091
+source "$(dirname "${BASH_SOURCE[0]}")/lib/wal-archive.sh" # stemedb:inline lib/wal-archive.sh
 
 read_parameters() {
-  wal_dir=${SSM_WalDir:-}
-  bucket=${SSM_Bucket:-}
-  prefix=${SSM_Prefix:-}
-  dry_run=${SSM_DryRun:-}
-  endpoint=${SSM_EndpointUrl:-}
-  [[ $wal_dir =~ $RE_PATH ]] || die "WalDir must be an absolute path of [A-Za-z0-9._-] parts, got '$wal_dir'"
-  [[ $bucket =~ $RE_BUCKET && ${#bucket} -ge 3 && ${#bucket} -le 63 ]] || die "Bucket is not a valid bucket name: '$bucket'"
-  [[ $prefix =~ $RE_PREFIX ]] || die "Prefix must be like wal/<node>/ (parts of [A-Za-z0-9._-], ending in /), got '$prefix'"
-  [[ $dry_run == true || $dry_run == false ]] || die "DryRun must be true or false, got '$dry_run'"
-  [[ $endpoint =~ $RE_ENDPOINT ]] || die "EndpointUrl must be empty or http(s)://host[:port], got '$endpoint'"
+  read_archive_location
   endpoint_args=()
   [[ -n $endpoint ]] && endpoint_args=(--endpoint-url "$endpoint")
   return 0
-}
-
-resolve_wal_dir() {
-  [[ -d $wal_dir ]] || die "WalDir $wal_dir is not a directory"
-  wal_dir=$(realpath -e -- "$wal_dir") || die "cannot resolve WalDir $wal_dir"
-  wal_dev=$(stat -c %d -- "$wal_dir")
-}
-
-# A temp directory that is not on the WAL filesystem (which may be 100% full): tmpfs preferred.
-make_tmp_dir() {
-  local base
-  for base in /dev/shm /run "${TMPDIR:-/tmp}"; do
-    [[ -d $base && -w $base ]] || continue
-    if [[ $(stat -f -c %T -- "$base") == tmpfs || $(stat -c %d -- "$base") != "$wal_dev" ]]; then
-      if tmp=$(mktemp -d -p "$base" stemedb-delete-wal.XXXXXX 2>/dev/null); then
-        export TMPDIR=$tmp
-        trap 'rm -rf -- "$tmp"' EXIT
-        return
-      fi
-    fi
-  done
-  die "no writable temp directory off the WAL filesystem (tried /dev/shm, /run, \$TMPDIR)"
 }
 
 check_tools() {

@@ -61,22 +61,10 @@ PROBLEMS=()
 SCRIPT_NAME='emergency-cleanup'
 # shellcheck source=lib/common.sh disable=SC1091
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh" # stemedb:inline lib/common.sh
-
-refuse() {
-  printf 'emergency-cleanup: %s\n' "$1" >&2
-  printf '{"status":"refused","reason":%s}\n' "$(json_str "$1")"
-  exit 2
-}
-
-# param OUT NAME REGEX DEFAULT: reads SSM_<NAME> (or the default), checks it, stores it in OUT.
-# (Replaces lib/common.sh's param: a value set but empty stays empty, and a bad one is refused here.)
-param() {
-  local out=$1 name=$2 re=$3 default=$4 var value
-  var="SSM_$name"
-  value=${!var-$default}
-  [[ $value =~ $re ]] || refuse "$name is invalid: must match $re"
-  printf -v "$out" '%s' "$value"
-}
+# shellcheck source=lib/cleanup-input.sh disable=SC1091
+source "$(dirname "${BASH_SOURCE[0]}")/lib/cleanup-input.sh" # stemedb:inline lib/cleanup-input.sh
+# shellcheck source=lib/service-health.sh disable=SC1091
+source "$(dirname "${BASH_SOURCE[0]}")/lib/service-health.sh" # stemedb:inline lib/service-health.sh
 
 read_parameters() {
   param MOUNT_POINT MountPoint "$RE_PATH" /data
@@ -127,9 +115,7 @@ declare -A OPEN_IDS=()
 OPEN_PATHS=()
 read_open_files() {
   local id path
-  while IFS= read -r id; do OPEN_IDS[$id]=1; done < <(
-    find -L /proc/[0-9]*/fd /proc/[0-9]*/map_files -mindepth 1 -maxdepth 1 -printf '%D:%i\n' 2>/dev/null || true
-  )
+  while IFS= read -r id; do OPEN_IDS[$id]=1; done < <(open_file_ids)
   while IFS= read -r -d '' path; do OPEN_PATHS+=("$path"); done < <(
     find -P /proc/[0-9]*/fd /proc/[0-9]*/cwd -maxdepth 1 -type l -printf '%l\0' 2>/dev/null || true
   )
@@ -346,24 +332,6 @@ vacuum_journal() {
   JOURNAL_BYTES=$freed
 }
 
-health_once() {
-  local code
-  code=$(curl -sS --noproxy '*' -o /dev/null -w '%{http_code}' --max-time "$1" -- "$HEALTH_URL" 2>/dev/null) || true
-  [[ $code =~ ^2[0-9][0-9]$ ]]
-}
-
-wait_healthy() {
-  local deadline=$((SECONDS + HEALTH_TIMEOUT)) per_try
-  while :; do
-    per_try=$((deadline - SECONDS))
-    ((per_try > 5)) && per_try=5
-    ((per_try < 1)) && per_try=1
-    health_once "$per_try" && return 0
-    ((SECONDS < deadline)) || return 1
-    sleep 0.25
-  done
-}
-
 # "Start server" and "Verify startup" of §1.
 start_service() {
   local before action healthy=null
@@ -384,7 +352,7 @@ start_service() {
     PROBLEMS+=("service: systemctl start $SERVICE failed")
   fi
   if [[ $action == started || $action == already-active ]]; then
-    if wait_healthy; then healthy=true; else
+    if wait_healthy "$HEALTH_TIMEOUT"; then healthy=true; else
       healthy=false
       PROBLEMS+=("service: $HEALTH_URL not healthy within ${HEALTH_TIMEOUT} s")
     fi

@@ -52,27 +52,13 @@ readonly FIND_TIMEOUT_SECONDS=600
 SCRIPT_NAME='inode-cleanup'
 # shellcheck source=lib/common.sh disable=SC1091
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh" # stemedb:inline lib/common.sh
-
-refuse() {
-  printf 'inode-cleanup: %s\n' "$1" >&2
-  printf '{"status":"refused","reason":%s}\n' "$(json_str "$1")"
-  exit 2
-}
-
-# param OUT NAME REGEX DEFAULT: reads SSM_<NAME> (or the default), checks it, stores it in OUT.
-# (Replaces lib/common.sh's param: a value set but empty stays empty, and a bad one is refused here.)
-param() {
-  local out=$1 name=$2 re=$3 default=$4 var value
-  var="SSM_$name"
-  value=${!var-$default}
-  [[ $value =~ $re && ${#value} -le $((MAX_PATH * MAX_DIRS)) ]] || refuse "$name is invalid: must match $re"
-  printf -v "$out" '%s' "$value"
-}
+# shellcheck source=lib/cleanup-input.sh disable=SC1091
+source "$(dirname "${BASH_SOURCE[0]}")/lib/cleanup-input.sh" # stemedb:inline lib/cleanup-input.sh
 
 read_parameters() {
   param MOUNT_POINT MountPoint "$RE_PATH" /data
   param WAL_DIR WalDir "$RE_OPTIONAL_PATH" ''
-  param ALLOWED AllowedDirs "$RE_DIRS" ''
+  param ALLOWED AllowedDirs "$RE_DIRS" '' $((MAX_PATH * MAX_DIRS))
   param MIN_AGE MinAgeMinutes "$RE_MINUTES" 60
   param TOP_DIRS TopDirs "$RE_TOP" 20
   param DRY_RUN DryRun '^(true|false)$' false

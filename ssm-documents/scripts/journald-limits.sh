@@ -64,8 +64,6 @@ SCRIPT_NAME='journald-limits'
 # shellcheck source=lib/common.sh disable=SC1091
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh" # stemedb:inline lib/common.sh
 
-json_or_null() { if [[ -n $1 ]]; then json_str "$1"; else printf 'null'; fi; }
-
 print_result() {
   printf '{"dropInFile":%s,"dryRun":%s,"wouldChange":%s,"changed":%s,"created":%s,' \
     "$(json_or_null "$DROP_IN")" "$DRY_RUN" "$WOULD_CHANGE" "$CHANGED" "$CREATED"

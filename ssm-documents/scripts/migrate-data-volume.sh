@@ -109,8 +109,10 @@ ACTIONS=() WARNINGS=()
 SCRIPT_NAME='migrate-data-volume'
 # shellcheck source=lib/common.sh disable=SC1091
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh" # stemedb:inline lib/common.sh
-
-json_or_null() { if [[ -n $1 ]]; then json_str "$1"; else printf 'null'; fi; }
+# shellcheck source=lib/service-health.sh disable=SC1091
+source "$(dirname "${BASH_SOURCE[0]}")/lib/service-health.sh" # stemedb:inline lib/service-health.sh
+# shellcheck source=lib/file-backup.sh disable=SC1091
+source "$(dirname "${BASH_SOURCE[0]}")/lib/file-backup.sh" # stemedb:inline lib/file-backup.sh
 
 # Seconds (3 decimals) since the EPOCHREALTIME value $1.
 since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.3f", b - a }'; }
@@ -526,26 +528,11 @@ show_fstab_diff() {
   fi
 }
 
-# <FstabFile>.bak-<stamp>[-N] as a hard link to this run's copy: link(2) never follows and never
-# replaces a name that exists (a file, or a symlink planted there).
+# <FstabFile>.bak-<stamp>[-N] as a hard link to this run's copy (lib/file-backup.sh).
 backup_fstab() {
-  local copy=$PRIVATE_DIR/backup stamp name i
-  if ! cp -p -- "$FSTAB" "$copy" || ! cmp -s -- "$FSTAB" "$copy"; then
-    refuse "cannot back up $FSTAB (is the root disk full?)"
-  fi
-  stamp=$(date -u +%Y%m%dT%H%M%SZ)
-  for ((i = 1; i <= 100; i++)); do
-    name="$FSTAB.bak-$stamp"
-    ((i > 1)) && name+="-$i"
-    if ln -T -- "$copy" "$name" 2>/dev/null; then
-      FSTAB_BACKUP=$name
-      ACTIONS+=("backed up $FSTAB to $name")
-      log "backed up $FSTAB to $name"
-      return 0
-    fi
-    [[ -e $name || -L $name ]] || refuse "cannot create the backup $name (is the root disk full?)"
-  done
-  refuse "100 backup names for $stamp next to $FSTAB are taken"
+  link_backup "$FSTAB" "$PRIVATE_DIR/backup" || refuse "$BACKUP_PROBLEM"
+  FSTAB_BACKUP=$BACKUP_NAME
+  ACTIONS+=("backed up $FSTAB to $FSTAB_BACKUP")
 }
 
 # Replaces fstab with the file $1, atomically (a copy in the private directory, renamed over it).
@@ -695,25 +682,6 @@ verify_copy() {
 
 # --- the service -------------------------------------------------------------------------------
 
-health_once() {
-  local code
-  code=$(curl -sS --noproxy '*' -o /dev/null -w '%{http_code}' --max-time "$1" "$HEALTH_URL" 2>/dev/null) || true
-  [[ $code =~ ^2[0-9][0-9]$ ]]
-}
-
-wait_healthy() {
-  local deadline=$((SECONDS + $1)) state per_try
-  while :; do
-    per_try=$((deadline - SECONDS))
-    ((per_try > 5)) && per_try=5
-    ((per_try < 1)) && per_try=1
-    if health_once "$per_try"; then return 0; fi
-    state=$(systemctl is-active "$SERVICE" 2>/dev/null) || true
-    [[ $state == failed || $state == inactive ]] && return 1
-    ((SECONDS < deadline)) || return 1
-    sleep 0.25
-  done
-}
 
 service_active() { [[ $(systemctl is-active "$SERVICE" 2>/dev/null) == active ]]; }
 

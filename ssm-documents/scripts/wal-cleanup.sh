@@ -76,6 +76,10 @@ REASON=''
 SCRIPT_NAME='wal-cleanup'
 # shellcheck source=lib/common.sh disable=SC1091
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh" # stemedb:inline lib/common.sh
+# shellcheck source=lib/service-health.sh disable=SC1091
+source "$(dirname "${BASH_SOURCE[0]}")/lib/service-health.sh" # stemedb:inline lib/service-health.sh
+# shellcheck source=lib/file-backup.sh disable=SC1091
+source "$(dirname "${BASH_SOURCE[0]}")/lib/file-backup.sh" # stemedb:inline lib/file-backup.sh
 # shellcheck source=lib/config-edit.sh disable=SC1091
 source "$(dirname "${BASH_SOURCE[0]}")/lib/config-edit.sh" # stemedb:inline lib/config-edit.sh
 

@@ -45,7 +45,7 @@ import type { MotoClients } from './moto-account';
  * - Every disk reports its EBS volume ID as its serial, as an NVMe EBS disk does (`vol0123…`): a
  *   loop device has no serial, so an `lsblk` shim first on the agent's PATH answers `SERIAL` for
  *   the drill's loop disks and runs the real `lsblk` for everything else. Nothing in the scripts
- *   changes: MigrateDataVolume finds the new disk by its volume ID, GrowFilesystem checks the
+ *   changes: MigrateDataVolume finds the new disk by its volume ID, the host half of ExpandVolume (expand-volume.sh) checks the
  *   data mount's disk against the registry's volume, whichever disk that is now.
  * - The database is the StemeDB stand-in under the fake systemd (`systemctl`/`journalctl` first
  *   on PATH), unit `serviceName`, answering on the configured health URL.

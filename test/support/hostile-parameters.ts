@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'vitest';
@@ -11,6 +11,21 @@ import { ParameterValidationError, runCommandDocument } from './command-document
  * before any shell runs (the document's patterns), and the script, run by itself, rejects it too
  * (exit 2), since anyone may run the file and Java's `$` lets a trailing newline through.
  */
+
+/**
+ * The document declares exactly the parameters its script reads (every `$SSM_<Name>` of the
+ * script file), and `hostile` has values for each of them: none is left unchecked.
+ */
+export function expectDeclaresWhatTheScriptReads(
+  doc: CommandDocumentContent,
+  scriptFile: string,
+  hostile: Readonly<Record<string, readonly string[]>>,
+): void {
+  const read = [...readFileSync(scriptFile, 'utf8').matchAll(/\$\{?SSM_([A-Za-z0-9]+)/g)].map((m) => m[1]);
+  const declared = Object.keys(doc.parameters ?? {});
+  expect(new Set(read)).toEqual(new Set(declared));
+  expect(Object.keys(hostile).sort()).toEqual(declared.sort());
+}
 
 /**
  * Runs `doc` with `valid` and `name` = `value`: it must throw `ParameterValidationError` naming

@@ -683,18 +683,16 @@ export function automationSteps(template: ResolvedTemplate): AutomationStep[] {
     });
 }
 
-/** boto3 calls of every `aws:executeScript` step (the automation role's). */
-export async function automationScriptCalls(template: ResolvedTemplate): Promise<CodeCall[]> {
-  const steps = automationSteps(template).filter((s) => s.action === 'aws:executeScript');
-  const items: PyItem[] = steps.map((s) => {
-    if (typeof s.inputs.Script !== 'string') throw new Error(`${s.document} ${s.name}: Script is not inline`);
-    return { id: `${s.document} ${s.name}`, kind: 'python', source: s.inputs.Script };
-  });
+/** The AWS calls the extractor finds in `items`, each with its action and `sourceOf(item, line)` as source. */
+async function extractedCalls(
+  items: readonly PyItem[],
+  sourceOf: (item: PyItem, line: number) => string,
+): Promise<CodeCall[]> {
   const found = runPyExtractor(items);
   const calls: CodeCall[] = [];
   for (const item of items) {
     for (const c of found[item.id] ?? []) {
-      const source = `${item.id}:${c.line}`;
+      const source = sourceOf(item, c.line);
       calls.push({
         action: await actionOf(c.service, c.operation, source),
         operation: c.operation,
@@ -704,6 +702,16 @@ export async function automationScriptCalls(template: ResolvedTemplate): Promise
     }
   }
   return calls;
+}
+
+/** boto3 calls of every `aws:executeScript` step (the automation role's). */
+export async function automationScriptCalls(template: ResolvedTemplate): Promise<CodeCall[]> {
+  const steps = automationSteps(template).filter((s) => s.action === 'aws:executeScript');
+  const items: PyItem[] = steps.map((s) => {
+    if (typeof s.inputs.Script !== 'string') throw new Error(`${s.document} ${s.name}: Script is not inline`);
+    return { id: `${s.document} ${s.name}`, kind: 'python', source: s.inputs.Script };
+  });
+  return await extractedCalls(items, (item, line) => `${item.id}:${line}`);
 }
 
 /** `aws:executeAwsApi` steps (Service + Api), the automation role's. */
@@ -753,20 +761,9 @@ export async function hostScriptCalls(
       }
     });
   }
-  const found = runPyExtractor(items);
-  const calls: CodeCall[] = [];
-  for (const item of items) {
-    for (const c of found[item.id] ?? []) {
-      const source = item.kind === 'cli' ? item.id : `${item.id} line ${c.line}`;
-      calls.push({
-        action: await actionOf(c.service, c.operation, source),
-        operation: c.operation,
-        source,
-        fields: c.fields,
-      });
-    }
-  }
-  return calls;
+  return await extractedCalls(items, (item, line) =>
+    item.kind === 'cli' ? item.id : `${item.id} line ${line}`,
+  );
 }
 
 /** Automation actions that make no AWS call of their own (executeScript/executeAwsApi calls are listed apart). */

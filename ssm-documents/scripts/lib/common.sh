@@ -42,6 +42,9 @@ json_str() {
   printf '"%s"' "$s"
 }
 
+# A JSON string, or null when $1 is empty.
+json_or_null() { if [[ -n $1 ]]; then json_str "$1"; else printf 'null'; fi; }
+
 # A JSON array of strings (each through json_str): json_array ITEM...
 json_array() {
   local first=1 item

@@ -3,7 +3,8 @@
 # that set its keys (wal-cleanup.sh: [wal]; storage-settings.sh: [storage] and [backup]).
 #
 # Included like lib/common.sh (one `source` line with the inline marker, after lib/common.sh,
-# whose `log` it uses); only the scripts that edit the config include it, so the other documents
+# whose `log` it uses, lib/service-health.sh, whose `health_once` and `wait_healthy` it uses,
+# and lib/file-backup.sh, whose `link_backup` it uses); only the scripts that edit the config include it, so the other documents
 # do not carry it. It only defines functions.
 #
 # What the functions read and set: the including script defines
@@ -23,9 +24,6 @@
 # Refused, with nothing changed, when the file cannot be edited safely: [[table]], the table twice,
 # the table as dotted keys or an inline table, a key defined twice, a multi-line value, a value
 # followed by something other than a comment.
-
-# A string or null.
-json_or_null() { if [[ -n $1 ]]; then json_str "$1"; else printf 'null'; fi; }
 
 # A value read from the file: a JSON number when it is a plain integer, else a string, else null.
 json_toml_value() {
@@ -223,31 +221,6 @@ show_diff() {
   fi
 }
 
-# One health probe; success on an HTTP 2xx. --noproxy: the URL is always local.
-health_once() {
-  local code
-  code=$(curl -sS --noproxy '*' -o /dev/null -w '%{http_code}' --max-time "$1" "$HEALTH_URL" 2>/dev/null) || true
-  [[ $code =~ ^2[0-9][0-9]$ ]]
-}
-
-# Waits up to $1 s for health. Gives up early when the unit is failed or inactive.
-wait_healthy() {
-  local deadline=$((SECONDS + $1)) state per_try
-  while :; do
-    per_try=$((deadline - SECONDS))
-    ((per_try > 5)) && per_try=5
-    ((per_try < 1)) && per_try=1
-    if health_once "$per_try"; then return 0; fi
-    state=$(systemctl is-active "$SERVICE" 2>/dev/null) || true
-    if [[ $state == failed || $state == inactive ]]; then
-      log "unit $SERVICE is $state"
-      return 1
-    fi
-    ((SECONDS < deadline)) || return 1
-    sleep 0.25
-  done
-}
-
 restart_service() {
   log "restarting $SERVICE"
   systemctl restart "$SERVICE"
@@ -262,34 +235,12 @@ private_dir() {
   PRIVATE_DIR=$(mktemp -d -p "${dir:-/}" ".${CONFIG##*/}.$SCRIPT_NAME.XXXXXX")
 }
 
-# Copies the config into the private directory, then links that copy to the first free name
-# <ConfigFile>.bak-<stamp>[-N]. ln -T (link(2)) fails when the name exists in any form, a symlink
-# included, and never follows one, so no check-then-create race is left.
+# Backs the config up next to itself (lib/file-backup.sh's link_backup, from a copy in the private
+# directory): BACKUP is the backup's name, BACKUP_COPY the copy it links.
 make_backup() {
-  local copy stamp name i
   private_dir || fail "could not create a temp directory next to $CONFIG (is the root disk full?); nothing changed"
-  copy=$PRIVATE_DIR/backup
-  if ! cp -p -- "$CONFIG" "$copy" || ! cmp -s -- "$CONFIG" "$copy"; then
-    fail "could not back up $CONFIG (is the root disk full?); nothing changed"
-  fi
-  stamp=$(date -u +%Y%m%dT%H%M%SZ)
-  for ((i = 1; i <= 100; i++)); do
-    name="$CONFIG.bak-$stamp"
-    ((i > 1)) && name+="-$i"
-    if ln -T -- "$copy" "$name" 2>/dev/null; then
-      BACKUP=$name BACKUP_COPY=$copy
-      log "backed up $CONFIG to $BACKUP"
-      return 0
-    fi
-    if [[ -L $name ]]; then
-      log "not using $name as the backup: a symlink (to $(readlink -- "$name")) is already there"
-    elif [[ -e $name ]]; then
-      log "not using $name as the backup: it already exists"
-    else
-      fail "could not create the backup $name (is the root disk full?); nothing changed"
-    fi
-  done
-  fail "could not back up $CONFIG: 100 backup names for $stamp are taken; nothing changed"
+  link_backup "$CONFIG" "$PRIVATE_DIR/backup" || fail "$BACKUP_PROBLEM; nothing changed"
+  BACKUP=$BACKUP_NAME BACKUP_COPY=$PRIVATE_DIR/backup
 }
 
 # Replaces $CONFIG with the contents of $1, atomically: a file in the private directory (same

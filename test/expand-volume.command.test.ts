@@ -13,7 +13,7 @@ import {
 import { checksumTree, dfBytes, LoopDeviceLab, type LoopDisk } from './support/loop-device';
 
 /**
- * GrowFilesystem, run from the synthesized Command document (runner = local SSM agent) against
+ * Host-ExpandVolume (the host half of §5A: grow the filesystem), run from the synthesized Command document (runner = local SSM agent) against
  * real loop devices: sparse images, GPT/MBR partitions, xfs/ext4, filled to 100%, grown the way
  * an EBS modification grows a disk (bigger backing file + `losetup -c`).
  */
@@ -77,14 +77,14 @@ function expectNothingChanged(r: RunResult, disk: LoopDisk, before: { part: numb
 }
 
 beforeAll(() => {
-  doc = synthesizeCommandDocument('GrowFilesystem');
+  doc = synthesizeCommandDocument('ExpandVolume');
   work = mkdtempSync(join(tmpdir(), 'grow-fs-test-'));
 });
 afterAll(() => {
   rmSync(work, { recursive: true, force: true });
 });
 
-describe('GrowFilesystem document parameters', () => {
+describe('Host-ExpandVolume document parameters', () => {
   const marker = `/tmp/pwned-grow-${process.pid}`;
   const hostile = [
     '; rm -rf /',
@@ -151,7 +151,7 @@ describe('GrowFilesystem document parameters', () => {
   });
 });
 
-describe('GrowFilesystem on xfs', () => {
+describe('Host-ExpandVolume on xfs', () => {
   const lab = new LoopDeviceLab('grow-xfs-');
   afterAll(() => lab.cleanup());
 
@@ -289,7 +289,7 @@ describe('GrowFilesystem on xfs', () => {
     const r = await grow(dir);
     expect(r.exitCode).toBe(3);
     expect(r.stderr.trim()).toMatch(
-      /^grow-filesystem: .*plain-dir is not a mount point \(nothing was changed\)$/,
+      /^expand-volume: .*plain-dir is not a mount point \(nothing was changed\)$/,
     );
     expect(r.lastJson).toMatchObject({ status: 'refused', actions: [] });
   });
@@ -323,7 +323,7 @@ describe('GrowFilesystem on xfs', () => {
   });
 });
 
-describe('GrowFilesystem on ext4 in an MBR partition', () => {
+describe('Host-ExpandVolume on ext4 in an MBR partition', () => {
   const lab = new LoopDeviceLab('grow-ext4-');
   let disk: LoopDisk;
   let sums: Record<string, string>;
@@ -413,7 +413,7 @@ describe('GrowFilesystem on ext4 in an MBR partition', () => {
   });
 });
 
-describe('GrowFilesystem on ext4 without the 64bit feature', () => {
+describe('Host-ExpandVolume on ext4 without the 64bit feature', () => {
   const lab = new LoopDeviceLab('grow-ext4-32-');
   afterAll(() => lab.cleanup());
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# grow-filesystem.sh: grow the filesystem mounted at a mount point to fill its (already enlarged)
+# expand-volume.sh (runbook §5A, the host half of ExpandVolume): grow the filesystem mounted at a mount point to fill its (already enlarged)
 # EBS volume, online, without touching data (runbook §5A, step 3).
 #
 # Reads:
@@ -56,11 +56,9 @@ ACTIONS=()
 WARNINGS=()
 
 # shellcheck disable=SC2034 # read by lib/common.sh: the prefix of every stderr line
-SCRIPT_NAME='grow-filesystem'
+SCRIPT_NAME='expand-volume'
 # shellcheck source=lib/common.sh disable=SC1091
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh" # stemedb:inline lib/common.sh
-
-json_str_or_null() { if [[ -n "$1" ]]; then json_str "$1"; else printf 'null'; fi; }
 
 emit_result() {
   local status=$1 reason=${2:-}
@@ -68,11 +66,11 @@ emit_result() {
   local part_json='null'
   [[ -n "$PART_NUM" ]] && part_json=$PART_NUM
   printf '{"status":%s,"reason":%s,"mountPoint":%s,"device":%s,"disk":%s,"partition":%s,' \
-    "$(json_str "$status")" "$(json_str_or_null "$reason")" "$(json_str "$MOUNT_POINT")" \
-    "$(json_str_or_null "$DEVICE")" "$(json_str_or_null "$DISK")" "$part_json"
+    "$(json_str "$status")" "$(json_or_null "$reason")" "$(json_str "$MOUNT_POINT")" \
+    "$(json_or_null "$DEVICE")" "$(json_or_null "$DISK")" "$part_json"
   printf '"partitionTable":%s,"filesystem":%s,"serial":%s,"volumeId":%s,"dryRun":%s,' \
-    "$(json_str_or_null "$PART_TABLE")" "$(json_str_or_null "$FSTYPE")" "$(json_str_or_null "$SERIAL")" \
-    "$(json_str_or_null "$VOLUME_ID")" "$DRY_RUN"
+    "$(json_or_null "$PART_TABLE")" "$(json_or_null "$FSTYPE")" "$(json_or_null "$SERIAL")" \
+    "$(json_or_null "$VOLUME_ID")" "$DRY_RUN"
   printf '"sizeBeforeBytes":%s,"sizeAfterBytes":%s,"fsBytesBefore":%s,"fsBytesAfter":%s,' \
     "$DF_BEFORE" "$DF_AFTER" "$FS_BYTES_BEFORE" "$FS_BYTES_AFTER"
   printf '"diskBytes":%s,"partitionBytesBefore":%s,"partitionBytesAfter":%s,"actions":%s,"warnings":%s}\n' \
@@ -83,7 +81,7 @@ emit_result() {
 # Ends the run: one-line reason on stderr, the JSON result on stdout, exit code $1.
 finish_with() {
   local code=$1 status=$2 reason=$3
-  printf 'grow-filesystem: %s\n' "$reason" >&2
+  printf 'expand-volume: %s\n' "$reason" >&2
   emit_result "$status" "$reason"
   exit "$code"
 }
@@ -97,7 +95,7 @@ on_exit() {
   if [[ -n "$WORK_TMP" ]]; then rm -rf -- "$WORK_TMP"; fi
   if ((rc != 0)) && [[ "$RESULT_EMITTED" == false ]]; then
     local reason="unexpected failure (exit $rc) after: ${ACTIONS[*]:-no change}"
-    printf 'grow-filesystem: %s\n' "$reason" >&2
+    printf 'expand-volume: %s\n' "$reason" >&2
     emit_result failed "$reason"
   fi
   exit "$rc"
@@ -185,7 +183,7 @@ make_tmpdir() {
   local candidate
   for candidate in /run /dev/shm /tmp; do
     if [[ -d "$candidate" && -w "$candidate" && "$(stat -f -c %T -- "$candidate" 2>/dev/null)" == tmpfs ]]; then
-      WORK_TMP=$(mktemp -d -p "$candidate" grow-filesystem.XXXXXX)
+      WORK_TMP=$(mktemp -d -p "$candidate" expand-volume.XXXXXX)
       return 0
     fi
   done

@@ -1,0 +1,28 @@
+# shellcheck shell=bash
+# lib/cleanup-input.sh: how the two deleting cleanup scripts (emergency-cleanup.sh, runbook §1,
+# and inode-cleanup.sh, §4) read their parameters and refuse a run: strictly, before anything
+# is looked at or deleted.
+#
+# Included like lib/common.sh (one `source` line with the inline marker, after lib/common.sh,
+# whose `json_str` it uses and whose `param` it replaces). It only defines functions.
+
+# Ends the run before anything changed: the reason on stderr, {"status":"refused","reason"} as the
+# result line, exit 2.
+refuse() {
+  printf '%s: %s\n' "$SCRIPT_NAME" "$1" >&2
+  printf '{"status":"refused","reason":%s}\n' "$(json_str "$1")"
+  exit 2
+}
+
+# param OUT NAME REGEX DEFAULT [MAX_LENGTH]: reads SSM_<NAME> (or the default when unset), checks
+# it, stores it in OUT. Unlike lib/common.sh's param, a value set but empty stays empty (REGEX
+# decides whether that is allowed), and a value not matching REGEX, or longer than MAX_LENGTH
+# characters when given, is refused.
+param() {
+  local out=$1 name=$2 re=$3 default=$4 max=${5:-} var value
+  var="SSM_$name"
+  value=${!var-$default}
+  [[ -z $max ]] || ((${#value} <= max)) || refuse "$name is invalid: must match $re"
+  [[ $value =~ $re ]] || refuse "$name is invalid: must match $re"
+  printf -v "$out" '%s' "$value"
+}
