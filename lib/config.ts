@@ -7,6 +7,13 @@ import { type EbsVolumeType, VOLUME_LIMITS } from '../contracts/ebs';
 import { DEFAULT_EXPANSION, type ExpansionConfig } from '../contracts/expansion';
 import { AUTOMATION_MODES, type AutomationMode } from '../contracts/routing';
 import { type DiskThresholds, RUNBOOK_THRESHOLDS } from '../contracts/thresholds';
+import {
+  MAX_NODE_STACKS,
+  MAX_NODES_IN_SHARED_STACK,
+  nodesByShard,
+  SHARED_STACK_SHARD,
+  shardCapacityProblems,
+} from './fleet-shards';
 import { thresholdProblems } from './thresholds';
 
 /**
@@ -44,6 +51,25 @@ export interface NodeConfig {
   readonly dataVolume?: NewDataVolumeConfig;
   /** A volume that already exists: tagged and alarmed, never owned or deleted. */
   readonly existingVolumeId?: string;
+  /**
+   * The shard (stack) that holds the node's resources: 0 is the shared stack `<prefix>-Disk`,
+   * 1..`fleet.shards` the node stacks `<prefix>-Disk-Nodes-<shard>`. Once the node is deployed
+   * its shard must never change (that would replace its data volume).
+   * @default 0 when `fleet.shards` is 0, else `1 + fnv1a32(name) mod fleet.shards` (lib/fleet-shards.ts)
+   */
+  readonly shard?: number;
+}
+
+/**
+ * How nodes are spread over stacks (lib/fleet-shards.ts has the rule). A node's shard is its
+ * explicit `shard`, else 0 (the shared stack) while `shards` is 0, else a hash of its name into
+ * 1..`shards`: it depends on nothing but the node, so adding a node never moves another. Do not
+ * change `shards` once node stacks are deployed: it re-hashes every node without an explicit
+ * `shard` (the shard lock, `-c stemedbShardLock=FILE`, refuses such a change naming each node).
+ */
+export interface FleetConfig {
+  /** Node stacks (`<prefix>-Disk-Nodes-1..shards`); 0 keeps every node in the shared stack. @default 0 */
+  readonly shards: number;
 }
 
 /** WAL retention and archival (runbook §2 and §5C). */
@@ -204,6 +230,8 @@ export interface StemeDbConfig {
    * too. @default false
    */
   readonly selfManagedAlertmanager: boolean;
+  /** @default { shards: 0 } (every node in the shared stack, at most 16) */
+  readonly fleet: FleetConfig;
   /** @default [] (synth still succeeds and warns) */
   readonly nodes: readonly NodeConfig[];
 }
@@ -248,30 +276,37 @@ export const DEFAULT_CONFIG: StemeDbConfig = {
   },
   notifyEmails: [],
   selfManagedAlertmanager: false,
+  fleet: { shards: 0 },
   nodes: [],
 };
 
 /**
- * CloudFormation's resource limit per stack, and what this stack spends of it, counted in
- * synthesized templates (test/stack.test.ts checks {@link stackResourceCount} against them):
- * the shared side (the operator managed policy among them; stack outputs are not resources); the
- * CloudWatch agent's install association once there is a node; 12 per node
- * (volume and attachment or the adopted volume's tagging resource and its policy, six alarms,
- * the node policy, the registry entry, the agent configuration parameter and its association: each
- * node publishes to a metrics namespace of its own); the AwsCustomResource provider (Lambda, role,
- * log group) once a node adopts a volume or an AMP workspace is configured; one subscription per
- * email; with an AMP workspace, the rule groups namespace and the alert manager definition (a
- * custom resource and its policy); with a workspace or a self-managed Alertmanager, the Prometheus
- * alert topic, its policy, the router's subscription and invoke permission; with a self-managed
- * Alertmanager, its publisher policy; once there is a node, one State Manager association per 50 nodes for each
- * prevention document the configuration opts in to.
- * Until nodes can be spread over several stacks, config refuses more nodes than this allows
- * (synth would fail with TooManyResourcesInStack).
+/**
+ * CloudFormation's resource limit per stack, and what each stack spends of it, counted in
+ * synthesized templates (test/stack.test.ts and test/fleet.test.ts check
+ * {@link stackResourceCount} and {@link nodeStackResourceCount} against them).
+ * The shared stack `<prefix>-Disk`: the shared side (the operator managed policy among them;
+ * stack outputs and exports are not resources); the fleet overview dashboard once there are node
+ * stacks (`fleet.shards` > 0); the CloudWatch agent's install associations (one per 50 nodes of
+ * the whole fleet); 12 per node of shard 0 (volume and attachment or the adopted volume's tagging
+ * resource and its policy, six alarms, the node policy, the registry entry, the agent
+ * configuration parameter and its association: each node publishes to a metrics namespace of its
+ * own); the AwsCustomResource provider (Lambda, role, log group) once a node of shard 0 adopts a
+ * volume or an AMP workspace is configured; one subscription per email; with an AMP workspace,
+ * the rule groups namespace and the alert manager definition (a custom resource and its policy);
+ * with a workspace or a self-managed Alertmanager, the Prometheus alert topic, its policy, the
+ * router's subscription and invoke permission; with a self-managed Alertmanager, its publisher
+ * policy; once there is a node, one State Manager association per 50 nodes of the whole fleet for
+ * each prevention document the configuration opts in to.
+ * A node stack `<prefix>-Disk-Nodes-<n>`: its shard dashboard, 12 per node, and the provider's
+ * three once one of its nodes adopts a volume. lib/fleet-shards.ts caps the nodes per stack below
+ * both this limit and the template size limit.
  */
 export const STACK_RESOURCE_LIMIT = 500;
 export const STACK_RESOURCES = {
   shared: 66,
-  withNodes: 1,
+  fleetDashboard: 1,
+  agentInstallAssociationPer50Nodes: 1,
   perNode: 12,
   customResourceProvider: 3,
   perEmail: 1,
@@ -279,6 +314,7 @@ export const STACK_RESOURCES = {
   prometheusAlertTopic: 4,
   selfManagedAlertmanager: 1,
   preventionAssociationPer50Nodes: 1,
+  nodeStackDashboard: 1,
 } as const;
 
 type ResourceInputs = Pick<
@@ -286,6 +322,7 @@ type ResourceInputs = Pick<
   'nodes' | 'notifyEmails' | 'prometheusWorkspaceId' | 'selfManagedAlertmanager'
 > & {
   readonly prevention?: PreventionConfig;
+  readonly fleet?: FleetConfig;
 };
 
 /** The prevention associations the configuration opts in to (each targets every node). */
@@ -296,16 +333,31 @@ function preventionAssociations(c: ResourceInputs): number {
   return documents * Math.ceil(c.nodes.length / 50) * STACK_RESOURCES.preventionAssociationPer50Nodes;
 }
 
-/** Resources the stack holds apart from the 12 per node, for this configuration. */
+const adopts = (nodes: readonly NodeConfig[]) =>
+  nodes.some((n) => isObject(n) && n.existingVolumeId !== undefined);
+
+/** `fleet.shards` when it is valid, else 0 (for counting only: validation reports it). */
+function shardCount(c: ResourceInputs): number {
+  const shards = c.fleet?.shards ?? 0;
+  return isInt(shards, 0, MAX_NODE_STACKS) ? shards : 0;
+}
+
+/** The nodes of shard 0 (the shared stack), for resource counts. */
+function sharedStackNodes(c: ResourceInputs): readonly NodeConfig[] {
+  const named = c.nodes.filter((n) => isObject(n) && typeof n.name === 'string');
+  return nodesByShard(named, shardCount(c)).get(SHARED_STACK_SHARD) ?? [];
+}
+
+/** Resources the shared stack holds apart from the 12 per node of its own, for this configuration. */
 function fixedStackResources(c: ResourceInputs): number {
   const r = STACK_RESOURCES;
-  const adopts = c.nodes.some((n) => isObject(n) && n.existingVolumeId !== undefined);
   const workspace = c.prometheusWorkspaceId !== undefined;
   const selfManaged = c.selfManagedAlertmanager === true;
   return (
     r.shared +
-    (c.nodes.length > 0 ? r.withNodes : 0) +
-    (adopts || workspace ? r.customResourceProvider : 0) +
+    (shardCount(c) > 0 ? r.fleetDashboard : 0) +
+    Math.ceil(c.nodes.length / 50) * r.agentInstallAssociationPer50Nodes +
+    (adopts(sharedStackNodes(c)) || workspace ? r.customResourceProvider : 0) +
     c.notifyEmails.length * r.perEmail +
     (workspace ? r.prometheusWorkspace : 0) +
     (workspace || selfManaged ? r.prometheusAlertTopic : 0) +
@@ -314,9 +366,15 @@ function fixedStackResources(c: ResourceInputs): number {
   );
 }
 
-/** How many resources the synthesized stack holds for this configuration. */
+/** How many resources the synthesized shared stack holds for this configuration. */
 export function stackResourceCount(c: ResourceInputs): number {
-  return fixedStackResources(c) + c.nodes.length * STACK_RESOURCES.perNode;
+  return fixedStackResources(c) + sharedStackNodes(c).length * STACK_RESOURCES.perNode;
+}
+
+/** How many resources a node stack holding `nodes` has. */
+export function nodeStackResourceCount(nodes: readonly NodeConfig[]): number {
+  const r = STACK_RESOURCES;
+  return r.nodeStackDashboard + nodes.length * r.perNode + (adopts(nodes) ? r.customResourceProvider : 0);
 }
 
 /** Thrown when configuration is invalid; the message lists every problem found. */
@@ -358,6 +416,7 @@ const NESTED_KEYS = [
   'archive',
   'remediation',
   'prevention',
+  'fleet',
 ] as const;
 /** The blocks one level further down that merge key by key too. */
 const PREVENTION_BLOCKS = ['journald', 'storage'] as const;
@@ -800,6 +859,12 @@ const CONFIG_RULES: readonly Rule<StemeDbConfig>[] = [
     accepted: 'a list of nodes',
     final: true,
   },
+  {
+    path: 'fleet.shards',
+    test: wholeNumber(0, MAX_NODE_STACKS),
+    accepted: `a whole number of node stacks from 0 (every node in the shared stack) to ${MAX_NODE_STACKS}`,
+    final: true,
+  },
   { path: 'nodes', problems: nodeListProblems },
   { path: 'nodes', when: (c) => Array.isArray(c.notifyEmails), problems: stackSizeProblems },
 ];
@@ -844,6 +909,11 @@ function nodeListProblems(c: StemeDbConfig): string[] {
   const seenVolumes = new Map<string, number>();
   c.nodes.forEach((n, i) => {
     p.push(...applyRules(NODE_RULES, n, `nodes[${i}]`));
+    if (isObject(n) && n.shard !== undefined && !isInt(n.shard, 0, c.fleet.shards)) {
+      p.push(
+        `nodes[${i}].shard is ${JSON.stringify(n.shard)}; expected a whole number from 0 (the shared stack) to fleet.shards (${c.fleet.shards})`,
+      );
+    }
     if (isObject(n) && typeof n.name === 'string' && typeof n.instanceId === 'string') {
       if (seenNames.has(n.name))
         p.push(`nodes[${i}].name ${JSON.stringify(n.name)} is used twice; node names must be unique`);
@@ -872,13 +942,24 @@ function nodeListProblems(c: StemeDbConfig): string[] {
   return p;
 }
 
-/** The nodes one stack holds with this configuration (CloudFormation's resource limit). */
+/**
+ * The nodes each stack holds: every shard within its capacity (lib/fleet-shards.ts), and the
+ * shared stack (shard 0) also within CloudFormation's resource limit with its shared resources.
+ */
 function stackSizeProblems(c: StemeDbConfig): string[] {
+  const named = c.nodes.filter((n): n is NodeConfig => isObject(n) && typeof n.name === 'string');
+  if (named.some((n) => n.shard !== undefined && !isInt(n.shard, 0, c.fleet.shards))) return [];
+  const capacity = shardCapacityProblems(named, c.fleet.shards, c.prefix);
+  if (capacity.length > 0) return capacity;
+  const inShared = sharedStackNodes(c);
   const fixed = fixedStackResources(c);
-  const most = Math.floor((STACK_RESOURCE_LIMIT - fixed) / STACK_RESOURCES.perNode);
-  if (c.nodes.length <= most) return [];
+  const most = Math.min(
+    MAX_NODES_IN_SHARED_STACK,
+    Math.floor((STACK_RESOURCE_LIMIT - fixed) / STACK_RESOURCES.perNode),
+  );
+  if (inShared.length <= most) return [];
   return [
-    `nodes has ${c.nodes.length} entries; one stack holds at most ${most} nodes with this configuration (CloudFormation's ${STACK_RESOURCE_LIMIT} resources per stack: ${fixed} shared, ${STACK_RESOURCES.perNode} per node)`,
+    `shard 0 (the shared stack ${c.prefix}-Disk) has ${inShared.length} nodes; it holds at most ${most} with this configuration (CloudFormation's ${STACK_RESOURCE_LIMIT} resources per stack: ${fixed} shared, ${STACK_RESOURCES.perNode} per node): give nodes an explicit "shard" in a node stack (fleet.shards)`,
   ];
 }
 
@@ -1029,7 +1110,7 @@ function pathProblems(c: StemeDbConfig): string[] {
   return [...p, ...applyRules(PATH_RELATION_RULES, valid)];
 }
 
-const NODE_KEYS = ['name', 'instanceId', 'availabilityZone', 'dataVolume', 'existingVolumeId'];
+const NODE_KEYS = ['name', 'instanceId', 'availabilityZone', 'dataVolume', 'existingVolumeId', 'shard'];
 const DATA_VOLUME_KEYS = ['sizeGiB', 'type', 'iops', 'throughput', 'deviceName'];
 
 /** The node's new data volume (only where {@link hasDataVolume} holds). */

@@ -14,6 +14,8 @@ export interface DiskDashboardProps {
   readonly dashboardName?: string;
   /** Name prefix. @default 'StemeDB' */
   readonly prefix?: string;
+  /** Heading of the text widget. @default '<prefix> disk' */
+  readonly title?: string;
   /** Levels drawn as horizontal annotations. */
   readonly thresholds: DiskThresholds;
   /** One row per node. @default none (an explanatory text widget only) */
@@ -21,6 +23,25 @@ export interface DiskDashboardProps {
   /** Metrics namespace of the remediation Lambdas: adds a row of what the automation decided and did. @default no automation row */
   readonly automationNamespace?: string;
 }
+
+/** CloudWatch's dashboard quotas (CloudWatch User Guide, "CloudWatch service quotas"). */
+export const DASHBOARD_LIMITS = {
+  widgetsPerDashboard: 500,
+  metricsPerDashboard: 2500,
+  metricsPerGraphWidget: 500,
+  alarmsPerAlarmStatusWidget: 100,
+} as const;
+/** Widgets per node row: free %, bytes, inodes %, alarms. */
+const WIDGETS_PER_NODE = 4;
+/** Metrics and expressions per node row: free % (2 + 1), bytes (1), inodes % (2 + 1). */
+const METRICS_PER_NODE = 7;
+/** Most nodes one detail dashboard draws (a node stack holds 30, the shared stack 20). */
+export const MAX_NODES_PER_DASHBOARD = Math.floor(
+  Math.min(
+    (DASHBOARD_LIMITS.widgetsPerDashboard - 4) / WIDGETS_PER_NODE,
+    (DASHBOARD_LIMITS.metricsPerDashboard - 3) / METRICS_PER_NODE,
+  ),
+);
 
 /** The horizontal lines of the free-space graph: warning, critical, emergency. */
 export function freeSpaceAnnotations(t: DiskThresholds): cloudwatch.HorizontalAnnotation[] {
@@ -38,7 +59,7 @@ export function freeSpaceAnnotations(t: DiskThresholds): cloudwatch.HorizontalAn
 }
 
 /**
- * One CloudWatch dashboard: per node, free space %, free bytes, free inodes % and the node's
+ * One CloudWatch dashboard (a shard's detail): per node, free space %, free bytes, free inodes % and the node's
  * alarm states, with the thresholds drawn as horizontal annotations.
  */
 export class DiskDashboard extends Construct {
@@ -49,6 +70,12 @@ export class DiskDashboard extends Construct {
     const prefix = props.prefix ?? 'StemeDB';
     const nodes = props.nodes ?? [];
     const t = props.thresholds;
+    const title = props.title ?? `${prefix} disk`;
+    if (nodes.length > MAX_NODES_PER_DASHBOARD) {
+      throw new Error(
+        `DiskDashboard nodes has ${nodes.length} nodes; one dashboard draws at most ${MAX_NODES_PER_DASHBOARD} (CloudWatch: ${DASHBOARD_LIMITS.widgetsPerDashboard} widgets and ${DASHBOARD_LIMITS.metricsPerDashboard} metrics per dashboard, ${WIDGETS_PER_NODE} widgets and ${METRICS_PER_NODE} metrics per node)`,
+      );
+    }
     this.dashboard = new cloudwatch.Dashboard(this, 'Dashboard', {
       dashboardName: props.dashboardName ?? `${prefix}-disk`,
       defaultInterval: Duration.hours(24),
@@ -59,8 +86,8 @@ export class DiskDashboard extends Construct {
         height: 2,
         markdown:
           nodes.length === 0
-            ? `# ${prefix} disk\nNo nodes configured yet: add them under \`stemedb.nodes\` in cdk.json or a \`-c stemedbConfig=\` file.`
-            : `# ${prefix} disk\nFree space and inodes of the data mount per node. Lines: warning ${t.warningFreePercent}%, critical ${t.criticalFreePercent}%, emergency ${t.emergencyFreePercent}%; recovered when used < ${t.recoveredUsedPercent}% and inodes > ${t.recoveredInodesFreePercent}% free.`,
+            ? `# ${title}\nNo nodes configured yet: add them under \`stemedb.nodes\` in cdk.json or a \`-c stemedbConfig=\` file.`
+            : `# ${title}\nFree space and inodes of the data mount per node. Lines: warning ${t.warningFreePercent}%, critical ${t.criticalFreePercent}%, emergency ${t.emergencyFreePercent}%; recovered when used < ${t.recoveredUsedPercent}% and inodes > ${t.recoveredInodesFreePercent}% free.`,
       }),
     );
     if (props.automationNamespace !== undefined) {

@@ -1,16 +1,15 @@
-import type { CfnResource } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
-import { acknowledgeWildcard, nagArn } from './nag-acknowledgements';
-import { type WalArchiveBucket, walArchivePrefix } from './wal-archive-bucket';
+import { acknowledgeWildcard } from './nag-acknowledgements';
+import { type NodeArchiveAccess, walArchiveNodeStatements, walArchivePrefix } from './wal-archive-bucket';
 
 export interface NodeInstancePolicyProps {
   /** Name prefix. @default 'StemeDB' */
   readonly prefix?: string;
   readonly nodeName: string;
-  /** The WAL archive the node writes to (its own prefix only, no delete). */
-  readonly archive: WalArchiveBucket;
+  /** The WAL archive the node writes to (its own prefix only, no delete): `WalArchiveBucket.nodeAccess()` or imported. */
+  readonly archive: NodeArchiveAccess;
   /** The node's own CloudWatch agent configuration parameter. */
   readonly agentConfig: ssm.IStringParameter;
   /** The node's own metrics namespace: the only one it may put metrics in. */
@@ -47,7 +46,7 @@ export class NodeInstancePolicy extends Construct {
           actions: ['ssm:GetParameter'],
           resources: [props.agentConfig.parameterArn],
         }),
-        ...props.archive.nodeStatements(props.nodeName),
+        ...walArchiveNodeStatements(props.archive, props.nodeName),
       ],
     });
     acknowledgeWildcard(
@@ -57,7 +56,7 @@ export class NodeInstancePolicy extends Construct {
     );
     acknowledgeWildcard(
       this.policy,
-      `Resource::${nagArn(props.archive.bucket.node.defaultChild as CfnResource)}/${walArchivePrefix(props.nodeName)}*`,
+      `Resource::${props.archive.nagBucketArn}/${walArchivePrefix(props.nodeName)}*`,
       "WAL segment keys are only known at archive time; the wildcard is the node's own prefix, and no delete action is granted.",
     );
   }

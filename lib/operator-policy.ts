@@ -28,6 +28,12 @@ export interface OperatorPolicyProps {
   readonly modeParameter: ssm.IStringParameter;
   /** The dashboard operators read. */
   readonly dashboard: cloudwatch.Dashboard;
+  /**
+   * Names of the deployment's other dashboards operators read (the fleet overview and the node
+   * stacks' shard dashboards, which live in other stacks): each must start with `<prefix>-`.
+   * @default none
+   */
+  readonly otherDashboardNames?: readonly string[];
   /** Log groups operators may search (the remediation Lambdas', the router's decisions among them). @default none */
   readonly logGroups?: readonly logs.ILogGroup[];
 }
@@ -53,6 +59,15 @@ export class OperatorPolicy extends Construct {
     const prefix = props.prefix ?? 'StemeDB';
     const commandDocuments = props.commandDocuments ?? [];
     const logGroups = props.logGroups ?? [];
+    const otherDashboards = props.otherDashboardNames ?? [];
+    const strangers = otherDashboards.filter(
+      (n) => !n.startsWith(`${prefix}-`) || !/^[A-Za-z0-9_-]{1,255}$/.test(n),
+    );
+    if (strangers.length > 0) {
+      throw new Error(
+        `OperatorPolicy otherDashboardNames has ${strangers.map((n) => JSON.stringify(n)).join(', ')}; expected dashboard names of letters, digits, "_" and "-" starting with "${prefix}-"`,
+      );
+    }
     validate(prefix, props.automationDocuments, commandDocuments);
     const stack = Stack.of(this);
     const automationNames = props.automationDocuments.map((d) => d.documentName);
@@ -115,7 +130,12 @@ export class OperatorPolicy extends Construct {
       new iam.PolicyStatement({
         sid: 'ReadDashboard',
         actions: ['cloudwatch:GetDashboard'],
-        resources: [props.dashboard.dashboardArn],
+        resources: [
+          props.dashboard.dashboardArn,
+          ...otherDashboards.map((name) =>
+            stack.formatArn({ service: 'cloudwatch', region: '', resource: 'dashboard', resourceName: name }),
+          ),
+        ],
       }),
       new iam.PolicyStatement({
         sid: 'ReadThisStacksAlarms',

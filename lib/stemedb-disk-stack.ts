@@ -1,16 +1,21 @@
 import { Annotations, Stack, type StackProps } from 'aws-cdk-lib';
+import type * as kms from 'aws-cdk-lib/aws-kms';
+import type * as sns from 'aws-cdk-lib/aws-sns';
 import type { Construct } from 'constructs';
 import { METRICS_NAMESPACE } from '../contracts/metrics';
 import type { StemeDbConfig } from './config';
 import { DiskDashboard } from './disk-dashboard';
 import { DiskMetricsAgent } from './disk-metrics-agent';
 import { DiskRemediation } from './disk-remediation';
+import { FleetDiskDashboard } from './fleet-dashboard';
+import { nodesByShard, SHARED_STACK_SHARD, shardDashboardName } from './fleet-shards';
 import { NotificationTopic } from './notification-topic';
 import { OperatorPolicy } from './operator-policy';
 import { PreventionDocuments } from './prevention-documents';
 import { PrometheusAlerting } from './prometheus-alerting';
 import { PrometheusRuleGroupsNamespace } from './prometheus-rule-groups-namespace';
 import { renderPrometheusRules } from './prometheus-rules';
+import { SharedStackExports } from './shared-stack-exports';
 import { DataVolumeSnapshotPolicy } from './snapshot-policy';
 import { StackOutputs } from './stack-outputs';
 import { StemeDbKey } from './stemedb-key';
@@ -23,12 +28,22 @@ export interface StemeDbDiskStackProps extends StackProps {
 }
 
 /**
- * The StemeDB disk-full automation: shared resources (key, topic, agent configuration,
- * snapshots, documents, Lambdas, router, dashboard, the operator policy, the stack outputs) and
- * one {@link StemeDbNode} per configured node. The stack only composes constructs.
+ * The StemeDB disk-full automation's shared stack `<prefix>-Disk`: shared resources (key, topic,
+ * agent installation, snapshots, documents, Lambdas, router, dashboard, the operator policy, the
+ * stack outputs) and one {@link StemeDbNode} per node of shard 0 (lib/fleet-shards.ts: every
+ * node while `fleet.shards` is 0, the single-stack layout, synthesized exactly as before shards
+ * existed). With `fleet.shards` > 0 it also has the fleet overview dashboard and the three fixed
+ * exports that the node stacks ({@link StemeDbNodeStack}) import.
+ * The stack only composes constructs.
  */
 export class StemeDbDiskStack extends Stack {
+  /** The nodes of shard 0, the ones this stack holds. */
   public readonly nodes: readonly StemeDbNode[];
+  public readonly key: kms.IKey;
+  public readonly topic: sns.ITopic;
+  public readonly archive: WalArchiveBucket;
+  /** Installs the CloudWatch agent on every node of the fleet. */
+  public readonly agent: DiskMetricsAgent;
 
   constructor(scope: Construct, id: string, props: StemeDbDiskStackProps) {
     // Unindented JSON: the same template, about a fifth smaller (two nodes: 603 KB instead of
@@ -37,7 +52,12 @@ export class StemeDbDiskStack extends Stack {
     const { config } = props;
     const { prefix } = config;
 
-    const key = new StemeDbKey(this, 'Key', { prefix }).key;
+    const sharedNodes = nodesByShard(config.nodes, config.fleet.shards).get(SHARED_STACK_SHARD) ?? [];
+    const key = new StemeDbKey(this, 'Key', {
+      prefix,
+      // Node stacks import the key, whose policy they cannot extend: granted here once.
+      grantVolumeEncryption: config.fleet.shards > 0,
+    }).key;
     const topic = new NotificationTopic(this, 'Notifications', {
       encryptionKey: key,
       emails: config.notifyEmails,
@@ -60,7 +80,12 @@ export class StemeDbDiskStack extends Stack {
       objectLockDays: config.archive.objectLockDays,
     });
 
-    this.nodes = config.nodes.map(
+    this.key = key;
+    this.topic = topic;
+    this.archive = archive;
+    this.agent = agent;
+
+    this.nodes = sharedNodes.map(
       (node) =>
         new StemeDbNode(this, `Node-${node.name}`, {
           node,
@@ -69,7 +94,7 @@ export class StemeDbDiskStack extends Stack {
           thresholds: config.thresholds,
           encryptionKey: key,
           topic,
-          instanceAccess: { archive },
+          instanceAccess: { archive: archive.nodeAccess() },
           agentInstalledBy: agent,
         }),
     );
@@ -90,6 +115,20 @@ export class StemeDbDiskStack extends Stack {
       thresholds: config.thresholds,
       nodes: this.nodes.map((n) => ({ nodeName: n.nodeName, alarms: n.alarms })),
     });
+    // Only with node stacks: a single-stack deployment synthesizes exactly as before shards existed.
+    const shardDashboards = Array.from({ length: config.fleet.shards }, (_, i) =>
+      shardDashboardName(prefix, i + 1),
+    );
+    let fleetDashboard: FleetDiskDashboard | undefined;
+    if (config.fleet.shards > 0) {
+      new SharedStackExports(this, 'Exports', { prefix, key, topic, archiveBucket: archive.bucket });
+      fleetDashboard = new FleetDiskDashboard(this, 'FleetDashboard', {
+        prefix,
+        dataMount: config.dataMount,
+        thresholds: config.thresholds,
+        shardDashboards,
+      });
+    }
 
     const automationDocuments = Object.values(remediation.automationDocuments);
     const commandDocuments = [
@@ -104,6 +143,8 @@ export class StemeDbDiskStack extends Stack {
       automationRole: remediation.automationRole,
       modeParameter: remediation.modeParameter,
       dashboard,
+      otherDashboardNames:
+        fleetDashboard === undefined ? undefined : [fleetDashboard.dashboardName, ...shardDashboards],
       logGroups: [
         remediation.router,
         remediation.expandVolume,

@@ -8,6 +8,12 @@ export interface StemeDbKeyProps {
   readonly prefix?: string;
   /** Days KMS waits before deleting the key if it is ever scheduled for deletion. @default 30 */
   readonly pendingWindowDays?: number;
+  /**
+   * Grant EC2 (in this account, through the key's policy) the use that encrypting a volume
+   * needs, once, for volumes created in other stacks: they import the key, and CDK cannot extend
+   * an imported key's policy. A volume created in this stack grants it itself. @default false
+   */
+  readonly grantVolumeEncryption?: boolean;
 }
 
 /**
@@ -42,6 +48,22 @@ export class StemeDbKey extends Construct {
         resources: ['*'],
         conditions: { StringEquals: { 'aws:SourceAccount': Stack.of(this).account } },
       }),
+    );
+    if (props.grantVolumeEncryption !== true) return;
+    // What ec2.Volume grants the key for the volumes it encrypts, granted here once: volumes of
+    // node stacks use the key imported (CDK cannot edit an imported key's policy), and the shared
+    // stack may hold no created volume at all. The same statement as the Volume's, so a shared
+    // stack with created volumes renders it once.
+    const stack = Stack.of(this);
+    this.key.grant(
+      new kms.ViaServicePrincipal(
+        `ec2.${stack.region}.amazonaws.com`,
+        new iam.AccountRootPrincipal(),
+      ).withConditions({
+        StringEquals: { 'kms:CallerAccount': stack.account },
+      }),
+      'kms:DescribeKey',
+      'kms:GenerateDataKeyWithoutPlainText',
     );
   }
 }

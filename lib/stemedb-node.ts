@@ -11,7 +11,7 @@ import { DataVolume } from './data-volume';
 import { NodeDiskMetricsAgent } from './disk-metrics-agent';
 import { NodeDiskAlarms } from './node-disk-alarms';
 import { NodeInstancePolicy } from './node-instance-policy';
-import type { WalArchiveBucket } from './wal-archive-bucket';
+import type { NodeArchiveAccess } from './wal-archive-bucket';
 
 export interface StemeDbNodeProps {
   /** The node, as validated by the configuration module. */
@@ -27,7 +27,7 @@ export interface StemeDbNodeProps {
   readonly topic?: sns.ITopic;
   /** The WAL archive: with it, the node gets its instance policy. @default none */
   readonly instanceAccess?: {
-    readonly archive: WalArchiveBucket;
+    readonly archive: NodeArchiveAccess;
   };
   /** What installs the CloudWatch agent on the instance (the node's configuration waits for it). @default none */
   readonly agentInstalledBy?: Construct;

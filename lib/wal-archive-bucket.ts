@@ -1,9 +1,21 @@
-import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
+import { type CfnResource, Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { UPLOAD_MANIFEST_NAME, VERIFIED_MANIFEST_NAME } from '../contracts/wal-archive';
+import { nagArn } from './nag-acknowledgements';
+
+/**
+ * What a node's instance policy needs of the archive: the bucket and its key (the archive's own
+ * in the shared stack, or imported in a node stack), and how cdk-nag names the bucket's ARN in a
+ * wildcard finding (to acknowledge exactly the node's own prefix).
+ */
+export interface NodeArchiveAccess {
+  readonly bucket: s3.IBucket;
+  readonly key: kms.IKey;
+  readonly nagBucketArn: string;
+}
 
 export interface WalArchiveBucketProps {
   /** Key the archive is encrypted with (SSE-KMS). */
@@ -128,21 +140,16 @@ export class WalArchiveBucket extends Construct {
    * the node's instance role.
    */
   nodeStatements(nodeName: string): iam.PolicyStatement[] {
-    const prefix = walArchivePrefix(nodeName);
-    return [
-      new iam.PolicyStatement({
-        sid: 'PutAndReadOwnWalArchive',
-        actions: ['s3:PutObject', 's3:GetObject', 's3:GetObjectAttributes'],
-        resources: [this.bucket.arnForObjects(`${prefix}*`)],
-      }),
-      new iam.PolicyStatement({
-        sid: 'ListOwnWalArchive',
-        actions: ['s3:ListBucket'],
-        resources: [this.bucket.bucketArn],
-        conditions: { StringLike: { 's3:prefix': [`${prefix}*`] } },
-      }),
-      ...this.keyStatements(),
-    ];
+    return walArchiveNodeStatements(this.nodeAccess(), nodeName);
+  }
+
+  /** The archive as a node's instance policy in this stack sees it. */
+  nodeAccess(): NodeArchiveAccess {
+    return {
+      bucket: this.bucket,
+      key: this.key,
+      nagBucketArn: nagArn(this.bucket.node.defaultChild as CfnResource),
+    };
   }
 
   /**
@@ -164,13 +171,40 @@ export class WalArchiveBucket extends Construct {
 
   /** KMS use through S3 only, for anyone who reads or writes the archive. */
   keyStatements(): iam.PolicyStatement[] {
-    return [
-      new iam.PolicyStatement({
-        sid: 'UseArchiveKeyThroughS3',
-        actions: ['kms:GenerateDataKey', 'kms:Decrypt'],
-        resources: [this.key.keyArn],
-        conditions: { StringLike: { 'kms:ViaService': 's3.*.amazonaws.com' } },
-      }),
-    ];
+    return walArchiveKeyStatements(this.key);
   }
+}
+
+/** KMS use of the archive's key through S3 only. */
+export function walArchiveKeyStatements(key: kms.IKey): iam.PolicyStatement[] {
+  return [
+    new iam.PolicyStatement({
+      sid: 'UseArchiveKeyThroughS3',
+      actions: ['kms:GenerateDataKey', 'kms:Decrypt'],
+      resources: [key.keyArn],
+      conditions: { StringLike: { 'kms:ViaService': 's3.*.amazonaws.com' } },
+    }),
+  ];
+}
+
+/**
+ * Lets a node put and read objects under `wal/<node>/` only, never delete: the statements for
+ * the node's instance role.
+ */
+export function walArchiveNodeStatements(access: NodeArchiveAccess, nodeName: string): iam.PolicyStatement[] {
+  const prefix = walArchivePrefix(nodeName);
+  return [
+    new iam.PolicyStatement({
+      sid: 'PutAndReadOwnWalArchive',
+      actions: ['s3:PutObject', 's3:GetObject', 's3:GetObjectAttributes'],
+      resources: [access.bucket.arnForObjects(`${prefix}*`)],
+    }),
+    new iam.PolicyStatement({
+      sid: 'ListOwnWalArchive',
+      actions: ['s3:ListBucket'],
+      resources: [access.bucket.bucketArn],
+      conditions: { StringLike: { 's3:prefix': [`${prefix}*`] } },
+    }),
+    ...walArchiveKeyStatements(access.key),
+  ];
 }

@@ -3,7 +3,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
-import { ConfigError, DEFAULT_CONFIG, readRawConfig, resolveConfig } from '../lib/config';
+import {
+  ConfigError,
+  DEFAULT_CONFIG,
+  nodeStackResourceCount,
+  readRawConfig,
+  resolveConfig,
+  stackResourceCount,
+} from '../lib/config';
 
 const node = (over: Record<string, unknown> = {}) => ({
   name: 'db-1',
@@ -634,28 +641,19 @@ describe('configuration that used to crash the synth is a one-line error naming 
     ['a prefix starting with AMZN', { prefix: 'AMZNstemedb' }, /^prefix is "AMZNstemedb"; /],
     ['a prefix starting with Amazon', { prefix: 'AmazonDb' }, /^prefix is "AmazonDb"; /],
     [
-      'more nodes than one stack holds',
-      { nodes: nodes(37) },
-      /^nodes has 37 entries; one stack holds at most 36 nodes with this configuration \(CloudFormation's 500 resources per stack: 67 shared, 12 per node\)/,
+      'more nodes than the shared stack holds',
+      { nodes: nodes(17) },
+      /^shard 0 \(stack StemeDB-Disk\) has 17 nodes \(db-1, .*, db-17\); the shared stack holds at most 16 nodes: give new nodes an explicit "shard" with room, or set fleet.shards/,
     ],
     [
-      'more adopted-volume nodes than one stack holds',
+      'more adopted-volume nodes than the shared stack holds',
       {
-        nodes: nodes(37, (i) => ({
+        nodes: nodes(17, (i) => ({
           dataVolume: undefined,
           existingVolumeId: `vol-${(i + 1).toString(16).padStart(17, '0')}`,
         })),
       },
-      /^nodes has 37 entries; one stack holds at most 35 nodes with this configuration \(.*70 shared, 12 per node\)/,
-    ],
-    [
-      'nodes that fit only without Prometheus alerting (AMP workspace and self-managed Alertmanager)',
-      {
-        nodes: nodes(36),
-        prometheusWorkspaceId: 'ws-12345678-abcd-ef01-2345-6789abcdef01',
-        selfManagedAlertmanager: true,
-      },
-      /^nodes has 36 entries; one stack holds at most 35 nodes with this configuration \(.*78 shared, 12 per node\)/,
+      /^shard 0 \(stack StemeDB-Disk\) has 17 nodes .*the shared stack holds at most 16 nodes/,
     ],
     [
       'a selfManagedAlertmanager that is not a boolean',
@@ -663,9 +661,9 @@ describe('configuration that used to crash the synth is a one-line error naming 
       /^selfManagedAlertmanager is "yes"; expected true or false/,
     ],
     [
-      'nodes that fit only without the extra email subscriptions',
-      { nodes: nodes(36), notifyEmails: Array.from({ length: 11 }, (_, i) => `oncall${i}@example.com`) },
-      /^nodes has 36 entries; one stack holds at most 35 nodes with this configuration/,
+      'more nodes than one node stack holds',
+      { fleet: { shards: 1 }, nodes: nodes(31, () => ({ shard: 1 })) },
+      /^shard 1 \(stack StemeDB-Disk-Nodes-1\) has 31 nodes \(db-1, .*, db-31\); a node stack holds at most 30 nodes/,
     ],
   ];
   for (const [what, raw, message] of cases) {
@@ -674,20 +672,32 @@ describe('configuration that used to crash the synth is a one-line error naming 
     });
   }
 
-  it('accepts 36 nodes with new volumes and the default shared resources (498 of 500)', () => {
-    expect(resolveConfig({ nodes: nodes(36) }).nodes).toHaveLength(36);
+  it('accepts 16 nodes in the shared stack, and 30 more pinned to one node stack', () => {
+    expect(resolveConfig({ nodes: nodes(16) }).nodes).toHaveLength(16);
+    const more = nodes(46, (i) => ({ shard: i >= 16 ? 1 : 0 }));
+    expect(resolveConfig({ fleet: { shards: 1 }, nodes: more }).nodes).toHaveLength(46);
   });
 
-  it('counts the opted-in prevention associations: 36 nodes and one fit (500 of 500), both do not', () => {
+  it('counts the opted-in prevention associations: 16 nodes, 240 emails and one fit (500 of 500), both do not', () => {
+    const emails = Array.from({ length: 240 }, (_, i) => `oncall${i}@example.com`);
     const one = { journald: { associate: true } };
-    expect(resolveConfig({ nodes: nodes(36), prevention: one }).nodes).toHaveLength(36);
+    expect(resolveConfig({ nodes: nodes(16), notifyEmails: emails, prevention: one }).nodes).toHaveLength(16);
     const both = { journald: { associate: true }, storage: { associate: true } };
-    expect(problemLines({ nodes: nodes(36), prevention: both })).toEqual(
+    expect(problemLines({ nodes: nodes(16), notifyEmails: emails, prevention: both })).toEqual(
       expect.arrayContaining([
         expect.stringMatching(
-          /^nodes has 36 entries; one stack holds at most 35 nodes .*69 shared, 12 per node/,
+          /^shard 0 \(the shared stack StemeDB-Disk\) has 16 nodes; it holds at most 15 with this configuration \(CloudFormation's 500 resources per stack: 309 shared, 12 per node\)/,
         ),
       ]),
     );
+  });
+
+  it('counts the prevention and agent associations per 50 nodes of the whole fleet, in the shared stack', () => {
+    const both = { journald: { associate: true }, storage: { associate: true } };
+    const spread = nodes(120, (i) => ({ shard: 1 + (i % 4) }));
+    const c = resolveConfig({ fleet: { shards: 4 }, nodes: spread, prevention: both });
+    // 66 shared, the fleet dashboard, 3 agent installs and 2 × 3 prevention associations; no node of shard 0.
+    expect(stackResourceCount(c)).toBe(66 + 1 + 3 + 6);
+    expect(nodeStackResourceCount(c.nodes.filter((n) => n.shard === 1))).toBe(1 + 30 * 12);
   });
 });

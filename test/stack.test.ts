@@ -44,6 +44,16 @@ describe('two-node stack', () => {
     r.template.resourceCountIs('AWS::EC2::Volume', 1);
   });
 
+  it('is the single-stack layout while fleet.shards is 0: one dashboard, no exports, no node stack', () => {
+    r.template.resourceCountIs('AWS::CloudWatch::Dashboard', 1);
+    const outputs = Object.values(r.template.toJSON().Outputs ?? {}) as Array<{ Export?: { Name: string } }>;
+    const exported = outputs.map((o) => o.Export?.Name).filter((n) => n !== undefined);
+    // The stack outputs' own exports only: not the three the node stacks import.
+    expect(exported.filter((n) => n.startsWith('StemeDB-Disk-'))).toEqual([]);
+    expect(exported).toContain('StemeDB-NotificationTopicArn');
+    expect(r.app.node.children.filter((c) => c.node.id.startsWith('StemeDB-Disk-Nodes-'))).toEqual([]);
+  });
+
   it('encrypts the volume with the customer-managed key and uses the configured type and performance', () => {
     r.template.hasResourceProperties('AWS::EC2::Volume', {
       AvailabilityZone: 'eu-west-1a',
@@ -285,7 +295,11 @@ describe('two-node stack', () => {
   });
 
   it('draws a dashboard row per node with the thresholds as annotations', () => {
-    const dash = Object.values(r.template.findResources('AWS::CloudWatch::Dashboard')) as Resource[];
+    const dash = Object.values(
+      r.template.findResources('AWS::CloudWatch::Dashboard', {
+        Properties: { DashboardName: 'StemeDB-disk' },
+      }),
+    ) as Resource[];
     expect(dash).toHaveLength(1);
     const body = JSON.stringify(dash[0]?.Properties.DashboardBody);
     for (const text of [
@@ -532,17 +546,28 @@ describe('resources per stack, as the configuration budgets them', () => {
     }
   });
 
-  it('synthesizes the most nodes the configuration accepts: 36 with new volumes, within 500 resources', () => {
-    const nodes = Array.from({ length: 37 }, (_, i) => ({
+  it('synthesizes the most nodes the shared stack accepts, with every optional shared part: 16, within 450 resources and 800 KB', () => {
+    const nodes = Array.from({ length: 17 }, (_, i) => ({
       name: `db-${i + 1}`,
       instanceId: `i-${(i + 1).toString(16).padStart(17, '0')}`,
       availabilityZone: 'eu-west-1a',
-      dataVolume: { sizeGiB: 100 },
+      // Every other node adopts its volume (the custom resource provider, the longer registry entry).
+      ...(i % 2 === 0
+        ? { dataVolume: { sizeGiB: 100, type: 'io2', iops: 5000, deviceName: '/dev/sdf' } }
+        : { existingVolumeId: `vol-${(i + 1).toString(16).padStart(17, '0')}` }),
     }));
-    expect(() => resolveConfig({ nodes })).toThrow(/one stack holds at most 36 nodes/);
-    const r = synthStack({ nodes: nodes.slice(0, 36) });
+    const heaviest = {
+      prometheusWorkspaceId: twoNodes.prometheusWorkspaceId,
+      selfManagedAlertmanager: true,
+      notifyEmails: ['oncall@example.com', 'platform@example.com'],
+      prevention: { journald: { associate: true }, storage: { associate: true } },
+    };
+    expect(() => resolveConfig({ ...heaviest, nodes })).toThrow(/the shared stack holds at most 16 nodes/);
+    const r = synthStack({ ...heaviest, nodes: nodes.slice(0, 16) });
     expect(resourceCount(r)).toBe(stackResourceCount(r.config));
+    expect(resourceCount(r)).toBeLessThanOrEqual(450);
     expect(resourceCount(r)).toBeLessThanOrEqual(STACK_RESOURCE_LIMIT);
-    expect(resourceCount(r) + 12).toBeGreaterThan(STACK_RESOURCE_LIMIT);
+    const written = readFileSync(join(r.app.outdir, 'StemeDB-Disk.template.json'));
+    expect(written.length).toBeLessThanOrEqual(800 * 1024);
   });
 });

@@ -5,7 +5,8 @@ import { App, Validations } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { resolveConfig, type StemeDbConfig } from '../../lib/config';
-import { StemeDbDiskStack } from '../../lib/stemedb-disk-stack';
+import { addDiskStacks } from '../../lib/disk-stacks';
+import type { StemeDbDiskStack } from '../../lib/stemedb-disk-stack';
 
 const CDK_JSON_CONTEXT = (
   JSON.parse(readFileSync(join(__dirname, '..', '..', 'cdk.json'), 'utf8')) as {
@@ -23,7 +24,8 @@ export interface SynthResult {
 }
 
 /**
- * Synthesizes the stack in-process with cdk-nag enabled (a nag error makes `app.synth()` throw).
+ * Synthesizes the app's stacks in-process as bin/app.ts builds them (the shared stack is the one
+ * returned; node stacks exist when `fleet.shards` > 0: test/support/fleet-synth.ts reads those) with cdk-nag enabled (a nag error makes `app.synth()` throw).
  * Lambda bundling is skipped (`aws:cdk:bundling-stacks: []`): the template is the same, only the
  * asset hashes differ; the CLI test in stack-lint.test.ts bundles for real.
  */
@@ -36,7 +38,7 @@ export function synthStack(raw: Record<string, unknown>): SynthResult {
     // As bin/app.ts: cfn-lint, not CDK's built-in validation, checks the templates.
     builtinCloudFormationValidation: false,
   });
-  const stack = new StemeDbDiskStack(app, `${config.prefix}-Disk`, { config });
+  const stack = addDiskStacks(app, config).shared;
   Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
   app.synth();
   return { app, stack, config, template: Template.fromStack(stack) };
