@@ -10,6 +10,7 @@ import { type DiskThresholds, RUNBOOK_THRESHOLDS } from '../contracts/thresholds
 import {
   MAX_NODE_STACKS,
   MAX_NODES_IN_SHARED_STACK,
+  MAX_NODES_IN_SHARED_STACK_ALLOWED,
   nodesByShard,
   SHARED_STACK_SHARD,
   shardCapacityProblems,
@@ -70,6 +71,13 @@ export interface NodeConfig {
 export interface FleetConfig {
   /** Node stacks (`<prefix>-Disk-Nodes-1..shards`); 0 keeps every node in the shared stack. @default 0 */
   readonly shards: number;
+  /**
+   * Most nodes in the shared stack (shard 0), 1 to 30. The default keeps its template under
+   * 800 KB with every optional part; a deployment from before shards with up to 30 nodes in its
+   * one stack sets its node count here, so no deployed node has to move (lib/fleet-shards.ts).
+   * @default 16
+   */
+  readonly sharedStackNodes: number;
 }
 
 /** WAL retention and archival (runbook §2 and §5C). */
@@ -276,7 +284,7 @@ export const DEFAULT_CONFIG: StemeDbConfig = {
   },
   notifyEmails: [],
   selfManagedAlertmanager: false,
-  fleet: { shards: 0 },
+  fleet: { shards: 0, sharedStackNodes: MAX_NODES_IN_SHARED_STACK },
   nodes: [],
 };
 
@@ -865,6 +873,12 @@ const CONFIG_RULES: readonly Rule<StemeDbConfig>[] = [
     accepted: `a whole number of node stacks from 0 (every node in the shared stack) to ${MAX_NODE_STACKS}`,
     final: true,
   },
+  {
+    path: 'fleet.sharedStackNodes',
+    test: wholeNumber(1, MAX_NODES_IN_SHARED_STACK_ALLOWED),
+    accepted: `a whole number of nodes from 1 to ${MAX_NODES_IN_SHARED_STACK_ALLOWED} (default ${MAX_NODES_IN_SHARED_STACK}; more than ${MAX_NODES_IN_SHARED_STACK} only to keep a deployment's nodes where they are)`,
+    final: true,
+  },
   { path: 'nodes', problems: nodeListProblems },
   { path: 'nodes', when: (c) => Array.isArray(c.notifyEmails), problems: stackSizeProblems },
 ];
@@ -949,12 +963,12 @@ function nodeListProblems(c: StemeDbConfig): string[] {
 function stackSizeProblems(c: StemeDbConfig): string[] {
   const named = c.nodes.filter((n): n is NodeConfig => isObject(n) && typeof n.name === 'string');
   if (named.some((n) => n.shard !== undefined && !isInt(n.shard, 0, c.fleet.shards))) return [];
-  const capacity = shardCapacityProblems(named, c.fleet.shards, c.prefix);
+  const capacity = shardCapacityProblems(named, c.fleet.shards, c.prefix, c.fleet.sharedStackNodes);
   if (capacity.length > 0) return capacity;
   const inShared = sharedStackNodes(c);
   const fixed = fixedStackResources(c);
   const most = Math.min(
-    MAX_NODES_IN_SHARED_STACK,
+    c.fleet.sharedStackNodes,
     Math.floor((STACK_RESOURCE_LIMIT - fixed) / STACK_RESOURCES.perNode),
   );
   if (inShared.length <= most) return [];

@@ -38,6 +38,13 @@ export const MAX_NODES_PER_NODE_STACK = 30;
  * 800 KB (test/stack.test.ts). Main's 36 nodes in one stack were 1,053,224 bytes (over 1 MB).
  */
 export const MAX_NODES_IN_SHARED_STACK = 16;
+/**
+ * The most `fleet.sharedStackNodes` may allow: for a deployment from before shards, whose nodes
+ * are all in the one stack and must stay there (moving one replaces its volume). 30 nodes with
+ * every optional shared part come to about 975 KB (806,624 bytes at 18, ~14 KB a node) and 444
+ * resources: under CloudFormation's 1 MB and 500, past the 800 KB the default keeps.
+ */
+export const MAX_NODES_IN_SHARED_STACK_ALLOWED = 30;
 
 export interface ShardedNode {
   readonly name: string;
@@ -72,9 +79,9 @@ export function shardDashboardName(prefix: string, shard: number): string {
   return `${prefix}-disk-shard-${shard}`;
 }
 
-/** How many nodes the shard's stack holds at most. */
-export function shardCapacity(shard: number): number {
-  return shard === SHARED_STACK_SHARD ? MAX_NODES_IN_SHARED_STACK : MAX_NODES_PER_NODE_STACK;
+/** How many nodes the shard's stack holds at most (`sharedStackNodes`: `fleet.sharedStackNodes`). */
+export function shardCapacity(shard: number, sharedStackNodes = MAX_NODES_IN_SHARED_STACK): number {
+  return shard === SHARED_STACK_SHARD ? sharedStackNodes : MAX_NODES_PER_NODE_STACK;
 }
 
 /** Nodes by shard, in configuration order; every shard from 0 to `shards` has an entry. */
@@ -90,14 +97,15 @@ export function shardCapacityProblems(
   nodes: readonly ShardedNode[],
   shards: number,
   prefix: string,
+  sharedStackNodes = MAX_NODES_IN_SHARED_STACK,
 ): string[] {
   const problems: string[] = [];
   for (const [shard, members] of nodesByShard(nodes, shards)) {
-    const limit = shardCapacity(shard);
+    const limit = shardCapacity(shard, sharedStackNodes);
     if (members.length <= limit) continue;
     const what = shard === SHARED_STACK_SHARD ? 'the shared stack' : 'a node stack';
     problems.push(
-      `shard ${shard} (stack ${shardStackName(prefix, shard)}) has ${members.length} nodes (${members.map((n) => n.name).join(', ')}); ${what} holds at most ${limit} nodes: give new nodes an explicit "shard" with room${shards === 0 ? ', or set fleet.shards (before deploying the nodes it moves: see README "Fleets and shards")' : ''}`,
+      `shard ${shard} (stack ${shardStackName(prefix, shard)}) has ${members.length} nodes (${members.map((n) => n.name).join(', ')}); ${what} holds at most ${limit} nodes: give new nodes an explicit "shard" with room${shards === 0 ? ', or set fleet.shards (before deploying the nodes it moves: see README "Fleets and shards")' : ''}${shard === SHARED_STACK_SHARD && limit < MAX_NODES_IN_SHARED_STACK_ALLOWED ? `; a deployment from before shards keeps its deployed nodes in place with fleet.sharedStackNodes (up to ${MAX_NODES_IN_SHARED_STACK_ALLOWED})` : ''}`,
     );
   }
   return problems;

@@ -20,6 +20,7 @@ import { addDiskStacks, type DiskStacks } from '../lib/disk-stacks';
 import {
   fnv1a32,
   MAX_NODES_IN_SHARED_STACK,
+  MAX_NODES_IN_SHARED_STACK_ALLOWED,
   MAX_NODES_PER_NODE_STACK,
   nodesByShard,
   shardLockProblems,
@@ -329,6 +330,21 @@ describe('shard capacity in the configuration', () => {
         `shard 0 \\(stack StemeDB-Disk\\) has ${MAX_NODES_IN_SHARED_STACK + 1} nodes \\(db-1, db-2, .*db-${MAX_NODES_IN_SHARED_STACK + 1}\\); the shared stack holds at most ${MAX_NODES_IN_SHARED_STACK} nodes: give new nodes an explicit "shard" with room, or set fleet.shards`,
       ),
     );
+  });
+
+  it(`keeps up to ${MAX_NODES_IN_SHARED_STACK_ALLOWED} deployed nodes in the shared stack with fleet.sharedStackNodes (an upgrade from one stack), no more`, () => {
+    expect(() => resolveConfig(config(MAX_NODES_IN_SHARED_STACK + 1))).toThrow(
+      /a deployment from before shards keeps its deployed nodes in place with fleet.sharedStackNodes \(up to 30\)/,
+    );
+    const upgraded = resolveConfig(config(24, { fleet: { sharedStackNodes: 24 } }));
+    expect(upgraded.fleet).toEqual({ shards: 0, sharedStackNodes: 24 });
+    expect(() => resolveConfig(config(25, { fleet: { sharedStackNodes: 24 } }))).toThrow(
+      /shard 0 \(stack StemeDB-Disk\) has 25 nodes .*the shared stack holds at most 24 nodes/,
+    );
+    for (const bad of [0, 31, 16.5, '20'])
+      expect(() => resolveConfig(config(2, { fleet: { sharedStackNodes: bad } }))).toThrow(
+        /fleet.sharedStackNodes .*expected a whole number of nodes from 1 to 30/,
+      );
   });
 
   it(`refuses more than ${MAX_NODES_PER_NODE_STACK} nodes in one node stack, naming it`, () => {

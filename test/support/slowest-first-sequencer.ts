@@ -9,6 +9,7 @@ import { BaseSequencer, type TestSpecification } from 'vitest/node';
  */
 export const SLOW_TEST_FILES: ReadonlyArray<readonly [file: string, seconds: number]> = [
   ['test/drill.test.ts', 200],
+  ['test/fleet.test.ts', 90],
   ['test/archive-wal-scale.test.ts', 90],
   ['test/archive-wal.test.ts', 80],
   ['test/archive-wal-faults.test.ts', 80],
