@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { constants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 /**
@@ -295,7 +295,7 @@ class ForkServer {
       stderr: read('stderr', 1_000_000),
       fd3: read('fd3', 50_000_000),
       exitCode: message.exitCode ?? null,
-      signal: sig === null ? null : (signalName(sig) ?? 'SIGKILL'),
+      signal: sig === null ? null : (signalName(sig) ?? null),
     });
   }
 
@@ -315,16 +315,10 @@ class ForkServer {
   }
 }
 
+/** The signal's name (`os.constants.signals`, e.g. 9 → `SIGKILL`). */
 function signalName(n: number): NodeJS.Signals | undefined {
-  const names: Partial<Record<number, NodeJS.Signals>> = {
-    1: 'SIGHUP',
-    2: 'SIGINT',
-    9: 'SIGKILL',
-    15: 'SIGTERM',
-    6: 'SIGABRT',
-    11: 'SIGSEGV',
-  };
-  return names[n];
+  const entry = Object.entries(constants.signals).find(([, number]) => number === n);
+  return entry?.[0] as NodeJS.Signals | undefined;
 }
 
 let server: ForkServer | undefined;
