@@ -11,9 +11,8 @@ import {
 import type { FakeSystemd } from './support/fake-systemd';
 import {
   expectDeclaresWhatTheScriptReads,
-  expectRejectedBeforeAnyShell,
+  hostileValueTests,
   patternRangeProblems,
-  scriptNonRejections,
 } from './support/hostile-parameters';
 import {
   answersHealthy,
@@ -381,16 +380,7 @@ describe('StorageSettings parameters', () => {
     expect(doc.parameters?.RestartService?.default).toBe('false');
   });
 
-  test.each(Object.entries(HOSTILE).flatMap(([name, values]) => values.map((v) => [name, v] as const)))(
-    'rejects %s = %j before any shell runs',
-    async (name, value) => {
-      await expectRejectedBeforeAnyShell(doc, valid, name, value);
-    },
-  );
-
-  test('the script rejects every hostile value by itself too (exit 2, nothing run)', async () => {
-    expect(await scriptNonRejections(SCRIPT, valid, HOSTILE)).toEqual([]);
-  });
+  hostileValueTests(() => doc, SCRIPT, valid, HOSTILE);
 
   test('the limits pass the patterns and one past them does not', () => {
     expect(

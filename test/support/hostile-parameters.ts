@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { expect } from 'vitest';
+import { expect, test } from 'vitest';
 import type { CommandDocumentContent } from '../../lib/command-document';
 import { ParameterValidationError, runCommandDocument } from './command-document-runner';
 
@@ -84,6 +84,30 @@ export async function scriptNonRejections(
     }
   }
   return wrong;
+}
+
+/**
+ * Registers the two hostile-value tests of a Command document: SendCommand rejects each value
+ * before any shell runs ({@link expectRejectedBeforeAnyShell}), and the script by itself rejects
+ * every one with exit 2 ({@link scriptNonRejections}). `doc` is read when the tests run (files
+ * synthesize their documents in `beforeAll`).
+ */
+export function hostileValueTests(
+  doc: () => CommandDocumentContent,
+  script: string,
+  valid: Readonly<Record<string, string>>,
+  hostile: Readonly<Record<string, readonly string[]>>,
+): void {
+  test.each(Object.entries(hostile).flatMap(([name, values]) => values.map((v) => [name, v] as const)))(
+    'rejects %s = %j before any shell runs',
+    async (name, value) => {
+      await expectRejectedBeforeAnyShell(doc(), valid, name, value);
+    },
+  );
+
+  test('the script rejects every hostile value by itself too (exit 2, nothing run)', async () => {
+    expect(await scriptNonRejections(script, valid, hostile)).toEqual([]);
+  });
 }
 
 /**
