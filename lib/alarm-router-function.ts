@@ -161,7 +161,7 @@ export class AlarmRouterFunction extends RemediationFunction {
         resources: [props.lockTable.tableArn],
       }),
     );
-    grantPublishThroughSns(props.topic, role, 'Notifications');
+    grantPublishThroughSns(props.topic, role);
     props.automationRole.grantPassToSsm(role);
     acknowledgeWildcard(
       role,

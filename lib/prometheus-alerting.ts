@@ -9,6 +9,7 @@ import * as cr from 'aws-cdk-lib/custom-resources';
 import { Construct } from 'constructs';
 import { renderAmpAlertManagerDefinition } from './alertmanager-config';
 import { acknowledgeCustomResourceProvider } from './nag-acknowledgements';
+import { topicPublishStatements } from './topic-publish-grant';
 
 /** An Amazon Managed Service for Prometheus workspace ID (lib/config.ts checks the same form). */
 const WORKSPACE_ID = /^ws-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -120,20 +121,11 @@ export class PrometheusAlerting extends Construct {
       this.publisherPolicy = new iam.ManagedPolicy(this, 'SelfManagedPublisher', {
         managedPolicyName: `${prefix}-prometheus-alertmanager-publish`,
         description: `${prefix}: attach to the role of a self-managed Alertmanager that sends Prometheus disk alerts to the alarm router`,
-        statements: [
-          new iam.PolicyStatement({
-            sid: 'PublishPrometheusAlerts',
-            actions: ['sns:Publish'],
-            resources: [this.topic.topicArn],
-          }),
-          // The topic is encrypted: SNS uses the key with the publisher's credentials.
-          new iam.PolicyStatement({
-            sid: 'UseTheTopicKeyThroughSns',
-            actions: ['kms:GenerateDataKey', 'kms:Decrypt'],
-            resources: [props.encryptionKey.keyArn],
-            conditions: { StringEquals: { 'kms:ViaService': `sns.${stack.region}.amazonaws.com` } },
-          }),
-        ],
+        // The topic is encrypted: SNS uses the key with the publisher's credentials.
+        statements: topicPublishStatements(this.topic, {
+          publish: 'PublishPrometheusAlerts',
+          key: 'UseTheTopicKeyThroughSns',
+        }),
       });
     }
   }

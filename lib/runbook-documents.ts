@@ -188,7 +188,7 @@ function grantDocumentSteps(
       resources: ['*'],
     }),
   );
-  grantPublishThroughSns(props.topic, role, 'Notifications');
+  grantPublishThroughSns(props.topic, role);
   // Only the documents some document starts as a child (aws:executeAutomation): ExpandVolume
   // falls back to ArchiveWal, the cleanups start ArchiveWal and ExpandVolume.
   const children = childAutomations(props.automationDocuments);
