@@ -967,10 +967,8 @@ function stackSizeProblems(c: StemeDbConfig): string[] {
   if (capacity.length > 0) return capacity;
   const inShared = sharedStackNodes(c);
   const fixed = fixedStackResources(c);
-  const most = Math.min(
-    c.fleet.sharedStackNodes,
-    Math.floor((STACK_RESOURCE_LIMIT - fixed) / STACK_RESOURCES.perNode),
-  );
+  // The shard capacity (fleet.sharedStackNodes) held above; here only the resource limit can bind.
+  const most = Math.floor((STACK_RESOURCE_LIMIT - fixed) / STACK_RESOURCES.perNode);
   if (inShared.length <= most) return [];
   return [
     `shard 0 (the shared stack ${c.prefix}-Disk) has ${inShared.length} nodes; it holds at most ${most} with this configuration (CloudFormation's ${STACK_RESOURCE_LIMIT} resources per stack: ${fixed} shared, ${STACK_RESOURCES.perNode} per node): give nodes an explicit "shard" in a node stack (fleet.shards)`,
