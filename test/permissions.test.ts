@@ -853,6 +853,24 @@ describe('Prometheus alerts reach the router only from this workspace', () => {
     counts.allow += 4;
   });
 
+  it("lets SNS put an alert it cannot deliver to the router into the router's dead-letter queue, for the alert topic only", async () => {
+    const queue = resolved
+      .resources('AWS::SQS::Queue')
+      .find((q) => q.properties.QueueName === `${facts.prefix}-disk-router-dead-letters`)?.attributes
+      .Arn as string;
+    expect(queue).toMatch(/^arn:aws:sqs:eu-west-1:111122223333:/);
+    const sns = (sourceArn: string): AccessRequest => ({
+      servicePrincipal: 'sns.amazonaws.com',
+      action: 'sqs:SendMessage',
+      resource: queue,
+      context: { 'aws:SourceArn': sourceArn, 'aws:SecureTransport': 'true' },
+    });
+    const d = await evaluator.isAllowed(sns(alertTopic));
+    expect(d.allowed, d.explanation).toBe(true);
+    counts.allow++;
+    await expectDenied(sns(facts.topicArn));
+  });
+
   it('denies a workspace of another account, another workspace, a request without the source, and the other topic', async () => {
     const otherWorkspace = workspaceArn.replace(/ws-[0-9a-f-]+$/, 'ws-00000000-0000-0000-0000-000000000000');
     const foreign = workspaceArn.replace(TARGET.account, '444455556666');
