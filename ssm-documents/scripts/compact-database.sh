@@ -34,12 +34,7 @@
 # failed; 7 not finished within TimeoutSeconds (the server may still be compacting).
 set -euo pipefail
 
-readonly PATH_SEGMENT_RE='(\.{0,2}[A-Za-z0-9_-][A-Za-z0-9._-]*|\.{3,}[A-Za-z0-9._-]*)'
-readonly MOUNT_POINT_RE="^(/|(/${PATH_SEGMENT_RE})+)\$"
-readonly OPTIONAL_DIR_RE="^(/${PATH_SEGMENT_RE})*\$"
-readonly BASE_URL_RE='^http://(localhost|127\.0\.0\.1)(:[0-9]{1,5})?$'
 readonly BOOL_RE='^(true|false)$'
-readonly PERCENT_RE='^([0-9]{1,2}|100)$'
 readonly TIMEOUT_RE='^([1-9][0-9]{0,2}|[1-6][0-9]{3}|7[01][0-9]{2}|7200)$'
 readonly POLL_RE='^([1-9]|[1-5][0-9]|60)$'
 readonly DU_TIMEOUT_SECONDS=300

@@ -27,10 +27,6 @@
 # Exit: 0 report printed; 2 invalid input; 3 MountPoint is not a mount point. Changes nothing.
 set -euo pipefail
 
-readonly PATH_SEGMENT_RE='(\.{0,2}[A-Za-z0-9_-][A-Za-z0-9._-]*|\.{3,}[A-Za-z0-9._-]*)'
-readonly MOUNT_POINT_RE="^(/|(/${PATH_SEGMENT_RE})+)\$"
-readonly OPTIONAL_DIR_RE="^(/${PATH_SEGMENT_RE})*\$"
-readonly PERCENT_RE='^([0-9]{1,2}|100)$'
 readonly COUNT_RE='^[0-9]{1,12}$'
 readonly DU_TIMEOUT_SECONDS=300
 readonly LARGEST_DIRS=10

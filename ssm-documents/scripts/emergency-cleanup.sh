@@ -46,12 +46,8 @@
 # (stderr: one line saying which); 2 invalid input. No temp files are written.
 set -euo pipefail
 
-readonly RE_PATH='^(/[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}){1,16}$'
-readonly RE_DAYS='^[1-9][0-9]{0,3}$'
-readonly RE_KEEP='^[1-9][0-9]{0,2}$'
-readonly RE_SERVICE='^[A-Za-z0-9][A-Za-z0-9@._-]{0,99}$'
-readonly RE_URL='^http://(localhost|127\.0\.0\.1)(:[0-9]{1,5})?/[A-Za-z0-9._/-]*$'
-readonly RE_TIMEOUT='^([1-9][0-9]{0,1}|[1-5][0-9]{2}|600)$'
+readonly DAYS_RE='^[1-9][0-9]{0,3}$'
+readonly KEEP_RE='^[1-9][0-9]{0,2}$'
 readonly MIN_AGE_MINUTES=60
 readonly MAX_LISTED=20
 
@@ -67,17 +63,17 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/cleanup-input.sh" # stemedb:inline li
 source "$(dirname "${BASH_SOURCE[0]}")/lib/service-health.sh" # stemedb:inline lib/service-health.sh
 
 read_parameters() {
-  param MOUNT_POINT MountPoint "$RE_PATH" /data
-  param BACKUP_DIR BackupDir "$RE_PATH" /backups
-  param BACKUP_DAYS BackupRetentionDays "$RE_DAYS" 30
-  param KEEP_NEWEST KeepNewestBackups "$RE_KEEP" 1
-  param JOURNAL_DAYS JournalVacuumDays "$RE_DAYS" 7
-  param CORE_DIR CoreDumpDir "$RE_PATH" /var/lib/systemd/coredump
-  param CORE_DAYS CoreDumpAgeDays "$RE_DAYS" 1
-  param SERVICE ServiceName "$RE_SERVICE" stemedb-api
+  param MOUNT_POINT MountPoint "$PLAIN_PATH_RE" /data
+  param BACKUP_DIR BackupDir "$PLAIN_PATH_RE" /backups
+  param BACKUP_DAYS BackupRetentionDays "$DAYS_RE" 30
+  param KEEP_NEWEST KeepNewestBackups "$KEEP_RE" 1
+  param JOURNAL_DAYS JournalVacuumDays "$DAYS_RE" 7
+  param CORE_DIR CoreDumpDir "$PLAIN_PATH_RE" /var/lib/systemd/coredump
+  param CORE_DAYS CoreDumpAgeDays "$DAYS_RE" 1
+  param SERVICE ServiceName "$SERVICE_RE" stemedb-api
   param START_SERVICE StartService '^(true|false)$' true
-  param HEALTH_URL HealthUrl "$RE_URL" http://localhost:18180/v1/health
-  param HEALTH_TIMEOUT HealthTimeoutSeconds "$RE_TIMEOUT" 60
+  param HEALTH_URL HealthUrl "$HEALTH_URL_RE" http://localhost:18180/v1/health
+  param HEALTH_TIMEOUT HealthTimeoutSeconds "$HEALTH_TIMEOUT_RE" 60
   param DRY_RUN DryRun '^(true|false)$' false
   [[ -d $MOUNT_POINT ]] || refuse "MountPoint $MOUNT_POINT is not a directory"
 }

@@ -27,7 +27,6 @@
 # Functions can be sourced by other scripts: main runs only when the file is executed.
 set -euo pipefail
 
-readonly MOUNT_POINT_RE='^(/|(/(\.{0,2}[A-Za-z0-9_-][A-Za-z0-9._-]*|\.{3,}[A-Za-z0-9._-]*))+)$'
 readonly VOLUME_ID_RE='^(vol-[0-9a-f]{8,17})?$'
 readonly MiB=1048576
 # A partition or filesystem grows only when it gains at least this much (growpart's own fudge).

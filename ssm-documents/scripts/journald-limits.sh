@@ -131,7 +131,7 @@ read_parameters() {
   [[ $DROP_IN_NAME =~ ^[A-Za-z0-9][A-Za-z0-9_-]{0,63}\.conf$ ]] ||
     bad_parameter "DropInName '$DROP_IN_NAME' must be a file name of letters, digits, '_' and '-' ending in .conf"
   CONF_DIR=${STEMEDB_JOURNALD_CONF_DIR:-$DEFAULT_CONF_DIR}
-  [[ $CONF_DIR =~ ^(/[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}){1,16}$ ]] ||
+  [[ $CONF_DIR =~ $PLAIN_PATH_RE ]] ||
     bad_parameter "STEMEDB_JOURNALD_CONF_DIR '$CONF_DIR' must be an absolute path of plain names"
   DROP_IN=$CONF_DIR/$DROP_IN_NAME
 }

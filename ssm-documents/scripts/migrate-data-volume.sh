@@ -82,12 +82,8 @@
 set -euo pipefail
 export LC_ALL=C
 
-readonly MOUNT_RE='^(/(\.{0,2}[A-Za-z0-9_-][A-Za-z0-9._-]*|\.{3,}[A-Za-z0-9._-]*))+$'
-readonly PLAIN_PATH_RE='^(/[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}){1,16}$'
 readonly DEVICE_RE='^(/dev/[A-Za-z0-9_-][A-Za-z0-9_:-]*(/[A-Za-z0-9_-][A-Za-z0-9._:-]*){0,3})?$'
 readonly VOLUME_RE='^(vol-[0-9a-f]{8}([0-9a-f]{9})?)?$'
-readonly SERVICE_RE='^[A-Za-z0-9][A-Za-z0-9@._-]{0,99}$'
-readonly HEALTH_RE='^http://(localhost|127\.0\.0\.1)(:[0-9]{1,5})?/[A-Za-z0-9._/-]*$'
 readonly MARKER='# stemedb migrate-data-volume'
 
 ACTION='' MOUNT='' NEW_VOLUME='' DEVICE_PARAM='' CUR_VOLUME='' FS_PARAM='' INODE_RATIO=''
@@ -203,7 +199,7 @@ read_parameters() {
   DRY_RUN=${SSM_DryRun:-false}
   [[ $DRY_RUN == true || $DRY_RUN == false ]] || { DRY_RUN=false; bad_parameter "DryRun must be true or false"; }
   [[ $ACTION == migrate || $ACTION == check-unused ]] || bad_parameter "Action must be migrate or check-unused"
-  [[ $MOUNT =~ $MOUNT_RE ]] || bad_parameter "MountPoint must be an absolute path of letters, digits, . _ - with no . or .. segment, not /"
+  [[ $MOUNT =~ $DIR_RE ]] || bad_parameter "MountPoint must be an absolute path of letters, digits, . _ - with no . or .. segment, not /"
   [[ $NEW_VOLUME =~ $VOLUME_RE ]] || bad_parameter "VolumeId must be vol- and 8 or 17 hex digits, or empty"
   [[ $DEVICE_PARAM =~ $DEVICE_RE ]] || bad_parameter "Device must be a path under /dev of plain names, or empty"
   [[ $CUR_VOLUME =~ $VOLUME_RE ]] || bad_parameter "CurrentVolumeId must be vol- and 8 or 17 hex digits, or empty"
@@ -211,10 +207,11 @@ read_parameters() {
   if [[ -n $INODE_RATIO ]]; then
     in_range "$INODE_RATIO" 1024 67108864 || bad_parameter "InodeRatio must be a whole number of bytes per inode from 1024 to 67108864"
   fi
-  [[ $STAGING =~ $MOUNT_RE ]] || bad_parameter "StagingDir must be an absolute path like MountPoint"
+  [[ $STAGING =~ $DIR_RE ]] || bad_parameter "StagingDir must be an absolute path like MountPoint"
   [[ $FSTAB =~ $PLAIN_PATH_RE ]] || bad_parameter "FstabFile must be an absolute path of plain names"
+  # shellcheck disable=SC2153 # SERVICE_RE is lib/common.sh's (not a misspelt DEVICE_RE)
   [[ $SERVICE =~ $SERVICE_RE ]] || bad_parameter "ServiceName is not a systemd unit name"
-  [[ $HEALTH_URL =~ $HEALTH_RE ]] || bad_parameter "HealthUrl must be http://localhost or http://127.0.0.1 with a path"
+  [[ $HEALTH_URL =~ $HEALTH_URL_RE ]] || bad_parameter "HealthUrl must be http://localhost or http://127.0.0.1 with a path"
   in_range "$HEALTH_TIMEOUT" 1 900 || bad_parameter "HealthTimeoutSeconds must be from 1 to 900"
   in_range "$PRE_PASSES" 0 3 || bad_parameter "PreSyncPasses must be from 0 to 3"
   in_range "$DEVICE_WAIT" 0 600 || bad_parameter "DeviceWaitSeconds must be from 0 to 600"

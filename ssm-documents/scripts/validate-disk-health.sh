@@ -25,11 +25,6 @@
 # Exit: 0 healthy; 1 unhealthy (stderr: one line naming the failed checks); 2 invalid input.
 set -euo pipefail
 
-readonly PATH_SEGMENT_RE='(\.{0,2}[A-Za-z0-9_-][A-Za-z0-9._-]*|\.{3,}[A-Za-z0-9._-]*)'
-readonly MOUNT_POINT_RE="^(/|(/${PATH_SEGMENT_RE})+)\$"
-readonly SERVICE_RE='^[A-Za-z0-9][A-Za-z0-9@._-]{0,99}$'
-readonly BASE_URL_RE='^http://(localhost|127\.0\.0\.1)(:[0-9]{1,5})?$'
-readonly PERCENT_RE='^([0-9]{1,2}|100)$'
 readonly MINUTES_RE='^[1-9][0-9]{0,4}$'
 readonly ASSERT_BODY='{"concept_path": "test/disk", "predicate": "space_ok", "value": true}'
 readonly TOOL_TIMEOUT_SECONDS=60

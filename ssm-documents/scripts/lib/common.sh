@@ -8,9 +8,26 @@
 # lib/command-document.ts replaces that line with this file's text, so the SSM Command document
 # carries one self-contained script.
 #
-# This file only defines functions: it runs nothing and sets no variable. A script that needs a
-# different variant of one of them defines its own after the include (the later definition wins).
-# Like the scripts, it never contains a double opening brace (SSM would read it as a parameter).
+# This file defines functions and the readonly input patterns below: it runs nothing else. A
+# script that needs a different variant of a function defines its own after the include (the
+# later definition wins). Like the scripts, it never contains a double opening brace (SSM would
+# read it as a parameter).
+#
+# The input patterns the host scripts share, one name each. Each is, character for character, the
+# allowedPattern of the Command document parameters that take such a value, so a script run by
+# itself refuses what SendCommand would; a pattern only one script uses stays in that script.
+#   PATH_SEGMENT_RE    a path segment of letters, digits, . _ - that is not "." or ".."
+#   MOUNT_POINT_RE     a mount point: / or an absolute path of such segments
+#   DIR_RE             an absolute directory of such segments, not / itself
+#   OPTIONAL_DIR_RE    empty, or an absolute directory of such segments
+#   PLAIN_PATH_RE      an absolute path of 1 to 16 plain names (no leading dot), each at most 128
+#                      characters
+#   SERVICE_RE         a systemd unit name
+#   BASE_URL_RE        the database API on this host: http://localhost or http://127.0.0.1, an
+#                      optional port, no path
+#   HEALTH_URL_RE      a health endpoint on this host: the same, with a path
+#   HEALTH_TIMEOUT_RE  seconds to wait for health after a start: 1 to 600
+#   PERCENT_RE         a whole percentage: 0 to 100
 
 # Progress and reasons go to stderr, one line each, prefixed with the script's name.
 log() { printf '%s: %s\n' "$SCRIPT_NAME" "$*" >&2; }
@@ -54,6 +71,21 @@ json_array() {
     json_str "$item"
   done
   printf ']'
+}
+
+# The shared input patterns (named in the header above).
+# shellcheck disable=SC2034 # each script reads the patterns its own parameters need
+{
+  readonly PATH_SEGMENT_RE='(\.{0,2}[A-Za-z0-9_-][A-Za-z0-9._-]*|\.{3,}[A-Za-z0-9._-]*)'
+  readonly MOUNT_POINT_RE="^(/|(/${PATH_SEGMENT_RE})+)\$"
+  readonly DIR_RE="^(/${PATH_SEGMENT_RE})+\$"
+  readonly OPTIONAL_DIR_RE="^(/${PATH_SEGMENT_RE})*\$"
+  readonly PLAIN_PATH_RE='^(/[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}){1,16}$'
+  readonly SERVICE_RE='^[A-Za-z0-9][A-Za-z0-9@._-]{0,99}$'
+  readonly BASE_URL_RE='^http://(localhost|127\.0\.0\.1)(:[0-9]{1,5})?$'
+  readonly HEALTH_URL_RE='^http://(localhost|127\.0\.0\.1)(:[0-9]{1,5})?/[A-Za-z0-9._/-]*$'
+  readonly HEALTH_TIMEOUT_RE='^([1-9][0-9]{0,1}|[1-5][0-9]{2}|600)$'
+  readonly PERCENT_RE='^([0-9]{1,2}|100)$'
 }
 
 # Reads and checks one SSM_ variable into a shell variable: param OUT NAME REGEX DEFAULT.
