@@ -46,6 +46,7 @@ export LC_ALL=C
 readonly SETTINGS=(storage.compaction_enabled storage.compaction_interval_hours storage.compaction_threshold_mb
   backup.retention_days backup.compression_enabled)
 
+# shellcheck disable=SC2034 # HEALTH_URL, HEALTH_TIMEOUT: set by read_edit_parameters, used by lib/config-edit.sh
 CONFIG='' SERVICE='' HEALTH_URL='' HEALTH_TIMEOUT='' DRY_RUN='' RESTART=''
 COMPACTION_ENABLED='' COMPACTION_HOURS='' COMPACTION_MB='' BACKUP_DAYS='' BACKUP_COMPRESSION=''
 # shellcheck disable=SC2034 # used by lib/config-edit.sh
@@ -101,28 +102,16 @@ print_result() {
 # Exit 1 with a reason: the JSON result on stdout, the reason on stderr.
 fail() { end_run 1 "$1"; }
 
-bad_parameter() {
-  log "$1"
-  exit 2
-}
-
-in_range() { [[ $1 =~ ^(0|[1-9][0-9]{0,6})$ ]] && ((10#$1 >= $2 && 10#$1 <= $3)); }
 is_bool() { [[ $1 == true || $1 == false ]]; }
 
 read_parameters() {
-  CONFIG=${SSM_ConfigFile:-}
   COMPACTION_ENABLED=${SSM_CompactionEnabled:-}
   COMPACTION_HOURS=${SSM_CompactionIntervalHours:-}
   COMPACTION_MB=${SSM_CompactionThresholdMb:-}
   BACKUP_DAYS=${SSM_BackupRetentionDays:-}
   BACKUP_COMPRESSION=${SSM_BackupCompressionEnabled:-}
   RESTART=${SSM_RestartService-false}
-  SERVICE=${SSM_ServiceName:-}
-  HEALTH_URL=${SSM_HealthUrl:-}
-  HEALTH_TIMEOUT=${SSM_HealthTimeoutSeconds-60}
   DRY_RUN=${SSM_DryRun-true}
-  [[ $CONFIG =~ ^(/[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}){1,16}$ ]] ||
-    bad_parameter "ConfigFile '$CONFIG' must be an absolute path of plain names (no '..', no spaces)"
   is_bool "$COMPACTION_ENABLED" || bad_parameter "CompactionEnabled '$COMPACTION_ENABLED' must be true or false"
   in_range "$COMPACTION_HOURS" 1 8760 ||
     bad_parameter "CompactionIntervalHours '$COMPACTION_HOURS' must be a whole number from 1 to 8760"
@@ -132,11 +121,9 @@ read_parameters() {
   is_bool "$BACKUP_COMPRESSION" ||
     bad_parameter "BackupCompressionEnabled '$BACKUP_COMPRESSION' must be true or false"
   is_bool "$RESTART" || bad_parameter "RestartService '$RESTART' must be true or false"
-  [[ $SERVICE =~ ^[A-Za-z0-9][A-Za-z0-9@._-]{0,99}$ ]] || bad_parameter "ServiceName '$SERVICE' is not a systemd unit name"
-  [[ $HEALTH_URL =~ ^http://(localhost|127\.0\.0\.1)(:[0-9]{1,5})?/[A-Za-z0-9._/-]*$ ]] ||
-    bad_parameter "HealthUrl '$HEALTH_URL' must be http://localhost or http://127.0.0.1 with a path"
-  in_range "$HEALTH_TIMEOUT" 1 600 || bad_parameter "HealthTimeoutSeconds '$HEALTH_TIMEOUT' must be from 1 to 600"
   is_bool "$DRY_RUN" || bad_parameter "DryRun '$DRY_RUN' must be true or false"
+  read_edit_parameters "${SSM_ConfigFile:-}" "${SSM_ServiceName:-}" "${SSM_HealthUrl:-}" \
+    "${SSM_HealthTimeoutSeconds-60}"
   COMPACTION_HOURS=$((10#$COMPACTION_HOURS)) COMPACTION_MB=$((10#$COMPACTION_MB)) BACKUP_DAYS=$((10#$BACKUP_DAYS))
   REQUESTED=(
     [storage.compaction_enabled]=$COMPACTION_ENABLED

@@ -125,36 +125,21 @@ fail() {
   exit 1
 }
 
-bad_parameter() {
-  printf '%s\n' "wal-cleanup: $1" >&2
-  exit 2
-}
-
 # The Command document checks the same patterns before anything runs; checked again here so the
 # script is safe when run by itself.
-in_range() { [[ $1 =~ ^(0|[1-9][0-9]{0,6})$ ]] && ((10#$1 >= $2 && 10#$1 <= $3)); }
-
 read_parameters() {
-  CONFIG=${SSM_ConfigFile:-}
   RETENTION=${SSM_RetentionDays:-}
   MAX_SEGMENTS=${SSM_MaxSegments:-}
   SEGMENT_MB=${SSM_SegmentSizeMb:-}
-  SERVICE=${SSM_ServiceName:-}
-  HEALTH_URL=${SSM_HealthUrl:-}
-  HEALTH_TIMEOUT=${SSM_HealthTimeoutSeconds-60}
   LOG_WAIT=${SSM_LogWaitSeconds-30}
   DRY_RUN=${SSM_DryRun-false}
-  [[ $CONFIG =~ ^(/[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}){1,16}$ ]] ||
-    bad_parameter "ConfigFile '$CONFIG' must be an absolute path of plain names (no '..', no spaces)"
   in_range "$RETENTION" 1 3650 || bad_parameter "RetentionDays '$RETENTION' must be a whole number from 1 to 3650"
   in_range "$MAX_SEGMENTS" 1 1000000 || bad_parameter "MaxSegments '$MAX_SEGMENTS' must be from 1 to 1000000"
   in_range "$SEGMENT_MB" 1 4096 || bad_parameter "SegmentSizeMb '$SEGMENT_MB' must be from 1 to 4096"
-  [[ $SERVICE =~ ^[A-Za-z0-9][A-Za-z0-9@._-]{0,99}$ ]] || bad_parameter "ServiceName '$SERVICE' is not a systemd unit name"
-  [[ $HEALTH_URL =~ ^http://(localhost|127\.0\.0\.1)(:[0-9]{1,5})?/[A-Za-z0-9._/-]*$ ]] ||
-    bad_parameter "HealthUrl '$HEALTH_URL' must be http://localhost or http://127.0.0.1 with a path"
-  in_range "$HEALTH_TIMEOUT" 1 600 || bad_parameter "HealthTimeoutSeconds '$HEALTH_TIMEOUT' must be from 1 to 600"
   in_range "$LOG_WAIT" 0 600 || bad_parameter "LogWaitSeconds '$LOG_WAIT' must be from 0 to 600"
   [[ $DRY_RUN == true || $DRY_RUN == false ]] || bad_parameter "DryRun '$DRY_RUN' must be true or false"
+  read_edit_parameters "${SSM_ConfigFile:-}" "${SSM_ServiceName:-}" "${SSM_HealthUrl:-}" \
+    "${SSM_HealthTimeoutSeconds-60}"
   # Normalise numbers (leading zeros are not accepted by the patterns, but stay safe).
   RETENTION=$((10#$RETENTION)) MAX_SEGMENTS=$((10#$MAX_SEGMENTS)) SEGMENT_MB=$((10#$SEGMENT_MB))
 }

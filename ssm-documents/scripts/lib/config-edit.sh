@@ -7,7 +7,8 @@
 # and lib/file-backup.sh, whose `link_backup` it uses); only the scripts that edit the config include it, so the other documents
 # do not carry it. It only defines functions.
 #
-# What the functions read and set: the including script defines
+# What the functions read and set: the including script defines (CONFIG, SERVICE, HEALTH_URL and
+# HEALTH_TIMEOUT through read_edit_parameters)
 #   CONFIG          the config file            SERVICE, HEALTH_URL, HEALTH_TIMEOUT  the service
 #   DRY_RUN         true|false                  WORK_DIR, CANDIDATE, META, PRIVATE_DIR,
 #   BACKUP, BACKUP_COPY, CONFIG_CHANGED, RESTARTED, HEALTHY, ROLLED_BACK, ROLLBACK_HEALTHY,
@@ -24,6 +25,29 @@
 # Refused, with nothing changed, when the file cannot be edited safely: [[table]], the table twice,
 # the table as dotted keys or an inline table, a key defined twice, a multi-line value, a value
 # followed by something other than a comment.
+
+# Ends the run on a bad parameter, before anything was looked at: the reason on stderr, exit 2.
+bad_parameter() {
+  log "$1"
+  exit 2
+}
+
+# Is $1 a whole number from $2 to $3 (digits only, no leading zero, as the document's patterns)?
+in_range() { [[ $1 =~ ^(0|[1-9][0-9]{0,6})$ ]] && ((10#$1 >= $2 && 10#$1 <= $3)); }
+
+# read_edit_parameters CONFIG SERVICE HEALTH_URL HEALTH_TIMEOUT: the parameters every config edit
+# takes (the script passes its SSM_ConfigFile, SSM_ServiceName, SSM_HealthUrl and
+# SSM_HealthTimeoutSeconds), checked with the document's patterns and stored in CONFIG, SERVICE,
+# HEALTH_URL and HEALTH_TIMEOUT; a bad one ends the run through bad_parameter.
+read_edit_parameters() {
+  CONFIG=$1 SERVICE=$2 HEALTH_URL=$3 HEALTH_TIMEOUT=$4
+  [[ $CONFIG =~ $PLAIN_PATH_RE ]] ||
+    bad_parameter "ConfigFile '$CONFIG' must be an absolute path of plain names (no '..', no spaces)"
+  [[ $SERVICE =~ $SERVICE_RE ]] || bad_parameter "ServiceName '$SERVICE' is not a systemd unit name"
+  [[ $HEALTH_URL =~ $HEALTH_URL_RE ]] ||
+    bad_parameter "HealthUrl '$HEALTH_URL' must be http://localhost or http://127.0.0.1 with a path"
+  in_range "$HEALTH_TIMEOUT" 1 600 || bad_parameter "HealthTimeoutSeconds '$HEALTH_TIMEOUT' must be from 1 to 600"
+}
 
 # A value read from the file: a JSON number when it is a plain integer, else a string, else null.
 json_toml_value() {
