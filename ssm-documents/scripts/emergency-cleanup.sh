@@ -51,8 +51,6 @@ readonly KEEP_RE='^[1-9][0-9]{0,2}$'
 readonly MIN_AGE_MINUTES=60
 readonly MAX_LISTED=20
 
-PROBLEMS=()
-
 # shellcheck disable=SC2034 # read by lib/common.sh: the prefix of every stderr line
 SCRIPT_NAME='emergency-cleanup'
 # shellcheck source=lib/common.sh disable=SC1091
@@ -384,10 +382,7 @@ main() {
     "$BACKUPS_JSON" "$JOURNAL_JSON" "$CORE_JSON" "$SERVICE_JSON"
   printf '"wal":"not touched here: WAL segments are deleted only by the ArchiveWal automation, after S3 verification","problems":%s}\n' \
     "$(json_array "${PROBLEMS[@]}")"
-  if ((${#PROBLEMS[@]} > 0)); then
-    log "${PROBLEMS[*]}"
-    exit 1
-  fi
+  exit_on_problems
 }
 
 main "$@"

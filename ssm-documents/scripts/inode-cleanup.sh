@@ -290,7 +290,6 @@ main() {
   log "busiest directories (entries, directory):"
   printf '%s\n' "$busiest" >&2
   FILES_DELETED=0
-  PROBLEMS=()
   for i in "${!ALLOWED_DIRS[@]}"; do
     clean_dir "${ALLOWED_DIRS[$i]}" "${DIR_STATES[$i]}"
     dirs_json+=${dirs_json:+,}$D_JSON
@@ -305,10 +304,7 @@ main() {
     "$before" "$after" $((INODES_FREE - inodes_before)) "$FILES_DELETED" "$(busiest_json "$busiest")"
   printf '"wal":"not touched here: small WAL segments are archived and deleted only by the ArchiveWal automation, after S3 verification","problems":%s}\n' \
     "$(json_array "${PROBLEMS[@]}")"
-  if ((${#PROBLEMS[@]} > 0)); then
-    log "${PROBLEMS[*]}"
-    exit 1
-  fi
+  exit_on_problems
 }
 
 main "$@"
