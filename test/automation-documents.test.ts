@@ -34,17 +34,10 @@ import {
   schemaProblems,
   validateAutomationDocument,
 } from './support/automation-validator';
-import {
-  acceptsValue,
-  HOSTILE_ANYWHERE,
-  HOSTILE_PATHS,
-  HOSTILE_UNITS,
-  HOSTILE_URLS,
-  nearMisses,
-  type OperatorParameter,
-} from './support/operator-parameters';
+import { acceptsValue, type OperatorParameter } from './support/operator-parameters';
 import { stackArn } from './support/stack-arn';
 import { synthStack } from './support/synth';
+import { valuesToRefuse } from './support/values-to-refuse';
 
 const DOCUMENTS_DIR = join(REPO_ROOT, 'ssm-documents');
 
@@ -797,29 +790,13 @@ const OTHER_DEPLOYMENT = [
 ];
 
 function hostileFor(kind: Kind, allowed: readonly string[]): string[] {
-  const byKind: Record<Kind, readonly string[]> = {
-    path: HOSTILE_PATHS,
-    dirs: [
-      ...HOSTILE_PATHS,
-      C.walDir,
-      C.dataMount,
-      `${C.dbDir}:${C.walDir}`,
-      `${C.dbDir}:/etc`,
-      `/etc:${C.dbDir}`,
-    ],
-    unit: HOSTILE_UNITS,
-    url: HOSTILE_URLS,
-  };
-  const values = new Set([
-    ...HOSTILE_ANYWHERE,
-    ...byKind[kind],
+  const dirs = [C.walDir, C.dataMount, `${C.dbDir}:${C.walDir}`, `${C.dbDir}:/etc`, `/etc:${C.dbDir}`];
+  return valuesToRefuse(kind === 'dirs' ? 'path' : kind, allowed, [
+    ...(kind === 'dirs' ? dirs : []),
     ...OTHER_DEPLOYMENT,
-    ...allowed.flatMap(nearMisses),
     C.walDir,
     C.backupDir,
   ]);
-  for (const v of allowed) values.delete(v);
-  return [...values];
 }
 
 /** Hostile values the table below tries, in all (for the issue note). */

@@ -29,14 +29,7 @@ import {
   hostileValueTests,
   patternRangeProblems,
 } from './support/hostile-parameters';
-import {
-  acceptsValue,
-  HOSTILE_ANYWHERE,
-  HOSTILE_PATHS,
-  HOSTILE_UNITS,
-  HOSTILE_URLS,
-  nearMisses,
-} from './support/operator-parameters';
+import { acceptsValue } from './support/operator-parameters';
 import {
   answersHealthy,
   cleanupsAfterEach,
@@ -46,6 +39,7 @@ import {
 } from './support/service-bed';
 import type { StandinOptions } from './support/stemedb-standin';
 import { synthStack } from './support/synth';
+import { type HostileKind, valuesToRefuse } from './support/values-to-refuse';
 
 const SCRIPT = join(__dirname, '..', 'ssm-documents', 'scripts', 'wal-cleanup.sh');
 const AUTOMATION = join(__dirname, '..', 'ssm-documents', 'wal-cleanup.automation.yml');
@@ -607,14 +601,9 @@ describe('StemeDB-WalCleanup Automation document', () => {
     (name) => {
       const spec = automation.parameters[name];
       const configured = CONFIGURED[name] ?? '';
-      const hostile = {
-        ConfigFile: HOSTILE_PATHS,
-        ServiceName: HOSTILE_UNITS,
-        HealthUrl: HOSTILE_URLS,
-      }[name] as readonly string[];
+      const kind = { ConfigFile: 'path', ServiceName: 'unit', HealthUrl: 'url' }[name] as HostileKind;
       expect(acceptsValue(spec, configured)).toBe(true);
-      const tried = [...HOSTILE_ANYWHERE, ...hostile, ...nearMisses(configured)];
-      expect(tried.filter((v) => acceptsValue(spec, v))).toEqual([]);
+      expect(valuesToRefuse(kind, [configured]).filter((v) => acceptsValue(spec, v))).toEqual([]);
     },
   );
 
