@@ -2,27 +2,25 @@ import { execFileSync } from 'node:child_process';
 import { appendFileSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { loadAutomationDocumentContent } from '../lib/automation-document';
+import type { AutomationDocumentContent } from '../lib/automation-document';
 import type { CommandDocumentContent } from '../lib/command-document';
 import { runStepScript } from './support/automation-python';
-import {
-  type StepResult,
-  simulateAutomation,
-  validateAutomationDocument,
-} from './support/automation-validator';
-import {
-  type RunResult,
-  runCommandDocument,
-  runScriptDirectly,
-  synthesizeCommandDocument,
-} from './support/command-document-runner';
+import { type StepResult, simulateAutomation } from './support/automation-validator';
+import { type RunResult, runCommandDocument, runScriptDirectly } from './support/command-document-runner';
 import type { FakeSystemd } from './support/fake-systemd';
 import { dfBytes, LoopDeviceLab } from './support/loop-device';
 import {
+  isAValidAutomationDocument,
+  loadSectionAutomation,
+  notificationOf,
+} from './support/section-automation';
+import {
   canaryFile,
   expectEachStepFailureFailsAndIsNotified,
+  FILLABLE_EXT4,
   rejectsBeforeAnyShellRuns,
   scriptRefusesTrailingNewline,
+  sectionOnLoopDisk,
 } from './support/section-bed';
 import { cleanupsAfterEach, STANDIN_UNIT, startedStandin } from './support/service-bed';
 
@@ -41,12 +39,7 @@ let mount: string;
 const lab = new LoopDeviceLab('validate-health-');
 
 beforeAll(() => {
-  doc = synthesizeCommandDocument('ValidateDiskHealth');
-  // -m 0: no root reserve, so df's Use% and ENOSPC line up with what the test fills; -b 4096:
-  // the fill's last 4 KiB writes leave no block free (a 64 MiB ext4 defaults to 1 KiB blocks).
-  const disk = lab.createDisk({ sizeMiB: 64, fs: 'ext4', mkfsArgs: ['-m', '0', '-b', '4096'] });
-  if (disk.mountPoint === undefined) throw new Error('disk not mounted');
-  mount = disk.mountPoint;
+  ({ doc, mount } = sectionOnLoopDisk(lab, 'ValidateDiskHealth', FILLABLE_EXT4));
 });
 afterAll(() => lab.cleanup());
 
@@ -263,20 +256,7 @@ describe('ValidateDiskHealth parameters', () => {
 // ---------------------------------------------------------------------------------------------
 // The Automation document
 
-const SUBSTITUTIONS = {
-  Prefix: 'StemeDB',
-  AutomationRoleArn: 'arn:aws:iam::123456789012:role/StemeDB-automation',
-  TopicArn: 'arn:aws:sns:eu-west-1:123456789012:StemeDB-disk',
-  DataMount: '/data',
-  ServiceName: 'stemedb-api',
-  BaseUrl: 'http://localhost:18180',
-  RecoveredUsedPercent: '80',
-  RecoveredInodesFreePercent: '10',
-};
-
-function automation() {
-  return loadAutomationDocumentContent('ValidateDiskHealth', { substitutions: SUBSTITUTIONS });
-}
+const automation = (): AutomationDocumentContent => loadSectionAutomation('ValidateDiskHealth');
 
 const READ_OUTPUTS = {
   Healthy: 'true',
@@ -301,9 +281,7 @@ describe('ValidateDiskHealth automation', () => {
     documentName: 'StemeDB-Host-ValidateDiskHealth',
   };
 
-  test('is a valid Automation document', () => {
-    expect(validateAutomationDocument(automation())).toEqual([]);
-  });
+  isAValidAutomationDocument(() => automation());
 
   test('runs the host document with the deploy-time service, API and thresholds', () => {
     const sim = simulate([]);
@@ -337,7 +315,7 @@ describe('ValidateDiskHealth automation', () => {
       'FailUnhealthy',
     ]);
     expect(sim.status).toBe('Failed');
-    expect((sim.inputs.NotifyUnhealthy as { Subject: string }).Subject).toBe(
+    expect(notificationOf(sim, 'NotifyUnhealthy').Subject).toBe(
       'StemeDB-ValidateDiskHealth on i-0123456789abcdef0: UNHEALTHY (disk, write)',
     );
   });
