@@ -40,6 +40,7 @@ import {
   sectionOnLoopDisk,
   shellInjections,
 } from './support/section-bed';
+import { cleanupsAfterEach } from './support/service-bed';
 import { freePort, standinCommand } from './support/stemedb-standin';
 
 const MiB = 1024 * 1024;
@@ -75,11 +76,8 @@ afterAll(async () => {
   rmSync(recorder, { recursive: true, force: true });
 });
 
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const fn of cleanups.splice(0).reverse()) await fn();
-  rmSync(join(recorder, 'journalctl.args'), { force: true });
-});
+const cleanups = cleanupsAfterEach();
+afterEach(() => rmSync(join(recorder, 'journalctl.args'), { force: true }));
 
 /** Sets the mtime (and atime) of a path, `daysAgo` days back, without following a symlink. */
 function age(path: string, daysAgo: number): void {

@@ -10,7 +10,6 @@ import {
   closeSync,
   existsSync,
   mkdirSync,
-  mkdtempSync,
   openSync,
   readdirSync,
   rmSync,
@@ -19,7 +18,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AutomationDocumentContent } from '../lib/automation-document';
 import type { CommandDocumentContent } from '../lib/command-document';
 import { executeScriptStep } from './support/automation-python';
@@ -43,30 +42,24 @@ import {
   rejectsHostileValuesBeforeAnyShellRuns,
   sectionOnLoopDisk,
   shellInjections,
+  suiteTempDir,
 } from './support/section-bed';
+import { cleanupsAfterEach } from './support/service-bed';
 
 /** A 16 MiB ext4 made with 256 inodes (and no root reserve): a test can take every one. */
 const FEW_INODES: DiskOptions = { sizeMiB: 16, fs: 'ext4', mkfsArgs: ['-N', '256', '-m', '0'] };
 
 let doc: CommandDocumentContent;
 let mount: string;
-let outside: string;
+const outside = suiteTempDir('inode-outside');
 const lab = new LoopDeviceLab('inode-cleanup-');
 
 beforeAll(() => {
   ({ doc, mount } = sectionOnLoopDisk(lab, 'InodeCleanup', FEW_INODES));
-  outside = mkdtempSync(join(tmpdir(), 'inode-outside-'));
 });
+afterAll(() => lab.cleanup());
 
-afterAll(() => {
-  lab.cleanup();
-  rmSync(outside, { recursive: true, force: true });
-});
-
-const cleanups: Array<() => void> = [];
-afterEach(() => {
-  for (const fn of cleanups.splice(0).reverse()) fn();
-});
+const cleanups = cleanupsAfterEach();
 
 function aged(path: string, content: string, minutesAgo: number): void {
   writeFileSync(path, content);

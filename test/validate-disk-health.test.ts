@@ -10,6 +10,7 @@ import { type RunResult, runCommandDocument, runScriptDirectly } from './support
 import type { FakeSystemd } from './support/fake-systemd';
 import { dfBytes, LoopDeviceLab } from './support/loop-device';
 import {
+  TEST_INSTANCE as INSTANCE,
   isAValidAutomationDocument,
   loadSectionAutomation,
   notificationOf,
@@ -266,7 +267,7 @@ const READ_OUTPUTS = {
 };
 
 function simulate(failing: readonly string[], readOutputs: Record<string, string> = READ_OUTPUTS) {
-  return simulateAutomation(automation(), { InstanceId: 'i-0123456789abcdef0' }, (step): StepResult => {
+  return simulateAutomation(automation(), { InstanceId: INSTANCE }, (step): StepResult => {
     if (failing.includes(step)) return { status: 'Failed' };
     if (step === 'ReadResult') return { status: 'Success', outputs: readOutputs };
     return { status: 'Success', outputs: { MessageId: 'm-1' } };
@@ -277,7 +278,7 @@ describe('ValidateDiskHealth automation', () => {
   const EVENTS = {
     executionId: 'e-1',
     stepName: 'Validate',
-    instanceId: 'i-0123456789abcdef0',
+    instanceId: INSTANCE,
     documentName: 'StemeDB-Host-ValidateDiskHealth',
   };
 
@@ -287,7 +288,7 @@ describe('ValidateDiskHealth automation', () => {
     const sim = simulate([]);
     expect(sim.inputs.Validate).toMatchObject({
       DocumentName: 'StemeDB-Host-ValidateDiskHealth',
-      InstanceIds: ['i-0123456789abcdef0'],
+      InstanceIds: [INSTANCE],
       Parameters: {
         MountPoint: '/data',
         ServiceName: 'stemedb-api',
@@ -374,7 +375,7 @@ describe('ValidateDiskHealth automation', () => {
       expect.stringMatching(/^OK {3}journal: /),
     ]);
     expect(calls.map((c) => c.op)).toEqual(['get_automation_execution', 'get_command_invocation']);
-    expect(calls[1]?.args).toEqual({ CommandId: 'c-1', InstanceId: 'i-0123456789abcdef0' });
+    expect(calls[1]?.args).toEqual({ CommandId: 'c-1', InstanceId: INSTANCE });
   });
 
   test('finds the command with ListCommands when the failed step recorded no CommandId', () => {
@@ -399,7 +400,7 @@ describe('ValidateDiskHealth automation', () => {
     });
     expect(result.healthy).toBe('true');
     expect(calls.find((c) => c.op === 'list_commands')?.args).toEqual({
-      InstanceId: 'i-0123456789abcdef0',
+      InstanceId: INSTANCE,
       Filters: [{ key: 'DocumentName', value: 'StemeDB-Host-ValidateDiskHealth' }],
     });
     expect(calls.filter((c) => c.op === 'get_command_invocation').map((c) => c.args.CommandId)).toEqual([

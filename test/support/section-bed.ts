@@ -49,9 +49,17 @@ export type ParameterCase = readonly [name: string, value: string];
  * fresh directory removed after the suite. Call it inside a `describe`.
  */
 export function canaryFile(label: string): string {
-  const dir = mkdtempSync(join(tmpdir(), `${label}-canary-`));
+  return join(suiteTempDir(`${label}-canary`), 'ran');
+}
+
+/**
+ * A fresh directory named `<label>-…` under the temp directory, removed with all it holds after
+ * the suite (or the `describe` it is called in).
+ */
+export function suiteTempDir(label: string): string {
+  const dir = mkdtempSync(join(tmpdir(), `${label}-`));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
-  return join(dir, 'ran');
+  return dir;
 }
 
 /**
