@@ -34,17 +34,10 @@ import {
   schemaProblems,
   validateAutomationDocument,
 } from './support/automation-validator';
-import {
-  acceptsValue,
-  HOSTILE_ANYWHERE,
-  HOSTILE_PATHS,
-  HOSTILE_UNITS,
-  HOSTILE_URLS,
-  nearMisses,
-  type OperatorParameter,
-} from './support/operator-parameters';
+import { acceptsValue, type OperatorParameter } from './support/operator-parameters';
 import { stackArn } from './support/stack-arn';
 import { synthStack } from './support/synth';
+import { valuesToRefuse } from './support/values-to-refuse';
 
 const DOCUMENTS_DIR = join(REPO_ROOT, 'ssm-documents');
 
@@ -213,18 +206,154 @@ describe('the Automation validator', () => {
     expect(validateAutomationDocument(baseDocument())).toEqual([]);
   });
 
-  it('fails the targets check for a nextStep that names no step', () => {
-    const doc = baseDocument();
-    step(doc, 'Act').nextStep = 'Reprot';
-    expect(checksFailed(doc)).toEqual(['targets']);
-    expect(messages(doc)).toContain('Act.nextStep names step "Reprot"');
-  });
+  /** The `inputs` of the base document's step `name`. */
+  const inputsOf = (doc: Doc, name: string) => step(doc, name).inputs as Record<string, unknown>;
+  /** The first choice of the base document's branch. */
+  const firstChoice = (doc: Doc) =>
+    (inputsOf(doc, 'Decide') as { Choices: Record<string, unknown>[] }).Choices[0] as Record<string, unknown>;
 
-  it('fails the targets check for an onFailure step that does not exist', () => {
+  // [the test's name, the one thing changed in the base document, the checks that fail (all of
+  // them, or expect.arrayContaining for "at least"), and a text the messages hold]
+  it.each<[string, (doc: Doc) => unknown, unknown, string?]>([
+    [
+      'fails the targets check for a nextStep that names no step',
+      (doc) => Object.assign(step(doc, 'Act'), { nextStep: 'Reprot' }),
+      ['targets'],
+      'Act.nextStep names step "Reprot"',
+    ],
+    [
+      'fails the targets check for an onFailure step that does not exist',
+      (doc) => Object.assign(step(doc, 'Act'), { onFailure: 'step:Rollback' }),
+      expect.arrayContaining(['targets']),
+      'Act.onFailure names step "Rollback"',
+    ],
+    [
+      'fails the references check for an unknown parameter',
+      (doc) => Object.assign(inputsOf(doc, 'Act'), { InstanceIds: ['{{ InstanceID }}'] }),
+      ['references'],
+      '{{ InstanceID }}',
+    ],
+    [
+      'fails the references check for an output the step does not have',
+      (doc) => Object.assign(inputsOf(doc, 'Report'), { Message: '{{ Check.Result }}' }),
+      expect.arrayContaining(['references']),
+      'step Check has no output Result',
+    ],
+    [
+      'fails the references check for an unknown system variable',
+      (doc) => Object.assign(inputsOf(doc, 'Report'), { Message: '{{ automation:NODE }}' }),
+      ['references'],
+    ],
+    [
+      'accepts the predefined outputs of an action without an outputs section',
+      (doc) => Object.assign(inputsOf(doc, 'Act'), { Comment: '{{ Check.Payload }} {{ Check.StatusCode }}' }),
+      [],
+    ],
+    [
+      'fails the references check for a document output of a missing step',
+      (doc) => Object.assign(doc, { outputs: ['Missing.Status'] }),
+      ['references'],
+    ],
+    [
+      'fails the step-names check for a duplicate step name',
+      (doc) => Object.assign(step(doc, 'Act'), { name: 'Check' }),
+      expect.arrayContaining(['step-names']),
+      'step name Check is used more than once',
+    ],
+    [
+      'fails the order check for a step that reads an output on a path where its step failed',
+      (doc) => Object.assign(inputsOf(doc, 'Report'), { Message: 'status {{ Check.Status }}' }),
+      ['order'],
+      'step Report reads {{ Check.Status }}, but can run without step Check',
+    ],
+    [
+      'fails the order check when the producing step continues on failure',
+      (doc) => Object.assign(step(doc, 'Check'), { onFailure: 'Continue' }),
+      ['order'],
+    ],
+    [
+      'fails the flow check for a step no path reaches',
+      (doc) => steps(doc).push({ name: 'Orphan', action: 'aws:sleep', inputs: { Duration: 'PT1S' } }),
+      ['flow'],
+    ],
+    [
+      'fails the schema check for an unknown action',
+      (doc) => Object.assign(step(doc, 'Act'), { action: 'aws:runShellScript' }),
+      expect.arrayContaining(['schema']),
+    ],
+    [
+      'fails the schema check for a step property the schema does not know',
+      (doc) => Object.assign(step(doc, 'Act'), { onError: 'Abort' }),
+      ['schema'],
+    ],
+    [
+      'fails the schema check for a missing required input',
+      (doc) => Object.assign(inputsOf(doc, 'Act'), { DocumentName: undefined }),
+      ['schema'],
+    ],
+    [
+      'fails the schema check for a branch choice with two operators (extension 5)',
+      (doc) => Object.assign(firstChoice(doc), { StartsWith: 'g' }),
+      ['schema'],
+    ],
+    [
+      'fails the schema check for a branch choice without NextStep (extension 5)',
+      (doc) => Object.assign(firstChoice(doc), { NextStep: undefined }),
+      expect.arrayContaining(['schema']),
+    ],
+    [
+      'accepts nested And/Or/Not branch conditions (extension 5)',
+      (doc) =>
+        Object.assign(inputsOf(doc, 'Decide'), {
+          Choices: [
+            {
+              NextStep: 'Act',
+              And: [
+                { Variable: '{{ Check.Status }}', StringEquals: 'go' },
+                { Not: { Variable: '{{ DryRun }}', StringEquals: 'true' } },
+              ],
+            },
+          ],
+        }),
+      [],
+    ],
+    [
+      'accepts onCancel, which the published schema rejects (extension 2)',
+      (doc) => Object.assign(step(doc, 'Act'), { onCancel: 'step:Report' }),
+      [],
+    ],
+    [
+      'fails the schema check for a step output without a Selector (extension 8)',
+      (doc) =>
+        Object.assign(step(doc, 'Check'), { outputs: [{ Name: 'Status', Selecter: '$.Payload.status' }] }),
+      expect.arrayContaining(['schema']),
+    ],
+    [
+      'fails the parameters check for a String parameter with neither pattern nor values',
+      (doc) => Object.assign(doc.parameters as object, { InstanceId: { type: 'String' } }),
+      ['parameters'],
+    ],
+    [
+      'fails the parameters check for a pattern that is not anchored',
+      (doc) =>
+        Object.assign(doc.parameters as object, {
+          InstanceId: { type: 'String', allowedPattern: '^i-[0-9a-f]+|x$' },
+        }),
+      ['parameters'],
+    ],
+    [
+      'fails the parameters check for a default outside the allowed values',
+      (doc) =>
+        Object.assign(doc.parameters as object, {
+          DryRun: { type: 'String', default: 'yes', allowedValues: ['true', 'false'] },
+        }),
+      ['parameters'],
+    ],
+  ])('%s', (_name, change, fails, says) => {
     const doc = baseDocument();
-    step(doc, 'Act').onFailure = 'step:Rollback';
-    expect(checksFailed(doc)).toContain('targets');
-    expect(messages(doc)).toContain('Act.onFailure names step "Rollback"');
+    change(doc);
+    expect(checksFailed(doc)).toEqual(fails);
+    if (says !== undefined) expect(messages(doc)).toContain(says);
   });
 
   it('fails the targets check for a branch NextStep or Default that does not exist', () => {
@@ -234,112 +363,6 @@ describe('the Automation validator', () => {
     inputs.Default = 'Elsewhere';
     expect(messages(doc)).toContain('Decide.inputs.Choices[0].NextStep names step "Nowhere"');
     expect(messages(doc)).toContain('Decide.inputs.Default names step "Elsewhere"');
-  });
-
-  it('fails the references check for an unknown parameter', () => {
-    const doc = baseDocument();
-    (step(doc, 'Act').inputs as Record<string, unknown>).InstanceIds = ['{{ InstanceID }}'];
-    expect(checksFailed(doc)).toEqual(['references']);
-    expect(messages(doc)).toContain('{{ InstanceID }}');
-  });
-
-  it('fails the references check for an output the step does not have', () => {
-    const doc = baseDocument();
-    (step(doc, 'Report').inputs as Record<string, unknown>).Message = '{{ Check.Result }}';
-    expect(messages(doc)).toContain('step Check has no output Result');
-  });
-
-  it('fails the references check for an unknown system variable', () => {
-    const doc = baseDocument();
-    (step(doc, 'Report').inputs as Record<string, unknown>).Message = '{{ automation:NODE }}';
-    expect(checksFailed(doc)).toEqual(['references']);
-  });
-
-  it('accepts the predefined outputs of an action without an outputs section', () => {
-    const doc = baseDocument();
-    (step(doc, 'Act').inputs as Record<string, unknown>).Comment =
-      '{{ Check.Payload }} {{ Check.StatusCode }}';
-    expect(checksFailed(doc)).toEqual([]);
-  });
-
-  it('fails the references check for a document output of a missing step', () => {
-    const doc = baseDocument();
-    doc.outputs = ['Missing.Status'];
-    expect(checksFailed(doc)).toEqual(['references']);
-  });
-
-  it('fails the step-names check for a duplicate step name', () => {
-    const doc = baseDocument();
-    step(doc, 'Act').name = 'Check';
-    expect(checksFailed(doc)).toContain('step-names');
-    expect(messages(doc)).toContain('step name Check is used more than once');
-  });
-
-  it('fails the order check for a step that reads an output on a path where its step failed', () => {
-    const doc = baseDocument();
-    (step(doc, 'Report').inputs as Record<string, unknown>).Message = 'status {{ Check.Status }}';
-    expect(checksFailed(doc)).toEqual(['order']);
-    expect(messages(doc)).toContain('step Report reads {{ Check.Status }}, but can run without step Check');
-  });
-
-  it('fails the order check when the producing step continues on failure', () => {
-    const doc = baseDocument();
-    step(doc, 'Check').onFailure = 'Continue';
-    expect(checksFailed(doc)).toEqual(['order']);
-  });
-
-  it('fails the flow check for a step no path reaches', () => {
-    const doc = baseDocument();
-    steps(doc).push({ name: 'Orphan', action: 'aws:sleep', inputs: { Duration: 'PT1S' } });
-    expect(checksFailed(doc)).toEqual(['flow']);
-  });
-
-  it('fails the schema check for an unknown action', () => {
-    const doc = baseDocument();
-    step(doc, 'Act').action = 'aws:runShellScript';
-    expect(checksFailed(doc)).toContain('schema');
-  });
-
-  it('fails the schema check for a step property the schema does not know', () => {
-    const doc = baseDocument();
-    step(doc, 'Act').onError = 'Abort';
-    expect(checksFailed(doc)).toEqual(['schema']);
-  });
-
-  it('fails the schema check for a missing required input', () => {
-    const doc = baseDocument();
-    (step(doc, 'Act').inputs as Record<string, unknown>).DocumentName = undefined;
-    expect(checksFailed(doc)).toEqual(['schema']);
-  });
-
-  it('fails the schema check for a branch choice with two operators (extension 5)', () => {
-    const doc = baseDocument();
-    const choice = (step(doc, 'Decide').inputs as { Choices: Record<string, unknown>[] })
-      .Choices[0] as Record<string, unknown>;
-    choice.StartsWith = 'g';
-    expect(checksFailed(doc)).toEqual(['schema']);
-  });
-
-  it('fails the schema check for a branch choice without NextStep (extension 5)', () => {
-    const doc = baseDocument();
-    const choice = (step(doc, 'Decide').inputs as { Choices: Record<string, unknown>[] })
-      .Choices[0] as Record<string, unknown>;
-    choice.NextStep = undefined;
-    expect(checksFailed(doc)).toContain('schema');
-  });
-
-  it('accepts nested And/Or/Not branch conditions (extension 5)', () => {
-    const doc = baseDocument();
-    (step(doc, 'Decide').inputs as { Choices: unknown[] }).Choices = [
-      {
-        NextStep: 'Act',
-        And: [
-          { Variable: '{{ Check.Status }}', StringEquals: 'go' },
-          { Not: { Variable: '{{ DryRun }}', StringEquals: 'true' } },
-        ],
-      },
-    ];
-    expect(validateAutomationDocument(doc)).toEqual([]);
   });
 
   it('fails the schema check for a Python runtime AWS no longer accepts (extension 4)', () => {
@@ -353,43 +376,6 @@ describe('the Automation validator', () => {
     expect(checksFailed(doc)).toEqual(['schema']);
     (step(doc, 'Script').inputs as Record<string, unknown>).Runtime = 'python3.11';
     expect(validateAutomationDocument(doc)).toEqual([]);
-  });
-
-  it('accepts onCancel, which the published schema rejects (extension 2)', () => {
-    const doc = baseDocument();
-    step(doc, 'Act').onCancel = 'step:Report';
-    expect(validateAutomationDocument(doc)).toEqual([]);
-  });
-
-  it('fails the schema check for a step output without a Selector (extension 8)', () => {
-    const doc = baseDocument();
-    step(doc, 'Check').outputs = [{ Name: 'Status', Selecter: '$.Payload.status' }];
-    expect(checksFailed(doc)).toContain('schema');
-  });
-
-  it('fails the parameters check for a String parameter with neither pattern nor values', () => {
-    const doc = baseDocument();
-    (doc.parameters as Record<string, unknown>).InstanceId = { type: 'String' };
-    expect(checksFailed(doc)).toEqual(['parameters']);
-  });
-
-  it('fails the parameters check for a pattern that is not anchored', () => {
-    const doc = baseDocument();
-    (doc.parameters as Record<string, unknown>).InstanceId = {
-      type: 'String',
-      allowedPattern: '^i-[0-9a-f]+|x$',
-    };
-    expect(checksFailed(doc)).toEqual(['parameters']);
-  });
-
-  it('fails the parameters check for a default outside the allowed values', () => {
-    const doc = baseDocument();
-    (doc.parameters as Record<string, Record<string, unknown>>).DryRun = {
-      type: 'String',
-      default: 'yes',
-      allowedValues: ['true', 'false'],
-    };
-    expect(checksFailed(doc)).toEqual(['parameters']);
   });
 
   it('needs the extensions: the published schema alone rejects onCancel and python3.11', () => {
@@ -447,13 +433,19 @@ describe('AutomationDocument', () => {
     };
   }
 
-  it('synthesizes an Automation CfnDocument named <prefix>-<name>, updated as a new version', () => {
+  /** The ExpandVolume document built by the construct in a fresh stack, with its substitutions. */
+  function expandVolumeDocument(): { stack: Stack; doc: AutomationDocument } {
     const stack = new Stack(new App(), 'Test');
-    new AutomationDocument(stack, 'ExpandVolume', {
+    const doc = new AutomationDocument(stack, 'ExpandVolume', {
       prefix: 'StemeDB',
       name: 'ExpandVolume',
       substitutions: expandVolumeSubstitutions(stack),
     });
+    return { stack, doc };
+  }
+
+  it('synthesizes an Automation CfnDocument named <prefix>-<name>, updated as a new version', () => {
+    const { stack } = expandVolumeDocument();
     Template.fromStack(stack).hasResourceProperties('AWS::SSM::Document', {
       Name: 'StemeDB-ExpandVolume',
       DocumentType: 'Automation',
@@ -464,12 +456,7 @@ describe('AutomationDocument', () => {
   });
 
   it('puts CDK tokens where the placeholders were (topic Ref, role GetAtt, names)', () => {
-    const stack = new Stack(new App(), 'Test');
-    const doc = new AutomationDocument(stack, 'ExpandVolume', {
-      prefix: 'StemeDB',
-      name: 'ExpandVolume',
-      substitutions: expandVolumeSubstitutions(stack),
-    });
+    const { stack, doc } = expandVolumeDocument();
     const content = stack.resolve(doc.resource.content) as {
       parameters: Record<string, { default?: unknown }>;
       mainSteps: { name: string; inputs: Record<string, unknown> }[];
@@ -486,12 +473,7 @@ describe('AutomationDocument', () => {
   });
 
   it('exposes the document ARN and the automation-definition ARN for StartAutomationExecution', () => {
-    const stack = new Stack(new App(), 'Test');
-    const doc = new AutomationDocument(stack, 'ExpandVolume', {
-      prefix: 'StemeDB',
-      name: 'ExpandVolume',
-      substitutions: expandVolumeSubstitutions(stack),
-    });
+    const { stack, doc } = expandVolumeDocument();
     const arnOf = (v: string) => stack.resolve(v) as { 'Fn::Join': [string, unknown[]] };
     expect(arnOf(doc.automationDefinitionArn)).toEqual(
       stackArn('ssm', ':automation-definition/StemeDB-ExpandVolume:$DEFAULT'),
@@ -808,29 +790,13 @@ const OTHER_DEPLOYMENT = [
 ];
 
 function hostileFor(kind: Kind, allowed: readonly string[]): string[] {
-  const byKind: Record<Kind, readonly string[]> = {
-    path: HOSTILE_PATHS,
-    dirs: [
-      ...HOSTILE_PATHS,
-      C.walDir,
-      C.dataMount,
-      `${C.dbDir}:${C.walDir}`,
-      `${C.dbDir}:/etc`,
-      `/etc:${C.dbDir}`,
-    ],
-    unit: HOSTILE_UNITS,
-    url: HOSTILE_URLS,
-  };
-  const values = new Set([
-    ...HOSTILE_ANYWHERE,
-    ...byKind[kind],
+  const dirs = [C.walDir, C.dataMount, `${C.dbDir}:${C.walDir}`, `${C.dbDir}:/etc`, `/etc:${C.dbDir}`];
+  return valuesToRefuse(kind === 'dirs' ? 'path' : kind, allowed, [
+    ...(kind === 'dirs' ? dirs : []),
     ...OTHER_DEPLOYMENT,
-    ...allowed.flatMap(nearMisses),
     C.walDir,
     C.backupDir,
   ]);
-  for (const v of allowed) values.delete(v);
-  return [...values];
 }
 
 /** Hostile values the table below tries, in all (for the issue note). */

@@ -2,14 +2,10 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest';
-import { loadAutomationDocumentContent } from '../lib/automation-document';
+import type { AutomationDocumentContent } from '../lib/automation-document';
 import type { CommandDocumentContent } from '../lib/command-document';
 import { runStepScript } from './support/automation-python';
-import {
-  type StepResult,
-  simulateAutomation,
-  validateAutomationDocument,
-} from './support/automation-validator';
+import { type StepResult, simulateAutomation } from './support/automation-validator';
 import {
   type RunResult,
   runCommandDocument,
@@ -17,11 +13,14 @@ import {
   synthesizeCommandDocument,
 } from './support/command-document-runner';
 import { LoopDeviceLab } from './support/loop-device';
+import { isAValidAutomationDocument, loadSectionAutomation } from './support/section-automation';
 import {
   canaryFile,
   expectEachStepFailureFailsAndIsNotified,
+  FILLABLE_EXT4,
   rejectsBeforeAnyShellRuns,
   scriptRefusesTrailingNewline,
+  sectionOnLoopDisk,
 } from './support/section-bed';
 import { freePort, type RunningStandin, startStandin } from './support/stemedb-standin';
 
@@ -45,11 +44,7 @@ let standin: RunningStandin;
 const lab = new LoopDeviceLab('compact-db-');
 
 beforeAll(async () => {
-  doc = synthesizeCommandDocument('CompactDatabase');
-  // -b 4096: the fill's last 4 KiB writes leave no block free (64 MiB ext4 defaults to 1 KiB).
-  const disk = lab.createDisk({ sizeMiB: 64, fs: 'ext4', mkfsArgs: ['-m', '0', '-b', '4096'] });
-  if (disk.mountPoint === undefined) throw new Error('disk not mounted');
-  mount = disk.mountPoint;
+  ({ doc, mount } = sectionOnLoopDisk(lab, 'CompactDatabase', FILLABLE_EXT4));
   dbDir = join(mount, 'db');
   standin = await startStandin({ dataDir: mount, compactionMs: 1500 });
 });
@@ -283,21 +278,7 @@ describe('CompactDatabase parameters', () => {
 // ---------------------------------------------------------------------------------------------
 // The Automation document
 
-const SUBSTITUTIONS = {
-  Prefix: 'StemeDB',
-  AutomationRoleArn: 'arn:aws:iam::123456789012:role/StemeDB-automation',
-  TopicArn: 'arn:aws:sns:eu-west-1:123456789012:StemeDB-disk',
-  DataMount: '/data',
-  WalDir: '/data/wal',
-  DbDir: '/data/db',
-  BaseUrl: 'http://localhost:18180',
-  RecoveredUsedPercent: '80',
-  RecoveredInodesFreePercent: '10',
-};
-
-function automation() {
-  return loadAutomationDocumentContent('CompactDatabase', { substitutions: SUBSTITUTIONS });
-}
+const automation = (): AutomationDocumentContent => loadSectionAutomation('CompactDatabase');
 
 /** Every output the Summarize step declares ('' each), with Status set. */
 function summarizeOutputs(status: string): Record<string, string> {
@@ -355,9 +336,7 @@ function responsesFor(compact: RunResult, report: RunResult | undefined): Record
 }
 
 describe('CompactDatabase automation', () => {
-  test('is a valid Automation document', () => {
-    expect(validateAutomationDocument(automation())).toEqual([]);
-  });
+  isAValidAutomationDocument(() => automation());
 
   test('runs the host compaction with the runtime and deploy-time parameters, then the disk report', () => {
     const sim = simulate([], 'dry-run', { DryRun: 'true', Aggressive: 'true', MinFreePercent: '10' });

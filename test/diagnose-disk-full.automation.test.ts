@@ -2,20 +2,16 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type AutomationDocumentContent, loadAutomationDocumentContent } from '../lib/automation-document';
+import type { AutomationDocumentContent } from '../lib/automation-document';
 import { type BotoCall, executeScriptStep, runStepScript, type ScriptRun } from './support/automation-python';
-import {
-  type Simulation,
-  type StepResult,
-  simulateAutomation,
-  validateAutomationDocument,
-} from './support/automation-validator';
+import { type Simulation, type StepResult, simulateAutomation } from './support/automation-validator';
 import {
   type RunResult,
   runCommandDocument,
   synthesizeCommandDocument,
 } from './support/command-document-runner';
 import { dfBytes, LoopDeviceLab } from './support/loop-device';
+import { isAValidAutomationDocument, loadSectionAutomation } from './support/section-automation';
 
 /**
  * StemeDB-DiagnoseDiskFull (runbook Quick Diagnosis), end to end on this machine: for three real
@@ -43,17 +39,11 @@ interface Node {
 
 /** The document with the deploy-time values of a node whose data filesystem is at `mount`. */
 function automation(mount: string, prefix = 'StemeDB'): AutomationDocumentContent {
-  return loadAutomationDocumentContent('DiagnoseDiskFull', {
-    substitutions: {
-      Prefix: prefix,
-      AutomationRoleArn: 'arn:aws:iam::123456789012:role/StemeDB-automation',
-      TopicArn: 'arn:aws:sns:eu-west-1:123456789012:StemeDB-disk',
-      DataMount: mount,
-      WalDir: join(mount, 'wal'),
-      DbDir: join(mount, 'db'),
-      RecoveredUsedPercent: '80',
-      RecoveredInodesFreePercent: '10',
-    },
+  return loadSectionAutomation('DiagnoseDiskFull', {
+    Prefix: prefix,
+    DataMount: mount,
+    WalDir: join(mount, 'wal'),
+    DbDir: join(mount, 'db'),
   });
 }
 
@@ -198,9 +188,7 @@ const UNKNOWN_SECTION_PATH = [
 ];
 
 describe('DiagnoseDiskFull automation', () => {
-  it('is a valid Automation document', () => {
-    expect(validateAutomationDocument(healthy.doc)).toEqual([]);
-  });
+  isAValidAutomationDocument(() => healthy.doc);
 
   it('runs the host DiskReport with the mount point and the deploy-time directories and levels', () => {
     expect(diskReportInputs(mostlyDb.doc).Parameters).toEqual({

@@ -21,22 +21,26 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { type AutomationDocumentContent, loadAutomationDocumentContent } from '../lib/automation-document';
+import type { AutomationDocumentContent } from '../lib/automation-document';
 import type { CommandDocumentContent } from '../lib/command-document';
 import { executeScriptStep } from './support/automation-python';
-import {
-  type StepResult,
-  simulateAutomation,
-  validateAutomationDocument,
-} from './support/automation-validator';
-import {
-  ParameterValidationError,
-  type RunResult,
-  runCommandDocument,
-  synthesizeCommandDocument,
-} from './support/command-document-runner';
+import { type StepResult, simulateAutomation } from './support/automation-validator';
+import { type RunResult, runCommandDocument } from './support/command-document-runner';
 import { createFakeSystemd, type FakeSystemd } from './support/fake-systemd';
 import { checksumTree, LoopDeviceLab } from './support/loop-device';
+import {
+  TEST_INSTANCE as INSTANCE,
+  isAValidAutomationDocument,
+  loadSectionAutomation,
+  notificationOf,
+} from './support/section-automation';
+import {
+  FILLABLE_EXT4,
+  rejectsHostileValuesBeforeAnyShellRuns,
+  sectionOnLoopDisk,
+  shellInjections,
+} from './support/section-bed';
+import { cleanupsAfterEach } from './support/service-bed';
 import { freePort, standinCommand } from './support/stemedb-standin';
 
 const MiB = 1024 * 1024;
@@ -57,10 +61,7 @@ echo "Vacuuming done, freed 16.0M of archived journals from /var/log/journal/x."
 `;
 
 beforeAll(() => {
-  doc = synthesizeCommandDocument('EmergencyCleanup');
-  const disk = lab.createDisk({ sizeMiB: 64, fs: 'ext4', mkfsArgs: ['-m', '0', '-b', '4096'] });
-  if (disk.mountPoint === undefined) throw new Error('disk not mounted');
-  mount = disk.mountPoint;
+  ({ doc, mount } = sectionOnLoopDisk(lab, 'EmergencyCleanup', FILLABLE_EXT4));
   outside = mkdtempSync(join(tmpdir(), 'emergency-outside-'));
   recorder = mkdtempSync(join(tmpdir(), 'emergency-journalctl-'));
   writeFileSync(join(recorder, 'journalctl'), JOURNALCTL);
@@ -75,11 +76,8 @@ afterAll(async () => {
   rmSync(recorder, { recursive: true, force: true });
 });
 
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const fn of cleanups.splice(0).reverse()) await fn();
-  rmSync(join(recorder, 'journalctl.args'), { force: true });
-});
+const cleanups = cleanupsAfterEach();
+afterEach(() => rmSync(join(recorder, 'journalctl.args'), { force: true }));
 
 /** Sets the mtime (and atime) of a path, `daysAgo` days back, without following a symlink. */
 function age(path: string, daysAgo: number): void {
@@ -375,18 +373,7 @@ describe('Host-EmergencyCleanup starts the service', () => {
 // Parameters
 
 const marker = join(tmpdir(), `pwned-emergency-cleanup-${process.pid}`);
-const INJECTIONS = [
-  `; rm -rf / ; touch ${marker}`,
-  `$(touch ${marker})`,
-  `\`touch ${marker}\``,
-  `x\ntouch ${marker}`,
-  '| reboot',
-  '&& reboot',
-  "'",
-  '"',
-  ' ',
-  '{{ InstanceId }}',
-];
+const INJECTIONS = shellInjections(marker);
 const PATHS = [
   '/backups/..',
   '/../etc',
@@ -420,15 +407,12 @@ const HOSTILE: Record<string, readonly string[]> = {
 };
 
 describe('Host-EmergencyCleanup parameters', () => {
-  afterAll(() => rmSync(marker, { force: true }));
-  const cases = Object.entries(HOSTILE).flatMap(([name, values]) => values.map((v) => [name, v] as const));
-
-  it.each(cases)('rejects %s = %j before any shell runs', async (name, value) => {
-    const attempt = runCommandDocument(doc, { [name]: value }, { env: PATH_ENV() });
-    await expect(attempt).rejects.toBeInstanceOf(ParameterValidationError);
-    await expect(attempt).rejects.toThrow(new RegExp(`${name}: `));
-    expect(existsSync(marker)).toBe(false);
-  });
+  rejectsHostileValuesBeforeAnyShellRuns(
+    () => doc,
+    marker,
+    HOSTILE,
+    () => PATH_ENV(),
+  );
 
   it.each(['BackupDir', 'CoreDumpDir', 'BackupRetentionDays', 'KeepNewestBackups', 'DryRun'])(
     'the script refuses a bad %s again when run by hand',
@@ -449,24 +433,7 @@ function execFileSyncStatus(cmd: string, args: string[], env: Record<string, str
 // ---------------------------------------------------------------------------------------------
 // The Automation
 
-const SUBSTITUTIONS = {
-  Prefix: 'StemeDB',
-  DataMount: '/data',
-  WalDir: '/data/wal',
-  DbDir: '/data/db',
-  BackupDir: '/backups',
-  ServiceName: 'stemedb-api',
-  HealthUrl: 'http://localhost:18180/v1/health',
-  BaseUrl: 'http://localhost:18180',
-  RecoveredUsedPercent: '80',
-  RecoveredInodesFreePercent: '10',
-  WalRetentionDays: '7',
-  AutomationRoleArn: 'arn:aws:iam::123456789012:role/StemeDB-Automation',
-  TopicArn: 'arn:aws:sns:eu-west-1:123456789012:StemeDB-alerts',
-};
-const automation = (): AutomationDocumentContent =>
-  loadAutomationDocumentContent('EmergencyCleanup', { substitutions: SUBSTITUTIONS });
-const INSTANCE = 'i-0123456789abcdef0';
+const automation = (): AutomationDocumentContent => loadSectionAutomation('EmergencyCleanup');
 
 const cleanupJson = (usedAfter: number) =>
   JSON.stringify({
@@ -546,9 +513,7 @@ function walk(s: Scenario) {
 }
 
 describe('StemeDB-EmergencyCleanup Automation', () => {
-  it('is a valid Automation document', () => {
-    expect(validateAutomationDocument(automation())).toEqual([]);
-  });
+  isAValidAutomationDocument(() => automation());
 
   it('archives WAL through ArchiveWal with WalRetentionDays, never through the host script', () => {
     const sim = walk({ reportUsed: 70, cleanupUsed: 70 });
@@ -573,9 +538,7 @@ describe('StemeDB-EmergencyCleanup Automation', () => {
       'Notify',
     ]);
     expect(sim.status).toBe('Success');
-    expect((sim.inputs.Notify as { Message: string }).Message).toContain(
-      'Old backups in /backups: ok, 2 deleted',
-    );
+    expect(notificationOf(sim, 'Notify').Message).toContain('Old backups in /backups: ok, 2 deleted');
   });
 
   it('escalates to ExpandVolume when still above 95% used after the cleanup', () => {
@@ -620,7 +583,7 @@ describe('StemeDB-EmergencyCleanup Automation', () => {
     const sim = walk({ reportUsed: 80, cleanupUsed: 80, failing: ['ArchiveWal'] });
     expect(sim.path.slice(0, 3)).toEqual(['DiskReportBefore', 'ArchiveWal', 'HostCleanup']);
     expect(sim.path).toContain('Notify');
-    expect((sim.inputs.Notify as { Message: string }).Message).toContain('ArchiveWal): Failed');
+    expect(notificationOf(sim, 'Notify').Message).toContain('ArchiveWal): Failed');
     expect(sim.status).toBe('Failed');
   });
 

@@ -10,7 +10,6 @@ import {
   closeSync,
   existsSync,
   mkdirSync,
-  mkdtempSync,
   openSync,
   readdirSync,
   rmSync,
@@ -19,23 +18,13 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { type AutomationDocumentContent, loadAutomationDocumentContent } from '../lib/automation-document';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { AutomationDocumentContent } from '../lib/automation-document';
 import type { CommandDocumentContent } from '../lib/command-document';
 import { executeScriptStep } from './support/automation-python';
-import {
-  type StepResult,
-  simulateAutomation,
-  validateAutomationDocument,
-} from './support/automation-validator';
-import {
-  ParameterValidationError,
-  type RunResult,
-  runCommandDocument,
-  runScriptDirectly,
-  synthesizeCommandDocument,
-} from './support/command-document-runner';
-import { checksumTree, LoopDeviceLab } from './support/loop-device';
+import { type StepResult, simulateAutomation } from './support/automation-validator';
+import { type RunResult, runCommandDocument, runScriptDirectly } from './support/command-document-runner';
+import { checksumTree, type DiskOptions, LoopDeviceLab } from './support/loop-device';
 import {
   acceptsValue,
   HOSTILE_ANYWHERE,
@@ -43,29 +32,34 @@ import {
   nearMisses,
   type OperatorParameter,
 } from './support/operator-parameters';
+import {
+  TEST_INSTANCE as INSTANCE,
+  isAValidAutomationDocument,
+  loadSectionAutomation,
+  notificationOf,
+} from './support/section-automation';
+import {
+  rejectsHostileValuesBeforeAnyShellRuns,
+  sectionOnLoopDisk,
+  shellInjections,
+  suiteTempDir,
+} from './support/section-bed';
+import { cleanupsAfterEach } from './support/service-bed';
+
+/** A 16 MiB ext4 made with 256 inodes (and no root reserve): a test can take every one. */
+const FEW_INODES: DiskOptions = { sizeMiB: 16, fs: 'ext4', mkfsArgs: ['-N', '256', '-m', '0'] };
 
 let doc: CommandDocumentContent;
 let mount: string;
-let outside: string;
+const outside = suiteTempDir('inode-outside');
 const lab = new LoopDeviceLab('inode-cleanup-');
 
 beforeAll(() => {
-  doc = synthesizeCommandDocument('InodeCleanup');
-  const disk = lab.createDisk({ sizeMiB: 16, fs: 'ext4', mkfsArgs: ['-N', '256', '-m', '0'] });
-  if (disk.mountPoint === undefined) throw new Error('disk not mounted');
-  mount = disk.mountPoint;
-  outside = mkdtempSync(join(tmpdir(), 'inode-outside-'));
+  ({ doc, mount } = sectionOnLoopDisk(lab, 'InodeCleanup', FEW_INODES));
 });
+afterAll(() => lab.cleanup());
 
-afterAll(() => {
-  lab.cleanup();
-  rmSync(outside, { recursive: true, force: true });
-});
-
-const cleanups: Array<() => void> = [];
-afterEach(() => {
-  for (const fn of cleanups.splice(0).reverse()) fn();
-});
+const cleanups = cleanupsAfterEach();
 
 function aged(path: string, content: string, minutesAgo: number): void {
   writeFileSync(path, content);
@@ -223,18 +217,7 @@ describe('Host-InodeCleanup on a filesystem with no free inode', () => {
 // Parameters
 
 const marker = join(tmpdir(), `pwned-inode-cleanup-${process.pid}`);
-const INJECTIONS = [
-  `; rm -rf / ; touch ${marker}`,
-  `$(touch ${marker})`,
-  `\`touch ${marker}\``,
-  `x\ntouch ${marker}`,
-  '| reboot',
-  "'",
-  '"',
-  ' ',
-  '*',
-  '{{ InstanceId }}',
-];
+const INJECTIONS = shellInjections(marker);
 const PATHS = ['/data/..', '/../etc', '/data/../etc', '/data/./db', 'data', '/da ta', '/', '/data/', '/.x'];
 const HOSTILE: Record<string, readonly string[]> = {
   MountPoint: [...INJECTIONS, ...PATHS, ''],
@@ -254,15 +237,7 @@ const HOSTILE: Record<string, readonly string[]> = {
 };
 
 describe('Host-InodeCleanup parameters', () => {
-  afterAll(() => rmSync(marker, { force: true }));
-  const cases = Object.entries(HOSTILE).flatMap(([name, values]) => values.map((v) => [name, v] as const));
-
-  it.each(cases)('rejects %s = %j before any shell runs', async (name, value) => {
-    const attempt = runCommandDocument(doc, { [name]: value });
-    await expect(attempt).rejects.toBeInstanceOf(ParameterValidationError);
-    await expect(attempt).rejects.toThrow(new RegExp(`${name}: `));
-    expect(existsSync(marker)).toBe(false);
-  });
+  rejectsHostileValuesBeforeAnyShellRuns(() => doc, marker, HOSTILE);
 
   it.each(['MountPoint', 'AllowedDirs', 'MinAgeMinutes', 'DryRun'])(
     'the script refuses a bad %s again when run by hand',
@@ -283,19 +258,7 @@ describe('Host-InodeCleanup parameters', () => {
 // ---------------------------------------------------------------------------------------------
 // The Automation
 
-const SUBSTITUTIONS = {
-  Prefix: 'StemeDB',
-  DataMount: '/data',
-  WalDir: '/data/wal',
-  DbDir: '/data/db',
-  RecoveredInodesFreePercent: '10',
-  WalRetentionDays: '7',
-  AutomationRoleArn: 'arn:aws:iam::123456789012:role/StemeDB-Automation',
-  TopicArn: 'arn:aws:sns:eu-west-1:123456789012:StemeDB-alerts',
-};
-const automation = (): AutomationDocumentContent =>
-  loadAutomationDocumentContent('InodeCleanup', { substitutions: SUBSTITUTIONS });
-const INSTANCE = 'i-0123456789abcdef0';
+const automation = (): AutomationDocumentContent => loadSectionAutomation('InodeCleanup');
 
 interface Scenario {
   /** inodes free % in the host cleanup's df -i after (undefined: no result) */
@@ -356,9 +319,7 @@ function walk(s: Scenario) {
 }
 
 describe('StemeDB-InodeCleanup Automation', () => {
-  it('is a valid Automation document', () => {
-    expect(validateAutomationDocument(automation())).toEqual([]);
-  });
+  isAValidAutomationDocument(() => automation());
 
   /** The values the host script may delete in, as root: this deployment's directories only. */
   const ALLOWED = {
@@ -433,7 +394,7 @@ describe('StemeDB-InodeCleanup Automation', () => {
       RuntimeParameters: { InstanceId: [INSTANCE], OlderThanDays: ['7'], DryRun: ['false'] },
     });
     expect(sim.path.at(-1)).toBe('Notify');
-    expect((sim.inputs.Notify as { Message: string }).Message).toContain('ArchiveWal): Success');
+    expect(notificationOf(sim, 'Notify').Message).toContain('ArchiveWal): Success');
   });
 
   it('archives when the host result is unknown (the archive is safe either way)', () => {
@@ -443,7 +404,7 @@ describe('StemeDB-InodeCleanup Automation', () => {
   it('notifies and ends Failed when inodes stay exhausted', () => {
     const sim = walk({ afterCleanup: 2, afterReport: 4 });
     expect(sim.path.slice(-3)).toEqual(['BranchOnRecovered', 'NotifyNotRecovered', 'FailNotRecovered']);
-    expect((sim.inputs.NotifyNotRecovered as { Message: string }).Message).toContain('AddDataVolume');
+    expect(notificationOf(sim, 'NotifyNotRecovered').Message).toContain('AddDataVolume');
     expect(sim.status).toBe('Failed');
   });
 

@@ -12,21 +12,20 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, test } from 'vitest';
-import type { CommandDocumentContent } from '../lib/command-document';
-import {
-  ParameterValidationError,
-  type RunResult,
-  runCommandDocument,
-  synthesizeCommandDocument,
-} from './support/command-document-runner';
-import type { FakeSystemd } from './support/fake-systemd';
+import { describe, expect, test } from 'vitest';
+import { ParameterValidationError, runCommandDocument } from './support/command-document-runner';
 import {
   expectDeclaresWhatTheScriptReads,
   expectRejectedBeforeAnyShell,
   scriptNonRejections,
 } from './support/hostile-parameters';
-import { cleanupsAfterEach, startedUnit } from './support/service-bed';
+import {
+  cleanupsAfterEach,
+  expectSucceededWith,
+  type ScriptHost,
+  startedUnit,
+  synthesizedBeforeAll,
+} from './support/service-bed';
 
 /**
  * <prefix>-Host-JournaldLimits (runbook "Prevention", journal limits), as synthesized, on a real
@@ -39,22 +38,15 @@ const SCRIPT = join(__dirname, '..', 'ssm-documents', 'scripts', 'journald-limit
 const UNIT = 'systemd-journald';
 const NAME = 'StemeDB-limits.conf';
 
-let doc: CommandDocumentContent;
-beforeAll(() => {
-  doc = synthesizeCommandDocument('JournaldLimits');
-});
+const doc = synthesizedBeforeAll('JournaldLimits');
 
 const cleanups = cleanupsAfterEach();
 
-interface Host {
-  readonly root: string;
+interface Host extends ScriptHost {
   /** The drop-in directory (not created until a run needs it). */
   readonly confDir: string;
   readonly dropIn: string;
-  readonly systemd: FakeSystemd;
-  run(params?: Record<string, string>): Promise<RunResult>;
   restarts(): number;
-  files(): string[];
 }
 
 /** A host whose systemd-journald is a running unit; `command` replaces its process. */
@@ -74,7 +66,7 @@ async function makeHost(opts: { command?: string[]; startCheckMs?: number } = {}
     systemd,
     run: (params = {}) =>
       runCommandDocument(
-        doc,
+        doc(),
         { DryRun: 'false', ...params },
         { env: { ...systemd.env, STEMEDB_JOURNALD_CONF_DIR: confDir } },
       ),
@@ -125,8 +117,7 @@ describe('JournaldLimits Command document on a real drop-in directory', () => {
     expect(first.exitCode, first.stderr).toBe(0);
     const before = statSync(host.dropIn);
     const second = await host.run({ SystemMaxUse: '2G', MaxRetentionSec: '2week' });
-    expect(second.exitCode, second.stderr).toBe(0);
-    expect(second.lastJson).toMatchObject({
+    expectSucceededWith(second, {
       wouldChange: false,
       changed: false,
       created: false,
@@ -197,12 +188,11 @@ describe('JournaldLimits Command document on a real drop-in directory', () => {
   test('is a dry run when run by hand without DryRun (the document default)', async () => {
     const host = await makeHost();
     const r = await runCommandDocument(
-      doc,
+      doc(),
       {},
       { env: { ...host.systemd.env, STEMEDB_JOURNALD_CONF_DIR: host.confDir } },
     );
-    expect(r.exitCode, r.stderr).toBe(0);
-    expect(r.lastJson).toMatchObject({ dryRun: true, wouldChange: true, changed: false });
+    expectSucceededWith(r, { dryRun: true, wouldChange: true, changed: false });
     expect(existsSync(host.confDir)).toBe(false);
   });
 
@@ -222,7 +212,7 @@ describe('JournaldLimits Command document on a real drop-in directory', () => {
     const old = '[Journal]\nSystemMaxUse=1G\n';
     writeFileSync(dropIn, old);
     const r = await runCommandDocument(
-      doc,
+      doc(),
       { DryRun: 'false', SystemMaxUse: '16M' },
       { env: { ...host.systemd.env, STEMEDB_JOURNALD_CONF_DIR: root } },
     );
@@ -271,7 +261,7 @@ describe('JournaldLimits Command document on a real drop-in directory', () => {
     const linkedDir = join(host.root, 'linked.conf.d');
     symlinkSync(elsewhere, linkedDir);
     const viaLink = await runCommandDocument(
-      doc,
+      doc(),
       { DryRun: 'false' },
       { env: { ...host.systemd.env, STEMEDB_JOURNALD_CONF_DIR: linkedDir } },
     );
@@ -283,7 +273,7 @@ describe('JournaldLimits Command document on a real drop-in directory', () => {
 
   test('writes to /etc/systemd/journald.conf.d when no directory is given (dry run: nothing written)', async () => {
     const host = await makeHost();
-    const r = await runCommandDocument(doc, { DryRun: 'true' }, { env: host.systemd.env });
+    const r = await runCommandDocument(doc(), { DryRun: 'true' }, { env: host.systemd.env });
     expect(r.lastJson?.dropInFile).toBe(`/etc/systemd/journald.conf.d/${NAME}`);
   });
 });
@@ -348,13 +338,13 @@ describe('JournaldLimits parameters', () => {
   };
 
   test('the document declares exactly the parameters the script reads', () => {
-    expectDeclaresWhatTheScriptReads(doc, SCRIPT, HOSTILE);
+    expectDeclaresWhatTheScriptReads(doc(), SCRIPT, HOSTILE);
   });
 
   test('no document parameter sets the drop-in directory', async () => {
-    const err = await runCommandDocument(doc, { ...valid, ConfDir: '/tmp' }).catch((e: unknown) => e);
+    const err = await runCommandDocument(doc(), { ...valid, ConfDir: '/tmp' }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ParameterValidationError);
-    expect(Object.keys(doc.parameters ?? {}).some((p) => /dir/i.test(p))).toBe(false);
+    expect(Object.keys(doc().parameters ?? {}).some((p) => /dir/i.test(p))).toBe(false);
   });
 
   const outOfRange = new Set(Object.entries(OUT_OF_RANGE).flatMap(([n, vs]) => vs.map((v) => `${n}=${v}`)));
@@ -365,7 +355,7 @@ describe('JournaldLimits parameters', () => {
   )('rejects %s = %j before any shell runs', async (name, value) => {
     const confDir = mkdtempSync(join(tmpdir(), 'journald-limits-rejected-'));
     cleanups.push(() => rmSync(confDir, { recursive: true, force: true }));
-    await expectRejectedBeforeAnyShell(doc, valid, name, value, { STEMEDB_JOURNALD_CONF_DIR: confDir });
+    await expectRejectedBeforeAnyShell(doc(), valid, name, value, { STEMEDB_JOURNALD_CONF_DIR: confDir });
     expect(readdirSync(confDir)).toEqual([]);
   });
 

@@ -1,14 +1,8 @@
 import { mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, test } from 'vitest';
-import type { CommandDocumentContent } from '../lib/command-document';
+import { describe, expect, test } from 'vitest';
 import { changedLines } from './support/changed-lines';
-import {
-  type RunResult,
-  runCommandDocument,
-  synthesizeCommandDocument,
-} from './support/command-document-runner';
-import type { FakeSystemd } from './support/fake-systemd';
+import { runCommandDocument } from './support/command-document-runner';
 import {
   expectDeclaresWhatTheScriptReads,
   hostileValueTests,
@@ -18,8 +12,11 @@ import {
   answersHealthy,
   cleanupsAfterEach,
   configRoot,
+  expectSucceededWith,
+  type ScriptHost,
   STANDIN_UNIT,
   startedStandin,
+  synthesizedBeforeAll,
 } from './support/service-bed';
 
 /**
@@ -38,23 +35,14 @@ const RUNBOOK = {
   BackupCompressionEnabled: 'true',
 };
 
-let doc: CommandDocumentContent;
-let walDoc: CommandDocumentContent;
-beforeAll(() => {
-  doc = synthesizeCommandDocument('StorageSettings');
-  walDoc = synthesizeCommandDocument('WalCleanup');
-});
+const doc = synthesizedBeforeAll('StorageSettings');
+const walDoc = synthesizedBeforeAll('WalCleanup');
 
 const cleanups = cleanupsAfterEach();
 
-interface Host {
-  readonly root: string;
+interface Host extends ScriptHost {
   readonly configFile: string;
-  readonly systemd: FakeSystemd;
   readonly base: Record<string, string>;
-  /** Runs the synthesized document (DryRun=false unless given) with the runbook's values. */
-  run(params?: Record<string, string>): Promise<RunResult>;
-  files(): string[];
   starts(): number;
   health(): Promise<boolean>;
 }
@@ -94,7 +82,7 @@ async function makeHost(config: string, opts: { refuse?: string; configMode?: nu
     systemd,
     base,
     run: (params = {}) =>
-      runCommandDocument(doc, { ...base, ...RUNBOOK, DryRun: 'false', ...params }, { env: systemd.env }),
+      runCommandDocument(doc(), { ...base, ...RUNBOOK, DryRun: 'false', ...params }, { env: systemd.env }),
     files: () => readdirSync(etc).sort(),
     starts: () => systemd.journal(UNIT).filter((e) => e.message === `Starting ${UNIT}.service...`).length,
     health: () => answersHealthy(healthUrl),
@@ -225,8 +213,7 @@ describe('StorageSettings Command document on a host with the StemeDB stand-in',
     const files = host.files();
     const starts = host.starts();
     const second = await host.run({ RestartService: 'true' });
-    expect(second.exitCode, second.stderr).toBe(0);
-    expect(second.lastJson).toMatchObject({
+    expectSucceededWith(second, {
       wouldChange: false,
       configChanged: false,
       backupFile: null,
@@ -242,8 +229,7 @@ describe('StorageSettings Command document on a host with the StemeDB stand-in',
     const host = await makeHost(RUNBOOK_STYLE);
     const pid = host.systemd.mainPid(UNIT);
     const r = await host.run({ RestartService: 'true' });
-    expect(r.exitCode, r.stderr).toBe(0);
-    expect(r.lastJson).toMatchObject({ restarted: true, healthy: true, pendingRestart: false });
+    expectSucceededWith(r, { restarted: true, healthy: true, pendingRestart: false });
     expect(host.systemd.mainPid(UNIT)).not.toBe(pid);
     expect(await host.health()).toBe(true);
   });
@@ -273,7 +259,7 @@ describe('StorageSettings Command document on a host with the StemeDB stand-in',
   test('is a dry run by default: prints the diff and changes nothing', async () => {
     const host = await makeHost(RUNBOOK_STYLE);
     const files = host.files();
-    const r = await runCommandDocument(doc, host.base, { env: host.systemd.env });
+    const r = await runCommandDocument(doc(), host.base, { env: host.systemd.env });
     expect(r.exitCode, r.stderr).toBe(0);
     expect(r.stdout).toContain('-compaction_enabled = false # off until the first incident');
     expect(r.stdout).toContain('+compaction_enabled = true # off until the first incident');
@@ -292,7 +278,7 @@ describe('StorageSettings Command document on a host with the StemeDB stand-in',
     const host = await makeHost('[server]\nport = 18180\n');
     expect((await host.run()).exitCode).toBe(0);
     const wal = await runCommandDocument(
-      walDoc,
+      walDoc(),
       { ...host.base, RetentionDays: '3', LogWaitSeconds: '1' },
       { env: host.systemd.env },
     );
@@ -373,18 +359,18 @@ describe('StorageSettings parameters', () => {
   };
 
   test('the document declares exactly the parameters the script reads, with the runbook defaults', () => {
-    expectDeclaresWhatTheScriptReads(doc, SCRIPT, HOSTILE);
+    expectDeclaresWhatTheScriptReads(doc(), SCRIPT, HOSTILE);
     for (const [name, value] of Object.entries(RUNBOOK))
-      expect(doc.parameters?.[name]?.default, name).toBe(value);
-    expect(doc.parameters?.DryRun?.default).toBe('true');
-    expect(doc.parameters?.RestartService?.default).toBe('false');
+      expect(doc().parameters?.[name]?.default, name).toBe(value);
+    expect(doc().parameters?.DryRun?.default).toBe('true');
+    expect(doc().parameters?.RestartService?.default).toBe('false');
   });
 
-  hostileValueTests(() => doc, SCRIPT, valid, HOSTILE);
+  hostileValueTests(doc, SCRIPT, valid, HOSTILE);
 
   test('the limits pass the patterns and one past them does not', () => {
     expect(
-      patternRangeProblems(doc, [
+      patternRangeProblems(doc(), [
         ['CompactionIntervalHours', 1, 8760],
         ['CompactionThresholdMb', 1, 1_000_000],
         ['BackupRetentionDays', 1, 3650],

@@ -2,27 +2,26 @@ import { execFileSync } from 'node:child_process';
 import { appendFileSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { loadAutomationDocumentContent } from '../lib/automation-document';
+import type { AutomationDocumentContent } from '../lib/automation-document';
 import type { CommandDocumentContent } from '../lib/command-document';
 import { runStepScript } from './support/automation-python';
-import {
-  type StepResult,
-  simulateAutomation,
-  validateAutomationDocument,
-} from './support/automation-validator';
-import {
-  type RunResult,
-  runCommandDocument,
-  runScriptDirectly,
-  synthesizeCommandDocument,
-} from './support/command-document-runner';
+import { type StepResult, simulateAutomation } from './support/automation-validator';
+import { type RunResult, runCommandDocument, runScriptDirectly } from './support/command-document-runner';
 import type { FakeSystemd } from './support/fake-systemd';
 import { dfBytes, LoopDeviceLab } from './support/loop-device';
 import {
+  TEST_INSTANCE as INSTANCE,
+  isAValidAutomationDocument,
+  loadSectionAutomation,
+  notificationOf,
+} from './support/section-automation';
+import {
   canaryFile,
   expectEachStepFailureFailsAndIsNotified,
+  FILLABLE_EXT4,
   rejectsBeforeAnyShellRuns,
   scriptRefusesTrailingNewline,
+  sectionOnLoopDisk,
 } from './support/section-bed';
 import { cleanupsAfterEach, STANDIN_UNIT, startedStandin } from './support/service-bed';
 
@@ -41,12 +40,7 @@ let mount: string;
 const lab = new LoopDeviceLab('validate-health-');
 
 beforeAll(() => {
-  doc = synthesizeCommandDocument('ValidateDiskHealth');
-  // -m 0: no root reserve, so df's Use% and ENOSPC line up with what the test fills; -b 4096:
-  // the fill's last 4 KiB writes leave no block free (a 64 MiB ext4 defaults to 1 KiB blocks).
-  const disk = lab.createDisk({ sizeMiB: 64, fs: 'ext4', mkfsArgs: ['-m', '0', '-b', '4096'] });
-  if (disk.mountPoint === undefined) throw new Error('disk not mounted');
-  mount = disk.mountPoint;
+  ({ doc, mount } = sectionOnLoopDisk(lab, 'ValidateDiskHealth', FILLABLE_EXT4));
 });
 afterAll(() => lab.cleanup());
 
@@ -263,20 +257,7 @@ describe('ValidateDiskHealth parameters', () => {
 // ---------------------------------------------------------------------------------------------
 // The Automation document
 
-const SUBSTITUTIONS = {
-  Prefix: 'StemeDB',
-  AutomationRoleArn: 'arn:aws:iam::123456789012:role/StemeDB-automation',
-  TopicArn: 'arn:aws:sns:eu-west-1:123456789012:StemeDB-disk',
-  DataMount: '/data',
-  ServiceName: 'stemedb-api',
-  BaseUrl: 'http://localhost:18180',
-  RecoveredUsedPercent: '80',
-  RecoveredInodesFreePercent: '10',
-};
-
-function automation() {
-  return loadAutomationDocumentContent('ValidateDiskHealth', { substitutions: SUBSTITUTIONS });
-}
+const automation = (): AutomationDocumentContent => loadSectionAutomation('ValidateDiskHealth');
 
 const READ_OUTPUTS = {
   Healthy: 'true',
@@ -286,7 +267,7 @@ const READ_OUTPUTS = {
 };
 
 function simulate(failing: readonly string[], readOutputs: Record<string, string> = READ_OUTPUTS) {
-  return simulateAutomation(automation(), { InstanceId: 'i-0123456789abcdef0' }, (step): StepResult => {
+  return simulateAutomation(automation(), { InstanceId: INSTANCE }, (step): StepResult => {
     if (failing.includes(step)) return { status: 'Failed' };
     if (step === 'ReadResult') return { status: 'Success', outputs: readOutputs };
     return { status: 'Success', outputs: { MessageId: 'm-1' } };
@@ -297,19 +278,17 @@ describe('ValidateDiskHealth automation', () => {
   const EVENTS = {
     executionId: 'e-1',
     stepName: 'Validate',
-    instanceId: 'i-0123456789abcdef0',
+    instanceId: INSTANCE,
     documentName: 'StemeDB-Host-ValidateDiskHealth',
   };
 
-  test('is a valid Automation document', () => {
-    expect(validateAutomationDocument(automation())).toEqual([]);
-  });
+  isAValidAutomationDocument(() => automation());
 
   test('runs the host document with the deploy-time service, API and thresholds', () => {
     const sim = simulate([]);
     expect(sim.inputs.Validate).toMatchObject({
       DocumentName: 'StemeDB-Host-ValidateDiskHealth',
-      InstanceIds: ['i-0123456789abcdef0'],
+      InstanceIds: [INSTANCE],
       Parameters: {
         MountPoint: '/data',
         ServiceName: 'stemedb-api',
@@ -337,7 +316,7 @@ describe('ValidateDiskHealth automation', () => {
       'FailUnhealthy',
     ]);
     expect(sim.status).toBe('Failed');
-    expect((sim.inputs.NotifyUnhealthy as { Subject: string }).Subject).toBe(
+    expect(notificationOf(sim, 'NotifyUnhealthy').Subject).toBe(
       'StemeDB-ValidateDiskHealth on i-0123456789abcdef0: UNHEALTHY (disk, write)',
     );
   });
@@ -396,7 +375,7 @@ describe('ValidateDiskHealth automation', () => {
       expect.stringMatching(/^OK {3}journal: /),
     ]);
     expect(calls.map((c) => c.op)).toEqual(['get_automation_execution', 'get_command_invocation']);
-    expect(calls[1]?.args).toEqual({ CommandId: 'c-1', InstanceId: 'i-0123456789abcdef0' });
+    expect(calls[1]?.args).toEqual({ CommandId: 'c-1', InstanceId: INSTANCE });
   });
 
   test('finds the command with ListCommands when the failed step recorded no CommandId', () => {
@@ -421,7 +400,7 @@ describe('ValidateDiskHealth automation', () => {
     });
     expect(result.healthy).toBe('true');
     expect(calls.find((c) => c.op === 'list_commands')?.args).toEqual({
-      InstanceId: 'i-0123456789abcdef0',
+      InstanceId: INSTANCE,
       Filters: [{ key: 'DocumentName', value: 'StemeDB-Host-ValidateDiskHealth' }],
     });
     expect(calls.filter((c) => c.op === 'get_command_invocation').map((c) => c.args.CommandId)).toEqual([

@@ -8,7 +8,38 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, test } from 'vitest';
 import type { CommandDocumentContent } from '../../lib/command-document';
-import { ParameterValidationError, runCommandDocument, runScriptDirectly } from './command-document-runner';
+import {
+  ParameterValidationError,
+  runCommandDocument,
+  runScriptDirectly,
+  synthesizeCommandDocument,
+} from './command-document-runner';
+import type { DiskOptions, LoopDeviceLab } from './loop-device';
+
+/**
+ * The disk of the section tests that fill a filesystem: 64 MiB of ext4 with no root reserve
+ * (`-m 0`), so df's Use% and ENOSPC line up with what a test fills, and 4 KiB blocks (`-b 4096`;
+ * a 64 MiB ext4 defaults to 1 KiB), so the fill's last 4 KiB writes leave no block free.
+ */
+export const FILLABLE_EXT4: DiskOptions = { sizeMiB: 64, fs: 'ext4', mkfsArgs: ['-m', '0', '-b', '4096'] };
+
+/** A section's synthesized Command document and the mount point of its test disk. */
+export interface SectionOnDisk {
+  readonly doc: CommandDocumentContent;
+  readonly mount: string;
+}
+
+/**
+ * The set-up of a section test on a real filesystem: synthesizes the Command document `document`
+ * and makes `disk` in `lab` (released by the file's `lab.cleanup()`), mounted; throws when it is
+ * not. Call it in `beforeAll`.
+ */
+export function sectionOnLoopDisk(lab: LoopDeviceLab, document: string, disk: DiskOptions): SectionOnDisk {
+  const doc = synthesizeCommandDocument(document);
+  const { mountPoint } = lab.createDisk(disk);
+  if (mountPoint === undefined) throw new Error(`${document}: the test disk is not mounted`);
+  return { doc, mount: mountPoint };
+}
 
 /** A parameter name and the hostile value given to it. */
 export type ParameterCase = readonly [name: string, value: string];
@@ -18,9 +49,17 @@ export type ParameterCase = readonly [name: string, value: string];
  * fresh directory removed after the suite. Call it inside a `describe`.
  */
 export function canaryFile(label: string): string {
-  const dir = mkdtempSync(join(tmpdir(), `${label}-canary-`));
+  return join(suiteTempDir(`${label}-canary`), 'ran');
+}
+
+/**
+ * A fresh directory named `<label>-…` under the temp directory, removed with all it holds after
+ * the suite (or the `describe` it is called in).
+ */
+export function suiteTempDir(label: string): string {
+  const dir = mkdtempSync(join(tmpdir(), `${label}-`));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
-  return join(dir, 'ran');
+  return dir;
 }
 
 /**
@@ -39,6 +78,49 @@ export function rejectsBeforeAnyShellRuns(
       ParameterValidationError,
     );
     expect(existsSync(canary)).toBe(false);
+  });
+}
+
+/**
+ * Values a parameter must never let reach a shell: three that would touch `marker` if a shell
+ * ran them (substitution, backticks, a second line), a command separator, pipes and a glob,
+ * quotes, a space and an SSM `{{ }}` reference.
+ */
+export function shellInjections(marker: string): string[] {
+  return [
+    `; rm -rf / ; touch ${marker}`,
+    `$(touch ${marker})`,
+    `\`touch ${marker}\``,
+    `x\ntouch ${marker}`,
+    '| reboot',
+    '&& reboot',
+    "'",
+    '"',
+    ' ',
+    '*',
+    '{{ InstanceId }}',
+  ];
+}
+
+/**
+ * One test per value of `hostile` (parameter name → its hostile values): the runner rejects the
+ * parameter given that value alone with a `ParameterValidationError` naming it (`<name>: …`),
+ * as SendCommand does, before any shell runs, so `marker` is never created (it is removed after
+ * the suite). `env` gives the run's environment when the test runs. Call it inside a `describe`.
+ */
+export function rejectsHostileValuesBeforeAnyShellRuns(
+  document: () => CommandDocumentContent,
+  marker: string,
+  hostile: Readonly<Record<string, readonly string[]>>,
+  env: () => NodeJS.ProcessEnv | undefined = () => undefined,
+): void {
+  afterAll(() => rmSync(marker, { force: true }));
+  const cases = Object.entries(hostile).flatMap(([name, values]) => values.map((v) => [name, v] as const));
+  test.each(cases)('rejects %s = %j before any shell runs', async (name, value) => {
+    const attempt = runCommandDocument(document(), { [name]: value }, { env: env() });
+    await expect(attempt).rejects.toBeInstanceOf(ParameterValidationError);
+    await expect(attempt).rejects.toThrow(new RegExp(`${name}: `));
+    expect(existsSync(marker)).toBe(false);
   });
 }
 

@@ -8,9 +8,51 @@
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, vi } from 'vitest';
+import { afterEach, beforeAll, expect, vi } from 'vitest';
+import type { CommandDocumentContent } from '../../lib/command-document';
+import { type RunResult, synthesizeCommandDocument } from './command-document-runner';
 import { createFakeSystemd, type FakeSystemd, type FakeUnit } from './fake-systemd';
 import { freePort, type StandinOptions, standinCommand } from './stemedb-standin';
+
+/**
+ * The Command document `name`, synthesized once in the file's `beforeAll` (a synth error fails the
+ * file's tests, not its collection). The returned function reads it in tests and hooks; it throws
+ * when called before that `beforeAll` ran. Call it once at a test file's top level.
+ */
+export function synthesizedBeforeAll(name: string): () => CommandDocumentContent {
+  let doc: CommandDocumentContent | undefined;
+  beforeAll(() => {
+    doc = synthesizeCommandDocument(name);
+  });
+  return () => {
+    if (doc === undefined)
+      throw new Error(`the ${name} Command document is read before beforeAll synthesized it`);
+    return doc;
+  };
+}
+
+/**
+ * The run exited 0 (its stderr shown when not) and its result, the last JSON line, holds `fields`
+ * (`toMatchObject`).
+ */
+export function expectSucceededWith(r: RunResult, fields: Record<string, unknown>): void {
+  expect(r.exitCode, r.stderr).toBe(0);
+  expect(r.lastJson).toMatchObject(fields);
+}
+
+/**
+ * What every host-script test drives (each file's `Host` adds its own paths and helpers): a temp
+ * root, the fake systemd the script talks to, runs of the synthesized document, and the files of
+ * the directory the script writes in.
+ */
+export interface ScriptHost {
+  readonly root: string;
+  readonly systemd: FakeSystemd;
+  /** Runs the synthesized document with these parameters over the host's own. */
+  run(params?: Record<string, string>): Promise<RunResult>;
+  /** The names in the directory the script writes in, sorted. */
+  files(): string[];
+}
 
 /** What a test registers to undo after itself. */
 export type Cleanup = () => Promise<void> | void;
