@@ -11,15 +11,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  CreateSnapshotCommand,
-  DescribeSnapshotsCommand,
-  DescribeVolumesCommand,
-  DescribeVolumesModificationsCommand,
-  EC2Client,
-  EC2ServiceException,
-  ModifyVolumeCommand,
-} from '@aws-sdk/client-ec2';
+import { DescribeSnapshotsCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -37,6 +29,7 @@ import {
   simulateAutomation,
   validateAutomationDocument,
 } from './support/automation-validator';
+import { managedVolume, mockExpandableVolume, registryEntry } from './support/lambda-ec2-fixtures';
 
 const SUBSTITUTIONS = {
   Prefix: 'StemeDB',
@@ -796,48 +789,15 @@ describe('contracts', () => {
     const ssmMock = mockClient(SSMClient);
     logger.setLogLevel('SILENT');
     try {
-      let size = 3000;
-      ec2Mock.on(DescribeVolumesCommand).callsFake(() => ({
-        Volumes: [
-          {
-            VolumeId: VOLUME,
-            Size: size,
-            VolumeType: 'gp3',
-            Tags: [
-              { Key: 'stemedb:managed', Value: 'true' },
-              { Key: 'stemedb:node', Value: 'db-1' },
-              { Key: 'stemedb:deployment', Value: 'StemeDB' },
-            ],
-            Attachments: [{ InstanceId: INSTANCE, VolumeId: VOLUME, State: 'attached' }],
-          },
-        ],
-      }));
-      ec2Mock.on(DescribeVolumesModificationsCommand).rejects(
-        new EC2ServiceException({
-          name: 'InvalidVolumeModification.NotFound',
-          $fault: 'client',
-          $metadata: {},
-        }),
-      );
-      ec2Mock.on(CreateSnapshotCommand).resolves({ SnapshotId: 'snap-0123456789abcdef0', State: 'pending' });
+      mockExpandableVolume(ec2Mock, managedVolume({ VolumeId: VOLUME, Size: 3000 }), {
+        applyModification: true,
+      });
       ec2Mock.on(DescribeSnapshotsCommand).resolves({ Snapshots: [] });
-      ec2Mock.on(ModifyVolumeCommand).callsFake((input: { Size: number }) => {
-        size = input.Size;
-        return {
-          VolumeModification: { ModificationState: 'modifying', OriginalSize: 3000, TargetSize: input.Size },
-        };
-      });
-      ssmMock.on(GetParameterCommand).resolves({
-        Parameter: {
-          Value: JSON.stringify({
-            name: 'db-1',
-            instanceId: INSTANCE,
-            availabilityZone: 'eu-west-1a',
-            volumeId: VOLUME,
-            dataMount: '/data',
-          }),
-        },
-      });
+      ssmMock
+        .on(GetParameterCommand)
+        .resolves({
+          Parameter: { Value: registryEntry('db-1', { instanceId: INSTANCE, volumeId: VOLUME }) },
+        });
       const deps = {
         ec2: new EC2Client({ region: 'eu-west-1' }),
         ssm: new SSMClient({ region: 'eu-west-1' }),

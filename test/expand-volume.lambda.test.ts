@@ -5,13 +5,12 @@ import {
   DescribeVolumesCommand,
   DescribeVolumesModificationsCommand,
   EC2Client,
-  EC2ServiceException,
   ModifyVolumeCommand,
   type Snapshot,
   type Volume,
   type VolumeModification,
 } from '@aws-sdk/client-ec2';
-import { GetParameterCommand, SSMClient, SSMServiceException } from '@aws-sdk/client-ssm';
+import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
@@ -25,6 +24,16 @@ import {
 import { logger, metrics } from '../lambda/shared/powertools';
 import { GIB } from '../lambda/shared/sizing-policy';
 import { MAX_DELETIONS_PER_RUN } from '../lambda/shared/snapshot-retention';
+import {
+  ec2Error,
+  INSTANCE,
+  managedVolume,
+  mockExpandableVolume,
+  OTHER_INSTANCE,
+  registryEntry,
+  ssmError,
+  VOLUME,
+} from './support/lambda-ec2-fixtures';
 
 /**
  * Error paths of expand-volume that moto cannot produce (in-flight modifications, AWS refusals,
@@ -32,9 +41,6 @@ import { MAX_DELETIONS_PER_RUN } from '../lambda/shared/snapshot-retention';
  * expand-volume.moto.test.ts.
  */
 
-const INSTANCE = 'i-0123456789abcdef0';
-const OTHER_INSTANCE = 'i-0fedcba9876543210';
-const VOLUME = 'vol-0123456789abcdef0';
 const VOLUME_2 = 'vol-0aaaaaaaaaaaaaaaa';
 const NOW = new Date('2025-06-01T12:00:00Z');
 
@@ -52,52 +58,11 @@ const deps = (config: Partial<ExpandConfig> = {}): ExpandDeps => ({
   retry: noSleep,
 });
 
-function volume(over: Partial<Volume> = {}): Volume {
-  return {
-    VolumeId: VOLUME,
-    Size: 100,
-    VolumeType: 'gp3',
-    State: 'in-use',
-    Tags: [
-      { Key: 'stemedb:managed', Value: 'true' },
-      { Key: 'stemedb:node', Value: 'db-1' },
-      { Key: 'stemedb:deployment', Value: 'StemeDB' },
-    ],
-    Attachments: [{ InstanceId: INSTANCE, VolumeId: VOLUME, State: 'attached', Device: '/dev/sdf' }],
-    ...over,
-  };
-}
-
-/** A node registry entry as the stack writes it (`/<prefix>/nodes/<name>`). */
-function registryEntry(name: string, over: Record<string, string> = {}): string {
-  return JSON.stringify({
-    name,
-    instanceId: INSTANCE,
-    availabilityZone: 'eu-west-1a',
-    volumeId: VOLUME,
-    dataMount: '/data',
-    ...over,
-  });
-}
-
 /** The registry holds every node asked for, on INSTANCE with VOLUME. */
 function registryHoldsEveryNode(): void {
   ssmMock.on(GetParameterCommand).callsFake((input: { Name: string }) => ({
     Parameter: { Name: input.Name, Value: registryEntry(input.Name.split('/').pop() as string) },
   }));
-}
-
-function ssmError(code: string): SSMServiceException {
-  return new SSMServiceException({
-    name: code,
-    $fault: 'client',
-    $metadata: {},
-    message: `${code} (mocked)`,
-  });
-}
-
-function awsError(code: string, message = `${code} (mocked)`): EC2ServiceException {
-  return new EC2ServiceException({ name: code, $fault: 'client', $metadata: {}, message });
 }
 
 function modification(over: Partial<VolumeModification>): VolumeModification {
@@ -113,13 +78,8 @@ function modification(over: Partial<VolumeModification>): VolumeModification {
 }
 
 /** One volume, no modification yet, snapshot and ModifyVolume succeed. */
-function happyPath(vol: Volume = volume()): void {
-  ec2Mock.on(DescribeVolumesCommand).resolves({ Volumes: [vol] });
-  ec2Mock.on(DescribeVolumesModificationsCommand).rejects(awsError('InvalidVolumeModification.NotFound'));
-  ec2Mock.on(CreateSnapshotCommand).resolves({ SnapshotId: 'snap-0123456789abcdef0', State: 'pending' });
-  ec2Mock.on(ModifyVolumeCommand).callsFake((input: { Size: number }) => ({
-    VolumeModification: modification({ TargetSize: input.Size }),
-  }));
+function happyPath(vol: Volume = managedVolume()): void {
+  mockExpandableVolume(ec2Mock, vol, { startTime: new Date(NOW.getTime() - 60_000) });
 }
 
 const writes = () =>
@@ -143,7 +103,7 @@ afterEach(() => {
 
 describe('expand-volume: which volume', () => {
   it('refuses a volume that is not tagged managed and changes nothing', async () => {
-    happyPath(volume({ Tags: [{ Key: 'stemedb:node', Value: 'db-1' }] }));
+    happyPath(managedVolume({ Tags: [{ Key: 'stemedb:node', Value: 'db-1' }] }));
     const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
     expect(r.status).toBe('refused');
     expect(r.reason).toBe(
@@ -153,14 +113,14 @@ describe('expand-volume: which volume', () => {
   });
 
   it('refuses a volume whose managed tag is not exactly "true"', async () => {
-    happyPath(volume({ Tags: [{ Key: 'stemedb:managed', Value: 'TRUE' }] }));
+    happyPath(managedVolume({ Tags: [{ Key: 'stemedb:managed', Value: 'TRUE' }] }));
     const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
     expect(r).toMatchObject({ status: 'refused' });
     expect(r.reason).toContain('"TRUE", not "true"');
   });
 
   it('refuses a managed volume that is not attached', async () => {
-    happyPath(volume({ Attachments: [], State: 'available' }));
+    happyPath(managedVolume({ Attachments: [], State: 'available' }));
     const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
     expect(r).toMatchObject({
       status: 'refused',
@@ -170,7 +130,7 @@ describe('expand-volume: which volume', () => {
   });
 
   it('refuses a managed volume attached to another instance', async () => {
-    happyPath(volume({ Attachments: [{ InstanceId: OTHER_INSTANCE, State: 'attached' }] }));
+    happyPath(managedVolume({ Attachments: [{ InstanceId: OTHER_INSTANCE, State: 'attached' }] }));
     const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
     expect(r).toMatchObject({
       status: 'refused',
@@ -180,7 +140,7 @@ describe('expand-volume: which volume', () => {
   });
 
   it('refuses a managed volume that is still attaching', async () => {
-    happyPath(volume({ Attachments: [{ InstanceId: INSTANCE, State: 'attaching' }] }));
+    happyPath(managedVolume({ Attachments: [{ InstanceId: INSTANCE, State: 'attaching' }] }));
     const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
     expect(r).toMatchObject({
       status: 'refused',
@@ -189,7 +149,7 @@ describe('expand-volume: which volume', () => {
   });
 
   it('refuses a volume that does not exist', async () => {
-    ec2Mock.on(DescribeVolumesCommand).rejects(awsError('InvalidVolume.NotFound'));
+    ec2Mock.on(DescribeVolumesCommand).rejects(ec2Error('InvalidVolume.NotFound'));
     const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
     expect(r).toMatchObject({ status: 'refused', reason: `volume ${VOLUME} does not exist`, apiCalls: 1 });
   });
@@ -215,7 +175,9 @@ describe('expand-volume: which volume', () => {
   });
 
   it('refuses when the instance has two managed volumes, naming both', async () => {
-    ec2Mock.on(DescribeVolumesCommand).resolves({ Volumes: [volume(), volume({ VolumeId: VOLUME_2 })] });
+    ec2Mock
+      .on(DescribeVolumesCommand)
+      .resolves({ Volumes: [managedVolume(), managedVolume({ VolumeId: VOLUME_2 })] });
     const r = await expandVolume({ instanceId: INSTANCE }, deps());
     expect(r.status).toBe('refused');
     expect(r.reason).toContain(
@@ -226,7 +188,7 @@ describe('expand-volume: which volume', () => {
 
   it('honours MANAGED_TAG_KEY, NODE_TAG_KEY, DEPLOYMENT_TAG_KEY, DEPLOYMENT and NODE_PARAMETER_PREFIX', async () => {
     happyPath(
-      volume({
+      managedVolume({
         Tags: [
           { Key: 'acme:managed', Value: 'true' },
           { Key: 'acme:node', Value: 'n7' },
@@ -254,7 +216,7 @@ describe('expand-volume: which volume', () => {
 describe('expand-volume: only a registered node of this deployment', () => {
   it('refuses a managed volume of another deployment and changes nothing', async () => {
     happyPath(
-      volume({
+      managedVolume({
         Tags: [
           { Key: 'stemedb:managed', Value: 'true' },
           { Key: 'stemedb:node', Value: 'db-1' },
@@ -274,7 +236,7 @@ describe('expand-volume: only a registered node of this deployment', () => {
 
   it('refuses a managed volume without the deployment tag', async () => {
     happyPath(
-      volume({
+      managedVolume({
         Tags: [
           { Key: 'stemedb:managed', Value: 'true' },
           { Key: 'stemedb:node', Value: 'db-1' },
@@ -291,7 +253,7 @@ describe('expand-volume: only a registered node of this deployment', () => {
 
   it('picks the volume of this deployment when another deployment’s managed volume is attached too', async () => {
     happyPath();
-    const foreign = volume({
+    const foreign = managedVolume({
       VolumeId: VOLUME_2,
       Tags: [
         { Key: 'stemedb:managed', Value: 'true' },
@@ -299,14 +261,14 @@ describe('expand-volume: only a registered node of this deployment', () => {
         { Key: 'stemedb:deployment', Value: 'Other' },
       ],
     });
-    ec2Mock.on(DescribeVolumesCommand).resolves({ Volumes: [foreign, volume()] });
+    ec2Mock.on(DescribeVolumesCommand).resolves({ Volumes: [foreign, managedVolume()] });
     const r = await expandVolume({ instanceId: INSTANCE }, deps());
     expect(r).toMatchObject({ status: 'started', volumeId: VOLUME });
     expect(ec2Mock.commandCalls(ModifyVolumeCommand).map((c) => c.args[0].input.VolumeId)).toEqual([VOLUME]);
   });
 
   it('refuses, naming the deployment, when the only managed volume attached is another deployment’s', async () => {
-    const foreign = volume({
+    const foreign = managedVolume({
       Tags: [
         { Key: 'stemedb:managed', Value: 'true' },
         { Key: 'stemedb:deployment', Value: 'Other' },
@@ -376,7 +338,7 @@ describe('expand-volume: only a registered node of this deployment', () => {
     for (const tags of [[], [{ Key: 'stemedb:node', Value: '../../x' }]]) {
       ec2Mock.reset();
       happyPath(
-        volume({
+        managedVolume({
           Tags: [
             { Key: 'stemedb:managed', Value: 'true' },
             { Key: 'stemedb:deployment', Value: 'StemeDB' },
@@ -476,7 +438,7 @@ describe('expand-volume: the happy path', () => {
   });
 
   it('sizes from the disk report to bring free space above the warning level', async () => {
-    happyPath(volume({ Size: 200 }));
+    happyPath(managedVolume({ Size: 200 }));
     const r = await expandVolume(
       {
         instanceId: INSTANCE,
@@ -492,7 +454,7 @@ describe('expand-volume: the happy path', () => {
   });
 
   it('refuses at the cap naming it and touches nothing', async () => {
-    happyPath(volume({ Size: 4096 }));
+    happyPath(managedVolume({ Size: 4096 }));
     const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
     expect(r).toMatchObject({
       status: 'refused',
@@ -518,7 +480,7 @@ describe('expand-volume: the happy path', () => {
 describe('expand-volume: modifications already there', () => {
   it('reuses an in-flight modification that reaches the wanted size, without a new call', async () => {
     // During a modification DescribeVolumes may already report the target size: sizing uses OriginalSize.
-    ec2Mock.on(DescribeVolumesCommand).resolves({ Volumes: [volume({ Size: 150 })] });
+    ec2Mock.on(DescribeVolumesCommand).resolves({ Volumes: [managedVolume({ Size: 150 })] });
     ec2Mock.on(DescribeVolumesModificationsCommand).resolves({
       VolumesModifications: [modification({ ModificationState: 'optimizing', Progress: 40 })],
     });
@@ -535,7 +497,7 @@ describe('expand-volume: modifications already there', () => {
   });
 
   it('defers when the in-flight modification is smaller than wanted, with retryAfter', async () => {
-    ec2Mock.on(DescribeVolumesCommand).resolves({ Volumes: [volume({ Size: 110 })] });
+    ec2Mock.on(DescribeVolumesCommand).resolves({ Volumes: [managedVolume({ Size: 110 })] });
     const start = new Date(NOW.getTime() - 3600_000);
     ec2Mock.on(DescribeVolumesModificationsCommand).resolves({
       VolumesModifications: [
@@ -556,7 +518,7 @@ describe('expand-volume: modifications already there', () => {
   });
 
   it('reuses an in-flight modification at the cap as the last growth possible', async () => {
-    ec2Mock.on(DescribeVolumesCommand).resolves({ Volumes: [volume({ Size: 4096 })] });
+    ec2Mock.on(DescribeVolumesCommand).resolves({ Volumes: [managedVolume({ Size: 4096 })] });
     ec2Mock.on(DescribeVolumesModificationsCommand).resolves({
       VolumesModifications: [modification({ OriginalSize: 4000, TargetSize: 4096 })],
     });
@@ -577,7 +539,7 @@ describe('expand-volume: modifications already there', () => {
   });
 
   it('does not grow again when a completed modification has not been grown into yet', async () => {
-    happyPath(volume({ Size: 150 }));
+    happyPath(managedVolume({ Size: 150 }));
     ec2Mock.on(DescribeVolumesModificationsCommand).resolves({
       VolumesModifications: [modification({ ModificationState: 'completed', Progress: 100 })],
     });
@@ -595,7 +557,7 @@ describe('expand-volume: modifications already there', () => {
   });
 
   it('grows again once the filesystem has used a completed modification', async () => {
-    happyPath(volume({ Size: 150 }));
+    happyPath(managedVolume({ Size: 150 }));
     ec2Mock.on(DescribeVolumesModificationsCommand).resolves({
       VolumesModifications: [modification({ ModificationState: 'completed', Progress: 100 })],
     });
@@ -607,7 +569,7 @@ describe('expand-volume: modifications already there', () => {
   });
 
   it('picks the most recent of several modifications (moto returns the history)', async () => {
-    happyPath(volume({ Size: 150 }));
+    happyPath(managedVolume({ Size: 150 }));
     ec2Mock.on(DescribeVolumesModificationsCommand).resolves({
       VolumesModifications: [
         modification({ ModificationState: 'optimizing', StartTime: new Date(NOW.getTime() - 9e6) }),
@@ -624,7 +586,7 @@ describe('expand-volume: AWS refusals and throttling', () => {
     happyPath();
     ec2Mock
       .on(ModifyVolumeCommand)
-      .rejects(awsError('VolumeModificationRateExceeded', 'You have exceeded the rate'));
+      .rejects(ec2Error('VolumeModificationRateExceeded', 'You have exceeded the rate'));
     const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
     expect(r).toMatchObject({
       status: 'deferred',
@@ -637,7 +599,7 @@ describe('expand-volume: AWS refusals and throttling', () => {
 
   it('defers on IncorrectModificationState when nothing large enough is in flight', async () => {
     happyPath();
-    ec2Mock.on(ModifyVolumeCommand).rejects(awsError('IncorrectModificationState'));
+    ec2Mock.on(ModifyVolumeCommand).rejects(ec2Error('IncorrectModificationState'));
     const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
     expect(r).toMatchObject({ status: 'deferred', apiCalls: 7 });
     expect(r.reason).toContain('IncorrectModificationState');
@@ -648,9 +610,9 @@ describe('expand-volume: AWS refusals and throttling', () => {
     happyPath();
     ec2Mock
       .on(DescribeVolumesModificationsCommand)
-      .rejectsOnce(awsError('InvalidVolumeModification.NotFound'))
+      .rejectsOnce(ec2Error('InvalidVolumeModification.NotFound'))
       .resolves({ VolumesModifications: [modification({ TargetSize: 150 })] });
-    ec2Mock.on(ModifyVolumeCommand).rejects(awsError('IncorrectModificationState'));
+    ec2Mock.on(ModifyVolumeCommand).rejects(ec2Error('IncorrectModificationState'));
     const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
     expect(r).toMatchObject({ status: 'reused', targetSizeGiB: 150, modificationState: 'modifying' });
     expect(ec2Mock.commandCalls(ModifyVolumeCommand)).toHaveLength(1);
@@ -660,16 +622,16 @@ describe('expand-volume: AWS refusals and throttling', () => {
     happyPath();
     ec2Mock
       .on(DescribeVolumesCommand)
-      .rejectsOnce(awsError('RequestLimitExceeded'))
-      .rejectsOnce(awsError('RequestLimitExceeded'))
-      .resolves({ Volumes: [volume()] });
+      .rejectsOnce(ec2Error('RequestLimitExceeded'))
+      .rejectsOnce(ec2Error('RequestLimitExceeded'))
+      .resolves({ Volumes: [managedVolume()] });
     const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
     expect(r).toMatchObject({ status: 'started', apiCalls: 8 });
   });
 
   it('gives up after the bounded number of throttled attempts and surfaces the error', async () => {
     happyPath();
-    ec2Mock.on(DescribeVolumesCommand).rejects(awsError('RequestLimitExceeded'));
+    ec2Mock.on(DescribeVolumesCommand).rejects(ec2Error('RequestLimitExceeded'));
     await expect(expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps())).rejects.toMatchObject({
       name: 'RequestLimitExceeded',
     });
@@ -679,7 +641,7 @@ describe('expand-volume: AWS refusals and throttling', () => {
 
   it('throws other faults (e.g. UnauthorizedOperation) without retrying', async () => {
     happyPath();
-    ec2Mock.on(ModifyVolumeCommand).rejects(awsError('UnauthorizedOperation'));
+    ec2Mock.on(ModifyVolumeCommand).rejects(ec2Error('UnauthorizedOperation'));
     await expect(expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps())).rejects.toMatchObject({
       name: 'UnauthorizedOperation',
     });
@@ -693,9 +655,9 @@ describe('expand-volume: duplicate invocation', () => {
     // modification is in flight, as on AWS.
     let size = 100;
     let mods: VolumeModification[] = [];
-    ec2Mock.on(DescribeVolumesCommand).callsFake(() => ({ Volumes: [volume({ Size: size })] }));
+    ec2Mock.on(DescribeVolumesCommand).callsFake(() => ({ Volumes: [managedVolume({ Size: size })] }));
     ec2Mock.on(DescribeVolumesModificationsCommand).callsFake(() => {
-      if (mods.length === 0) throw awsError('InvalidVolumeModification.NotFound');
+      if (mods.length === 0) throw ec2Error('InvalidVolumeModification.NotFound');
       return { VolumesModifications: mods };
     });
     ec2Mock.on(CreateSnapshotCommand).resolves({ SnapshotId: 'snap-0123456789abcdef0' });
@@ -920,7 +882,7 @@ describe('expand-volume: retention of the pre-expansion snapshots', () => {
     ec2Mock
       .on(DeleteSnapshotCommand, { SnapshotId: 'snap-00000000000000000' })
       .rejects(
-        awsError(
+        ec2Error(
           'InvalidSnapshot.InUse',
           'The snapshot snap-00000000000000000 is currently in use by ami-0123',
         ),
@@ -938,7 +900,7 @@ describe('expand-volume: retention of the pre-expansion snapshots', () => {
     ec2Mock.on(DescribeSnapshotsCommand).resolves({
       Snapshots: [50, 3, 2, 1].map((days, i) => preExpansion(`snap-0000000000000000${i}`, days)),
     });
-    ec2Mock.on(DeleteSnapshotCommand).rejects(awsError('InvalidSnapshot.NotFound'));
+    ec2Mock.on(DeleteSnapshotCommand).rejects(ec2Error('InvalidSnapshot.NotFound'));
     const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
     expect(r).toMatchObject({ status: 'started', snapshotsDeleted: [], snapshotRetentionProblems: [] });
   });
@@ -950,9 +912,9 @@ describe('expand-volume: retention of the pre-expansion snapshots', () => {
     });
     ec2Mock
       .on(DeleteSnapshotCommand)
-      .rejectsOnce(awsError('RequestLimitExceeded'))
+      .rejectsOnce(ec2Error('RequestLimitExceeded'))
       .resolvesOnce({})
-      .rejects(awsError('RequestLimitExceeded'));
+      .rejects(ec2Error('RequestLimitExceeded'));
     const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
     expect(r.status).toBe('started');
     expect(r.snapshotsDeleted).toEqual(['snap-00000000000000000']);
@@ -971,7 +933,7 @@ describe('expand-volume: retention of the pre-expansion snapshots', () => {
     });
     ec2Mock
       .on(DeleteSnapshotCommand, { SnapshotId: 'snap-00000000000000000' })
-      .rejects(awsError('UnauthorizedOperation', 'You are not authorized'));
+      .rejects(ec2Error('UnauthorizedOperation', 'You are not authorized'));
     const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
     expect(r.snapshotsDeleted).toEqual(['snap-00000000000000001']);
     expect(r.snapshotRetentionProblems).toEqual([
@@ -981,7 +943,7 @@ describe('expand-volume: retention of the pre-expansion snapshots', () => {
 
   it('still reports the expansion when the snapshots cannot be listed', async () => {
     happyPath();
-    ec2Mock.on(DescribeSnapshotsCommand).rejects(awsError('UnauthorizedOperation', 'denied'));
+    ec2Mock.on(DescribeSnapshotsCommand).rejects(ec2Error('UnauthorizedOperation', 'denied'));
     const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
     expect(r).toMatchObject({ status: 'started', snapshotsDeleted: [] });
     expect(r.snapshotRetentionProblems).toEqual([
@@ -1042,13 +1004,13 @@ describe('expand-volume: early warning near the cap', () => {
       'at 150 GiB the volume is within 25% of its cap, maxSizeGiB (200 GiB) (50 GiB left): the next expansion can only grow it to the cap, and the one after is refused; move the data to a larger volume (AddDataVolume, runbook §5B) or raise the cap',
     ],
   ] as const)('%s: %s GiB, cap %s → %s', async (_what, size, cap, capStatus, capWarning) => {
-    happyPath(volume({ Size: size }));
+    happyPath(managedVolume({ Size: size }));
     const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps({ maxSizeGiB: cap }));
     expect(r).toMatchObject({ status: 'started', capStatus, capWarning });
   });
 
   it('says what the next expansion still does when it can grow in full', async () => {
-    happyPath(volume({ Size: 100 }));
+    happyPath(managedVolume({ Size: 100 }));
     const r = await expandVolume(
       { instanceId: INSTANCE, volumeId: VOLUME },
       deps({ maxSizeGiB: 1000, warnWithinPercent: 90 }),
@@ -1058,13 +1020,13 @@ describe('expand-volume: early warning near the cap', () => {
   });
 
   it('warns at the cap only with WARN_WITHIN_PERCENT=0', async () => {
-    happyPath(volume({ Size: 3000 }));
+    happyPath(managedVolume({ Size: 3000 }));
     const near = await expandVolume(
       { instanceId: INSTANCE, volumeId: VOLUME },
       deps({ maxSizeGiB: 4500, warnWithinPercent: 0 }),
     );
     expect(near).toMatchObject({ targetSizeGiB: 4500, capStatus: 'at-cap' });
-    happyPath(volume({ Size: 2000 }));
+    happyPath(managedVolume({ Size: 2000 }));
     const far = await expandVolume(
       { instanceId: INSTANCE, volumeId: VOLUME },
       deps({ maxSizeGiB: 4500, warnWithinPercent: 0 }),
@@ -1073,7 +1035,7 @@ describe('expand-volume: early warning near the cap', () => {
   });
 
   it('warns in a dry run and when reusing an in-flight modification near the cap, not on a refusal', async () => {
-    happyPath(volume({ Size: 3000 }));
+    happyPath(managedVolume({ Size: 3000 }));
     const dry = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME, dryRun: true }, deps());
     expect(dry).toMatchObject({ status: 'dry-run', capStatus: 'at-cap' });
     ec2Mock
@@ -1081,7 +1043,7 @@ describe('expand-volume: early warning near the cap', () => {
       .resolves({ VolumesModifications: [modification({ OriginalSize: 3000, TargetSize: 4096 })] });
     const reused = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
     expect(reused).toMatchObject({ status: 'reused', targetSizeGiB: 4096, capStatus: 'at-cap' });
-    happyPath(volume({ Size: 4096 }));
+    happyPath(managedVolume({ Size: 4096 }));
     const refused = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
     expect(refused).toMatchObject({ status: 'refused', capStatus: 'unchecked', capWarning: '' });
   });
@@ -1215,7 +1177,7 @@ describe('expand-volume: handler', () => {
   });
 
   it('rethrows a fault and still flushes metrics', async () => {
-    ec2Mock.on(DescribeVolumesCommand).rejects(awsError('UnauthorizedOperation'));
+    ec2Mock.on(DescribeVolumesCommand).rejects(ec2Error('UnauthorizedOperation'));
     const addMetric = vi.spyOn(metrics, 'addMetric');
     const publish = vi.spyOn(metrics, 'publishStoredMetrics').mockImplementation(() => metrics);
     await expect(handler({ instanceId: INSTANCE, volumeId: VOLUME })).rejects.toMatchObject({
