@@ -34,6 +34,7 @@ import {
   ssmError,
   VOLUME,
 } from './support/lambda-ec2-fixtures';
+import RUNBOOK_DEFAULTS from './support/lambda-expand-volume-defaults.json';
 
 /**
  * Error paths of expand-volume that moto cannot produce (in-flight modifications, AWS refusals,
@@ -1051,21 +1052,8 @@ describe('expand-volume: early warning near the cap', () => {
 
 describe('expand-volume: configuration', () => {
   it('defaults to the runbook values', () => {
-    expect(loadExpandConfig({})).toEqual({
-      growPercent: 50,
-      minGrowGiB: 10,
-      maxSizeGiB: 4096,
-      snapshotBeforeExpand: true,
-      snapshotsKept: 3,
-      snapshotsDeleteAfterDays: 0,
-      warnWithinPercent: 25,
-      warningFreePercent: 20,
-      managedTagKey: 'stemedb:managed',
-      nodeTagKey: 'stemedb:node',
-      deploymentTagKey: 'stemedb:deployment',
-      deployment: 'StemeDB',
-      nodeParameterPrefix: '/StemeDB/nodes/',
-    });
+    // The values a deployment gets when its config sets none (expected, not computed: a fixture).
+    expect(loadExpandConfig({})).toEqual(RUNBOOK_DEFAULTS);
   });
 
   it('reads every variable', () => {
