@@ -935,13 +935,7 @@ async function resolveAlarm(
 }
 
 /** An alarm state change event: only a transition into ALARM can start something. */
-export async function handleAlarmStateChange(
-  alarm: AlarmStateChange,
-  config: RouterConfig,
-  deps: RouterDeps,
-  mode?: ModeState,
-): Promise<RouterOutcome[]> {
-  const ctx = makeCtx(config, deps, mode);
+async function handleAlarmStateChange(alarm: AlarmStateChange, ctx: Ctx): Promise<RouterOutcome[]> {
   const ignored = ignoredTransition(alarm.state, alarm.previousState);
   if (ignored !== undefined) {
     return [{ ...ignored, alarmName: alarm.alarmName, transition: alarm.transition }];
@@ -992,13 +986,11 @@ async function startFirst(
  * transition (tags, then {@link startToken}). There is no alert state to re-read: a notification
  * older than {@link MAX_NOTIFICATION_AGE_SECONDS} is stale.
  */
-export async function handleAlertmanagerNotification(
+async function handleAlertmanagerNotification(
   notification: AlertmanagerNotification,
-  config: RouterConfig,
-  deps: RouterDeps,
-  mode?: ModeState,
+  ctx: Ctx,
 ): Promise<RouterOutcome[]> {
-  const ctx = makeCtx(config, deps, mode);
+  const { config } = ctx;
   const outcomes: RouterOutcome[] = [];
   const busyNodes = new Set<string>();
   for (const alert of notification.alerts) {
@@ -1072,12 +1064,8 @@ async function recheckOne(
  * The scheduled re-check: frees the slots of ended executions, then every `<Prefix>-` alarm in
  * ALARM (paged), one at a time, oldest transition first.
  */
-export async function recheckAlarms(
-  config: RouterConfig,
-  deps: RouterDeps,
-  mode?: ModeState,
-): Promise<RouterOutcome[]> {
-  const ctx = makeCtx(config, deps, mode);
+async function recheckAlarms(ctx: Ctx): Promise<RouterOutcome[]> {
+  const { config, deps } = ctx;
   const alarms: AlarmStateChange[] = [];
   let NextToken: string | undefined;
   for (let page = 0; page < MAX_ALARM_PAGES; page++) {
@@ -1153,8 +1141,8 @@ export async function routeEvent(
     const alarm = parsed.value.type === 'alarm-state-change' ? parsed.value : undefined;
     return [{ ...foreign, alarmName: alarm?.alarmName, transition: alarm?.transition }];
   }
-  if (parsed.value.type === 'scheduled-recheck') return recheckAlarms(config, deps);
-  return handleAlarmStateChange(parsed.value, config, deps);
+  if (parsed.value.type === 'scheduled-recheck') return recheckAlarms(makeCtx(config, deps));
+  return handleAlarmStateChange(parsed.value, makeCtx(config, deps));
 }
 
 /** SNS deliveries: Alertmanager notifications of this stack's Prometheus topic only. */
@@ -1177,7 +1165,7 @@ async function routeSnsEvent(
       continue;
     }
     for (const u of unreadable) outcomes.push({ decision: 'malformed-event', reason: u.reason });
-    outcomes.push(...(await handleAlertmanagerNotification(notification, config, deps)));
+    outcomes.push(...(await handleAlertmanagerNotification(notification, makeCtx(config, deps))));
   }
   return outcomes;
 }
