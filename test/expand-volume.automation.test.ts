@@ -440,6 +440,19 @@ function run(params: Record<string, string>, overrides: Overrides = {}): Simulat
   return simulateAutomation(doc, { InstanceId: INSTANCE, ...params }, happyRun(overrides));
 }
 
+/** The input of an aws:executeAutomation step that starts `document` for the node, as the automation role. */
+function childStart(document: string, reason: string): unknown {
+  return {
+    DocumentName: document,
+    RuntimeParameters: {
+      InstanceId: [INSTANCE],
+      AutomationAssumeRole: [SUBSTITUTIONS.AutomationRoleArn],
+      DryRun: ['false'],
+      Reason: [reason],
+    },
+  };
+}
+
 const PUBLISH_STEPS = new Set(['Notify', 'NotifyRefused', 'NotifyFailure', 'NotifyCapWarning']);
 
 describe('flow', () => {
@@ -535,15 +548,7 @@ describe('flow', () => {
     ]);
     expect(sim.path).not.toContain('MigrationFallback');
     expect((sim.inputs.NotifyRefused as { Message: string }).Message).toContain(`refused: ${reason}`);
-    expect(sim.inputs.ArchiveWalFallback).toEqual({
-      DocumentName: 'StemeDB-ArchiveWal',
-      RuntimeParameters: {
-        InstanceId: [INSTANCE],
-        AutomationAssumeRole: [SUBSTITUTIONS.AutomationRoleArn],
-        DryRun: ['false'],
-        Reason: [''],
-      },
-    });
+    expect(sim.inputs.ArchiveWalFallback).toEqual(childStart('StemeDB-ArchiveWal', ''));
     expect((sim.inputs.FailRefused as { InputPayload: Record<string, string> }).InputPayload).toMatchObject({
       status: 'refused',
       reason,
@@ -598,15 +603,7 @@ describe('flow', () => {
         'MigrationFallback',
         'FailRefused',
       ]);
-      expect(sim.inputs.MigrationFallback).toEqual({
-        DocumentName: 'StemeDB-AddDataVolume',
-        RuntimeParameters: {
-          InstanceId: [INSTANCE],
-          AutomationAssumeRole: [SUBSTITUTIONS.AutomationRoleArn],
-          DryRun: ['false'],
-          Reason: ['disk critical'],
-        },
-      });
+      expect(sim.inputs.MigrationFallback).toEqual(childStart('StemeDB-AddDataVolume', 'disk critical'));
       expect((sim.inputs.NotifyRefused as { Message: string }).Message).toContain(
         'migration to a new volume (StemeDB-AddDataVolume) requested: true',
       );
@@ -793,11 +790,9 @@ describe('contracts', () => {
         applyModification: true,
       });
       ec2Mock.on(DescribeSnapshotsCommand).resolves({ Snapshots: [] });
-      ssmMock
-        .on(GetParameterCommand)
-        .resolves({
-          Parameter: { Value: registryEntry('db-1', { instanceId: INSTANCE, volumeId: VOLUME }) },
-        });
+      ssmMock.on(GetParameterCommand).resolves({
+        Parameter: { Value: registryEntry('db-1', { instanceId: INSTANCE, volumeId: VOLUME }) },
+      });
       const deps = {
         ec2: new EC2Client({ region: 'eu-west-1' }),
         ssm: new SSMClient({ region: 'eu-west-1' }),
