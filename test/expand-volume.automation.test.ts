@@ -453,8 +453,6 @@ function childStart(document: string, reason: string): unknown {
   };
 }
 
-const PUBLISH_STEPS = new Set(['Notify', 'NotifyRefused', 'NotifyFailure', 'NotifyCapWarning']);
-
 /** The steps of a run in which every step succeeds and the modification is optimizing at once. */
 const HAPPY_PATH = [
   'DiskReportBefore',
@@ -467,6 +465,8 @@ const HAPPY_PATH = [
   'DiskReportAfter',
   'Notify',
 ];
+
+const PUBLISH_STEPS = new Set(['Notify', 'NotifyRefused', 'NotifyFailure', 'NotifyCapWarning']);
 
 describe('flow', () => {
   it('expands, waits for optimizing, grows the filesystem, reports and notifies', () => {
