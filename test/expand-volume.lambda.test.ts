@@ -27,11 +27,13 @@ import { MAX_DELETIONS_PER_RUN } from '../lambda/shared/snapshot-retention';
 import {
   ec2Error,
   INSTANCE,
+  MANAGED_TAGS,
   managedVolume,
   mockExpandableVolume,
   OTHER_INSTANCE,
   registryEntry,
   ssmError,
+  tagList,
   VOLUME,
 } from './support/lambda-ec2-fixtures';
 import RUNBOOK_DEFAULTS from './support/lambda-expand-volume-defaults.json';
@@ -78,6 +80,15 @@ function modification(over: Partial<VolumeModification>): VolumeModification {
   };
 }
 
+/** expand-volume asked to grow VOLUME on INSTANCE (what ExpandVolume sends), with `config` over the defaults. */
+const expandTheVolume = (config: Partial<ExpandConfig> = {}) =>
+  expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps(config));
+
+/** DescribeVolumesModifications returns `mods` for the volume. */
+function givenModifications(...mods: VolumeModification[]): void {
+  ec2Mock.on(DescribeVolumesModificationsCommand).resolves({ VolumesModifications: mods });
+}
+
 /** One volume, no modification yet, snapshot and ModifyVolume succeed. */
 function happyPath(vol: Volume = managedVolume()): void {
   mockExpandableVolume(ec2Mock, vol, { startTime: new Date(NOW.getTime() - 60_000) });
@@ -104,8 +115,8 @@ afterEach(() => {
 
 describe('expand-volume: which volume', () => {
   it('refuses a volume that is not tagged managed and changes nothing', async () => {
-    happyPath(managedVolume({ Tags: [{ Key: 'stemedb:node', Value: 'db-1' }] }));
-    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    happyPath(managedVolume({ Tags: tagList({ 'stemedb:node': 'db-1' }) }));
+    const r = await expandTheVolume();
     expect(r.status).toBe('refused');
     expect(r.reason).toBe(
       `volume ${VOLUME} is not tagged stemedb:managed=true: only managed volumes are expanded`,
@@ -114,44 +125,41 @@ describe('expand-volume: which volume', () => {
   });
 
   it('refuses a volume whose managed tag is not exactly "true"', async () => {
-    happyPath(managedVolume({ Tags: [{ Key: 'stemedb:managed', Value: 'TRUE' }] }));
-    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    happyPath(managedVolume({ Tags: tagList({ 'stemedb:managed': 'TRUE' }) }));
+    const r = await expandTheVolume();
     expect(r).toMatchObject({ status: 'refused' });
     expect(r.reason).toContain('"TRUE", not "true"');
   });
 
-  it('refuses a managed volume that is not attached', async () => {
-    happyPath(managedVolume({ Attachments: [], State: 'available' }));
-    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
-    expect(r).toMatchObject({
-      status: 'refused',
+  it.each([
+    {
+      name: 'refuses a managed volume that is not attached',
+      attachment: { Attachments: [], State: 'available' },
       reason: `volume ${VOLUME} is not attached to any instance (expected ${INSTANCE})`,
-    });
-    expect(writes()).toBe(0);
-  });
-
-  it('refuses a managed volume attached to another instance', async () => {
-    happyPath(managedVolume({ Attachments: [{ InstanceId: OTHER_INSTANCE, State: 'attached' }] }));
-    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
-    expect(r).toMatchObject({
-      status: 'refused',
+    },
+    {
+      name: 'refuses a managed volume attached to another instance',
+      attachment: { Attachments: [{ InstanceId: OTHER_INSTANCE, State: 'attached' }] },
       reason: `volume ${VOLUME} is attached to ${OTHER_INSTANCE}, not to ${INSTANCE}`,
-    });
-    expect(writes()).toBe(0);
-  });
-
-  it('refuses a managed volume that is still attaching', async () => {
-    happyPath(managedVolume({ Attachments: [{ InstanceId: INSTANCE, State: 'attaching' }] }));
-    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
-    expect(r).toMatchObject({
-      status: 'refused',
+    },
+    {
+      name: 'refuses a managed volume that is still attaching',
+      attachment: { Attachments: [{ InstanceId: INSTANCE, State: 'attaching' }] },
       reason: `volume ${VOLUME} is attaching on ${INSTANCE}, not attached`,
-    });
-  });
+    },
+  ] satisfies ReadonlyArray<{ name: string; attachment: Partial<Volume>; reason: string }>)(
+    '$name',
+    async ({ attachment, reason }) => {
+      happyPath(managedVolume(attachment));
+      const r = await expandTheVolume();
+      expect(r).toMatchObject({ status: 'refused', reason });
+      expect(writes()).toBe(0);
+    },
+  );
 
   it('refuses a volume that does not exist', async () => {
     ec2Mock.on(DescribeVolumesCommand).rejects(ec2Error('InvalidVolume.NotFound'));
-    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    const r = await expandTheVolume();
     expect(r).toMatchObject({ status: 'refused', reason: `volume ${VOLUME} does not exist`, apiCalls: 1 });
   });
 
@@ -190,23 +198,16 @@ describe('expand-volume: which volume', () => {
   it('honours MANAGED_TAG_KEY, NODE_TAG_KEY, DEPLOYMENT_TAG_KEY, DEPLOYMENT and NODE_PARAMETER_PREFIX', async () => {
     happyPath(
       managedVolume({
-        Tags: [
-          { Key: 'acme:managed', Value: 'true' },
-          { Key: 'acme:node', Value: 'n7' },
-          { Key: 'acme:deployment', Value: 'Acme' },
-        ],
+        Tags: tagList({ 'acme:managed': 'true', 'acme:node': 'n7', 'acme:deployment': 'Acme' }),
       }),
     );
-    const r = await expandVolume(
-      { instanceId: INSTANCE, volumeId: VOLUME },
-      deps({
-        managedTagKey: 'acme:managed',
-        nodeTagKey: 'acme:node',
-        deploymentTagKey: 'acme:deployment',
-        deployment: 'Acme',
-        nodeParameterPrefix: '/Acme/nodes/',
-      }),
-    );
+    const r = await expandTheVolume({
+      managedTagKey: 'acme:managed',
+      nodeTagKey: 'acme:node',
+      deploymentTagKey: 'acme:deployment',
+      deployment: 'Acme',
+      nodeParameterPrefix: '/Acme/nodes/',
+    });
     expect(r).toMatchObject({ status: 'started', node: 'n7' });
     expect(ssmMock.commandCalls(GetParameterCommand).map((c) => c.args[0].input)).toEqual([
       { Name: '/Acme/nodes/n7' },
@@ -218,14 +219,10 @@ describe('expand-volume: only a registered node of this deployment', () => {
   it('refuses a managed volume of another deployment and changes nothing', async () => {
     happyPath(
       managedVolume({
-        Tags: [
-          { Key: 'stemedb:managed', Value: 'true' },
-          { Key: 'stemedb:node', Value: 'db-1' },
-          { Key: 'stemedb:deployment', Value: 'Other' },
-        ],
+        Tags: tagList({ ...MANAGED_TAGS, 'stemedb:deployment': 'Other' }),
       }),
     );
-    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    const r = await expandTheVolume();
     expect(r).toMatchObject({
       status: 'refused',
       reason: `volume ${VOLUME} belongs to deployment "Other" (stemedb:deployment), not StemeDB: only this deployment's volumes are expanded`,
@@ -238,13 +235,10 @@ describe('expand-volume: only a registered node of this deployment', () => {
   it('refuses a managed volume without the deployment tag', async () => {
     happyPath(
       managedVolume({
-        Tags: [
-          { Key: 'stemedb:managed', Value: 'true' },
-          { Key: 'stemedb:node', Value: 'db-1' },
-        ],
+        Tags: tagList({ 'stemedb:managed': 'true', 'stemedb:node': 'db-1' }),
       }),
     );
-    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    const r = await expandTheVolume();
     expect(r).toMatchObject({
       status: 'refused',
       reason: `volume ${VOLUME} is not tagged stemedb:deployment=StemeDB: only this deployment's volumes are expanded`,
@@ -256,11 +250,7 @@ describe('expand-volume: only a registered node of this deployment', () => {
     happyPath();
     const foreign = managedVolume({
       VolumeId: VOLUME_2,
-      Tags: [
-        { Key: 'stemedb:managed', Value: 'true' },
-        { Key: 'stemedb:node', Value: 'db-1' },
-        { Key: 'stemedb:deployment', Value: 'Other' },
-      ],
+      Tags: tagList({ ...MANAGED_TAGS, 'stemedb:deployment': 'Other' }),
     });
     ec2Mock.on(DescribeVolumesCommand).resolves({ Volumes: [foreign, managedVolume()] });
     const r = await expandVolume({ instanceId: INSTANCE }, deps());
@@ -270,10 +260,7 @@ describe('expand-volume: only a registered node of this deployment', () => {
 
   it('refuses, naming the deployment, when the only managed volume attached is another deployment’s', async () => {
     const foreign = managedVolume({
-      Tags: [
-        { Key: 'stemedb:managed', Value: 'true' },
-        { Key: 'stemedb:deployment', Value: 'Other' },
-      ],
+      Tags: tagList({ 'stemedb:managed': 'true', 'stemedb:deployment': 'Other' }),
     });
     ec2Mock.on(DescribeVolumesCommand).resolves({ Volumes: [foreign] });
     const r = await expandVolume({ instanceId: INSTANCE }, deps());
@@ -285,7 +272,7 @@ describe('expand-volume: only a registered node of this deployment', () => {
   it('refuses an instance that is not a registered node (no registry entry) and changes nothing', async () => {
     happyPath();
     ssmMock.on(GetParameterCommand).rejects(ssmError('ParameterNotFound'));
-    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    const r = await expandTheVolume();
     expect(r).toMatchObject({
       status: 'refused',
       node: 'db-1',
@@ -303,7 +290,7 @@ describe('expand-volume: only a registered node of this deployment', () => {
     ssmMock.on(GetParameterCommand).resolves({
       Parameter: { Value: registryEntry('db-1', { instanceId: OTHER_INSTANCE }) },
     });
-    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    const r = await expandTheVolume();
     expect(r).toMatchObject({
       status: 'refused',
       reason: `${INSTANCE} is not a registered node of deployment StemeDB: registry entry /StemeDB/nodes/db-1 names instance ${OTHER_INSTANCE}`,
@@ -316,7 +303,7 @@ describe('expand-volume: only a registered node of this deployment', () => {
     ssmMock.on(GetParameterCommand).resolves({
       Parameter: { Value: registryEntry('db-1', { volumeId: VOLUME_2 }) },
     });
-    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    const r = await expandTheVolume();
     expect(r.status).toBe('refused');
     expect(r.reason).toContain(`names volume ${VOLUME_2}, not ${VOLUME}`);
     expect(writes()).toBe(0);
@@ -326,7 +313,7 @@ describe('expand-volume: only a registered node of this deployment', () => {
     happyPath();
     for (const value of ['{not json', registryEntry('db-2')]) {
       ssmMock.on(GetParameterCommand).resolves({ Parameter: { Value: value } });
-      const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+      const r = await expandTheVolume();
       expect(r.status, value).toBe('refused');
       expect(r.reason).toMatch(
         /^i-0123456789abcdef0 is not a registered node of deployment StemeDB: registry entry /,
@@ -347,7 +334,7 @@ describe('expand-volume: only a registered node of this deployment', () => {
           ],
         }),
       );
-      const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+      const r = await expandTheVolume();
       expect(r.status).toBe('refused');
       expect(r.reason).toMatch(
         /is not a registered node of deployment StemeDB: volume .* (has no stemedb:node tag|which is not a node name)/,
@@ -408,12 +395,7 @@ describe('expand-volume: the happy path', () => {
     expect(snap?.TagSpecifications).toEqual([
       {
         ResourceType: 'snapshot',
-        Tags: [
-          { Key: 'stemedb:managed', Value: 'true' },
-          { Key: 'stemedb:node', Value: 'db-1' },
-          { Key: 'stemedb:deployment', Value: 'StemeDB' },
-          { Key: 'stemedb:reason', Value: 'expand-volume' },
-        ],
+        Tags: tagList({ ...MANAGED_TAGS, 'stemedb:reason': 'expand-volume' }),
       },
     ]);
     expect(ec2Mock.commandCalls(ModifyVolumeCommand).map((c) => c.args[0].input)).toEqual([
@@ -423,17 +405,14 @@ describe('expand-volume: the happy path', () => {
 
   it('takes the snapshot before the modification', async () => {
     happyPath();
-    await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    await expandTheVolume();
     const order = ec2Mock.calls().map((c) => c.args[0].constructor.name);
     expect(order.indexOf('CreateSnapshotCommand')).toBeLessThan(order.indexOf('ModifyVolumeCommand'));
   });
 
   it('takes no snapshot when SNAPSHOT_BEFORE_EXPAND is false', async () => {
     happyPath();
-    const r = await expandVolume(
-      { instanceId: INSTANCE, volumeId: VOLUME },
-      deps({ snapshotBeforeExpand: false }),
-    );
+    const r = await expandTheVolume({ snapshotBeforeExpand: false });
     expect(r).toMatchObject({ status: 'started', snapshotId: '', apiCalls: 4 });
     expect(ec2Mock.commandCalls(CreateSnapshotCommand)).toHaveLength(0);
   });
@@ -456,7 +435,7 @@ describe('expand-volume: the happy path', () => {
 
   it('refuses at the cap naming it and touches nothing', async () => {
     happyPath(managedVolume({ Size: 4096 }));
-    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    const r = await expandTheVolume();
     expect(r).toMatchObject({
       status: 'refused',
       currentSizeGiB: 4096,
@@ -482,10 +461,8 @@ describe('expand-volume: modifications already there', () => {
   it('reuses an in-flight modification that reaches the wanted size, without a new call', async () => {
     // During a modification DescribeVolumes may already report the target size: sizing uses OriginalSize.
     ec2Mock.on(DescribeVolumesCommand).resolves({ Volumes: [managedVolume({ Size: 150 })] });
-    ec2Mock.on(DescribeVolumesModificationsCommand).resolves({
-      VolumesModifications: [modification({ ModificationState: 'optimizing', Progress: 40 })],
-    });
-    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    givenModifications(modification({ ModificationState: 'optimizing', Progress: 40 }));
+    const r = await expandTheVolume();
     expect(r).toMatchObject({
       status: 'reused',
       currentSizeGiB: 100,
@@ -500,12 +477,8 @@ describe('expand-volume: modifications already there', () => {
   it('defers when the in-flight modification is smaller than wanted, with retryAfter', async () => {
     ec2Mock.on(DescribeVolumesCommand).resolves({ Volumes: [managedVolume({ Size: 110 })] });
     const start = new Date(NOW.getTime() - 3600_000);
-    ec2Mock.on(DescribeVolumesModificationsCommand).resolves({
-      VolumesModifications: [
-        modification({ TargetSize: 110, StartTime: start, ModificationState: 'optimizing' }),
-      ],
-    });
-    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    givenModifications(modification({ TargetSize: 110, StartTime: start, ModificationState: 'optimizing' }));
+    const r = await expandTheVolume();
     expect(r).toMatchObject({
       status: 'deferred',
       targetSizeGiB: 150,
@@ -520,20 +493,16 @@ describe('expand-volume: modifications already there', () => {
 
   it('reuses an in-flight modification at the cap as the last growth possible', async () => {
     ec2Mock.on(DescribeVolumesCommand).resolves({ Volumes: [managedVolume({ Size: 4096 })] });
-    ec2Mock.on(DescribeVolumesModificationsCommand).resolves({
-      VolumesModifications: [modification({ OriginalSize: 4000, TargetSize: 4096 })],
-    });
-    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    givenModifications(modification({ OriginalSize: 4000, TargetSize: 4096 }));
+    const r = await expandTheVolume();
     expect(r).toMatchObject({ status: 'reused', targetSizeGiB: 4096 });
     expect(writes()).toBe(0);
   });
 
   it('tries again after a failed modification, saying so', async () => {
     happyPath();
-    ec2Mock.on(DescribeVolumesModificationsCommand).resolves({
-      VolumesModifications: [modification({ ModificationState: 'failed', StatusMessage: 'Internal error' })],
-    });
-    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    givenModifications(modification({ ModificationState: 'failed', StatusMessage: 'Internal error' }));
+    const r = await expandTheVolume();
     expect(r.status).toBe('started');
     expect(r.reason).toContain('failed, started 2025-06-01T11:59:00.000Z): Internal error; trying again');
     expect(ec2Mock.commandCalls(ModifyVolumeCommand)).toHaveLength(1);
@@ -541,9 +510,7 @@ describe('expand-volume: modifications already there', () => {
 
   it('does not grow again when a completed modification has not been grown into yet', async () => {
     happyPath(managedVolume({ Size: 150 }));
-    ec2Mock.on(DescribeVolumesModificationsCommand).resolves({
-      VolumesModifications: [modification({ ModificationState: 'completed', Progress: 100 })],
-    });
+    givenModifications(modification({ ModificationState: 'completed', Progress: 100 }));
     const r = await expandVolume(
       { instanceId: INSTANCE, volumeId: VOLUME, usedBytes: 95 * GIB, filesystemBytes: 98 * GIB },
       deps(),
@@ -559,9 +526,7 @@ describe('expand-volume: modifications already there', () => {
 
   it('grows again once the filesystem has used a completed modification', async () => {
     happyPath(managedVolume({ Size: 150 }));
-    ec2Mock.on(DescribeVolumesModificationsCommand).resolves({
-      VolumesModifications: [modification({ ModificationState: 'completed', Progress: 100 })],
-    });
+    givenModifications(modification({ ModificationState: 'completed', Progress: 100 }));
     const r = await expandVolume(
       { instanceId: INSTANCE, volumeId: VOLUME, usedBytes: 140 * GIB, filesystemBytes: 147 * GIB },
       deps(),
@@ -571,13 +536,11 @@ describe('expand-volume: modifications already there', () => {
 
   it('picks the most recent of several modifications (moto returns the history)', async () => {
     happyPath(managedVolume({ Size: 150 }));
-    ec2Mock.on(DescribeVolumesModificationsCommand).resolves({
-      VolumesModifications: [
-        modification({ ModificationState: 'optimizing', StartTime: new Date(NOW.getTime() - 9e6) }),
-        modification({ ModificationState: 'completed', StartTime: new Date(NOW.getTime() - 1e6) }),
-      ],
-    });
-    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    givenModifications(
+      modification({ ModificationState: 'optimizing', StartTime: new Date(NOW.getTime() - 9e6) }),
+      modification({ ModificationState: 'completed', StartTime: new Date(NOW.getTime() - 1e6) }),
+    );
+    const r = await expandTheVolume();
     expect(r).toMatchObject({ status: 'started', targetSizeGiB: 225 });
   });
 });
@@ -588,7 +551,7 @@ describe('expand-volume: AWS refusals and throttling', () => {
     ec2Mock
       .on(ModifyVolumeCommand)
       .rejects(ec2Error('VolumeModificationRateExceeded', 'You have exceeded the rate'));
-    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    const r = await expandTheVolume();
     expect(r).toMatchObject({
       status: 'deferred',
       retryAfter: new Date(NOW.getTime() + 15 * 60_000).toISOString(),
@@ -601,7 +564,7 @@ describe('expand-volume: AWS refusals and throttling', () => {
   it('defers on IncorrectModificationState when nothing large enough is in flight', async () => {
     happyPath();
     ec2Mock.on(ModifyVolumeCommand).rejects(ec2Error('IncorrectModificationState'));
-    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    const r = await expandTheVolume();
     expect(r).toMatchObject({ status: 'deferred', apiCalls: 7 });
     expect(r.reason).toContain('IncorrectModificationState');
     expect(ec2Mock.commandCalls(ModifyVolumeCommand)).toHaveLength(1);
@@ -614,7 +577,7 @@ describe('expand-volume: AWS refusals and throttling', () => {
       .rejectsOnce(ec2Error('InvalidVolumeModification.NotFound'))
       .resolves({ VolumesModifications: [modification({ TargetSize: 150 })] });
     ec2Mock.on(ModifyVolumeCommand).rejects(ec2Error('IncorrectModificationState'));
-    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    const r = await expandTheVolume();
     expect(r).toMatchObject({ status: 'reused', targetSizeGiB: 150, modificationState: 'modifying' });
     expect(ec2Mock.commandCalls(ModifyVolumeCommand)).toHaveLength(1);
   });
@@ -626,7 +589,7 @@ describe('expand-volume: AWS refusals and throttling', () => {
       .rejectsOnce(ec2Error('RequestLimitExceeded'))
       .rejectsOnce(ec2Error('RequestLimitExceeded'))
       .resolves({ Volumes: [managedVolume()] });
-    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    const r = await expandTheVolume();
     expect(r).toMatchObject({ status: 'started', apiCalls: 8 });
   });
 
@@ -767,12 +730,7 @@ function preExpansion(id: string, daysAgo: number, over: Partial<Snapshot> = {})
     VolumeId: VOLUME,
     State: 'completed',
     StartTime: new Date(NOW.getTime() - daysAgo * 86_400_000),
-    Tags: [
-      { Key: 'stemedb:managed', Value: 'true' },
-      { Key: 'stemedb:node', Value: 'db-1' },
-      { Key: 'stemedb:deployment', Value: 'StemeDB' },
-      { Key: 'stemedb:reason', Value: 'expand-volume' },
-    ],
+    Tags: tagList({ ...MANAGED_TAGS, 'stemedb:reason': 'expand-volume' }),
     ...over,
   };
 }
@@ -795,7 +753,7 @@ describe('expand-volume: retention of the pre-expansion snapshots', () => {
         preExpansion('snap-0000000000000000b', 70, { State: 'error' }),
       ],
     });
-    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    const r = await expandTheVolume();
     expect(r).toMatchObject({
       status: 'started',
       snapshotId: NEW_SNAPSHOT,
@@ -831,7 +789,7 @@ describe('expand-volume: retention of the pre-expansion snapshots', () => {
         NextToken: 'page-3',
       })
       .resolves({ Snapshots: [preExpansion('snap-00000000000000005', 5)] });
-    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    const r = await expandTheVolume();
     expect(ec2Mock.commandCalls(DescribeSnapshotsCommand).map((c) => c.args[0].input.NextToken)).toEqual([
       undefined,
       'page-2',
@@ -856,7 +814,7 @@ describe('expand-volume: retention of the pre-expansion snapshots', () => {
         preExpansion('snap-00000000000000007', 1),
       ],
     });
-    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    const r = await expandTheVolume();
     expect(r.snapshotsDeleted).toEqual([]);
     expect(ec2Mock.commandCalls(DeleteSnapshotCommand)).toHaveLength(0);
   });
@@ -868,10 +826,7 @@ describe('expand-volume: retention of the pre-expansion snapshots', () => {
         preExpansion(`snap-0000000000000001${i}`, days),
       ),
     });
-    const r = await expandVolume(
-      { instanceId: INSTANCE, volumeId: VOLUME },
-      deps({ snapshotsKept: 1, snapshotsDeleteAfterDays: 30 }),
-    );
+    const r = await expandTheVolume({ snapshotsKept: 1, snapshotsDeleteAfterDays: 30 });
     expect(r.snapshotsDeleted).toEqual(['snap-00000000000000015', 'snap-00000000000000016']);
   });
 
@@ -888,7 +843,7 @@ describe('expand-volume: retention of the pre-expansion snapshots', () => {
           'The snapshot snap-00000000000000000 is currently in use by ami-0123',
         ),
       );
-    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    const r = await expandTheVolume();
     expect(r.status).toBe('started');
     expect(r.snapshotsDeleted).toEqual(['snap-00000000000000001']);
     expect(r.snapshotRetentionProblems).toEqual([
@@ -902,7 +857,7 @@ describe('expand-volume: retention of the pre-expansion snapshots', () => {
       Snapshots: [50, 3, 2, 1].map((days, i) => preExpansion(`snap-0000000000000000${i}`, days)),
     });
     ec2Mock.on(DeleteSnapshotCommand).rejects(ec2Error('InvalidSnapshot.NotFound'));
-    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    const r = await expandTheVolume();
     expect(r).toMatchObject({ status: 'started', snapshotsDeleted: [], snapshotRetentionProblems: [] });
   });
 
@@ -916,7 +871,7 @@ describe('expand-volume: retention of the pre-expansion snapshots', () => {
       .rejectsOnce(ec2Error('RequestLimitExceeded'))
       .resolvesOnce({})
       .rejects(ec2Error('RequestLimitExceeded'));
-    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    const r = await expandTheVolume();
     expect(r.status).toBe('started');
     expect(r.snapshotsDeleted).toEqual(['snap-00000000000000000']);
     expect(r.snapshotRetentionProblems).toEqual([
@@ -935,7 +890,7 @@ describe('expand-volume: retention of the pre-expansion snapshots', () => {
     ec2Mock
       .on(DeleteSnapshotCommand, { SnapshotId: 'snap-00000000000000000' })
       .rejects(ec2Error('UnauthorizedOperation', 'You are not authorized'));
-    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    const r = await expandTheVolume();
     expect(r.snapshotsDeleted).toEqual(['snap-00000000000000001']);
     expect(r.snapshotRetentionProblems).toEqual([
       'could not delete snap-00000000000000000: UnauthorizedOperation: You are not authorized',
@@ -945,7 +900,7 @@ describe('expand-volume: retention of the pre-expansion snapshots', () => {
   it('still reports the expansion when the snapshots cannot be listed', async () => {
     happyPath();
     ec2Mock.on(DescribeSnapshotsCommand).rejects(ec2Error('UnauthorizedOperation', 'denied'));
-    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    const r = await expandTheVolume();
     expect(r).toMatchObject({ status: 'started', snapshotsDeleted: [] });
     expect(r.snapshotRetentionProblems).toEqual([
       `could not list the pre-expansion snapshots of ${VOLUME}: UnauthorizedOperation: denied`,
@@ -959,7 +914,7 @@ describe('expand-volume: retention of the pre-expansion snapshots', () => {
         preExpansion(`snap-${String(i).padStart(17, '0')}`, 100 - i),
       ),
     });
-    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    const r = await expandTheVolume();
     expect(r.snapshotsDeleted).toHaveLength(MAX_DELETIONS_PER_RUN);
     expect(r.snapshotsDeleted[0]).toBe(`snap-${'0'.repeat(17)}`);
     expect(r.snapshotRetentionProblems).toEqual([
@@ -972,9 +927,9 @@ describe('expand-volume: retention of the pre-expansion snapshots', () => {
     ec2Mock
       .on(DescribeSnapshotsCommand)
       .resolves({ Snapshots: [preExpansion('snap-00000000000000001', 90)] });
-    await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps({ snapshotBeforeExpand: false }));
+    await expandTheVolume({ snapshotBeforeExpand: false });
     await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME, dryRun: true }, deps());
-    await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps({ maxSizeGiB: 100 }));
+    await expandTheVolume({ maxSizeGiB: 100 });
     expect(ec2Mock.commandCalls(DescribeSnapshotsCommand)).toHaveLength(0);
     expect(ec2Mock.commandCalls(DeleteSnapshotCommand)).toHaveLength(0);
   });
@@ -1006,32 +961,23 @@ describe('expand-volume: early warning near the cap', () => {
     ],
   ] as const)('%s: %s GiB, cap %s → %s', async (_what, size, cap, capStatus, capWarning) => {
     happyPath(managedVolume({ Size: size }));
-    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps({ maxSizeGiB: cap }));
+    const r = await expandTheVolume({ maxSizeGiB: cap });
     expect(r).toMatchObject({ status: 'started', capStatus, capWarning });
   });
 
   it('says what the next expansion still does when it can grow in full', async () => {
     happyPath(managedVolume({ Size: 100 }));
-    const r = await expandVolume(
-      { instanceId: INSTANCE, volumeId: VOLUME },
-      deps({ maxSizeGiB: 1000, warnWithinPercent: 90 }),
-    );
+    const r = await expandTheVolume({ maxSizeGiB: 1000, warnWithinPercent: 90 });
     expect(r.capStatus).toBe('near-cap');
     expect(r.capWarning).toContain('(850 GiB left): the next expansion grows it to 225 GiB');
   });
 
   it('warns at the cap only with WARN_WITHIN_PERCENT=0', async () => {
     happyPath(managedVolume({ Size: 3000 }));
-    const near = await expandVolume(
-      { instanceId: INSTANCE, volumeId: VOLUME },
-      deps({ maxSizeGiB: 4500, warnWithinPercent: 0 }),
-    );
+    const near = await expandTheVolume({ maxSizeGiB: 4500, warnWithinPercent: 0 });
     expect(near).toMatchObject({ targetSizeGiB: 4500, capStatus: 'at-cap' });
     happyPath(managedVolume({ Size: 2000 }));
-    const far = await expandVolume(
-      { instanceId: INSTANCE, volumeId: VOLUME },
-      deps({ maxSizeGiB: 4500, warnWithinPercent: 0 }),
-    );
+    const far = await expandTheVolume({ maxSizeGiB: 4500, warnWithinPercent: 0 });
     expect(far).toMatchObject({ targetSizeGiB: 3000, capStatus: 'clear', capWarning: '' });
   });
 
@@ -1039,13 +985,11 @@ describe('expand-volume: early warning near the cap', () => {
     happyPath(managedVolume({ Size: 3000 }));
     const dry = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME, dryRun: true }, deps());
     expect(dry).toMatchObject({ status: 'dry-run', capStatus: 'at-cap' });
-    ec2Mock
-      .on(DescribeVolumesModificationsCommand)
-      .resolves({ VolumesModifications: [modification({ OriginalSize: 3000, TargetSize: 4096 })] });
-    const reused = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    givenModifications(modification({ OriginalSize: 3000, TargetSize: 4096 }));
+    const reused = await expandTheVolume();
     expect(reused).toMatchObject({ status: 'reused', targetSizeGiB: 4096, capStatus: 'at-cap' });
     happyPath(managedVolume({ Size: 4096 }));
-    const refused = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    const refused = await expandTheVolume();
     expect(refused).toMatchObject({ status: 'refused', capStatus: 'unchecked', capWarning: '' });
   });
 });

@@ -37,6 +37,18 @@ export function ssmError(code: string, message = `${code} (mocked)`): SSMService
   return new SSMServiceException({ name: code, $fault: 'client', $metadata: {}, message });
 }
 
+/** EC2 tags from a record, in its order. */
+export function tagList(tags: Readonly<Record<string, string>>): Array<{ Key: string; Value: string }> {
+  return Object.entries(tags).map(([Key, Value]) => ({ Key, Value }));
+}
+
+/** The tags the stack puts on a node's data volume (node db-1 of deployment StemeDB). */
+export const MANAGED_TAGS: Readonly<Record<string, string>> = {
+  'stemedb:managed': 'true',
+  'stemedb:node': 'db-1',
+  'stemedb:deployment': 'StemeDB',
+};
+
 /** VOLUME as the stack creates it: gp3, 100 GiB, tagged managed for node db-1, attached to INSTANCE. */
 export function managedVolume(over: Partial<Volume> = {}): Volume {
   return {
@@ -44,11 +56,7 @@ export function managedVolume(over: Partial<Volume> = {}): Volume {
     Size: 100,
     VolumeType: 'gp3',
     State: 'in-use',
-    Tags: [
-      { Key: 'stemedb:managed', Value: 'true' },
-      { Key: 'stemedb:node', Value: 'db-1' },
-      { Key: 'stemedb:deployment', Value: 'StemeDB' },
-    ],
+    Tags: tagList(MANAGED_TAGS),
     Attachments: [{ InstanceId: INSTANCE, VolumeId: VOLUME, State: 'attached', Device: '/dev/sdf' }],
     ...over,
   };
