@@ -94,6 +94,30 @@ function happyPath(vol: Volume = managedVolume()): void {
   mockExpandableVolume(ec2Mock, vol, { startTime: new Date(NOW.getTime() - 60_000) });
 }
 
+/**
+ * expand-volume on a 150 GiB volume whose last modification (100 → 150 GiB) has completed, with
+ * the filesystem `filesystemGiB` large and `usedGiB` used.
+ */
+function expandAfterCompletedModification(usedGiB: number, filesystemGiB: number) {
+  happyPath(managedVolume({ Size: 150 }));
+  givenModifications(modification({ ModificationState: 'completed', Progress: 100 }));
+  return expandVolume(
+    {
+      instanceId: INSTANCE,
+      volumeId: VOLUME,
+      usedBytes: usedGiB * GIB,
+      filesystemBytes: filesystemGiB * GIB,
+    },
+    deps(),
+  );
+}
+
+/** The happy path, except that ModifyVolume fails with the AWS error `code`. */
+function happyPathButModifyVolumeFails(code: string, message?: string): void {
+  happyPath();
+  ec2Mock.on(ModifyVolumeCommand).rejects(ec2Error(code, message));
+}
+
 const writes = () =>
   ec2Mock.commandCalls(ModifyVolumeCommand).length + ec2Mock.commandCalls(CreateSnapshotCommand).length;
 
@@ -509,12 +533,7 @@ describe('expand-volume: modifications already there', () => {
   });
 
   it('does not grow again when a completed modification has not been grown into yet', async () => {
-    happyPath(managedVolume({ Size: 150 }));
-    givenModifications(modification({ ModificationState: 'completed', Progress: 100 }));
-    const r = await expandVolume(
-      { instanceId: INSTANCE, volumeId: VOLUME, usedBytes: 95 * GIB, filesystemBytes: 98 * GIB },
-      deps(),
-    );
+    const r = await expandAfterCompletedModification(95, 98);
     expect(r).toMatchObject({
       status: 'reused',
       currentSizeGiB: 100,
@@ -525,12 +544,7 @@ describe('expand-volume: modifications already there', () => {
   });
 
   it('grows again once the filesystem has used a completed modification', async () => {
-    happyPath(managedVolume({ Size: 150 }));
-    givenModifications(modification({ ModificationState: 'completed', Progress: 100 }));
-    const r = await expandVolume(
-      { instanceId: INSTANCE, volumeId: VOLUME, usedBytes: 140 * GIB, filesystemBytes: 147 * GIB },
-      deps(),
-    );
+    const r = await expandAfterCompletedModification(140, 147);
     expect(r).toMatchObject({ status: 'started', currentSizeGiB: 150, targetSizeGiB: 225 });
   });
 
@@ -547,10 +561,7 @@ describe('expand-volume: modifications already there', () => {
 
 describe('expand-volume: AWS refusals and throttling', () => {
   it('defers on VolumeModificationRateExceeded with one ModifyVolume call and no retry', async () => {
-    happyPath();
-    ec2Mock
-      .on(ModifyVolumeCommand)
-      .rejects(ec2Error('VolumeModificationRateExceeded', 'You have exceeded the rate'));
+    happyPathButModifyVolumeFails('VolumeModificationRateExceeded', 'You have exceeded the rate');
     const r = await expandTheVolume();
     expect(r).toMatchObject({
       status: 'deferred',
@@ -562,8 +573,7 @@ describe('expand-volume: AWS refusals and throttling', () => {
   });
 
   it('defers on IncorrectModificationState when nothing large enough is in flight', async () => {
-    happyPath();
-    ec2Mock.on(ModifyVolumeCommand).rejects(ec2Error('IncorrectModificationState'));
+    happyPathButModifyVolumeFails('IncorrectModificationState');
     const r = await expandTheVolume();
     expect(r).toMatchObject({ status: 'deferred', apiCalls: 7 });
     expect(r.reason).toContain('IncorrectModificationState');
@@ -571,12 +581,11 @@ describe('expand-volume: AWS refusals and throttling', () => {
   });
 
   it('reuses a concurrent modification found after IncorrectModificationState', async () => {
-    happyPath();
+    happyPathButModifyVolumeFails('IncorrectModificationState');
     ec2Mock
       .on(DescribeVolumesModificationsCommand)
       .rejectsOnce(ec2Error('InvalidVolumeModification.NotFound'))
       .resolves({ VolumesModifications: [modification({ TargetSize: 150 })] });
-    ec2Mock.on(ModifyVolumeCommand).rejects(ec2Error('IncorrectModificationState'));
     const r = await expandTheVolume();
     expect(r).toMatchObject({ status: 'reused', targetSizeGiB: 150, modificationState: 'modifying' });
     expect(ec2Mock.commandCalls(ModifyVolumeCommand)).toHaveLength(1);
@@ -604,8 +613,7 @@ describe('expand-volume: AWS refusals and throttling', () => {
   });
 
   it('throws other faults (e.g. UnauthorizedOperation) without retrying', async () => {
-    happyPath();
-    ec2Mock.on(ModifyVolumeCommand).rejects(ec2Error('UnauthorizedOperation'));
+    happyPathButModifyVolumeFails('UnauthorizedOperation');
     await expect(expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps())).rejects.toMatchObject({
       name: 'UnauthorizedOperation',
     });
@@ -735,6 +743,18 @@ function preExpansion(id: string, daysAgo: number, over: Partial<Snapshot> = {})
   };
 }
 
+/**
+ * DescribeSnapshots lists pre-expansion snapshots of the volume taken `daysAgo[i]` days ago,
+ * with IDs numbered from `firstNumber` (snap-00000000000000000, snap-00000000000000001, ...).
+ */
+function givenPreExpansionSnapshots(daysAgo: readonly number[], firstNumber = 0): void {
+  ec2Mock.on(DescribeSnapshotsCommand).resolves({
+    Snapshots: daysAgo.map((days, i) =>
+      preExpansion(`snap-${String(firstNumber + i).padStart(17, '0')}`, days),
+    ),
+  });
+}
+
 const NEW_SNAPSHOT = 'snap-0123456789abcdef0';
 const deletedIds = () => ec2Mock.commandCalls(DeleteSnapshotCommand).map((c) => c.args[0].input.SnapshotId);
 
@@ -821,20 +841,14 @@ describe('expand-volume: retention of the pre-expansion snapshots', () => {
 
   it('with SNAPSHOTS_DELETE_AFTER_DAYS keeps the older ones until they are that old', async () => {
     happyPath();
-    ec2Mock.on(DescribeSnapshotsCommand).resolves({
-      Snapshots: [5, 4, 3, 2, 1, 40, 31, 29].map((days, i) =>
-        preExpansion(`snap-0000000000000001${i}`, days),
-      ),
-    });
+    givenPreExpansionSnapshots([5, 4, 3, 2, 1, 40, 31, 29], 10);
     const r = await expandTheVolume({ snapshotsKept: 1, snapshotsDeleteAfterDays: 30 });
     expect(r.snapshotsDeleted).toEqual(['snap-00000000000000015', 'snap-00000000000000016']);
   });
 
   it('keeps a snapshot used by an AMI (InvalidSnapshot.InUse), says so, and deletes the next one', async () => {
     happyPath();
-    ec2Mock.on(DescribeSnapshotsCommand).resolves({
-      Snapshots: [50, 40, 3, 2, 1].map((days, i) => preExpansion(`snap-0000000000000000${i}`, days)),
-    });
+    givenPreExpansionSnapshots([50, 40, 3, 2, 1]);
     ec2Mock
       .on(DeleteSnapshotCommand, { SnapshotId: 'snap-00000000000000000' })
       .rejects(
@@ -853,9 +867,7 @@ describe('expand-volume: retention of the pre-expansion snapshots', () => {
 
   it('skips a snapshot already gone (InvalidSnapshot.NotFound) without a problem', async () => {
     happyPath();
-    ec2Mock.on(DescribeSnapshotsCommand).resolves({
-      Snapshots: [50, 3, 2, 1].map((days, i) => preExpansion(`snap-0000000000000000${i}`, days)),
-    });
+    givenPreExpansionSnapshots([50, 3, 2, 1]);
     ec2Mock.on(DeleteSnapshotCommand).rejects(ec2Error('InvalidSnapshot.NotFound'));
     const r = await expandTheVolume();
     expect(r).toMatchObject({ status: 'started', snapshotsDeleted: [], snapshotRetentionProblems: [] });
@@ -863,9 +875,7 @@ describe('expand-volume: retention of the pre-expansion snapshots', () => {
 
   it('retries a throttled DeleteSnapshot, and past the retries stops deleting for this run, not failing', async () => {
     happyPath();
-    ec2Mock.on(DescribeSnapshotsCommand).resolves({
-      Snapshots: [60, 50, 40, 3, 2, 1].map((days, i) => preExpansion(`snap-0000000000000000${i}`, days)),
-    });
+    givenPreExpansionSnapshots([60, 50, 40, 3, 2, 1]);
     ec2Mock
       .on(DeleteSnapshotCommand)
       .rejectsOnce(ec2Error('RequestLimitExceeded'))
@@ -884,9 +894,7 @@ describe('expand-volume: retention of the pre-expansion snapshots', () => {
 
   it('reports a refused deletion (UnauthorizedOperation) and goes on with the next snapshot', async () => {
     happyPath();
-    ec2Mock.on(DescribeSnapshotsCommand).resolves({
-      Snapshots: [50, 40, 3, 2, 1].map((days, i) => preExpansion(`snap-0000000000000000${i}`, days)),
-    });
+    givenPreExpansionSnapshots([50, 40, 3, 2, 1]);
     ec2Mock
       .on(DeleteSnapshotCommand, { SnapshotId: 'snap-00000000000000000' })
       .rejects(ec2Error('UnauthorizedOperation', 'You are not authorized'));
@@ -909,11 +917,7 @@ describe('expand-volume: retention of the pre-expansion snapshots', () => {
 
   it(`deletes at most ${MAX_DELETIONS_PER_RUN} a run, the oldest, and says the rest wait`, async () => {
     happyPath();
-    ec2Mock.on(DescribeSnapshotsCommand).resolves({
-      Snapshots: Array.from({ length: 30 }, (_, i) =>
-        preExpansion(`snap-${String(i).padStart(17, '0')}`, 100 - i),
-      ),
-    });
+    givenPreExpansionSnapshots(Array.from({ length: 30 }, (_, i) => 100 - i));
     const r = await expandTheVolume();
     expect(r.snapshotsDeleted).toHaveLength(MAX_DELETIONS_PER_RUN);
     expect(r.snapshotsDeleted[0]).toBe(`snap-${'0'.repeat(17)}`);
