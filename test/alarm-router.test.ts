@@ -193,6 +193,41 @@ function starts(): StartAutomationExecutionCommandInput[] {
   return ssmMock.commandCalls(StartAutomationExecutionCommand).map((c) => c.args[0].input);
 }
 
+/** The router refuses `event` as malformed, saying why, and makes no AWS call. */
+async function expectMalformedAndNothingRead(event: unknown): Promise<void> {
+  const outcomes = await routeEvent(event, config, deps);
+  expect(outcomes.map((o) => o.decision)).toEqual(['malformed-event']);
+  expect(outcomes[0]?.reason.length).toBeGreaterThan(0);
+  expect(ssmMock.calls()).toHaveLength(0);
+  expect(cwMock.calls()).toHaveLength(0);
+}
+
+/** The filters of every DescribeAutomationExecutions call the router made. */
+function executionFilters(): unknown[] {
+  return ssmMock.commandCalls(DescribeAutomationExecutionsCommand).map((c) => c.args[0].input.Filters ?? []);
+}
+
+/**
+ * Runs `body` with the router's metrics spied (publishing stubbed) and returns what it recorded:
+ * each datapoint as "<dimension> <value> <metric> <unit> <count>" (an addDimension call and the
+ * addMetric call after it), in order, and how many times it flushed.
+ */
+async function withMetricsSpied(body: () => unknown): Promise<{ datapoints: string[]; flushes: number }> {
+  const add = vi.spyOn(metrics, 'addMetric');
+  const dims = vi.spyOn(metrics, 'addDimension');
+  const flush = vi.spyOn(metrics, 'publishStoredMetrics').mockImplementation(() => metrics);
+  try {
+    await body();
+    expect(add.mock.calls).toHaveLength(dims.mock.calls.length);
+    const datapoints = dims.mock.calls.map((d, i) => [...d, ...(add.mock.calls[i] ?? [])].join(' '));
+    return { datapoints, flushes: flush.mock.calls.length };
+  } finally {
+    add.mockRestore();
+    dims.mockRestore();
+    flush.mockRestore();
+  }
+}
+
 /** The time CloudWatch reports for TRANSITION (DescribeAlarms' StateTransitionedTimestamp). */
 const TRANSITION_DATE = new Date('2024-05-01T12:00:00.985Z');
 
@@ -281,11 +316,7 @@ describe('malformed events', () => {
   ];
 
   it.each(cases)('starts nothing and reads nothing for %s', async (_label, event) => {
-    const outcomes = await routeEvent(event, config, deps);
-    expect(outcomes.map((o) => o.decision)).toEqual(['malformed-event']);
-    expect(outcomes[0]?.reason.length).toBeGreaterThan(0);
-    expect(ssmMock.calls()).toHaveLength(0);
-    expect(cwMock.calls()).toHaveLength(0);
+    await expectMalformedAndNothingRead(event);
   });
 
   it('says why in a reason that quotes the hostile value safely', async () => {
@@ -360,11 +391,7 @@ describe('events from elsewhere', () => {
   ];
 
   it.each(malformed)('starts nothing and reads nothing for %s (malformed-event)', async (_label, event) => {
-    const outcomes = await routeEvent(event, config, deps);
-    expect(outcomes.map((o) => o.decision)).toEqual(['malformed-event']);
-    expect(outcomes[0]?.reason.length).toBeGreaterThan(0);
-    expect(ssmMock.calls()).toHaveLength(0);
-    expect(cwMock.calls()).toHaveLength(0);
+    await expectMalformedAndNothingRead(event);
   });
 });
 
@@ -542,10 +569,7 @@ describe('alarm state changes', () => {
 
   it('reads only running executions of this stack to decide whether the node is busy', async () => {
     await routeEvent(alarmEvent(), config, deps);
-    const filters = ssmMock
-      .commandCalls(DescribeAutomationExecutionsCommand)
-      .map((c) => c.args[0].input.Filters ?? []);
-    expect(filters).toContainEqual([
+    expect(executionFilters()).toContainEqual([
       { Key: 'DocumentNamePrefix', Values: ['StemeDB-'] },
       {
         Key: 'ExecutionStatus',
@@ -896,26 +920,15 @@ describe('scheduled re-check: one failing node does not block the others', () =>
   });
 
   it('reports the partial failure after counting every outcome, so the Errors alarm sees it', async () => {
-    const add = vi.spyOn(metrics, 'addMetric');
-    const dims = vi.spyOn(metrics, 'addDimension');
-    const flush = vi.spyOn(metrics, 'publishStoredMetrics').mockImplementation(() => metrics);
-    try {
+    const published = await withMetricsSpied(async () => {
       await expect(runRouter(scheduledEvent, config, deps)).rejects.toThrow(
         /re-check failed for 1 of 3 alarms: StemeDB-db-1-disk-critical \(AccessDeniedException/,
       );
-      expect(dims.mock.calls).toEqual([
-        ['decision', 'recheck-failed'],
-        ['decision', 'started'],
-      ]);
-      expect(add.mock.calls).toEqual([
-        ['RouterDecision', 'Count', 1],
-        ['RouterDecision', 'Count', 2],
-      ]);
-    } finally {
-      add.mockRestore();
-      dims.mockRestore();
-      flush.mockRestore();
-    }
+    });
+    expect(published.datapoints).toEqual([
+      'decision recheck-failed RouterDecision Count 1',
+      'decision started RouterDecision Count 2',
+    ]);
   });
 
   it('starts nothing twice when Lambda retries the failed invocation', async () => {
@@ -1077,30 +1090,21 @@ describe('configuration and helpers', () => {
     });
   });
 
-  it('publishes one RouterDecision datapoint set per decision value', () => {
-    const add = vi.spyOn(metrics, 'addMetric');
-    const dims = vi.spyOn(metrics, 'addDimension');
-    const flush = vi.spyOn(metrics, 'publishStoredMetrics').mockImplementation(() => metrics);
-    try {
+  it('publishes one RouterDecision datapoint set per decision value', async () => {
+    const published = await withMetricsSpied(() =>
       recordOutcomes([
         { decision: 'started', reason: 'x' },
         { decision: 'malformed-event', reason: 'y' },
         { decision: 'started', reason: 'z' },
-      ]);
-      expect(dims.mock.calls).toEqual([
-        ['decision', 'started'],
-        ['decision', 'malformed-event'],
-      ]);
-      expect(add.mock.calls).toEqual([
-        ['RouterDecision', 'Count', 2],
-        ['RouterDecision', 'Count', 1],
-      ]);
-      expect(flush).toHaveBeenCalledTimes(2);
-    } finally {
-      add.mockRestore();
-      dims.mockRestore();
-      flush.mockRestore();
-    }
+      ]),
+    );
+    expect(published).toEqual({
+      datapoints: [
+        'decision started RouterDecision Count 2',
+        'decision malformed-event RouterDecision Count 1',
+      ],
+      flushes: 2,
+    });
   });
 
   it('fails the handler with a message naming a missing variable', async () => {
@@ -1732,10 +1736,7 @@ describe('fleet scale: per-node locks and the fleet-wide limit (lock table)', ()
 
   it("looks up only the node's own executions (the node's tag key), whatever the fleet's size", async () => {
     await routeEvent(alarmEvent(), config, deps);
-    const filters = ssmMock
-      .commandCalls(DescribeAutomationExecutionsCommand)
-      .map((c) => c.args[0].input.Filters ?? []);
-    expect(filters).toContainEqual([
+    expect(executionFilters()).toContainEqual([
       { Key: 'DocumentNamePrefix', Values: ['StemeDB-'] },
       { Key: 'TagKey', Values: ['stemedb:node:db-1'] },
       { Key: 'StartTimeAfter', Values: ['2024-05-01T11:59:00Z'] },
