@@ -36,6 +36,7 @@ import {
   nodeTagKey,
   type RouterConfig,
   type RouterDeps,
+  type RouterOutcome,
   recordOutcomes,
   remediationReason,
   routeEvent,
@@ -183,6 +184,22 @@ function givenExecutions(executions: readonly FakeExecution[]): void {
 
 function tagsOf(alarm: string, transition = TRANSITION): Record<string, string> {
   return { 'stemedb:node': 'db-1', 'stemedb:alarm': alarm, 'stemedb:transition': transition };
+}
+
+/** An execution the router started for CRITICAL's transition: `document`, `status`, ended at `end` (if it did). */
+function ran(id: string, document: string, status: string, end?: Date): FakeExecution {
+  return { id, document, status, tags: tagsOf(CRITICAL), ...(end === undefined ? {} : { end }) };
+}
+
+/** 12:mm on the day of TRANSITION (UTC). */
+const at = (minute: number): Date => new Date(Date.UTC(2024, 4, 1, 12, minute));
+
+/** A case of a table over the executions on record: what the router decides and which documents it starts. */
+interface ExecutionsCase {
+  readonly name: string;
+  readonly executions: readonly FakeExecution[];
+  readonly outcome: Partial<RouterOutcome>;
+  readonly started: readonly string[];
 }
 
 function registryReads(): unknown[] {
@@ -592,31 +609,39 @@ describe('alarm state changes', () => {
     expect(tokens[1]).toBe(tokens[0]);
   });
 
-  it('starts nothing for a repeated event once the transition has a tagged execution', async () => {
-    givenExecutions([
-      { id: 'exec-1', document: 'StemeDB-ExpandVolume', status: 'Success', tags: tagsOf(CRITICAL), end: NOW },
-    ]);
-    const outcomes = await routeEvent(alarmEvent(), config, deps);
-    expect(outcomes).toMatchObject([{ decision: 'already-started', executionId: 'exec-1' }]);
-    expect(starts()).toHaveLength(0);
-  });
-
-  it('starts nothing while another remediation runs on the node, even one started by hand', async () => {
-    givenExecutions([
-      { id: 'manual-1', document: 'StemeDB-WalCleanup', status: 'InProgress', instanceId: INSTANCE },
-    ]);
-    const outcomes = await routeEvent(alarmEvent(), config, deps);
-    expect(outcomes).toMatchObject([{ decision: 'node-busy', executionId: 'manual-1' }]);
-    expect(starts()).toHaveLength(0);
-  });
-
-  it('starts when the only running remediation works on another node', async () => {
-    givenExecutions([
-      { id: 'other-1', document: 'StemeDB-ArchiveWal', status: 'InProgress', instanceId: OTHER_INSTANCE },
-    ]);
-    const outcomes = await routeEvent(alarmEvent(), config, deps);
-    expect(outcomes.map((o) => o.decision)).toEqual(['started']);
-  });
+  const eventCases: ReadonlyArray<ExecutionsCase> = [
+    {
+      name: 'starts nothing for a repeated event once the transition has a tagged execution',
+      executions: [ran('exec-1', 'StemeDB-ExpandVolume', 'Success', NOW)],
+      outcome: { decision: 'already-started', executionId: 'exec-1' },
+      started: [],
+    },
+    {
+      name: 'starts nothing while another remediation runs on the node, even one started by hand',
+      executions: [
+        { id: 'manual-1', document: 'StemeDB-WalCleanup', status: 'InProgress', instanceId: INSTANCE },
+      ],
+      outcome: { decision: 'node-busy', executionId: 'manual-1' },
+      started: [],
+    },
+    {
+      name: 'starts when the only running remediation works on another node',
+      executions: [
+        { id: 'other-1', document: 'StemeDB-ArchiveWal', status: 'InProgress', instanceId: OTHER_INSTANCE },
+      ],
+      outcome: { decision: 'started' },
+      started: ['StemeDB-ExpandVolume'],
+    },
+  ];
+  it.each(eventCases.map((c) => [c.name, c] as const))(
+    '%s',
+    async (_name, { executions, outcome, started }) => {
+      givenExecutions(executions);
+      const outcomes = await routeEvent(alarmEvent(), config, deps);
+      expect(outcomes).toMatchObject([outcome]);
+      expect(starts().map((s) => s.DocumentName)).toEqual(started);
+    },
+  );
 
   it('retries throttled calls and then starts once', async () => {
     const throttled = (): Error => Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' });
@@ -682,67 +707,71 @@ describe('scheduled re-check', () => {
     ]);
   });
 
-  it('escalates after a remediation that succeeded but left the alarm in ALARM', async () => {
-    givenCriticalInAlarm();
-    givenExecutions([
-      {
-        id: 'exec-1',
-        document: 'StemeDB-ExpandVolume',
-        status: 'Success',
-        tags: tagsOf(CRITICAL),
-        end: new Date('2024-05-01T12:10:00Z'),
-      },
-    ]);
-    const outcomes = await routeEvent(scheduledEvent, config, deps);
-    expect(outcomes).toMatchObject([{ decision: 'started', document: 'StemeDB-ArchiveWal' }]);
-  });
-
-  it('waits while the previous remediation of the transition still runs', async () => {
-    givenCriticalInAlarm();
-    givenExecutions([
-      { id: 'exec-1', document: 'StemeDB-ExpandVolume', status: 'InProgress', tags: tagsOf(CRITICAL) },
-    ]);
-    const outcomes = await routeEvent(scheduledEvent, config, deps);
-    expect(outcomes).toMatchObject([{ decision: 'waiting', executionId: 'exec-1' }]);
-    expect(starts()).toHaveLength(0);
-  });
-
-  it('waits until the metrics had time to show the effect of a remediation that just ended', async () => {
-    givenCriticalInAlarm();
-    givenExecutions([
-      {
-        id: 'exec-1',
-        document: 'StemeDB-ExpandVolume',
-        status: 'Success',
-        tags: tagsOf(CRITICAL),
-        end: new Date('2024-05-01T12:28:00Z'),
-      },
-    ]);
-    const outcomes = await routeEvent(scheduledEvent, config, deps);
-    expect(outcomes).toMatchObject([{ decision: 'waiting' }]);
-    expect(starts()).toHaveLength(0);
-  });
-
-  it('starts the first document when the event was missed (no execution for the transition)', async () => {
-    givenCriticalInAlarm();
-    const outcomes = await routeEvent(scheduledEvent, config, deps);
-    expect(outcomes).toMatchObject([{ decision: 'started', document: 'StemeDB-ExpandVolume' }]);
-  });
-
-  it('ignores executions of an earlier transition of the same alarm', async () => {
-    givenCriticalInAlarm();
-    givenExecutions([
-      {
-        id: 'old-1',
-        document: 'StemeDB-ExpandVolume',
-        status: 'Failed',
-        tags: tagsOf(CRITICAL, '2024-04-20T08:00:00Z'),
-        end: new Date('2024-05-01T12:01:00Z'),
-      },
-    ]);
-    const outcomes = await routeEvent(scheduledEvent, config, deps);
-    expect(outcomes).toMatchObject([{ decision: 'started', document: 'StemeDB-ExpandVolume' }]);
-  });
+  const recheckCases: ReadonlyArray<ExecutionsCase> = [
+    {
+      name: 'escalates after a remediation that succeeded but left the alarm in ALARM',
+      executions: [ran('exec-1', 'StemeDB-ExpandVolume', 'Success', at(10))],
+      outcome: { decision: 'started', document: 'StemeDB-ArchiveWal' },
+      started: ['StemeDB-ArchiveWal'],
+    },
+    {
+      name: 'waits while the previous remediation of the transition still runs',
+      executions: [ran('exec-1', 'StemeDB-ExpandVolume', 'InProgress')],
+      outcome: { decision: 'waiting', executionId: 'exec-1' },
+      started: [],
+    },
+    {
+      name: 'waits until the metrics had time to show the effect of a remediation that just ended',
+      executions: [ran('exec-1', 'StemeDB-ExpandVolume', 'Success', at(28))],
+      outcome: { decision: 'waiting' },
+      started: [],
+    },
+    {
+      name: 'starts the first document when the event was missed (no execution for the transition)',
+      executions: [],
+      outcome: { decision: 'started', document: 'StemeDB-ExpandVolume' },
+      started: ['StemeDB-ExpandVolume'],
+    },
+    {
+      name: 'ignores executions of an earlier transition of the same alarm',
+      executions: [
+        {
+          ...ran('old-1', 'StemeDB-ExpandVolume', 'Failed', at(1)),
+          tags: tagsOf(CRITICAL, '2024-04-20T08:00:00Z'),
+        },
+      ],
+      outcome: { decision: 'started', document: 'StemeDB-ExpandVolume' },
+      started: ['StemeDB-ExpandVolume'],
+    },
+    {
+      name: 'counts the WAL archival that ExpandVolume ran as its fallback as the next step of the chain',
+      executions: [
+        ran('exec-1', 'StemeDB-ExpandVolume', 'Failed', at(5)),
+        { id: 'child-1', document: 'StemeDB-ArchiveWal', status: 'Success', parent: 'exec-1', end: at(4) },
+      ],
+      outcome: { decision: 'escalated-to-human' },
+      started: [],
+    },
+    {
+      name: 'starts nothing for an alarm whose node is busy with another remediation',
+      executions: [
+        ran('exec-1', 'StemeDB-ExpandVolume', 'Failed', at(5)),
+        { id: 'warn-1', document: 'StemeDB-ArchiveWal', status: 'InProgress', tags: tagsOf(WARNING) },
+      ],
+      outcome: { decision: 'node-busy', executionId: 'warn-1' },
+      started: [],
+    },
+  ];
+  it.each(recheckCases.map((c) => [c.name, c] as const))(
+    '%s',
+    async (_name, { executions, outcome, started }) => {
+      givenCriticalInAlarm();
+      givenExecutions(executions);
+      const outcomes = await routeEvent(scheduledEvent, config, deps);
+      expect(outcomes).toMatchObject([outcome]);
+      expect(starts().map((s) => s.DocumentName)).toEqual(started);
+    },
+  );
 
   it('publishes once that a human is needed when the chain is exhausted, and remembers it on the alarm', async () => {
     givenCriticalInAlarm();
@@ -790,46 +819,6 @@ describe('scheduled re-check', () => {
     const outcomes = await routeEvent(scheduledEvent, config, deps);
     expect(outcomes).toMatchObject([{ decision: 'already-escalated' }]);
     expect(notify).not.toHaveBeenCalled();
-  });
-
-  it('counts the WAL archival that ExpandVolume ran as its fallback as the next step of the chain', async () => {
-    givenCriticalInAlarm();
-    givenExecutions([
-      {
-        id: 'exec-1',
-        document: 'StemeDB-ExpandVolume',
-        status: 'Failed',
-        tags: tagsOf(CRITICAL),
-        end: new Date('2024-05-01T12:05:00Z'),
-      },
-      {
-        id: 'child-1',
-        document: 'StemeDB-ArchiveWal',
-        status: 'Success',
-        parent: 'exec-1',
-        end: new Date('2024-05-01T12:04:00Z'),
-      },
-    ]);
-    const outcomes = await routeEvent(scheduledEvent, config, deps);
-    expect(outcomes).toMatchObject([{ decision: 'escalated-to-human' }]);
-    expect(starts()).toHaveLength(0);
-  });
-
-  it('starts nothing for an alarm whose node is busy with another remediation', async () => {
-    givenCriticalInAlarm();
-    givenExecutions([
-      {
-        id: 'exec-1',
-        document: 'StemeDB-ExpandVolume',
-        status: 'Failed',
-        tags: tagsOf(CRITICAL),
-        end: new Date('2024-05-01T12:05:00Z'),
-      },
-      { id: 'warn-1', document: 'StemeDB-ArchiveWal', status: 'InProgress', tags: tagsOf(WARNING) },
-    ]);
-    const outcomes = await routeEvent(scheduledEvent, config, deps);
-    expect(outcomes).toMatchObject([{ decision: 'node-busy', executionId: 'warn-1' }]);
-    expect(starts()).toHaveLength(0);
   });
 });
 

@@ -155,7 +155,7 @@ describe('expand-volume: which volume', () => {
     expect(r.reason).toContain('"TRUE", not "true"');
   });
 
-  it.each([
+  const attachmentRefusals: ReadonlyArray<{ name: string; attachment: Partial<Volume>; reason: string }> = [
     {
       name: 'refuses a managed volume that is not attached',
       attachment: { Attachments: [], State: 'available' },
@@ -171,9 +171,10 @@ describe('expand-volume: which volume', () => {
       attachment: { Attachments: [{ InstanceId: INSTANCE, State: 'attaching' }] },
       reason: `volume ${VOLUME} is attaching on ${INSTANCE}, not attached`,
     },
-  ] satisfies ReadonlyArray<{ name: string; attachment: Partial<Volume>; reason: string }>)(
-    '$name',
-    async ({ attachment, reason }) => {
+  ];
+  it.each(attachmentRefusals.map((c) => [c.name, c] as const))(
+    '%s',
+    async (_name, { attachment, reason }) => {
       happyPath(managedVolume(attachment));
       const r = await expandTheVolume();
       expect(r).toMatchObject({ status: 'refused', reason });
