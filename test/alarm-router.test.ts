@@ -687,15 +687,7 @@ describe('alarm state changes', () => {
 describe('scheduled re-check', () => {
   it('starts the next document of the chain once the previous remediation of the transition failed and settled', async () => {
     givenCriticalInAlarm();
-    givenExecutions([
-      {
-        id: 'exec-1',
-        document: 'StemeDB-ExpandVolume',
-        status: 'Failed',
-        tags: tagsOf(CRITICAL),
-        end: new Date('2024-05-01T12:10:00Z'),
-      },
-    ]);
+    givenExecutions([ran('exec-1', 'StemeDB-ExpandVolume', 'Failed', at(10))]);
     const outcomes = await routeEvent(scheduledEvent, config, deps);
     expect(outcomes).toMatchObject([{ decision: 'started', document: 'StemeDB-ArchiveWal' }]);
     expect(starts()).toMatchObject([
@@ -776,20 +768,8 @@ describe('scheduled re-check', () => {
   it('publishes once that a human is needed when the chain is exhausted, and remembers it on the alarm', async () => {
     givenCriticalInAlarm();
     givenExecutions([
-      {
-        id: 'exec-1',
-        document: 'StemeDB-ExpandVolume',
-        status: 'Failed',
-        tags: tagsOf(CRITICAL),
-        end: new Date('2024-05-01T12:05:00Z'),
-      },
-      {
-        id: 'exec-2',
-        document: 'StemeDB-ArchiveWal',
-        status: 'Success',
-        tags: tagsOf(CRITICAL),
-        end: new Date('2024-05-01T12:15:00Z'),
-      },
+      ran('exec-1', 'StemeDB-ExpandVolume', 'Failed', at(5)),
+      ran('exec-2', 'StemeDB-ArchiveWal', 'Success', at(15)),
     ]);
     const outcomes = await routeEvent(scheduledEvent, config, deps);
     expect(outcomes).toMatchObject([{ decision: 'escalated-to-human' }]);
@@ -807,15 +787,7 @@ describe('scheduled re-check', () => {
 
   it('does not publish again for a transition a human was already told about', async () => {
     givenCriticalInAlarm({ 'stemedb:escalated': TRANSITION });
-    givenExecutions([
-      {
-        id: 'exec-2',
-        document: 'StemeDB-ArchiveWal',
-        status: 'Failed',
-        tags: tagsOf(CRITICAL),
-        end: new Date('2024-05-01T12:15:00Z'),
-      },
-    ]);
+    givenExecutions([ran('exec-2', 'StemeDB-ArchiveWal', 'Failed', at(15))]);
     const outcomes = await routeEvent(scheduledEvent, config, deps);
     expect(outcomes).toMatchObject([{ decision: 'already-escalated' }]);
     expect(notify).not.toHaveBeenCalled();
