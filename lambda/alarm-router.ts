@@ -367,8 +367,8 @@ export async function readMode(config: RouterConfig, deps: RouterDeps): Promise<
   }
 }
 
-function makeCtx(config: RouterConfig, deps: RouterDeps, mode?: ModeState): Ctx {
-  let read: Promise<ModeState> | undefined = mode === undefined ? undefined : Promise.resolve(mode);
+function makeCtx(config: RouterConfig, deps: RouterDeps): Ctx {
+  let read: Promise<ModeState> | undefined;
   return {
     config,
     deps,
