@@ -138,40 +138,8 @@ import { allPages } from './shared/pages';
 import { logger, metrics } from './shared/powertools';
 import { confirmLock, type LockTable, readLocks, releaseLock, takeLock } from './shared/remediation-locks';
 import { errorCode, type RetryOptions, unlessAwsError, withThrottlingRetry } from './shared/retry';
-import {
-  ACTIVE_STATUSES,
-  alertDecision,
-  busyNode,
-  type Decision,
-  escalateOnce,
-  escalationUnderMode,
-  firstStart,
-  fleetFull,
-  foreignEvent,
-  foreignNotification,
-  freeSlot,
-  ignoredTransition,
-  killSwitchMode,
-  type LockRecord,
-  lockVerdict,
-  type ModeState,
-  markedFor,
-  nodeLockKey,
-  observedVerdict,
-  RUN_LEASE_SECONDS,
-  recheckOrder,
-  recheckStep,
-  routeFor,
-  START_LEASE_SECONDS,
-  type StartResult,
-  slotKeys,
-  slotRelease,
-  staleAlarm,
-  startFailure,
-  startUnderMode,
-  startVerdict,
-  type Verdict,
-} from './shared/routing-policy';
+import type { Decision, LockRecord, ModeState, StartResult, Verdict } from './shared/routing-policy';
+import * as policy from './shared/routing-policy';
 
 // ---------------------------------------------------------------------------------------------
 // Configuration
@@ -393,14 +361,14 @@ export async function readMode(config: RouterConfig, deps: RouterDeps): Promise<
       () => deps.ssm.send(new GetParameterCommand({ Name: name })),
       deps.retry,
     );
-    return killSwitchMode(name, { value: out.Parameter?.Value });
+    return policy.killSwitchMode(name, { value: out.Parameter?.Value });
   } catch (err) {
-    return killSwitchMode(name, { errorCode: errorCode(err) ?? 'Error' });
+    return policy.killSwitchMode(name, { errorCode: errorCode(err) ?? 'Error' });
   }
 }
 
-function makeCtx(config: RouterConfig, deps: RouterDeps, mode?: ModeState): Ctx {
-  let read: Promise<ModeState> | undefined = mode === undefined ? undefined : Promise.resolve(mode);
+function makeCtx(config: RouterConfig, deps: RouterDeps): Ctx {
+  let read: Promise<ModeState> | undefined;
   return {
     config,
     deps,
@@ -466,7 +434,7 @@ async function runningRemediation(
   ctx: Ctx,
   entry: NodeRegistryEntry,
 ): Promise<AutomationExecutionMetadata | undefined> {
-  const active = await listExecutions(ctx, { statuses: ACTIVE_STATUSES });
+  const active = await listExecutions(ctx, { statuses: policy.ACTIVE_STATUSES });
   for (const e of active) {
     const id = e.AutomationExecutionId;
     if (id === undefined) continue;
@@ -563,7 +531,7 @@ async function startFromChain(
       return { kind: 'started', document, executionId: out.AutomationExecutionId ?? '', failures };
     } catch (err) {
       const code = errorCode(err) ?? 'Error';
-      const failure = startFailure(code);
+      const failure = policy.startFailure(code);
       if (failure === 'already-started') return { kind: 'already-started', document, failures };
       if (failure === 'limit') {
         return { kind: 'limit', document, reason: `${code}: ${(err as Error).message}`, failures };
@@ -605,7 +573,7 @@ async function startIfIdle(
     outcomes: [...before, { ...base, ...verdict }],
     exhausted: false,
   });
-  const busyInThisRun = busyNode({ startedInThisRun: busyNodes.has(alarm.node) });
+  const busyInThisRun = policy.busyNode({ startedInThisRun: busyNodes.has(alarm.node) });
   if (busyInThisRun !== undefined) return done(busyInThisRun);
   const mode = await ctx.mode();
   // Only a start takes the node's lock and a fleet-wide slot (observe and off start nothing).
@@ -617,7 +585,10 @@ async function startIfIdle(
   const lease = taken?.lease;
   let result: ChainStart | StartDone | undefined;
   try {
-    const busy = busyNode({ running: await runningRemediation(ctx, entry), instanceId: entry.instanceId });
+    const busy = policy.busyNode({
+      running: await runningRemediation(ctx, entry),
+      instanceId: entry.instanceId,
+    });
     if (busy !== undefined) {
       busyNodes.add(alarm.node);
       return done(busy);
@@ -629,7 +600,7 @@ async function startIfIdle(
   if (result === undefined) throw new Error('unreachable: no start result');
   if ('outcomes' in result) return result;
   if (result.kind === 'started') busyNodes.add(alarm.node);
-  const started = startVerdict(result, chain, alarm.kind);
+  const started = policy.startVerdict(result, chain, alarm.kind);
   if ('exhausted' in started) return { outcomes: [...result.failures], exhausted: true };
   return done(started.verdict, result.failures);
 }
@@ -642,7 +613,7 @@ async function settleLease(
 ): Promise<void> {
   const table = lockTable(ctx);
   if (result !== undefined && 'kind' in result && result.kind === 'started') {
-    const until = Math.floor(ctx.now.getTime() / 1000) + RUN_LEASE_SECONDS;
+    const until = Math.floor(ctx.now.getTime() / 1000) + policy.RUN_LEASE_SECONDS;
     const execution = { executionId: result.executionId, documentName: result.document };
     for (const key of lease.keys) await confirmLock(table, key, lease.holder, execution, until);
     return;
@@ -670,12 +641,12 @@ async function startUnderLease(
   };
   const done = (verdict: Verdict) => ({ outcomes: [{ ...base, ...verdict }], exhausted: false });
   const step = { chain, from, kind: alarm.kind };
-  const underMode = startUnderMode(mode, step);
+  const underMode = policy.startUnderMode(mode, step);
   if ('verdict' in underMode) return done(underMode.verdict);
   if (underMode.action === 'observe') {
     busyNodes.add(alarm.node);
     const notified = await notifyObservedOnce(ctx, alarm, entry, underMode.document, mode);
-    return done(observedVerdict(mode, step, notified));
+    return done(policy.observedVerdict(mode, step, notified));
   }
   return startFromChain(ctx, alarm, entry, chain, from);
 }
@@ -713,10 +684,10 @@ function executionStatus(ctx: Ctx, id: string): Promise<{ readonly status?: stri
  */
 async function releaseIfEnded(ctx: Ctx, slot: LockRecord): Promise<boolean> {
   if (slot.executionId === undefined) return false;
-  if (!slotRelease(slot, await executionStatus(ctx, slot.executionId))) return false;
+  if (!policy.slotRelease(slot, await executionStatus(ctx, slot.executionId))) return false;
   const table = lockTable(ctx);
   const freed = await releaseLock(table, slot.key, slot.holder);
-  await releaseLock(table, nodeLockKey(slot.node), slot.holder);
+  await releaseLock(table, policy.nodeLockKey(slot.node), slot.holder);
   return freed;
 }
 
@@ -730,21 +701,21 @@ async function takeNodeAndSlot(
   node: string,
 ): Promise<{ readonly lease: Lease } | { readonly verdict: Verdict }> {
   const table = lockTable(ctx);
-  const slots = slotKeys(ctx.config.maxConcurrent);
-  const nodeKey = nodeLockKey(node);
+  const slots = policy.slotKeys(ctx.config.maxConcurrent);
+  const nodeKey = policy.nodeLockKey(node);
   const now = nowSeconds(ctx);
   let records = await readLocks(table, [nodeKey, ...slots]);
   const nodeLock = records.find((r) => r.key === nodeKey);
-  if (lockVerdict(nodeLock, now) !== undefined && nodeLock !== undefined) {
+  if (policy.lockVerdict(nodeLock, now) !== undefined && nodeLock !== undefined) {
     // The lock of an execution that ended is freed here, not only at the next re-check.
     const slot = records.find((r) => r.key !== nodeKey && r.holder === nodeLock.holder);
     const ended = slot !== undefined && (await releaseIfEnded(ctx, slot));
-    if (!ended) return { verdict: lockVerdict(nodeLock, now) as Verdict };
+    if (!ended) return { verdict: policy.lockVerdict(nodeLock, now) as Verdict };
     records = records.filter((r) => r.holder !== nodeLock.holder);
   }
-  if (freeSlot(slots, records, now) === undefined) return { verdict: fleetFull(slots) };
+  if (policy.freeSlot(slots, records, now) === undefined) return { verdict: policy.fleetFull(slots) };
   const holder = randomUUID();
-  const expiresAt = now + START_LEASE_SECONDS;
+  const expiresAt = now + policy.START_LEASE_SECONDS;
   if (!(await takeLock(table, { key: nodeKey, holder, node, expiresAt }, now))) {
     return { verdict: { decision: 'node-busy', reason: "another invocation took the node's lock first" } };
   }
@@ -752,7 +723,7 @@ async function takeNodeAndSlot(
   // Each node starts looking at its own slot, so a storm's invocations seldom race for one.
   const startAt = Number.parseInt(createHash('sha256').update(node).digest('hex').slice(0, 8), 16);
   for (let attempt = 0; attempt < slots.length; attempt++) {
-    const slot = freeSlot(slots, records, now, lost, startAt);
+    const slot = policy.freeSlot(slots, records, now, lost, startAt);
     if (slot === undefined) break;
     if (await takeLock(table, { key: slot.key, holder, node, expiresAt }, now)) {
       return { lease: { holder, keys: [nodeKey, slot.key] } };
@@ -762,7 +733,7 @@ async function takeNodeAndSlot(
     records = await readLocks(table, slots);
   }
   await releaseLock(table, nodeKey, holder);
-  return { verdict: fleetFull(slots) };
+  return { verdict: policy.fleetFull(slots) };
 }
 
 /**
@@ -770,7 +741,7 @@ async function takeNodeAndSlot(
  * decision about an alarm: each release is logged (`slot released`), the count returned.
  */
 export async function releaseEndedSlots(ctx: Ctx): Promise<number> {
-  const records = await readLocks(lockTable(ctx), slotKeys(ctx.config.maxConcurrent));
+  const records = await readLocks(lockTable(ctx), policy.slotKeys(ctx.config.maxConcurrent));
   let released = 0;
   for (const slot of records) {
     if (!(await releaseIfEnded(ctx, slot))) continue;
@@ -799,7 +770,7 @@ async function notifyObservedOnce(
     const tags = await call(ctx, () =>
       ctx.deps.cloudwatch.send(new ListAlarmTagsCommand({ ResourceARN: alarm.alarmArn })),
     );
-    if (markedFor(tags.Tags ?? [], TAG_OBSERVED, alarm.transition)) {
+    if (policy.markedFor(tags.Tags ?? [], TAG_OBSERVED, alarm.transition)) {
       return 'notified for this transition already';
     }
   } else if (memo.has(key)) {
@@ -842,12 +813,12 @@ async function escalateToHuman(
     kind: alarm.kind,
     transition: alarm.transition,
   };
-  const off = escalationUnderMode(await ctx.mode());
+  const off = policy.escalationUnderMode(await ctx.mode());
   if (off !== undefined) return { ...base, ...off };
   const tags = await call(ctx, () =>
     ctx.deps.cloudwatch.send(new ListAlarmTagsCommand({ ResourceARN: alarm.alarmArn })),
   );
-  const told = escalateOnce(tags.Tags ?? [], TAG_ESCALATED, alarm.transition);
+  const told = policy.escalateOnce(tags.Tags ?? [], TAG_ESCALATED, alarm.transition);
   if (told !== undefined) return { ...base, ...told };
   const tried = history.executions
     .map((e) => `  ${e.DocumentName} ${e.AutomationExecutionId}: ${e.AutomationExecutionStatus}`)
@@ -899,7 +870,7 @@ async function staleness(ctx: Ctx, alarm: AlarmStateChange): Promise<Verdict | u
           stateValue: now.StateValue,
           transition: normalizeTransition(now.StateTransitionedTimestamp ?? now.StateUpdatedTimestamp),
         };
-  return staleAlarm(alarm, current);
+  return policy.staleAlarm(alarm, current);
 }
 
 /**
@@ -924,7 +895,7 @@ async function resolveAlarm(
   }
   const full = { ...alarm, ...identity.value };
   const base = { alarmName: alarm.alarmName, node: full.node, kind: full.kind, transition: alarm.transition };
-  const route = routeFor(ctx.config.routes, full.kind, 'alarms');
+  const route = policy.routeFor(ctx.config.routes, full.kind, 'alarms');
   if ('verdict' in route) return { done: { ...base, ...route.verdict } };
   const { chain } = route;
   const refused = await confirm?.(full);
@@ -935,14 +906,8 @@ async function resolveAlarm(
 }
 
 /** An alarm state change event: only a transition into ALARM can start something. */
-export async function handleAlarmStateChange(
-  alarm: AlarmStateChange,
-  config: RouterConfig,
-  deps: RouterDeps,
-  mode?: ModeState,
-): Promise<RouterOutcome[]> {
-  const ctx = makeCtx(config, deps, mode);
-  const ignored = ignoredTransition(alarm.state, alarm.previousState);
+async function handleAlarmStateChange(alarm: AlarmStateChange, ctx: Ctx): Promise<RouterOutcome[]> {
+  const ignored = policy.ignoredTransition(alarm.state, alarm.previousState);
   if (ignored !== undefined) {
     return [{ ...ignored, alarmName: alarm.alarmName, transition: alarm.transition }];
   }
@@ -970,7 +935,7 @@ async function startFirst(
   busyNodes: Set<string>,
 ): Promise<RouterOutcome[]> {
   const history = await transitionHistory(ctx, alarm);
-  const started = firstStart(history.executions);
+  const started = policy.firstStart(history.executions);
   if (started !== undefined) {
     const base = {
       alarmName: alarm.alarmName,
@@ -992,19 +957,17 @@ async function startFirst(
  * transition (tags, then {@link startToken}). There is no alert state to re-read: a notification
  * older than {@link MAX_NOTIFICATION_AGE_SECONDS} is stale.
  */
-export async function handleAlertmanagerNotification(
+async function handleAlertmanagerNotification(
   notification: AlertmanagerNotification,
-  config: RouterConfig,
-  deps: RouterDeps,
-  mode?: ModeState,
+  ctx: Ctx,
 ): Promise<RouterOutcome[]> {
-  const ctx = makeCtx(config, deps, mode);
+  const { config } = ctx;
   const outcomes: RouterOutcome[] = [];
   const busyNodes = new Set<string>();
   for (const alert of notification.alerts) {
     const alarmName = prometheusAlarmName(alert);
     const base = { alarmName, node: alert.node, kind: alert.kind, transition: alert.transition };
-    const decided = alertDecision(
+    const decided = policy.alertDecision(
       alert,
       { publishedAt: notification.publishedAt, now: ctx.now },
       config.routes,
@@ -1049,7 +1012,7 @@ async function recheckOne(
   const full = resolved.alarm;
   const base = { alarmName: full.alarmName, node: full.node, kind: full.kind, transition: full.transition };
   const history = await transitionHistory(ctx, full);
-  const step = recheckStep({
+  const step = policy.recheckStep({
     chain,
     executions: history.executions,
     settleSeconds: ctx.config.settleSeconds,
@@ -1072,12 +1035,8 @@ async function recheckOne(
  * The scheduled re-check: frees the slots of ended executions, then every `<Prefix>-` alarm in
  * ALARM (paged), one at a time, oldest transition first.
  */
-export async function recheckAlarms(
-  config: RouterConfig,
-  deps: RouterDeps,
-  mode?: ModeState,
-): Promise<RouterOutcome[]> {
-  const ctx = makeCtx(config, deps, mode);
+async function recheckAlarms(ctx: Ctx): Promise<RouterOutcome[]> {
+  const { config, deps } = ctx;
   const alarms: AlarmStateChange[] = [];
   let NextToken: string | undefined;
   for (let page = 0; page < MAX_ALARM_PAGES; page++) {
@@ -1116,12 +1075,12 @@ export async function recheckAlarms(
   await releaseEndedSlots(ctx);
   const outcomes: RouterOutcome[] = [];
   // The alarms in ALARM are the queue: oldest transition first.
-  for (const alarm of recheckOrder(alarms)) {
+  for (const alarm of policy.recheckOrder(alarms)) {
     // Alarms that are not disk alarms of this stack are not the re-check's business: skip quietly.
     const identity = parseAlarmName(alarm.alarmName, config.prefix);
     if (!identity.ok) continue;
     const base = { alarmName: alarm.alarmName, ...identity.value, transition: alarm.transition };
-    const failedBefore = busyNode({ failedInThisRun: failedNodes.get(base.node) });
+    const failedBefore = policy.busyNode({ failedInThisRun: failedNodes.get(base.node) });
     if (failedBefore !== undefined) {
       outcomes.push({ ...base, ...failedBefore });
       continue;
@@ -1148,13 +1107,13 @@ export async function routeEvent(
   if (isSnsEvent(raw)) return routeSnsEvent(raw.Records, config, deps);
   const parsed = parseRouterEvent(raw);
   if (!parsed.ok) return [{ decision: 'malformed-event', reason: parsed.reason }];
-  const foreign = foreignEvent(parsed.value, config);
+  const foreign = policy.foreignEvent(parsed.value, config);
   if (foreign !== undefined) {
     const alarm = parsed.value.type === 'alarm-state-change' ? parsed.value : undefined;
     return [{ ...foreign, alarmName: alarm?.alarmName, transition: alarm?.transition }];
   }
-  if (parsed.value.type === 'scheduled-recheck') return recheckAlarms(config, deps);
-  return handleAlarmStateChange(parsed.value, config, deps);
+  if (parsed.value.type === 'scheduled-recheck') return recheckAlarms(makeCtx(config, deps));
+  return handleAlarmStateChange(parsed.value, makeCtx(config, deps));
 }
 
 /** SNS deliveries: Alertmanager notifications of this stack's Prometheus topic only. */
@@ -1171,13 +1130,13 @@ async function routeSnsEvent(
       continue;
     }
     const { notification, unreadable } = parsed.value;
-    const foreign = foreignNotification(notification.topicArn, config.prometheusTopicArn);
+    const foreign = policy.foreignNotification(notification.topicArn, config.prometheusTopicArn);
     if (foreign !== undefined) {
       outcomes.push(foreign);
       continue;
     }
     for (const u of unreadable) outcomes.push({ decision: 'malformed-event', reason: u.reason });
-    outcomes.push(...(await handleAlertmanagerNotification(notification, config, deps)));
+    outcomes.push(...(await handleAlertmanagerNotification(notification, makeCtx(config, deps))));
   }
   return outcomes;
 }

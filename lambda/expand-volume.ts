@@ -87,7 +87,7 @@ import {
   managedAttachmentProblem,
   tagsOf,
 } from './shared/ec2-volume';
-import { payloadRecord, shown } from './shared/payload';
+import { type ParsedPayload, parsePayload, shown } from './shared/payload';
 import { instrumentedInvocation, logger, metrics } from './shared/powertools';
 import { errorCode, type RetryOptions, withThrottlingRetry } from './shared/retry';
 import {
@@ -240,60 +240,60 @@ function parseBytes(name: string, v: unknown): { value?: number; problem?: strin
 }
 
 /** Validates the payload; returns the request or the reason naming the first bad field. */
-export function parseExpandInput(
-  event: unknown,
-): { readonly ok: true; readonly request: ExpandRequest } | { readonly ok: false; readonly reason: string } {
-  const payload = payloadRecord(event, INPUT_KEYS);
-  if (!payload.ok) return payload;
-  const e = payload.value;
-  if (typeof e.instanceId !== 'string' || !INSTANCE_ID_PATTERN.test(e.instanceId)) {
-    return { ok: false, reason: `instanceId is ${shown(e.instanceId)}; expected i- and 8 or 17 hex digits` };
-  }
-  let volumeId: string | undefined;
-  if (e.volumeId !== undefined && e.volumeId !== '') {
-    if (typeof e.volumeId !== 'string' || !VOLUME_ID_PATTERN.test(e.volumeId)) {
+export function parseExpandInput(event: unknown): ParsedPayload<ExpandRequest> {
+  return parsePayload(event, INPUT_KEYS, (e) => {
+    if (typeof e.instanceId !== 'string' || !INSTANCE_ID_PATTERN.test(e.instanceId)) {
       return {
         ok: false,
-        reason: `volumeId is ${shown(e.volumeId)}; expected vol- and 8 or 17 hex digits, or ''`,
+        reason: `instanceId is ${shown(e.instanceId)}; expected i- and 8 or 17 hex digits`,
       };
     }
-    volumeId = e.volumeId;
-  }
-  const reason = e.reason ?? '';
-  if (typeof reason !== 'string' || !REASON_PATTERN.test(reason)) {
+    let volumeId: string | undefined;
+    if (e.volumeId !== undefined && e.volumeId !== '') {
+      if (typeof e.volumeId !== 'string' || !VOLUME_ID_PATTERN.test(e.volumeId)) {
+        return {
+          ok: false,
+          reason: `volumeId is ${shown(e.volumeId)}; expected vol- and 8 or 17 hex digits, or ''`,
+        };
+      }
+      volumeId = e.volumeId;
+    }
+    const reason = e.reason ?? '';
+    if (typeof reason !== 'string' || !REASON_PATTERN.test(reason)) {
+      return {
+        ok: false,
+        reason: `reason is ${shown(e.reason)}; expected up to 256 letters, digits, spaces and ._:,/()=+@#-`,
+      };
+    }
+    let dryRun = false;
+    if (e.dryRun === true || e.dryRun === 'true') dryRun = true;
+    else if (!(e.dryRun === undefined || e.dryRun === false || e.dryRun === 'false')) {
+      return { ok: false, reason: `dryRun is ${shown(e.dryRun)}; expected true or false` };
+    }
+    const used = parseBytes('usedBytes', e.usedBytes);
+    if (used.problem) return { ok: false, reason: used.problem };
+    const fs = parseBytes('filesystemBytes', e.filesystemBytes);
+    if (fs.problem) return { ok: false, reason: fs.problem };
+    if (fs.value === 0)
+      return { ok: false, reason: 'filesystemBytes is 0; expected the filesystem size in bytes' };
+    if (used.value !== undefined && fs.value !== undefined && used.value > fs.value) {
+      return {
+        ok: false,
+        reason: `usedBytes (${used.value}) is larger than filesystemBytes (${fs.value}); expected used ≤ size`,
+      };
+    }
     return {
-      ok: false,
-      reason: `reason is ${shown(e.reason)}; expected up to 256 letters, digits, spaces and ._:,/()=+@#-`,
+      ok: true,
+      request: {
+        instanceId: e.instanceId,
+        volumeId,
+        reason,
+        dryRun,
+        usedBytes: used.value,
+        filesystemBytes: fs.value,
+      },
     };
-  }
-  let dryRun = false;
-  if (e.dryRun === true || e.dryRun === 'true') dryRun = true;
-  else if (!(e.dryRun === undefined || e.dryRun === false || e.dryRun === 'false')) {
-    return { ok: false, reason: `dryRun is ${shown(e.dryRun)}; expected true or false` };
-  }
-  const used = parseBytes('usedBytes', e.usedBytes);
-  if (used.problem) return { ok: false, reason: used.problem };
-  const fs = parseBytes('filesystemBytes', e.filesystemBytes);
-  if (fs.problem) return { ok: false, reason: fs.problem };
-  if (fs.value === 0)
-    return { ok: false, reason: 'filesystemBytes is 0; expected the filesystem size in bytes' };
-  if (used.value !== undefined && fs.value !== undefined && used.value > fs.value) {
-    return {
-      ok: false,
-      reason: `usedBytes (${used.value}) is larger than filesystemBytes (${fs.value}); expected used ≤ size`,
-    };
-  }
-  return {
-    ok: true,
-    request: {
-      instanceId: e.instanceId,
-      volumeId,
-      reason,
-      dryRun,
-      usedBytes: used.value,
-      filesystemBytes: fs.value,
-    },
-  };
+  });
 }
 
 // ---------------------------------------------------------------------------------------------

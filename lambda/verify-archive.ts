@@ -241,32 +241,20 @@ export async function verifyArchive(
     return refused(`invalid input: ${input}`, String(e.bucket ?? ''), String(e.manifestKey ?? ''), false);
   }
   const { bucket, manifestKey, expectedPrefix, node, dryRun } = input;
+  const refuse = (reason: string): VerifyArchiveResult => refused(reason, bucket, manifestKey, dryRun);
   const text = await readManifest(s3, bucket, manifestKey, retry);
-  if (text === undefined)
-    return refused(`manifest s3://${bucket}/${manifestKey} not found`, bucket, manifestKey, dryRun);
+  if (text === undefined) return refuse(`manifest s3://${bucket}/${manifestKey} not found`);
   const parsed = parseUploadManifest(text);
-  if (!parsed.ok) {
-    return refused(`the manifest is malformed: ${parsed.problems.join('; ')}`, bucket, manifestKey, dryRun);
-  }
+  if (!parsed.ok) return refuse(`the manifest is malformed: ${parsed.problems.join('; ')}`);
   const manifest = parsed.manifest;
   if (manifest.bucket !== bucket) {
-    return refused(
-      `the manifest is for bucket ${manifest.bucket}, not ${bucket}`,
-      bucket,
-      manifestKey,
-      dryRun,
-    );
+    return refuse(`the manifest is for bucket ${manifest.bucket}, not ${bucket}`);
   }
   if (manifest.prefix !== expectedPrefix) {
-    return refused(
-      `the manifest is for prefix ${manifest.prefix}, not ${expectedPrefix}`,
-      bucket,
-      manifestKey,
-      dryRun,
-    );
+    return refuse(`the manifest is for prefix ${manifest.prefix}, not ${expectedPrefix}`);
   }
   if (node !== '' && manifest.node !== node) {
-    return refused(`the manifest is for node ${manifest.node}, not ${node}`, bucket, manifestKey, dryRun);
+    return refuse(`the manifest is for node ${manifest.node}, not ${node}`);
   }
 
   const archived: Array<UploadEntry & { size: number; sha256: string }> = [];

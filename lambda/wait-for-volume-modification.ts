@@ -31,7 +31,7 @@ import { EC2Client, type VolumeModification } from '@aws-sdk/client-ec2';
 import type { Context } from 'aws-lambda';
 import { VOLUME_ID_PATTERN } from '../contracts/aws-ids';
 import { describeModifications, describeVolume, Ec2Calls, latestModification } from './shared/ec2-volume';
-import { payloadRecord, shown } from './shared/payload';
+import { type ParsedPayload, parsePayload, shown } from './shared/payload';
 import { instrumentedInvocation, logger, metrics } from './shared/powertools';
 import type { RetryOptions } from './shared/retry';
 
@@ -101,35 +101,31 @@ function wholeNumber(v: unknown, min: number, max: number): number | undefined {
 }
 
 /** Validates the payload; returns the request or the reason naming the bad field. */
-export function parseWaitInput(
-  event: unknown,
-  defaults: WaitConfig,
-): { readonly ok: true; readonly request: WaitRequest } | { readonly ok: false; readonly reason: string } {
-  const payload = payloadRecord(event, INPUT_KEYS);
-  if (!payload.ok) return payload;
-  const e = payload.value;
-  if (typeof e.volumeId !== 'string' || !VOLUME_ID_PATTERN.test(e.volumeId)) {
-    return { ok: false, reason: `volumeId is ${shown(e.volumeId)}; expected vol- and 8 or 17 hex digits` };
-  }
-  const targetSizeGiB = wholeNumber(e.targetSizeGiB, 1, 65_536);
-  if (targetSizeGiB === undefined) {
-    return {
-      ok: false,
-      reason: `targetSizeGiB is ${shown(e.targetSizeGiB)}; expected a whole number from 1 to 65536`,
-    };
-  }
-  let maxWaitSeconds = defaults.maxWaitSeconds;
-  if (e.maxWaitSeconds !== undefined && e.maxWaitSeconds !== '') {
-    const n = wholeNumber(e.maxWaitSeconds, 1, 900);
-    if (n === undefined) {
+export function parseWaitInput(event: unknown, defaults: WaitConfig): ParsedPayload<WaitRequest> {
+  return parsePayload(event, INPUT_KEYS, (e) => {
+    if (typeof e.volumeId !== 'string' || !VOLUME_ID_PATTERN.test(e.volumeId)) {
+      return { ok: false, reason: `volumeId is ${shown(e.volumeId)}; expected vol- and 8 or 17 hex digits` };
+    }
+    const targetSizeGiB = wholeNumber(e.targetSizeGiB, 1, 65_536);
+    if (targetSizeGiB === undefined) {
       return {
         ok: false,
-        reason: `maxWaitSeconds is ${shown(e.maxWaitSeconds)}; expected a whole number from 1 to 900`,
+        reason: `targetSizeGiB is ${shown(e.targetSizeGiB)}; expected a whole number from 1 to 65536`,
       };
     }
-    maxWaitSeconds = n;
-  }
-  return { ok: true, request: { volumeId: e.volumeId, targetSizeGiB, maxWaitSeconds } };
+    let maxWaitSeconds = defaults.maxWaitSeconds;
+    if (e.maxWaitSeconds !== undefined && e.maxWaitSeconds !== '') {
+      const n = wholeNumber(e.maxWaitSeconds, 1, 900);
+      if (n === undefined) {
+        return {
+          ok: false,
+          reason: `maxWaitSeconds is ${shown(e.maxWaitSeconds)}; expected a whole number from 1 to 900`,
+        };
+      }
+      maxWaitSeconds = n;
+    }
+    return { ok: true, request: { volumeId: e.volumeId, targetSizeGiB, maxWaitSeconds } };
+  });
 }
 
 export type WaitStatus = 'ready' | 'failed' | 'pending' | 'invalid';

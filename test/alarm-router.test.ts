@@ -36,6 +36,7 @@ import {
   nodeTagKey,
   type RouterConfig,
   type RouterDeps,
+  type RouterOutcome,
   recordOutcomes,
   remediationReason,
   routeEvent,
@@ -185,12 +186,63 @@ function tagsOf(alarm: string, transition = TRANSITION): Record<string, string> 
   return { 'stemedb:node': 'db-1', 'stemedb:alarm': alarm, 'stemedb:transition': transition };
 }
 
+/** An execution the router started for CRITICAL's transition: `document`, `status`, ended at `end` (if it did). */
+function ran(id: string, document: string, status: string, end?: Date): FakeExecution {
+  return { id, document, status, tags: tagsOf(CRITICAL), ...(end === undefined ? {} : { end }) };
+}
+
+/** 12:mm on the day of TRANSITION (UTC). */
+const at = (minute: number): Date => new Date(Date.UTC(2024, 4, 1, 12, minute));
+
+/** A case of a table over the executions on record: what the router decides and which documents it starts. */
+interface ExecutionsCase {
+  readonly name: string;
+  readonly executions: readonly FakeExecution[];
+  readonly outcome: Partial<RouterOutcome>;
+  readonly started: readonly string[];
+}
+
 function registryReads(): unknown[] {
   return ssmMock.commandCalls(GetParameterCommand).filter((c) => c.args[0].input.Name !== MODE_PARAMETER);
 }
 
 function starts(): StartAutomationExecutionCommandInput[] {
   return ssmMock.commandCalls(StartAutomationExecutionCommand).map((c) => c.args[0].input);
+}
+
+/** The router refuses `event` as malformed, saying why, and makes no AWS call. */
+async function expectMalformedAndNothingRead(event: unknown): Promise<void> {
+  const outcomes = await routeEvent(event, config, deps);
+  expect(outcomes.map((o) => o.decision)).toEqual(['malformed-event']);
+  expect(outcomes[0]?.reason.length).toBeGreaterThan(0);
+  expect(ssmMock.calls()).toHaveLength(0);
+  expect(cwMock.calls()).toHaveLength(0);
+}
+
+/** The filters of every DescribeAutomationExecutions call the router made. */
+function executionFilters(): unknown[] {
+  return ssmMock.commandCalls(DescribeAutomationExecutionsCommand).map((c) => c.args[0].input.Filters ?? []);
+}
+
+/**
+ * Runs `body` with the router's metrics spied (publishing stubbed) and returns what it recorded:
+ * each datapoint as "<dimension> <value> <metric> <unit> <count>" (an addDimension call and the
+ * addMetric call after it), in order, and how many times it flushed.
+ */
+async function withMetricsSpied(body: () => unknown): Promise<{ datapoints: string[]; flushes: number }> {
+  const add = vi.spyOn(metrics, 'addMetric');
+  const dims = vi.spyOn(metrics, 'addDimension');
+  const flush = vi.spyOn(metrics, 'publishStoredMetrics').mockImplementation(() => metrics);
+  try {
+    await body();
+    expect(add.mock.calls).toHaveLength(dims.mock.calls.length);
+    const datapoints = dims.mock.calls.map((d, i) => [...d, ...(add.mock.calls[i] ?? [])].join(' '));
+    return { datapoints, flushes: flush.mock.calls.length };
+  } finally {
+    add.mockRestore();
+    dims.mockRestore();
+    flush.mockRestore();
+  }
 }
 
 /** The time CloudWatch reports for TRANSITION (DescribeAlarms' StateTransitionedTimestamp). */
@@ -281,11 +333,7 @@ describe('malformed events', () => {
   ];
 
   it.each(cases)('starts nothing and reads nothing for %s', async (_label, event) => {
-    const outcomes = await routeEvent(event, config, deps);
-    expect(outcomes.map((o) => o.decision)).toEqual(['malformed-event']);
-    expect(outcomes[0]?.reason.length).toBeGreaterThan(0);
-    expect(ssmMock.calls()).toHaveLength(0);
-    expect(cwMock.calls()).toHaveLength(0);
+    await expectMalformedAndNothingRead(event);
   });
 
   it('says why in a reason that quotes the hostile value safely', async () => {
@@ -360,11 +408,7 @@ describe('events from elsewhere', () => {
   ];
 
   it.each(malformed)('starts nothing and reads nothing for %s (malformed-event)', async (_label, event) => {
-    const outcomes = await routeEvent(event, config, deps);
-    expect(outcomes.map((o) => o.decision)).toEqual(['malformed-event']);
-    expect(outcomes[0]?.reason.length).toBeGreaterThan(0);
-    expect(ssmMock.calls()).toHaveLength(0);
-    expect(cwMock.calls()).toHaveLength(0);
+    await expectMalformedAndNothingRead(event);
   });
 });
 
@@ -542,10 +586,7 @@ describe('alarm state changes', () => {
 
   it('reads only running executions of this stack to decide whether the node is busy', async () => {
     await routeEvent(alarmEvent(), config, deps);
-    const filters = ssmMock
-      .commandCalls(DescribeAutomationExecutionsCommand)
-      .map((c) => c.args[0].input.Filters ?? []);
-    expect(filters).toContainEqual([
+    expect(executionFilters()).toContainEqual([
       { Key: 'DocumentNamePrefix', Values: ['StemeDB-'] },
       {
         Key: 'ExecutionStatus',
@@ -568,31 +609,39 @@ describe('alarm state changes', () => {
     expect(tokens[1]).toBe(tokens[0]);
   });
 
-  it('starts nothing for a repeated event once the transition has a tagged execution', async () => {
-    givenExecutions([
-      { id: 'exec-1', document: 'StemeDB-ExpandVolume', status: 'Success', tags: tagsOf(CRITICAL), end: NOW },
-    ]);
-    const outcomes = await routeEvent(alarmEvent(), config, deps);
-    expect(outcomes).toMatchObject([{ decision: 'already-started', executionId: 'exec-1' }]);
-    expect(starts()).toHaveLength(0);
-  });
-
-  it('starts nothing while another remediation runs on the node, even one started by hand', async () => {
-    givenExecutions([
-      { id: 'manual-1', document: 'StemeDB-WalCleanup', status: 'InProgress', instanceId: INSTANCE },
-    ]);
-    const outcomes = await routeEvent(alarmEvent(), config, deps);
-    expect(outcomes).toMatchObject([{ decision: 'node-busy', executionId: 'manual-1' }]);
-    expect(starts()).toHaveLength(0);
-  });
-
-  it('starts when the only running remediation works on another node', async () => {
-    givenExecutions([
-      { id: 'other-1', document: 'StemeDB-ArchiveWal', status: 'InProgress', instanceId: OTHER_INSTANCE },
-    ]);
-    const outcomes = await routeEvent(alarmEvent(), config, deps);
-    expect(outcomes.map((o) => o.decision)).toEqual(['started']);
-  });
+  const eventCases: ReadonlyArray<ExecutionsCase> = [
+    {
+      name: 'starts nothing for a repeated event once the transition has a tagged execution',
+      executions: [ran('exec-1', 'StemeDB-ExpandVolume', 'Success', NOW)],
+      outcome: { decision: 'already-started', executionId: 'exec-1' },
+      started: [],
+    },
+    {
+      name: 'starts nothing while another remediation runs on the node, even one started by hand',
+      executions: [
+        { id: 'manual-1', document: 'StemeDB-WalCleanup', status: 'InProgress', instanceId: INSTANCE },
+      ],
+      outcome: { decision: 'node-busy', executionId: 'manual-1' },
+      started: [],
+    },
+    {
+      name: 'starts when the only running remediation works on another node',
+      executions: [
+        { id: 'other-1', document: 'StemeDB-ArchiveWal', status: 'InProgress', instanceId: OTHER_INSTANCE },
+      ],
+      outcome: { decision: 'started' },
+      started: ['StemeDB-ExpandVolume'],
+    },
+  ];
+  it.each(eventCases.map((c) => [c.name, c] as const))(
+    '%s',
+    async (_name, { executions, outcome, started }) => {
+      givenExecutions(executions);
+      const outcomes = await routeEvent(alarmEvent(), config, deps);
+      expect(outcomes).toMatchObject([outcome]);
+      expect(starts().map((s) => s.DocumentName)).toEqual(started);
+    },
+  );
 
   it('retries throttled calls and then starts once', async () => {
     const throttled = (): Error => Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' });
@@ -638,15 +687,7 @@ describe('alarm state changes', () => {
 describe('scheduled re-check', () => {
   it('starts the next document of the chain once the previous remediation of the transition failed and settled', async () => {
     givenCriticalInAlarm();
-    givenExecutions([
-      {
-        id: 'exec-1',
-        document: 'StemeDB-ExpandVolume',
-        status: 'Failed',
-        tags: tagsOf(CRITICAL),
-        end: new Date('2024-05-01T12:10:00Z'),
-      },
-    ]);
+    givenExecutions([ran('exec-1', 'StemeDB-ExpandVolume', 'Failed', at(10))]);
     const outcomes = await routeEvent(scheduledEvent, config, deps);
     expect(outcomes).toMatchObject([{ decision: 'started', document: 'StemeDB-ArchiveWal' }]);
     expect(starts()).toMatchObject([
@@ -658,85 +699,77 @@ describe('scheduled re-check', () => {
     ]);
   });
 
-  it('escalates after a remediation that succeeded but left the alarm in ALARM', async () => {
-    givenCriticalInAlarm();
-    givenExecutions([
-      {
-        id: 'exec-1',
-        document: 'StemeDB-ExpandVolume',
-        status: 'Success',
-        tags: tagsOf(CRITICAL),
-        end: new Date('2024-05-01T12:10:00Z'),
-      },
-    ]);
-    const outcomes = await routeEvent(scheduledEvent, config, deps);
-    expect(outcomes).toMatchObject([{ decision: 'started', document: 'StemeDB-ArchiveWal' }]);
-  });
-
-  it('waits while the previous remediation of the transition still runs', async () => {
-    givenCriticalInAlarm();
-    givenExecutions([
-      { id: 'exec-1', document: 'StemeDB-ExpandVolume', status: 'InProgress', tags: tagsOf(CRITICAL) },
-    ]);
-    const outcomes = await routeEvent(scheduledEvent, config, deps);
-    expect(outcomes).toMatchObject([{ decision: 'waiting', executionId: 'exec-1' }]);
-    expect(starts()).toHaveLength(0);
-  });
-
-  it('waits until the metrics had time to show the effect of a remediation that just ended', async () => {
-    givenCriticalInAlarm();
-    givenExecutions([
-      {
-        id: 'exec-1',
-        document: 'StemeDB-ExpandVolume',
-        status: 'Success',
-        tags: tagsOf(CRITICAL),
-        end: new Date('2024-05-01T12:28:00Z'),
-      },
-    ]);
-    const outcomes = await routeEvent(scheduledEvent, config, deps);
-    expect(outcomes).toMatchObject([{ decision: 'waiting' }]);
-    expect(starts()).toHaveLength(0);
-  });
-
-  it('starts the first document when the event was missed (no execution for the transition)', async () => {
-    givenCriticalInAlarm();
-    const outcomes = await routeEvent(scheduledEvent, config, deps);
-    expect(outcomes).toMatchObject([{ decision: 'started', document: 'StemeDB-ExpandVolume' }]);
-  });
-
-  it('ignores executions of an earlier transition of the same alarm', async () => {
-    givenCriticalInAlarm();
-    givenExecutions([
-      {
-        id: 'old-1',
-        document: 'StemeDB-ExpandVolume',
-        status: 'Failed',
-        tags: tagsOf(CRITICAL, '2024-04-20T08:00:00Z'),
-        end: new Date('2024-05-01T12:01:00Z'),
-      },
-    ]);
-    const outcomes = await routeEvent(scheduledEvent, config, deps);
-    expect(outcomes).toMatchObject([{ decision: 'started', document: 'StemeDB-ExpandVolume' }]);
-  });
+  const recheckCases: ReadonlyArray<ExecutionsCase> = [
+    {
+      name: 'escalates after a remediation that succeeded but left the alarm in ALARM',
+      executions: [ran('exec-1', 'StemeDB-ExpandVolume', 'Success', at(10))],
+      outcome: { decision: 'started', document: 'StemeDB-ArchiveWal' },
+      started: ['StemeDB-ArchiveWal'],
+    },
+    {
+      name: 'waits while the previous remediation of the transition still runs',
+      executions: [ran('exec-1', 'StemeDB-ExpandVolume', 'InProgress')],
+      outcome: { decision: 'waiting', executionId: 'exec-1' },
+      started: [],
+    },
+    {
+      name: 'waits until the metrics had time to show the effect of a remediation that just ended',
+      executions: [ran('exec-1', 'StemeDB-ExpandVolume', 'Success', at(28))],
+      outcome: { decision: 'waiting' },
+      started: [],
+    },
+    {
+      name: 'starts the first document when the event was missed (no execution for the transition)',
+      executions: [],
+      outcome: { decision: 'started', document: 'StemeDB-ExpandVolume' },
+      started: ['StemeDB-ExpandVolume'],
+    },
+    {
+      name: 'ignores executions of an earlier transition of the same alarm',
+      executions: [
+        {
+          ...ran('old-1', 'StemeDB-ExpandVolume', 'Failed', at(1)),
+          tags: tagsOf(CRITICAL, '2024-04-20T08:00:00Z'),
+        },
+      ],
+      outcome: { decision: 'started', document: 'StemeDB-ExpandVolume' },
+      started: ['StemeDB-ExpandVolume'],
+    },
+    {
+      name: 'counts the WAL archival that ExpandVolume ran as its fallback as the next step of the chain',
+      executions: [
+        ran('exec-1', 'StemeDB-ExpandVolume', 'Failed', at(5)),
+        { id: 'child-1', document: 'StemeDB-ArchiveWal', status: 'Success', parent: 'exec-1', end: at(4) },
+      ],
+      outcome: { decision: 'escalated-to-human' },
+      started: [],
+    },
+    {
+      name: 'starts nothing for an alarm whose node is busy with another remediation',
+      executions: [
+        ran('exec-1', 'StemeDB-ExpandVolume', 'Failed', at(5)),
+        { id: 'warn-1', document: 'StemeDB-ArchiveWal', status: 'InProgress', tags: tagsOf(WARNING) },
+      ],
+      outcome: { decision: 'node-busy', executionId: 'warn-1' },
+      started: [],
+    },
+  ];
+  it.each(recheckCases.map((c) => [c.name, c] as const))(
+    '%s',
+    async (_name, { executions, outcome, started }) => {
+      givenCriticalInAlarm();
+      givenExecutions(executions);
+      const outcomes = await routeEvent(scheduledEvent, config, deps);
+      expect(outcomes).toMatchObject([outcome]);
+      expect(starts().map((s) => s.DocumentName)).toEqual(started);
+    },
+  );
 
   it('publishes once that a human is needed when the chain is exhausted, and remembers it on the alarm', async () => {
     givenCriticalInAlarm();
     givenExecutions([
-      {
-        id: 'exec-1',
-        document: 'StemeDB-ExpandVolume',
-        status: 'Failed',
-        tags: tagsOf(CRITICAL),
-        end: new Date('2024-05-01T12:05:00Z'),
-      },
-      {
-        id: 'exec-2',
-        document: 'StemeDB-ArchiveWal',
-        status: 'Success',
-        tags: tagsOf(CRITICAL),
-        end: new Date('2024-05-01T12:15:00Z'),
-      },
+      ran('exec-1', 'StemeDB-ExpandVolume', 'Failed', at(5)),
+      ran('exec-2', 'StemeDB-ArchiveWal', 'Success', at(15)),
     ]);
     const outcomes = await routeEvent(scheduledEvent, config, deps);
     expect(outcomes).toMatchObject([{ decision: 'escalated-to-human' }]);
@@ -754,58 +787,10 @@ describe('scheduled re-check', () => {
 
   it('does not publish again for a transition a human was already told about', async () => {
     givenCriticalInAlarm({ 'stemedb:escalated': TRANSITION });
-    givenExecutions([
-      {
-        id: 'exec-2',
-        document: 'StemeDB-ArchiveWal',
-        status: 'Failed',
-        tags: tagsOf(CRITICAL),
-        end: new Date('2024-05-01T12:15:00Z'),
-      },
-    ]);
+    givenExecutions([ran('exec-2', 'StemeDB-ArchiveWal', 'Failed', at(15))]);
     const outcomes = await routeEvent(scheduledEvent, config, deps);
     expect(outcomes).toMatchObject([{ decision: 'already-escalated' }]);
     expect(notify).not.toHaveBeenCalled();
-  });
-
-  it('counts the WAL archival that ExpandVolume ran as its fallback as the next step of the chain', async () => {
-    givenCriticalInAlarm();
-    givenExecutions([
-      {
-        id: 'exec-1',
-        document: 'StemeDB-ExpandVolume',
-        status: 'Failed',
-        tags: tagsOf(CRITICAL),
-        end: new Date('2024-05-01T12:05:00Z'),
-      },
-      {
-        id: 'child-1',
-        document: 'StemeDB-ArchiveWal',
-        status: 'Success',
-        parent: 'exec-1',
-        end: new Date('2024-05-01T12:04:00Z'),
-      },
-    ]);
-    const outcomes = await routeEvent(scheduledEvent, config, deps);
-    expect(outcomes).toMatchObject([{ decision: 'escalated-to-human' }]);
-    expect(starts()).toHaveLength(0);
-  });
-
-  it('starts nothing for an alarm whose node is busy with another remediation', async () => {
-    givenCriticalInAlarm();
-    givenExecutions([
-      {
-        id: 'exec-1',
-        document: 'StemeDB-ExpandVolume',
-        status: 'Failed',
-        tags: tagsOf(CRITICAL),
-        end: new Date('2024-05-01T12:05:00Z'),
-      },
-      { id: 'warn-1', document: 'StemeDB-ArchiveWal', status: 'InProgress', tags: tagsOf(WARNING) },
-    ]);
-    const outcomes = await routeEvent(scheduledEvent, config, deps);
-    expect(outcomes).toMatchObject([{ decision: 'node-busy', executionId: 'warn-1' }]);
-    expect(starts()).toHaveLength(0);
   });
 });
 
@@ -896,26 +881,15 @@ describe('scheduled re-check: one failing node does not block the others', () =>
   });
 
   it('reports the partial failure after counting every outcome, so the Errors alarm sees it', async () => {
-    const add = vi.spyOn(metrics, 'addMetric');
-    const dims = vi.spyOn(metrics, 'addDimension');
-    const flush = vi.spyOn(metrics, 'publishStoredMetrics').mockImplementation(() => metrics);
-    try {
+    const published = await withMetricsSpied(async () => {
       await expect(runRouter(scheduledEvent, config, deps)).rejects.toThrow(
         /re-check failed for 1 of 3 alarms: StemeDB-db-1-disk-critical \(AccessDeniedException/,
       );
-      expect(dims.mock.calls).toEqual([
-        ['decision', 'recheck-failed'],
-        ['decision', 'started'],
-      ]);
-      expect(add.mock.calls).toEqual([
-        ['RouterDecision', 'Count', 1],
-        ['RouterDecision', 'Count', 2],
-      ]);
-    } finally {
-      add.mockRestore();
-      dims.mockRestore();
-      flush.mockRestore();
-    }
+    });
+    expect(published.datapoints).toEqual([
+      'decision recheck-failed RouterDecision Count 1',
+      'decision started RouterDecision Count 2',
+    ]);
   });
 
   it('starts nothing twice when Lambda retries the failed invocation', async () => {
@@ -1077,30 +1051,21 @@ describe('configuration and helpers', () => {
     });
   });
 
-  it('publishes one RouterDecision datapoint set per decision value', () => {
-    const add = vi.spyOn(metrics, 'addMetric');
-    const dims = vi.spyOn(metrics, 'addDimension');
-    const flush = vi.spyOn(metrics, 'publishStoredMetrics').mockImplementation(() => metrics);
-    try {
+  it('publishes one RouterDecision datapoint set per decision value', async () => {
+    const published = await withMetricsSpied(() =>
       recordOutcomes([
         { decision: 'started', reason: 'x' },
         { decision: 'malformed-event', reason: 'y' },
         { decision: 'started', reason: 'z' },
-      ]);
-      expect(dims.mock.calls).toEqual([
-        ['decision', 'started'],
-        ['decision', 'malformed-event'],
-      ]);
-      expect(add.mock.calls).toEqual([
-        ['RouterDecision', 'Count', 2],
-        ['RouterDecision', 'Count', 1],
-      ]);
-      expect(flush).toHaveBeenCalledTimes(2);
-    } finally {
-      add.mockRestore();
-      dims.mockRestore();
-      flush.mockRestore();
-    }
+      ]),
+    );
+    expect(published).toEqual({
+      datapoints: [
+        'decision started RouterDecision Count 2',
+        'decision malformed-event RouterDecision Count 1',
+      ],
+      flushes: 2,
+    });
   });
 
   it('fails the handler with a message naming a missing variable', async () => {
@@ -1732,10 +1697,7 @@ describe('fleet scale: per-node locks and the fleet-wide limit (lock table)', ()
 
   it("looks up only the node's own executions (the node's tag key), whatever the fleet's size", async () => {
     await routeEvent(alarmEvent(), config, deps);
-    const filters = ssmMock
-      .commandCalls(DescribeAutomationExecutionsCommand)
-      .map((c) => c.args[0].input.Filters ?? []);
-    expect(filters).toContainEqual([
+    expect(executionFilters()).toContainEqual([
       { Key: 'DocumentNamePrefix', Values: ['StemeDB-'] },
       { Key: 'TagKey', Values: ['stemedb:node:db-1'] },
       { Key: 'StartTimeAfter', Values: ['2024-05-01T11:59:00Z'] },

@@ -11,15 +11,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  CreateSnapshotCommand,
-  DescribeSnapshotsCommand,
-  DescribeVolumesCommand,
-  DescribeVolumesModificationsCommand,
-  EC2Client,
-  EC2ServiceException,
-  ModifyVolumeCommand,
-} from '@aws-sdk/client-ec2';
+import { DescribeSnapshotsCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -37,6 +29,7 @@ import {
   simulateAutomation,
   validateAutomationDocument,
 } from './support/automation-validator';
+import { managedVolume, mockExpandableVolume, registryEntry } from './support/lambda-ec2-fixtures';
 
 const SUBSTITUTIONS = {
   Prefix: 'StemeDB',
@@ -447,22 +440,38 @@ function run(params: Record<string, string>, overrides: Overrides = {}): Simulat
   return simulateAutomation(doc, { InstanceId: INSTANCE, ...params }, happyRun(overrides));
 }
 
+/** The input of an aws:executeAutomation step that starts `document` for the node, as the automation role. */
+function childStart(document: string, reason: string): unknown {
+  return {
+    DocumentName: document,
+    RuntimeParameters: {
+      InstanceId: [INSTANCE],
+      AutomationAssumeRole: [SUBSTITUTIONS.AutomationRoleArn],
+      DryRun: ['false'],
+      Reason: [reason],
+    },
+  };
+}
+
+/** The steps of a run in which every step succeeds and the modification is optimizing at once. */
+const HAPPY_PATH = [
+  'DiskReportBefore',
+  'ReadDiskUsage',
+  'ExpandVolume',
+  'BranchOnExpansion',
+  'WaitForOptimizing',
+  'BranchOnWait',
+  'GrowFilesystem',
+  'DiskReportAfter',
+  'Notify',
+];
+
 const PUBLISH_STEPS = new Set(['Notify', 'NotifyRefused', 'NotifyFailure', 'NotifyCapWarning']);
 
 describe('flow', () => {
   it('expands, waits for optimizing, grows the filesystem, reports and notifies', () => {
     const sim = run({});
-    expect(sim.path).toEqual([
-      'DiskReportBefore',
-      'ReadDiskUsage',
-      'ExpandVolume',
-      'BranchOnExpansion',
-      'WaitForOptimizing',
-      'BranchOnWait',
-      'GrowFilesystem',
-      'DiskReportAfter',
-      'Notify',
-    ]);
+    expect(sim.path).toEqual(HAPPY_PATH);
     expect(sim.status).toBe('Success');
   });
 
@@ -524,6 +533,9 @@ describe('flow', () => {
   it('in a dry run goes straight to GrowFilesystem with DryRun=true and does not wait', () => {
     const sim = run({ DryRun: 'true' }, { ExpandVolume: expand({ status: 'dry-run', snapshotId: '' }) });
     expect(sim.path).not.toContain('WaitForOptimizing');
+    expect(sim.path).toEqual(
+      HAPPY_PATH.filter((step) => !['WaitForOptimizing', 'BranchOnWait'].includes(step)),
+    );
     expect((sim.inputs.GrowFilesystem as { Parameters: { DryRun: string } }).Parameters.DryRun).toBe('true');
     expect(JSON.parse((sim.inputs.ExpandVolume as { Payload: string }).Payload).dryRun).toBe('true');
     expect(sim.status).toBe('Success');
@@ -532,6 +544,7 @@ describe('flow', () => {
   it('when refused at the cap, notifies the reason, falls back to WAL archival and ends Failed', () => {
     const reason = 'the volume is at the size cap of 4096 GiB (expansion.maxSizeGiB)';
     const sim = run({}, { ExpandVolume: expand({ status: 'refused', reason, targetSizeGiB: 4096 }) });
+    expect(sim.path.slice(0, 3)).toEqual(HAPPY_PATH.slice(0, 3));
     expect(sim.path.slice(3)).toEqual([
       'BranchOnExpansion',
       'NotifyRefused',
@@ -542,15 +555,7 @@ describe('flow', () => {
     ]);
     expect(sim.path).not.toContain('MigrationFallback');
     expect((sim.inputs.NotifyRefused as { Message: string }).Message).toContain(`refused: ${reason}`);
-    expect(sim.inputs.ArchiveWalFallback).toEqual({
-      DocumentName: 'StemeDB-ArchiveWal',
-      RuntimeParameters: {
-        InstanceId: [INSTANCE],
-        AutomationAssumeRole: [SUBSTITUTIONS.AutomationRoleArn],
-        DryRun: ['false'],
-        Reason: [''],
-      },
-    });
+    expect(sim.inputs.ArchiveWalFallback).toEqual(childStart('StemeDB-ArchiveWal', ''));
     expect((sim.inputs.FailRefused as { InputPayload: Record<string, string> }).InputPayload).toMatchObject({
       status: 'refused',
       reason,
@@ -605,15 +610,7 @@ describe('flow', () => {
         'MigrationFallback',
         'FailRefused',
       ]);
-      expect(sim.inputs.MigrationFallback).toEqual({
-        DocumentName: 'StemeDB-AddDataVolume',
-        RuntimeParameters: {
-          InstanceId: [INSTANCE],
-          AutomationAssumeRole: [SUBSTITUTIONS.AutomationRoleArn],
-          DryRun: ['false'],
-          Reason: ['disk critical'],
-        },
-      });
+      expect(sim.inputs.MigrationFallback).toEqual(childStart('StemeDB-AddDataVolume', 'disk critical'));
       expect((sim.inputs.NotifyRefused as { Message: string }).Message).toContain(
         'migration to a new volume (StemeDB-AddDataVolume) requested: true',
       );
@@ -796,47 +793,12 @@ describe('contracts', () => {
     const ssmMock = mockClient(SSMClient);
     logger.setLogLevel('SILENT');
     try {
-      let size = 3000;
-      ec2Mock.on(DescribeVolumesCommand).callsFake(() => ({
-        Volumes: [
-          {
-            VolumeId: VOLUME,
-            Size: size,
-            VolumeType: 'gp3',
-            Tags: [
-              { Key: 'stemedb:managed', Value: 'true' },
-              { Key: 'stemedb:node', Value: 'db-1' },
-              { Key: 'stemedb:deployment', Value: 'StemeDB' },
-            ],
-            Attachments: [{ InstanceId: INSTANCE, VolumeId: VOLUME, State: 'attached' }],
-          },
-        ],
-      }));
-      ec2Mock.on(DescribeVolumesModificationsCommand).rejects(
-        new EC2ServiceException({
-          name: 'InvalidVolumeModification.NotFound',
-          $fault: 'client',
-          $metadata: {},
-        }),
-      );
-      ec2Mock.on(CreateSnapshotCommand).resolves({ SnapshotId: 'snap-0123456789abcdef0', State: 'pending' });
-      ec2Mock.on(DescribeSnapshotsCommand).resolves({ Snapshots: [] });
-      ec2Mock.on(ModifyVolumeCommand).callsFake((input: { Size: number }) => {
-        size = input.Size;
-        return {
-          VolumeModification: { ModificationState: 'modifying', OriginalSize: 3000, TargetSize: input.Size },
-        };
+      mockExpandableVolume(ec2Mock, managedVolume({ VolumeId: VOLUME, Size: 3000 }), {
+        applyModification: true,
       });
+      ec2Mock.on(DescribeSnapshotsCommand).resolves({ Snapshots: [] });
       ssmMock.on(GetParameterCommand).resolves({
-        Parameter: {
-          Value: JSON.stringify({
-            name: 'db-1',
-            instanceId: INSTANCE,
-            availabilityZone: 'eu-west-1a',
-            volumeId: VOLUME,
-            dataMount: '/data',
-          }),
-        },
+        Parameter: { Value: registryEntry('db-1', { instanceId: INSTANCE, volumeId: VOLUME }) },
       });
       const deps = {
         ec2: new EC2Client({ region: 'eu-west-1' }),

@@ -5,13 +5,12 @@ import {
   DescribeVolumesCommand,
   DescribeVolumesModificationsCommand,
   EC2Client,
-  EC2ServiceException,
   ModifyVolumeCommand,
   type Snapshot,
   type Volume,
   type VolumeModification,
 } from '@aws-sdk/client-ec2';
-import { GetParameterCommand, SSMClient, SSMServiceException } from '@aws-sdk/client-ssm';
+import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
@@ -25,6 +24,19 @@ import {
 import { logger, metrics } from '../lambda/shared/powertools';
 import { GIB } from '../lambda/shared/sizing-policy';
 import { MAX_DELETIONS_PER_RUN } from '../lambda/shared/snapshot-retention';
+import {
+  ec2Error,
+  INSTANCE,
+  MANAGED_TAGS,
+  managedVolume,
+  mockExpandableVolume,
+  OTHER_INSTANCE,
+  registryEntry,
+  ssmError,
+  tagList,
+  VOLUME,
+} from './support/lambda-ec2-fixtures';
+import RUNBOOK_DEFAULTS from './support/lambda-expand-volume-defaults.json';
 
 /**
  * Error paths of expand-volume that moto cannot produce (in-flight modifications, AWS refusals,
@@ -32,9 +44,6 @@ import { MAX_DELETIONS_PER_RUN } from '../lambda/shared/snapshot-retention';
  * expand-volume.moto.test.ts.
  */
 
-const INSTANCE = 'i-0123456789abcdef0';
-const OTHER_INSTANCE = 'i-0fedcba9876543210';
-const VOLUME = 'vol-0123456789abcdef0';
 const VOLUME_2 = 'vol-0aaaaaaaaaaaaaaaa';
 const NOW = new Date('2025-06-01T12:00:00Z');
 
@@ -52,52 +61,11 @@ const deps = (config: Partial<ExpandConfig> = {}): ExpandDeps => ({
   retry: noSleep,
 });
 
-function volume(over: Partial<Volume> = {}): Volume {
-  return {
-    VolumeId: VOLUME,
-    Size: 100,
-    VolumeType: 'gp3',
-    State: 'in-use',
-    Tags: [
-      { Key: 'stemedb:managed', Value: 'true' },
-      { Key: 'stemedb:node', Value: 'db-1' },
-      { Key: 'stemedb:deployment', Value: 'StemeDB' },
-    ],
-    Attachments: [{ InstanceId: INSTANCE, VolumeId: VOLUME, State: 'attached', Device: '/dev/sdf' }],
-    ...over,
-  };
-}
-
-/** A node registry entry as the stack writes it (`/<prefix>/nodes/<name>`). */
-function registryEntry(name: string, over: Record<string, string> = {}): string {
-  return JSON.stringify({
-    name,
-    instanceId: INSTANCE,
-    availabilityZone: 'eu-west-1a',
-    volumeId: VOLUME,
-    dataMount: '/data',
-    ...over,
-  });
-}
-
 /** The registry holds every node asked for, on INSTANCE with VOLUME. */
 function registryHoldsEveryNode(): void {
   ssmMock.on(GetParameterCommand).callsFake((input: { Name: string }) => ({
     Parameter: { Name: input.Name, Value: registryEntry(input.Name.split('/').pop() as string) },
   }));
-}
-
-function ssmError(code: string): SSMServiceException {
-  return new SSMServiceException({
-    name: code,
-    $fault: 'client',
-    $metadata: {},
-    message: `${code} (mocked)`,
-  });
-}
-
-function awsError(code: string, message = `${code} (mocked)`): EC2ServiceException {
-  return new EC2ServiceException({ name: code, $fault: 'client', $metadata: {}, message });
 }
 
 function modification(over: Partial<VolumeModification>): VolumeModification {
@@ -112,14 +80,42 @@ function modification(over: Partial<VolumeModification>): VolumeModification {
   };
 }
 
+/** expand-volume asked to grow VOLUME on INSTANCE (what ExpandVolume sends), with `config` over the defaults. */
+const expandTheVolume = (config: Partial<ExpandConfig> = {}) =>
+  expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps(config));
+
+/** DescribeVolumesModifications returns `mods` for the volume. */
+function givenModifications(...mods: VolumeModification[]): void {
+  ec2Mock.on(DescribeVolumesModificationsCommand).resolves({ VolumesModifications: mods });
+}
+
 /** One volume, no modification yet, snapshot and ModifyVolume succeed. */
-function happyPath(vol: Volume = volume()): void {
-  ec2Mock.on(DescribeVolumesCommand).resolves({ Volumes: [vol] });
-  ec2Mock.on(DescribeVolumesModificationsCommand).rejects(awsError('InvalidVolumeModification.NotFound'));
-  ec2Mock.on(CreateSnapshotCommand).resolves({ SnapshotId: 'snap-0123456789abcdef0', State: 'pending' });
-  ec2Mock.on(ModifyVolumeCommand).callsFake((input: { Size: number }) => ({
-    VolumeModification: modification({ TargetSize: input.Size }),
-  }));
+function happyPath(vol: Volume = managedVolume()): void {
+  mockExpandableVolume(ec2Mock, vol, { startTime: new Date(NOW.getTime() - 60_000) });
+}
+
+/**
+ * expand-volume on a 150 GiB volume whose last modification (100 → 150 GiB) has completed, with
+ * the filesystem `filesystemGiB` large and `usedGiB` used.
+ */
+function expandAfterCompletedModification(usedGiB: number, filesystemGiB: number) {
+  happyPath(managedVolume({ Size: 150 }));
+  givenModifications(modification({ ModificationState: 'completed', Progress: 100 }));
+  return expandVolume(
+    {
+      instanceId: INSTANCE,
+      volumeId: VOLUME,
+      usedBytes: usedGiB * GIB,
+      filesystemBytes: filesystemGiB * GIB,
+    },
+    deps(),
+  );
+}
+
+/** The happy path, except that ModifyVolume fails with the AWS error `code`. */
+function happyPathButModifyVolumeFails(code: string, message?: string): void {
+  happyPath();
+  ec2Mock.on(ModifyVolumeCommand).rejects(ec2Error(code, message));
 }
 
 const writes = () =>
@@ -143,8 +139,8 @@ afterEach(() => {
 
 describe('expand-volume: which volume', () => {
   it('refuses a volume that is not tagged managed and changes nothing', async () => {
-    happyPath(volume({ Tags: [{ Key: 'stemedb:node', Value: 'db-1' }] }));
-    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    happyPath(managedVolume({ Tags: tagList({ 'stemedb:node': 'db-1' }) }));
+    const r = await expandTheVolume();
     expect(r.status).toBe('refused');
     expect(r.reason).toBe(
       `volume ${VOLUME} is not tagged stemedb:managed=true: only managed volumes are expanded`,
@@ -153,44 +149,42 @@ describe('expand-volume: which volume', () => {
   });
 
   it('refuses a volume whose managed tag is not exactly "true"', async () => {
-    happyPath(volume({ Tags: [{ Key: 'stemedb:managed', Value: 'TRUE' }] }));
-    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    happyPath(managedVolume({ Tags: tagList({ 'stemedb:managed': 'TRUE' }) }));
+    const r = await expandTheVolume();
     expect(r).toMatchObject({ status: 'refused' });
     expect(r.reason).toContain('"TRUE", not "true"');
   });
 
-  it('refuses a managed volume that is not attached', async () => {
-    happyPath(volume({ Attachments: [], State: 'available' }));
-    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
-    expect(r).toMatchObject({
-      status: 'refused',
+  const attachmentRefusals: ReadonlyArray<{ name: string; attachment: Partial<Volume>; reason: string }> = [
+    {
+      name: 'refuses a managed volume that is not attached',
+      attachment: { Attachments: [], State: 'available' },
       reason: `volume ${VOLUME} is not attached to any instance (expected ${INSTANCE})`,
-    });
-    expect(writes()).toBe(0);
-  });
-
-  it('refuses a managed volume attached to another instance', async () => {
-    happyPath(volume({ Attachments: [{ InstanceId: OTHER_INSTANCE, State: 'attached' }] }));
-    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
-    expect(r).toMatchObject({
-      status: 'refused',
+    },
+    {
+      name: 'refuses a managed volume attached to another instance',
+      attachment: { Attachments: [{ InstanceId: OTHER_INSTANCE, State: 'attached' }] },
       reason: `volume ${VOLUME} is attached to ${OTHER_INSTANCE}, not to ${INSTANCE}`,
-    });
-    expect(writes()).toBe(0);
-  });
-
-  it('refuses a managed volume that is still attaching', async () => {
-    happyPath(volume({ Attachments: [{ InstanceId: INSTANCE, State: 'attaching' }] }));
-    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
-    expect(r).toMatchObject({
-      status: 'refused',
+    },
+    {
+      name: 'refuses a managed volume that is still attaching',
+      attachment: { Attachments: [{ InstanceId: INSTANCE, State: 'attaching' }] },
       reason: `volume ${VOLUME} is attaching on ${INSTANCE}, not attached`,
-    });
-  });
+    },
+  ];
+  it.each(attachmentRefusals.map((c) => [c.name, c] as const))(
+    '%s',
+    async (_name, { attachment, reason }) => {
+      happyPath(managedVolume(attachment));
+      const r = await expandTheVolume();
+      expect(r).toMatchObject({ status: 'refused', reason });
+      expect(writes()).toBe(0);
+    },
+  );
 
   it('refuses a volume that does not exist', async () => {
-    ec2Mock.on(DescribeVolumesCommand).rejects(awsError('InvalidVolume.NotFound'));
-    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    ec2Mock.on(DescribeVolumesCommand).rejects(ec2Error('InvalidVolume.NotFound'));
+    const r = await expandTheVolume();
     expect(r).toMatchObject({ status: 'refused', reason: `volume ${VOLUME} does not exist`, apiCalls: 1 });
   });
 
@@ -215,7 +209,9 @@ describe('expand-volume: which volume', () => {
   });
 
   it('refuses when the instance has two managed volumes, naming both', async () => {
-    ec2Mock.on(DescribeVolumesCommand).resolves({ Volumes: [volume(), volume({ VolumeId: VOLUME_2 })] });
+    ec2Mock
+      .on(DescribeVolumesCommand)
+      .resolves({ Volumes: [managedVolume(), managedVolume({ VolumeId: VOLUME_2 })] });
     const r = await expandVolume({ instanceId: INSTANCE }, deps());
     expect(r.status).toBe('refused');
     expect(r.reason).toContain(
@@ -226,24 +222,17 @@ describe('expand-volume: which volume', () => {
 
   it('honours MANAGED_TAG_KEY, NODE_TAG_KEY, DEPLOYMENT_TAG_KEY, DEPLOYMENT and NODE_PARAMETER_PREFIX', async () => {
     happyPath(
-      volume({
-        Tags: [
-          { Key: 'acme:managed', Value: 'true' },
-          { Key: 'acme:node', Value: 'n7' },
-          { Key: 'acme:deployment', Value: 'Acme' },
-        ],
+      managedVolume({
+        Tags: tagList({ 'acme:managed': 'true', 'acme:node': 'n7', 'acme:deployment': 'Acme' }),
       }),
     );
-    const r = await expandVolume(
-      { instanceId: INSTANCE, volumeId: VOLUME },
-      deps({
-        managedTagKey: 'acme:managed',
-        nodeTagKey: 'acme:node',
-        deploymentTagKey: 'acme:deployment',
-        deployment: 'Acme',
-        nodeParameterPrefix: '/Acme/nodes/',
-      }),
-    );
+    const r = await expandTheVolume({
+      managedTagKey: 'acme:managed',
+      nodeTagKey: 'acme:node',
+      deploymentTagKey: 'acme:deployment',
+      deployment: 'Acme',
+      nodeParameterPrefix: '/Acme/nodes/',
+    });
     expect(r).toMatchObject({ status: 'started', node: 'n7' });
     expect(ssmMock.commandCalls(GetParameterCommand).map((c) => c.args[0].input)).toEqual([
       { Name: '/Acme/nodes/n7' },
@@ -254,15 +243,11 @@ describe('expand-volume: which volume', () => {
 describe('expand-volume: only a registered node of this deployment', () => {
   it('refuses a managed volume of another deployment and changes nothing', async () => {
     happyPath(
-      volume({
-        Tags: [
-          { Key: 'stemedb:managed', Value: 'true' },
-          { Key: 'stemedb:node', Value: 'db-1' },
-          { Key: 'stemedb:deployment', Value: 'Other' },
-        ],
+      managedVolume({
+        Tags: tagList({ ...MANAGED_TAGS, 'stemedb:deployment': 'Other' }),
       }),
     );
-    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    const r = await expandTheVolume();
     expect(r).toMatchObject({
       status: 'refused',
       reason: `volume ${VOLUME} belongs to deployment "Other" (stemedb:deployment), not StemeDB: only this deployment's volumes are expanded`,
@@ -274,14 +259,11 @@ describe('expand-volume: only a registered node of this deployment', () => {
 
   it('refuses a managed volume without the deployment tag', async () => {
     happyPath(
-      volume({
-        Tags: [
-          { Key: 'stemedb:managed', Value: 'true' },
-          { Key: 'stemedb:node', Value: 'db-1' },
-        ],
+      managedVolume({
+        Tags: tagList({ 'stemedb:managed': 'true', 'stemedb:node': 'db-1' }),
       }),
     );
-    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    const r = await expandTheVolume();
     expect(r).toMatchObject({
       status: 'refused',
       reason: `volume ${VOLUME} is not tagged stemedb:deployment=StemeDB: only this deployment's volumes are expanded`,
@@ -291,26 +273,19 @@ describe('expand-volume: only a registered node of this deployment', () => {
 
   it('picks the volume of this deployment when another deployment’s managed volume is attached too', async () => {
     happyPath();
-    const foreign = volume({
+    const foreign = managedVolume({
       VolumeId: VOLUME_2,
-      Tags: [
-        { Key: 'stemedb:managed', Value: 'true' },
-        { Key: 'stemedb:node', Value: 'db-1' },
-        { Key: 'stemedb:deployment', Value: 'Other' },
-      ],
+      Tags: tagList({ ...MANAGED_TAGS, 'stemedb:deployment': 'Other' }),
     });
-    ec2Mock.on(DescribeVolumesCommand).resolves({ Volumes: [foreign, volume()] });
+    ec2Mock.on(DescribeVolumesCommand).resolves({ Volumes: [foreign, managedVolume()] });
     const r = await expandVolume({ instanceId: INSTANCE }, deps());
     expect(r).toMatchObject({ status: 'started', volumeId: VOLUME });
     expect(ec2Mock.commandCalls(ModifyVolumeCommand).map((c) => c.args[0].input.VolumeId)).toEqual([VOLUME]);
   });
 
   it('refuses, naming the deployment, when the only managed volume attached is another deployment’s', async () => {
-    const foreign = volume({
-      Tags: [
-        { Key: 'stemedb:managed', Value: 'true' },
-        { Key: 'stemedb:deployment', Value: 'Other' },
-      ],
+    const foreign = managedVolume({
+      Tags: tagList({ 'stemedb:managed': 'true', 'stemedb:deployment': 'Other' }),
     });
     ec2Mock.on(DescribeVolumesCommand).resolves({ Volumes: [foreign] });
     const r = await expandVolume({ instanceId: INSTANCE }, deps());
@@ -322,7 +297,7 @@ describe('expand-volume: only a registered node of this deployment', () => {
   it('refuses an instance that is not a registered node (no registry entry) and changes nothing', async () => {
     happyPath();
     ssmMock.on(GetParameterCommand).rejects(ssmError('ParameterNotFound'));
-    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    const r = await expandTheVolume();
     expect(r).toMatchObject({
       status: 'refused',
       node: 'db-1',
@@ -340,7 +315,7 @@ describe('expand-volume: only a registered node of this deployment', () => {
     ssmMock.on(GetParameterCommand).resolves({
       Parameter: { Value: registryEntry('db-1', { instanceId: OTHER_INSTANCE }) },
     });
-    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    const r = await expandTheVolume();
     expect(r).toMatchObject({
       status: 'refused',
       reason: `${INSTANCE} is not a registered node of deployment StemeDB: registry entry /StemeDB/nodes/db-1 names instance ${OTHER_INSTANCE}`,
@@ -353,7 +328,7 @@ describe('expand-volume: only a registered node of this deployment', () => {
     ssmMock.on(GetParameterCommand).resolves({
       Parameter: { Value: registryEntry('db-1', { volumeId: VOLUME_2 }) },
     });
-    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    const r = await expandTheVolume();
     expect(r.status).toBe('refused');
     expect(r.reason).toContain(`names volume ${VOLUME_2}, not ${VOLUME}`);
     expect(writes()).toBe(0);
@@ -363,7 +338,7 @@ describe('expand-volume: only a registered node of this deployment', () => {
     happyPath();
     for (const value of ['{not json', registryEntry('db-2')]) {
       ssmMock.on(GetParameterCommand).resolves({ Parameter: { Value: value } });
-      const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+      const r = await expandTheVolume();
       expect(r.status, value).toBe('refused');
       expect(r.reason).toMatch(
         /^i-0123456789abcdef0 is not a registered node of deployment StemeDB: registry entry /,
@@ -376,7 +351,7 @@ describe('expand-volume: only a registered node of this deployment', () => {
     for (const tags of [[], [{ Key: 'stemedb:node', Value: '../../x' }]]) {
       ec2Mock.reset();
       happyPath(
-        volume({
+        managedVolume({
           Tags: [
             { Key: 'stemedb:managed', Value: 'true' },
             { Key: 'stemedb:deployment', Value: 'StemeDB' },
@@ -384,7 +359,7 @@ describe('expand-volume: only a registered node of this deployment', () => {
           ],
         }),
       );
-      const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+      const r = await expandTheVolume();
       expect(r.status).toBe('refused');
       expect(r.reason).toMatch(
         /is not a registered node of deployment StemeDB: volume .* (has no stemedb:node tag|which is not a node name)/,
@@ -445,12 +420,7 @@ describe('expand-volume: the happy path', () => {
     expect(snap?.TagSpecifications).toEqual([
       {
         ResourceType: 'snapshot',
-        Tags: [
-          { Key: 'stemedb:managed', Value: 'true' },
-          { Key: 'stemedb:node', Value: 'db-1' },
-          { Key: 'stemedb:deployment', Value: 'StemeDB' },
-          { Key: 'stemedb:reason', Value: 'expand-volume' },
-        ],
+        Tags: tagList({ ...MANAGED_TAGS, 'stemedb:reason': 'expand-volume' }),
       },
     ]);
     expect(ec2Mock.commandCalls(ModifyVolumeCommand).map((c) => c.args[0].input)).toEqual([
@@ -460,23 +430,20 @@ describe('expand-volume: the happy path', () => {
 
   it('takes the snapshot before the modification', async () => {
     happyPath();
-    await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    await expandTheVolume();
     const order = ec2Mock.calls().map((c) => c.args[0].constructor.name);
     expect(order.indexOf('CreateSnapshotCommand')).toBeLessThan(order.indexOf('ModifyVolumeCommand'));
   });
 
   it('takes no snapshot when SNAPSHOT_BEFORE_EXPAND is false', async () => {
     happyPath();
-    const r = await expandVolume(
-      { instanceId: INSTANCE, volumeId: VOLUME },
-      deps({ snapshotBeforeExpand: false }),
-    );
+    const r = await expandTheVolume({ snapshotBeforeExpand: false });
     expect(r).toMatchObject({ status: 'started', snapshotId: '', apiCalls: 4 });
     expect(ec2Mock.commandCalls(CreateSnapshotCommand)).toHaveLength(0);
   });
 
   it('sizes from the disk report to bring free space above the warning level', async () => {
-    happyPath(volume({ Size: 200 }));
+    happyPath(managedVolume({ Size: 200 }));
     const r = await expandVolume(
       {
         instanceId: INSTANCE,
@@ -492,8 +459,8 @@ describe('expand-volume: the happy path', () => {
   });
 
   it('refuses at the cap naming it and touches nothing', async () => {
-    happyPath(volume({ Size: 4096 }));
-    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    happyPath(managedVolume({ Size: 4096 }));
+    const r = await expandTheVolume();
     expect(r).toMatchObject({
       status: 'refused',
       currentSizeGiB: 4096,
@@ -518,11 +485,9 @@ describe('expand-volume: the happy path', () => {
 describe('expand-volume: modifications already there', () => {
   it('reuses an in-flight modification that reaches the wanted size, without a new call', async () => {
     // During a modification DescribeVolumes may already report the target size: sizing uses OriginalSize.
-    ec2Mock.on(DescribeVolumesCommand).resolves({ Volumes: [volume({ Size: 150 })] });
-    ec2Mock.on(DescribeVolumesModificationsCommand).resolves({
-      VolumesModifications: [modification({ ModificationState: 'optimizing', Progress: 40 })],
-    });
-    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    ec2Mock.on(DescribeVolumesCommand).resolves({ Volumes: [managedVolume({ Size: 150 })] });
+    givenModifications(modification({ ModificationState: 'optimizing', Progress: 40 }));
+    const r = await expandTheVolume();
     expect(r).toMatchObject({
       status: 'reused',
       currentSizeGiB: 100,
@@ -535,14 +500,10 @@ describe('expand-volume: modifications already there', () => {
   });
 
   it('defers when the in-flight modification is smaller than wanted, with retryAfter', async () => {
-    ec2Mock.on(DescribeVolumesCommand).resolves({ Volumes: [volume({ Size: 110 })] });
+    ec2Mock.on(DescribeVolumesCommand).resolves({ Volumes: [managedVolume({ Size: 110 })] });
     const start = new Date(NOW.getTime() - 3600_000);
-    ec2Mock.on(DescribeVolumesModificationsCommand).resolves({
-      VolumesModifications: [
-        modification({ TargetSize: 110, StartTime: start, ModificationState: 'optimizing' }),
-      ],
-    });
-    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    givenModifications(modification({ TargetSize: 110, StartTime: start, ModificationState: 'optimizing' }));
+    const r = await expandTheVolume();
     expect(r).toMatchObject({
       status: 'deferred',
       targetSizeGiB: 150,
@@ -556,35 +517,24 @@ describe('expand-volume: modifications already there', () => {
   });
 
   it('reuses an in-flight modification at the cap as the last growth possible', async () => {
-    ec2Mock.on(DescribeVolumesCommand).resolves({ Volumes: [volume({ Size: 4096 })] });
-    ec2Mock.on(DescribeVolumesModificationsCommand).resolves({
-      VolumesModifications: [modification({ OriginalSize: 4000, TargetSize: 4096 })],
-    });
-    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    ec2Mock.on(DescribeVolumesCommand).resolves({ Volumes: [managedVolume({ Size: 4096 })] });
+    givenModifications(modification({ OriginalSize: 4000, TargetSize: 4096 }));
+    const r = await expandTheVolume();
     expect(r).toMatchObject({ status: 'reused', targetSizeGiB: 4096 });
     expect(writes()).toBe(0);
   });
 
   it('tries again after a failed modification, saying so', async () => {
     happyPath();
-    ec2Mock.on(DescribeVolumesModificationsCommand).resolves({
-      VolumesModifications: [modification({ ModificationState: 'failed', StatusMessage: 'Internal error' })],
-    });
-    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    givenModifications(modification({ ModificationState: 'failed', StatusMessage: 'Internal error' }));
+    const r = await expandTheVolume();
     expect(r.status).toBe('started');
     expect(r.reason).toContain('failed, started 2025-06-01T11:59:00.000Z): Internal error; trying again');
     expect(ec2Mock.commandCalls(ModifyVolumeCommand)).toHaveLength(1);
   });
 
   it('does not grow again when a completed modification has not been grown into yet', async () => {
-    happyPath(volume({ Size: 150 }));
-    ec2Mock.on(DescribeVolumesModificationsCommand).resolves({
-      VolumesModifications: [modification({ ModificationState: 'completed', Progress: 100 })],
-    });
-    const r = await expandVolume(
-      { instanceId: INSTANCE, volumeId: VOLUME, usedBytes: 95 * GIB, filesystemBytes: 98 * GIB },
-      deps(),
-    );
+    const r = await expandAfterCompletedModification(95, 98);
     expect(r).toMatchObject({
       status: 'reused',
       currentSizeGiB: 100,
@@ -595,37 +545,25 @@ describe('expand-volume: modifications already there', () => {
   });
 
   it('grows again once the filesystem has used a completed modification', async () => {
-    happyPath(volume({ Size: 150 }));
-    ec2Mock.on(DescribeVolumesModificationsCommand).resolves({
-      VolumesModifications: [modification({ ModificationState: 'completed', Progress: 100 })],
-    });
-    const r = await expandVolume(
-      { instanceId: INSTANCE, volumeId: VOLUME, usedBytes: 140 * GIB, filesystemBytes: 147 * GIB },
-      deps(),
-    );
+    const r = await expandAfterCompletedModification(140, 147);
     expect(r).toMatchObject({ status: 'started', currentSizeGiB: 150, targetSizeGiB: 225 });
   });
 
   it('picks the most recent of several modifications (moto returns the history)', async () => {
-    happyPath(volume({ Size: 150 }));
-    ec2Mock.on(DescribeVolumesModificationsCommand).resolves({
-      VolumesModifications: [
-        modification({ ModificationState: 'optimizing', StartTime: new Date(NOW.getTime() - 9e6) }),
-        modification({ ModificationState: 'completed', StartTime: new Date(NOW.getTime() - 1e6) }),
-      ],
-    });
-    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    happyPath(managedVolume({ Size: 150 }));
+    givenModifications(
+      modification({ ModificationState: 'optimizing', StartTime: new Date(NOW.getTime() - 9e6) }),
+      modification({ ModificationState: 'completed', StartTime: new Date(NOW.getTime() - 1e6) }),
+    );
+    const r = await expandTheVolume();
     expect(r).toMatchObject({ status: 'started', targetSizeGiB: 225 });
   });
 });
 
 describe('expand-volume: AWS refusals and throttling', () => {
   it('defers on VolumeModificationRateExceeded with one ModifyVolume call and no retry', async () => {
-    happyPath();
-    ec2Mock
-      .on(ModifyVolumeCommand)
-      .rejects(awsError('VolumeModificationRateExceeded', 'You have exceeded the rate'));
-    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    happyPathButModifyVolumeFails('VolumeModificationRateExceeded', 'You have exceeded the rate');
+    const r = await expandTheVolume();
     expect(r).toMatchObject({
       status: 'deferred',
       retryAfter: new Date(NOW.getTime() + 15 * 60_000).toISOString(),
@@ -636,22 +574,20 @@ describe('expand-volume: AWS refusals and throttling', () => {
   });
 
   it('defers on IncorrectModificationState when nothing large enough is in flight', async () => {
-    happyPath();
-    ec2Mock.on(ModifyVolumeCommand).rejects(awsError('IncorrectModificationState'));
-    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    happyPathButModifyVolumeFails('IncorrectModificationState');
+    const r = await expandTheVolume();
     expect(r).toMatchObject({ status: 'deferred', apiCalls: 7 });
     expect(r.reason).toContain('IncorrectModificationState');
     expect(ec2Mock.commandCalls(ModifyVolumeCommand)).toHaveLength(1);
   });
 
   it('reuses a concurrent modification found after IncorrectModificationState', async () => {
-    happyPath();
+    happyPathButModifyVolumeFails('IncorrectModificationState');
     ec2Mock
       .on(DescribeVolumesModificationsCommand)
-      .rejectsOnce(awsError('InvalidVolumeModification.NotFound'))
+      .rejectsOnce(ec2Error('InvalidVolumeModification.NotFound'))
       .resolves({ VolumesModifications: [modification({ TargetSize: 150 })] });
-    ec2Mock.on(ModifyVolumeCommand).rejects(awsError('IncorrectModificationState'));
-    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    const r = await expandTheVolume();
     expect(r).toMatchObject({ status: 'reused', targetSizeGiB: 150, modificationState: 'modifying' });
     expect(ec2Mock.commandCalls(ModifyVolumeCommand)).toHaveLength(1);
   });
@@ -660,16 +596,16 @@ describe('expand-volume: AWS refusals and throttling', () => {
     happyPath();
     ec2Mock
       .on(DescribeVolumesCommand)
-      .rejectsOnce(awsError('RequestLimitExceeded'))
-      .rejectsOnce(awsError('RequestLimitExceeded'))
-      .resolves({ Volumes: [volume()] });
-    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+      .rejectsOnce(ec2Error('RequestLimitExceeded'))
+      .rejectsOnce(ec2Error('RequestLimitExceeded'))
+      .resolves({ Volumes: [managedVolume()] });
+    const r = await expandTheVolume();
     expect(r).toMatchObject({ status: 'started', apiCalls: 8 });
   });
 
   it('gives up after the bounded number of throttled attempts and surfaces the error', async () => {
     happyPath();
-    ec2Mock.on(DescribeVolumesCommand).rejects(awsError('RequestLimitExceeded'));
+    ec2Mock.on(DescribeVolumesCommand).rejects(ec2Error('RequestLimitExceeded'));
     await expect(expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps())).rejects.toMatchObject({
       name: 'RequestLimitExceeded',
     });
@@ -678,8 +614,7 @@ describe('expand-volume: AWS refusals and throttling', () => {
   });
 
   it('throws other faults (e.g. UnauthorizedOperation) without retrying', async () => {
-    happyPath();
-    ec2Mock.on(ModifyVolumeCommand).rejects(awsError('UnauthorizedOperation'));
+    happyPathButModifyVolumeFails('UnauthorizedOperation');
     await expect(expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps())).rejects.toMatchObject({
       name: 'UnauthorizedOperation',
     });
@@ -693,9 +628,9 @@ describe('expand-volume: duplicate invocation', () => {
     // modification is in flight, as on AWS.
     let size = 100;
     let mods: VolumeModification[] = [];
-    ec2Mock.on(DescribeVolumesCommand).callsFake(() => ({ Volumes: [volume({ Size: size })] }));
+    ec2Mock.on(DescribeVolumesCommand).callsFake(() => ({ Volumes: [managedVolume({ Size: size })] }));
     ec2Mock.on(DescribeVolumesModificationsCommand).callsFake(() => {
-      if (mods.length === 0) throw awsError('InvalidVolumeModification.NotFound');
+      if (mods.length === 0) throw ec2Error('InvalidVolumeModification.NotFound');
       return { VolumesModifications: mods };
     });
     ec2Mock.on(CreateSnapshotCommand).resolves({ SnapshotId: 'snap-0123456789abcdef0' });
@@ -804,14 +739,21 @@ function preExpansion(id: string, daysAgo: number, over: Partial<Snapshot> = {})
     VolumeId: VOLUME,
     State: 'completed',
     StartTime: new Date(NOW.getTime() - daysAgo * 86_400_000),
-    Tags: [
-      { Key: 'stemedb:managed', Value: 'true' },
-      { Key: 'stemedb:node', Value: 'db-1' },
-      { Key: 'stemedb:deployment', Value: 'StemeDB' },
-      { Key: 'stemedb:reason', Value: 'expand-volume' },
-    ],
+    Tags: tagList({ ...MANAGED_TAGS, 'stemedb:reason': 'expand-volume' }),
     ...over,
   };
+}
+
+/**
+ * DescribeSnapshots lists pre-expansion snapshots of the volume taken `daysAgo[i]` days ago,
+ * with IDs numbered from `firstNumber` (snap-00000000000000000, snap-00000000000000001, ...).
+ */
+function givenPreExpansionSnapshots(daysAgo: readonly number[], firstNumber = 0): void {
+  ec2Mock.on(DescribeSnapshotsCommand).resolves({
+    Snapshots: daysAgo.map((days, i) =>
+      preExpansion(`snap-${String(firstNumber + i).padStart(17, '0')}`, days),
+    ),
+  });
 }
 
 const NEW_SNAPSHOT = 'snap-0123456789abcdef0';
@@ -832,7 +774,7 @@ describe('expand-volume: retention of the pre-expansion snapshots', () => {
         preExpansion('snap-0000000000000000b', 70, { State: 'error' }),
       ],
     });
-    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    const r = await expandTheVolume();
     expect(r).toMatchObject({
       status: 'started',
       snapshotId: NEW_SNAPSHOT,
@@ -868,7 +810,7 @@ describe('expand-volume: retention of the pre-expansion snapshots', () => {
         NextToken: 'page-3',
       })
       .resolves({ Snapshots: [preExpansion('snap-00000000000000005', 5)] });
-    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    const r = await expandTheVolume();
     expect(ec2Mock.commandCalls(DescribeSnapshotsCommand).map((c) => c.args[0].input.NextToken)).toEqual([
       undefined,
       'page-2',
@@ -893,39 +835,30 @@ describe('expand-volume: retention of the pre-expansion snapshots', () => {
         preExpansion('snap-00000000000000007', 1),
       ],
     });
-    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    const r = await expandTheVolume();
     expect(r.snapshotsDeleted).toEqual([]);
     expect(ec2Mock.commandCalls(DeleteSnapshotCommand)).toHaveLength(0);
   });
 
   it('with SNAPSHOTS_DELETE_AFTER_DAYS keeps the older ones until they are that old', async () => {
     happyPath();
-    ec2Mock.on(DescribeSnapshotsCommand).resolves({
-      Snapshots: [5, 4, 3, 2, 1, 40, 31, 29].map((days, i) =>
-        preExpansion(`snap-0000000000000001${i}`, days),
-      ),
-    });
-    const r = await expandVolume(
-      { instanceId: INSTANCE, volumeId: VOLUME },
-      deps({ snapshotsKept: 1, snapshotsDeleteAfterDays: 30 }),
-    );
+    givenPreExpansionSnapshots([5, 4, 3, 2, 1, 40, 31, 29], 10);
+    const r = await expandTheVolume({ snapshotsKept: 1, snapshotsDeleteAfterDays: 30 });
     expect(r.snapshotsDeleted).toEqual(['snap-00000000000000015', 'snap-00000000000000016']);
   });
 
   it('keeps a snapshot used by an AMI (InvalidSnapshot.InUse), says so, and deletes the next one', async () => {
     happyPath();
-    ec2Mock.on(DescribeSnapshotsCommand).resolves({
-      Snapshots: [50, 40, 3, 2, 1].map((days, i) => preExpansion(`snap-0000000000000000${i}`, days)),
-    });
+    givenPreExpansionSnapshots([50, 40, 3, 2, 1]);
     ec2Mock
       .on(DeleteSnapshotCommand, { SnapshotId: 'snap-00000000000000000' })
       .rejects(
-        awsError(
+        ec2Error(
           'InvalidSnapshot.InUse',
           'The snapshot snap-00000000000000000 is currently in use by ami-0123',
         ),
       );
-    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    const r = await expandTheVolume();
     expect(r.status).toBe('started');
     expect(r.snapshotsDeleted).toEqual(['snap-00000000000000001']);
     expect(r.snapshotRetentionProblems).toEqual([
@@ -935,25 +868,21 @@ describe('expand-volume: retention of the pre-expansion snapshots', () => {
 
   it('skips a snapshot already gone (InvalidSnapshot.NotFound) without a problem', async () => {
     happyPath();
-    ec2Mock.on(DescribeSnapshotsCommand).resolves({
-      Snapshots: [50, 3, 2, 1].map((days, i) => preExpansion(`snap-0000000000000000${i}`, days)),
-    });
-    ec2Mock.on(DeleteSnapshotCommand).rejects(awsError('InvalidSnapshot.NotFound'));
-    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    givenPreExpansionSnapshots([50, 3, 2, 1]);
+    ec2Mock.on(DeleteSnapshotCommand).rejects(ec2Error('InvalidSnapshot.NotFound'));
+    const r = await expandTheVolume();
     expect(r).toMatchObject({ status: 'started', snapshotsDeleted: [], snapshotRetentionProblems: [] });
   });
 
   it('retries a throttled DeleteSnapshot, and past the retries stops deleting for this run, not failing', async () => {
     happyPath();
-    ec2Mock.on(DescribeSnapshotsCommand).resolves({
-      Snapshots: [60, 50, 40, 3, 2, 1].map((days, i) => preExpansion(`snap-0000000000000000${i}`, days)),
-    });
+    givenPreExpansionSnapshots([60, 50, 40, 3, 2, 1]);
     ec2Mock
       .on(DeleteSnapshotCommand)
-      .rejectsOnce(awsError('RequestLimitExceeded'))
+      .rejectsOnce(ec2Error('RequestLimitExceeded'))
       .resolvesOnce({})
-      .rejects(awsError('RequestLimitExceeded'));
-    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+      .rejects(ec2Error('RequestLimitExceeded'));
+    const r = await expandTheVolume();
     expect(r.status).toBe('started');
     expect(r.snapshotsDeleted).toEqual(['snap-00000000000000000']);
     expect(r.snapshotRetentionProblems).toEqual([
@@ -966,13 +895,11 @@ describe('expand-volume: retention of the pre-expansion snapshots', () => {
 
   it('reports a refused deletion (UnauthorizedOperation) and goes on with the next snapshot', async () => {
     happyPath();
-    ec2Mock.on(DescribeSnapshotsCommand).resolves({
-      Snapshots: [50, 40, 3, 2, 1].map((days, i) => preExpansion(`snap-0000000000000000${i}`, days)),
-    });
+    givenPreExpansionSnapshots([50, 40, 3, 2, 1]);
     ec2Mock
       .on(DeleteSnapshotCommand, { SnapshotId: 'snap-00000000000000000' })
-      .rejects(awsError('UnauthorizedOperation', 'You are not authorized'));
-    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+      .rejects(ec2Error('UnauthorizedOperation', 'You are not authorized'));
+    const r = await expandTheVolume();
     expect(r.snapshotsDeleted).toEqual(['snap-00000000000000001']);
     expect(r.snapshotRetentionProblems).toEqual([
       'could not delete snap-00000000000000000: UnauthorizedOperation: You are not authorized',
@@ -981,8 +908,8 @@ describe('expand-volume: retention of the pre-expansion snapshots', () => {
 
   it('still reports the expansion when the snapshots cannot be listed', async () => {
     happyPath();
-    ec2Mock.on(DescribeSnapshotsCommand).rejects(awsError('UnauthorizedOperation', 'denied'));
-    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    ec2Mock.on(DescribeSnapshotsCommand).rejects(ec2Error('UnauthorizedOperation', 'denied'));
+    const r = await expandTheVolume();
     expect(r).toMatchObject({ status: 'started', snapshotsDeleted: [] });
     expect(r.snapshotRetentionProblems).toEqual([
       `could not list the pre-expansion snapshots of ${VOLUME}: UnauthorizedOperation: denied`,
@@ -991,12 +918,8 @@ describe('expand-volume: retention of the pre-expansion snapshots', () => {
 
   it(`deletes at most ${MAX_DELETIONS_PER_RUN} a run, the oldest, and says the rest wait`, async () => {
     happyPath();
-    ec2Mock.on(DescribeSnapshotsCommand).resolves({
-      Snapshots: Array.from({ length: 30 }, (_, i) =>
-        preExpansion(`snap-${String(i).padStart(17, '0')}`, 100 - i),
-      ),
-    });
-    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    givenPreExpansionSnapshots(Array.from({ length: 30 }, (_, i) => 100 - i));
+    const r = await expandTheVolume();
     expect(r.snapshotsDeleted).toHaveLength(MAX_DELETIONS_PER_RUN);
     expect(r.snapshotsDeleted[0]).toBe(`snap-${'0'.repeat(17)}`);
     expect(r.snapshotRetentionProblems).toEqual([
@@ -1009,9 +932,9 @@ describe('expand-volume: retention of the pre-expansion snapshots', () => {
     ec2Mock
       .on(DescribeSnapshotsCommand)
       .resolves({ Snapshots: [preExpansion('snap-00000000000000001', 90)] });
-    await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps({ snapshotBeforeExpand: false }));
+    await expandTheVolume({ snapshotBeforeExpand: false });
     await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME, dryRun: true }, deps());
-    await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps({ maxSizeGiB: 100 }));
+    await expandTheVolume({ maxSizeGiB: 100 });
     expect(ec2Mock.commandCalls(DescribeSnapshotsCommand)).toHaveLength(0);
     expect(ec2Mock.commandCalls(DeleteSnapshotCommand)).toHaveLength(0);
   });
@@ -1042,68 +965,44 @@ describe('expand-volume: early warning near the cap', () => {
       'at 150 GiB the volume is within 25% of its cap, maxSizeGiB (200 GiB) (50 GiB left): the next expansion can only grow it to the cap, and the one after is refused; move the data to a larger volume (AddDataVolume, runbook §5B) or raise the cap',
     ],
   ] as const)('%s: %s GiB, cap %s → %s', async (_what, size, cap, capStatus, capWarning) => {
-    happyPath(volume({ Size: size }));
-    const r = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps({ maxSizeGiB: cap }));
+    happyPath(managedVolume({ Size: size }));
+    const r = await expandTheVolume({ maxSizeGiB: cap });
     expect(r).toMatchObject({ status: 'started', capStatus, capWarning });
   });
 
   it('says what the next expansion still does when it can grow in full', async () => {
-    happyPath(volume({ Size: 100 }));
-    const r = await expandVolume(
-      { instanceId: INSTANCE, volumeId: VOLUME },
-      deps({ maxSizeGiB: 1000, warnWithinPercent: 90 }),
-    );
+    happyPath(managedVolume({ Size: 100 }));
+    const r = await expandTheVolume({ maxSizeGiB: 1000, warnWithinPercent: 90 });
     expect(r.capStatus).toBe('near-cap');
     expect(r.capWarning).toContain('(850 GiB left): the next expansion grows it to 225 GiB');
   });
 
   it('warns at the cap only with WARN_WITHIN_PERCENT=0', async () => {
-    happyPath(volume({ Size: 3000 }));
-    const near = await expandVolume(
-      { instanceId: INSTANCE, volumeId: VOLUME },
-      deps({ maxSizeGiB: 4500, warnWithinPercent: 0 }),
-    );
+    happyPath(managedVolume({ Size: 3000 }));
+    const near = await expandTheVolume({ maxSizeGiB: 4500, warnWithinPercent: 0 });
     expect(near).toMatchObject({ targetSizeGiB: 4500, capStatus: 'at-cap' });
-    happyPath(volume({ Size: 2000 }));
-    const far = await expandVolume(
-      { instanceId: INSTANCE, volumeId: VOLUME },
-      deps({ maxSizeGiB: 4500, warnWithinPercent: 0 }),
-    );
+    happyPath(managedVolume({ Size: 2000 }));
+    const far = await expandTheVolume({ maxSizeGiB: 4500, warnWithinPercent: 0 });
     expect(far).toMatchObject({ targetSizeGiB: 3000, capStatus: 'clear', capWarning: '' });
   });
 
   it('warns in a dry run and when reusing an in-flight modification near the cap, not on a refusal', async () => {
-    happyPath(volume({ Size: 3000 }));
+    happyPath(managedVolume({ Size: 3000 }));
     const dry = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME, dryRun: true }, deps());
     expect(dry).toMatchObject({ status: 'dry-run', capStatus: 'at-cap' });
-    ec2Mock
-      .on(DescribeVolumesModificationsCommand)
-      .resolves({ VolumesModifications: [modification({ OriginalSize: 3000, TargetSize: 4096 })] });
-    const reused = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    givenModifications(modification({ OriginalSize: 3000, TargetSize: 4096 }));
+    const reused = await expandTheVolume();
     expect(reused).toMatchObject({ status: 'reused', targetSizeGiB: 4096, capStatus: 'at-cap' });
-    happyPath(volume({ Size: 4096 }));
-    const refused = await expandVolume({ instanceId: INSTANCE, volumeId: VOLUME }, deps());
+    happyPath(managedVolume({ Size: 4096 }));
+    const refused = await expandTheVolume();
     expect(refused).toMatchObject({ status: 'refused', capStatus: 'unchecked', capWarning: '' });
   });
 });
 
 describe('expand-volume: configuration', () => {
   it('defaults to the runbook values', () => {
-    expect(loadExpandConfig({})).toEqual({
-      growPercent: 50,
-      minGrowGiB: 10,
-      maxSizeGiB: 4096,
-      snapshotBeforeExpand: true,
-      snapshotsKept: 3,
-      snapshotsDeleteAfterDays: 0,
-      warnWithinPercent: 25,
-      warningFreePercent: 20,
-      managedTagKey: 'stemedb:managed',
-      nodeTagKey: 'stemedb:node',
-      deploymentTagKey: 'stemedb:deployment',
-      deployment: 'StemeDB',
-      nodeParameterPrefix: '/StemeDB/nodes/',
-    });
+    // The values a deployment gets when its config sets none (expected, not computed: a fixture).
+    expect(loadExpandConfig({})).toEqual(RUNBOOK_DEFAULTS);
   });
 
   it('reads every variable', () => {
@@ -1215,7 +1114,7 @@ describe('expand-volume: handler', () => {
   });
 
   it('rethrows a fault and still flushes metrics', async () => {
-    ec2Mock.on(DescribeVolumesCommand).rejects(awsError('UnauthorizedOperation'));
+    ec2Mock.on(DescribeVolumesCommand).rejects(ec2Error('UnauthorizedOperation'));
     const addMetric = vi.spyOn(metrics, 'addMetric');
     const publish = vi.spyOn(metrics, 'publishStoredMetrics').mockImplementation(() => metrics);
     await expect(handler({ instanceId: INSTANCE, volumeId: VOLUME })).rejects.toMatchObject({

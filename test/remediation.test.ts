@@ -415,24 +415,19 @@ describe('remediation machinery', () => {
     return found[0] as Statement & { Effect: string };
   }
 
+  /** The statement `sid` of `rolePrefix` allows exactly `action`, on * (the action has no resource types). */
+  function expectOnAnyResource(rolePrefix: string, sid: string, action: string): void {
+    expect(statement(rolePrefix, sid)).toEqual({ Sid: sid, Effect: 'Allow', Action: action, Resource: '*' });
+  }
+
   const arn = (resource: string) => stackArn('ssm', resource);
 
   it("lets the automation role read the instance's node tag (ArchiveWal ResolveNode): DescribeTags has no resource types, so *", () => {
-    expect(statement('RemediationAutomationRole', 'ReadInstanceNodeTag')).toEqual({
-      Sid: 'ReadInstanceNodeTag',
-      Effect: 'Allow',
-      Action: 'ec2:DescribeTags',
-      Resource: '*',
-    });
+    expectOnAnyResource('RemediationAutomationRole', 'ReadInstanceNodeTag', 'ec2:DescribeTags');
   });
 
   it('lets the automation role read the disk metrics (ExpandVolume ReadDiskUsage) on *, where AWS evaluates GetMetricData', () => {
-    expect(statement('RemediationAutomationRole', 'ReadDiskMetrics')).toEqual({
-      Sid: 'ReadDiskMetrics',
-      Effect: 'Allow',
-      Action: 'cloudwatch:GetMetricData',
-      Resource: '*',
-    });
+    expectOnAnyResource('RemediationAutomationRole', 'ReadDiskMetrics', 'cloudwatch:GetMetricData');
   });
 
   it('lets the automation role start only its child documents, on the document, every definition version and the new execution', () => {
@@ -463,12 +458,7 @@ describe('remediation machinery', () => {
   });
 
   it('lets the router list alarms on * (composite alarms need it) and tag only its own alarms', () => {
-    expect(statement('RemediationAlarmRouterRole', 'ListAlarmsInAlarm')).toEqual({
-      Sid: 'ListAlarmsInAlarm',
-      Effect: 'Allow',
-      Action: 'cloudwatch:DescribeAlarms',
-      Resource: '*',
-    });
+    expectOnAnyResource('RemediationAlarmRouterRole', 'ListAlarmsInAlarm', 'cloudwatch:DescribeAlarms');
     const mark = statement('RemediationAlarmRouterRole', 'ReadAndMarkThisStacksAlarms');
     expect(mark.Action).toEqual(['cloudwatch:ListTagsForResource', 'cloudwatch:TagResource']);
     expect(JSON.stringify(mark.Resource)).toContain(':alarm:StemeDB-*');

@@ -2,7 +2,6 @@ import {
   DescribeVolumesCommand,
   DescribeVolumesModificationsCommand,
   EC2Client,
-  EC2ServiceException,
   type VolumeModification,
 } from '@aws-sdk/client-ec2';
 import { mockClient } from 'aws-sdk-client-mock';
@@ -15,6 +14,7 @@ import {
   type WaitDeps,
   waitForVolumeModification,
 } from '../lambda/wait-for-volume-modification';
+import { ec2Error } from './support/lambda-ec2-fixtures';
 
 /** The waiter against a mocked EC2 client, with a fake clock: no real waiting. */
 
@@ -53,15 +53,6 @@ function mod(state: VolumeModification['ModificationState'], over: Partial<Volum
       },
     ],
   };
-}
-
-function awsError(code: string): EC2ServiceException {
-  return new EC2ServiceException({
-    name: code,
-    $fault: 'client',
-    $metadata: {},
-    message: `${code} (mocked)`,
-  });
 }
 
 beforeAll(() => logger.setLogLevel('SILENT'));
@@ -153,7 +144,7 @@ describe('wait-for-volume-modification', () => {
   });
 
   it('is ready when no modification is visible but the volume already has the size', async () => {
-    ec2Mock.on(DescribeVolumesModificationsCommand).rejects(awsError('InvalidVolumeModification.NotFound'));
+    ec2Mock.on(DescribeVolumesModificationsCommand).rejects(ec2Error('InvalidVolumeModification.NotFound'));
     ec2Mock.on(DescribeVolumesCommand).resolves({ Volumes: [{ VolumeId: VOLUME, Size: 150 }] });
     const r = await waitForVolumeModification({ volumeId: VOLUME, targetSizeGiB: 150 }, deps());
     expect(r).toMatchObject({
@@ -167,7 +158,7 @@ describe('wait-for-volume-modification', () => {
   it('keeps polling while a new modification is not visible yet', async () => {
     ec2Mock
       .on(DescribeVolumesModificationsCommand)
-      .rejectsOnce(awsError('InvalidVolumeModification.NotFound'))
+      .rejectsOnce(ec2Error('InvalidVolumeModification.NotFound'))
       .resolves(mod('optimizing'));
     ec2Mock.on(DescribeVolumesCommand).resolves({ Volumes: [{ VolumeId: VOLUME, Size: 100 }] });
     const r = await waitForVolumeModification({ volumeId: VOLUME, targetSizeGiB: 150 }, deps());
@@ -175,8 +166,8 @@ describe('wait-for-volume-modification', () => {
   });
 
   it('returns failed for a volume that does not exist', async () => {
-    ec2Mock.on(DescribeVolumesModificationsCommand).rejects(awsError('InvalidVolumeModification.NotFound'));
-    ec2Mock.on(DescribeVolumesCommand).rejects(awsError('InvalidVolume.NotFound'));
+    ec2Mock.on(DescribeVolumesModificationsCommand).rejects(ec2Error('InvalidVolumeModification.NotFound'));
+    ec2Mock.on(DescribeVolumesCommand).rejects(ec2Error('InvalidVolume.NotFound'));
     const r = await waitForVolumeModification({ volumeId: VOLUME, targetSizeGiB: 150 }, deps());
     expect(r).toMatchObject({ status: 'failed', reason: `volume ${VOLUME} does not exist` });
   });
@@ -184,14 +175,14 @@ describe('wait-for-volume-modification', () => {
   it('retries throttling and then succeeds', async () => {
     ec2Mock
       .on(DescribeVolumesModificationsCommand)
-      .rejectsOnce(awsError('RequestLimitExceeded'))
+      .rejectsOnce(ec2Error('RequestLimitExceeded'))
       .resolves(mod('optimizing'));
     const r = await waitForVolumeModification({ volumeId: VOLUME, targetSizeGiB: 150 }, deps());
     expect(r).toMatchObject({ status: 'ready', apiCalls: 2 });
   });
 
   it('surfaces throttling once the bounded retries are exhausted', async () => {
-    ec2Mock.on(DescribeVolumesModificationsCommand).rejects(awsError('RequestLimitExceeded'));
+    ec2Mock.on(DescribeVolumesModificationsCommand).rejects(ec2Error('RequestLimitExceeded'));
     await expect(
       waitForVolumeModification({ volumeId: VOLUME, targetSizeGiB: 150 }, deps()),
     ).rejects.toMatchObject({

@@ -35,3 +35,21 @@ export function payloadRecord(
   }
   return { ok: true, value };
 }
+
+/** What a Lambda's payload parser returns: the request, or the reason naming the first bad field. */
+export type ParsedPayload<T> =
+  | { readonly ok: true; readonly request: T }
+  | { readonly ok: false; readonly reason: string };
+
+/**
+ * Parses a Lambda payload: refuses anything but a JSON object with only `allowed` keys (see
+ * {@link payloadRecord}), then hands the record to `parse`, which checks the fields.
+ */
+export function parsePayload<T>(
+  event: unknown,
+  allowed: ReadonlySet<string>,
+  parse: (record: Record<string, unknown>) => ParsedPayload<T>,
+): ParsedPayload<T> {
+  const payload = payloadRecord(event, allowed);
+  return payload.ok ? parse(payload.value) : payload;
+}

@@ -28,6 +28,45 @@ export interface LockTable {
   readonly retry?: RetryOptions;
 }
 
+/** Sends one request to the table, retrying throttling as `table.retry` says. */
+function sendToTable<T>(table: LockTable, send: (client: DynamoDBClient) => Promise<T>): Promise<T> {
+  return withThrottlingRetry(() => send(table.client), table.retry);
+}
+
+/** Makes a conditional write: true when it was made, false when its condition failed. */
+function conditionalWrite(
+  table: LockTable,
+  write: (client: DynamoDBClient) => Promise<unknown>,
+): Promise<boolean> {
+  return unlessAwsError('ConditionalCheckFailedException', false, async () => {
+    await sendToTable(table, write);
+    return true;
+  });
+}
+
+/**
+ * The table, key, condition and values of a write to record `key` that is made only while
+ * `holder` holds it (every write after the take: confirm, release).
+ */
+function whileHeld(
+  table: LockTable,
+  key: string,
+  holder: string,
+  values: Record<string, AttributeValue> = {},
+): {
+  readonly TableName: string;
+  readonly Key: Record<string, AttributeValue>;
+  readonly ConditionExpression: string;
+  readonly ExpressionAttributeValues: Record<string, AttributeValue>;
+} {
+  return {
+    TableName: table.tableName,
+    Key: { pk: { S: key } },
+    ConditionExpression: 'holder = :h',
+    ExpressionAttributeValues: { ...values, ':h': { S: holder } },
+  };
+}
+
 function recordOf(item: Record<string, AttributeValue>): LockRecord | undefined {
   const key = item.pk?.S;
   const holder = item.holder?.S;
@@ -54,14 +93,12 @@ export async function readLocks(table: LockTable, keys: readonly string[]): Prom
   const records: LockRecord[] = [];
   let pending: Record<string, AttributeValue>[] = keys.map((k) => ({ pk: { S: k } }));
   for (let round = 0; round < 5 && pending.length > 0; round++) {
-    const out = await withThrottlingRetry(
-      () =>
-        table.client.send(
-          new BatchGetItemCommand({
-            RequestItems: { [table.tableName]: { Keys: pending, ConsistentRead: true } },
-          }),
-        ),
-      table.retry,
+    const out = await sendToTable(table, (client) =>
+      client.send(
+        new BatchGetItemCommand({
+          RequestItems: { [table.tableName]: { Keys: pending, ConsistentRead: true } },
+        }),
+      ),
     );
     for (const item of out.Responses?.[table.tableName] ?? []) {
       const r = recordOf(item);
@@ -79,26 +116,21 @@ export async function readLocks(table: LockTable, keys: readonly string[]): Prom
 
 /** Takes `key` for `holder` unless someone holds it at `nowSeconds`; false when someone does. */
 export function takeLock(table: LockTable, record: LockRecord, nowSeconds: number): Promise<boolean> {
-  return unlessAwsError('ConditionalCheckFailedException', false, async () => {
-    await withThrottlingRetry(
-      () =>
-        table.client.send(
-          new PutItemCommand({
-            TableName: table.tableName,
-            Item: {
-              pk: { S: record.key },
-              holder: { S: record.holder },
-              node: { S: record.node },
-              expiresAt: { N: String(record.expiresAt) },
-            },
-            ConditionExpression: 'attribute_not_exists(pk) OR expiresAt < :now',
-            ExpressionAttributeValues: { ':now': { N: String(nowSeconds) } },
-          }),
-        ),
-      table.retry,
-    );
-    return true;
-  });
+  return conditionalWrite(table, (client) =>
+    client.send(
+      new PutItemCommand({
+        TableName: table.tableName,
+        Item: {
+          pk: { S: record.key },
+          holder: { S: record.holder },
+          node: { S: record.node },
+          expiresAt: { N: String(record.expiresAt) },
+        },
+        ConditionExpression: 'attribute_not_exists(pk) OR expiresAt < :now',
+        ExpressionAttributeValues: { ':now': { N: String(nowSeconds) } },
+      }),
+    ),
+  );
 }
 
 /** Records the started execution (and its document) on a record `holder` holds, with the run lease. */
@@ -109,41 +141,23 @@ export async function confirmLock(
   execution: { readonly executionId: string; readonly documentName: string },
   expiresAt: number,
 ): Promise<void> {
-  await withThrottlingRetry(
-    () =>
-      table.client.send(
-        new UpdateItemCommand({
-          TableName: table.tableName,
-          Key: { pk: { S: key } },
-          UpdateExpression: 'SET executionId = :e, documentName = :d, expiresAt = :x',
-          ConditionExpression: 'holder = :h',
-          ExpressionAttributeValues: {
-            ':e': { S: execution.executionId },
-            ':d': { S: execution.documentName },
-            ':x': { N: String(expiresAt) },
-            ':h': { S: holder },
-          },
+  await sendToTable(table, (client) =>
+    client.send(
+      new UpdateItemCommand({
+        ...whileHeld(table, key, holder, {
+          ':e': { S: execution.executionId },
+          ':d': { S: execution.documentName },
+          ':x': { N: String(expiresAt) },
         }),
-      ),
-    table.retry,
+        UpdateExpression: 'SET executionId = :e, documentName = :d, expiresAt = :x',
+      }),
+    ),
   );
 }
 
 /** Frees a record if `holder` still holds it (a record someone else took is left alone). */
 export function releaseLock(table: LockTable, key: string, holder: string): Promise<boolean> {
-  return unlessAwsError('ConditionalCheckFailedException', false, async () => {
-    await withThrottlingRetry(
-      () =>
-        table.client.send(
-          new DeleteItemCommand({
-            TableName: table.tableName,
-            Key: { pk: { S: key } },
-            ConditionExpression: 'holder = :h',
-            ExpressionAttributeValues: { ':h': { S: holder } },
-          }),
-        ),
-      table.retry,
-    );
-    return true;
-  });
+  return conditionalWrite(table, (client) =>
+    client.send(new DeleteItemCommand(whileHeld(table, key, holder))),
+  );
 }
