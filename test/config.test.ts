@@ -12,6 +12,14 @@ import {
   stackResourceCount,
 } from '../lib/config';
 
+/**
+ * The resolved defaults, written out once: changing a default means changing this file too, on
+ * purpose (the tests compare DEFAULT_CONFIG and resolveConfig({}) with it, not with themselves).
+ */
+const DEFAULT_CONFIG_FIXTURE = JSON.parse(
+  readFileSync(join(__dirname, 'fixtures', 'default-config.json'), 'utf8'),
+) as typeof DEFAULT_CONFIG;
+
 const node = (over: Record<string, unknown> = {}) => ({
   name: 'db-1',
   instanceId: 'i-0123456789abcdef0',
@@ -35,6 +43,7 @@ describe('configuration defaults', () => {
   it('applies the documented defaults to an empty configuration', () => {
     const c = resolveConfig({});
     expect(c).toEqual(DEFAULT_CONFIG);
+    expect(c).toEqual(DEFAULT_CONFIG_FIXTURE);
     expect(c.prefix).toBe('StemeDB');
     expect(c.walDir).toBe('/data/wal');
     expect(c.healthUrl).toBe('http://localhost:18180/v1/health');
@@ -496,16 +505,10 @@ function documentPathPatterns(): Array<[string, string, string]> {
 
 describe('prevention and snapshot retention settings', () => {
   it('defaults to the runbook: journald 500M / 7day, daily compaction at 1000 MB, 7 backups, no association', () => {
-    expect(resolveConfig({}).prevention).toEqual({
+    expect(resolveConfig({}).prevention).toEqual(DEFAULT_CONFIG_FIXTURE.prevention);
+    expect(DEFAULT_CONFIG_FIXTURE.prevention).toMatchObject({
       journald: { systemMaxUse: '500M', maxRetentionSec: '7day', associate: false },
-      storage: {
-        compactionEnabled: true,
-        compactionIntervalHours: 24,
-        compactionThresholdMb: 1000,
-        backupRetentionDays: 7,
-        backupCompressionEnabled: true,
-        associate: false,
-      },
+      storage: { compactionIntervalHours: 24, compactionThresholdMb: 1000, backupRetentionDays: 7 },
       scheduleDays: 1,
     });
     expect(resolveConfig({}).expansion).toMatchObject({
