@@ -464,22 +464,29 @@ describe('configuration that would break or endanger a run is rejected, naming t
     });
   }
 
-  it.each([
-    ['walDir', '/data/./wal', '/data/wal'],
-    ['walDir', '/data//wal', '/data/wal'],
-    ['walDir', '/data/wal/', '/data/wal'],
-    ['dbDir', '//data/./db//', '/data/db'],
-    ['backupDir', '/backups/./', '/backups'],
-    ['dataMount', '/data/', '/data'],
-    ['configFile', '//etc/./stemedb//config.toml', '/etc/stemedb/config.toml'],
-    ['fstabFile', '/etc//./fstab', '/etc/fstab'],
-  ])('normalises %s %j to %j once, the form every document accepts', (key, given, normal) => {
-    const c = resolveConfig({ [key]: given }) as unknown as Record<string, string>;
-    expect(c[key]).toBe(normal);
-    for (const [doc, param, pattern] of documentPathPatterns()) {
-      expect(new RegExp(pattern).test(normal), `${doc} ${param} ${pattern}`).toBe(true);
-    }
-  });
+  // Other spellings of each default path: each normalises to the default (the fixture's value).
+  const spellings: ReadonlyArray<
+    ['walDir' | 'dbDir' | 'backupDir' | 'dataMount' | 'configFile' | 'fstabFile', string]
+  > = [
+    ['walDir', '/data/./wal'],
+    ['walDir', '/data//wal'],
+    ['walDir', '/data/wal/'],
+    ['dbDir', '//data/./db//'],
+    ['backupDir', '/backups/./'],
+    ['dataMount', '/data/'],
+    ['configFile', '//etc/./stemedb//config.toml'],
+    ['fstabFile', '/etc//./fstab'],
+  ];
+  it.each(spellings.map(([key, given]) => [key, given, DEFAULT_CONFIG_FIXTURE[key]]))(
+    'normalises %s %j to %j once, the form every document accepts',
+    (key, given, normal) => {
+      const c = resolveConfig({ [key]: given }) as unknown as Record<string, string>;
+      expect(c[key]).toBe(normal);
+      for (const [doc, param, pattern] of documentPathPatterns()) {
+        expect(new RegExp(pattern).test(normal), `${doc} ${param} ${pattern}`).toBe(true);
+      }
+    },
+  );
 });
 
 /** [document, parameter, allowedPattern] of every path parameter of every SSM document. */
