@@ -1,8 +1,6 @@
-import { readFileSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { Stack, Token } from 'aws-cdk-lib';
-import { CfnDocument } from 'aws-cdk-lib/aws-ssm';
-import { Construct } from 'constructs';
+import type { Construct } from 'constructs';
 import { parse as parseYaml } from 'yaml';
 import {
   AUTOMATION_PYTHON_RUNTIME,
@@ -12,6 +10,12 @@ import {
   setScriptConstant,
 } from './automation-script';
 import { kebabCase, REPO_ROOT } from './command-document';
+import {
+  checkDocumentNaming,
+  DocumentDefinitionError,
+  readSourceFile,
+  SsmDocument,
+} from './ssm-document-resource';
 
 /**
  * An SSM Automation document (schemaVersion 0.3) built from `ssm-documents/<kebab>.automation.yml`.
@@ -91,15 +95,7 @@ export interface AutomationDocumentProps extends AutomationDocumentSources {
 }
 
 /** Thrown when a definition or its substitutions are wrong; `problems` names each. */
-export class AutomationDocumentError extends Error {
-  constructor(
-    message: string,
-    readonly problems: readonly string[],
-  ) {
-    super(message);
-    this.name = 'AutomationDocumentError';
-  }
-}
+export class AutomationDocumentError extends DocumentDefinitionError {}
 
 /**
  * The `Reason` parameter of every document that has one (`allowedPattern: '${ReasonPattern}'`,
@@ -122,8 +118,6 @@ export const SHARED_SUBSTITUTIONS: Readonly<Record<string, string>> = {
   ReasonPattern: REASON_PATTERN,
 };
 
-const NAME_PATTERN = /^[A-Z][A-Za-z0-9]{0,63}$/;
-const PREFIX_PATTERN = /^[A-Za-z][A-Za-z0-9]{0,19}$/;
 /** `${Name}` (group 2), or the escape `$${Name}` (group 1 is the extra `$`). */
 const PLACEHOLDER = /(\$?)\$\{([A-Za-z][A-Za-z0-9]*)\}/g;
 
@@ -322,13 +316,12 @@ export function loadAutomationDocumentContent(
 ): AutomationDocumentContent {
   const file = sources.definitionFile ?? defaultAutomationDefinitionFile(name);
   const path = isAbsolute(file) ? file : join(REPO_ROOT, file);
-  let parsed: unknown;
-  try {
-    parsed = parseYaml(readFileSync(path, 'utf8'));
-  } catch (err) {
-    const message = `definitionFile ${path}: ${(err as Error).message}`;
-    throw new AutomationDocumentError(`Automation document ${name}: ${message}`, [message]);
-  }
+  let parsed = readSourceFile(
+    'definitionFile',
+    path,
+    (text): unknown => parseYaml(text),
+    (message) => new AutomationDocumentError(`Automation document ${name}: ${message}`, [message]),
+  );
   const scriptsDir = sources.scriptsDir ?? AUTOMATION_SCRIPTS_DIR;
   const invalid = (problems: string[]): AutomationDocumentError =>
     new AutomationDocumentError(
@@ -419,49 +412,27 @@ export function loadAutomationDocumentContent(
   return result as unknown as AutomationDocumentContent;
 }
 
-/** An SSM Automation document `<prefix>-<name>` from a YAML definition with `${Placeholder}` values. */
-export class AutomationDocument extends Construct {
-  /** `<prefix>-<name>`. */
-  public readonly documentName: string;
-  /** `arn:<partition>:ssm:<region>:<account>:document/<documentName>`. */
-  public readonly documentArn: string;
+/**
+ * An SSM Automation document `<prefix>-<name>` from a YAML definition with `${Placeholder}` values
+ * (its content: placeholders substituted; may hold CDK tokens).
+ */
+export class AutomationDocument extends SsmDocument<AutomationDocumentContent> {
   /**
    * `arn:<partition>:ssm:<region>:<account>:automation-definition/<documentName>:$DEFAULT`, the
    * resource StartAutomationExecution (and aws:executeAutomation) is authorized on.
    */
   public readonly automationDefinitionArn: string;
-  /** The content as synthesized (placeholders substituted; may hold CDK tokens). */
-  public readonly content: AutomationDocumentContent;
-  public readonly resource: CfnDocument;
 
   constructor(scope: Construct, id: string, props: AutomationDocumentProps) {
-    super(scope, id);
-    if (!PREFIX_PATTERN.test(props.prefix) || /^(aws|amazon|amzn)/i.test(props.prefix)) {
-      throw new Error(
-        `AutomationDocument prefix ${JSON.stringify(props.prefix)} is invalid: expected ${PREFIX_PATTERN} not starting with aws/amazon/amzn`,
-      );
-    }
-    if (!NAME_PATTERN.test(props.name)) {
-      throw new Error(
-        `AutomationDocument name ${JSON.stringify(props.name)} is invalid: expected PascalCase matching ${NAME_PATTERN}`,
-      );
-    }
-    this.content = loadAutomationDocumentContent(props.name, props);
-    this.documentName = `${props.prefix}-${props.name}`;
-    this.resource = new CfnDocument(this, 'Resource', {
-      name: this.documentName,
-      documentType: 'Automation',
-      documentFormat: 'JSON',
-      content: this.content,
-      updateMethod: 'NewVersion',
-    });
-    const stack = Stack.of(this);
-    this.documentArn = stack.formatArn({
-      service: 'ssm',
-      resource: 'document',
-      resourceName: this.documentName,
-    });
-    this.automationDefinitionArn = stack.formatArn({
+    checkDocumentNaming('AutomationDocument', props);
+    super(
+      scope,
+      id,
+      'Automation',
+      `${props.prefix}-${props.name}`,
+      loadAutomationDocumentContent(props.name, props),
+    );
+    this.automationDefinitionArn = Stack.of(this).formatArn({
       service: 'ssm',
       resource: 'automation-definition',
       resourceName: `${this.documentName}:$DEFAULT`,

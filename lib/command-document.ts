@@ -1,9 +1,13 @@
 import { readFileSync, realpathSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve, sep } from 'node:path';
-import { Stack } from 'aws-cdk-lib';
-import { CfnDocument } from 'aws-cdk-lib/aws-ssm';
-import { Construct } from 'constructs';
+import type { Construct } from 'constructs';
 import { parse as parseYaml } from 'yaml';
+import {
+  checkDocumentNaming,
+  DocumentDefinitionError,
+  readSourceFile,
+  SsmDocument,
+} from './ssm-document-resource';
 
 /**
  * An SSM Command document built from two files: `ssm-documents/<kebab>.command.yml` (schema 2.2,
@@ -73,18 +77,8 @@ export interface CommandDocumentProps extends CommandDocumentSources {
 }
 
 /** Thrown when a definition or script breaks the rules; `problems` lists each, naming the field. */
-export class CommandDocumentError extends Error {
-  constructor(
-    message: string,
-    readonly problems: readonly string[],
-  ) {
-    super(message);
-    this.name = 'CommandDocumentError';
-  }
-}
+export class CommandDocumentError extends DocumentDefinitionError {}
 
-const NAME_PATTERN = /^[A-Z][A-Za-z0-9]{0,63}$/;
-const PREFIX_PATTERN = /^[A-Za-z][A-Za-z0-9]{0,19}$/;
 const PARAMETER_NAME_PATTERN = /^[A-Za-z0-9]+$/;
 
 /** `ExpandVolume` → `expand-volume`, `ArchiveWAL` → `archive-wal`. */
@@ -356,21 +350,19 @@ export function loadCommandDocumentContent(
   const defaults = defaultCommandDocumentFiles(name);
   const definitionFile = resolveFromRepo(sources.definitionFile ?? defaults.definitionFile);
   const scriptFile = resolveFromRepo(sources.scriptFile ?? defaults.scriptFile);
-  let definition: unknown;
-  let script: string;
-  try {
-    definition = parseYaml(readFileSync(definitionFile, 'utf8'));
-  } catch (err) {
-    const message = `definitionFile ${definitionFile}: ${(err as Error).message}`;
-    throw new CommandDocumentError(`Command document ${name}: ${message}`, [message]);
-  }
-  try {
-    script = readFileSync(scriptFile, 'utf8');
-  } catch (err) {
-    const message = `scriptFile ${scriptFile}: ${(err as Error).message}`;
-    throw new CommandDocumentError(`Command document ${name}: ${message}`, [message]);
-  }
-  script = inlineLibraries(script, scriptFile, name);
+  const fail = (message: string) =>
+    new CommandDocumentError(`Command document ${name}: ${message}`, [message]);
+  const definition = readSourceFile(
+    'definitionFile',
+    definitionFile,
+    (text): unknown => parseYaml(text),
+    fail,
+  );
+  const script = inlineLibraries(
+    readSourceFile('scriptFile', scriptFile, (text) => text, fail),
+    scriptFile,
+    name,
+  );
   const problems = commandDocumentProblems(definition, script);
   if (problems.length > 0) {
     throw new CommandDocumentError(
@@ -387,41 +379,19 @@ export function loadCommandDocumentContent(
   };
 }
 
-/** An SSM Command document `<prefix>-Host-<name>` made from a YAML definition and a shell script. */
-export class CommandDocument extends Construct {
-  /** The deployed document's name, `<prefix>-Host-<name>`. */
-  public readonly documentName: string;
-  /** `arn:<partition>:ssm:<region>:<account>:document/<documentName>` (for SendCommand policies). */
-  public readonly documentArn: string;
-  /** The content as synthesized (runCommand filled), for tests and other constructs. */
-  public readonly content: CommandDocumentContent;
-  public readonly resource: CfnDocument;
-
+/**
+ * An SSM Command document `<prefix>-Host-<name>` made from a YAML definition and a shell script
+ * (its content: `runCommand` filled from the script).
+ */
+export class CommandDocument extends SsmDocument<CommandDocumentContent> {
   constructor(scope: Construct, id: string, props: CommandDocumentProps) {
-    super(scope, id);
-    if (!PREFIX_PATTERN.test(props.prefix) || /^(aws|amazon|amzn)/i.test(props.prefix)) {
-      throw new Error(
-        `CommandDocument prefix ${JSON.stringify(props.prefix)} is invalid: expected ${PREFIX_PATTERN} not starting with aws/amazon/amzn`,
-      );
-    }
-    if (!NAME_PATTERN.test(props.name)) {
-      throw new Error(
-        `CommandDocument name ${JSON.stringify(props.name)} is invalid: expected PascalCase matching ${NAME_PATTERN}`,
-      );
-    }
-    this.content = loadCommandDocumentContent(props.name, props);
-    this.documentName = `${props.prefix}-Host-${props.name}`;
-    this.resource = new CfnDocument(this, 'Resource', {
-      name: this.documentName,
-      documentType: 'Command',
-      documentFormat: 'JSON',
-      content: this.content,
-      updateMethod: 'NewVersion',
-    });
-    this.documentArn = Stack.of(this).formatArn({
-      service: 'ssm',
-      resource: 'document',
-      resourceName: this.documentName,
-    });
+    checkDocumentNaming('CommandDocument', props);
+    super(
+      scope,
+      id,
+      'Command',
+      `${props.prefix}-Host-${props.name}`,
+      loadCommandDocumentContent(props.name, props),
+    );
   }
 }

@@ -4,6 +4,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import type * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
+import { PREFIX_PATTERN } from '../contracts/deployment';
 import type { AutomationDocument } from './automation-document';
 import { passRoleToSsmStatement } from './automation-role';
 import type { CommandDocument } from './command-document';
@@ -37,8 +38,6 @@ export interface OperatorPolicyProps {
   /** Log groups operators may search (the remediation Lambdas', the router's decisions among them). @default none */
   readonly logGroups?: readonly logs.ILogGroup[];
 }
-
-const PREFIX_PATTERN = /^[A-Za-z][A-Za-z0-9]{0,19}$/;
 
 /**
  * The IAM managed policy `<prefix>-operator` a platform team attaches to the roles (or groups) of

@@ -5,6 +5,7 @@ import type * as s3 from 'aws-cdk-lib/aws-s3';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import type * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
+import { PREFIX_PATTERN } from '../contracts/deployment';
 import type { AutomationDocument } from './automation-document';
 import type { CommandDocument } from './command-document';
 
@@ -36,8 +37,6 @@ export interface StackOutputsProps {
 
 /** CloudFormation's limit of outputs per template. */
 export const STACK_OUTPUT_LIMIT = 200;
-
-const PREFIX_PATTERN = /^[A-Za-z][A-Za-z0-9]{0,19}$/;
 
 /**
  * The stack's face: what a platform team and an operator need after `cdk deploy`, as stack

@@ -19,7 +19,7 @@ import { SharedStackExports } from './shared-stack-exports';
 import { DataVolumeSnapshotPolicy } from './snapshot-policy';
 import { StackOutputs } from './stack-outputs';
 import { StemeDbKey } from './stemedb-key';
-import { StemeDbNode } from './stemedb-node';
+import { addStemeDbNodes, type StemeDbNode } from './stemedb-node';
 import { WalArchiveBucket } from './wal-archive-bucket';
 
 export interface StemeDbDiskStackProps extends StackProps {
@@ -85,18 +85,12 @@ export class StemeDbDiskStack extends Stack {
     this.archive = archive;
     this.agent = agent;
 
-    this.nodes = sharedNodes.map(
-      (node) =>
-        new StemeDbNode(this, `Node-${node.name}`, {
-          node,
-          prefix,
-          dataMount: config.dataMount,
-          thresholds: config.thresholds,
-          encryptionKey: key,
-          topic,
-          instanceAccess: { archive: archive.nodeAccess() },
-          agentInstalledBy: agent,
-        }),
+    this.nodes = addStemeDbNodes(
+      this,
+      sharedNodes,
+      config,
+      { key, topic, archive: archive.nodeAccess() },
+      agent,
     );
 
     const remediation = new DiskRemediation(this, 'Remediation', { config, topic, archive });

@@ -4,7 +4,7 @@ import type { NodeConfig, StemeDbConfig } from './config';
 import { DiskDashboard } from './disk-dashboard';
 import { MAX_NODE_STACKS, MAX_NODES_PER_NODE_STACK, shardDashboardName, shardOf } from './fleet-shards';
 import { importSharedResources } from './shared-stack-exports';
-import { StemeDbNode } from './stemedb-node';
+import { addStemeDbNodes, type StemeDbNode } from './stemedb-node';
 
 export interface StemeDbNodeStackProps extends StackProps {
   /** The validated configuration (prefix, mount, thresholds, fleet.shards). */
@@ -50,19 +50,12 @@ export class StemeDbNodeStack extends Stack {
       );
     }
     this.shard = shard;
-    const shared = importSharedResources(this, prefix);
-    this.nodes = nodes.map(
-      (node) =>
-        new StemeDbNode(this, `Node-${node.name}`, {
-          node,
-          prefix,
-          dataMount: config.dataMount,
-          thresholds: config.thresholds,
-          encryptionKey: shared.key,
-          topic: shared.topic,
-          instanceAccess: { archive: shared.archive },
-          agentInstalledBy: props.agentInstalledBy,
-        }),
+    this.nodes = addStemeDbNodes(
+      this,
+      nodes,
+      config,
+      importSharedResources(this, prefix),
+      props.agentInstalledBy,
     );
     new DiskDashboard(this, 'Dashboard', {
       prefix,

@@ -6,11 +6,12 @@ import { Construct } from 'constructs';
 import { type NodeRegistryEntry, nodeRegistryParameterName } from '../contracts/node-registry';
 import type { DiskThresholds } from '../contracts/thresholds';
 import { AdoptedDataVolume } from './adopted-data-volume';
-import type { NodeConfig } from './config';
+import type { NodeConfig, StemeDbConfig } from './config';
 import { DataVolume } from './data-volume';
 import { NodeDiskMetricsAgent } from './disk-metrics-agent';
 import { NodeDiskAlarms } from './node-disk-alarms';
 import { NodeInstancePolicy } from './node-instance-policy';
+import type { ImportedSharedResources } from './shared-stack-exports';
 import type { NodeArchiveAccess } from './wal-archive-bucket';
 
 export interface StemeDbNodeProps {
@@ -131,4 +132,31 @@ export class StemeDbNode extends Construct {
       stringValue: Stack.of(this).toJsonString(entry),
     });
   }
+}
+
+/**
+ * One {@link StemeDbNode} per node (id `Node-<name>`), as both kinds of stack build them: with the
+ * deployment's prefix, data mount and thresholds, and the shared stack's key, topic and WAL
+ * archive (created in the shared stack, imported in a node stack).
+ */
+export function addStemeDbNodes(
+  scope: Construct,
+  nodes: readonly NodeConfig[],
+  config: Pick<StemeDbConfig, 'prefix' | 'dataMount' | 'thresholds'>,
+  shared: ImportedSharedResources,
+  agentInstalledBy?: Construct,
+): StemeDbNode[] {
+  return nodes.map(
+    (node) =>
+      new StemeDbNode(scope, `Node-${node.name}`, {
+        node,
+        prefix: config.prefix,
+        dataMount: config.dataMount,
+        thresholds: config.thresholds,
+        encryptionKey: shared.key,
+        topic: shared.topic,
+        instanceAccess: { archive: shared.archive },
+        agentInstalledBy,
+      }),
+  );
 }

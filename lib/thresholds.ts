@@ -90,53 +90,56 @@ export function isRecovered(
   return usage.usedPercent < t.recoveredUsedPercent && usage.inodesFreePercent > t.recoveredInodesFreePercent;
 }
 
+const isFiniteNumber = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+const isWholeNumber = (v: unknown): v is number => Number.isInteger(v);
+
+/** The accepted form of each threshold, by key: the check and the words of its error. */
+const THRESHOLD_RULES: ReadonlyArray<{
+  readonly keys: readonly (keyof DiskThresholds)[];
+  readonly accepts: (v: unknown) => boolean;
+  readonly expected: string;
+}> = [
+  {
+    keys: [
+      'warningFreePercent',
+      'criticalFreePercent',
+      'inodeWarningFreePercent',
+      'emergencyFreePercent',
+      'recoveredUsedPercent',
+      'recoveredInodesFreePercent',
+    ],
+    accepts: (v) => isFiniteNumber(v) && v > 0 && v < 100,
+    expected: 'a number above 0 and below 100',
+  },
+  {
+    keys: ['warningMinutes', 'criticalMinutes', 'inodeWarningMinutes', 'emergencyMinutes', 'noDataMinutes'],
+    // CloudWatch allows at most 1 day of evaluation (1440 one-minute periods).
+    accepts: (v) => isWholeNumber(v) && v >= 1 && v <= 1440,
+    expected: 'a whole number of minutes from 1 to 1440',
+  },
+  {
+    keys: ['emergencyInodesFree'],
+    accepts: (v) => isWholeNumber(v) && v >= 1,
+    expected: 'a whole number of at least 1',
+  },
+  {
+    keys: ['fillsWithinHours', 'fillsLookbackHours'],
+    accepts: (v) => isFiniteNumber(v) && v > 0 && v <= 24 * 30,
+    expected: 'a number of hours above 0 and at most 720',
+  },
+];
+
 /**
  * Checks that the thresholds are numbers in a sensible order and returns the problems found,
  * each naming the key under `thresholds.` and the accepted form. Empty when valid.
  */
 export function thresholdProblems(t: DiskThresholds): string[] {
   const problems: string[] = [];
-  const percentKeys = [
-    'warningFreePercent',
-    'criticalFreePercent',
-    'inodeWarningFreePercent',
-    'emergencyFreePercent',
-    'recoveredUsedPercent',
-    'recoveredInodesFreePercent',
-  ] as const;
-  for (const key of percentKeys) {
-    const v = t[key];
-    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0 || v >= 100) {
-      problems.push(`thresholds.${key} is ${JSON.stringify(v)}; expected a number above 0 and below 100`);
-    }
-  }
-  const minuteKeys = [
-    'warningMinutes',
-    'criticalMinutes',
-    'inodeWarningMinutes',
-    'emergencyMinutes',
-    'noDataMinutes',
-  ] as const;
-  for (const key of minuteKeys) {
-    const v = t[key];
-    // CloudWatch allows at most 1 day of evaluation (1440 one-minute periods).
-    if (!Number.isInteger(v) || v < 1 || v > 1440) {
-      problems.push(
-        `thresholds.${key} is ${JSON.stringify(v)}; expected a whole number of minutes from 1 to 1440`,
-      );
-    }
-  }
-  if (!Number.isInteger(t.emergencyInodesFree) || t.emergencyInodesFree < 1) {
-    problems.push(
-      `thresholds.emergencyInodesFree is ${JSON.stringify(t.emergencyInodesFree)}; expected a whole number of at least 1`,
-    );
-  }
-  for (const key of ['fillsWithinHours', 'fillsLookbackHours'] as const) {
-    const v = t[key];
-    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0 || v > 24 * 30) {
-      problems.push(
-        `thresholds.${key} is ${JSON.stringify(v)}; expected a number of hours above 0 and at most 720`,
-      );
+  for (const rule of THRESHOLD_RULES) {
+    for (const key of rule.keys) {
+      const v: unknown = t[key];
+      if (!rule.accepts(v))
+        problems.push(`thresholds.${key} is ${JSON.stringify(v)}; expected ${rule.expected}`);
     }
   }
   if (problems.length > 0) return problems;

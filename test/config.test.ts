@@ -12,6 +12,14 @@ import {
   stackResourceCount,
 } from '../lib/config';
 
+/**
+ * The resolved defaults, written out once: changing a default means changing this file too, on
+ * purpose (the tests compare DEFAULT_CONFIG and resolveConfig({}) with it, not with themselves).
+ */
+const DEFAULT_CONFIG_FIXTURE = JSON.parse(
+  readFileSync(join(__dirname, 'fixtures', 'default-config.json'), 'utf8'),
+) as typeof DEFAULT_CONFIG;
+
 const node = (over: Record<string, unknown> = {}) => ({
   name: 'db-1',
   instanceId: 'i-0123456789abcdef0',
@@ -35,6 +43,7 @@ describe('configuration defaults', () => {
   it('applies the documented defaults to an empty configuration', () => {
     const c = resolveConfig({});
     expect(c).toEqual(DEFAULT_CONFIG);
+    expect(c).toEqual(DEFAULT_CONFIG_FIXTURE);
     expect(c.prefix).toBe('StemeDB');
     expect(c.walDir).toBe('/data/wal');
     expect(c.healthUrl).toBe('http://localhost:18180/v1/health');
@@ -455,22 +464,29 @@ describe('configuration that would break or endanger a run is rejected, naming t
     });
   }
 
-  it.each([
-    ['walDir', '/data/./wal', '/data/wal'],
-    ['walDir', '/data//wal', '/data/wal'],
-    ['walDir', '/data/wal/', '/data/wal'],
-    ['dbDir', '//data/./db//', '/data/db'],
-    ['backupDir', '/backups/./', '/backups'],
-    ['dataMount', '/data/', '/data'],
-    ['configFile', '//etc/./stemedb//config.toml', '/etc/stemedb/config.toml'],
-    ['fstabFile', '/etc//./fstab', '/etc/fstab'],
-  ])('normalises %s %j to %j once, the form every document accepts', (key, given, normal) => {
-    const c = resolveConfig({ [key]: given }) as unknown as Record<string, string>;
-    expect(c[key]).toBe(normal);
-    for (const [doc, param, pattern] of documentPathPatterns()) {
-      expect(new RegExp(pattern).test(normal), `${doc} ${param} ${pattern}`).toBe(true);
-    }
-  });
+  // Other spellings of each default path: each normalises to the default (the fixture's value).
+  const spellings: ReadonlyArray<
+    ['walDir' | 'dbDir' | 'backupDir' | 'dataMount' | 'configFile' | 'fstabFile', string]
+  > = [
+    ['walDir', '/data/./wal'],
+    ['walDir', '/data//wal'],
+    ['walDir', '/data/wal/'],
+    ['dbDir', '//data/./db//'],
+    ['backupDir', '/backups/./'],
+    ['dataMount', '/data/'],
+    ['configFile', '//etc/./stemedb//config.toml'],
+    ['fstabFile', '/etc//./fstab'],
+  ];
+  it.each(spellings.map(([key, given]) => [key, given, DEFAULT_CONFIG_FIXTURE[key]]))(
+    'normalises %s %j to %j once, the form every document accepts',
+    (key, given, normal) => {
+      const c = resolveConfig({ [key]: given }) as unknown as Record<string, string>;
+      expect(c[key]).toBe(normal);
+      for (const [doc, param, pattern] of documentPathPatterns()) {
+        expect(new RegExp(pattern).test(normal), `${doc} ${param} ${pattern}`).toBe(true);
+      }
+    },
+  );
 });
 
 /** [document, parameter, allowedPattern] of every path parameter of every SSM document. */
@@ -496,16 +512,10 @@ function documentPathPatterns(): Array<[string, string, string]> {
 
 describe('prevention and snapshot retention settings', () => {
   it('defaults to the runbook: journald 500M / 7day, daily compaction at 1000 MB, 7 backups, no association', () => {
-    expect(resolveConfig({}).prevention).toEqual({
+    expect(resolveConfig({}).prevention).toEqual(DEFAULT_CONFIG_FIXTURE.prevention);
+    expect(DEFAULT_CONFIG_FIXTURE.prevention).toMatchObject({
       journald: { systemMaxUse: '500M', maxRetentionSec: '7day', associate: false },
-      storage: {
-        compactionEnabled: true,
-        compactionIntervalHours: 24,
-        compactionThresholdMb: 1000,
-        backupRetentionDays: 7,
-        backupCompressionEnabled: true,
-        associate: false,
-      },
+      storage: { compactionIntervalHours: 24, compactionThresholdMb: 1000, backupRetentionDays: 7 },
       scheduleDays: 1,
     });
     expect(resolveConfig({}).expansion).toMatchObject({

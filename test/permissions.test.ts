@@ -16,6 +16,7 @@ import {
   REPO_ROOT,
   type RequestResource,
 } from './support/iam-evaluator';
+import { EXECUTION_ID, TARGET } from './support/lib-iam-target';
 import { ResolvedTemplate } from './support/resolved-template';
 import { synthStack, TWO_NODES_FILE } from './support/synth';
 
@@ -30,8 +31,6 @@ import { synthStack, TWO_NODES_FILE } from './support/synth';
  * authorized on, with the tags and context keys of the request.
  */
 
-const TARGET = { account: '111122223333', region: 'eu-west-1', stackName: 'StemeDB-Disk' } as const;
-const EXECUTION_ID = '0f1e2d3c-4b5a-4978-8a9b-0c1d2e3f4a5b';
 const SEGMENT = '000000010000000000000042.wal';
 const MANAGED = 'stemedb:managed';
 const NODE_TAG = 'stemedb:node';
@@ -1063,42 +1062,18 @@ describe('must-deny cases are denied', () => {
   });
 
   it("a node may neither delete nor overwrite another node's WAL archive, nor delete its own", async () => {
-    const db1 = `${facts.prefix}-node-db-1`;
-    await expectDenied({
-      managedPolicy: db1,
-      action: 's3:DeleteObject',
-      resource: objectArn(`wal/db-2/${SEGMENT}`),
-    });
-    await expectDenied({
-      managedPolicy: db1,
-      action: 's3:PutObject',
-      resource: objectArn(`wal/db-2/${SEGMENT}`),
-    });
-    await expectDenied({
-      managedPolicy: db1,
-      action: 's3:PutObject',
-      resource: objectArn('wal/db-2/_manifest/upload.json'),
-    });
-    await expectDenied({
-      managedPolicy: db1,
-      action: 's3:GetObject',
-      resource: objectArn(`wal/db-2/${SEGMENT}`),
-    });
-    await expectDenied({
-      managedPolicy: db1,
-      action: 's3:DeleteObject',
-      resource: objectArn(`wal/db-1/${SEGMENT}`),
-    });
-    await expectDenied({
-      managedPolicy: db1,
-      action: 's3:DeleteObjectVersion',
-      resource: objectArn(`wal/db-1/${SEGMENT}`),
-    });
-    await expectDenied({
-      managedPolicy: db1,
-      action: 's3:ListBucket',
-      resource: { arn: `arn:aws:s3:::${facts.bucket}`, context: { 's3:prefix': 'wal/db-2/' } },
-    });
+    const denied: ReadonlyArray<[action: string, resource: AccessRequest['resource']]> = [
+      ['s3:DeleteObject', objectArn(`wal/db-2/${SEGMENT}`)],
+      ['s3:PutObject', objectArn(`wal/db-2/${SEGMENT}`)],
+      ['s3:PutObject', objectArn('wal/db-2/_manifest/upload.json')],
+      ['s3:GetObject', objectArn(`wal/db-2/${SEGMENT}`)],
+      ['s3:DeleteObject', objectArn(`wal/db-1/${SEGMENT}`)],
+      ['s3:DeleteObjectVersion', objectArn(`wal/db-1/${SEGMENT}`)],
+      ['s3:ListBucket', { arn: `arn:aws:s3:::${facts.bucket}`, context: { 's3:prefix': 'wal/db-2/' } }],
+    ];
+    for (const [action, resource] of denied) {
+      await expectDenied({ managedPolicy: `${facts.prefix}-node-db-1`, action, resource });
+    }
   });
 
   it("a node may not put disk metrics in another node's namespace, only in its own, the one its alarms read", async () => {

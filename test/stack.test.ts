@@ -9,6 +9,11 @@ import { type SynthResult, synthStack, TWO_NODES_FILE } from './support/synth';
 const twoNodes = JSON.parse(readFileSync(TWO_NODES_FILE, 'utf8')) as Record<string, unknown>;
 const DB1 = 'i-0123456789abcdef0';
 const DB2 = 'i-0fedcba9876543210';
+/** The two nodes of the fixture, by name and instance. */
+const TWO_NODES = [
+  ['db-1', DB1],
+  ['db-2', DB2],
+] as const;
 
 type Resource = {
   Type: string;
@@ -129,10 +134,7 @@ describe('two-node stack', () => {
   });
 
   it("configures each node's agent to publish the data mount's disk metrics to a namespace of its own, on its instance only", () => {
-    for (const [node, instance] of [
-      ['db-1', DB1],
-      ['db-2', DB2],
-    ] as const) {
+    for (const [node, instance] of TWO_NODES) {
       const params = Object.entries(
         r.template.findResources('AWS::SSM::Parameter', {
           Properties: { Name: `AmazonCloudWatch-StemeDB-disk-${node}` },
@@ -170,10 +172,7 @@ describe('two-node stack', () => {
   });
 
   it("reads every alarm of a node from that node's own namespace, the one only that node may publish to", () => {
-    for (const [node, instance] of [
-      ['db-1', DB1],
-      ['db-2', DB2],
-    ] as const) {
+    for (const [node, instance] of TWO_NODES) {
       const alarms = Object.values(
         r.template.findResources('AWS::CloudWatch::Alarm', {
           Properties: { AlarmName: Match.stringLikeRegexp(`^StemeDB-${node}-disk-`) },
@@ -251,27 +250,34 @@ describe('two-node stack', () => {
     ).toEqual(['disk_inodes_free', 'disk_inodes_total']);
   });
 
-  it('alarms when fewer than 1000 inodes are free', () => {
-    const a = alarmNamed(r, 'StemeDB-db-1-disk-emergency-inodes');
-    expect(a).toMatchObject({
-      MetricName: 'disk_inodes_free',
-      Namespace: `CWAgent/StemeDB/${DB1}`,
-      Statistic: 'Minimum',
-      Threshold: 1000,
-      Period: 60,
-      ComparisonOperator: 'LessThanThreshold',
-    });
-  });
-
-  it('alarms when the agent stops reporting, treating silence as breaching', () => {
-    const a = alarmNamed(r, 'StemeDB-db-1-disk-no-data');
-    expect(a).toMatchObject({
-      MetricName: 'disk_total',
-      Statistic: 'SampleCount',
-      Threshold: 1,
-      EvaluationPeriods: 10,
-      TreatMissingData: 'breaching',
-    });
+  // The two alarms on one metric, not on free space as a percentage: each test name with its alarm.
+  const singleMetricAlarms: ReadonlyArray<[string, string, Record<string, unknown>]> = [
+    [
+      'alarms when fewer than 1000 inodes are free',
+      'StemeDB-db-1-disk-emergency-inodes',
+      {
+        MetricName: 'disk_inodes_free',
+        Namespace: `CWAgent/StemeDB/${DB1}`,
+        Statistic: 'Minimum',
+        Threshold: 1000,
+        Period: 60,
+        ComparisonOperator: 'LessThanThreshold',
+      },
+    ],
+    [
+      'alarms when the agent stops reporting, treating silence as breaching',
+      'StemeDB-db-1-disk-no-data',
+      {
+        MetricName: 'disk_total',
+        Statistic: 'SampleCount',
+        Threshold: 1,
+        EvaluationPeriods: 10,
+        TreatMissingData: 'breaching',
+      },
+    ],
+  ];
+  it.each(singleMetricAlarms)('%s', (_name, alarmName, expected) => {
+    expect(alarmNamed(r, alarmName)).toMatchObject(expected);
   });
 
   it('notifies the encrypted topic on ALARM and on OK', () => {
