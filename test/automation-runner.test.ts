@@ -4,7 +4,9 @@ import { join } from 'node:path';
 import { CreateTopicCommand, SNSClient } from '@aws-sdk/client-sns';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AutomationDocumentContent } from '../lib/automation-document';
+import { ARCHIVE_WAL_PATHS } from './support/archive-wal-paths';
 import {
+  type Authorize,
   type AutomationBackends,
   AutomationService,
   type AutomationServiceError,
@@ -83,12 +85,7 @@ class FakeAws implements AutomationBackends {
     return found;
   }
 
-  async authorize(
-    principal: Principal,
-    action: string,
-    resources: readonly string[],
-    context?: Readonly<Record<string, string | readonly string[]>>,
-  ): Promise<void> {
+  readonly authorize: Authorize = async (principal, action, resources, context) => {
     const call = {
       principal: principal.name,
       action,
@@ -98,7 +95,7 @@ class FakeAws implements AutomationBackends {
     this.authorizations.push(call);
     if (this.deny(call))
       throw new Error(`${principal.name} is not authorized to perform ${action} on ${resources.join(', ')}`);
-  }
+  };
 
   async invokeLambda(caller: Principal, request: InvokeLambdaRequest): Promise<InvokeLambdaResult> {
     this.lambdas.push({ caller: caller.name, request });
@@ -1200,15 +1197,7 @@ describe('the synthesized StemeDB-ArchiveWal', () => {
       counts: { verified: 3, mismatched: 0, notArchived: 0 },
     });
     expect(record.failureMessage).toBeUndefined();
-    expect(path).toEqual([
-      'ResolveNode',
-      'UploadWal',
-      'VerifyArchive',
-      'BranchOnVerify',
-      'DeleteArchivedWal',
-      'DiskReport',
-      'Notify',
-    ]);
+    expect(path).toEqual(ARCHIVE_WAL_PATHS.verified);
     expect(record.status).toBe('Success');
     expect(record.steps.map((s) => s.principal)).toEqual([
       'automation-role',
@@ -1244,14 +1233,7 @@ describe('the synthesized StemeDB-ArchiveWal', () => {
       reason: 'manifest runId is not the latest upload',
       counts: { verified: 0, mismatched: 1, notArchived: 0 },
     });
-    expect(path).toEqual([
-      'ResolveNode',
-      'UploadWal',
-      'VerifyArchive',
-      'BranchOnVerify',
-      'NotifyRefused',
-      'FailRefused',
-    ]);
+    expect(path).toEqual(ARCHIVE_WAL_PATHS.refused);
     expect(aws.commands.map((c) => c.request.documentName)).toEqual(['StemeDB-Host-ArchiveWal']);
     expect(record.status).toBe('Failed');
     expect(record.failureMessage).toBe(
