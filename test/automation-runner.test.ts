@@ -676,59 +676,61 @@ describe('aws:executeScript with python3', () => {
 });
 
 describe('aws:executeAwsApi and aws:waitForAwsResourceProperty with boto3 against moto_server', () => {
-  it('calls the APIs as the principal: outputs by Selector, datetimes as ISO strings, typed inputs', async () => {
+  /** Runs a document of `steps` with the back ends' boto3 calls going to moto_server. */
+  async function runOnMoto(steps: Step[], parameters?: Record<string, Record<string, unknown>>) {
     const aws = new FakeAws();
     aws.endpoint = moto.endpoint;
-    const record = await run(
-      aws,
-      automation(
-        [
-          {
-            name: 'CreateTopic',
-            action: 'aws:executeAwsApi',
-            inputs: { Service: 'sns', Api: 'CreateTopic', Name: '{{ TopicName }}' },
-            outputs: [{ Name: 'TopicArn', Selector: '$.TopicArn', Type: 'String' }],
+    return { aws, record: await run(aws, automation(steps, parameters)) };
+  }
+
+  it('calls the APIs as the principal: outputs by Selector, datetimes as ISO strings, typed inputs', async () => {
+    const { record } = await runOnMoto(
+      [
+        {
+          name: 'CreateTopic',
+          action: 'aws:executeAwsApi',
+          inputs: { Service: 'sns', Api: 'CreateTopic', Name: '{{ TopicName }}' },
+          outputs: [{ Name: 'TopicArn', Selector: '$.TopicArn', Type: 'String' }],
+        },
+        {
+          name: 'Publish',
+          action: 'aws:executeAwsApi',
+          inputs: {
+            Service: 'sns',
+            Api: 'Publish',
+            TopicArn: '{{ CreateTopic.TopicArn }}',
+            Message: 'execution {{ automation:EXECUTION_ID }}',
           },
-          {
-            name: 'Publish',
-            action: 'aws:executeAwsApi',
-            inputs: {
-              Service: 'sns',
-              Api: 'Publish',
-              TopicArn: '{{ CreateTopic.TopicArn }}',
-              Message: 'execution {{ automation:EXECUTION_ID }}',
-            },
-            outputs: [{ Name: 'MessageId', Selector: '$.MessageId', Type: 'String' }],
+          outputs: [{ Name: 'MessageId', Selector: '$.MessageId', Type: 'String' }],
+        },
+        {
+          name: 'WaitForTopic',
+          action: 'aws:waitForAwsResourceProperty',
+          timeoutSeconds: 60,
+          inputs: {
+            Service: 'sns',
+            Api: 'GetTopicAttributes',
+            TopicArn: '{{ CreateTopic.TopicArn }}',
+            PropertySelector: '$.Attributes.TopicArn',
+            DesiredValues: ['{{ CreateTopic.TopicArn }}'],
           },
-          {
-            name: 'WaitForTopic',
-            action: 'aws:waitForAwsResourceProperty',
-            timeoutSeconds: 60,
-            inputs: {
-              Service: 'sns',
-              Api: 'GetTopicAttributes',
-              TopicArn: '{{ CreateTopic.TopicArn }}',
-              PropertySelector: '$.Attributes.TopicArn',
-              DesiredValues: ['{{ CreateTopic.TopicArn }}'],
-            },
+        },
+        {
+          name: 'CreateVolume',
+          action: 'aws:executeAwsApi',
+          inputs: {
+            Service: 'ec2',
+            Api: 'CreateVolume',
+            AvailabilityZone: `${TEST_REGION}a`,
+            Size: '{{ SizeGiB }}',
           },
-          {
-            name: 'CreateVolume',
-            action: 'aws:executeAwsApi',
-            inputs: {
-              Service: 'ec2',
-              Api: 'CreateVolume',
-              AvailabilityZone: `${TEST_REGION}a`,
-              Size: '{{ SizeGiB }}',
-            },
-            outputs: [
-              { Name: 'CreateTime', Selector: '$.CreateTime', Type: 'String' },
-              { Name: 'Size', Selector: '$.Size', Type: 'Integer' },
-            ],
-          },
-        ],
-        { TopicName: { type: 'String', default: 'runner-test' }, SizeGiB: { type: 'Integer', default: 3 } },
-      ),
+          outputs: [
+            { Name: 'CreateTime', Selector: '$.CreateTime', Type: 'String' },
+            { Name: 'Size', Selector: '$.Size', Type: 'Integer' },
+          ],
+        },
+      ],
+      { TopicName: { type: 'String', default: 'runner-test' }, SizeGiB: { type: 'Integer', default: 3 } },
     );
     expect(record.failureMessage).toBeUndefined();
     expect(record.path).toEqual(['CreateTopic', 'Publish', 'WaitForTopic', 'CreateVolume']);
@@ -740,48 +742,38 @@ describe('aws:executeAwsApi and aws:waitForAwsResourceProperty with boto3 agains
   });
 
   it('fails the step with the API error', async () => {
-    const aws = new FakeAws();
-    aws.endpoint = moto.endpoint;
-    const record = await run(
-      aws,
-      automation([
-        {
-          name: 'Publish',
-          action: 'aws:executeAwsApi',
-          inputs: {
-            Service: 'sns',
-            Api: 'Publish',
-            TopicArn: `arn:aws:sns:${TEST_REGION}:${ACCOUNT}:absent`,
-            Message: 'x',
-          },
+    const { record } = await runOnMoto([
+      {
+        name: 'Publish',
+        action: 'aws:executeAwsApi',
+        inputs: {
+          Service: 'sns',
+          Api: 'Publish',
+          TopicArn: `arn:aws:sns:${TEST_REGION}:${ACCOUNT}:absent`,
+          Message: 'x',
         },
-      ]),
-    );
+      },
+    ]);
     expect(record.status).toBe('Failed');
     expect(record.steps[0]?.failureMessage).toMatch(/^NotFoundException: An error occurred \(NotFound\)/);
   });
 
   it('times out waiting for a property that never takes a desired value', async () => {
-    const aws = new FakeAws();
-    aws.endpoint = moto.endpoint;
-    const record = await run(
-      aws,
-      automation([
-        {
-          name: 'Wait',
-          action: 'aws:waitForAwsResourceProperty',
-          // Long enough for one boto3 call and its poll sleep on a loaded 2-core machine.
-          timeoutSeconds: 4,
-          onFailure: 'Continue',
-          inputs: {
-            Service: 'sns',
-            Api: 'ListTopics',
-            PropertySelector: '$.NextToken',
-            DesiredValues: ['never'],
-          },
+    const { aws, record } = await runOnMoto([
+      {
+        name: 'Wait',
+        action: 'aws:waitForAwsResourceProperty',
+        // Long enough for one boto3 call and its poll sleep on a loaded 2-core machine.
+        timeoutSeconds: 4,
+        onFailure: 'Continue',
+        inputs: {
+          Service: 'sns',
+          Api: 'ListTopics',
+          PropertySelector: '$.NextToken',
+          DesiredValues: ['never'],
         },
-      ]),
-    );
+      },
+    ]);
     expect(record.steps[0]).toMatchObject({
       status: 'TimedOut',
       failureMessage: 'the step exceeded timeoutSeconds 4',
