@@ -17,10 +17,13 @@
  */
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { generatedFleetConfig, synthFleet } from '../test/support/fleet-synth';
+import {
+  generatedFleetConfig,
+  MAX_RESOURCES,
+  MAX_TEMPLATE_BYTES,
+  synthFleet,
+} from '../test/support/fleet-synth';
 
-const MAX_RESOURCES = 450;
-const MAX_TEMPLATE_BYTES = 800 * 1024;
 const TARGET_SECONDS_AT_500 = 60;
 const ONE = '--one';
 

@@ -14,13 +14,10 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { App, Stack } from 'aws-cdk-lib';
-import { Template } from 'aws-cdk-lib/assertions';
-import { CommandDocument, type CommandDocumentContent } from '../lib/command-document';
-import { restrictFstabFile } from '../lib/migrate-data-volume';
 import { runCommandDocument } from '../test/support/command-document-runner';
 import { createFakeSystemd } from '../test/support/fake-systemd';
 import { isMounted, LoopDeviceLab, sh } from '../test/support/loop-device';
+import { synthesizeMigrateDataVolume } from '../test/support/migrate-data-volume-document';
 import { freePort, standinCommand } from '../test/support/stemedb-standin';
 
 const UNIT = 'stemedb-api';
@@ -31,20 +28,6 @@ interface Result {
   reason: string | null;
   verify: { files: number; bytes: number; seconds: number; manifestSeconds: number; checksumSeconds: number };
   timings: Record<string, number | null>;
-}
-
-function synthesize(fstab: string): CommandDocumentContent {
-  const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
-  const stack = new Stack(app, 'Bench');
-  restrictFstabFile(
-    new CommandDocument(stack, 'Migrate', { prefix: 'StemeDB', name: 'MigrateDataVolume' }),
-    fstab,
-  );
-  const [doc] = Object.values(Template.fromStack(stack).findResources('AWS::SSM::Document')) as Array<{
-    Properties: { Content: CommandDocumentContent };
-  }>;
-  if (doc === undefined) throw new Error('no document');
-  return doc.Properties.Content;
 }
 
 function oneGiB(dir: string): void {
@@ -85,7 +68,7 @@ async function scenario(
     const etc = join(root, 'etc');
     mkdirSync(etc);
     const fstab = join(etc, 'fstab');
-    const doc = synthesize(fstab);
+    const doc = synthesizeMigrateDataVolume(fstab);
     const old = lab.createDisk({ sizeMiB: oldMiB, fs: 'xfs', mount: false });
     lab.mount(old, mount);
     const t0 = performance.now();

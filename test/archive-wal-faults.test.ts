@@ -1,5 +1,4 @@
 import { mkdirSync, utimesSync, writeFileSync } from 'node:fs';
-import { createServer, request, type Server } from 'node:http';
 import { join } from 'node:path';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -7,8 +6,6 @@ import { uploadManifestKey, verifiedManifestKey } from '../lambda/shared/wal-man
 import { dfBytes, LoopDeviceLab } from './support/loop-device';
 import { type MotoServer, startMotoServer } from './support/moto-server';
 import {
-  type ArchiveTestBed,
-  archiveTestBed,
   expectExit0,
   listKeys,
   localSegments,
@@ -20,6 +17,8 @@ import {
   runDelete,
   runVerify,
   s3Client,
+  useArchiveTestBed,
+  useS3Proxies,
   type WalTarget,
   walTarget,
 } from './support/wal-archive';
@@ -30,13 +29,7 @@ import {
  * stale manifests, local files changed after verification, and a WAL filesystem that is 100% full.
  */
 
-let bed: ArchiveTestBed;
-
-beforeAll(async () => {
-  bed = await archiveTestBed('archive-wal-faults-');
-});
-
-afterAll(() => bed?.cleanup());
+const bed = useArchiveTestBed('archive-wal-faults-');
 
 async function expectNothingLost(
   t: WalTarget,
@@ -48,13 +41,12 @@ async function expectNothingLost(
 
 describe('S3 stops half-way through an upload run', () => {
   let own: MotoServer | undefined;
-  let proxy: Server | undefined;
 
   afterEach(async () => {
-    proxy?.closeAllConnections();
-    proxy?.close();
     await own?.stop();
   });
+  // Registered after the moto_server's stop, so the proxy closes first.
+  const startProxy = useS3Proxies();
 
   /**
    * A pass-through proxy to its own moto_server that, once `after` segment PUTs have been
@@ -63,33 +55,20 @@ describe('S3 stops half-way through an upload run', () => {
   async function stoppingProxy(server: MotoServer, after: number): Promise<string> {
     let puts = 0;
     let stopped = false;
-    const p = createServer((req, res) => {
-      const upstream = request(
-        { host: '127.0.0.1', port: server.port, method: req.method, path: req.url, headers: req.headers },
-        (up) => {
-          res.writeHead(up.statusCode ?? 502, up.headers);
-          up.pipe(res);
-          up.on('end', () => {
-            const segmentPut = req.method === 'PUT' && !(req.url ?? '').includes('_manifest');
-            if (segmentPut && up.statusCode === 200) puts += 1;
-            if (puts >= after && !stopped) {
-              stopped = true;
-              res.on('finish', () => {
-                p.close();
-                p.closeAllConnections();
-                void server.stop();
-              });
-            }
+    const p = await startProxy(server.port, {
+      answered(req, statusCode, res) {
+        const segmentPut = req.method === 'PUT' && !(req.url ?? '').includes('_manifest');
+        if (segmentPut && statusCode === 200) puts += 1;
+        if (puts >= after && !stopped) {
+          stopped = true;
+          res.on('finish', () => {
+            p.close();
+            void server.stop();
           });
-        },
-      );
-      upstream.on('error', () => res.destroy());
-      req.pipe(upstream);
+        }
+      },
     });
-    proxy = p;
-    await new Promise<void>((r) => p.listen(0, '127.0.0.1', r));
-    const addr = p.address();
-    return `http://127.0.0.1:${typeof addr === 'object' && addr !== null ? addr.port : 0}`;
+    return p.endpoint;
   }
 
   it('writes no manifest, exits non-zero and so nothing is deleted', async () => {

@@ -1,9 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
-  type ArchiveTestBed,
-  archiveTestBed,
   expectExit0,
   localSegments,
   lostSegments,
@@ -12,6 +10,7 @@ import {
   runVerify,
   setAgeDays,
   sha256Hex,
+  useArchiveTestBed,
   walTarget,
 } from './support/wal-archive';
 
@@ -37,13 +36,7 @@ const SEGMENT_BYTES = 4096;
  */
 const MAX_RSS_GROWTH_KIB = 2 * 1024;
 
-let bed: ArchiveTestBed;
-
-beforeAll(async () => {
-  bed = await archiveTestBed('archive-wal-scale-');
-});
-
-afterAll(() => bed?.cleanup());
+const bed = useArchiveTestBed('archive-wal-scale-');
 
 /** Archives, verifies and deletes `count` small segments; returns the helper's peak RSS. */
 async function pipeline(count: number, node: string): Promise<number> {

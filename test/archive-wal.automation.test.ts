@@ -2,6 +2,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { parseVerifyInput } from '../lambda/verify-archive';
 import { type AutomationDocumentContent, loadAutomationDocumentContent } from '../lib/automation-document';
 import { DEFAULT_CONFIG } from '../lib/config';
+import { ARCHIVE_WAL_PATHS } from './support/archive-wal-paths';
 import { runStepScript } from './support/automation-python';
 import {
   type StepResult,
@@ -62,15 +63,7 @@ describe('ArchiveWal Automation document', () => {
 
   it('runs upload, verify, delete, disk report and notification in that order', () => {
     const sim = simulate({});
-    expect(sim.path).toEqual([
-      'ResolveNode',
-      'UploadWal',
-      'VerifyArchive',
-      'BranchOnVerify',
-      'DeleteArchivedWal',
-      'DiskReport',
-      'Notify',
-    ]);
+    expect(sim.path).toEqual(ARCHIVE_WAL_PATHS.verified);
     expect(sim.status).toBe('Success');
   });
 

@@ -17,11 +17,9 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parseUploadManifest, uploadManifestKey, verifiedManifestKey } from '../lambda/shared/wal-manifest';
 import {
-  type ArchiveTestBed,
-  archiveTestBed,
   DAY_MS,
   expectExit0,
   expectNothingLost,
@@ -33,6 +31,7 @@ import {
   runVerify,
   sha256Hex,
   storedSha256,
+  useArchiveTestBed,
   type WalTarget,
   writeSegment,
 } from './support/wal-archive';
@@ -44,13 +43,7 @@ import {
  * check that each original segment is on disk or in S3 (body read back) with the same SHA-256.
  */
 
-let bed: ArchiveTestBed;
-
-beforeAll(async () => {
-  bed = await archiveTestBed('archive-wal-test-');
-});
-
-afterAll(() => bed?.cleanup());
+const bed = useArchiveTestBed('archive-wal-test-');
 
 function segmentBody(i: number, bytes = 4096): Buffer {
   return Buffer.alloc(bytes, `segment ${i};`);

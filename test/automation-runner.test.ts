@@ -4,7 +4,9 @@ import { join } from 'node:path';
 import { CreateTopicCommand, SNSClient } from '@aws-sdk/client-sns';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AutomationDocumentContent } from '../lib/automation-document';
+import { ARCHIVE_WAL_PATHS } from './support/archive-wal-paths';
 import {
+  type Authorize,
   type AutomationBackends,
   AutomationService,
   type AutomationServiceError,
@@ -83,12 +85,7 @@ class FakeAws implements AutomationBackends {
     return found;
   }
 
-  async authorize(
-    principal: Principal,
-    action: string,
-    resources: readonly string[],
-    context?: Readonly<Record<string, string | readonly string[]>>,
-  ): Promise<void> {
+  readonly authorize: Authorize = async (principal, action, resources, context) => {
     const call = {
       principal: principal.name,
       action,
@@ -98,7 +95,7 @@ class FakeAws implements AutomationBackends {
     this.authorizations.push(call);
     if (this.deny(call))
       throw new Error(`${principal.name} is not authorized to perform ${action} on ${resources.join(', ')}`);
-  }
+  };
 
   async invokeLambda(caller: Principal, request: InvokeLambdaRequest): Promise<InvokeLambdaResult> {
     this.lambdas.push({ caller: caller.name, request });
@@ -679,59 +676,61 @@ describe('aws:executeScript with python3', () => {
 });
 
 describe('aws:executeAwsApi and aws:waitForAwsResourceProperty with boto3 against moto_server', () => {
-  it('calls the APIs as the principal: outputs by Selector, datetimes as ISO strings, typed inputs', async () => {
+  /** Runs a document of `steps` with the back ends' boto3 calls going to moto_server. */
+  async function runOnMoto(steps: Step[], parameters?: Record<string, Record<string, unknown>>) {
     const aws = new FakeAws();
     aws.endpoint = moto.endpoint;
-    const record = await run(
-      aws,
-      automation(
-        [
-          {
-            name: 'CreateTopic',
-            action: 'aws:executeAwsApi',
-            inputs: { Service: 'sns', Api: 'CreateTopic', Name: '{{ TopicName }}' },
-            outputs: [{ Name: 'TopicArn', Selector: '$.TopicArn', Type: 'String' }],
+    return { aws, record: await run(aws, automation(steps, parameters)) };
+  }
+
+  it('calls the APIs as the principal: outputs by Selector, datetimes as ISO strings, typed inputs', async () => {
+    const { record } = await runOnMoto(
+      [
+        {
+          name: 'CreateTopic',
+          action: 'aws:executeAwsApi',
+          inputs: { Service: 'sns', Api: 'CreateTopic', Name: '{{ TopicName }}' },
+          outputs: [{ Name: 'TopicArn', Selector: '$.TopicArn', Type: 'String' }],
+        },
+        {
+          name: 'Publish',
+          action: 'aws:executeAwsApi',
+          inputs: {
+            Service: 'sns',
+            Api: 'Publish',
+            TopicArn: '{{ CreateTopic.TopicArn }}',
+            Message: 'execution {{ automation:EXECUTION_ID }}',
           },
-          {
-            name: 'Publish',
-            action: 'aws:executeAwsApi',
-            inputs: {
-              Service: 'sns',
-              Api: 'Publish',
-              TopicArn: '{{ CreateTopic.TopicArn }}',
-              Message: 'execution {{ automation:EXECUTION_ID }}',
-            },
-            outputs: [{ Name: 'MessageId', Selector: '$.MessageId', Type: 'String' }],
+          outputs: [{ Name: 'MessageId', Selector: '$.MessageId', Type: 'String' }],
+        },
+        {
+          name: 'WaitForTopic',
+          action: 'aws:waitForAwsResourceProperty',
+          timeoutSeconds: 60,
+          inputs: {
+            Service: 'sns',
+            Api: 'GetTopicAttributes',
+            TopicArn: '{{ CreateTopic.TopicArn }}',
+            PropertySelector: '$.Attributes.TopicArn',
+            DesiredValues: ['{{ CreateTopic.TopicArn }}'],
           },
-          {
-            name: 'WaitForTopic',
-            action: 'aws:waitForAwsResourceProperty',
-            timeoutSeconds: 60,
-            inputs: {
-              Service: 'sns',
-              Api: 'GetTopicAttributes',
-              TopicArn: '{{ CreateTopic.TopicArn }}',
-              PropertySelector: '$.Attributes.TopicArn',
-              DesiredValues: ['{{ CreateTopic.TopicArn }}'],
-            },
+        },
+        {
+          name: 'CreateVolume',
+          action: 'aws:executeAwsApi',
+          inputs: {
+            Service: 'ec2',
+            Api: 'CreateVolume',
+            AvailabilityZone: `${TEST_REGION}a`,
+            Size: '{{ SizeGiB }}',
           },
-          {
-            name: 'CreateVolume',
-            action: 'aws:executeAwsApi',
-            inputs: {
-              Service: 'ec2',
-              Api: 'CreateVolume',
-              AvailabilityZone: `${TEST_REGION}a`,
-              Size: '{{ SizeGiB }}',
-            },
-            outputs: [
-              { Name: 'CreateTime', Selector: '$.CreateTime', Type: 'String' },
-              { Name: 'Size', Selector: '$.Size', Type: 'Integer' },
-            ],
-          },
-        ],
-        { TopicName: { type: 'String', default: 'runner-test' }, SizeGiB: { type: 'Integer', default: 3 } },
-      ),
+          outputs: [
+            { Name: 'CreateTime', Selector: '$.CreateTime', Type: 'String' },
+            { Name: 'Size', Selector: '$.Size', Type: 'Integer' },
+          ],
+        },
+      ],
+      { TopicName: { type: 'String', default: 'runner-test' }, SizeGiB: { type: 'Integer', default: 3 } },
     );
     expect(record.failureMessage).toBeUndefined();
     expect(record.path).toEqual(['CreateTopic', 'Publish', 'WaitForTopic', 'CreateVolume']);
@@ -743,48 +742,38 @@ describe('aws:executeAwsApi and aws:waitForAwsResourceProperty with boto3 agains
   });
 
   it('fails the step with the API error', async () => {
-    const aws = new FakeAws();
-    aws.endpoint = moto.endpoint;
-    const record = await run(
-      aws,
-      automation([
-        {
-          name: 'Publish',
-          action: 'aws:executeAwsApi',
-          inputs: {
-            Service: 'sns',
-            Api: 'Publish',
-            TopicArn: `arn:aws:sns:${TEST_REGION}:${ACCOUNT}:absent`,
-            Message: 'x',
-          },
+    const { record } = await runOnMoto([
+      {
+        name: 'Publish',
+        action: 'aws:executeAwsApi',
+        inputs: {
+          Service: 'sns',
+          Api: 'Publish',
+          TopicArn: `arn:aws:sns:${TEST_REGION}:${ACCOUNT}:absent`,
+          Message: 'x',
         },
-      ]),
-    );
+      },
+    ]);
     expect(record.status).toBe('Failed');
     expect(record.steps[0]?.failureMessage).toMatch(/^NotFoundException: An error occurred \(NotFound\)/);
   });
 
   it('times out waiting for a property that never takes a desired value', async () => {
-    const aws = new FakeAws();
-    aws.endpoint = moto.endpoint;
-    const record = await run(
-      aws,
-      automation([
-        {
-          name: 'Wait',
-          action: 'aws:waitForAwsResourceProperty',
-          // Long enough for one boto3 call and its poll sleep on a loaded 2-core machine.
-          timeoutSeconds: 4,
-          onFailure: 'Continue',
-          inputs: {
-            Service: 'sns',
-            Api: 'ListTopics',
-            PropertySelector: '$.NextToken',
-            DesiredValues: ['never'],
-          },
+    const { aws, record } = await runOnMoto([
+      {
+        name: 'Wait',
+        action: 'aws:waitForAwsResourceProperty',
+        // Long enough for one boto3 call and its poll sleep on a loaded 2-core machine.
+        timeoutSeconds: 4,
+        onFailure: 'Continue',
+        inputs: {
+          Service: 'sns',
+          Api: 'ListTopics',
+          PropertySelector: '$.NextToken',
+          DesiredValues: ['never'],
         },
-      ]),
-    );
+      },
+    ]);
     expect(record.steps[0]).toMatchObject({
       status: 'TimedOut',
       failureMessage: 'the step exceeded timeoutSeconds 4',
@@ -1200,15 +1189,7 @@ describe('the synthesized StemeDB-ArchiveWal', () => {
       counts: { verified: 3, mismatched: 0, notArchived: 0 },
     });
     expect(record.failureMessage).toBeUndefined();
-    expect(path).toEqual([
-      'ResolveNode',
-      'UploadWal',
-      'VerifyArchive',
-      'BranchOnVerify',
-      'DeleteArchivedWal',
-      'DiskReport',
-      'Notify',
-    ]);
+    expect(path).toEqual(ARCHIVE_WAL_PATHS.verified);
     expect(record.status).toBe('Success');
     expect(record.steps.map((s) => s.principal)).toEqual([
       'automation-role',
@@ -1244,14 +1225,7 @@ describe('the synthesized StemeDB-ArchiveWal', () => {
       reason: 'manifest runId is not the latest upload',
       counts: { verified: 0, mismatched: 1, notArchived: 0 },
     });
-    expect(path).toEqual([
-      'ResolveNode',
-      'UploadWal',
-      'VerifyArchive',
-      'BranchOnVerify',
-      'NotifyRefused',
-      'FailRefused',
-    ]);
+    expect(path).toEqual(ARCHIVE_WAL_PATHS.refused);
     expect(aws.commands.map((c) => c.request.documentName)).toEqual(['StemeDB-Host-ArchiveWal']);
     expect(record.status).toBe('Failed');
     expect(record.failureMessage).toBe(

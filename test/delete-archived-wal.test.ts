@@ -1,12 +1,9 @@
 import { utimesSync } from 'node:fs';
-import { createServer, request, type Server } from 'node:http';
 import { join } from 'node:path';
 import { DeleteObjectCommand, GetObjectCommand } from '@aws-sdk/client-s3';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { verifiedManifestKey } from '../lambda/shared/wal-manifest';
 import {
-  type ArchiveTestBed,
-  archiveTestBed,
   expectExit0,
   expectNothingLost,
   localSegments,
@@ -16,6 +13,8 @@ import {
   runDelete,
   runVerify,
   sha256Hex,
+  useArchiveTestBed,
+  useS3Proxies,
   writeSegment,
 } from './support/wal-archive';
 
@@ -27,13 +26,7 @@ import {
  * HeadObject per file).
  */
 
-let bed: ArchiveTestBed;
-
-beforeAll(async () => {
-  bed = await archiveTestBed('delete-archived-wal-');
-});
-
-afterAll(() => bed?.cleanup());
+const bed = useArchiveTestBed('delete-archived-wal-');
 
 async function getText(bucket: string, key: string): Promise<string> {
   const res = await bed.s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
@@ -113,34 +106,19 @@ describe('DeleteArchivedWal re-checks S3', () => {
   });
 
   describe('when S3 refuses the listing', () => {
-    let proxy: Server | undefined;
-    afterEach(() => {
-      proxy?.closeAllConnections();
-      proxy?.close();
-    });
+    const startProxy = useS3Proxies();
 
     /** A pass-through proxy to moto_server that answers every ListObjectsV2 with 403 AccessDenied. */
     async function denyListing(): Promise<string> {
-      const p = createServer((req, res) => {
-        if (req.method === 'GET' && (req.url ?? '').includes('list-type=2')) {
+      const proxy = await startProxy(bed.moto.port, {
+        intercept(req, res) {
+          if (req.method !== 'GET' || !(req.url ?? '').includes('list-type=2')) return false;
           res.writeHead(403, { 'content-type': 'application/xml' });
           res.end('<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>');
-          return;
-        }
-        const upstream = request(
-          { host: '127.0.0.1', port: bed.moto.port, method: req.method, path: req.url, headers: req.headers },
-          (up) => {
-            res.writeHead(up.statusCode ?? 502, up.headers);
-            up.pipe(res);
-          },
-        );
-        upstream.on('error', () => res.destroy());
-        req.pipe(upstream);
+          return true;
+        },
       });
-      proxy = p;
-      await new Promise<void>((r) => p.listen(0, '127.0.0.1', r));
-      const addr = p.address();
-      return `http://127.0.0.1:${typeof addr === 'object' && addr !== null ? addr.port : 0}`;
+      return proxy.endpoint;
     }
 
     it('deletes nothing and says why', async () => {

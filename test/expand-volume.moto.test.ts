@@ -224,21 +224,19 @@ describe('expand-volume against moto_server', () => {
     expect(await modificationsOf(volumeId)).toHaveLength(2);
   });
 
-  it('refuses an untagged volume and changes nothing', async () => {
-    const { instanceId, volumeId } = await node([{ Key: 'stemedb:node', Value: 'db-1' }]);
+  // [the volume, its tags, what the refusal says]
+  it.each<[string, Tag[], string]>([
+    ['an untagged volume', [{ Key: 'stemedb:node', Value: 'db-1' }], 'is not tagged stemedb:managed=true'],
+    [
+      'a managed volume of another deployment',
+      MANAGED.map((t) => (t.Key === 'stemedb:deployment' ? { ...t, Value: 'Other' } : t)),
+      'belongs to deployment "Other"',
+    ],
+  ])('refuses %s and changes nothing', async (_volume, tags, reason) => {
+    const { instanceId, volumeId } = await node(tags);
     const r = await expandVolume({ instanceId, volumeId }, deps());
     expect(r).toMatchObject({ status: 'refused', apiCalls: 1 });
-    expect(r.reason).toContain('is not tagged stemedb:managed=true');
-    expect(await sizeOf(volumeId)).toBe(10);
-    expect(await snapshotsOf(volumeId)).toHaveLength(0);
-  });
-
-  it('refuses a managed volume of another deployment and changes nothing', async () => {
-    const other = MANAGED.map((t) => (t.Key === 'stemedb:deployment' ? { ...t, Value: 'Other' } : t));
-    const { instanceId, volumeId } = await node(other);
-    const r = await expandVolume({ instanceId, volumeId }, deps());
-    expect(r).toMatchObject({ status: 'refused', apiCalls: 1 });
-    expect(r.reason).toContain('belongs to deployment "Other"');
+    expect(r.reason).toContain(reason);
     expect(await sizeOf(volumeId)).toBe(10);
     expect(await snapshotsOf(volumeId)).toHaveLength(0);
   });

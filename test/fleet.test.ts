@@ -32,12 +32,12 @@ import {
   type FleetSynthResult,
   generatedFleetConfig,
   generatedNode,
+  MAX_RESOURCES,
+  MAX_TEMPLATE_BYTES,
   synthFleet,
 } from './support/fleet-synth';
 
 const FLEET = 200;
-const MAX_RESOURCES = 450;
-const MAX_TEMPLATE_BYTES = 800 * 1024;
 
 interface Placement {
   readonly stack: string;

@@ -25,10 +25,8 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { App, Stack } from 'aws-cdk-lib';
-import { Template } from 'aws-cdk-lib/assertions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CommandDocument, type CommandDocumentContent } from '../lib/command-document';
+import type { CommandDocument, CommandDocumentContent } from '../lib/command-document';
 import { FSTAB_FILE, restrictFstabFile } from '../lib/migrate-data-volume';
 import {
   ParameterValidationError,
@@ -38,26 +36,13 @@ import {
 } from './support/command-document-runner';
 import { createFakeSystemd, type FakeSystemd } from './support/fake-systemd';
 import { isMounted, LoopDeviceLab, type LoopDisk, sh } from './support/loop-device';
+import { synthesizeMigrateDataVolume } from './support/migrate-data-volume-document';
 import { freePort, standinCommand } from './support/stemedb-standin';
 
 const UNIT = 'stemedb-api';
 const MiB = 1024 * 1024;
 /** What the service writes at shutdown in the too-small case. */
 const FLUSH_MIB = 96;
-
-/** The document as the stack synthesizes it, with FstabFile restricted to `fstabFile`. */
-function synthesize(fstabFile: string): CommandDocumentContent {
-  const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
-  const stack = new Stack(app, 'MigrateDataVolumeTest');
-  restrictFstabFile(
-    new CommandDocument(stack, 'Migrate', { prefix: 'StemeDB', name: 'MigrateDataVolume' }),
-    fstabFile,
-  );
-  const docs = Template.fromStack(stack).findResources('AWS::SSM::Document');
-  const [doc] = Object.values(docs) as Array<{ Properties: { Content: CommandDocumentContent } }>;
-  if (doc === undefined) throw new Error('no document synthesized');
-  return doc.Properties.Content;
-}
 
 // --- a snapshot of a tree, everything that must survive a copy -----------------------------------
 
@@ -307,7 +292,7 @@ beforeAll(async () => {
     spawnSync('umount', [etcDir]);
   });
   fstab = join(etcDir, 'fstab');
-  doc = synthesize(fstab);
+  doc = synthesizeMigrateDataVolume(fstab);
 
   oldDisk = lab.createDisk({ sizeMiB: 512, fs: 'xfs', mount: false });
   lab.mount(oldDisk, mount);

@@ -11,6 +11,7 @@ import type { CommandDocumentContent } from '../../lib/command-document';
 import { loadConfig } from '../../lib/config';
 import { StemeDbDiskStack } from '../../lib/stemedb-disk-stack';
 import {
+  type Authorize,
   type AutomationBackends,
   AutomationService,
   type CommandInvocationResult,
@@ -428,12 +429,7 @@ export class Drill {
   }
 
   /** The real IAM decision; a denial is recorded and thrown with principal, action and resource. */
-  async authorize(
-    principal: Principal,
-    action: string,
-    resources: readonly string[],
-    context?: Readonly<Record<string, string | readonly string[]>>,
-  ): Promise<void> {
+  readonly authorize: Authorize = async (principal, action, resources, context) => {
     for (const resource of resources) {
       const decision = await this.evaluator.isAllowed({
         principalRoleArn: principal.arn,
@@ -449,7 +445,7 @@ export class Drill {
         });
       }
     }
-  }
+  };
 
   private lambdaResource(functionName: string): ResolvedResource {
     const fn = this.resolved.resources('AWS::Lambda::Function').find((f) => f.ref === functionName);

@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Principal } from '../support/automation-runner';
+import { collectOutput } from '../support/child-process';
 import type { ResolvedResource } from '../support/resolved-template';
 
 /**
@@ -108,19 +109,13 @@ export class LambdaHost {
         env,
         stdio: ['pipe', 'pipe', 'pipe'],
       });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (d: Buffer) => {
-        stdout += d.toString();
-      });
-      child.stderr.on('data', (d: Buffer) => {
-        stderr += d.toString();
-      });
+      const output = collectOutput(child);
       const timer = setTimeout(() => child.kill('SIGKILL'), timeout * 1000);
       child.on('error', fail);
       child.on('close', (code, signal) => {
         clearTimeout(timer);
         const durationMs = performance.now() - started;
+        const { stdout, stderr } = output;
         const marker = stdout.lastIndexOf('@@drill-lambda-result@@');
         const logs = (marker >= 0 ? stdout.slice(0, marker) : stdout) + stderr;
         const base = { logResult: logs, principal: role.name, durationMs };

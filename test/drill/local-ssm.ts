@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from 'node:http';
-import type { AutomationService, ExecutionRecord, Principal } from '../support/automation-runner';
+import type { Authorize, AutomationService, ExecutionRecord, Principal } from '../support/automation-runner';
 
 /**
  * The drill's SSM endpoint on 127.0.0.1: what moto_server lacks of Systems Manager, served here
@@ -76,14 +76,6 @@ export class CommandLedger {
   }
 }
 
-/** Decides whether `principal` may make a call (the real IAM evaluator); throws AccessDenied. */
-export type Authorize = (
-  principal: Principal,
-  action: string,
-  resources: readonly string[],
-  context?: Readonly<Record<string, string | readonly string[]>>,
-) => Promise<void>;
-
 export interface LocalSsmOptions {
   readonly motoEndpoint: string;
   readonly account: string;
@@ -92,6 +84,7 @@ export interface LocalSsmOptions {
   readonly commands: CommandLedger;
   /** The principal of an access key id (a session the drill assumed), or undefined. */
   readonly principalOf: (accessKeyId: string) => Principal | undefined;
+  /** Decides whether `principal` may make a call (the real IAM evaluator); throws AccessDenied. */
   readonly authorize: Authorize;
   /** Told every call served here: who, what, the outcome. */
   readonly onCall?: (call: {

@@ -38,6 +38,7 @@ import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
 import { DEFAULT_CONFIG } from '../../lib/config';
 import { DEPLOYMENT_TAG_KEY } from '../../lib/tags';
 import type { AwsCredentials, Principal } from '../support/automation-runner';
+import { AWS_MANAGED_POLICIES } from '../support/iam-evaluator';
 import type { ResolvedResource, ResolvedRole, ResolvedTemplate } from '../support/resolved-template';
 
 /**
@@ -203,39 +204,6 @@ export interface ProvisionedAccount {
   readonly topicArn: string;
   readonly bucketName: string;
 }
-
-/** The policies an instance needs for Systems Manager (the AmazonSSMManagedInstanceCore actions the agent uses). */
-const SSM_AGENT_BASICS: Json = {
-  Version: '2012-10-17',
-  Statement: [
-    {
-      Effect: 'Allow',
-      Action: [
-        'ssm:DescribeAssociation',
-        'ssm:GetDocument',
-        'ssm:DescribeDocument',
-        'ssm:GetParameter',
-        'ssm:GetParameters',
-        'ssm:ListAssociations',
-        'ssm:ListInstanceAssociations',
-        'ssm:UpdateInstanceInformation',
-        'ssm:UpdateAssociationStatus',
-        'ssm:PutInventory',
-        'ec2messages:AcknowledgeMessage',
-        'ec2messages:DeleteMessage',
-        'ec2messages:FailMessage',
-        'ec2messages:GetEndpoint',
-        'ec2messages:GetMessages',
-        'ec2messages:SendReply',
-        'ssmmessages:CreateControlChannel',
-        'ssmmessages:CreateDataChannel',
-        'ssmmessages:OpenControlChannel',
-        'ssmmessages:OpenDataChannel',
-      ],
-      Resource: '*',
-    },
-  ],
-};
 
 const EC2_TRUST: Json = {
   Version: '2012-10-17',
@@ -515,9 +483,13 @@ export async function provisionFromTemplate(
 /** A role's policies in moto (their projection), one inline policy each; returns their names. */
 async function putRolePolicies(c: MotoClients, role: ResolvedRole): Promise<string[]> {
   const documents = role.policies.map((p) => ({ name: p.name, document: p.document as Json }));
-  // moto has no AWS managed policies loaded: the one the drill's principals use, as its actions.
+  // moto has no AWS managed policies loaded: the one the drill's principals use, as AWS publishes
+  // it (the IAM evaluator's copy, so moto and the evaluator decide on the same policy).
   if (role.awsManagedPolicyArns.some((a) => a.endsWith('/AmazonSSMManagedInstanceCore')))
-    documents.push({ name: 'AmazonSSMManagedInstanceCore', document: SSM_AGENT_BASICS });
+    documents.push({
+      name: 'AmazonSSMManagedInstanceCore',
+      document: AWS_MANAGED_POLICIES.AmazonSSMManagedInstanceCore as Json,
+    });
   const names: string[] = [];
   for (const [i, p] of documents.entries()) {
     const name = `${p.name.replace(/[^A-Za-z0-9+=,.@_-]/g, '-')}-${i}`.slice(0, 128);

@@ -151,14 +151,93 @@ function executions(t: DrillTimeline, document: string): DrillTimeline['executio
   return t.executions.filter((e) => e.document === `${PREFIX}-${document}`);
 }
 
+/**
+ * Checks that the router started `document` (`ended: 'Success'`: and that it succeeded); returns
+ * its first execution.
+ */
+function checkRouterStarted(
+  drill: Drill,
+  t: DrillTimeline,
+  document: string,
+  ended: 'Success' | 'any' = 'Success',
+): DrillTimeline['executions'][number] | undefined {
+  const [started] = executions(t, document);
+  drill.check(
+    t,
+    `the router started ${document}`,
+    ended === 'any' ? started !== undefined : started?.status === ended,
+    `${started?.status ?? 'not started'}`,
+  );
+  return started;
+}
+
+/** The ExpandVolume executions the automation ran, oldest first, started at `sinceMs` or later. */
+function expandVolumeRuns(drill: Drill, sinceMs = 0): ReturnType<Drill['automation']['list']> {
+  return drill.automation
+    .list()
+    .filter((e) => e.documentName === `${PREFIX}-ExpandVolume` && e.startedAt.getTime() >= sinceMs);
+}
+
+/** Gives `event` to the router and waits until every automation it started has ended. */
+async function routeAndSettle(drill: Drill, event: Parameters<Drill['route']>[0]): Promise<void> {
+  await drill.route(event);
+  await drill.automation.idle();
+}
+
+/** Checks that no call of the run was denied (the denials' messages otherwise). */
+function checkNoneDenied(drill: Drill, done: DrillTimeline): void {
+  drill.check(
+    done,
+    'no call was denied',
+    done.denied.length === 0,
+    done.denied.map((d) => d.message).join('; ') || 'none',
+  );
+}
+
+/** The drill node named `name` (each scenario has its own). */
+function nodeNamed(drill: Drill, name: string): Drill['nodes'][number] {
+  return must(
+    drill.nodes.find((n) => n.name === name),
+    name,
+  );
+}
+
+/** What moto holds of a volume: its size (GiB) and how many snapshots were taken of it. */
+async function volumeState(
+  drill: Drill,
+  volumeId: string,
+): Promise<{ sizeGiB: number | undefined; snapshots: number }> {
+  const volume = await drill.admin.ec2.send(new DescribeVolumesCommand({ VolumeIds: [volumeId] }));
+  const snapshots = await drill.admin.ec2.send(
+    new DescribeSnapshotsCommand({ Filters: [{ Name: 'volume-id', Values: [volumeId] }] }),
+  );
+  return { sizeGiB: volume.Volumes?.[0]?.Size, snapshots: (snapshots.Snapshots ?? []).length };
+}
+
+/** The WAL an incident leaves: `count` segments of `sizeMiB`, the first `old` of them `ageDays` old. */
+interface WalSpec {
+  readonly count: number;
+  readonly sizeMiB: number;
+  /** @default 0 */
+  readonly old?: number;
+  /** @default 0 */
+  readonly ageDays?: number;
+}
+
 interface AlarmScenarioSpec {
   readonly name: string;
   readonly summary: string;
-  readonly node: DrillNodeSpec;
-  readonly disk: DiskSpec;
+  /** The node's name (a benchmark runs the scenario on several). @default `drill-<name>` */
+  readonly nodeName?: string;
+  /** The disk; the node's EBS volume is as large. @default 1 GiB xfs */
+  readonly disk?: DiskSpec;
   readonly alarm: AlarmKind;
-  /** Makes the incident on the fresh, mounted disk. */
-  fill(drill: Drill, host: NodeHost): void;
+  /** The WAL segments the incident leaves (written first). */
+  readonly wal: WalSpec;
+  /** Then the rest of the incident on the fresh, mounted disk. @default nothing more */
+  fill?(drill: Drill, host: NodeHost): void;
+  /** Last, database files until the disk is this % used. @default no database files */
+  readonly usedPercent?: number;
   /** Runs after the automation ended (before validation). */
   afterRemediation?(drill: Drill, t: DrillTimeline): Promise<void>;
   /** Checks on the finished timeline. */
@@ -167,92 +246,67 @@ interface AlarmScenarioSpec {
   readonly validates?: boolean;
 }
 
+const xfs1: DiskSpec = { fs: 'xfs', sizeGiB: 1 };
+
 /** The common shape: incident → alarm event → router → documents → validation → checks. */
 function alarmScenario(spec: AlarmScenarioSpec): Scenario {
+  const disk = spec.disk ?? xfs1;
+  const node: DrillNodeSpec = { name: spec.nodeName ?? `drill-${spec.name}`, volumeGiB: disk.sizeGiB };
   return {
     name: spec.name,
     summary: spec.summary,
-    node: spec.node,
+    node,
     async run(drill) {
-      const host = await drill.openNode(spec.node.name, spec.disk);
+      const host = await drill.openNode(node.name, disk);
+      const { count, sizeMiB, old = 0, ageDays = 0 } = spec.wal;
       try {
-        spec.fill(drill, host);
+        writeWal(host, drill.walDir, count, sizeMiB, old, ageDays);
+        spec.fill?.(drill, host);
+        if (spec.usedPercent !== undefined) fillDatabase(drill.dataMount, drill.dbDir, spec.usedPercent);
         const originals = walChecksums(drill.walDir);
         const before = diskFigures(drill.dataMount);
         await host.publishDiskMetrics();
-        const node = must(
-          drill.nodes.find((n) => n.name === spec.node.name),
-          spec.node.name,
-        );
-        const t = drill.begin(spec.name, spec.node.name);
+        const { instanceId } = nodeNamed(drill, node.name);
+        const t = drill.begin(spec.name, node.name);
         t.before = before;
-        const event = await drill.fireAlarm(spec.node.name, spec.alarm);
+        const event = await drill.fireAlarm(node.name, spec.alarm);
         drill.mark(
-          `alarm ${PREFIX}-${spec.node.name}-disk-${spec.alarm} → ALARM at ${before.usedPercent}% used (${before.inodesFree} inodes free): event to the router`,
+          `alarm ${PREFIX}-${node.name}-disk-${spec.alarm} → ALARM at ${before.usedPercent}% used (${before.inodesFree} inodes free): event to the router`,
         );
-        await drill.route(event);
-        await drill.automation.idle();
+        await routeAndSettle(drill, event);
         drill.mark('automation finished');
         await spec.afterRemediation?.(drill, t);
-        await validate(drill, t, node.instanceId, spec.validates ?? true);
+        await validate(drill, t, instanceId, spec.validates ?? true);
         const done = await drill.finish();
         done.after = diskFigures(drill.dataMount);
-        drill.check(
-          done,
-          'no call was denied',
-          done.denied.length === 0,
-          done.denied.map((d) => d.message).join('; ') || 'none',
-        );
+        checkNoneDenied(drill, done);
         await spec.verify(drill, done, originals);
         return done;
       } finally {
         // As CloudWatch does once the metrics recover (and so that the next scenario's re-check
         // sees only its own alarm): the alarm back to OK.
-        await drill.resetAlarm(spec.node.name, spec.alarm);
+        await drill.resetAlarm(node.name, spec.alarm);
         await drill.closeNode();
       }
     },
   };
 }
 
-const xfs1: DiskSpec = { fs: 'xfs', sizeGiB: 1 };
-
 /** The main drill: a 99% full disk healed by expansion (`node` lets the benchmark run it on several nodes). */
 export function criticalScenario(node = 'drill-critical'): Scenario {
   return alarmScenario({
     name: 'critical',
     summary: 'critical alarm (99% used) → ExpandVolume → volume and filesystem grown → validated',
-    node: { name: node, volumeGiB: 1 },
-    disk: xfs1,
+    nodeName: node,
     alarm: 'critical',
-    fill(drill, host) {
-      writeWal(host, drill.walDir, 8, 16, 0, 0);
-      fillDatabase(drill.dataMount, drill.dbDir, 99);
-    },
+    wal: { count: 8, sizeMiB: 16 },
+    usedPercent: 99,
     async verify(drill, t, originals) {
-      const [expand] = executions(t, 'ExpandVolume');
-      drill.check(
-        t,
-        'the router started ExpandVolume',
-        expand?.status === 'Success',
-        `${expand?.status ?? 'not started'}`,
-      );
-      const node = must(
-        drill.nodes.find((n) => n.name === t.node),
-        t.node,
-      );
-      const volume = await drill.admin.ec2.send(new DescribeVolumesCommand({ VolumeIds: [node.volumeId] }));
-      const size = volume.Volumes?.[0]?.Size ?? 0;
+      checkRouterStarted(drill, t, 'ExpandVolume');
+      const volume = await volumeState(drill, nodeNamed(drill, t.node).volumeId);
+      const size = volume.sizeGiB ?? 0;
       drill.check(t, 'the EBS volume grew', size > 1, `${size} GiB`);
-      const snapshots = await drill.admin.ec2.send(
-        new DescribeSnapshotsCommand({ Filters: [{ Name: 'volume-id', Values: [node.volumeId] }] }),
-      );
-      drill.check(
-        t,
-        'a snapshot was taken first',
-        (snapshots.Snapshots ?? []).length === 1,
-        `${(snapshots.Snapshots ?? []).length}`,
-      );
+      drill.check(t, 'a snapshot was taken first', volume.snapshots === 1, `${volume.snapshots}`);
       drill.check(
         t,
         'the filesystem grew with it',
@@ -276,25 +330,16 @@ const rerun = alarmScenario({
   name: 'rerun',
   summary:
     'GrowFilesystem fails after ModifyVolume → ExpandVolume re-run by hand grows the filesystem, not the volume again',
-  node: { name: 'drill-rerun', volumeGiB: 1 },
-  disk: xfs1,
   alarm: 'critical',
-  fill(drill, host) {
-    writeWal(host, drill.walDir, 4, 16, 0, 0);
-    fillDatabase(drill.dataMount, drill.dbDir, 99);
+  wal: { count: 4, sizeMiB: 16 },
+  fill(_drill, host) {
     host.injectFault('xfs_growfs', 'injected fault: the filesystem could not be grown');
   },
+  usedPercent: 99,
   async afterRemediation(drill, t) {
-    const [first] = drill.automation
-      .list()
-      .filter((e) => e.documentName === `${PREFIX}-ExpandVolume`)
-      .slice(-1);
+    const [first] = expandVolumeRuns(drill).slice(-1);
     drill.mark(`first ExpandVolume: ${first?.status}; the operator runs it again`);
-    const node = must(
-      drill.nodes.find((n) => n.name === t.node),
-      t.node,
-    );
-    await drill.runDocument('ExpandVolume', { InstanceId: node.instanceId });
+    await drill.runDocument('ExpandVolume', { InstanceId: nodeNamed(drill, t.node).instanceId });
   },
   async verify(drill, t, originals) {
     const runs = executions(t, 'ExpandVolume');
@@ -311,26 +356,14 @@ const rerun = alarmScenario({
       grow.join(',') === 'Failed,Success',
       grow.join(', '),
     );
-    const node = must(
-      drill.nodes.find((n) => n.name === t.node),
-      t.node,
-    );
-    const volume = await drill.admin.ec2.send(new DescribeVolumesCommand({ VolumeIds: [node.volumeId] }));
+    const volume = await volumeState(drill, nodeNamed(drill, t.node).volumeId);
     drill.check(
       t,
       'the volume grew once (11 GiB), not twice',
-      volume.Volumes?.[0]?.Size === 11,
-      `${volume.Volumes?.[0]?.Size} GiB`,
+      volume.sizeGiB === 11,
+      `${volume.sizeGiB} GiB`,
     );
-    const snapshots = await drill.admin.ec2.send(
-      new DescribeSnapshotsCommand({ Filters: [{ Name: 'volume-id', Values: [node.volumeId] }] }),
-    );
-    drill.check(
-      t,
-      'one snapshot, from the first run',
-      (snapshots.Snapshots ?? []).length === 1,
-      `${(snapshots.Snapshots ?? []).length}`,
-    );
+    drill.check(t, 'one snapshot, from the first run', volume.snapshots === 1, `${volume.snapshots}`);
     await walInvariant(drill, t, originals, t.node);
   },
 });
@@ -338,21 +371,11 @@ const rerun = alarmScenario({
 const warning = alarmScenario({
   name: 'warning',
   summary: 'warning alarm (85% used, old WAL) → ArchiveWal → segments verified in S3 and deleted → validated',
-  node: { name: 'drill-warning', volumeGiB: 1 },
-  disk: xfs1,
   alarm: 'warning',
-  fill(drill, host) {
-    writeWal(host, drill.walDir, 26, 16, 24, 40);
-    fillDatabase(drill.dataMount, drill.dbDir, 85);
-  },
+  wal: { count: 26, sizeMiB: 16, old: 24, ageDays: 40 },
+  usedPercent: 85,
   async verify(drill, t, originals) {
-    const [archive] = executions(t, 'ArchiveWal');
-    drill.check(
-      t,
-      'the router started ArchiveWal',
-      archive?.status === 'Success',
-      `${archive?.status ?? 'not started'}`,
-    );
+    checkRouterStarted(drill, t, 'ArchiveWal');
     const { inS3, onDisk } = await walInvariant(drill, t, originals, t.node);
     drill.check(
       t,
@@ -367,11 +390,9 @@ const emergency = alarmScenario({
   name: 'emergency',
   summary:
     'emergency-space alarm (99% used) → EmergencyCleanup (archive, backups, journal) → still above 95% → ExpandVolume → validated',
-  node: { name: 'drill-emergency', volumeGiB: 1 },
-  disk: xfs1,
   alarm: 'emergency-space',
-  fill(drill, host) {
-    writeWal(host, drill.walDir, 6, 16, 2, 10);
+  wal: { count: 6, sizeMiB: 16, old: 2, ageDays: 10 },
+  fill(drill) {
     mkdirSync(drill.backupDir, { recursive: true });
     for (const [i, age] of [40, 35, 1].entries()) {
       const file = join(drill.backupDir, `stemedb-backup-2026110${i + 1}.tar.gz`);
@@ -379,16 +400,10 @@ const emergency = alarmScenario({
       const when = new Date(Date.now() - age * 86_400_000);
       utimesSync(file, when, when);
     }
-    fillDatabase(drill.dataMount, drill.dbDir, 99);
   },
+  usedPercent: 99,
   async verify(drill, t, originals) {
-    const [cleanup] = executions(t, 'EmergencyCleanup');
-    drill.check(
-      t,
-      'the router started EmergencyCleanup',
-      cleanup !== undefined,
-      `${cleanup?.status ?? 'not started'}`,
-    );
+    const cleanup = checkRouterStarted(drill, t, 'EmergencyCleanup', 'any');
     const expand = executions(t, 'ExpandVolume').find((e) => e.parent === cleanup?.id);
     drill.check(
       t,
@@ -410,11 +425,10 @@ const emergency = alarmScenario({
 const inodes = alarmScenario({
   name: 'inodes',
   summary: 'inode alarm on an inode-exhausted ext4 → InodeCleanup (old *.tmp and empty files) → validated',
-  node: { name: 'drill-inodes', volumeGiB: 1 },
   disk: { fs: 'ext4', sizeGiB: 1, mkfsArgs: ['-N', '2048'] },
   alarm: 'emergency-inodes',
-  fill(drill, host) {
-    writeWal(host, drill.walDir, 4, 4, 0, 0);
+  wal: { count: 4, sizeMiB: 4 },
+  fill(drill) {
     const tmp = join(drill.dbDir, 'tmp-spill');
     mkdirSync(tmp, { recursive: true });
     const when = new Date(Date.now() - 3 * 3_600_000);
@@ -430,13 +444,7 @@ const inodes = alarmScenario({
     }
   },
   async verify(drill, t, originals) {
-    const [cleanup] = executions(t, 'InodeCleanup');
-    drill.check(
-      t,
-      'the router started InodeCleanup',
-      cleanup?.status === 'Success',
-      `${cleanup?.status ?? 'not started'}`,
-    );
+    checkRouterStarted(drill, t, 'InodeCleanup');
     drill.check(
       t,
       'inodes were freed',
@@ -452,14 +460,11 @@ function refusedSpec(name: string, summary: string, recheck: boolean): AlarmScen
   return {
     name,
     summary,
-    node: { name: `drill-${name}`, volumeGiB: 64 },
     disk: { fs: 'xfs', sizeGiB: 64 },
     alarm: 'critical',
     validates: false,
-    fill(drill, host) {
-      writeWal(host, drill.walDir, 12, 8, 10, 40);
-      fillDatabase(drill.dataMount, drill.dbDir, 99);
-    },
+    wal: { count: 12, sizeMiB: 8, old: 10, ageDays: 40 },
+    usedPercent: 99,
     async afterRemediation(drill, t) {
       if (!recheck) return;
       const settle = Math.ceil(300 * drill.sleepScale);
@@ -478,8 +483,7 @@ function refusedSpec(name: string, summary: string, recheck: boolean): AlarmScen
         await new Promise((r) => setTimeout(r, settle * 1000 + 200));
         t.sleptMs += settle * 1000 + 200;
         drill.mark(`re-check ${round} (the schedule; settle ${settle} s, scaled from 300 s)`);
-        await drill.route(event);
-        await drill.automation.idle();
+        await routeAndSettle(drill, event);
       }
     },
     async verify(drill, t, originals) {
@@ -504,17 +508,8 @@ function refusedSpec(name: string, summary: string, recheck: boolean): AlarmScen
         refusals.length === 1,
         t.notifications.map((n) => n.subject).join(' | '),
       );
-      const node = must(
-        drill.nodes.find((n) => n.name === t.node),
-        t.node,
-      );
-      const volume = await drill.admin.ec2.send(new DescribeVolumesCommand({ VolumeIds: [node.volumeId] }));
-      drill.check(
-        t,
-        'the volume was not modified',
-        volume.Volumes?.[0]?.Size === 64,
-        `${volume.Volumes?.[0]?.Size} GiB`,
-      );
+      const volume = await volumeState(drill, nodeNamed(drill, t.node).volumeId);
+      drill.check(t, 'the volume was not modified', volume.sizeGiB === 64, `${volume.sizeGiB} GiB`);
       const { inS3 } = await walInvariant(drill, t, originals, t.node);
       drill.check(t, 'the 10 old segments are in S3', inS3 === 10, `${inS3}`);
       if (recheck) {
@@ -576,10 +571,7 @@ const dryRun: Scenario = {
       mkdirSync(dirname(configFile), { recursive: true });
       writeFileSync(configFile, '[server]\nport = 18180\n\n[wal]\nretention_days = 30\n');
       await host.publishDiskMetrics();
-      const node = must(
-        drill.nodes.find((n) => n.name === 'drill-dry-run'),
-        'node',
-      );
+      const node = nodeNamed(drill, 'drill-dry-run');
       const disk = checksumTree(drill.dataMount);
       const moto = await motoState(drill, node.volumeId);
       const config = readFileSync(configFile, 'utf8');
@@ -625,12 +617,7 @@ const dryRun: Scenario = {
         JSON.stringify(moto) === JSON.stringify(motoAfter),
         `${JSON.stringify(moto)} → ${JSON.stringify(motoAfter)}`,
       );
-      drill.check(
-        done,
-        'no call was denied',
-        done.denied.length === 0,
-        done.denied.map((d) => d.message).join('; ') || 'none',
-      );
+      checkNoneDenied(drill, done);
       drill.check(done, 'every dry run was covered', documents.length >= 5, documents.join(', '));
       return done;
     } finally {
@@ -643,15 +630,12 @@ async function motoState(drill: Drill, volumeId: string): Promise<Record<string,
   const objects = await drill.admin.s3.send(
     new ListObjectVersionsCommand({ Bucket: drill.account.bucketName }),
   );
-  const volume = await drill.admin.ec2.send(new DescribeVolumesCommand({ VolumeIds: [volumeId] }));
-  const snapshots = await drill.admin.ec2.send(
-    new DescribeSnapshotsCommand({ Filters: [{ Name: 'volume-id', Values: [volumeId] }] }),
-  );
+  const volume = await volumeState(drill, volumeId);
   return {
     objectVersions: (objects.Versions ?? []).length,
     deleteMarkers: (objects.DeleteMarkers ?? []).length,
-    volumeGiB: volume.Volumes?.[0]?.Size,
-    snapshots: (snapshots.Snapshots ?? []).length,
+    volumeGiB: volume.sizeGiB,
+    snapshots: volume.snapshots,
   };
 }
 
@@ -783,10 +767,7 @@ const migrate: Scenario = {
     const host = await drill.openNode(name, { fs: 'xfs', sizeGiB: 64 });
     let redeployment: Redeployment | undefined;
     try {
-      const node = must(
-        drill.nodes.find((n) => n.name === name),
-        name,
-      );
+      const node = nodeNamed(drill, name);
       const oldVolumeId = node.volumeId;
       // Two segments old enough for ArchiveWal (the refusal's fallback), one recent.
       writeWal(host, drill.walDir, 3, 4, 2, 40);
@@ -815,11 +796,8 @@ const migrate: Scenario = {
       drill.mark(
         `alarm ${PREFIX}-${name}-disk-critical → ALARM at ${before.usedPercent}% used of the 64 GiB volume (the cap): event to the router`,
       );
-      await drill.route(event);
-      await drill.automation.idle();
-      const [refusedRun] = drill.automation
-        .list()
-        .filter((e) => e.documentName === `${PREFIX}-ExpandVolume` && e.startedAt.getTime() >= begunAt);
+      await routeAndSettle(drill, event);
+      const [refusedRun] = expandVolumeRuns(drill, begunAt);
       drill.check(
         t,
         'ExpandVolume refused at the cap and ended Failed',
@@ -1060,12 +1038,9 @@ const migrate: Scenario = {
       drill.mark(
         `alarm ${PREFIX}-${name}-disk-emergency-space → ALARM at ${full.usedPercent}% used of the new ${MIGRATE_NEW_GIB} GiB volume: event to the router`,
       );
-      await drill.route(followUp);
-      await drill.automation.idle();
+      await routeAndSettle(drill, followUp);
       const sinceAdd = added.record.endedAt?.getTime() ?? 0;
-      const [grow] = drill.automation
-        .list()
-        .filter((e) => e.documentName === `${PREFIX}-ExpandVolume` && e.startedAt.getTime() >= sinceAdd);
+      const [grow] = expandVolumeRuns(drill, sinceAdd);
       drill.check(
         t,
         'the follow-up expansion ran and succeeded',
@@ -1097,12 +1072,7 @@ const migrate: Scenario = {
       await validate(drill, t, node.instanceId, true);
       const done = await drill.finish();
       done.after = diskFigures(drill.dataMount);
-      drill.check(
-        done,
-        'no call was denied',
-        done.denied.length === 0,
-        done.denied.map((d) => d.message).join('; ') || 'none',
-      );
+      checkNoneDenied(drill, done);
       const subjects = done.notifications.map((n) => n.subject);
       const expected = [
         `${PREFIX}-ExpandVolume refused on ${node.instanceId}: not expanded`,

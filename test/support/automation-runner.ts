@@ -150,6 +150,17 @@ export interface RunCommandRequest {
   readonly comment?: string;
 }
 
+/**
+ * Decides whether `principal` may call `action` on every one of `resources` (with the request's
+ * condition keys in `context`); resolves when allowed, throws when denied.
+ */
+export type Authorize = (
+  principal: Principal,
+  action: string,
+  resources: readonly string[],
+  context?: Readonly<Record<string, string | readonly string[]>>,
+) => Promise<void>;
+
 export interface AutomationBackends {
   readonly account: string;
   readonly region: string;
@@ -162,12 +173,7 @@ export interface AutomationBackends {
    * Authorizes a call the Automation service makes with `principal`'s credentials (every resource
    * must be allowed); throws an Error whose message names principal, action and resource when denied.
    */
-  authorize(
-    principal: Principal,
-    action: string,
-    resources: readonly string[],
-    context?: Readonly<Record<string, string | readonly string[]>>,
-  ): Promise<void>;
+  readonly authorize: Authorize;
   /** aws:invokeLambdaFunction: authorization (lambda:InvokeFunction by caller) and the invocation both happen in the back end. */
   invokeLambda(caller: Principal, request: InvokeLambdaRequest): Promise<InvokeLambdaResult>;
   /** aws:runCommand: SendCommand as caller (authorization in the back end) and the agent's run on each instance. */
@@ -492,12 +498,7 @@ export class AutomationService {
     return execution;
   }
 
-  private async authorize(
-    principal: Principal,
-    action: string,
-    resources: readonly string[],
-    context?: Readonly<Record<string, string | readonly string[]>>,
-  ): Promise<void> {
+  private readonly authorize: Authorize = async (principal, action, resources, context) => {
     try {
       await this.backends.authorize(principal, action, resources, context);
     } catch (err) {
@@ -506,7 +507,7 @@ export class AutomationService {
         err instanceof Error ? err.message : String(err),
       );
     }
-  }
+  };
 
   // -------------------------------------------------------------------------------------------
   // Running an execution

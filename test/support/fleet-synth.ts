@@ -14,6 +14,15 @@ export const CDK_JSON_CONTEXT = (
   }
 ).context;
 
+/**
+ * What every synthesized stack of a fleet must stay within, with margin below CloudFormation's
+ * limits (500 resources, 1 MB template): test/fleet.test.ts asserts it for 200 nodes,
+ * `npm run bench -- fleet` for up to 500.
+ */
+export const MAX_RESOURCES = 450;
+/** See `MAX_RESOURCES`. */
+export const MAX_TEMPLATE_BYTES = 800 * 1024;
+
 /** `db-<i>` with instance `i-<i in hex, 17 digits>`; every fifth node adopts an existing volume. */
 export function generatedNode(i: number): Record<string, unknown> {
   const hex = i.toString(16).padStart(17, '0');

@@ -23,6 +23,13 @@ function conditionFailed(): Error {
   });
 }
 
+/** The expressions of each write lambda/shared/remediation-locks.ts sends (no UpdateExpression: none). */
+const WRITE_EXPRESSIONS = {
+  PutItem: { condition: 'attribute_not_exists(pk) OR expiresAt < :now', update: undefined },
+  UpdateItem: { condition: 'holder = :h', update: 'SET executionId = :e, documentName = :d, expiresAt = :x' },
+  DeleteItem: { condition: 'holder = :h', update: undefined },
+} as const;
+
 export class LockTableFake {
   readonly items = new Map<string, Item>();
 
@@ -47,12 +54,7 @@ export class LockTableFake {
       return { Responses: { [this.tableName]: found }, UnprocessedKeys: {} };
     });
     mock.on(PutItemCommand).callsFake(async (input) => {
-      await this.delay();
-      this.table(input.TableName);
-      const key = input.Item?.pk?.S as string;
-      if (input.ConditionExpression !== 'attribute_not_exists(pk) OR expiresAt < :now') {
-        throw new Error(`unexpected PutItem condition ${input.ConditionExpression}`);
-      }
+      const key = await this.checkedWrite('PutItem', input, input.Item);
       const now = Number(input.ExpressionAttributeValues?.[':now']?.N);
       const current = this.items.get(key);
       if (current !== undefined && !(Number(current.expiresAt?.N) < now)) throw conditionFailed();
@@ -60,15 +62,7 @@ export class LockTableFake {
       return {};
     });
     mock.on(UpdateItemCommand).callsFake(async (input) => {
-      await this.delay();
-      this.table(input.TableName);
-      const key = input.Key?.pk?.S as string;
-      if (
-        input.ConditionExpression !== 'holder = :h' ||
-        input.UpdateExpression !== 'SET executionId = :e, documentName = :d, expiresAt = :x'
-      ) {
-        throw new Error(`unexpected UpdateItem ${input.UpdateExpression} / ${input.ConditionExpression}`);
-      }
+      const key = await this.checkedWrite('UpdateItem', input, input.Key);
       const values = input.ExpressionAttributeValues ?? {};
       const current = this.items.get(key);
       if (current?.holder?.S !== values[':h']?.S) throw conditionFailed();
@@ -81,12 +75,7 @@ export class LockTableFake {
       return {};
     });
     mock.on(DeleteItemCommand).callsFake(async (input) => {
-      await this.delay();
-      this.table(input.TableName);
-      const key = input.Key?.pk?.S as string;
-      if (input.ConditionExpression !== 'holder = :h') {
-        throw new Error(`unexpected DeleteItem condition ${input.ConditionExpression}`);
-      }
+      const key = await this.checkedWrite('DeleteItem', input, input.Key);
       const current = this.items.get(key);
       if (current?.holder?.S !== input.ExpressionAttributeValues?.[':h']?.S) throw conditionFailed();
       this.items.delete(key);
@@ -116,7 +105,21 @@ export class LockTableFake {
     return [...this.items.keys()].filter((k) => k.startsWith('slot#'));
   }
 
-  private table(name: string | undefined): void {
-    if (name !== this.tableName) throw new Error(`write to another table: ${name}`);
+  /**
+   * What every write goes through first: the delay, this table, and the expressions exactly as
+   * the router sends them (anything else throws); returns the key (`pk`) it writes.
+   */
+  private async checkedWrite(
+    write: keyof typeof WRITE_EXPRESSIONS,
+    input: { TableName?: string; ConditionExpression?: string; UpdateExpression?: string },
+    item: Item | undefined,
+  ): Promise<string> {
+    await this.delay();
+    if (input.TableName !== this.tableName) throw new Error(`write to another table: ${input.TableName}`);
+    const expected = WRITE_EXPRESSIONS[write];
+    if (input.ConditionExpression !== expected.condition || input.UpdateExpression !== expected.update) {
+      throw new Error(`unexpected ${write} ${input.UpdateExpression ?? ''} / ${input.ConditionExpression}`);
+    }
+    return item?.pk?.S as string;
   }
 }

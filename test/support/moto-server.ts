@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { freePort } from './stemedb-standin';
+import { freePort, stopProcess } from './stemedb-standin';
 
 /**
  * A moto_server on 127.0.0.1, started and stopped by the tests that need it.
@@ -117,15 +117,7 @@ export async function startMotoServer(opts: MotoServerOptions = {}): Promise<Mot
     async stop() {
       if (stopped) return;
       stopped = true;
-      if (proc.exitCode !== null) return;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(() => proc.kill('SIGKILL'), 5000);
-        proc.once('exit', () => {
-          clearTimeout(timer);
-          resolve();
-        });
-        proc.kill('SIGTERM');
-      });
+      await stopProcess(proc);
     },
     async reset() {
       await fetch(`${endpoint}/moto-api/reset`, { method: 'POST' });

@@ -164,7 +164,12 @@ export class StandinExitedError extends Error {
   }
 }
 
-function stopProcess(proc: ChildProcess): Promise<void> {
+/**
+ * SIGTERM, then SIGKILL after 5 s; resolves once `proc` exited (at once if it had). Other test
+ * processes (moto_server) are stopped with it too; it lives here because this file runs on its
+ * own, compiled without bundling, and so imports nothing but Node's modules.
+ */
+export function stopProcess(proc: ChildProcess): Promise<void> {
   if (proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve();
   return new Promise<void>((done) => {
     const timer = setTimeout(() => proc.kill('SIGKILL'), 5000);

@@ -8,6 +8,7 @@ import {
   utimesSync,
   writeFileSync,
 } from 'node:fs';
+import { createServer, type IncomingMessage, request, type ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -18,7 +19,7 @@ import {
   PutObjectCommand,
   S3Client,
 } from '@aws-sdk/client-s3';
-import { expect } from 'vitest';
+import { afterAll, afterEach, beforeAll, expect } from 'vitest';
 import { logger } from '../../lambda/shared/powertools';
 import { uploadManifestKey } from '../../lambda/shared/wal-manifest';
 import { type VerifyArchiveResult, verifyArchive } from '../../lambda/verify-archive';
@@ -242,16 +243,43 @@ export interface ArchiveTestBed {
 }
 
 /**
- * Starts moto_server and makes a temp root named `<tmpPrefix>XXXXXX`. Call from `beforeAll` and
- * `cleanup()` from `afterAll`:
+ * The test bed of one archive test file: started in `beforeAll` (moto_server and a temp root named
+ * `<tmpPrefix>XXXXXX`) and cleaned up in `afterAll`. Call it at the top of the file:
  *
  * ```ts
- * let bed: ArchiveTestBed;
- * beforeAll(async () => { bed = await archiveTestBed('archive-wal-test-'); });
- * afterAll(() => bed?.cleanup());
+ * const bed = useArchiveTestBed('archive-wal-test-');
  * ```
+ *
+ * The returned bed may be used from the hooks and tests on (before `beforeAll` it throws).
  */
-export async function archiveTestBed(tmpPrefix: string): Promise<ArchiveTestBed> {
+export function useArchiveTestBed(tmpPrefix: string): ArchiveTestBed {
+  let started: ArchiveTestBed | undefined;
+  beforeAll(async () => {
+    started = await startArchiveTestBed(tmpPrefix);
+  });
+  afterAll(() => started?.cleanup());
+  const bed = (): ArchiveTestBed => {
+    if (started === undefined) throw new Error(`the archive test bed ${tmpPrefix} is used before beforeAll`);
+    return started;
+  };
+  return {
+    get moto() {
+      return bed().moto;
+    },
+    get s3() {
+      return bed().s3;
+    },
+    get root() {
+      return bed().root;
+    },
+    newBucket: () => bed().newBucket(),
+    target: (env) => bed().target(env),
+    cleanup: () => bed().cleanup(),
+  };
+}
+
+/** Starts moto_server and makes a temp root named `<tmpPrefix>XXXXXX`. */
+async function startArchiveTestBed(tmpPrefix: string): Promise<ArchiveTestBed> {
   const root = mkdtempSync(join(tmpdir(), tmpPrefix));
   let moto: MotoServer;
   try {
@@ -281,27 +309,46 @@ export async function archiveTestBed(tmpPrefix: string): Promise<ArchiveTestBed>
   };
 }
 
-/** Runs the ArchiveWal document (upload phase). */
-export async function runArchive(
+/** Runs one of the WAL Command documents on a target: `(target, parameter overrides, run options)`. */
+export type WalDocumentRun = (
   t: WalTarget,
-  overrides: Record<string, string> = {},
-  opts: RunOptions = {},
-): Promise<RunResult> {
-  return await runCommandDocument(
-    walDocuments().archive,
-    {
-      WalDir: t.walDir,
-      Bucket: t.bucket,
-      Prefix: t.prefix,
-      OlderThanDays: '7',
-      Concurrency: '4',
-      DryRun: 'false',
-      EndpointUrl: t.endpoint,
-      ...overrides,
-    },
-    { timeoutMs: 120_000, ...opts, env: { ...t.env, ...opts.env } },
-  );
+  overrides?: Record<string, string>,
+  opts?: RunOptions,
+) => Promise<RunResult>;
+
+/**
+ * A runner of the `document` WAL Command document: the target's WalDir, Bucket, Prefix and
+ * EndpointUrl, then `defaults`, then the caller's overrides; 120 s unless the options say
+ * otherwise, with the target's environment under the options' own.
+ */
+function walDocumentRun(
+  document: keyof ReturnType<typeof walDocuments>,
+  defaults: Readonly<Record<string, string>>,
+): WalDocumentRun {
+  return async (t, overrides = {}, opts = {}) =>
+    await runCommandDocument(
+      walDocuments()[document],
+      {
+        WalDir: t.walDir,
+        Bucket: t.bucket,
+        Prefix: t.prefix,
+        EndpointUrl: t.endpoint,
+        ...defaults,
+        ...overrides,
+      },
+      { timeoutMs: 120_000, ...opts, env: { ...t.env, ...opts.env } },
+    );
 }
+
+/** Runs the ArchiveWal document (upload phase). */
+export const runArchive = walDocumentRun('archive', {
+  OlderThanDays: '7',
+  Concurrency: '4',
+  DryRun: 'false',
+});
+
+/** Runs the DeleteArchivedWal document (delete phase). */
+export const runDelete = walDocumentRun('remove', { DryRun: 'false' });
 
 /** Runs the verify phase: the Lambda's logic with a real S3 client, as the Automation calls it. */
 export async function runVerify(
@@ -323,24 +370,62 @@ export async function runVerify(
   );
 }
 
-/** Runs the DeleteArchivedWal document (delete phase). */
-export async function runDelete(
-  t: WalTarget,
-  overrides: Record<string, string> = {},
-  opts: RunOptions = {},
-): Promise<RunResult> {
-  return await runCommandDocument(
-    walDocuments().remove,
-    {
-      WalDir: t.walDir,
-      Bucket: t.bucket,
-      Prefix: t.prefix,
-      DryRun: 'false',
-      EndpointUrl: t.endpoint,
-      ...overrides,
+/** A pass-through HTTP proxy on 127.0.0.1 in front of a moto_server (faults between a client and S3). */
+export interface S3Proxy {
+  /** `http://127.0.0.1:<port>`: give it as a target's `endpoint`. */
+  readonly endpoint: string;
+  /** Drops every connection and stops listening. */
+  close(): void;
+}
+
+/** What an `S3Proxy` does besides passing requests on. */
+export interface S3ProxyHooks {
+  /** Answers `req` itself instead of passing it on, when it returns true. @default passes all on */
+  intercept?(req: IncomingMessage, res: ServerResponse): boolean;
+  /** Called once moto_server's whole answer to `req` has been passed on. @default nothing */
+  answered?(req: IncomingMessage, statusCode: number | undefined, res: ServerResponse): void;
+}
+
+/** Starts an `S3Proxy` to the moto_server on `motoPort`. */
+async function startS3Proxy(motoPort: number, hooks: S3ProxyHooks = {}): Promise<S3Proxy> {
+  const server = createServer((req, res) => {
+    if (hooks.intercept?.(req, res) === true) return;
+    const upstream = request(
+      { host: '127.0.0.1', port: motoPort, method: req.method, path: req.url, headers: req.headers },
+      (up) => {
+        res.writeHead(up.statusCode ?? 502, up.headers);
+        up.pipe(res);
+        up.on('end', () => hooks.answered?.(req, up.statusCode, res));
+      },
+    );
+    upstream.on('error', () => res.destroy());
+    req.pipe(upstream);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const addr = server.address();
+  return {
+    endpoint: `http://127.0.0.1:${typeof addr === 'object' && addr !== null ? addr.port : 0}`,
+    close() {
+      server.closeAllConnections();
+      server.close();
     },
-    { timeoutMs: 120_000, ...opts, env: { ...t.env, ...opts.env } },
-  );
+  };
+}
+
+/**
+ * For one describe block (or file): the returned function starts an `S3Proxy` to the moto_server
+ * on `motoPort`, and every proxy it started is closed after each test.
+ */
+export function useS3Proxies(): (motoPort: number, hooks?: S3ProxyHooks) => Promise<S3Proxy> {
+  const open: S3Proxy[] = [];
+  afterEach(() => {
+    for (const proxy of open.splice(0)) proxy.close();
+  });
+  return async (motoPort, hooks) => {
+    const proxy = await startS3Proxy(motoPort, hooks);
+    open.push(proxy);
+    return proxy;
+  };
 }
 
 /** Fails with the script's stderr when it did not exit 0 (the message shows why). */
