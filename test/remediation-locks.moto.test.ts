@@ -20,7 +20,9 @@ let moto: MotoServer | undefined;
 let table: LockTable;
 
 beforeAll(async () => {
-  moto = await startMotoServer();
+  // DynamoDB decides each conditional write on an item atomically; moto's threaded server does
+  // not (two of the eight concurrent takers below could both pass its check), so one at a time.
+  moto = await startMotoServer({ oneRequestAtATime: true });
   const client = new DynamoDBClient({
     endpoint: moto.endpoint,
     region: TEST_REGION,

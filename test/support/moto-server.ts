@@ -76,6 +76,27 @@ def _create_aws_request(self):
     return request
 
 access_control.IAMRequestBase._create_aws_request = _create_aws_request
+`;
+
+/**
+ * moto_server answering one request at a time. moto's server is threaded and its DynamoDB checks
+ * a write's condition and then writes, without a lock, so two concurrent conditional writes to one
+ * item can both pass; DynamoDB itself evaluates each conditional write on an item atomically. A
+ * test of what concurrent conditional writes decide needs DynamoDB's guarantee, not moto's race.
+ */
+const MOTO_ONE_REQUEST_AT_A_TIME = `
+import moto.server as server
+
+_run_simple = server.run_simple
+
+def run_simple(*args, **kwargs):
+    kwargs['threaded'] = False
+    return _run_simple(*args, **kwargs)
+
+server.run_simple = run_simple
+`;
+
+const MOTO_MAIN = `
 import sys
 from moto.server import main
 sys.exit(main(sys.argv[1:]))
@@ -84,6 +105,11 @@ sys.exit(main(sys.argv[1:]))
 export interface MotoServerOptions {
   /** Apply the SigV4 canonical-query fix above (for tests that turn authorization on). @default false */
   readonly sigv4QueryFix?: boolean;
+  /**
+   * Answer one request at a time, so a conditional write is decided atomically as DynamoDB does
+   * (see MOTO_ONE_REQUEST_AT_A_TIME). Slower under concurrent load. @default false
+   */
+  readonly oneRequestAtATime?: boolean;
 }
 
 /** Starts moto_server on a free loopback port and waits until it answers. */
@@ -91,10 +117,11 @@ export async function startMotoServer(opts: MotoServerOptions = {}): Promise<Mot
   const port = await freePort();
   const endpoint = `http://127.0.0.1:${port}`;
   const args = ['-H', '127.0.0.1', '-p', String(port)];
-  const [command, argv] =
-    opts.sigv4QueryFix === true
-      ? ['python3', ['-c', MOTO_WITH_SIGV4_QUERY_FIX, ...args]]
-      : ['moto_server', args];
+  const patches = [
+    opts.sigv4QueryFix === true ? MOTO_WITH_SIGV4_QUERY_FIX : '',
+    opts.oneRequestAtATime === true ? MOTO_ONE_REQUEST_AT_A_TIME : '',
+  ].join('');
+  const [command, argv] = patches ? ['python3', ['-c', patches + MOTO_MAIN, ...args]] : ['moto_server', args];
   const proc = spawn(command, argv, {
     stdio: ['ignore', 'ignore', 'pipe'],
     env: { ...process.env, MOTO_ALLOW_NONEXISTENT_REGION: 'false' },
