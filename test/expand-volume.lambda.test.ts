@@ -24,6 +24,7 @@ import {
 import { logger, metrics } from '../lambda/shared/powertools';
 import { GIB } from '../lambda/shared/sizing-policy';
 import { MAX_DELETIONS_PER_RUN } from '../lambda/shared/snapshot-retention';
+import RUNBOOK_DEFAULTS from './fixtures/expand-volume-defaults.json';
 import {
   ec2Error,
   INSTANCE,
@@ -36,7 +37,6 @@ import {
   tagList,
   VOLUME,
 } from './support/lambda-ec2-fixtures';
-import RUNBOOK_DEFAULTS from './support/lambda-expand-volume-defaults.json';
 
 /**
  * Error paths of expand-volume that moto cannot produce (in-flight modifications, AWS refusals,

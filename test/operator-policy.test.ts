@@ -19,7 +19,7 @@ import {
   IamEvaluator,
   type RequestResource,
 } from './support/iam-evaluator';
-import { EXECUTION_ID, TARGET } from './support/lib-iam-target';
+import { EXECUTION_ID, TARGET } from './support/permission-target';
 import { type ResolvedResource, ResolvedTemplate } from './support/resolved-template';
 import { type SynthResult, synthStack, TWO_NODES_FILE } from './support/synth';
 

@@ -16,7 +16,7 @@ import {
   REPO_ROOT,
   type RequestResource,
 } from './support/iam-evaluator';
-import { EXECUTION_ID, TARGET } from './support/lib-iam-target';
+import { EXECUTION_ID, TARGET } from './support/permission-target';
 import { ResolvedTemplate } from './support/resolved-template';
 import { synthStack, TWO_NODES_FILE } from './support/synth';
 

@@ -1,6 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
 
-/** Collecting what the child processes the tests start print (the drill's Lambda runtime). */
+/** Collecting what the child processes the tests start print (the drill's Lambda runtime, the fake systemd's tools). */
 
 /** What a child process printed so far, stdout and stderr apart (read them after `close`). */
 export interface CollectedOutput {

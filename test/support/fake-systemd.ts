@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
+import { collectOutput } from './child-process';
 
 /**
  * `systemctl` and `journalctl` stand-ins for tests, so scripts that call plain
@@ -314,16 +315,9 @@ done <<< "$selected"
 function runTool(path: string, args: readonly string[], env: NodeJS.ProcessEnv): Promise<CommandOutput> {
   return new Promise((done, fail) => {
     const child = spawn(path, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => {
-      stdout += d.toString();
-    });
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString();
-    });
+    const output = collectOutput(child);
     child.on('error', fail);
-    child.on('close', (code) => done({ code: code ?? 1, stdout, stderr }));
+    child.on('close', (code) => done({ code: code ?? 1, stdout: output.stdout, stderr: output.stderr }));
   });
 }
 
