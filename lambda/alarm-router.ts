@@ -1037,9 +1037,7 @@ async function recheckOne(
  */
 async function recheckAlarms(ctx: Ctx): Promise<RouterOutcome[]> {
   const { config, deps } = ctx;
-  const alarms: AlarmStateChange[] = [];
-  let NextToken: string | undefined;
-  for (let page = 0; page < MAX_ALARM_PAGES; page++) {
+  const listed = await allPages(async (NextToken) => {
     const out = await call(ctx, () =>
       deps.cloudwatch.send(
         new DescribeAlarmsCommand({
@@ -1051,23 +1049,23 @@ async function recheckAlarms(ctx: Ctx): Promise<RouterOutcome[]> {
         }),
       ),
     );
-    for (const a of [...(out.MetricAlarms ?? []), ...(out.CompositeAlarms ?? [])]) {
-      const transition = normalizeTransition(a.StateTransitionedTimestamp ?? a.StateUpdatedTimestamp);
-      if (a.AlarmName === undefined || a.AlarmArn === undefined || transition === undefined) continue;
-      if (a.StateValue !== 'ALARM') continue;
-      alarms.push({
-        type: 'alarm-state-change',
-        alarmName: a.AlarmName,
-        alarmArn: a.AlarmArn,
-        state: 'ALARM',
-        previousState: undefined,
-        transition,
-        account: config.accountId,
-        region: config.region,
-      });
-    }
-    NextToken = out.NextToken;
-    if (!NextToken) break;
+    return { items: [...(out.MetricAlarms ?? []), ...(out.CompositeAlarms ?? [])], next: out.NextToken };
+  }, MAX_ALARM_PAGES);
+  const alarms: AlarmStateChange[] = [];
+  for (const a of listed) {
+    const transition = normalizeTransition(a.StateTransitionedTimestamp ?? a.StateUpdatedTimestamp);
+    if (a.AlarmName === undefined || a.AlarmArn === undefined || transition === undefined) continue;
+    if (a.StateValue !== 'ALARM') continue;
+    alarms.push({
+      type: 'alarm-state-change',
+      alarmName: a.AlarmName,
+      alarmArn: a.AlarmArn,
+      state: 'ALARM',
+      previousState: undefined,
+      transition,
+      account: config.accountId,
+      region: config.region,
+    });
   }
   const busyNodes = new Set<string>();
   const failedNodes = new Map<string, string>();
