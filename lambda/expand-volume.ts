@@ -89,7 +89,7 @@ import {
 } from './shared/ec2-volume';
 import { type ParsedPayload, parsePayload, shown } from './shared/payload';
 import { instrumentedInvocation, logger, metrics } from './shared/powertools';
-import { errorCode, type RetryOptions, withThrottlingRetry } from './shared/retry';
+import { errorCode, type RetryOptions, unlessAwsError, withThrottlingRetry } from './shared/retry';
 import {
   type CapStatus,
   capWarning,
@@ -643,18 +643,15 @@ export async function registeredNodeProblem(
   if (!NODE_NAME_PATTERN.test(node))
     return `${not}: volume ${volumeId} has ${config.nodeTagKey}=${JSON.stringify(node)}, which is not a node name`;
   const name = `${config.nodeParameterPrefix}${node}`;
-  let value: string | undefined;
-  try {
+  const read = await unlessAwsError('ParameterNotFound', undefined, async () => {
     const out = await withThrottlingRetry(() => {
       counter.calls++;
       return deps.ssm.send(new GetParameterCommand({ Name: name }));
     }, deps.retry);
-    value = out.Parameter?.Value;
-  } catch (err) {
-    if (errorCode(err) === 'ParameterNotFound') return `${not}: no registry entry ${name}`;
-    throw err;
-  }
-  const entry = parseNodeRegistryEntry(value, node);
+    return { value: out.Parameter?.Value };
+  });
+  if (read === undefined) return `${not}: no registry entry ${name}`;
+  const entry = parseNodeRegistryEntry(read.value, node);
   if (!entry.ok) return `${not}: registry entry ${name}: ${entry.reason}`;
   if (entry.value.instanceId !== instanceId)
     return `${not}: registry entry ${name} names instance ${entry.value.instanceId}`;
