@@ -14,6 +14,9 @@ export interface NodeRegistryEntry {
   readonly dataMount: string;
 }
 
+/** A registry path prefix the Lambdas accept (NODE_PARAMETER_PREFIX): `/`, a path, `/`. */
+export const NODE_REGISTRY_PREFIX_PATTERN = /^\/[A-Za-z0-9_.\-/]{1,900}\/$/;
+
 /** `/<prefix>/nodes/`: the path under which every node's entry lives. */
 export function nodeRegistryParameterPrefix(prefix: string): string {
   return `/${prefix}/nodes/`;

@@ -116,7 +116,11 @@ import {
 import type { AlertKind } from '../contracts/alarms';
 import { ACCOUNT_PATTERN, REGION_PATTERN } from '../contracts/aws-ids';
 import { PREFIX_PATTERN } from '../contracts/deployment';
-import { type NodeRegistryEntry, nodeRegistryParameterPrefix } from '../contracts/node-registry';
+import {
+  NODE_REGISTRY_PREFIX_PATTERN,
+  type NodeRegistryEntry,
+  nodeRegistryParameterPrefix,
+} from '../contracts/node-registry';
 import {
   type AlarmIdentity,
   type AlarmStateChange,
@@ -166,7 +170,6 @@ export interface RouterConfig {
 
 const ROLE_ARN_PATTERN = /^arn:aws[a-z-]{0,20}:iam::\d{12}:role\/[A-Za-z0-9+=,.@_/-]{1,512}$/;
 const TOPIC_ARN_PATTERN = /^arn:aws[a-z-]{0,20}:sns:[a-z0-9-]{1,30}:\d{12}:[A-Za-z0-9_-]{1,256}$/;
-const PARAMETER_PREFIX_PATTERN = /^\/[A-Za-z0-9_.\-/]{1,900}\/$/;
 
 /** Reads and validates the router's environment; throws an Error naming the bad variable. */
 export function loadRouterConfig(env: NodeJS.ProcessEnv): RouterConfig {
@@ -205,7 +208,7 @@ export function loadRouterConfig(env: NodeJS.ProcessEnv): RouterConfig {
     throw new Error(`MODE_PARAMETER is ${shown(modeParameterName)}; expected an SSM parameter name /<path>`);
   }
   const nodeParameterPrefix = env.NODE_PARAMETER_PREFIX || nodeRegistryParameterPrefix(prefix);
-  if (!PARAMETER_PREFIX_PATTERN.test(nodeParameterPrefix)) {
+  if (!NODE_REGISTRY_PREFIX_PATTERN.test(nodeParameterPrefix)) {
     throw new Error(`NODE_PARAMETER_PREFIX is ${shown(nodeParameterPrefix)}; expected /<path>/`);
   }
   const lockTableName = env.LOCK_TABLE ?? '';

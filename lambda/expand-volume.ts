@@ -74,7 +74,7 @@ import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { INSTANCE_ID_PATTERN, VOLUME_ID_PATTERN } from '../contracts/aws-ids';
 import { DEFAULT_PREFIX, NODE_NAME_PATTERN, PREFIX_PATTERN } from '../contracts/deployment';
 import { DEFAULT_EXPANSION } from '../contracts/expansion';
-import { nodeRegistryParameterPrefix } from '../contracts/node-registry';
+import { NODE_REGISTRY_PREFIX_PATTERN, nodeRegistryParameterPrefix } from '../contracts/node-registry';
 import { RUNBOOK_THRESHOLDS } from '../contracts/thresholds';
 import { parseNodeRegistryEntry } from './shared/alarm-event';
 import {
@@ -120,7 +120,6 @@ export interface ExpandConfig extends SizingPolicy {
   readonly nodeParameterPrefix: string;
 }
 
-const PARAMETER_PREFIX_PATTERN = /^\/[A-Za-z0-9_.\-/]{1,900}\/$/;
 const TAG_KEY_PATTERN = /^(?!aws:)[A-Za-z0-9 _.:/=+@-]{1,128}$/;
 
 /** Reads and validates the environment. Throws one Error listing every bad variable. */
@@ -203,7 +202,7 @@ export function loadExpandConfig(env: NodeJS.ProcessEnv): ExpandConfig {
     nodeParameterPrefix: read(
       'NODE_PARAMETER_PREFIX',
       nodeRegistryParameterPrefix(deployment),
-      (v) => (PARAMETER_PREFIX_PATTERN.test(v) ? v : undefined),
+      (v) => (NODE_REGISTRY_PREFIX_PATTERN.test(v) ? v : undefined),
       'a parameter path /<path>/',
     ),
   };

@@ -13,6 +13,7 @@ import { Token } from 'aws-cdk-lib';
 import { stringify } from 'yaml';
 import { ALERT_KINDS } from '../contracts/alarms';
 import { ALERTMANAGER_SNS_MESSAGE_TEMPLATE } from '../contracts/alertmanager';
+import { PREFIX_PATTERN } from '../contracts/deployment';
 import { ALARM_KIND_LABEL, NODE_LABEL } from './prometheus-rules';
 
 /** Name of the receiver that publishes to the router's topic. */
@@ -49,7 +50,6 @@ export interface AlertmanagerConfigOptions {
 const DURATION = /^[1-9][0-9]{0,5}(?:ms|s|m|h|d|w)$/;
 const TOPIC_ARN = /^arn:aws[a-z-]{0,20}:sns:[a-z0-9-]{1,30}:\d{12}:[A-Za-z0-9_-]{1,256}$/;
 const REGION = /^[a-z]{2}(?:-[a-z]+)+-\d{1,2}$/;
-const SUBJECT_PREFIX = /^[A-Za-z][A-Za-z0-9]{0,19}$/;
 const API_URL = /^https?:\/\/[A-Za-z0-9.-]+(?::\d{1,5})?\/?$/;
 
 /**
@@ -74,7 +74,7 @@ function checkOptions(o: AlertmanagerConfigOptions): void {
       `renderAlertmanagerConfig: region is ${JSON.stringify(o.region)}; expected an AWS region such as eu-west-1`,
     );
   }
-  if (o.subjectPrefix !== undefined && !SUBJECT_PREFIX.test(o.subjectPrefix)) {
+  if (o.subjectPrefix !== undefined && !PREFIX_PATTERN.test(o.subjectPrefix)) {
     throw new Error(
       `renderAlertmanagerConfig: subjectPrefix is ${JSON.stringify(o.subjectPrefix)}; expected a letter and up to 19 letters or digits`,
     );

@@ -7,13 +7,13 @@ import * as subs from 'aws-cdk-lib/aws-sns-subscriptions';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import * as cr from 'aws-cdk-lib/custom-resources';
 import { Construct } from 'constructs';
+import { PREFIX_PATTERN } from '../contracts/deployment';
 import { renderAmpAlertManagerDefinition } from './alertmanager-config';
 import { acknowledgeCustomResourceProvider } from './nag-acknowledgements';
 import { topicPublishStatements } from './topic-publish-grant';
 
 /** An Amazon Managed Service for Prometheus workspace ID (lib/config.ts checks the same form). */
 const WORKSPACE_ID = /^ws-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-const PREFIX = /^[A-Za-z][A-Za-z0-9]{0,19}$/;
 
 export interface PrometheusAlertingProps {
   /** The alarm router function: subscribed to the topic, told its ARN (`PROMETHEUS_TOPIC_ARN`). */
@@ -70,7 +70,7 @@ export class PrometheusAlerting extends Construct {
     super(scope, id);
     const prefix = props.prefix ?? 'StemeDB';
     const selfManaged = props.selfManagedPublisher ?? false;
-    if (!PREFIX.test(prefix)) {
+    if (!PREFIX_PATTERN.test(prefix)) {
       throw new Error(
         `PrometheusAlerting: prefix is ${JSON.stringify(prefix)}; expected a letter and up to 19 letters or digits`,
       );

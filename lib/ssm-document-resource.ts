@@ -3,6 +3,7 @@ import { Stack } from 'aws-cdk-lib';
 import { CfnDocument } from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
 import { PREFIX_PATTERN } from '../contracts/deployment';
+import { DOCUMENT_NAME_PATTERN } from '../contracts/documents';
 
 /**
  * What an {@link AutomationDocument} and a {@link CommandDocument} share: their error's shape,
@@ -39,9 +40,6 @@ export function readSourceFile<T>(
     throw fail(`${prop} ${path}: ${(err as Error).message}`);
   }
 }
-
-/** A document name: PascalCase, up to 64 letters and digits. */
-export const DOCUMENT_NAME_PATTERN = /^[A-Z][A-Za-z0-9]{0,63}$/;
 
 /**
  * Throws, naming the construct and the prop, when `prefix` is not a deployment prefix (or starts

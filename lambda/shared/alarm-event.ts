@@ -29,6 +29,7 @@ import {
   VOLUME_ID_PATTERN,
 } from '../../contracts/aws-ids';
 import { NODE_NAME_PATTERN } from '../../contracts/deployment';
+import { DOCUMENT_NAME_PATTERN } from '../../contracts/documents';
 import type { NodeRegistryEntry } from '../../contracts/node-registry';
 import { shown } from './payload';
 
@@ -39,8 +40,6 @@ const STATE_VALUES: ReadonlySet<string> = new Set(['OK', 'ALARM', 'INSUFFICIENT_
 
 /** Absolute path of letters, digits, '.', '_', '-' with no '.' or '..' segment and no trailing '/'. */
 export const MOUNT_POINT_PATTERN = /^(?:\/\.*[A-Za-z0-9_-][A-Za-z0-9._-]*)+$/;
-/** Automation document names this router may start: `<Prefix>-<PascalName>`. */
-const DOCUMENT_SUFFIX_PATTERN = /^[A-Z][A-Za-z0-9]{0,63}$/;
 const ALARM_NAME_MAX = 255;
 const ALARM_ARN_PATTERN = /^arn:aws[a-z-]{0,20}:cloudwatch:([a-z0-9-]{1,30}):(\d{12}):alarm:(.+)$/;
 
@@ -286,7 +285,7 @@ export function parseRoutes(text: string, prefix: string): Parsed<Routes> {
       if (
         typeof d !== 'string' ||
         !d.startsWith(`${prefix}-`) ||
-        !DOCUMENT_SUFFIX_PATTERN.test(d.slice(prefix.length + 1))
+        !DOCUMENT_NAME_PATTERN.test(d.slice(prefix.length + 1))
       ) {
         return {
           ok: false,
