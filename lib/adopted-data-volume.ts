@@ -3,6 +3,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as cr from 'aws-cdk-lib/custom-resources';
 import { Construct } from 'constructs';
 import { VOLUME_ID_PATTERN } from '../contracts/aws-ids';
+import { DEFAULT_PREFIX } from '../contracts/deployment';
 import { acknowledgeCustomResourceProvider } from './nag-acknowledgements';
 import { DEPLOYMENT_TAG_KEY, MANAGED_TAG_KEY, MANAGED_TAG_VALUE, NODE_TAG_KEY } from './tags';
 
@@ -25,7 +26,7 @@ export class AdoptedDataVolume extends Construct {
 
   constructor(scope: Construct, id: string, props: AdoptedDataVolumeProps) {
     super(scope, id);
-    const prefix = props.prefix ?? 'StemeDB';
+    const prefix = props.prefix ?? DEFAULT_PREFIX;
     if (!VOLUME_ID_PATTERN.test(props.volumeId)) {
       throw new Error(
         `AdoptedDataVolume volumeId is ${JSON.stringify(props.volumeId)}; expected vol- and 8 or 17 hex digits`,

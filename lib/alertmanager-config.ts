@@ -13,7 +13,7 @@ import { Token } from 'aws-cdk-lib';
 import { stringify } from 'yaml';
 import { ALERT_KINDS } from '../contracts/alarms';
 import { ALERTMANAGER_SNS_MESSAGE_TEMPLATE } from '../contracts/alertmanager';
-import { PREFIX_PATTERN } from '../contracts/deployment';
+import { DEFAULT_PREFIX, PREFIX_PATTERN } from '../contracts/deployment';
 import { ALARM_KIND_LABEL, NODE_LABEL } from './prometheus-rules';
 
 /** Name of the receiver that publishes to the router's topic. */
@@ -101,7 +101,7 @@ export function alertmanagerConfig(o: AlertmanagerConfigOptions): Record<string,
     topic_arn: o.topicArn,
     sigv4: { region: o.region },
     ...(o.apiUrl === undefined ? {} : { api_url: o.apiUrl }),
-    subject: subjectTemplate(o.subjectPrefix ?? 'StemeDB'),
+    subject: subjectTemplate(o.subjectPrefix ?? DEFAULT_PREFIX),
     // The template defines itself and then renders: one self-contained field, no template file.
     message: `${ALERTMANAGER_SNS_MESSAGE_TEMPLATE}{{ template "stemedb.sns.json" . }}`,
     // For SNS subscription filter policies; SNS refuses empty attribute values.

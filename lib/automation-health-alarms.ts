@@ -5,6 +5,7 @@ import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import { DEFAULT_PREFIX } from '../contracts/deployment';
 
 export interface AutomationHealthAlarmsProps {
   /** Name prefix of the alarms. @default 'StemeDB' */
@@ -26,7 +27,7 @@ export class AutomationHealthAlarms extends Construct {
 
   constructor(scope: Construct, id: string, props: AutomationHealthAlarmsProps) {
     super(scope, id);
-    const prefix = props.prefix ?? 'StemeDB';
+    const prefix = props.prefix ?? DEFAULT_PREFIX;
     const names = Object.keys(props.functions);
     if (names.length === 0)
       throw new Error('AutomationHealthAlarms functions is empty; expected at least one function');

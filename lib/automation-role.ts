@@ -1,6 +1,7 @@
 import { Stack } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { Construct } from 'constructs';
+import { DEFAULT_PREFIX } from '../contracts/deployment';
 
 export interface AutomationRoleProps {
   /** Role name prefix: the role is `<prefix>-disk-automation`. @default 'StemeDB' */
@@ -17,7 +18,7 @@ export class AutomationRole extends Construct {
 
   constructor(scope: Construct, id: string, props: AutomationRoleProps = {}) {
     super(scope, id);
-    const prefix = props.prefix ?? 'StemeDB';
+    const prefix = props.prefix ?? DEFAULT_PREFIX;
     const stack = Stack.of(this);
     this.role = new iam.Role(this, 'Role', {
       roleName: `${prefix}-disk-automation-${stack.region}`,

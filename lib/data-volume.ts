@@ -2,6 +2,7 @@ import { RemovalPolicy, Size, Tags } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import type * as kms from 'aws-cdk-lib/aws-kms';
 import { Construct } from 'constructs';
+import { DEFAULT_PREFIX } from '../contracts/deployment';
 import { type EbsVolumeType, VOLUME_LIMITS } from '../contracts/ebs';
 import { DEPLOYMENT_TAG_KEY, MANAGED_TAG_KEY, MANAGED_TAG_VALUE, NODE_TAG_KEY } from './tags';
 
@@ -53,7 +54,7 @@ export class DataVolume extends Construct {
     super(scope, id);
     const volumeType = props.volumeType ?? 'gp3';
     const deviceName = props.deviceName ?? '/dev/sdf';
-    const prefix = props.prefix ?? 'StemeDB';
+    const prefix = props.prefix ?? DEFAULT_PREFIX;
     const limits = VOLUME_LIMITS[volumeType];
     if (limits === undefined) {
       throw new Error(

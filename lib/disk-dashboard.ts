@@ -1,6 +1,7 @@
 import { Duration } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import { Construct } from 'constructs';
+import { DEFAULT_PREFIX } from '../contracts/deployment';
 import type { DiskThresholds } from '../contracts/thresholds';
 import type { NodeDiskAlarms } from './node-disk-alarms';
 
@@ -67,7 +68,7 @@ export class DiskDashboard extends Construct {
 
   constructor(scope: Construct, id: string, props: DiskDashboardProps) {
     super(scope, id);
-    const prefix = props.prefix ?? 'StemeDB';
+    const prefix = props.prefix ?? DEFAULT_PREFIX;
     const nodes = props.nodes ?? [];
     const t = props.thresholds;
     const title = props.title ?? `${prefix} disk`;

@@ -1,5 +1,6 @@
 import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
+import { DEFAULT_PREFIX } from '../contracts/deployment';
 
 /** Where every CloudWatch agent publishes by default; no node of this stack publishes there. */
 export const DEFAULT_AGENT_NAMESPACE = 'CWAgent';
@@ -70,7 +71,7 @@ export function cloudWatchAgentConfig(dataMount: string, intervalSeconds: number
 export class DiskMetricsAgent extends Construct {
   constructor(scope: Construct, id: string, props: DiskMetricsAgentProps = {}) {
     super(scope, id);
-    const prefix = props.prefix ?? 'StemeDB';
+    const prefix = props.prefix ?? DEFAULT_PREFIX;
     const ids = props.instanceIds ?? [];
     for (let i = 0; i < ids.length; i += MAX_INSTANCES_PER_ASSOCIATION) {
       const chunk = ids.slice(i, i + MAX_INSTANCES_PER_ASSOCIATION);
@@ -114,7 +115,7 @@ export class NodeDiskMetricsAgent extends Construct {
 
   constructor(scope: Construct, id: string, props: NodeDiskMetricsAgentProps) {
     super(scope, id);
-    const prefix = props.prefix ?? 'StemeDB';
+    const prefix = props.prefix ?? DEFAULT_PREFIX;
     const interval = props.intervalSeconds ?? 60;
     if (!INTERVALS.includes(interval)) {
       throw new Error(`NodeDiskMetricsAgent intervalSeconds is ${interval}; expected 10, 30 or 60`);

@@ -1,6 +1,7 @@
 import { Duration } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import { Construct } from 'constructs';
+import { DEFAULT_PREFIX } from '../contracts/deployment';
 import type { DiskThresholds } from '../contracts/thresholds';
 import { freeSpaceAnnotations } from './disk-dashboard';
 import { AGENT_METRICS, DEFAULT_AGENT_NAMESPACE } from './disk-metrics-agent';
@@ -32,7 +33,7 @@ export class FleetDiskDashboard extends Construct {
 
   constructor(scope: Construct, id: string, props: FleetDiskDashboardProps) {
     super(scope, id);
-    const prefix = props.prefix ?? 'StemeDB';
+    const prefix = props.prefix ?? DEFAULT_PREFIX;
     const dataMount = props.dataMount ?? '/data';
     const worst = props.worstNodes ?? 20;
     const t = props.thresholds;

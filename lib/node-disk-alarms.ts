@@ -5,6 +5,7 @@ import type * as sns from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
 import { type DiskAlarmKind, diskAlarmName } from '../contracts/alarms';
 import { INSTANCE_ID_PATTERN } from '../contracts/aws-ids';
+import { DEFAULT_PREFIX } from '../contracts/deployment';
 import type { DiskThresholds } from '../contracts/thresholds';
 import { AGENT_METRICS, agentNamespace } from './disk-metrics-agent';
 import { type DiskAlarmRule, diskAlarmRules } from './thresholds';
@@ -49,7 +50,7 @@ export class NodeDiskAlarms extends Construct {
 
   constructor(scope: Construct, id: string, props: NodeDiskAlarmsProps) {
     super(scope, id);
-    const prefix = props.prefix ?? 'StemeDB';
+    const prefix = props.prefix ?? DEFAULT_PREFIX;
     const dataMount = props.dataMount ?? '/data';
     const namespace = props.namespace ?? agentNamespace(prefix, props.instanceId);
     if (!INSTANCE_ID_PATTERN.test(props.instanceId)) {

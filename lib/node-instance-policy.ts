@@ -1,6 +1,7 @@
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
+import { DEFAULT_PREFIX } from '../contracts/deployment';
 import { acknowledgeWildcard } from './nag-acknowledgements';
 import { type NodeArchiveAccess, walArchiveNodeStatements, walArchivePrefix } from './wal-archive-bucket';
 
@@ -28,7 +29,7 @@ export class NodeInstancePolicy extends Construct {
 
   constructor(scope: Construct, id: string, props: NodeInstancePolicyProps) {
     super(scope, id);
-    const prefix = props.prefix ?? 'StemeDB';
+    const prefix = props.prefix ?? DEFAULT_PREFIX;
     this.policy = new iam.ManagedPolicy(this, 'Policy', {
       managedPolicyName: `${prefix}-node-${props.nodeName}`,
       description: `${prefix} node ${props.nodeName}: disk metrics, agent configuration, own WAL archive (no delete)`,

@@ -3,6 +3,7 @@ import type * as kms from 'aws-cdk-lib/aws-kms';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subs from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct } from 'constructs';
+import { DEFAULT_PREFIX } from '../contracts/deployment';
 
 export interface NotificationTopicProps {
   /** Key the topic is encrypted with. */
@@ -30,7 +31,7 @@ export class NotificationTopic extends Construct {
         );
       }
     }
-    const prefix = props.prefix ?? 'StemeDB';
+    const prefix = props.prefix ?? DEFAULT_PREFIX;
     this.topic = new sns.Topic(this, 'Topic', {
       topicName: `${prefix}-disk-notifications`,
       displayName: `${prefix} disk alarms and automation results`,

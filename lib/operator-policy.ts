@@ -4,7 +4,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import type * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
-import { PREFIX_PATTERN } from '../contracts/deployment';
+import { DEFAULT_PREFIX, PREFIX_PATTERN } from '../contracts/deployment';
 import type { AutomationDocument } from './automation-document';
 import { passRoleToSsmStatement } from './automation-role';
 import type { CommandDocument } from './command-document';
@@ -55,7 +55,7 @@ export class OperatorPolicy extends Construct {
 
   constructor(scope: Construct, id: string, props: OperatorPolicyProps) {
     super(scope, id);
-    const prefix = props.prefix ?? 'StemeDB';
+    const prefix = props.prefix ?? DEFAULT_PREFIX;
     const commandDocuments = props.commandDocuments ?? [];
     const logGroups = props.logGroups ?? [];
     const otherDashboards = props.otherDashboardNames ?? [];

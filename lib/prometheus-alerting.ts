@@ -7,7 +7,7 @@ import * as subs from 'aws-cdk-lib/aws-sns-subscriptions';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import * as cr from 'aws-cdk-lib/custom-resources';
 import { Construct } from 'constructs';
-import { PREFIX_PATTERN } from '../contracts/deployment';
+import { DEFAULT_PREFIX, PREFIX_PATTERN } from '../contracts/deployment';
 import { renderAmpAlertManagerDefinition } from './alertmanager-config';
 import { acknowledgeCustomResourceProvider } from './nag-acknowledgements';
 import { topicPublishStatements } from './topic-publish-grant';
@@ -68,7 +68,7 @@ export class PrometheusAlerting extends Construct {
 
   constructor(scope: Construct, id: string, props: PrometheusAlertingProps) {
     super(scope, id);
-    const prefix = props.prefix ?? 'StemeDB';
+    const prefix = props.prefix ?? DEFAULT_PREFIX;
     const selfManaged = props.selfManagedPublisher ?? false;
     if (!PREFIX_PATTERN.test(prefix)) {
       throw new Error(

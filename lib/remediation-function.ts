@@ -6,6 +6,7 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
+import { DEFAULT_PREFIX } from '../contracts/deployment';
 import { METRICS_NAMESPACE } from '../contracts/metrics';
 import { acknowledgeWildcard, nagArn } from './nag-acknowledgements';
 
@@ -45,7 +46,7 @@ export class RemediationFunction extends Construct {
 
   constructor(scope: Construct, id: string, props: RemediationFunctionProps) {
     super(scope, id);
-    const prefix = props.prefix ?? 'StemeDB';
+    const prefix = props.prefix ?? DEFAULT_PREFIX;
     const entry = join(LAMBDA_DIR, `${props.entryName}.ts`);
     if (!/^[a-z][a-z0-9-]*$/.test(props.entryName) || !existsSync(entry)) {
       throw new Error(

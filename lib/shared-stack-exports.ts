@@ -3,6 +3,7 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
+import { DEFAULT_PREFIX } from '../contracts/deployment';
 import type { NodeArchiveAccess } from './wal-archive-bucket';
 
 /** The export names, `<prefix>-Disk-<what>`: fixed, so they never change when nodes are added. */
@@ -38,7 +39,7 @@ export interface SharedStackExportsProps {
 export class SharedStackExports extends Construct {
   constructor(scope: Construct, id: string, props: SharedStackExportsProps) {
     super(scope, id);
-    const names = sharedExportNames(props.prefix ?? 'StemeDB');
+    const names = sharedExportNames(props.prefix ?? DEFAULT_PREFIX);
     new CfnOutput(this, 'KeyArn', { value: props.key.keyArn, exportName: names.keyArn });
     new CfnOutput(this, 'TopicArn', { value: props.topic.topicArn, exportName: names.topicArn });
     new CfnOutput(this, 'WalArchiveBucketArn', {

@@ -2,6 +2,7 @@ import { Validations } from 'aws-cdk-lib';
 import * as dlm from 'aws-cdk-lib/aws-dlm';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { Construct } from 'constructs';
+import { DEFAULT_PREFIX } from '../contracts/deployment';
 import { DEPLOYMENT_TAG_KEY } from './tags';
 
 export interface DataVolumeSnapshotPolicyProps {
@@ -27,7 +28,7 @@ export class DataVolumeSnapshotPolicy extends Construct {
     super(scope, id);
     const retainCount = props.retainCount ?? 7;
     const timeUtc = props.timeUtc ?? '03:00';
-    const prefix = props.prefix ?? 'StemeDB';
+    const prefix = props.prefix ?? DEFAULT_PREFIX;
     if (!Number.isInteger(retainCount) || retainCount < 1 || retainCount > 1000) {
       throw new Error(
         `DataVolumeSnapshotPolicy retainCount is ${retainCount}; expected a whole number from 1 to 1000`,

@@ -5,7 +5,7 @@ import type * as s3 from 'aws-cdk-lib/aws-s3';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import type * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
-import { PREFIX_PATTERN } from '../contracts/deployment';
+import { DEFAULT_PREFIX, PREFIX_PATTERN } from '../contracts/deployment';
 import type { AutomationDocument } from './automation-document';
 import type { CommandDocument } from './command-document';
 
@@ -54,7 +54,7 @@ export class StackOutputs extends Construct {
 
   constructor(scope: Construct, id: string, props: StackOutputsProps) {
     super(scope, id);
-    const prefix = props.prefix ?? 'StemeDB';
+    const prefix = props.prefix ?? DEFAULT_PREFIX;
     if (!PREFIX_PATTERN.test(prefix))
       throw new Error(`StackOutputs prefix ${JSON.stringify(prefix)} is invalid: expected ${PREFIX_PATTERN}`);
     if (props.automationDocuments.length === 0)

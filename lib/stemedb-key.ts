@@ -2,6 +2,7 @@ import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import { Construct } from 'constructs';
+import { DEFAULT_PREFIX } from '../contracts/deployment';
 
 export interface StemeDbKeyProps {
   /** Prefix of the key alias (`alias/<prefix>-data`). @default 'StemeDB' */
@@ -25,7 +26,7 @@ export class StemeDbKey extends Construct {
 
   constructor(scope: Construct, id: string, props: StemeDbKeyProps = {}) {
     super(scope, id);
-    const prefix = props.prefix ?? 'StemeDB';
+    const prefix = props.prefix ?? DEFAULT_PREFIX;
     const pendingWindowDays = props.pendingWindowDays ?? 30;
     if (!Number.isInteger(pendingWindowDays) || pendingWindowDays < 7 || pendingWindowDays > 30) {
       throw new Error(

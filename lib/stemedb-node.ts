@@ -3,6 +3,7 @@ import type * as kms from 'aws-cdk-lib/aws-kms';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
+import { DEFAULT_PREFIX } from '../contracts/deployment';
 import { type NodeRegistryEntry, nodeRegistryParameterName } from '../contracts/node-registry';
 import type { DiskThresholds } from '../contracts/thresholds';
 import { AdoptedDataVolume } from './adopted-data-volume';
@@ -57,7 +58,7 @@ export class StemeDbNode extends Construct {
   constructor(scope: Construct, id: string, props: StemeDbNodeProps) {
     super(scope, id);
     const { node } = props;
-    const prefix = props.prefix ?? 'StemeDB';
+    const prefix = props.prefix ?? DEFAULT_PREFIX;
     const dataMount = props.dataMount ?? '/data';
     this.nodeName = node.name;
     this.instanceId = node.instanceId;
