@@ -1,7 +1,9 @@
+import { execFileSync } from 'node:child_process';
 import {
   existsSync,
   mkdirSync,
   mkdtempSync,
+  readdirSync,
   readFileSync,
   rmSync,
   symlinkSync,
@@ -12,7 +14,7 @@ import { join } from 'node:path';
 import { App, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { stringify } from 'yaml';
+import { parse as parseYaml, stringify } from 'yaml';
 import {
   CommandDocument,
   defaultCommandDocumentFiles,
@@ -407,5 +409,67 @@ describe('runCommandDocument (local SSM agent)', () => {
     const r = await runCommandDocument(slow, {}, { timeoutMs: 300 });
     expect(r.timedOut).toBe(true);
     expect(r.exitCode).not.toBe(0);
+  });
+});
+
+describe('the input patterns the host scripts share (scripts/lib/common.sh)', () => {
+  const scriptsDir = join(REPO_ROOT, 'ssm-documents', 'scripts');
+  // The patterns as bash holds them after sourcing the library (composed ones expanded).
+  const shared = new Map(
+    execFileSync(
+      'bash',
+      [
+        '-c',
+        'source "$1"; for v in $(compgen -v | grep "_RE$"); do declare -n p=$v; printf "%s\\t%s\\n" "$v" "$p"; done',
+        'bash',
+        join(scriptsDir, 'lib', 'common.sh'),
+      ],
+      { encoding: 'utf8' },
+    )
+      .trim()
+      .split('\n')
+      .map((line) => line.split('\t') as [string, string]),
+  );
+  const allowedPatterns = (script: string): Record<string, string | undefined> => {
+    const definition = parseYaml(
+      readFileSync(join(REPO_ROOT, 'ssm-documents', script.replace(/\.sh$/, '.command.yml')), 'utf8'),
+    ) as { parameters?: Record<string, { allowedPattern?: string }> };
+    return Object.fromEntries(
+      Object.entries(definition.parameters ?? {}).map(([name, p]) => [name, p.allowedPattern]),
+    );
+  };
+  const scripts = readdirSync(scriptsDir).filter((f) => f.endsWith('.sh'));
+
+  it('defines the ten patterns, each the allowedPattern of some Command document parameter', () => {
+    expect([...shared.keys()].sort()).toEqual(
+      [
+        'BASE_URL_RE',
+        'DIR_RE',
+        'HEALTH_TIMEOUT_RE',
+        'HEALTH_URL_RE',
+        'MOUNT_POINT_RE',
+        'OPTIONAL_DIR_RE',
+        'PATH_SEGMENT_RE',
+        'PERCENT_RE',
+        'PLAIN_PATH_RE',
+        'SERVICE_RE',
+      ].sort(),
+    );
+    const declared = new Set(scripts.flatMap((f) => Object.values(allowedPatterns(f))));
+    for (const [name, pattern] of shared) {
+      if (name !== 'PATH_SEGMENT_RE') expect(declared.has(pattern), name).toBe(true);
+    }
+  });
+
+  it.each(scripts)('%s reads each parameter with the pattern its document declares for it', (script) => {
+    const declared = allowedPatterns(script);
+    const reads = [
+      ...readFileSync(join(scriptsDir, script), 'utf8').matchAll(/^\s*param \w+ (\w+) "\$(\w+_RE)"/gm),
+    ].filter(([, , re]) => shared.has(re as string));
+    for (const [, parameter, re] of reads) {
+      expect(declared[parameter as string], `${script} ${parameter} read with ${re}`).toBe(
+        shared.get(re as string),
+      );
+    }
   });
 });
