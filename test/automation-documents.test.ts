@@ -34,10 +34,9 @@ import {
   schemaProblems,
   validateAutomationDocument,
 } from './support/automation-validator';
-import { acceptsValue, type OperatorParameter } from './support/operator-parameters';
+import { acceptsValue, type OperatorParameter, valuesToRefuse } from './support/operator-parameters';
 import { stackArn } from './support/stack-arn';
 import { synthStack } from './support/synth';
-import { valuesToRefuse } from './support/values-to-refuse';
 
 const DOCUMENTS_DIR = join(REPO_ROOT, 'ssm-documents');
 

@@ -23,7 +23,7 @@ import {
   hostileValueTests,
   patternRangeProblems,
 } from './support/hostile-parameters';
-import { acceptsValue } from './support/operator-parameters';
+import { acceptsValue, type HostileKind, valuesToRefuse } from './support/operator-parameters';
 import {
   answersHealthy,
   cleanupsAfterEach,
@@ -36,7 +36,6 @@ import {
 } from './support/service-bed';
 import type { StandinOptions } from './support/stemedb-standin';
 import { synthStack } from './support/synth';
-import { type HostileKind, valuesToRefuse } from './support/values-to-refuse';
 
 const SCRIPT = join(__dirname, '..', 'ssm-documents', 'scripts', 'wal-cleanup.sh');
 const AUTOMATION = join(__dirname, '..', 'ssm-documents', 'wal-cleanup.automation.yml');

@@ -3,7 +3,7 @@
  * a String parameter: `allowedPattern` (JavaScript semantics, `$` only at the very end),
  * `allowedValues` and `maxChars`. With the hostile values the suites try against the parameters
  * that reach a root script on the host (paths, units, URLs, mount points, directory lists) and
- * against the free-text `Reason`.
+ * against the free-text `Reason`; `valuesToRefuse` puts them together for one parameter.
  */
 
 /** A parameter declaration as these checks read it. */
@@ -115,4 +115,33 @@ export function nearMisses(configured: string): string[] {
   }
   out.delete(configured);
   return [...out];
+}
+
+/** What a parameter names on the host. */
+export type HostileKind = 'path' | 'unit' | 'url';
+
+/** The hostile values of each kind. */
+export const HOSTILE_OF_KIND: Readonly<Record<HostileKind, readonly string[]>> = {
+  path: HOSTILE_PATHS,
+  unit: HOSTILE_UNITS,
+  url: HOSTILE_URLS,
+};
+
+/**
+ * `HOSTILE_ANYWHERE`, the hostile values of `kind`, `extra` and the near misses of every value of
+ * `allowed`, each once and none of them an allowed value.
+ */
+export function valuesToRefuse(
+  kind: HostileKind,
+  allowed: readonly string[],
+  extra: readonly string[] = [],
+): string[] {
+  const values = new Set([
+    ...HOSTILE_ANYWHERE,
+    ...HOSTILE_OF_KIND[kind],
+    ...extra,
+    ...allowed.flatMap(nearMisses),
+  ]);
+  for (const v of allowed) values.delete(v);
+  return [...values];
 }
