@@ -205,16 +205,18 @@ export async function runCommandDocument(
 }
 
 /**
- * Synthesizes a minimal stack holding one `CommandDocument` and returns the document content from
- * the template, i.e. exactly what CloudFormation would get.
+ * Synthesizes a minimal stack holding one `CommandDocument` (after `customize`, e.g. an override
+ * the stack applies to it) and returns the document content from the template, i.e. exactly what
+ * CloudFormation would get.
  */
 export function synthesizeCommandDocument(
   name: string,
   props: Partial<Omit<CommandDocumentProps, 'name'>> = {},
+  customize: (doc: CommandDocument) => void = () => {},
 ): CommandDocumentContent {
   const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
   const stack = new Stack(app, 'CommandDocumentTestStack');
-  new CommandDocument(stack, name, { prefix: 'StemeDB', ...props, name });
+  customize(new CommandDocument(stack, name, { prefix: 'StemeDB', ...props, name }));
   const documents = Template.fromStack(stack).findResources('AWS::SSM::Document');
   const [resource] = Object.values(documents) as Array<{ Properties: { Content: CommandDocumentContent } }>;
   if (resource === undefined) throw new Error(`no AWS::SSM::Document synthesized for ${name}`);
