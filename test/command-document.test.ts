@@ -3,7 +3,6 @@ import {
   existsSync,
   mkdirSync,
   mkdtempSync,
-  readdirSync,
   readFileSync,
   rmSync,
   symlinkSync,
@@ -15,6 +14,7 @@ import { App, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml, stringify } from 'yaml';
+import { FILE_OWNERS } from '../contracts/sections';
 import {
   CommandDocument,
   defaultCommandDocumentFiles,
@@ -430,15 +430,17 @@ describe('the input patterns the host scripts share (scripts/lib/common.sh)', ()
       .split('\n')
       .map((line) => line.split('\t') as [string, string]),
   );
-  const allowedPatterns = (script: string): Record<string, string | undefined> => {
-    const definition = parseYaml(
-      readFileSync(join(REPO_ROOT, 'ssm-documents', script.replace(/\.sh$/, '.command.yml')), 'utf8'),
-    ) as { parameters?: Record<string, { allowedPattern?: string }> };
+  // Every Command document the stack deploys: the sections' and the prevention's.
+  const documents: readonly string[] = FILE_OWNERS.flatMap((o) => o.commands);
+  const allowedPatterns = (document: string): Record<string, string | undefined> => {
+    const { definitionFile } = defaultCommandDocumentFiles(document);
+    const definition = parseYaml(readFileSync(join(REPO_ROOT, definitionFile), 'utf8')) as {
+      parameters?: Record<string, { allowedPattern?: string }>;
+    };
     return Object.fromEntries(
       Object.entries(definition.parameters ?? {}).map(([name, p]) => [name, p.allowedPattern]),
     );
   };
-  const scripts = readdirSync(scriptsDir).filter((f) => f.endsWith('.sh'));
 
   it('defines the ten patterns, each the allowedPattern of some Command document parameter', () => {
     expect([...shared.keys()].sort()).toEqual(
@@ -455,19 +457,20 @@ describe('the input patterns the host scripts share (scripts/lib/common.sh)', ()
         'SERVICE_RE',
       ].sort(),
     );
-    const declared = new Set(scripts.flatMap((f) => Object.values(allowedPatterns(f))));
+    const declared = new Set(documents.flatMap((d) => Object.values(allowedPatterns(d))));
     for (const [name, pattern] of shared) {
       if (name !== 'PATH_SEGMENT_RE') expect(declared.has(pattern), name).toBe(true);
     }
   });
 
-  it.each(scripts)('%s reads each parameter with the pattern its document declares for it', (script) => {
-    const declared = allowedPatterns(script);
+  it.each(documents)('%s: its script reads each parameter with the pattern it declares', (document) => {
+    const declared = allowedPatterns(document);
+    const { scriptFile } = defaultCommandDocumentFiles(document);
     const reads = [
-      ...readFileSync(join(scriptsDir, script), 'utf8').matchAll(/^\s*param \w+ (\w+) "\$(\w+_RE)"/gm),
+      ...readFileSync(join(REPO_ROOT, scriptFile), 'utf8').matchAll(/^\s*param \w+ (\w+) "\$(\w+_RE)"/gm),
     ].filter(([, , re]) => shared.has(re as string));
     for (const [, parameter, re] of reads) {
-      expect(declared[parameter as string], `${script} ${parameter} read with ${re}`).toBe(
+      expect(declared[parameter as string], `${document} ${parameter} read with ${re}`).toBe(
         shared.get(re as string),
       );
     }
