@@ -14,9 +14,6 @@ export const REMEDIATION_SECTIONS: readonly RouterStartableAutomation[] = ROUTER
 /** A runbook section the router may start. */
 export type RemediationSection = RouterStartableAutomation;
 
-/** A document's name after `<prefix>-` (or `<prefix>-Host-`): PascalCase, up to 64 letters and digits. */
-export const DOCUMENT_NAME_PATTERN = /^[A-Z][A-Za-z0-9]{0,63}$/;
-
 /** Full document name for a section, `<Prefix>-<Section>`. */
 export function documentName(prefix: string, section: string): string {
   return `${prefix}-${section}`;

@@ -2,8 +2,7 @@ import { readFileSync } from 'node:fs';
 import { Stack } from 'aws-cdk-lib';
 import { CfnDocument } from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
-import { PREFIX_PATTERN } from '../contracts/deployment';
-import { DOCUMENT_NAME_PATTERN } from '../contracts/documents';
+import { DOCUMENT_NAME_PATTERN, PREFIX_PATTERN } from '../contracts/deployment';
 
 /**
  * What an {@link AutomationDocument} and a {@link CommandDocument} share: their error's shape,

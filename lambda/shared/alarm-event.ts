@@ -28,8 +28,7 @@ import {
   REGION_PATTERN,
   VOLUME_ID_PATTERN,
 } from '../../contracts/aws-ids';
-import { NODE_NAME_PATTERN } from '../../contracts/deployment';
-import { DOCUMENT_NAME_PATTERN } from '../../contracts/documents';
+import { DOCUMENT_NAME_PATTERN, NODE_NAME_PATTERN } from '../../contracts/deployment';
 import type { NodeRegistryEntry } from '../../contracts/node-registry';
 import { shown } from './payload';
 
